@@ -1,0 +1,39 @@
+// Command spacepanda is the SpacePanda CLI: conformance (and, as they land,
+// serve, relay, demo and bench).
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, `usage: spacepanda <command> [arguments]
+
+commands:
+  conformance [DIR]   run the official MLS test vectors in DIR
+                      (default: $MLS_TEST_VECTORS, else ../shared/testvectors)`)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "conformance":
+		return cmdConformance(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "spacepanda: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+}

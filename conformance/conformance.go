@@ -1,0 +1,136 @@
+// Package conformance runs the official MLS test vectors (RFC 9420 interop
+// test vectors, formats in shared/spec/test-vectors.md) against this
+// implementation. The go tests and `spacepanda conformance` call the same code.
+package conformance
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// Result is the outcome of one test case in a vector file.
+type Result struct {
+	Name string // e.g. "suite 1 #0"
+	Err  error  // nil on success
+}
+
+// Kind runs one vector file. Run returns one Result per test case; an error
+// means the file could not be read as this kind at all.
+type Kind struct {
+	File string
+	Run  func(data []byte) ([]Result, error) // nil: not implemented yet
+	Why  string                              // why it is skipped when Run is nil
+}
+
+// Kinds lists every vector kind this implementation knows, in file-name order.
+func Kinds() []Kind {
+	ks := []Kind{
+		{File: "crypto-basics.json", Run: runCryptoBasics},
+		{File: "tree-math.json", Why: "not implemented yet"},
+		{File: "deserialization.json", Why: "not implemented yet"},
+		{File: "secret-tree.json", Why: "not implemented yet"},
+		{File: "key-schedule.json", Why: "not implemented yet"},
+		{File: "psk_secret.json", Why: "not implemented yet"},
+		{File: "transcript-hashes.json", Why: "not implemented yet"},
+		{File: "message-protection.json", Why: "not implemented yet"},
+		{File: "messages.json", Why: "not implemented yet"},
+		{File: "tree-operations.json", Why: "not implemented yet"},
+		{File: "tree-validation.json", Why: "not implemented yet"},
+		{File: "treekem.json", Why: "not implemented yet"},
+		{File: "welcome.json", Why: "not implemented yet"},
+		{File: "passive-client-welcome.json", Why: "not implemented yet"},
+		{File: "passive-client-handling-commit.json", Why: "not implemented yet"},
+		{File: "passive-client-random.json", Why: "not implemented yet"},
+	}
+	sort.Slice(ks, func(i, j int) bool { return ks[i].File < ks[j].File })
+	return ks
+}
+
+// FileReport summarises one file.
+type FileReport struct {
+	File    string
+	Skipped string // non-empty: why the file was skipped
+	Results []Result
+	Err     error // the file could not be run at all
+}
+
+// Passed counts successful cases.
+func (r FileReport) Passed() int {
+	n := 0
+	for _, c := range r.Results {
+		if c.Err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Failed counts failed cases (a file that could not run counts as one).
+func (r FileReport) Failed() int {
+	n := len(r.Results) - r.Passed()
+	if r.Err != nil {
+		n++
+	}
+	return n
+}
+
+// FirstFailure returns the first failing case, formatted.
+func (r FileReport) FirstFailure() string {
+	if r.Err != nil {
+		return r.Err.Error()
+	}
+	for _, c := range r.Results {
+		if c.Err != nil {
+			return c.Name + ": " + c.Err.Error()
+		}
+	}
+	return ""
+}
+
+// RunFile runs one kind against the file of that name in dir.
+func RunFile(dir string, k Kind) FileReport {
+	rep := FileReport{File: k.File}
+	if k.Run == nil {
+		rep.Skipped = k.Why
+		return rep
+	}
+	data, err := os.ReadFile(filepath.Join(dir, k.File))
+	if errors.Is(err, os.ErrNotExist) {
+		rep.Skipped = "file not present"
+		return rep
+	}
+	if err != nil {
+		rep.Err = err
+		return rep
+	}
+	rep.Results, rep.Err = k.Run(data)
+	return rep
+}
+
+// RunDir runs every known kind in dir and writes one line per file and a
+// total line to w. It returns the number of passed and failed cases.
+func RunDir(dir string, w io.Writer) (passed, failed int) {
+	for _, k := range Kinds() {
+		rep := RunFile(dir, k)
+		switch {
+		case rep.Skipped != "":
+			fmt.Fprintf(w, "skip %s: %s\n", rep.File, rep.Skipped)
+		case rep.Failed() == 0:
+			fmt.Fprintf(w, "PASS %s %d/%d\n", rep.File, rep.Passed(), len(rep.Results))
+		default:
+			total := len(rep.Results)
+			if rep.Err != nil {
+				total++
+			}
+			fmt.Fprintf(w, "FAIL %s %d/%d: %s\n", rep.File, rep.Passed(), total, rep.FirstFailure())
+		}
+		passed += rep.Passed()
+		failed += rep.Failed()
+	}
+	fmt.Fprintf(w, "%d passed, %d failed\n", passed, failed)
+	return passed, failed
+}
