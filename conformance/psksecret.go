@@ -1,0 +1,49 @@
+package conformance
+
+import (
+	"github.com/spacepanda/spacepanda/mls/schedule"
+)
+
+type pskSecretCase struct {
+	CipherSuite uint16 `json:"cipher_suite"`
+	PSKs        []struct {
+		PSKID    Hex `json:"psk_id"`
+		PSK      Hex `json:"psk"`
+		PSKNonce Hex `json:"psk_nonce"`
+	} `json:"psks"`
+	PSKSecret Hex `json:"psk_secret"`
+}
+
+func runPSKSecret(data []byte) ([]Result, error) {
+	cases, err := decodeCases[pskSecretCase](data)
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	for i, c := range cases {
+		out = append(out, Result{Name: caseName(c.CipherSuite, i), Err: c.check()})
+	}
+	return out, nil
+}
+
+func (c *pskSecretCase) check() error {
+	s, err := suiteFor(c.CipherSuite)
+	if err != nil {
+		return err
+	}
+	psks := make([]schedule.PSK, len(c.PSKs))
+	for i, p := range c.PSKs {
+		psks[i] = schedule.PSK{
+			ID:     schedule.PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: p.PSKID, Nonce: p.PSKNonce},
+			Secret: p.PSK,
+		}
+		if err := psks[i].ID.CheckNonce(s); err != nil {
+			return err
+		}
+	}
+	got, err := schedule.PSKSecret(s, psks)
+	if err != nil {
+		return err
+	}
+	return mismatch("psk_secret", got, c.PSKSecret)
+}
