@@ -30,8 +30,8 @@ type Kind struct {
 func Kinds() []Kind {
 	ks := []Kind{
 		{File: "crypto-basics.json", Run: runCryptoBasics},
-		{File: "tree-math.json", Why: "not implemented yet"},
-		{File: "deserialization.json", Why: "not implemented yet"},
+		{File: "tree-math.json", Run: runTreeMath},
+		{File: "deserialization.json", Run: runDeserialization},
 		{File: "secret-tree.json", Why: "not implemented yet"},
 		{File: "key-schedule.json", Run: runKeySchedule},
 		{File: "psk_secret.json", Run: runPSKSecret},
