@@ -32,7 +32,7 @@ func Kinds() []Kind {
 		{File: "crypto-basics.json", Run: runCryptoBasics},
 		{File: "tree-math.json", Run: runTreeMath},
 		{File: "deserialization.json", Run: runDeserialization},
-		{File: "secret-tree.json", Why: "not implemented yet"},
+		{File: "secret-tree.json", Run: runSecretTree},
 		{File: "key-schedule.json", Run: runKeySchedule},
 		{File: "psk_secret.json", Run: runPSKSecret},
 		{File: "transcript-hashes.json", Why: "not implemented yet"},
