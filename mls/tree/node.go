@@ -38,8 +38,46 @@ const ProtocolVersionMLS10 ProtocolVersion = 1
 
 // ProposalType identifies a proposal ("MLS Proposal Types" registry,
 // RFC 9420 §17.4). It lives here because Capabilities lists proposal types;
-// package mls re-exports it with the named constants.
+// package mls re-exports it (mls.ProposalType is an alias).
 type ProposalType uint16
+
+// Proposal types defined by RFC 9420 §17.4.
+const (
+	ProposalTypeAdd                    ProposalType = 0x0001
+	ProposalTypeUpdate                 ProposalType = 0x0002
+	ProposalTypeRemove                 ProposalType = 0x0003
+	ProposalTypePSK                    ProposalType = 0x0004
+	ProposalTypeReInit                 ProposalType = 0x0005
+	ProposalTypeExternalInit           ProposalType = 0x0006
+	ProposalTypeGroupContextExtensions ProposalType = 0x0007
+)
+
+// IsDefault reports whether t is one of the "default" proposal types that
+// MUST NOT be listed in Capabilities.proposals (RFC 9420 §7.2). These are
+// exactly the proposal types this implementation can decode.
+func (t ProposalType) IsDefault() bool {
+	return t >= ProposalTypeAdd && t <= ProposalTypeGroupContextExtensions
+}
+
+func (t ProposalType) String() string {
+	switch t {
+	case ProposalTypeAdd:
+		return "add"
+	case ProposalTypeUpdate:
+		return "update"
+	case ProposalTypeRemove:
+		return "remove"
+	case ProposalTypePSK:
+		return "psk"
+	case ProposalTypeReInit:
+		return "reinit"
+	case ProposalTypeExternalInit:
+		return "external_init"
+	case ProposalTypeGroupContextExtensions:
+		return "group_context_extensions"
+	}
+	return fmt.Sprintf("ProposalType(0x%04x)", uint16(t))
+}
 
 // Capabilities lists what a client supports (RFC 9420 §7.2). Unknown
 // values (including GREASE) are carried, never rejected (§13.4).
