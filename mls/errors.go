@@ -39,7 +39,12 @@ func invalid(r *wire.Reader, err error, format string, args ...any) {
 	r.SetError(fmt.Errorf("%w: %s: %w", err, fmt.Sprintf(format, args...), wire.ErrInvalidValue))
 }
 
+// wrapf wraps err with a formatted message.
+func wrapf(err error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", err, fmt.Sprintf(format, args...))
+}
+
 // incomplete records an ErrIncompleteValue on b.
 func incomplete(b *wire.Builder, format string, args ...any) {
-	b.SetError(fmt.Errorf("%w: %s", ErrIncompleteValue, fmt.Sprintf(format, args...)))
+	b.SetError(wrapf(ErrIncompleteValue, format, args...))
 }
