@@ -615,7 +615,7 @@ func FuzzVector(f *testing.F) {
 	for _, m := range seeds {
 		f.Add(MustMarshal(m))
 	}
-	f.Add(unhex(f, "000002000000000000")) // bool octet 2
+	f.Add(unhex(f, "000200000000000000")) // bool octet 2
 	f.Add(unhex(f, "000000020000000000")) // presence octet 2
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m fuzzMsg
