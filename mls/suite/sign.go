@@ -183,6 +183,13 @@ func (a ecdsaAlg) generate(r io.Reader) ([]byte, []byte, error) {
 }
 
 func (a ecdsaAlg) signer(priv []byte) (crypto.Signer, []byte, error) {
+	// Some implementations strip leading zero bytes from the scalar (seen in
+	// the P-521 message-protection vectors); it is still the same integer.
+	if size := (a.curve.Params().BitSize + 7) / 8; len(priv) < size && len(priv) > 0 {
+		padded := make([]byte, size)
+		copy(padded[size-len(priv):], priv)
+		priv = padded
+	}
 	k, err := ecdsa.ParseRawPrivateKey(a.curve, priv)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: ECDSA private key", ErrInvalidKey)

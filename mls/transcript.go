@@ -1,0 +1,44 @@
+package mls
+
+import (
+	"github.com/spacepanda/spacepanda/mls/suite"
+	"github.com/spacepanda/spacepanda/mls/wire"
+)
+
+// Transcript hashes (RFC 9420 §8.2).
+
+// ConfirmedTranscriptHashInput encodes struct { WireFormat wire_format;
+// FramedContent content; opaque signature<V>; } for a commit.
+func confirmedTranscriptHashInput(ac *AuthenticatedContent) ([]byte, error) {
+	if ac.Content.ContentType != ContentTypeCommit {
+		return nil, wrapf(ErrInvalidMessage, "transcript hash input from %v content", ac.Content.ContentType)
+	}
+	b := wire.NewBuilder(256)
+	b.AddUint16(uint16(ac.WireFormat))
+	ac.Content.MarshalMLS(b)
+	b.AddOpaque(ac.Auth.Signature)
+	return b.Bytes()
+}
+
+// NextConfirmedTranscriptHash computes
+// confirmed_transcript_hash_[epoch] = Hash(interim_transcript_hash_[epoch-1] || ConfirmedTranscriptHashInput_[epoch]).
+func NextConfirmedTranscriptHash(s *suite.Suite, interimBefore []byte, ac *AuthenticatedContent) ([]byte, error) {
+	in, err := confirmedTranscriptHashInput(ac)
+	if err != nil {
+		return nil, err
+	}
+	return s.Hash(interimBefore, in), nil
+}
+
+// NextInterimTranscriptHash computes
+// interim_transcript_hash_[epoch] = Hash(confirmed_transcript_hash_[epoch] || InterimTranscriptHashInput_[epoch]),
+// where InterimTranscriptHashInput is struct { MAC confirmation_tag; }.
+func NextInterimTranscriptHash(s *suite.Suite, confirmed, confirmationTag []byte) ([]byte, error) {
+	b := wire.NewBuilder(len(confirmationTag) + 4)
+	b.AddOpaque(confirmationTag)
+	in, err := b.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	return s.Hash(confirmed, in), nil
+}
