@@ -190,6 +190,19 @@ func newEmptyTree(s *suite.Suite, leafCount uint32, opts Options) (*SecretTree, 
 	}, nil
 }
 
+// subtreeLeaves returns the leaf range [first, end) below node x.
+func subtreeLeaves(x tree.NodeIndex) (first, end uint64) {
+	k := tree.Level(x)
+	first = (uint64(x) - (1<<k - 1)) / 2
+	return first, first + 1<<k
+}
+
+// usable reports whether node x covers at least one leaf below leafCount.
+func (t *SecretTree) usable(x tree.NodeIndex) bool {
+	first, _ := subtreeLeaves(x)
+	return first < uint64(t.leafCount)
+}
+
 // LeafCount returns the leaf count the tree was created with.
 func (t *SecretTree) LeafCount() uint32 { return t.leafCount }
 
@@ -230,7 +243,12 @@ func (t *SecretTree) leaf(leaf tree.LeafIndex) (*leafRatchets, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.nodes[l], t.nodes[r] = ls, rs
+		t.nodes[l] = ls
+		if t.usable(r) {
+			t.nodes[r] = rs
+		} else {
+			clear(rs) // covers only leaves past leafCount: never needed
+		}
 		clear(sec)
 		delete(t.nodes, x) // consumed (§9.2)
 		if tree.IsInSubtree(target, l) {

@@ -304,6 +304,30 @@ func TestStateRoundTrip(t *testing.T) {
 	sameKey(t, kn, want[29])
 }
 
+func TestStateRoundTripPartialTree(t *testing.T) {
+	// 5 leaves are shaped as 8: using leaf 4 must not keep secrets for 5..7.
+	st := newTestTree(t, 5, Options{})
+	want, err := st.NextSenderKey(4, ApplicationRatchet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.nodes) != 1 { // node 3 (leaves 0..3); node 13 and leaf 5 dropped
+		t.Fatalf("%d node secrets stored", len(st.nodes))
+	}
+	back := roundTrip(t, st, Options{})
+	for l := tree.LeafIndex(0); l < 5; l++ {
+		if _, err := back.NextSenderKey(l, HandshakeRatchet); err != nil {
+			t.Fatalf("leaf %d: %v", l, err)
+		}
+	}
+	other := newTestTree(t, 5, Options{})
+	kn, err := other.ReceiverKey(4, ApplicationRatchet, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameKey(t, kn, want)
+}
+
 func TestRatchetExhaustion(t *testing.T) {
 	st := newTestTree(t, 2, Options{})
 	if _, err := st.NextSenderKey(0, ApplicationRatchet); err != nil {
@@ -357,6 +381,8 @@ func TestRestoreRejectsInconsistentState(t *testing.T) {
 			r[0], r[1] = r[1], r[0]
 		},
 		"exhausted with secret": func(s *SecretTreeState) { s.Leaves[0].Handshake.Next = exhausted },
+		"leaf uncovered":        func(s *SecretTreeState) { s.Nodes = s.Nodes[1:] },
+		"no secrets":            func(s *SecretTreeState) { s.Nodes, s.Leaves = nil, nil },
 		"next beyond 2^32":      func(s *SecretTreeState) { s.Leaves[0].Handshake.Next = exhausted + 1 },
 	} {
 		bad := *good

@@ -109,8 +109,8 @@ func RestoreSecretTree(s *suite.Suite, st *SecretTreeState, opts Options) (*Secr
 		if uint64(ns.Node) >= width {
 			return nil, bad("node %d outside the tree", ns.Node)
 		}
-		if leaf, ok := ns.Node.Leaf(); ok && uint64(leaf) >= uint64(t.leafCount) {
-			return nil, bad("node %d outside the tree", ns.Node)
+		if !t.usable(ns.Node) {
+			return nil, bad("node %d covers no leaf of the tree", ns.Node)
 		}
 		if _, dup := t.nodes[ns.Node]; dup {
 			return nil, bad("node %d twice", ns.Node)
@@ -165,6 +165,15 @@ func RestoreSecretTree(s *suite.Suite, st *SecretTreeState, opts Options) (*Secr
 		if err := below(l.Node()); err != nil {
 			return nil, err
 		}
+	}
+	// With no overlaps, every leaf is covered exactly once iff the counts add up.
+	covered := uint64(len(t.leaves))
+	for x := range t.nodes {
+		first, end := subtreeLeaves(x)
+		covered += min(end, uint64(t.leafCount)) - first
+	}
+	if covered != uint64(t.leafCount) {
+		return nil, bad("secrets cover %d of %d leaves", covered, t.leafCount)
 	}
 	return t, nil
 }
