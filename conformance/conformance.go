@@ -40,7 +40,7 @@ func Kinds() []Kind {
 		{File: "messages.json", Run: runMessages},
 		{File: "tree-operations.json", Run: runTreeOperations},
 		{File: "tree-validation.json", Run: runTreeValidation},
-		{File: "treekem.json", Why: "not implemented yet"},
+		{File: "treekem.json", Run: runTreeKEM},
 		{File: "welcome.json", Why: "not implemented yet"},
 		{File: "passive-client-welcome.json", Why: "not implemented yet"},
 		{File: "passive-client-handling-commit.json", Why: "not implemented yet"},
