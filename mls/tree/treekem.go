@@ -296,7 +296,8 @@ func (t *Tree) MergeUpdatePath(s *suite.Suite, sender LeafIndex, path *UpdatePat
 // resolution that keys holds, derives the secrets up to the root and checks
 // every derived public key against the path. It returns the commit secret,
 // the decrypted path secret and the member's new private keys: keys without
-// those of the sender's direct path, plus the derived ones.
+// those of the sender's direct path and of nodes blank in rp.Tree, plus the
+// derived ones.
 func (rp *ReceivedPath) Decrypt(s *suite.Suite, groupContext []byte, me LeafIndex, keys PrivateKeys) (commitSecret, pathSecret []byte, newKeys PrivateKeys, err error) {
 	if me == rp.Sender || me >= LeafIndex(rp.Tree.nLeaves) {
 		return nil, nil, nil, fmt.Errorf("%w: leaf %d cannot decrypt a path from leaf %d", ErrNoPrivateKey, me, rp.Sender)
@@ -323,7 +324,9 @@ func (rp *ReceivedPath) Decrypt(s *suite.Suite, groupContext []byte, me LeafInde
 	w := rp.Tree.w()
 	root := rp.Tree.Root()
 	for x, v := range keys {
-		newKeys[x] = v
+		if rp.Tree.Node(x) != nil {
+			newKeys[x] = v
+		}
 	}
 	for x := rp.Sender.Node(); x != root; {
 		x = parent(x, w)
