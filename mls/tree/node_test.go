@@ -243,3 +243,23 @@ func FuzzLeafNode(f *testing.F) {
 	fuzzSeeds(f, "update_proposal")
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip[LeafNode](t, data) })
 }
+
+// FuzzTreeStructs covers the remaining tree-level decoders: Credential,
+// Capabilities, Extensions, UpdatePath, ParentNode and the extension bodies.
+func FuzzTreeStructs(f *testing.F) {
+	for _, c := range messageVectors(f) {
+		f.Add([]byte(c["update_proposal"]))
+		f.Add([]byte(c["group_context_extensions_proposal"]))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzRoundTrip[Credential](t, data)
+		fuzzRoundTrip[Capabilities](t, data)
+		fuzzRoundTrip[Extensions](t, data)
+		fuzzRoundTrip[UpdatePath](t, data)
+		fuzzRoundTrip[ParentNode](t, data)
+		fuzzRoundTrip[Node](t, data)
+		fuzzRoundTrip[ExternalSenders](t, data)
+		fuzzRoundTrip[RequiredCapabilities](t, data)
+		fuzzRoundTrip[ExternalPub](t, data)
+	})
+}
