@@ -41,7 +41,7 @@ func Kinds() []Kind {
 		{File: "tree-operations.json", Run: runTreeOperations},
 		{File: "tree-validation.json", Run: runTreeValidation},
 		{File: "treekem.json", Run: runTreeKEM},
-		{File: "welcome.json", Why: "not implemented yet"},
+		{File: "welcome.json", Run: runWelcome},
 		{File: "passive-client-welcome.json", Why: "not implemented yet"},
 		{File: "passive-client-handling-commit.json", Why: "not implemented yet"},
 		{File: "passive-client-random.json", Why: "not implemented yet"},
