@@ -42,9 +42,9 @@ func Kinds() []Kind {
 		{File: "tree-validation.json", Run: runTreeValidation},
 		{File: "treekem.json", Run: runTreeKEM},
 		{File: "welcome.json", Run: runWelcome},
-		{File: "passive-client-welcome.json", Why: "not implemented yet"},
-		{File: "passive-client-handling-commit.json", Why: "not implemented yet"},
-		{File: "passive-client-random.json", Why: "not implemented yet"},
+		{File: "passive-client-welcome.json", Run: runPassiveClient},
+		{File: "passive-client-handling-commit.json", Run: runPassiveClient},
+		{File: "passive-client-random.json", Run: runPassiveClient},
 	}
 	sort.Slice(ks, func(i, j int) bool { return ks[i].File < ks[j].File })
 	return ks

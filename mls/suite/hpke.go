@@ -71,24 +71,28 @@ const (
 )
 
 type stdKEM struct {
-	kem  hpke.KEM
-	kdf  hpke.KDF
-	aead hpke.AEAD
+	// scalarSize is the private key size of a NIST curve (0 for X25519);
+	// shorter big-endian scalars are left-padded to it.
+	scalarSize int
+	kem        hpke.KEM
+	kdf        hpke.KDF
+	aead       hpke.AEAD
 }
 
 func newStdKEM(k stdKEMKind) *stdKEM {
 	var c ecdh.Curve
+	size := 0
 	switch k {
 	case kemX25519:
 		c = ecdh.X25519()
 	case kemP256:
-		c = ecdh.P256()
+		c, size = ecdh.P256(), 32
 	case kemP384:
-		c = ecdh.P384()
+		c, size = ecdh.P384(), 48
 	case kemP521:
-		c = ecdh.P521()
+		c, size = ecdh.P521(), 66
 	}
-	return &stdKEM{kem: hpke.DHKEM(c)}
+	return &stdKEM{kem: hpke.DHKEM(c), scalarSize: size}
 }
 
 func (k *stdKEM) bind(kdfID, aeadID uint16) error {
@@ -125,6 +129,13 @@ func (k *stdKEM) derive(ikm []byte) ([]byte, []byte, error) {
 }
 
 func (k *stdKEM) privateKey(priv []byte) (hpke.PrivateKey, error) {
+	// Some implementations strip leading zeros from NIST scalars (seen in
+	// the P-521 passive-client vectors): the same integer, so accept it.
+	if len(priv) > 0 && len(priv) < k.scalarSize {
+		padded := make([]byte, k.scalarSize)
+		copy(padded[k.scalarSize-len(priv):], priv)
+		priv = padded
+	}
 	sk, err := k.kem.NewPrivateKey(priv)
 	if err != nil {
 		return nil, fmt.Errorf("%w: HPKE private key", ErrInvalidKey)

@@ -1,0 +1,134 @@
+package conformance
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/schedule"
+	"github.com/spacepanda/spacepanda/mls/tree"
+	"github.com/spacepanda/spacepanda/mls/wire"
+)
+
+type passiveClientCase struct {
+	CipherSuite  uint16 `json:"cipher_suite"`
+	ExternalPSKs []struct {
+		PSKID Hex `json:"psk_id"`
+		PSK   Hex `json:"psk"`
+	} `json:"external_psks"`
+	KeyPackage                Hex  `json:"key_package"`
+	SignaturePriv             Hex  `json:"signature_priv"`
+	EncryptionPriv            Hex  `json:"encryption_priv"`
+	InitPriv                  Hex  `json:"init_priv"`
+	Welcome                   Hex  `json:"welcome"`
+	RatchetTree               *Hex `json:"ratchet_tree"`
+	InitialEpochAuthenticator Hex  `json:"initial_epoch_authenticator"`
+	Epochs                    []struct {
+		Proposals          []Hex `json:"proposals"`
+		Commit             Hex   `json:"commit"`
+		EpochAuthenticator Hex   `json:"epoch_authenticator"`
+	} `json:"epochs"`
+}
+
+func runPassiveClient(data []byte) ([]Result, error) {
+	cases, err := decodeCases[passiveClientCase](data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Result, len(cases))
+	for i := range cases {
+		out[i] = Result{Name: caseName(cases[i].CipherSuite, i), Err: cases[i].check()}
+	}
+	return out, nil
+}
+
+func (c *passiveClientCase) check() error {
+	s, err := suiteFor(c.CipherSuite)
+	if err != nil {
+		return err
+	}
+	kpMsg, err := mls.UnmarshalMLSMessage(c.KeyPackage)
+	if err != nil {
+		return fmt.Errorf("key_package: %w", err)
+	}
+	kp := kpMsg.KeyPackage
+	if kp == nil {
+		return errors.New("key_package is not a KeyPackage message")
+	}
+	signer, err := s.NewSigner(c.SignaturePriv)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(signer.PublicKey(), kp.LeafNode.SignatureKey) {
+		return errors.New("signature_priv does not match the key package")
+	}
+	for _, chk := range []struct {
+		name      string
+		priv, pub []byte
+	}{{"encryption_priv", c.EncryptionPriv, kp.LeafNode.EncryptionKey}, {"init_priv", c.InitPriv, kp.InitKey}} {
+		pub, err := s.HPKEPublicKey(chk.priv)
+		if err != nil || !bytes.Equal(pub, chk.pub) {
+			return fmt.Errorf("%s does not match the key package", chk.name)
+		}
+	}
+	ref, err := kp.Ref(s)
+	if err != nil {
+		return err
+	}
+	psks := map[string][]byte{}
+	for _, p := range c.ExternalPSKs {
+		psks[string(p.PSKID)] = p.PSK
+	}
+	cfg := mls.Config{PSKs: func(id *mls.PreSharedKeyID) ([]byte, error) {
+		if id.Type == schedule.PSKTypeExternal {
+			if v, ok := psks[string(id.PSKID)]; ok {
+				return v, nil
+			}
+		}
+		return nil, errors.New("unknown PSK")
+	}}
+	w, err := mls.UnmarshalMLSMessage(c.Welcome)
+	if err != nil || w.Welcome == nil {
+		return fmt.Errorf("welcome: %v", err)
+	}
+	var rt tree.RatchetTreeNodes
+	if c.RatchetTree != nil {
+		if err := wire.Unmarshal(*c.RatchetTree, &rt); err != nil {
+			return fmt.Errorf("ratchet_tree: %w", err)
+		}
+	}
+	bundle := &mls.KeyPackageBundle{KeyPackage: kp, Signer: signer,
+		Private: &mls.KeyPackagePrivate{InitKey: c.InitPriv, EncryptionKey: c.EncryptionPriv}}
+	joined, err := mls.JoinFromWelcome(w.Welcome, rt, func(r mls.KeyPackageRef) (*mls.KeyPackageBundle, error) {
+		if bytes.Equal(r, ref) {
+			return bundle, nil
+		}
+		return nil, mls.ErrKeyPackageNotFound
+	}, cfg)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	g := joined.Group
+	if err := mismatch("initial_epoch_authenticator", g.EpochAuthenticator(), c.InitialEpochAuthenticator); err != nil {
+		return err
+	}
+	for i, ep := range c.Epochs {
+		for j, p := range ep.Proposals {
+			res, err := g.ProcessBytes(p)
+			if err != nil {
+				return fmt.Errorf("epoch %d proposal %d: %w", i, j, err)
+			}
+			g = res.State
+		}
+		res, err := g.ProcessBytes(ep.Commit)
+		if err != nil {
+			return fmt.Errorf("epoch %d commit: %w", i, err)
+		}
+		g = res.State
+		if err := mismatch(fmt.Sprintf("epoch %d epoch_authenticator", i), g.EpochAuthenticator(), ep.EpochAuthenticator); err != nil {
+			return err
+		}
+	}
+	return nil
+}

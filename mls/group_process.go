@@ -1,0 +1,363 @@
+package mls
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/spacepanda/spacepanda/mls/suite"
+	"github.com/spacepanda/spacepanda/mls/tree"
+	"github.com/spacepanda/spacepanda/mls/wire"
+)
+
+// Processing received messages (RFC 9420 §6, §12.1, §12.4.2, §15).
+
+// Processed is the outcome of a received message.
+type Processed struct {
+	ContentType ContentType
+	// Epoch the message was sent in.
+	Epoch uint64
+	// Sender and, for members, the sender's credential in that epoch.
+	Sender     Sender
+	Credential *tree.Credential
+	// AuthenticatedData is the message's unencrypted authenticated data.
+	AuthenticatedData []byte
+	// ApplicationData for application messages.
+	ApplicationData []byte
+	// Proposal and its reference, for proposals (now cached in State).
+	Proposal    *Proposal
+	ProposalRef []byte
+	// Commit for commits; State is then in the new epoch.
+	Commit *Commit
+	// State is the group after this message. For a commit or proposal it is
+	// a new value and the receiver is unchanged; for an application message
+	// it is the receiver itself (its ratchet advanced in place).
+	State *Group
+}
+
+// Process unprotects, verifies and applies one message (a PublicMessage or
+// PrivateMessage). A rejected message leaves the group as it was and returns
+// an error wrapping one of the package's sentinels.
+func (g *Group) Process(m *MLSMessage) (*Processed, error) {
+	if m.Version != ProtocolVersionMLS10 {
+		return nil, ErrUnsupportedVersion
+	}
+	switch m.WireFormat {
+	case WireFormatPublicMessage:
+		return g.processPublic(m.PublicMessage)
+	case WireFormatPrivateMessage:
+		return g.processPrivate(m.PrivateMessage)
+	default:
+		return nil, fmt.Errorf("%w: a group processes public and private messages, not %v", ErrInvalidMessage, m.WireFormat)
+	}
+}
+
+// ProcessBytes decodes an MLSMessage and processes it.
+func (g *Group) ProcessBytes(b []byte) (*Processed, error) {
+	m, err := UnmarshalMLSMessage(b)
+	if err != nil {
+		return nil, err
+	}
+	return g.Process(m)
+}
+
+func (g *Group) checkGroupEpoch(groupID []byte, epoch uint64) error {
+	if !bytes.Equal(groupID, g.ctx.GroupID) {
+		return ErrWrongGroup
+	}
+	if epoch != g.ctx.Epoch {
+		return fmt.Errorf("%w: message epoch %d, group epoch %d", ErrWrongEpoch, epoch, g.ctx.Epoch)
+	}
+	return nil
+}
+
+func (g *Group) processPublic(pm *PublicMessage) (*Processed, error) {
+	if g.removed {
+		return nil, ErrNotMember
+	}
+	if err := g.checkGroupEpoch(pm.Content.GroupID, pm.Content.Epoch); err != nil {
+		return nil, err
+	}
+	ac, err := UnprotectPublic(g.suite, pm, &g.ctx, g.secrets.MembershipKey)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := g.senderSignatureKey(ac)
+	if err != nil {
+		return nil, err
+	}
+	if err := VerifySignature(g.suite, pub, ac, &g.ctx); err != nil {
+		return nil, err
+	}
+	return g.processContent(ac)
+}
+
+func (g *Group) processPrivate(pm *PrivateMessage) (*Processed, error) {
+	if g.removed {
+		return nil, ErrNotMember
+	}
+	if !bytes.Equal(pm.GroupID, g.ctx.GroupID) {
+		return nil, ErrWrongGroup
+	}
+	if pm.Epoch != g.ctx.Epoch {
+		// A late application message of a recent epoch (§14).
+		if pm.Epoch < g.ctx.Epoch && pm.ContentType == ContentTypeApplication {
+			return g.processPastApplication(pm)
+		}
+		return nil, fmt.Errorf("%w: message epoch %d, group epoch %d", ErrWrongEpoch, pm.Epoch, g.ctx.Epoch)
+	}
+	if pm.ContentType == ContentTypeApplication && len(g.pending) > 0 {
+		// Tolerated: the sender may not have seen the proposals yet.
+	}
+	var out *Processed
+	keys := PrivateKeys{SecretTree: g.secretTree, SenderDataSecret: g.secrets.SenderDataSecret}
+	_, err := UnprotectPrivate(g.suite, pm, keys, func(ac *AuthenticatedContent) error {
+		pub, err := leafSignatureKey(g.tree, ac.Content.Sender.LeafIndex)
+		if err != nil {
+			return err
+		}
+		if err := VerifySignature(g.suite, pub, ac, &g.ctx); err != nil {
+			return err
+		}
+		// Everything the message changes is staged before the key counts
+		// as consumed, so a valid-looking but invalid commit burns nothing.
+		out, err = g.processContent(ac)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// processPastApplication opens an application message of a kept past epoch.
+func (g *Group) processPastApplication(pm *PrivateMessage) (*Processed, error) {
+	for _, pe := range g.past {
+		if pe.ctx.Epoch != pm.Epoch {
+			continue
+		}
+		var out *Processed
+		keys := PrivateKeys{SecretTree: pe.secretTree, SenderDataSecret: pe.senderData}
+		_, err := UnprotectPrivate(g.suite, pm, keys, func(ac *AuthenticatedContent) error {
+			pub, err := leafSignatureKey(pe.tree, ac.Content.Sender.LeafIndex)
+			if err != nil {
+				return err
+			}
+			if err := VerifySignature(g.suite, pub, ac, &pe.ctx); err != nil {
+				return err
+			}
+			out = g.applicationResult(ac, pe.tree)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: epoch %d is no longer kept (current %d)", ErrWrongEpoch, pm.Epoch, g.ctx.Epoch)
+}
+
+// senderSignatureKey picks the key that must have signed ac (§6.1).
+func (g *Group) senderSignatureKey(ac *AuthenticatedContent) ([]byte, error) {
+	fc := &ac.Content
+	switch fc.Sender.SenderType {
+	case SenderTypeMember:
+		return leafSignatureKey(g.tree, fc.Sender.LeafIndex)
+	case SenderTypeExternal:
+		ext := g.ctx.Extensions.Find(tree.ExtensionTypeExternalSenders)
+		if ext == nil {
+			return nil, fmt.Errorf("%w: external sender but no external_senders extension", ErrUnknownSender)
+		}
+		var senders tree.ExternalSenders
+		if err := wire.Unmarshal(ext.ExtensionData, &senders); err != nil {
+			return nil, fmt.Errorf("%w: external_senders: %w", ErrUnknownSender, err)
+		}
+		if int(fc.Sender.SenderIndex) >= len(senders) {
+			return nil, fmt.Errorf("%w: external sender %d of %d", ErrUnknownSender, fc.Sender.SenderIndex, len(senders))
+		}
+		return senders[fc.Sender.SenderIndex].SignatureKey, nil
+	case SenderTypeNewMemberCommit:
+		if fc.Commit == nil || fc.Commit.Path == nil {
+			return nil, fmt.Errorf("%w: external commit without a path", ErrInvalidCommit)
+		}
+		return fc.Commit.Path.LeafNode.SignatureKey, nil
+	case SenderTypeNewMemberProposal:
+		if fc.Proposal == nil || fc.Proposal.Add == nil {
+			return nil, fmt.Errorf("%w: new_member_proposal without an Add", ErrInvalidMessage)
+		}
+		return fc.Proposal.Add.KeyPackage.LeafNode.SignatureKey, nil
+	}
+	return nil, fmt.Errorf("%w: %v", ErrUnknownSender, fc.Sender.SenderType)
+}
+
+// processContent applies verified content. It does not modify g.
+func (g *Group) processContent(ac *AuthenticatedContent) (*Processed, error) {
+	fc := &ac.Content
+	switch fc.ContentType {
+	case ContentTypeApplication:
+		if ac.WireFormat != WireFormatPrivateMessage {
+			return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrInvalidMessage)
+		}
+		return g.applicationResult(ac, g.tree), nil
+	case ContentTypeProposal:
+		return g.processProposal(ac)
+	case ContentTypeCommit:
+		next, err := g.processCommit(ac)
+		if err != nil {
+			return nil, err
+		}
+		return &Processed{ContentType: ContentTypeCommit, Epoch: fc.Epoch, Sender: fc.Sender,
+			Credential: credentialOf(g.tree, fc.Sender), AuthenticatedData: fc.AuthenticatedData,
+			Commit: fc.Commit, State: next}, nil
+	}
+	return nil, fmt.Errorf("%w: content type %v", ErrInvalidMessage, fc.ContentType)
+}
+
+func (g *Group) applicationResult(ac *AuthenticatedContent, t *tree.Tree) *Processed {
+	fc := &ac.Content
+	return &Processed{ContentType: ContentTypeApplication, Epoch: fc.Epoch, Sender: fc.Sender,
+		Credential: credentialOf(t, fc.Sender), AuthenticatedData: fc.AuthenticatedData,
+		ApplicationData: fc.ApplicationData, State: g}
+}
+
+func credentialOf(t *tree.Tree, s Sender) *tree.Credential {
+	if s.SenderType != SenderTypeMember || uint32(s.LeafIndex) >= t.NumLeaves() {
+		return nil
+	}
+	if l := t.Leaf(s.LeafIndex); l != nil {
+		c := l.Credential
+		return &c
+	}
+	return nil
+}
+
+// processProposal validates a proposal on its own (§12.1) and caches it by
+// reference in the returned state.
+func (g *Group) processProposal(ac *AuthenticatedContent) (*Processed, error) {
+	fc := &ac.Content
+	p := fc.Proposal
+	switch fc.Sender.SenderType {
+	case SenderTypeExternal:
+		if !externalSenderAllowed(p.ProposalType) {
+			return nil, fmt.Errorf("%w: %v from an external sender", ErrInvalidProposal, p.ProposalType)
+		}
+	case SenderTypeNewMemberProposal:
+		if p.ProposalType != ProposalTypeAdd {
+			return nil, fmt.Errorf("%w: new_member_proposal must be an Add", ErrInvalidProposal)
+		}
+	case SenderTypeMember:
+	default:
+		return nil, fmt.Errorf("%w: proposal from a %v sender", ErrInvalidProposal, fc.Sender.SenderType)
+	}
+	if err := g.checkProposalAlone(p, fc.Sender); err != nil {
+		return nil, err
+	}
+	ref, err := g.proposalRef(ac)
+	if err != nil {
+		return nil, err
+	}
+	for _, pp := range g.pending {
+		if bytes.Equal(pp.ref, ref) {
+			return nil, fmt.Errorf("%w: proposal already received", ErrInvalidProposal)
+		}
+	}
+	next := g.clone()
+	next.pending = append(next.pending, &pendingProposal{ref: ref, proposal: p, sender: fc.Sender})
+	return &Processed{ContentType: ContentTypeProposal, Epoch: fc.Epoch, Sender: fc.Sender,
+		Credential: credentialOf(g.tree, fc.Sender), AuthenticatedData: fc.AuthenticatedData,
+		Proposal: p, ProposalRef: ref, State: next}, nil
+}
+
+// checkProposalAlone applies the per-proposal rules that do not depend on
+// the rest of a commit, so an invalid proposal is refused on arrival.
+func (g *Group) checkProposalAlone(p *Proposal, sender Sender) error {
+	switch p.ProposalType {
+	case ProposalTypeExternalInit:
+		return fmt.Errorf("%w: ExternalInit outside an external commit", ErrInvalidProposal)
+	case ProposalTypeUpdate:
+		if sender.SenderType != SenderTypeMember {
+			return fmt.Errorf("%w: update from a non-member", ErrInvalidProposal)
+		}
+		lv := g.leafValidator()
+		if err := lv.validate(&p.Update.LeafNode, tree.LeafNodeSourceUpdate, sender.LeafIndex, g.tree); err != nil {
+			return fmt.Errorf("%w: update: %w", ErrInvalidProposal, err)
+		}
+	case ProposalTypeRemove:
+		r := p.Remove.Removed
+		if uint32(r) >= g.tree.NumLeaves() || g.tree.Leaf(r) == nil {
+			return fmt.Errorf("%w: remove of blank or missing leaf %d", ErrInvalidProposal, r)
+		}
+	case ProposalTypeAdd:
+		if err := g.validateKeyPackage(&p.Add.KeyPackage, g.leafValidator(), g.tree); err != nil {
+			return fmt.Errorf("%w: add: %w", ErrInvalidProposal, err)
+		}
+	case ProposalTypePSK:
+		if err := p.PreSharedKey.PSK.CheckNonce(g.suite); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidProposal, err)
+		}
+	case ProposalTypeReInit:
+		if p.ReInit.Version < g.ctx.Version {
+			return fmt.Errorf("%w: ReInit to an older version", ErrInvalidProposal)
+		}
+	}
+	return nil
+}
+
+// --- sending proposals (§12.1) ---
+
+// Propose sends a proposal (to be committed later, by anyone) and returns
+// the new state with the proposal cached. For an Update, the new leaf's
+// private key is kept until a commit includes it.
+func (g *Group) Propose(p *Proposal) (*MLSMessage, *Group, error) {
+	if err := g.canSend(); err != nil {
+		return nil, nil, err
+	}
+	if err := g.checkProposalAlone(p, MemberSender(g.myLeaf)); err != nil {
+		return nil, nil, err
+	}
+	fc := &FramedContent{GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch, Sender: MemberSender(g.myLeaf),
+		ContentType: ContentTypeProposal, Proposal: p}
+	ac, err := SignContent(g.signer, g.handshakeWireFormat(), fc, &g.ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ref, err := g.proposalRef(ac)
+	if err != nil {
+		return nil, nil, err
+	}
+	msg, err := g.protectSigned(ac)
+	if err != nil {
+		return nil, nil, err
+	}
+	next := g.clone()
+	next.pending = append(next.pending, &pendingProposal{ref: ref, proposal: p, sender: fc.Sender})
+	return msg, next, nil
+}
+
+// ProposeUpdate proposes a new leaf for this member (fresh encryption key).
+func (g *Group) ProposeUpdate() (*MLSMessage, *Group, error) {
+	priv, pub, err := g.suite.GenerateHPKEKeyPair()
+	if err != nil {
+		return nil, nil, err
+	}
+	cur := *g.tree.Leaf(g.myLeaf)
+	cur.EncryptionKey = pub
+	cur.LeafNodeSource = tree.LeafNodeSourceUpdate
+	cur.Lifetime = tree.Lifetime{}
+	cur.ParentHash = nil
+	if err := cur.Sign(g.suite, g.signer, g.ctx.GroupID, g.myLeaf); err != nil {
+		return nil, nil, err
+	}
+	msg, next, err := g.Propose(&Proposal{ProposalType: ProposalTypeUpdate, Update: &Update{LeafNode: cur}})
+	if err != nil {
+		return nil, nil, err
+	}
+	if next.ownUpdates == nil {
+		next.ownUpdates = map[string][]byte{}
+	}
+	next.ownUpdates[string(next.pending[len(next.pending)-1].ref)] = priv
+	return msg, next, nil
+}
+
+var _ = errors.Is
+var _ suite.ID

@@ -1,0 +1,50 @@
+package mls
+
+import (
+	"github.com/spacepanda/spacepanda/mls/tree"
+)
+
+// leafValidator runs leaf node and key package validation (RFC 9420 §7.3,
+// §10.1) in the context of this group, with the GroupContext extensions a
+// commit is about to install.
+type leafValidator struct {
+	g          *Group
+	extensions tree.Extensions
+}
+
+func (g *Group) leafValidator() *leafValidator {
+	return &leafValidator{g: g, extensions: g.ctx.Extensions}
+}
+
+func (lv *leafValidator) opts(members LeafSet) ValidateOptions {
+	ctx := lv.g.ctx
+	ctx.Extensions = lv.extensions
+	return ValidateOptions{GroupContext: &ctx, Members: members, Credentials: lv.g.cfg.Credentials}
+}
+
+func useFor(src tree.LeafNodeSource) LeafUse {
+	switch src {
+	case tree.LeafNodeSourceUpdate:
+		return LeafUseUpdate
+	case tree.LeafNodeSourceCommit:
+		return LeafUseCommit
+	}
+	return LeafUseKeyPackage
+}
+
+// validate checks ln as a leaf of the given source at index, against the
+// membership t.
+func (lv *leafValidator) validate(ln *tree.LeafNode, src tree.LeafNodeSource, index tree.LeafIndex, t *tree.Tree) error {
+	return ValidateLeafNode(lv.g.suite, ln, useFor(src), index, lv.g.cfg.now(), lv.opts(t))
+}
+
+// checkAllSupport checks that every member of t supports the (new)
+// GroupContext extensions and required capabilities (§12.1.7).
+func (lv *leafValidator) checkAllSupport(t *tree.Tree) error {
+	return ValidateTreeLeaves(lv.g.suite, t, lv.opts(t))
+}
+
+// validateKeyPackage checks an Add's KeyPackage against the group (§12.1.1).
+func (g *Group) validateKeyPackage(kp *KeyPackage, lv *leafValidator, t *tree.Tree) error {
+	return ValidateKeyPackage(g.suite, kp, g.cfg.now(), lv.opts(t))
+}
