@@ -321,6 +321,7 @@ func CreateGroup(s *suite.Suite, signer *suite.Signer, groupID []byte, leaf Leaf
 	if g.secretTree, err = schedule.NewSecretTree(s, g.secrets.EncryptionSecret, t.NumLeaves(), cfg.SecretTree); err != nil {
 		return nil, err
 	}
+	g.secrets.ForgetEncryptionSecret() // §9.2: the tree now holds what is needed
 	g.resumption = map[uint64][]byte{0: g.secrets.ResumptionPSK}
 	return g, nil
 }

@@ -256,6 +256,7 @@ func (g *Group) nextEpoch(ac *AuthenticatedContent, newCtx *GroupContext, newTre
 	if next.secretTree, err = schedule.NewSecretTree(s, next.secrets.EncryptionSecret, newTree.NumLeaves(), g.cfg.SecretTree); err != nil {
 		return nil, err
 	}
+	next.secrets.ForgetEncryptionSecret() // §9.2: the tree now holds what is needed
 	next.pending = nil
 	next.ownUpdates = nil
 	// Keep this epoch to open late application messages (§14), bounded.

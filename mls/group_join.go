@@ -186,6 +186,7 @@ func JoinFromWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPack
 	if g.secretTree, err = schedule.NewSecretTree(s, g.secrets.EncryptionSecret, t.NumLeaves(), cfg.SecretTree); err != nil {
 		return nil, err
 	}
+	g.secrets.ForgetEncryptionSecret() // §9.2: the tree now holds what is needed
 	if special > 0 && gc.Epoch != 1 {
 		return nil, fmt.Errorf("%w: a reinit/branch welcome must start at epoch 1", ErrInvalidWelcome)
 	}
