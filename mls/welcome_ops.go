@@ -37,7 +37,8 @@ type NoMatchingKeyPackageError struct {
 }
 
 func (e *NoMatchingKeyPackageError) Error() string {
-	return fmt.Sprintf("%v: looked for key package ref %s in a %v welcome holding %s",
+	return fmt.Sprintf("%v: looked for key package ref %s in a %v welcome holding %s"+
+		" (a ref hashes the KeyPackage encoding alone, with the KeyPackage's suite)",
 		ErrNoMatchingKeyPackage, refList(e.Wanted), e.Suite, refList(e.Have))
 }
 
