@@ -173,6 +173,16 @@ const commands = {
       peer.lifetime = { notBefore: now - 3600n, notAfter: now + BigInt(cmd.lifetime_seconds) };
     }
     peer.sigKeys = await impl.signature.keygen();
+    // ts-mls 1.6.4 makes ECDSA signature public keys with noble's default,
+    // the 33/49/67-byte compressed SEC1 point, but RFC 9420 §5.1.1 requires
+    // the UncompressedPointRepresentation of RFC 8446. Re-derive the
+    // uncompressed key (ts-mls's verify accepts both forms) unless the test
+    // asks for ts-mls's own behaviour.
+    const curve = { P256: "p256", P384: "p384", P521: "p521" }[getCiphersuiteFromName(name).signature];
+    if (curve !== undefined && cmd.ecdsa_compressed_keys !== true) {
+      const nist = await import("@noble/curves/nist.js");
+      peer.sigKeys = { ...peer.sigKeys, publicKey: nist[curve].getPublicKey(peer.sigKeys.signKey, false) };
+    }
     peer.credential = { credentialType: "basic", identity: new TextEncoder().encode(cmd.identity) };
     peer.identity = cmd.identity;
     peer.suiteId = suiteId;
@@ -238,7 +248,8 @@ const commands = {
     const kp = peer.keyPackages[i];
     const st = await joinGroup(msg.welcome, kp.publicPackage, kp.privatePackage, emptyPskIndex, peer.impl, tree);
     const id = toB64(st.groupContext.groupId);
-    if (peer.groups.has(id)) throw new Error(`group ${id} exists`);
+    const old = peer.groups.get(id);
+    if (old !== undefined && old.groupActiveState?.kind !== "removedFromGroup") throw new Error(`group ${id} exists`);
     peer.keyPackages.splice(i, 1); // key packages are single use (RFC 9420 §16.8)
     peer.groups.set(id, st);
     return { group_id: id, epoch: epochOf(st) };
