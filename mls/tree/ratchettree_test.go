@@ -82,7 +82,7 @@ func TestResolutionRFCExample(t *testing.T) {
 }
 
 func TestAddUpdateRemoveAndCache(t *testing.T) {
-	b := build(t, 6, treetest.Options{Shape: treetest.Full})
+	b := build(t, 8, treetest.Options{Shape: treetest.Full})
 	s := b.Suite
 	tr := b.Tree
 	orig := tr.Clone()
@@ -90,7 +90,7 @@ func TestAddUpdateRemoveAndCache(t *testing.T) {
 	newLeaf := func(tag byte) *tree.LeafNode {
 		return &tree.LeafNode{EncryptionKey: []byte{0xee, tag}, SignatureKey: []byte{0xef, tag}, LeafNodeSource: tree.LeafNodeSourceKeyPackage}
 	}
-	// 6 leaves round to 8: all 8 are members, so Add extends to 16.
+	// All 8 leaves are members, so Add extends to 16.
 	if tr.NumLeaves() != 8 {
 		t.Fatalf("NumLeaves = %d", tr.NumLeaves())
 	}

@@ -65,7 +65,20 @@ func Build(s *suite.Suite, n int, opts Options) (*Built, error) {
 	b := &Built{Suite: s, GroupID: opts.GroupID, opts: opts}
 
 	// Node public keys, derived in parallel.
-	set := func(x int) bool { return x%2 == 0 || opts.Shape == Full || onLeaf0Path(tree.NodeIndex(x)) }
+	// Leaves n.. are blank. A parent is set when the shape's commits set it:
+	// every parent (Full) or leaf 0's direct path (Sparse), except those a
+	// committer's filtered direct path skips because the right subtree (the
+	// copath child of the leftmost leaf below) has no member (RFC 9420 §4.1.2).
+	set := func(x int) bool {
+		if x%2 == 0 {
+			return x/2 < n
+		}
+		if opts.Shape != Full && !onLeaf0Path(tree.NodeIndex(x)) {
+			return false
+		}
+		r, _ := tree.Right(tree.NodeIndex(x), nl)
+		return leftmostLeaf(r) < n
+	}
 	pubs := make([][]byte, w)
 	var firstErr error
 	var mu sync.Mutex
@@ -88,16 +101,22 @@ func Build(s *suite.Suite, n int, opts Options) (*Built, error) {
 
 	nodes := make(tree.RatchetTreeNodes, w)
 	hashes := make([][]byte, w)
-	bd := builder{b: b, s: s, nodes: nodes, hashes: hashes, pubs: pubs, n: nl}
+	bd := builder{b: b, s: s, nodes: nodes, hashes: hashes, pubs: pubs, n: nl, members: n}
 	if err := bd.finalize(tree.Root(nl), nil, true); err != nil {
 		return nil, err
 	}
-	t, err := tree.NewTree(nodes)
+	t, err := tree.NewTree(nodes.Trimmed())
 	if err != nil {
 		return nil, err
 	}
 	b.Tree = t
 	return b, nil
+}
+
+// leftmostLeaf is the index of the leftmost leaf under x.
+func leftmostLeaf(x tree.NodeIndex) int {
+	k := tree.Level(x)
+	return int((uint64(x) - (1<<k - 1)) / 2)
 }
 
 func onLeaf0Path(x tree.NodeIndex) bool {
@@ -165,8 +184,9 @@ type builder struct {
 	s      *suite.Suite
 	nodes  tree.RatchetTreeNodes
 	hashes [][]byte
-	pubs   [][]byte
-	n      uint32
+	pubs    [][]byte
+	n       uint32 // leaf width (a power of two)
+	members int    // leaves 0..members-1 are set
 }
 
 // finalize fills the subtree under x, x getting parent_hash ph, bottom-up
@@ -175,6 +195,10 @@ type builder struct {
 func (bd *builder) finalize(x tree.NodeIndex, ph []byte, chained bool) error {
 	if tree.IsLeaf(x) {
 		li, _ := x.Leaf()
+		if int(li) >= bd.members {
+			bd.hashes[x] = bd.hashLeaf(li, nil)
+			return nil
+		}
 		leaf, err := bd.leaf(li, ph, chained)
 		if err != nil {
 			return err
@@ -253,7 +277,7 @@ func (bd *builder) hashLeaf(i tree.LeafIndex, ln *tree.LeafNode) []byte {
 	var w wire.Builder
 	w.AddUint8(uint8(tree.NodeTypeLeaf))
 	w.AddUint32(uint32(i))
-	w.AddOptional(true, ln.MarshalMLS)
+	w.AddOptional(ln != nil, func(w *wire.Builder) { ln.MarshalMLS(w) })
 	enc, _ := w.Bytes()
 	return bd.s.Hash(enc)
 }
