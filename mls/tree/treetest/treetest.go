@@ -180,10 +180,10 @@ func (b *Built) PrivateKeys(i tree.LeafIndex) (tree.PrivateKeys, error) {
 }
 
 type builder struct {
-	b      *Built
-	s      *suite.Suite
-	nodes  tree.RatchetTreeNodes
-	hashes [][]byte
+	b       *Built
+	s       *suite.Suite
+	nodes   tree.RatchetTreeNodes
+	hashes  [][]byte
 	pubs    [][]byte
 	n       uint32 // leaf width (a power of two)
 	members int    // leaves 0..members-1 are set
