@@ -74,6 +74,7 @@ type Peer struct {
 	timeout time.Duration
 	wire    HandshakeOptions
 	broken  error // set once the stream is out of sync
+	killed  bool  // the driver killed node (timeout), so its exit status is expected
 }
 
 // HandshakeOptions choose how the peer frames its own commits and
@@ -201,6 +202,10 @@ func (p *Peer) Close() error {
 	case <-time.After(5 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
+		return fmt.Errorf("tsmls: node did not exit after stdin closed; killed; stderr: %s", p.stderr.String())
+	}
+	if p.killed {
+		return nil
 	}
 	var ee *exec.ExitError
 	if p.waitErr != nil && !errors.As(p.waitErr, &ee) {
@@ -277,6 +282,7 @@ func (p *Peer) roundTrip(line []byte) ([]byte, error) {
 	case <-timer.C:
 		p.stop()
 		_ = p.cmd.Process.Kill()
+		p.killed = true
 		p.broken = fmt.Errorf("%w after %v; stderr: %s", ErrTimeout, p.timeout, p.stderr.String())
 		return nil, p.broken
 	}
