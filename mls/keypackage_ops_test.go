@@ -18,27 +18,27 @@ import (
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
-// testNow is the fixed clock of these tests.
-var testNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+// kpTestNow is the fixed clock of these tests.
+var kpTestNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// testRand returns a deterministic randomness source.
-func testRand(seed uint64) *rand.ChaCha8 {
+// kpTestRand returns a deterministic randomness source.
+func kpTestRand(seed uint64) *rand.ChaCha8 {
 	var s [32]byte
 	s[0] = byte(seed)
 	s[1] = byte(seed >> 8)
 	return rand.NewChaCha8(s)
 }
 
-// testMember is a client with a signature key and one KeyPackage.
-type testMember struct {
+// kpMember is a client with a signature key and one KeyPackage.
+type kpMember struct {
 	signer *suite.Signer
 	kp     *KeyPackage
 	priv   *KeyPackagePrivate
 }
 
-func newTestMember(t testing.TB, s *suite.Suite, seed uint64, name string, opts KeyPackageOptions) *testMember {
+func newKPMember(t testing.TB, s *suite.Suite, seed uint64, name string, opts KeyPackageOptions) *kpMember {
 	t.Helper()
-	rnd := testRand(seed)
+	rnd := kpTestRand(seed)
 	sigPriv, _, err := s.GenerateSignatureKeyPair(rnd)
 	if err != nil {
 		t.Fatal(err)
@@ -48,22 +48,22 @@ func newTestMember(t testing.TB, s *suite.Suite, seed uint64, name string, opts 
 		t.Fatal(err)
 	}
 	if opts.Now.IsZero() {
-		opts.Now = testNow
+		opts.Now = kpTestNow
 	}
 	kp, priv, err := NewKeyPackage(s, rnd, signer, tree.NewBasicCredential([]byte(name)), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testMember{signer: signer, kp: kp, priv: priv}
+	return &kpMember{signer: signer, kp: kp, priv: priv}
 }
 
 func TestNewKeyPackageValidates(t *testing.T) {
 	for _, id := range suite.All() {
 		t.Run(id.String(), func(t *testing.T) {
 			s := suite.MustNew(id)
-			m := newTestMember(t, s, uint64(id), "alice", KeyPackageOptions{LastResort: true})
+			m := newKPMember(t, s, uint64(id), "alice", KeyPackageOptions{LastResort: true})
 			kp := m.kp
-			if err := ValidateKeyPackage(s, kp, testNow, ValidateOptions{MaxLifetime: DefaultMaxLifetime}); err != nil {
+			if err := ValidateKeyPackage(s, kp, kpTestNow, ValidateOptions{MaxLifetime: DefaultMaxLifetime}); err != nil {
 				t.Fatalf("fresh key package: %v", err)
 			}
 			if !kp.IsLastResort() {
@@ -89,7 +89,7 @@ func TestNewKeyPackageValidates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := ValidateKeyPackage(s, back.KeyPackage, testNow, ValidateOptions{}); err != nil {
+			if err := ValidateKeyPackage(s, back.KeyPackage, kpTestNow, ValidateOptions{}); err != nil {
 				t.Fatalf("decoded key package: %v", err)
 			}
 			r1, err := kp.Ref(s)
@@ -102,10 +102,10 @@ func TestNewKeyPackageValidates(t *testing.T) {
 				t.Error("KeyPackageRef mismatch")
 			}
 			// Clock skew: valid a little before creation, not after the lifetime.
-			if err := ValidateKeyPackage(s, kp, testNow.Add(-30*time.Minute), ValidateOptions{}); err != nil {
+			if err := ValidateKeyPackage(s, kp, kpTestNow.Add(-30*time.Minute), ValidateOptions{}); err != nil {
 				t.Errorf("30 minutes early: %v", err)
 			}
-			if err := ValidateKeyPackage(s, kp, testNow.Add(DefaultKeyPackageLifetime+time.Second), ValidateOptions{}); !errors.Is(err, ErrExpired) {
+			if err := ValidateKeyPackage(s, kp, kpTestNow.Add(DefaultKeyPackageLifetime+time.Second), ValidateOptions{}); !errors.Is(err, ErrExpired) {
 				t.Errorf("after lifetime: %v, want ErrExpired", err)
 			}
 		})
@@ -113,7 +113,7 @@ func TestNewKeyPackageValidates(t *testing.T) {
 }
 
 // resign re-signs kp's leaf and kp after a test changed them.
-func resign(t *testing.T, s *suite.Suite, signer *suite.Signer, kp *KeyPackage) {
+func resignKP(t *testing.T, s *suite.Suite, signer *suite.Signer, kp *KeyPackage) {
 	t.Helper()
 	if err := kp.LeafNode.Sign(s, signer, nil, 0); err != nil {
 		t.Fatal(err)
@@ -147,8 +147,8 @@ func requiredCapsExt(t *testing.T, rc tree.RequiredCapabilities) Extension {
 
 func TestValidateKeyPackageRejects(t *testing.T) {
 	s := suite.MustNew(suite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
-	m := newTestMember(t, s, 1, "alice", KeyPackageOptions{})
-	other := newTestMember(t, s, 2, "bob", KeyPackageOptions{})
+	m := newKPMember(t, s, 1, "alice", KeyPackageOptions{})
+	other := newKPMember(t, s, 2, "bob", KeyPackageOptions{})
 	group := func(exts ...Extension) *GroupContext {
 		return &GroupContext{Version: ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: []byte("g"), Extensions: exts}
 	}
@@ -169,56 +169,56 @@ func TestValidateKeyPackageRejects(t *testing.T) {
 			kp.LeafNode.Credential.Identity = []byte("mallory")
 			_ = SignKeyPackage(m.signer, kp)
 		}, want: []error{ErrInvalidLeafNode, ErrInvalidSignature}},
-		{name: "expired", now: testNow.Add(DefaultKeyPackageLifetime + time.Hour),
+		{name: "expired", now: kpTestNow.Add(DefaultKeyPackageLifetime + time.Hour),
 			want: []error{ErrInvalidLeafNode, ErrExpired}},
-		{name: "not yet valid", now: testNow.Add(-2 * time.Hour),
+		{name: "not yet valid", now: kpTestNow.Add(-2 * time.Hour),
 			want: []error{ErrInvalidLeafNode, ErrExpired}},
 		{name: "inverted lifetime", mutate: func(kp *KeyPackage) {
 			kp.LeafNode.Lifetime.NotBefore, kp.LeafNode.Lifetime.NotAfter = kp.LeafNode.Lifetime.NotAfter, kp.LeafNode.Lifetime.NotBefore
-			resign(t, s, m.signer, kp)
+			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrExpired}},
 		{name: "lifetime too long", opts: ValidateOptions{MaxLifetime: 24 * time.Hour},
 			want: []error{ErrExpired}},
 		{name: "init_key equals encryption_key", mutate: func(kp *KeyPackage) {
 			kp.InitKey = bytes.Clone(kp.LeafNode.EncryptionKey)
-			resign(t, s, m.signer, kp)
+			resignKP(t, s, m.signer, kp)
 		}},
 		{name: "unsupported suite", mutate: func(kp *KeyPackage) {
 			kp.CipherSuite = 0x0a0a
-			resign(t, s, m.signer, kp)
+			resignKP(t, s, m.signer, kp)
 		}, want: []error{suite.ErrUnsupportedSuite}},
 		{name: "other suite", mutate: func(kp *KeyPackage) {
 			kp.CipherSuite = suite.MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519
-			resign(t, s, m.signer, kp)
+			resignKP(t, s, m.signer, kp)
 		}, want: []error{suite.ErrUnsupportedSuite}},
 		{name: "unsupported version", mutate: func(kp *KeyPackage) {
 			kp.Version = 2
-			resign(t, s, m.signer, kp)
+			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrUnsupportedVersion}},
 		{name: "wrong leaf source", mutate: func(kp *KeyPackage) {
 			kp.LeafNode.LeafNodeSource = tree.LeafNodeSourceUpdate
-			resign(t, s, m.signer, kp)
+			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrInvalidLeafNode}},
 		{name: "leaf extension not in capabilities", mutate: func(kp *KeyPackage) {
 			kp.LeafNode.Extensions = Extensions{{ExtensionType: 0xff01, ExtensionData: []byte{}}}
-			resign(t, s, m.signer, kp)
+			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrInvalidLeafNode, ErrUnsupportedCapability}},
 		{name: "last_resort not in capabilities", mutate: func(kp *KeyPackage) {
 			kp.Extensions = Extensions{{ExtensionType: ExtensionTypeLastResort, ExtensionData: []byte{}}}
 			kp.LeafNode.Capabilities.Extensions = nil
-			resign(t, s, m.signer, kp)
+			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrUnsupportedCapability}},
 		{name: "credential type not in capabilities", mutate: func(kp *KeyPackage) {
 			kp.LeafNode.Capabilities.Credentials = []tree.CredentialType{tree.CredentialTypeX509}
-			resign(t, s, m.signer, kp)
+			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrInvalidLeafNode, ErrUnsupportedCapability}},
 		{name: "version not in capabilities", mutate: func(kp *KeyPackage) {
 			kp.LeafNode.Capabilities.Versions = []ProtocolVersion{0x0a0a}
-			resign(t, s, m.signer, kp)
+			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrInvalidLeafNode, ErrUnsupportedCapability}},
 		{name: "empty identity", mutate: func(kp *KeyPackage) {
 			kp.LeafNode.Credential.Identity = nil
-			resign(t, s, m.signer, kp)
+			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrInvalidLeafNode, ErrInvalidCredential}},
 		{name: "rejected by the application", opts: ValidateOptions{Credentials: CredentialValidatorFunc(
 			func(*tree.Credential, []byte) error { return errors.New("unknown user") })},
@@ -247,7 +247,7 @@ func TestValidateKeyPackageRejects(t *testing.T) {
 			}
 			now := tc.now
 			if now.IsZero() {
-				now = testNow
+				now = kpTestNow
 			}
 			err := ValidateKeyPackage(s, kp, now, tc.opts)
 			if !errors.Is(err, ErrInvalidKeyPackage) {
@@ -265,20 +265,20 @@ func TestValidateKeyPackageRejects(t *testing.T) {
 	caps := DefaultCapabilities()
 	caps.Extensions = append(caps.Extensions, 0xff02)
 	caps.Proposals = append(caps.Proposals, 0xff03)
-	ok := newTestMember(t, s, 3, "carol", KeyPackageOptions{Capabilities: &caps})
+	ok := newKPMember(t, s, 3, "carol", KeyPackageOptions{Capabilities: &caps})
 	gc := group(requiredCapsExt(t, tree.RequiredCapabilities{
 		ExtensionTypes:  []ExtensionType{0xff02, tree.ExtensionTypeExternalSenders},
 		ProposalTypes:   []ProposalType{0xff03, ProposalTypeAdd},
 		CredentialTypes: []tree.CredentialType{tree.CredentialTypeBasic},
 	}), Extension{ExtensionType: 0xff02, ExtensionData: []byte{}})
-	if err := ValidateKeyPackage(s, ok.kp, testNow, ValidateOptions{GroupContext: gc}); err != nil {
+	if err := ValidateKeyPackage(s, ok.kp, kpTestNow, ValidateOptions{GroupContext: gc}); err != nil {
 		t.Errorf("supported requirements: %v", err)
 	}
 	// Unknown (e.g. GREASE) KeyPackage extensions are ignored (§13.4).
 	grease := cloneKP(t, m.kp)
 	grease.Extensions = Extensions{{ExtensionType: 0x3a3a, ExtensionData: []byte{1, 2, 3}}}
-	resign(t, s, m.signer, grease)
-	if err := ValidateKeyPackage(s, grease, testNow, ValidateOptions{}); err != nil {
+	resignKP(t, s, m.signer, grease)
+	if err := ValidateKeyPackage(s, grease, kpTestNow, ValidateOptions{}); err != nil {
 		t.Errorf("GREASE key package extension: %v", err)
 	}
 }
@@ -292,7 +292,7 @@ func TestValidateKeyPackageVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := suite.MustNew(m.KeyPackage.CipherSuite)
-		if err := ValidateKeyPackage(s, m.KeyPackage, testNow, ValidateOptions{}); err != nil {
+		if err := ValidateKeyPackage(s, m.KeyPackage, kpTestNow, ValidateOptions{}); err != nil {
 			t.Errorf("suite %v: %v", s.ID(), err)
 		}
 	}
@@ -337,7 +337,7 @@ func FuzzValidateKeyPackage(f *testing.F) {
 	}
 	for i, id := range []suite.ID{1, 2} {
 		s := suite.MustNew(id)
-		m := newTestMember(f, s, uint64(10+i), "fuzz", KeyPackageOptions{LastResort: true})
+		m := newKPMember(f, s, uint64(10+i), "fuzz", KeyPackageOptions{LastResort: true})
 		msg, _ := NewMLSMessage(m.kp)
 		enc, err := wire.Marshal(msg)
 		if err != nil {
@@ -366,7 +366,7 @@ func FuzzValidateKeyPackage(f *testing.F) {
 		if err != nil {
 			s = suite.MustNew(suite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
 		}
-		_ = ValidateKeyPackage(s, m.KeyPackage, testNow, ValidateOptions{MaxLifetime: DefaultMaxLifetime})
+		_ = ValidateKeyPackage(s, m.KeyPackage, kpTestNow, ValidateOptions{MaxLifetime: DefaultMaxLifetime})
 		if _, err := m.KeyPackage.Ref(s); err != nil {
 			t.Fatalf("ref of a decoded key package: %v", err)
 		}

@@ -16,7 +16,7 @@ import (
 // welcomeFixture is a committer's new epoch ready to welcome members.
 type welcomeFixture struct {
 	s         *suite.Suite
-	committer *testMember
+	committer *kpMember
 	gi        *GroupInfo
 	epoch     *schedule.EpochSecrets
 	psks      []PreSharedKeyID
@@ -25,7 +25,7 @@ type welcomeFixture struct {
 func newWelcomeFixture(t *testing.T, id suite.ID, psks []PreSharedKeyID) *welcomeFixture {
 	t.Helper()
 	s := suite.MustNew(id)
-	c := newTestMember(t, s, 100, "committer", KeyPackageOptions{})
+	c := newKPMember(t, s, 100, "committer", KeyPackageOptions{})
 	gc := GroupContext{
 		Version: ProtocolVersionMLS10, CipherSuite: id, GroupID: []byte("group"), Epoch: 1,
 		TreeHash: bytes.Repeat([]byte{1}, s.HashSize()), ConfirmedTranscriptHash: bytes.Repeat([]byte{2}, s.HashSize()),
@@ -65,7 +65,7 @@ func (f *welcomeFixture) build(t *testing.T, rs ...WelcomeRecipient) *Welcome {
 }
 
 // join opens w as m and checks everything a joiner can check without a tree.
-func (f *welcomeFixture) join(t *testing.T, w *Welcome, m *testMember, wantPath []byte) {
+func (f *welcomeFixture) join(t *testing.T, w *Welcome, m *kpMember, wantPath []byte) {
 	t.Helper()
 	s := f.s
 	ref, err := m.kp.Ref(s)
@@ -113,8 +113,8 @@ func TestWelcomeRoundTrip(t *testing.T) {
 				psks = []PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk"), Nonce: nonce}}
 			}
 			f := newWelcomeFixture(t, id, psks)
-			bob := newTestMember(t, f.s, 1, "bob", KeyPackageOptions{})
-			carol := newTestMember(t, f.s, 2, "carol", KeyPackageOptions{})
+			bob := newKPMember(t, f.s, 1, "bob", KeyPackageOptions{})
+			carol := newKPMember(t, f.s, 2, "carol", KeyPackageOptions{})
 			path := bytes.Repeat([]byte{5}, f.s.HashSize())
 			w := f.build(t, WelcomeRecipient{KeyPackage: bob.kp, PathSecret: path}, WelcomeRecipient{KeyPackage: carol.kp})
 
@@ -140,9 +140,9 @@ func TestWelcomeRoundTrip(t *testing.T) {
 func TestWelcomeErrors(t *testing.T) {
 	f := newWelcomeFixture(t, suite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, nil)
 	s := f.s
-	bob := newTestMember(t, s, 1, "bob", KeyPackageOptions{})
-	carol := newTestMember(t, s, 2, "carol", KeyPackageOptions{})
-	dave := newTestMember(t, s, 3, "dave", KeyPackageOptions{})
+	bob := newKPMember(t, s, 1, "bob", KeyPackageOptions{})
+	carol := newKPMember(t, s, 2, "carol", KeyPackageOptions{})
+	dave := newKPMember(t, s, 3, "dave", KeyPackageOptions{})
 	w := f.build(t, WelcomeRecipient{KeyPackage: bob.kp}, WelcomeRecipient{KeyPackage: carol.kp})
 
 	t.Run("no entry for our key package", func(t *testing.T) {
@@ -201,7 +201,7 @@ func TestWelcomeErrors(t *testing.T) {
 		if _, err := DecryptGroupSecrets(other, w, ref, bob.priv.InitKey); !errors.Is(err, suite.ErrUnsupportedSuite) {
 			t.Fatalf("got %v", err)
 		}
-		kp7 := newTestMember(t, other, 4, "eve", KeyPackageOptions{})
+		kp7 := newKPMember(t, other, 4, "eve", KeyPackageOptions{})
 		if _, err := BuildWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, nil, []WelcomeRecipient{{KeyPackage: kp7.kp}}); !errors.Is(err, suite.ErrUnsupportedSuite) {
 			t.Fatalf("build: got %v", err)
 		}
@@ -251,7 +251,7 @@ func TestGroupInfoSignature(t *testing.T) {
 			t.Errorf("%s changed: got %v, want ErrInvalidSignature", name, err)
 		}
 	}
-	other := newTestMember(t, s, 9, "other", KeyPackageOptions{})
+	other := newKPMember(t, s, 9, "other", KeyPackageOptions{})
 	if err := VerifyGroupInfo(s, f.gi, other.signer.PublicKey()); !errors.Is(err, ErrInvalidSignature) {
 		t.Errorf("other key: %v", err)
 	}
@@ -263,8 +263,8 @@ func TestGroupInfoSignature(t *testing.T) {
 // TestLeafNodeInGroup covers the group-dependent checks of §7.3.
 func TestLeafNodeInGroup(t *testing.T) {
 	s := suite.MustNew(suite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
-	alice := newTestMember(t, s, 1, "alice", KeyPackageOptions{})
-	bob := newTestMember(t, s, 2, "bob", KeyPackageOptions{})
+	alice := newKPMember(t, s, 1, "alice", KeyPackageOptions{})
+	bob := newKPMember(t, s, 2, "bob", KeyPackageOptions{})
 	tr, err := tree.NewTreeWithLeaf(&alice.kp.LeafNode)
 	if err != nil {
 		t.Fatal(err)
@@ -279,12 +279,12 @@ func TestLeafNodeInGroup(t *testing.T) {
 	}
 
 	// A new member's KeyPackage (Add).
-	carol := newTestMember(t, s, 3, "carol", KeyPackageOptions{})
-	if err := ValidateKeyPackage(s, carol.kp, testNow, opts); err != nil {
+	carol := newKPMember(t, s, 3, "carol", KeyPackageOptions{})
+	if err := ValidateKeyPackage(s, carol.kp, kpTestNow, opts); err != nil {
 		t.Fatalf("add carol: %v", err)
 	}
 	// Bob's KeyPackage again: keys already in the group.
-	if err := ValidateKeyPackage(s, bob.kp, testNow, opts); !errors.Is(err, tree.ErrDuplicateKey) {
+	if err := ValidateKeyPackage(s, bob.kp, kpTestNow, opts); !errors.Is(err, tree.ErrDuplicateKey) {
 		t.Errorf("duplicate member: got %v, want ErrDuplicateKey", err)
 	}
 
@@ -299,30 +299,30 @@ func TestLeafNodeInGroup(t *testing.T) {
 		return &ln
 	}
 	_, fresh, _ := s.GenerateHPKEKeyPair()
-	if err := ValidateLeafNode(s, upd(fresh, 1), LeafUseUpdate, 1, testNow, opts); err != nil {
+	if err := ValidateLeafNode(s, upd(fresh, 1), LeafUseUpdate, 1, kpTestNow, opts); err != nil {
 		t.Errorf("update: %v", err)
 	}
-	if err := ValidateLeafNode(s, upd(bob.kp.LeafNode.EncryptionKey, 1), LeafUseUpdate, 1, testNow, opts); !errors.Is(err, tree.ErrDuplicateKey) {
+	if err := ValidateLeafNode(s, upd(bob.kp.LeafNode.EncryptionKey, 1), LeafUseUpdate, 1, kpTestNow, opts); !errors.Is(err, tree.ErrDuplicateKey) {
 		t.Errorf("update keeping the encryption key: %v", err)
 	}
-	if err := ValidateLeafNode(s, upd(alice.kp.LeafNode.EncryptionKey, 1), LeafUseUpdate, 1, testNow, opts); !errors.Is(err, tree.ErrDuplicateKey) {
+	if err := ValidateLeafNode(s, upd(alice.kp.LeafNode.EncryptionKey, 1), LeafUseUpdate, 1, kpTestNow, opts); !errors.Is(err, tree.ErrDuplicateKey) {
 		t.Errorf("update with alice's encryption key: %v", err)
 	}
 	// Signed for leaf 1, presented as leaf 0 (and vice versa): bad signature.
-	if err := ValidateLeafNode(s, upd(fresh, 1), LeafUseUpdate, 0, testNow, opts); !errors.Is(err, ErrInvalidSignature) {
+	if err := ValidateLeafNode(s, upd(fresh, 1), LeafUseUpdate, 0, kpTestNow, opts); !errors.Is(err, ErrInvalidSignature) {
 		t.Errorf("update for another leaf: %v", err)
 	}
 	// Signed for another group.
 	other := *gc
 	other.GroupID = []byte("other")
-	if err := ValidateLeafNode(s, upd(fresh, 1), LeafUseUpdate, 1, testNow, ValidateOptions{GroupContext: &other, Members: tr}); !errors.Is(err, ErrInvalidSignature) {
+	if err := ValidateLeafNode(s, upd(fresh, 1), LeafUseUpdate, 1, kpTestNow, ValidateOptions{GroupContext: &other, Members: tr}); !errors.Is(err, ErrInvalidSignature) {
 		t.Errorf("update for another group: %v", err)
 	}
 	// Wrong source for the use.
-	if err := ValidateLeafNode(s, upd(fresh, 1), LeafUseCommit, 1, testNow, opts); !errors.Is(err, ErrInvalidLeafNode) {
+	if err := ValidateLeafNode(s, upd(fresh, 1), LeafUseCommit, 1, kpTestNow, opts); !errors.Is(err, ErrInvalidLeafNode) {
 		t.Errorf("update leaf as commit leaf: %v", err)
 	}
-	if err := ValidateLeafNode(s, upd(fresh, 1), LeafUseUpdate, 1, testNow, ValidateOptions{}); !errors.Is(err, ErrIncompleteValue) {
+	if err := ValidateLeafNode(s, upd(fresh, 1), LeafUseUpdate, 1, kpTestNow, ValidateOptions{}); !errors.Is(err, ErrIncompleteValue) {
 		t.Errorf("update without group context: %v", err)
 	}
 
@@ -331,30 +331,30 @@ func TestLeafNodeInGroup(t *testing.T) {
 	anyCred := CredentialValidatorFunc(func(*tree.Credential, []byte) error { return nil })
 	caps := DefaultCapabilities()
 	caps.Credentials = []tree.CredentialType{tree.CredentialTypeBasic, tree.CredentialTypeX509}
-	dave := newTestMember(t, s, 4, "dave", KeyPackageOptions{Capabilities: &caps})
+	dave := newKPMember(t, s, 4, "dave", KeyPackageOptions{Capabilities: &caps})
 	dave.kp.LeafNode.Credential = tree.Credential{CredentialType: tree.CredentialTypeX509, Certificates: [][]byte{{1}}}
-	resign(t, s, dave.signer, dave.kp)
+	resignKP(t, s, dave.signer, dave.kp)
 	optsAny := opts
 	optsAny.Credentials = anyCred
-	if err := ValidateKeyPackage(s, dave.kp, testNow, optsAny); !errors.Is(err, ErrUnsupportedCapability) {
+	if err := ValidateKeyPackage(s, dave.kp, kpTestNow, optsAny); !errors.Is(err, ErrUnsupportedCapability) {
 		t.Errorf("x509 member in a basic-only group: %v", err)
 	}
-	if err := ValidateKeyPackage(s, dave.kp, testNow, ValidateOptions{Credentials: anyCred}); err != nil {
+	if err := ValidateKeyPackage(s, dave.kp, kpTestNow, ValidateOptions{Credentials: anyCred}); err != nil {
 		t.Errorf("x509 key package outside a group: %v", err)
 	}
-	if err := ValidateKeyPackage(s, dave.kp, testNow, ValidateOptions{}); !errors.Is(err, ErrInvalidCredential) {
+	if err := ValidateKeyPackage(s, dave.kp, kpTestNow, ValidateOptions{}); !errors.Is(err, ErrInvalidCredential) {
 		t.Errorf("x509 with the default validator: %v", err)
 	}
 	// Erin supports only basic credentials: she cannot join a group with
 	// an x509 member (§7.3, the other direction).
 	capsX := DefaultCapabilities()
 	capsX.Credentials = []tree.CredentialType{tree.CredentialTypeBasic}
-	erin := newTestMember(t, s, 5, "erin", KeyPackageOptions{Capabilities: &capsX})
+	erin := newKPMember(t, s, 5, "erin", KeyPackageOptions{Capabilities: &capsX})
 	mixed, err := tree.NewTreeWithLeaf(&dave.kp.LeafNode)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ValidateKeyPackage(s, erin.kp, testNow, ValidateOptions{GroupContext: gc, Members: mixed, Credentials: anyCred}); !errors.Is(err, ErrUnsupportedCapability) {
+	if err := ValidateKeyPackage(s, erin.kp, kpTestNow, ValidateOptions{GroupContext: gc, Members: mixed, Credentials: anyCred}); !errors.Is(err, ErrUnsupportedCapability) {
 		t.Errorf("member without support for an x509 member: %v", err)
 	}
 	// A tree mixing dave (x509) with basic-only members is invalid.
