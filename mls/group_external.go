@@ -1,0 +1,170 @@
+package mls
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/spacepanda/spacepanda/mls/schedule"
+	"github.com/spacepanda/spacepanda/mls/suite"
+	"github.com/spacepanda/spacepanda/mls/tree"
+	"github.com/spacepanda/spacepanda/mls/wire"
+)
+
+// Joining a group by external commit (RFC 9420 §12.4.3.2).
+
+// JoinByExternalCommit joins the group that gi describes by an external
+// commit (RFC 9420 §12.4.3.2). gi must carry the external_pub extension
+// (Group.GroupInfo produces one); its signature and the tree are verified
+// here;
+// ratchetTree is the group's tree when it travels out of band, nil meaning
+// the ratchet_tree extension of gi.
+//
+// The commit holds an ExternalInit proposal whose kem_output encapsulates
+// the new epoch's init_secret to external_pub (§8.3), and, when a leaf of
+// the tree already has signer's signature key (a member that lost its
+// state and resynchronizes), a Remove of that leaf. The path is mandatory;
+// the joiner takes the leftmost free leaf after the Remove (§12.4.3.2).
+// The commit is a PublicMessage from a new_member_commit sender.
+//
+// It returns the commit to send to the group and the joiner's state in the
+// new epoch, to adopt once the Delivery Service has accepted the commit.
+func JoinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, leaf LeafOptions, cfg Config) (*MLSMessage, *Group, error) {
+	gc := gi.GroupContext
+	if gc.Version != ProtocolVersionMLS10 {
+		return nil, nil, ErrUnsupportedVersion
+	}
+	if gc.CipherSuite != s.ID() {
+		return nil, nil, fmt.Errorf("%w: group suite %v, ours %v", ErrInvalidGroupInfo, gc.CipherSuite, s.ID())
+	}
+
+	// The tree: out of band or from the extension; verify it and the
+	// GroupInfo signature against it.
+	if ratchetTree == nil {
+		ext := gi.Extensions.Find(tree.ExtensionTypeRatchetTree)
+		if ext == nil {
+			return nil, nil, fmt.Errorf("%w: no ratchet tree given and none in the GroupInfo", ErrInvalidGroupInfo)
+		}
+		if err := wire.Unmarshal(ext.ExtensionData, &ratchetTree); err != nil {
+			return nil, nil, fmt.Errorf("%w: ratchet_tree extension: %w", ErrInvalidGroupInfo, err)
+		}
+	}
+	t, err := tree.NewTree(ratchetTree)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidGroupInfo, err)
+	}
+	signerKey, err := leafSignatureKey(t, gi.Signer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: GroupInfo signer: %w", ErrInvalidGroupInfo, err)
+	}
+	if err := VerifyGroupInfo(s, gi, signerKey); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidGroupInfo, err)
+	}
+	if err := t.Validate(s, gc.GroupID, gc.TreeHash); err != nil {
+		return nil, nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidGroupInfo, err)
+	}
+	if err := ValidateTreeLeaves(s, t, ValidateOptions{GroupContext: &gc, Credentials: cfg.Credentials}); err != nil {
+		return nil, nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidGroupInfo, err)
+	}
+	ep := gi.Extensions.Find(tree.ExtensionTypeExternalPub)
+	if ep == nil {
+		return nil, nil, fmt.Errorf("%w: no external_pub extension", ErrInvalidGroupInfo)
+	}
+	var extPub tree.ExternalPub
+	if err := wire.Unmarshal(ep.ExtensionData, &extPub); err != nil {
+		return nil, nil, fmt.Errorf("%w: external_pub: %w", ErrInvalidGroupInfo, err)
+	}
+
+	// §8.3: kem_output and init_secret.
+	kemOutput, initSecret, err := schedule.ExternalInit(s, extPub.ExternalPub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: external init: %w", ErrInvalidGroupInfo, err)
+	}
+	props := []ProposalOrRef{{Type: ProposalOrRefTypeProposal, Proposal: &Proposal{
+		ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: kemOutput}}}}
+	nt := t.Clone()
+	if old, ok := t.FindSignatureKey(signer.PublicKey()); ok {
+		// Resync: remove our old leaf (§12.4.3.2, at most one Remove).
+		props = append(props, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: &Proposal{
+			ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: old}}})
+		if err := nt.RemoveLeaf(old); err != nil {
+			return nil, nil, err
+		}
+	}
+	myLeaf, err := nt.FreeLeaf()
+	if err != nil {
+		return nil, nil, err
+	}
+
+	caps := DefaultCapabilities()
+	if leaf.Capabilities != nil {
+		caps = *leaf.Capabilities
+	}
+	template := &tree.LeafNode{SignatureKey: slices.Clone(signer.PublicKey()), Credential: leaf.Credential,
+		Capabilities: caps, LeafNodeSource: tree.LeafNodeSourceCommit, Extensions: nonNilExtensions(leaf.Extensions)}
+	cp, err := nt.NewCommitPath(s, cfg.rand(), myLeaf, template, func(ln *tree.LeafNode) error {
+		return ln.Sign(s, signer, gc.GroupID, myLeaf)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ValidateLeafNode(s, cp.LeafNode, LeafUseCommit, myLeaf, cfg.now(),
+		ValidateOptions{GroupContext: &gc, Members: cp.Tree, Credentials: cfg.Credentials}); err != nil {
+		return nil, nil, err
+	}
+
+	newCtx := gc
+	newCtx.Extensions = slices.Clone(gc.Extensions)
+	newCtx.Epoch++
+	newCtx.TreeHash = cp.Tree.TreeHash(s)
+	provisional, err := wire.Marshal(&newCtx)
+	if err != nil {
+		return nil, nil, err
+	}
+	commit := &Commit{Proposals: props}
+	if commit.Path, err = cp.Encrypt(s, provisional, nil); err != nil {
+		return nil, nil, err
+	}
+	fc := &FramedContent{GroupID: gc.GroupID, Epoch: gc.Epoch, Sender: Sender{SenderType: SenderTypeNewMemberCommit},
+		ContentType: ContentTypeCommit, Commit: commit}
+	ac, err := SignContent(signer, WireFormatPublicMessage, fc, &gc)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	// §8.2: the interim transcript hash of the GroupInfo's epoch follows
+	// from its confirmed transcript hash and confirmation tag.
+	interim, err := NextInterimTranscriptHash(s, gc.ConfirmedTranscriptHash, gi.ConfirmationTag)
+	if err != nil {
+		return nil, nil, err
+	}
+	if newCtx.ConfirmedTranscriptHash, err = NextConfirmedTranscriptHash(s, interim, ac); err != nil {
+		return nil, nil, err
+	}
+	g := &Group{cfg: cfg, suite: s, signer: signer, tree: cp.Tree, myLeaf: myLeaf, keys: cp.PrivateKeys}
+	if err := g.setContext(newCtx); err != nil {
+		return nil, nil, err
+	}
+	if g.secrets, err = schedule.NewEpoch(s, initSecret, cp.CommitSecret, nil, g.ctxBytes); err != nil {
+		return nil, nil, err
+	}
+	g.secrets.ForgetJoiner()
+	g.confirmationTag = s.MAC(g.secrets.ConfirmationKey, newCtx.ConfirmedTranscriptHash)
+	ac.Auth.ConfirmationTag = g.confirmationTag
+	if g.interim, err = NextInterimTranscriptHash(s, newCtx.ConfirmedTranscriptHash, g.confirmationTag); err != nil {
+		return nil, nil, err
+	}
+	if g.secretTree, err = schedule.NewSecretTree(s, g.secrets.EncryptionSecret, cp.Tree.NumLeaves(), cfg.SecretTree); err != nil {
+		return nil, nil, err
+	}
+	g.resumption = map[uint64][]byte{newCtx.Epoch: g.secrets.ResumptionPSK}
+
+	pm, err := ProtectPublic(s, ac, &gc, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	msg, err := NewMLSMessage(pm)
+	if err != nil {
+		return nil, nil, err
+	}
+	return msg, g, nil
+}
