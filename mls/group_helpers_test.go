@@ -94,6 +94,8 @@ type gtGroup struct {
 	ms  []*gtMember // current members
 	// oob sends the ratchet tree out of band to joiners (CommitResult.RatchetTree).
 	oob bool
+	// lastCommit is the last commit as a receiving member decoded it.
+	lastCommit *Commit
 }
 
 // gtCreate makes a group of n members: the creator adds the others in one commit.
@@ -167,6 +169,7 @@ func (gg *gtGroup) deliverCommit(i int, res *CommitResult) {
 		if p.ContentType != ContentTypeCommit || (!p.State.Removed() && p.State.Epoch() != m.g.Epoch()+1) {
 			gg.t.Fatalf("%s: processed %v, epoch %d -> %d", m.name, p.ContentType, m.g.Epoch(), p.State.Epoch())
 		}
+		gg.lastCommit = p.Commit
 		m.g = p.State
 		if !m.g.Removed() {
 			keep = append(keep, m)

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/tree"
+	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
 // Scenario tests of the group state machine: several members, real crypto,
@@ -161,3 +163,310 @@ func (gg *gtGroup) deliverApp(i int, msg *MLSMessage) {
 }
 
 var _ = tree.LeafIndex(0)
+
+// TestGroupAddWithoutPath: an Add-only commit may omit the path; a Remove
+// forces one even with NoPath.
+func TestGroupAddWithoutPath(t *testing.T) {
+	for _, id := range gtSuites {
+		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 3)
+			gg.commit(1, CommitOptions{NoPath: true}, gg.newMembers(2)...)
+			if c := gtCommitOf(t, gg); c.Path != nil {
+				t.Fatal("NoPath add commit carries a path")
+			}
+			gg.check()
+			gg.appAll("no path")
+			gg.commit(2, CommitOptions{NoPath: true, Remove: []tree.LeafIndex{gg.ms[4].g.OwnLeafIndex()}})
+			if c := gtCommitOf(t, gg); c.Path == nil {
+				t.Fatal("remove commit without a path")
+			}
+			gg.check()
+			gg.appAll("after remove")
+		})
+	}
+}
+
+// gtCommitOf returns the Commit of res as the other members decoded it.
+func gtCommitOf(t *testing.T, gg *gtGroup) *Commit {
+	t.Helper()
+	if gg.lastCommit == nil {
+		t.Fatal("no commit processed")
+	}
+	return gg.lastCommit
+}
+
+// TestGroupPSK: an external PSK injected by a commit that also adds a
+// member; the joiner needs it too. A member without it rejects the commit.
+func TestGroupPSK(t *testing.T) {
+	for _, id := range gtSuites {
+		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+			secret := []byte("external psk secret 0123456789ab")
+			psks := func(pid *PreSharedKeyID) ([]byte, error) {
+				if pid.Type == schedule.PSKTypeExternal && string(pid.PSKID) == "psk-1" {
+					return secret, nil
+				}
+				return nil, fmt.Errorf("unknown psk %q", pid.PSKID)
+			}
+			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true, PSKs: psks}, 3)
+			noPSK := gg.ms[2]
+			noPSK.g.cfg.PSKs = nil // this member does not hold the PSK
+			res, err := gg.ms[0].g.Commit(CommitOptions{PSKs: []PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk-1")}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap := gtSnapshot(noPSK.g)
+			_, err = noPSK.g.Process(res.Commit)
+			gtExpectErr(t, err, ErrMissingPSK)
+			if !snap.equal(gtSnapshot(noPSK.g)) {
+				t.Fatal("state changed")
+			}
+			noPSK.g.cfg.PSKs = psks
+			j := gg.newMembers(1)
+			gg.commit(1, CommitOptions{PSKs: []PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk-1")}}}, j...)
+			gg.check()
+			gg.appAll("psk")
+			// A joiner without the PSK cannot join.
+			j2 := gg.newMembers(1)[0]
+			res = gg.commit(0, CommitOptions{Add: []*KeyPackage{j2.kp}, PSKs: []PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk-1")}}})
+			cfg := gg.cfg
+			cfg.PSKs = nil
+			_, err = JoinFromWelcome(res.Welcome, nil, j2.finder(t), cfg)
+			gtExpectErr(t, err, ErrMissingPSK)
+			gg.join(res, j2)
+			gg.check()
+			gg.appAll("all")
+		})
+	}
+}
+
+func gtRequiredCaps(t testing.TB, rc tree.RequiredCapabilities) Extension {
+	t.Helper()
+	b, err := wire.Marshal(&rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Extension{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: b}
+}
+
+// TestGroupContextExtensions: required_capabilities installed by a
+// GroupContextExtensions commit; then a KeyPackage lacking the capability
+// cannot be added, and a requirement a member lacks cannot be installed.
+func TestGroupContextExtensions(t *testing.T) {
+	for _, id := range gtSuites {
+		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 3)
+			rc := gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{ExtensionTypeLastResort},
+				CredentialTypes: []tree.CredentialType{tree.CredentialTypeBasic}})
+			gg.commit(1, CommitOptions{Extensions: Extensions{rc}})
+			gg.check()
+			if ext := gg.ms[2].g.Context().Extensions.Find(tree.ExtensionTypeRequiredCapabilities); ext == nil || !bytes.Equal(ext.ExtensionData, rc.ExtensionData) {
+				t.Fatal("required_capabilities not installed")
+			}
+			// A joiner that supports it can join (and validates the context).
+			gg.add(0, gg.newMembers(1)...)
+			gg.check()
+
+			// A KeyPackage without last_resort in its capabilities.
+			weak := gg.newMembers(1)[0]
+			weak.newKeyPackage(t, KeyPackageOptions{Capabilities: &tree.Capabilities{}})
+			_, err := gg.ms[0].g.Commit(CommitOptions{Add: []*KeyPackage{weak.kp}})
+			gtExpectErr(t, err, ErrInvalidProposal)
+			gtExpectErr(t, err, ErrUnsupportedCapability)
+
+			// A requirement nobody supports.
+			bad := gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0x7a7a}})
+			_, err = gg.ms[0].g.Commit(CommitOptions{Extensions: Extensions{bad}})
+			gtExpectErr(t, err, ErrInvalidProposal)
+			_, _, err = gg.ms[0].g.Propose(&Proposal{ProposalType: ProposalTypeGroupContextExtensions,
+				GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{bad}}})
+			if err == nil {
+				// Accepting it as a proposal is allowed; committing it is not.
+				t.Log("GroupContextExtensions with an unsupported requirement accepted as a proposal")
+			}
+			gg.appAll("still fine")
+		})
+	}
+}
+
+// gtExternalSender installs an external_senders extension with one sender
+// and returns its signer.
+func gtExternalSender(t testing.TB, gg *gtGroup) *suite.Signer {
+	t.Helper()
+	es := gtSigner(t, gg.s)
+	b, err := wire.Marshal(tree.ExternalSenders{{SignatureKey: es.PublicKey(), Credential: tree.NewBasicCredential([]byte("delivery service"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gg.commit(0, CommitOptions{Extensions: Extensions{{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: b}}})
+	gg.check()
+	return es
+}
+
+// gtExternalProposal builds a PublicMessage proposal from external sender
+// index idx of the group g is in.
+func gtExternalProposal(t testing.TB, g *Group, es *suite.Signer, idx uint32, p *Proposal) *MLSMessage {
+	t.Helper()
+	fc := &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: Sender{SenderType: SenderTypeExternal, SenderIndex: idx},
+		ContentType: ContentTypeProposal, Proposal: p}
+	ac, err := SignContent(es, WireFormatPublicMessage, fc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := ProtectPublic(g.Suite(), ac, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := NewMLSMessage(pm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// deliverAll hands msg (from outside the group) to every member.
+func (gg *gtGroup) deliverAll(msg *MLSMessage) []*Processed {
+	gg.t.Helper()
+	b := gtWire(gg.t, msg)
+	var out []*Processed
+	for _, m := range gg.ms {
+		p, err := m.g.ProcessBytes(b)
+		if err != nil {
+			gg.t.Fatalf("%s: %v", m.name, err)
+		}
+		out = append(out, p)
+		m.g = p.State
+	}
+	return out
+}
+
+// TestGroupExternalProposals: an external sender (external_senders
+// extension) proposes a Remove and an Add; a member commits them by
+// reference. Bad external proposals are refused.
+func TestGroupExternalProposals(t *testing.T) {
+	for _, id := range gtSuites {
+		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 4)
+			es := gtExternalSender(t, gg)
+			victim := gg.ms[3]
+			ps := gg.deliverAll(gtExternalProposal(t, gg.ms[0].g, es, 0,
+				&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: victim.g.OwnLeafIndex()}}))
+			if ps[0].Sender.SenderType != SenderTypeExternal || ps[0].Proposal.ProposalType != ProposalTypeRemove {
+				t.Fatalf("processed %+v", ps[0])
+			}
+			joiner := gg.newMembers(1)[0]
+			gg.deliverAll(gtExternalProposal(t, gg.ms[0].g, es, 0,
+				&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *joiner.kp}}))
+			res := gg.commit(1, CommitOptions{})
+			gg.join(res, joiner)
+			if !victim.g.Removed() || gtContains(gg.ms, victim) {
+				t.Fatal("victim not removed")
+			}
+			gg.check()
+			gg.appAll("after external proposals")
+
+			g := gg.ms[0].g
+			rm := &Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: gg.ms[1].g.OwnLeafIndex()}}
+			for _, tc := range []struct {
+				name string
+				msg  *MLSMessage
+				want error
+			}{
+				{"unknown sender index", gtExternalProposal(t, g, es, 1, rm), ErrUnknownSender},
+				{"wrong key", gtExternalProposal(t, g, gtSigner(t, gg.s), 0, rm), ErrInvalidSignature},
+				{"update from external", gtExternalProposal(t, g, es, 0, &Proposal{ProposalType: ProposalTypeUpdate,
+					Update: &Update{LeafNode: *g.tree.Leaf(0)}}), ErrInvalidProposal},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					gtRejects(t, g, tc.msg, tc.want)
+				})
+			}
+		})
+	}
+}
+
+// gtRejects asserts g rejects msg with want and is unchanged.
+func gtRejects(t testing.TB, g *Group, msg *MLSMessage, want error) {
+	t.Helper()
+	snap := gtSnapshot(g)
+	b := gtWire(t, msg)
+	_, err := g.ProcessBytes(b)
+	gtExpectErr(t, err, want)
+	if !snap.equal(gtSnapshot(g)) {
+		t.Fatal("state changed by a rejected message")
+	}
+}
+
+// TestGroupExternalCommit: a non-member joins from GroupInfo (tree in it,
+// or out of band); a member who lost its state resyncs (its old leaf is
+// removed by the same external commit).
+func TestGroupExternalCommit(t *testing.T) {
+	for _, id := range gtSuites {
+		for _, withTree := range []bool{true, false} {
+			t.Run(fmt.Sprintf("suite=%d/tree-in-groupinfo=%v", id, withTree), func(t *testing.T) {
+				gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 3)
+				gg.appAll("before")
+				newcomer := gtNewMember(t, gg.s, "external joiner")
+				gi := gtGroupInfo(t, gg.ms[1].g, withTree)
+				var rt tree.RatchetTreeNodes
+				if !withTree {
+					rt = gg.ms[1].g.RatchetTree()
+				}
+				msg, g, err := JoinByExternalCommit(gg.s, newcomer.signer, gi, rt, LeafOptions{Credential: newcomer.cred}, gg.cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if msg.WireFormat != WireFormatPublicMessage || msg.PublicMessage.Content.Sender.SenderType != SenderTypeNewMemberCommit {
+					t.Fatalf("external commit: %v from %v", msg.WireFormat, msg.PublicMessage.Content.Sender)
+				}
+				ps := gg.deliverAll(msg)
+				if ps[0].Sender.SenderType != SenderTypeNewMemberCommit {
+					t.Fatalf("sender %v", ps[0].Sender)
+				}
+				newcomer.g = g
+				gg.ms = append(gg.ms, newcomer)
+				gg.check()
+				gg.appAll("with the newcomer")
+				gg.commit(3, CommitOptions{})
+				gg.check()
+
+				// Resync: member 1 lost its state and rejoins with the same key.
+				lost := gg.ms[1]
+				oldLeaf := lost.g.OwnLeafIndex()
+				gi = gtGroupInfo(t, gg.ms[0].g, true)
+				msg, g, err = JoinByExternalCommit(gg.s, lost.signer, gi, nil, LeafOptions{Credential: lost.cred}, gg.cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gg.ms = append(gg.ms[:1], gg.ms[2:]...)
+				gg.deliverAll(msg)
+				lost.g = g
+				gg.ms = append(gg.ms, lost)
+				if lost.g.OwnLeafIndex() != oldLeaf {
+					t.Fatalf("resync took leaf %d, old leaf %d was free", lost.g.OwnLeafIndex(), oldLeaf)
+				}
+				gg.check()
+				gg.appAll("after resync")
+				gg.commit(0, CommitOptions{})
+				gg.check()
+			})
+		}
+	}
+}
+
+// gtGroupInfo returns g's GroupInfo after a trip through the wire.
+func gtGroupInfo(t testing.TB, g *Group, withTree bool) *GroupInfo {
+	t.Helper()
+	gi, err := g.GroupInfo(withTree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := wire.Marshal(gi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out GroupInfo
+	if err := wire.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return &out
+}
