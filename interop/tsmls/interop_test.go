@@ -353,14 +353,7 @@ func TestMultiAddAndLifetime(t *testing.T) {
 	var joiners []node
 	var kps [][]byte
 	for _, name := range []string{"bob", "carol"} {
-		p, err := tsmls.Start(t.Context())
-		if errors.Is(err, tsmls.ErrNodeUnavailable) {
-			t.Skip(err)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Close() })
+		p := tsmls.StartUninitT(t)
 		if err := p.InitWithLifetime(name, uint16(id), 7*24*3600); err != nil {
 			t.Fatal(err)
 		}
@@ -440,17 +433,7 @@ func TestBadInput(t *testing.T) {
 // (RFC 9420 §5.1.1 requires uncompressed), which our suite cannot use. The
 // peer re-derives uncompressed keys unless ecdsa_compressed_keys is set.
 func TestECDSACompressedKeyQuirk(t *testing.T) {
-	p, err := tsmls.Start(t.Context())
-	if errors.Is(err, tsmls.ErrNodeUnavailable) {
-		if tsmls.Required() {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := tsmls.StartUninitT(t)
 	if err := p.Call(map[string]any{"cmd": "init", "identity": "x", "suite": 2, "ecdsa_compressed_keys": true}, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,17 @@ func Required() bool { return os.Getenv(RequiredEnv) == "true" }
 // except under CI=true, where it fails.
 func StartT(t testing.TB, identity string, suiteID uint16) *Peer {
 	t.Helper()
+	p := StartUninitT(t)
+	if err := p.Init(identity, suiteID); err != nil {
+		t.Fatalf("init ts-mls peer %s (suite %d): %v", identity, suiteID, err)
+	}
+	return p
+}
+
+// StartUninitT is StartT without the init command, for tests that send
+// their own (Peer.InitWithLifetime, or Peer.Call with extra fields).
+func StartUninitT(t testing.TB) *Peer {
+	t.Helper()
 	// Not t.Context(): it is cancelled before Cleanup runs, which would
 	// kill node before Close can end it cleanly.
 	p, err := Start(context.Background())
@@ -34,11 +45,8 @@ func StartT(t testing.TB, identity string, suiteID uint16) *Peer {
 	}
 	t.Cleanup(func() {
 		if err := p.Close(); err != nil {
-			t.Errorf("closing ts-mls peer %s: %v", identity, err)
+			t.Errorf("closing ts-mls peer: %v", err)
 		}
 	})
-	if err := p.Init(identity, suiteID); err != nil {
-		t.Fatalf("init ts-mls peer %s (suite %d): %v", identity, suiteID, err)
-	}
 	return p
 }
