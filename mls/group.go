@@ -418,8 +418,14 @@ func (g *Group) padding(ac *AuthenticatedContent) int {
 	if g.cfg.PaddingBlock <= 1 {
 		return 0
 	}
-	n := len(ac.Content.ApplicationData) + len(ac.Auth.Signature) + len(ac.Auth.ConfirmationTag) + 8
-	if r := n % g.cfg.PaddingBlock; r != 0 {
+	// The exact encoded PrivateMessageContent, whatever the content type.
+	fc := &ac.Content
+	pt, err := wire.Marshal(&PrivateMessageContent{ContentType: fc.ContentType, ApplicationData: fc.ApplicationData,
+		Proposal: fc.Proposal, Commit: fc.Commit, Auth: ac.Auth})
+	if err != nil {
+		return 0 // ProtectPrivate reports the encoding error
+	}
+	if r := len(pt) % g.cfg.PaddingBlock; r != 0 {
 		return g.cfg.PaddingBlock - r
 	}
 	return 0
