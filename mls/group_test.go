@@ -470,3 +470,77 @@ func gtGroupInfo(t testing.TB, g *Group, withTree bool) *GroupInfo {
 	}
 	return &out
 }
+
+// TestGroupHandshakeWireFormat: proposals and commits as PublicMessage or
+// PrivateMessage, per Config.HandshakeAsPublic; both work end to end.
+func TestGroupHandshakeWireFormat(t *testing.T) {
+	for _, id := range gtSuites {
+		for _, public := range []bool{false, true} {
+			t.Run(fmt.Sprintf("suite=%d/public=%v", id, public), func(t *testing.T) {
+				want := WireFormatPrivateMessage
+				if public {
+					want = WireFormatPublicMessage
+				}
+				gg := gtCreate(t, id, Config{HandshakeAsPublic: public, RatchetTreeInWelcome: true}, 3)
+				res := gg.commit(1, CommitOptions{}, gg.newMembers(1)...)
+				if res.Commit.WireFormat != want {
+					t.Fatalf("commit as %v", res.Commit.WireFormat)
+				}
+				msg, next, err := gg.ms[2].g.ProposeUpdate()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if msg.WireFormat != want {
+					t.Fatalf("proposal as %v", msg.WireFormat)
+				}
+				gg.ms[2].g = next
+				gg.deliver(2, msg)
+				res = gg.commit(3, CommitOptions{Remove: []tree.LeafIndex{gg.ms[0].g.OwnLeafIndex()}})
+				if res.Commit.WireFormat != want {
+					t.Fatalf("commit as %v", res.Commit.WireFormat)
+				}
+				gg.check()
+				gg.appAll("talk")
+			})
+		}
+	}
+}
+
+// TestGroupPadding: with Config.PaddingBlock, every PrivateMessage content
+// (application or handshake) is padded to a multiple of the block, so the
+// ciphertext length is block-aligned plus the AEAD tag.
+func TestGroupPadding(t *testing.T) {
+	const tagLen = 16 // AES-GCM and ChaCha20-Poly1305
+	for _, id := range gtSuites {
+		for _, block := range []int{32, 256} {
+			t.Run(fmt.Sprintf("suite=%d/block=%d", id, block), func(t *testing.T) {
+				gg := gtCreate(t, id, Config{PaddingBlock: block, RatchetTreeInWelcome: true}, 3)
+				sizes := map[int]bool{}
+				for n := 0; n < 300; n += 7 {
+					msg, err := gg.ms[0].g.Encrypt(bytes.Repeat([]byte{'a'}, n), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					ct := len(msg.PrivateMessage.Ciphertext) - tagLen
+					if ct%block != 0 {
+						t.Fatalf("%d bytes of data: content of %d bytes, not a multiple of %d", n, ct, block)
+					}
+					sizes[ct] = true
+					p, err := gg.ms[1].g.Process(msg)
+					if err != nil || len(p.ApplicationData) != n {
+						t.Fatalf("padded message: %v", err)
+					}
+				}
+				if len(sizes) > 300/block+2 {
+					t.Fatalf("%d distinct sizes", len(sizes))
+				}
+				res := gg.commit(2, CommitOptions{})
+				if ct := len(res.Commit.PrivateMessage.Ciphertext) - tagLen; ct%block != 0 {
+					t.Fatalf("commit content of %d bytes, not a multiple of %d", ct, block)
+				}
+				gg.check()
+				gg.appAll("padded")
+			})
+		}
+	}
+}
