@@ -41,7 +41,8 @@ type CommitResult struct {
 	Commit *MLSMessage
 	// Welcome goes to the added members (nil if none).
 	Welcome *Welcome
-	// GroupInfo describes the new epoch, signed; it carries external_pub.
+	// GroupInfo describes the new epoch, signed, with external_pub; it is
+	// built when the commit adds members (State.GroupInfo builds one later).
 	GroupInfo *GroupInfo
 	// RatchetTree is the new epoch's public tree (for Welcomes sent without
 	// the ratchet_tree extension).
@@ -169,10 +170,13 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	}
 
 	res := &CommitResult{Commit: msg, State: next, Added: a.added, RatchetTree: newTree.Nodes()}
-	if res.GroupInfo, err = next.groupInfo(g.cfg.RatchetTreeInWelcome); err != nil {
-		return nil, err
-	}
 	if len(a.added) > 0 {
+		// The Welcome carries a signed GroupInfo. Without new members none is
+		// built here (a signature and a key derivation saved per commit);
+		// State.GroupInfo makes one on demand, e.g. for external joins.
+		if res.GroupInfo, err = next.groupInfo(g.cfg.RatchetTreeInWelcome); err != nil {
+			return nil, err
+		}
 		recips := make([]WelcomeRecipient, len(a.added))
 		for i, leaf := range a.added {
 			recips[i].KeyPackage = a.addedKPs[i]

@@ -169,9 +169,9 @@ func JoinFromWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPack
 			g.keys[x] = k
 		}
 	}
-	if err := t.CheckPrivateKeys(s, g.keys); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
-	}
+	// The private keys match their nodes: the leaf's is the KeyPackage's own
+	// (the leaf is byte-identical to it, findLeaf) and DerivePathKeys checked
+	// every derived public key against the tree (§12.4.3.1 MUST).
 	if g.secrets, err = schedule.Derive(s, gs.JoinerSecret, pskSecret, g.ctxBytes); err != nil {
 		return nil, err
 	}

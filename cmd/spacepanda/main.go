@@ -17,7 +17,10 @@ func usage(w io.Writer) {
 
 commands:
   conformance [DIR]   run the official MLS test vectors in DIR
-                      (default: $MLS_TEST_VECTORS, else ../shared/testvectors)`)
+                      (default: $MLS_TEST_VECTORS, else ../shared/testvectors)
+  bench [--json] [--suites 1,2] [--sizes 2,10,...] [--trees sparse,full]
+                      measure commit, process, join, send and receive beside
+                      the crypto floor measured in the same run`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -28,6 +31,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "conformance":
 		return cmdConformance(args[1:], stdout, stderr)
+	case "bench":
+		return cmdBench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
