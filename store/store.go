@@ -270,6 +270,9 @@ type Message struct {
 	ReceivedAt time.Time
 }
 
+// MaxEpoch is the largest epoch (and message sequence number) a Store holds.
+const MaxEpoch = 1<<63 - 1
+
 // Validate reports whether id can be stored (ErrInvalid otherwise). Backends
 // call it; callers need not.
 func (id Identity) Validate() error {
@@ -308,6 +311,8 @@ func (g Group) Validate() error {
 		return invalid("group: empty id")
 	case len(g.State) == 0:
 		return invalid("group: empty state")
+	case g.Epoch > MaxEpoch:
+		return invalid("group: epoch too large")
 	}
 	return nil
 }
@@ -332,23 +337,6 @@ func (m Message) Validate() error {
 		return invalid("message: empty channel id")
 	case m.ID == "":
 		return invalid("message: empty message id")
-	}
-	return nil
-}
-
-// CheckID returns ErrInvalid, naming what, if id is empty. Backends use it
-// for every byte-string key argument.
-func CheckID(what string, id []byte) error {
-	if len(id) == 0 {
-		return invalid("empty " + what)
-	}
-	return nil
-}
-
-// CheckLimit returns ErrInvalid unless limit > 0.
-func CheckLimit(limit int) error {
-	if limit <= 0 {
-		return invalid("limit must be positive")
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spacepanda/spacepanda/store"
+	"github.com/spacepanda/spacepanda/store/internal/codec"
 )
 
 // Store is an in-memory store.Store.
@@ -152,7 +153,7 @@ func (v view) Identity(ctx context.Context) (store.Identity, error) {
 }
 
 func (v view) KeyPackage(ctx context.Context, ref []byte) (store.KeyPackage, error) {
-	if err := store.CheckID("key package ref", ref); err != nil {
+	if err := codec.CheckID("key package ref", ref); err != nil {
 		return store.KeyPackage{}, err
 	}
 	st, err := v.get(ctx)
@@ -195,7 +196,7 @@ func (v view) CountKeyPackages(ctx context.Context, now time.Time) (store.KeyPac
 }
 
 func (v view) Group(ctx context.Context, groupID []byte) (store.Group, error) {
-	if err := store.CheckID("group id", groupID); err != nil {
+	if err := codec.CheckID("group id", groupID); err != nil {
 		return store.Group{}, err
 	}
 	st, err := v.get(ctx)
@@ -225,7 +226,7 @@ func (v view) Groups(ctx context.Context) ([]store.GroupSummary, error) {
 }
 
 func (v view) GroupBlob(ctx context.Context, groupID, key []byte) ([]byte, error) {
-	if err := checkIDs(groupID, key); err != nil {
+	if err := codec.CheckIDs(groupID, key); err != nil {
 		return nil, err
 	}
 	st, err := v.get(ctx)
@@ -240,7 +241,7 @@ func (v view) GroupBlob(ctx context.Context, groupID, key []byte) ([]byte, error
 }
 
 func (v view) GroupBlobs(ctx context.Context, groupID []byte) ([]store.Blob, error) {
-	if err := store.CheckID("group id", groupID); err != nil {
+	if err := codec.CheckID("group id", groupID); err != nil {
 		return nil, err
 	}
 	st, err := v.get(ctx)
@@ -257,7 +258,7 @@ func (v view) GroupBlobs(ctx context.Context, groupID []byte) ([]store.Blob, err
 }
 
 func (v view) EpochSecret(ctx context.Context, groupID []byte, epoch uint64) ([]byte, error) {
-	if err := store.CheckID("group id", groupID); err != nil {
+	if err := codec.CheckID("group id", groupID); err != nil {
 		return nil, err
 	}
 	st, err := v.get(ctx)
@@ -272,7 +273,7 @@ func (v view) EpochSecret(ctx context.Context, groupID []byte, epoch uint64) ([]
 }
 
 func (v view) ExternalPSK(ctx context.Context, pskID []byte) ([]byte, error) {
-	if err := store.CheckID("psk id", pskID); err != nil {
+	if err := codec.CheckID("psk id", pskID); err != nil {
 		return nil, err
 	}
 	st, err := v.get(ctx)
@@ -287,7 +288,7 @@ func (v view) ExternalPSK(ctx context.Context, pskID []byte) ([]byte, error) {
 }
 
 func (v view) ResumptionPSK(ctx context.Context, groupID []byte, epoch uint64) ([]byte, error) {
-	if err := store.CheckID("group id", groupID); err != nil {
+	if err := codec.CheckID("group id", groupID); err != nil {
 		return nil, err
 	}
 	st, err := v.get(ctx)
@@ -302,8 +303,8 @@ func (v view) ResumptionPSK(ctx context.Context, groupID []byte, epoch uint64) (
 }
 
 func (v view) Channel(ctx context.Context, channelID string) (store.Channel, error) {
-	if channelID == "" {
-		return store.Channel{}, fmt.Errorf("%w: empty channel id", store.ErrInvalid)
+	if err := codec.CheckString("channel id", channelID); err != nil {
+		return store.Channel{}, err
 	}
 	st, err := v.get(ctx)
 	if err != nil {
@@ -336,7 +337,7 @@ func (v view) Channels(ctx context.Context) ([]store.Channel, error) {
 }
 
 func (v view) Messages(ctx context.Context, channelID string, after uint64, limit int) ([]store.Message, error) {
-	if err := store.CheckLimit(limit); err != nil {
+	if err := codec.CheckLimit(limit); err != nil {
 		return nil, err
 	}
 	st, err := v.get(ctx)
@@ -355,7 +356,7 @@ func (v view) Messages(ctx context.Context, channelID string, after uint64, limi
 }
 
 func (v view) MessagesBefore(ctx context.Context, channelID string, before uint64, limit int) ([]store.Message, error) {
-	if err := store.CheckLimit(limit); err != nil {
+	if err := codec.CheckLimit(limit); err != nil {
 		return nil, err
 	}
 	st, err := v.get(ctx)
@@ -463,7 +464,7 @@ func (t *tx) ConsumeKeyPackage(ctx context.Context, ref []byte) error {
 	if err := t.checkCtx(ctx); err != nil {
 		return err
 	}
-	if err := store.CheckID("key package ref", ref); err != nil {
+	if err := codec.CheckID("key package ref", ref); err != nil {
 		return err
 	}
 	kp, ok := t.st.kps[string(ref)]
@@ -512,7 +513,7 @@ func (t *tx) DeleteGroup(ctx context.Context, groupID []byte) error {
 	if err := t.checkCtx(ctx); err != nil {
 		return err
 	}
-	if err := store.CheckID("group id", groupID); err != nil {
+	if err := codec.CheckID("group id", groupID); err != nil {
 		return err
 	}
 	if _, ok := t.st.groups[string(groupID)]; !ok {
@@ -528,7 +529,7 @@ func (t *tx) PutGroupBlob(ctx context.Context, groupID, key, value []byte) error
 	if err := t.checkCtx(ctx); err != nil {
 		return err
 	}
-	if err := checkIDs(groupID, key); err != nil {
+	if err := codec.CheckIDs(groupID, key); err != nil {
 		return err
 	}
 	if _, ok := t.st.groups[string(groupID)]; !ok {
@@ -542,7 +543,7 @@ func (t *tx) DeleteGroupBlob(ctx context.Context, groupID, key []byte) error {
 	if err := t.checkCtx(ctx); err != nil {
 		return err
 	}
-	if err := checkIDs(groupID, key); err != nil {
+	if err := codec.CheckIDs(groupID, key); err != nil {
 		return err
 	}
 	if _, ok := t.st.blobs[string(groupID)][string(key)]; !ok {
@@ -556,7 +557,10 @@ func (t *tx) PutEpochSecret(ctx context.Context, groupID []byte, epoch uint64, s
 	if err := t.checkCtx(ctx); err != nil {
 		return err
 	}
-	if err := store.CheckID("group id", groupID); err != nil {
+	if err := codec.CheckID("group id", groupID); err != nil {
+		return err
+	}
+	if err := codec.CheckEpoch(epoch); err != nil {
 		return err
 	}
 	if _, ok := t.st.groups[string(groupID)]; !ok {
@@ -578,7 +582,7 @@ func prune(t *tx, ctx context.Context, kind string, outer map[string]map[uint64]
 	if err := t.checkCtx(ctx); err != nil {
 		return 0, err
 	}
-	if err := store.CheckID("group id", groupID); err != nil {
+	if err := codec.CheckID("group id", groupID); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -595,7 +599,7 @@ func (t *tx) PutExternalPSK(ctx context.Context, pskID, secret []byte) error {
 	if err := t.checkCtx(ctx); err != nil {
 		return err
 	}
-	if err := store.CheckID("psk id", pskID); err != nil {
+	if err := codec.CheckID("psk id", pskID); err != nil {
 		return err
 	}
 	t.st.extPSKs[string(pskID)] = clone(secret)
@@ -606,7 +610,7 @@ func (t *tx) DeleteExternalPSK(ctx context.Context, pskID []byte) error {
 	if err := t.checkCtx(ctx); err != nil {
 		return err
 	}
-	if err := store.CheckID("psk id", pskID); err != nil {
+	if err := codec.CheckID("psk id", pskID); err != nil {
 		return err
 	}
 	if _, ok := t.st.extPSKs[string(pskID)]; !ok {
@@ -620,7 +624,10 @@ func (t *tx) PutResumptionPSK(ctx context.Context, groupID []byte, epoch uint64,
 	if err := t.checkCtx(ctx); err != nil {
 		return err
 	}
-	if err := store.CheckID("group id", groupID); err != nil {
+	if err := codec.CheckID("group id", groupID); err != nil {
+		return err
+	}
+	if err := codec.CheckEpoch(epoch); err != nil {
 		return err
 	}
 	own(t, "resumption", t.st.resPSKs, string(groupID))[epoch] = clone(secret)
@@ -647,8 +654,8 @@ func (t *tx) DeleteChannel(ctx context.Context, channelID string) error {
 	if err := t.checkCtx(ctx); err != nil {
 		return err
 	}
-	if channelID == "" {
-		return fmt.Errorf("%w: empty channel id", store.ErrInvalid)
+	if err := codec.CheckString("channel id", channelID); err != nil {
+		return err
 	}
 	if _, ok := t.st.channels[channelID]; !ok {
 		return store.ErrChannelNotFound
@@ -682,21 +689,9 @@ func (t *tx) AppendMessage(ctx context.Context, m store.Message) (uint64, error)
 	return m.Seq, nil
 }
 
-func checkIDs(groupID, key []byte) error {
-	if err := store.CheckID("group id", groupID); err != nil {
-		return err
-	}
-	return store.CheckID("blob key", key)
-}
-
 // clone copies b, returning a non-nil slice (stored values are never nil).
 func clone(b []byte) []byte { return append([]byte{}, b...) }
 
-// norm gives times the precision and location the SQLite backend returns:
-// nanoseconds since the Unix epoch, in UTC, zero kept zero.
-func norm(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return time.Unix(0, t.UnixNano()).UTC()
-}
+// norm gives times the precision, range and location the SQLite backend
+// returns.
+func norm(t time.Time) time.Time { return codec.Norm(t) }

@@ -1,0 +1,147 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/spacepanda/spacepanda/store"
+)
+
+// migrations[i] takes the schema from version i to i+1. Append only: never
+// edit a migration that has shipped.
+//
+// Columns marked "sealed" hold seal.Box output (version ‖ nonce ‖ AES-GCM
+// ciphertext), never plaintext. Times are INTEGER nanoseconds since the Unix
+// epoch, 0 for the zero time. Epochs and sequence numbers are INTEGER
+// (at most 2^63-1).
+var migrations = []string{
+	// 1: the initial schema.
+	`
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE identity (
+	id                    INTEGER PRIMARY KEY CHECK (id = 1),
+	signature_private_key BLOB NOT NULL,    -- sealed
+	signature_public_key  BLOB NOT NULL,
+	credential            BLOB NOT NULL,
+	cipher_suite          INTEGER NOT NULL,
+	name                  TEXT NOT NULL,
+	created_at            INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE key_packages (
+	ref              BLOB PRIMARY KEY,
+	key_package      BLOB NOT NULL,
+	init_private_key BLOB NOT NULL,         -- sealed
+	leaf_private_key BLOB NOT NULL,         -- sealed
+	not_after        INTEGER NOT NULL,
+	last_resort      INTEGER NOT NULL CHECK (last_resort IN (0, 1)),
+	created_at       INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX key_packages_not_after ON key_packages (not_after);
+
+CREATE TABLE groups (
+	group_id   BLOB PRIMARY KEY,
+	epoch      INTEGER NOT NULL CHECK (epoch >= 0),
+	state      BLOB NOT NULL,               -- sealed
+	updated_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE group_blobs (
+	group_id BLOB NOT NULL REFERENCES groups (group_id) ON DELETE CASCADE,
+	key      BLOB NOT NULL,
+	value    BLOB NOT NULL,                 -- sealed
+	PRIMARY KEY (group_id, key)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE epoch_secrets (
+	group_id BLOB NOT NULL REFERENCES groups (group_id) ON DELETE CASCADE,
+	epoch    INTEGER NOT NULL CHECK (epoch >= 0),
+	secret   BLOB NOT NULL,                 -- sealed
+	PRIMARY KEY (group_id, epoch)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE external_psks (
+	psk_id BLOB PRIMARY KEY,
+	secret BLOB NOT NULL                    -- sealed
+) STRICT, WITHOUT ROWID;
+
+-- No foreign key: a resumption PSK outlives its group (reinit, branch).
+CREATE TABLE resumption_psks (
+	group_id BLOB NOT NULL,
+	epoch    INTEGER NOT NULL CHECK (epoch >= 0),
+	secret   BLOB NOT NULL,                 -- sealed
+	PRIMARY KEY (group_id, epoch)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE channels (
+	channel_id TEXT PRIMARY KEY,
+	group_id   BLOB NOT NULL,
+	name       TEXT NOT NULL,
+	public     INTEGER NOT NULL CHECK (public IN (0, 1)),
+	created_at INTEGER NOT NULL,
+	extra      BLOB                         -- JSON or NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX channels_group_id ON channels (group_id);
+
+CREATE TABLE messages (
+	channel_id  TEXT NOT NULL REFERENCES channels (channel_id) ON DELETE CASCADE,
+	seq         INTEGER NOT NULL CHECK (seq > 0),
+	message_id  TEXT NOT NULL,
+	sender      TEXT NOT NULL,
+	sent_at     INTEGER NOT NULL,
+	body        BLOB NOT NULL,              -- sealed
+	reply_to    TEXT NOT NULL,
+	received_at INTEGER NOT NULL,
+	PRIMARY KEY (channel_id, seq),
+	UNIQUE (channel_id, message_id)
+) STRICT, WITHOUT ROWID;
+`,
+}
+
+// migrate brings the schema to the newest version in one transaction, or
+// fails with store.ErrSchemaTooNew if the file is newer than this program.
+func migrate(ctx context.Context, db *sql.DB) (err error) {
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see dsn): one migrator at a time
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	var cur int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if cur > len(migrations) {
+		return fmt.Errorf("%w: database is at version %d, this program knows up to %d", store.ErrSchemaTooNew, cur, len(migrations))
+	}
+	for v := cur + 1; v <= len(migrations); v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			return fmt.Errorf("store: migration %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("store: migration %d: %w", v, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion is the schema version this program writes.
+const SchemaVersion = 1
