@@ -33,6 +33,12 @@ type CommitOptions struct {
 	NoPath bool
 	// AuthenticatedData travels in the clear with the commit.
 	AuthenticatedData []byte
+	// GroupInfoExtensions go into the extensions of the GroupInfo built for
+	// the Welcome (RFC 9420 §12.4.3), before it is signed: application data
+	// for joiners, e.g. in a private-use type (§17.3, 0xF000-0xFFFF).
+	// external_pub and ratchet_tree are set by the engine and may not
+	// appear here, nor any type twice.
+	GroupInfoExtensions tree.Extensions
 }
 
 // CommitResult is a commit and everything it produced.
@@ -60,6 +66,9 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	if err := g.canSend(); err != nil {
 		return nil, err
 	}
+	if err := checkGroupInfoExtensions(o.GroupInfoExtensions); err != nil {
+		return nil, err
+	}
 	s, rnd := g.suite, g.cfg.rand()
 	me := MemberSender(g.myLeaf)
 
@@ -68,7 +77,7 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	// newer or stronger proposal touches), then the new ones by value.
 	var pors []ProposalOrRef
 	if !o.SkipPending && o.ReInit == nil {
-		pors = g.pendingToCommit(o.Remove)
+		pors = g.pendingToCommit(o.Remove, o.Add, o.Extensions != nil)
 	}
 	add := func(p *Proposal) { pors = append(pors, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: p}) }
 	if o.Extensions != nil {
@@ -174,7 +183,7 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 		// The Welcome carries a signed GroupInfo. Without new members none is
 		// built here (a signature and a key derivation saved per commit);
 		// State.GroupInfo makes one on demand, e.g. for external joins.
-		if res.GroupInfo, err = next.groupInfo(g.cfg.RatchetTreeInWelcome); err != nil {
+		if res.GroupInfo, err = next.groupInfo(g.cfg.RatchetTreeInWelcome, o.GroupInfoExtensions); err != nil {
 			return nil, err
 		}
 		recips := make([]WelcomeRecipient, len(a.added))
@@ -194,15 +203,31 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	return res, nil
 }
 
-// pendingToCommit selects the cached proposals to commit by reference.
-func (g *Group) pendingToCommit(removing []tree.LeafIndex) []ProposalOrRef {
+// pendingToCommit selects the cached proposals to commit by reference,
+// leaving out those that would make the commit invalid (§12.2) next to the
+// others and the by-value proposals of o (adding, removing).
+func (g *Group) pendingToCommit(removing []tree.LeafIndex, adding []*KeyPackage, byValueGCE bool) []ProposalOrRef {
 	removed := map[tree.LeafIndex]bool{}
 	for _, r := range removing {
 		removed[r] = true
 	}
 	for _, pp := range g.pending {
-		if pp.proposal.ProposalType == ProposalTypeRemove {
+		if pp.proposal.ProposalType == ProposalTypeRemove && pp.proposal.Remove.Removed != g.myLeaf {
 			removed[pp.proposal.Remove.Removed] = true
+		}
+	}
+	addKeys := map[string]bool{}
+	for _, kp := range adding {
+		addKeys[string(kp.LeafNode.SignatureKey)] = true
+	}
+	// At most one GroupContextExtensions: the most recent pending one,
+	// unless the commit brings its own (-1).
+	lastGCE := -1
+	if !byValueGCE {
+		for i, pp := range g.pending {
+			if pp.proposal.ProposalType == ProposalTypeGroupContextExtensions {
+				lastGCE = i
+			}
 		}
 	}
 	// The most recent update per leaf, unless the leaf is removed (§12.2 SHOULD).
@@ -227,6 +252,21 @@ func (g *Group) pendingToCommit(removing []tree.LeafIndex) []ProposalOrRef {
 				continue
 			}
 			seenRemove[r] = true
+		case ProposalTypeAdd:
+			// One Add per client, and none of a member who stays (§12.2):
+			// two members may well propose the same KeyPackage.
+			k := pp.proposal.Add.KeyPackage.LeafNode.SignatureKey
+			if addKeys[string(k)] {
+				continue
+			}
+			if j, ok := g.tree.FindSignatureKey(k); ok && !removed[j] {
+				continue
+			}
+			addKeys[string(k)] = true
+		case ProposalTypeGroupContextExtensions:
+			if i != lastGCE {
+				continue
+			}
 		case ProposalTypeReInit:
 			continue // a ReInit must be alone; committed explicitly
 		}
@@ -283,9 +323,22 @@ func (g *Group) nextEpoch(ac *AuthenticatedContent, newCtx *GroupContext, newTre
 // GroupInfo returns a signed GroupInfo for the current epoch with the
 // external_pub extension (so others can join by external commit), and the
 // ratchet tree if withTree.
-func (g *Group) GroupInfo(withTree bool) (*GroupInfo, error) { return g.groupInfo(withTree) }
+func (g *Group) GroupInfo(withTree bool) (*GroupInfo, error) { return g.groupInfo(withTree, nil) }
 
-func (g *Group) groupInfo(withTree bool) (*GroupInfo, error) {
+// checkGroupInfoExtensions rejects extra GroupInfo extensions that clash
+// with the engine's own or with each other (§13.4: one of each type).
+func checkGroupInfoExtensions(extra tree.Extensions) error {
+	seen := map[tree.ExtensionType]bool{tree.ExtensionTypeExternalPub: true, tree.ExtensionTypeRatchetTree: true}
+	for _, e := range extra {
+		if seen[e.ExtensionType] {
+			return fmt.Errorf("%w: GroupInfo extension type 0x%04x given twice or reserved to the engine", ErrInvalidGroupInfo, uint16(e.ExtensionType))
+		}
+		seen[e.ExtensionType] = true
+	}
+	return nil
+}
+
+func (g *Group) groupInfo(withTree bool, extra tree.Extensions) (*GroupInfo, error) {
 	_, pub, err := g.secrets.ExternalKeyPair()
 	if err != nil {
 		return nil, err
@@ -301,6 +354,9 @@ func (g *Group) groupInfo(withTree bool) (*GroupInfo, error) {
 			return nil, err
 		}
 		exts = append(exts, tree.Extension{ExtensionType: tree.ExtensionTypeRatchetTree, ExtensionData: rt})
+	}
+	for _, e := range extra {
+		exts = append(exts, tree.Extension{ExtensionType: e.ExtensionType, ExtensionData: slices.Clone(e.ExtensionData)})
 	}
 	gi := &GroupInfo{GroupContext: g.Context(), Extensions: exts,
 		ConfirmationTag: slices.Clone(g.confirmationTag), Signer: g.myLeaf}
