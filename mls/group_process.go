@@ -299,6 +299,14 @@ func (g *Group) checkProposalAlone(p *Proposal, sender Sender) error {
 		if p.ReInit.Version < g.ctx.Version {
 			return fmt.Errorf("%w: ReInit to an older version", ErrInvalidProposal)
 		}
+	case ProposalTypeGroupContextExtensions:
+		// Every member must support the new extensions (§12.1.7); refused
+		// on arrival so that it never blocks the default commit.
+		lv := g.leafValidator()
+		lv.extensions = p.GroupContextExtensions.Extensions
+		if err := lv.checkAllSupport(g.tree); err != nil {
+			return fmt.Errorf("%w: GroupContextExtensions: %w", ErrInvalidProposal, err)
+		}
 	}
 	return nil
 }
