@@ -277,12 +277,17 @@ func TestGroupContextExtensions(t *testing.T) {
 			bad := gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0x7a7a}})
 			_, err = gg.ms[0].g.Commit(CommitOptions{Extensions: Extensions{bad}})
 			gtExpectErr(t, err, ErrInvalidProposal)
-			_, _, err = gg.ms[0].g.Propose(&Proposal{ProposalType: ProposalTypeGroupContextExtensions,
-				GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{bad}}})
-			if err == nil {
-				// Accepting it as a proposal is allowed; committing it is not.
-				t.Log("GroupContextExtensions with an unsupported requirement accepted as a proposal")
-			}
+			// Refused as a proposal too, sent or received (a pending one
+			// would make every default commit invalid).
+			badP := &Proposal{ProposalType: ProposalTypeGroupContextExtensions,
+				GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{bad}}}
+			_, _, err = gg.ms[0].g.Propose(badP)
+			gtExpectErr(t, err, ErrInvalidProposal)
+			g := gg.ms[0].g
+			gtReject(t, gg.ms[1].g, gtForge(t, g, &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(),
+				Sender: MemberSender(g.OwnLeafIndex()), ContentType: ContentTypeProposal, Proposal: badP}, nil), ErrInvalidProposal)
+			gg.commit(1, CommitOptions{})
+			gg.check()
 			gg.appAll("still fine")
 		})
 	}
@@ -542,5 +547,85 @@ func TestGroupPadding(t *testing.T) {
 				gg.appAll("padded")
 			})
 		}
+	}
+}
+
+// TestGroupCommitFiltersPendingProposals: the default commit takes every
+// pending proposal by reference; when pending proposals conflict (the same
+// client added twice by two members, an Add duplicated by value, removes of
+// one leaf by two members, an update of a removed leaf) the committer must
+// still produce a valid commit (RFC 9420 §12.2: the commit must be valid;
+// §12.4: include all *valid* pending proposals).
+func TestGroupCommitFiltersPendingProposals(t *testing.T) {
+	for _, id := range gtSuites {
+		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 5)
+			j := gg.newMembers(1)[0]
+			add := &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}}
+			for _, i := range []int{1, 2} { // two members propose the same Add
+				m, next, err := gg.ms[i].g.Propose(add)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gg.ms[i].g = next
+				gg.deliver(i, m)
+			}
+			victim := gg.ms[4]
+			rm := &Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: victim.g.OwnLeafIndex()}}
+			for _, i := range []int{1, 3} { // two members propose the same Remove
+				m, next, err := gg.ms[i].g.Propose(rm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gg.ms[i].g = next
+				gg.deliver(i, m)
+			}
+			gg.deliver(4, gtProposeUpdate(t, gg, 4)) // the victim updates
+			res := gg.commit(0, CommitOptions{})
+			gg.join(res, j)
+			if len(res.Added) != 1 || !victim.g.Removed() {
+				t.Fatalf("added %v, victim removed %v", res.Added, victim.g.Removed())
+			}
+			gg.check()
+			gg.appAll("filtered")
+
+			// An Add proposed by one member and committed by value by another.
+			j2 := gg.newMembers(1)[0]
+			m, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j2.kp}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gg.ms[1].g = next
+			gg.deliver(1, m)
+			res = gg.commit(2, CommitOptions{}, j2)
+			if len(res.Added) != 1 {
+				t.Fatalf("added %v", res.Added)
+			}
+			gg.check()
+			gg.appAll("after by-value duplicate")
+
+			// Two members propose GroupContextExtensions: the last one wins.
+			var exts []Extensions
+			for _, i := range []int{1, 2} {
+				e := Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{CredentialTypes: []tree.CredentialType{tree.CredentialTypeBasic},
+					ExtensionTypes: []ExtensionType{ExtensionTypeLastResort}[:i-1]})}
+				exts = append(exts, e)
+				m, next, err := gg.ms[i].g.Propose(&Proposal{ProposalType: ProposalTypeGroupContextExtensions,
+					GroupContextExtensions: &GroupContextExtensions{Extensions: e}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				gg.ms[i].g = next
+				gg.deliver(i, m)
+			}
+			gg.commit(0, CommitOptions{})
+			gg.check()
+			got, _ := wire.Marshal(gg.ms[0].g.Context().Extensions)
+			want, _ := wire.Marshal(exts[1])
+			if !bytes.Equal(got, want) {
+				t.Fatal("the most recent GroupContextExtensions was not the one committed")
+			}
+			gg.appAll("after two GroupContextExtensions")
+		})
 	}
 }
