@@ -1,0 +1,536 @@
+package channel
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/spacepanda/spacepanda/provider"
+	"github.com/spacepanda/spacepanda/store"
+)
+
+// Options configure a Manager.
+type Options struct {
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// Rand makes group and message ids (nil: crypto/rand).
+	Rand io.Reader
+	// InviteTTL is how long an invite is valid (0: DefaultInviteTTL;
+	// negative: invites do not expire).
+	InviteTTL time.Duration
+}
+
+// DefaultInviteTTL is the validity of an invite.
+const DefaultInviteTTL = 7 * 24 * time.Hour
+
+// Manager is one identity's channels. It is safe for concurrent use:
+// operations on one channel are serialised by a lock of that channel, and
+// different channels proceed in parallel.
+type Manager struct {
+	gp   GroupProvider
+	st   store.Store
+	now  func() time.Time
+	rand io.Reader
+	ttl  time.Duration
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+// NewManager returns the manager of gp's identity, keeping channels and
+// history in st (the identity's own store).
+func NewManager(gp GroupProvider, st store.Store, o Options) *Manager {
+	m := &Manager{gp: gp, st: st, now: o.Now, rand: o.Rand, ttl: o.InviteTTL, locks: map[string]*sync.Mutex{}}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.rand == nil {
+		m.rand = rand.Reader
+	}
+	if m.ttl == 0 {
+		m.ttl = DefaultInviteTTL
+	}
+	return m
+}
+
+func (m *Manager) lock(channelID string) func() {
+	m.mu.Lock()
+	l, ok := m.locks[channelID]
+	if !ok {
+		l = &sync.Mutex{}
+		m.locks[channelID] = l
+	}
+	m.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// ChannelID is the channel id of a group: the hex of its group id.
+func ChannelID(groupID []byte) string { return hex.EncodeToString(groupID) }
+
+// Identity is this member's identity (its credential's).
+func (m *Manager) Identity() string { return m.gp.Identity() }
+
+// GenerateKeyPackage makes one key package to hand to an inviter.
+func (m *Manager) GenerateKeyPackage(ctx context.Context) ([]byte, error) {
+	kps, err := m.gp.GenerateKeyPackages(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	return kps[0], nil
+}
+
+// GenerateKeyPackages makes n key packages.
+func (m *Manager) GenerateKeyPackages(ctx context.Context, n int) ([][]byte, error) {
+	return m.gp.GenerateKeyPackages(ctx, n)
+}
+
+func toStore(d *Descriptor) store.Channel {
+	return store.Channel{ID: d.ID, GroupID: d.GroupID, Name: d.Name, Public: d.Public, CreatedAt: d.CreatedAt}
+}
+
+func fromStore(c store.Channel) *Descriptor {
+	return &Descriptor{ID: c.ID, GroupID: c.GroupID, Name: c.Name, Public: c.Public, CreatedAt: c.CreatedAt}
+}
+
+func (m *Manager) randomBytes(n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(m.rand, b); err != nil {
+		return nil, fmt.Errorf("channel: randomness: %w", err)
+	}
+	return b, nil
+}
+
+// CreateChannel creates a channel whose only member is us.
+func (m *Manager) CreateChannel(ctx context.Context, name string, public bool) (*Descriptor, error) {
+	if len(name) > MaxNameLen {
+		return nil, fmt.Errorf("%w: channel name longer than %d bytes", ErrInvalidEncoding, MaxNameLen)
+	}
+	gid, err := m.randomBytes(16)
+	if err != nil {
+		return nil, err
+	}
+	d := &Descriptor{ID: ChannelID(gid), GroupID: gid, Name: name, Public: public, CreatedAt: m.now().UTC().Truncate(time.Millisecond)}
+	defer m.lock(d.ID)()
+	if err := m.gp.CreateGroup(ctx, gid); err != nil {
+		return nil, fmt.Errorf("channel: create: %w", err)
+	}
+	if err := m.st.Update(ctx, func(tx store.Tx) error { return tx.PutChannel(ctx, toStore(d)) }); err != nil {
+		return nil, errors.Join(fmt.Errorf("channel: create: %w", err), m.gp.ForgetGroup(ctx, gid))
+	}
+	return d, nil
+}
+
+// Channel returns a channel's descriptor.
+func (m *Manager) Channel(ctx context.Context, channelID string) (*Descriptor, error) {
+	c, err := m.st.Channel(ctx, channelID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrChannelNotFound, channelID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return fromStore(c), nil
+}
+
+// Channels lists our channels ordered by id.
+func (m *Manager) Channels(ctx context.Context) ([]*Descriptor, error) {
+	cs, err := m.st.Channels(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Descriptor, len(cs))
+	for i, c := range cs {
+		out[i] = fromStore(c)
+	}
+	return out, nil
+}
+
+// CreateInvite adds the owner of keyPackage to the channel by a commit. It
+// returns the InviteToken for the new member and the commit, which every
+// other existing member must Receive.
+func (m *Manager) CreateInvite(ctx context.Context, channelID string, keyPackage []byte) (*InviteToken, []byte, error) {
+	return m.CreateInvites(ctx, channelID, [][]byte{keyPackage})
+}
+
+// CreateInvites adds several members in one commit; the one InviteToken
+// (one Welcome) serves them all.
+func (m *Manager) CreateInvites(ctx context.Context, channelID string, keyPackages [][]byte) (*InviteToken, []byte, error) {
+	defer m.lock(channelID)()
+	d, err := m.Channel(ctx, channelID)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := m.now().UTC().Truncate(time.Millisecond)
+	tok := &InviteToken{Channel: *d, CreatedAt: now}
+	if m.ttl > 0 {
+		tok.ExpiresAt = now.Add(m.ttl)
+	}
+	info, err := MarshalChannelInfo(&ChannelInfo{Channel: *d, InviteExpiresAt: tok.ExpiresAt})
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := m.gp.AddMembers(ctx, d.GroupID, keyPackages, info)
+	if err != nil {
+		return nil, nil, fmt.Errorf("channel %s: invite: %w", channelID, err)
+	}
+	tok.Welcome, tok.RatchetTree = res.Welcome, res.RatchetTree
+	return tok, res.Commit, nil
+}
+
+// JoinChannel joins the channel of an invite. An expired invite is refused:
+// first by the token's expiry, then by the authenticated one the Welcome
+// carries (a joined group is then forgotten again).
+func (m *Manager) JoinChannel(ctx context.Context, inv *InviteToken) (*Descriptor, error) {
+	now := m.now()
+	if !inv.ExpiresAt.IsZero() && now.After(inv.ExpiresAt) {
+		return nil, fmt.Errorf("%w: expired %s", ErrInviteExpired, inv.ExpiresAt.Format(time.RFC3339))
+	}
+	return m.join(ctx, inv.Welcome, inv.RatchetTree, &inv.Channel)
+}
+
+// JoinWelcome joins from a bare Welcome (MLSMessage), e.g. one made by a
+// plain RFC 9420 peer; ratchetTree nil: the tree is in the Welcome.
+func (m *Manager) JoinWelcome(ctx context.Context, welcome, ratchetTree []byte) (*Descriptor, error) {
+	return m.join(ctx, welcome, ratchetTree, nil)
+}
+
+func (m *Manager) join(ctx context.Context, welcome, ratchetTree []byte, hint *Descriptor) (*Descriptor, error) {
+	if hint != nil && len(hint.GroupID) > 0 {
+		defer m.lock(ChannelID(hint.GroupID))()
+		if _, err := m.st.Channel(ctx, ChannelID(hint.GroupID)); err == nil {
+			return nil, fmt.Errorf("%w: %s", ErrChannelExists, ChannelID(hint.GroupID))
+		}
+	}
+	jr, err := m.gp.JoinFromWelcome(ctx, welcome, ratchetTree)
+	if err != nil {
+		if errors.Is(err, provider.ErrGroupExists) {
+			err = errors.Join(ErrChannelExists, err)
+		}
+		return nil, fmt.Errorf("channel: join: %w", err)
+	}
+	undo := func(err error) (*Descriptor, error) {
+		return nil, errors.Join(err, m.gp.ForgetGroup(ctx, jr.GroupID))
+	}
+	id := ChannelID(jr.GroupID)
+	if hint != nil && hint.ID != "" && hint.ID != id {
+		return undo(fmt.Errorf("%w: token names channel %s, the Welcome group %s", ErrInvalidInvite, hint.ID, id))
+	}
+	if hint == nil || len(hint.GroupID) == 0 {
+		defer m.lock(id)()
+	}
+	d := &Descriptor{ID: id, GroupID: jr.GroupID, Name: id, CreatedAt: m.now().UTC().Truncate(time.Millisecond)}
+	if hint != nil && hint.ID == id {
+		d.Name, d.Public, d.CreatedAt = hint.Name, hint.Public, hint.CreatedAt
+	}
+	if jr.Info != nil {
+		// Authenticated: it wins over the token.
+		if ci, err := UnmarshalChannelInfo(jr.Info); err == nil && ChannelID(ci.Channel.GroupID) == id {
+			if !ci.InviteExpiresAt.IsZero() && m.now().After(ci.InviteExpiresAt) {
+				return undo(fmt.Errorf("%w: expired %s", ErrInviteExpired, ci.InviteExpiresAt.Format(time.RFC3339)))
+			}
+			d.Name, d.Public, d.CreatedAt = ci.Channel.Name, ci.Channel.Public, ci.Channel.CreatedAt
+		}
+	}
+	if err := m.st.Update(ctx, func(tx store.Tx) error { return tx.PutChannel(ctx, toStore(d)) }); err != nil {
+		return undo(fmt.Errorf("channel: join: %w", err))
+	}
+	return d, nil
+}
+
+// SendMessage encrypts a chat message for the channel, records it in the
+// history, and returns its id and the ciphertext (an MLSMessage) to deliver
+// to the other members.
+func (m *Manager) SendMessage(ctx context.Context, channelID, body, replyTo string) (string, []byte, error) {
+	if len(body) > MaxBody {
+		return "", nil, ErrBodyTooLarge
+	}
+	rb, err := m.randomBytes(16)
+	if err != nil {
+		return "", nil, err
+	}
+	cm := &ChatMessage{ID: hex.EncodeToString(rb), Timestamp: m.now().UTC().Truncate(time.Millisecond), Body: []byte(body), ReplyTo: replyTo}
+	pt, err := MarshalChat(cm)
+	if err != nil {
+		return "", nil, err
+	}
+	defer m.lock(channelID)()
+	d, err := m.Channel(ctx, channelID)
+	if err != nil {
+		return "", nil, err
+	}
+	ct, err := m.gp.Encrypt(ctx, d.GroupID, pt)
+	if err != nil {
+		return "", nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
+	}
+	msg := store.Message{ChannelID: channelID, ID: cm.ID, Sender: m.Identity(), Timestamp: cm.Timestamp,
+		Body: cm.Body, ReplyTo: replyTo, ReceivedAt: cm.Timestamp}
+	if err := m.append(ctx, &msg); err != nil {
+		return "", nil, err
+	}
+	return cm.ID, ct, nil
+}
+
+func (m *Manager) append(ctx context.Context, msg *store.Message) error {
+	return m.st.Update(ctx, func(tx store.Tx) error {
+		seq, err := tx.AppendMessage(ctx, *msg)
+		if errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("%w: %s", ErrDuplicateMessage, msg.ID)
+		}
+		msg.Seq = seq
+		return err
+	})
+}
+
+func (m *Manager) mapErr(err error) error {
+	if errors.Is(err, provider.ErrGroupNotFound) {
+		return errors.Join(ErrNotMember, err)
+	}
+	return err
+}
+
+// EventKind says what a received message did.
+type EventKind uint8
+
+// Event kinds. For a commit, Kind is the first that applies of
+// EventRemoved, EventMemberRemoved, EventMemberJoined, EventEpochChanged;
+// Joined and Removed list everything the commit did.
+const (
+	EventChatMessage   EventKind = iota + 1 // Message is set
+	EventProposal                           // a proposal, now pending (commit it with SelfUpdate)
+	EventMemberJoined                       // a commit added members
+	EventMemberRemoved                      // a commit removed members
+	EventEpochChanged                       // a commit that changed no membership (an update)
+	EventRemoved                            // a commit removed us: the channel is over
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventChatMessage:
+		return "chat_message"
+	case EventProposal:
+		return "proposal"
+	case EventMemberJoined:
+		return "member_joined"
+	case EventMemberRemoved:
+		return "member_removed"
+	case EventEpochChanged:
+		return "epoch_changed"
+	case EventRemoved:
+		return "removed"
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// Event is the outcome of a received message.
+type Event struct {
+	Kind      EventKind
+	ChannelID string
+	Epoch     uint64 // the channel's epoch after the message
+	// Sender is the authenticated sender (identity from its MLS credential).
+	Sender Member
+	// Message is the chat message as stored in the history. Raw is true
+	// when the application data was not our ChatMessage encoding (a plain
+	// RFC 9420 peer): Body is then the data as is.
+	Message *store.Message
+	Raw     bool
+	// Joined and Removed are what a commit changed.
+	Joined, Removed []Member
+	// ProposedRemovals are the members a Remove proposal targets.
+	ProposedRemovals []Member
+}
+
+// Receive processes a message (MLSMessage bytes) for whichever of our
+// channels its group id names.
+func (m *Manager) Receive(ctx context.Context, message []byte) (*Event, error) {
+	gid, err := m.gp.MessageGroupID(message)
+	if err != nil {
+		return nil, err
+	}
+	return m.receive(ctx, ChannelID(gid), message)
+}
+
+// ReceiveFor is Receive for a message expected on channelID.
+func (m *Manager) ReceiveFor(ctx context.Context, channelID string, message []byte) (*Event, error) {
+	gid, err := m.gp.MessageGroupID(message)
+	if err != nil {
+		return nil, err
+	}
+	if ChannelID(gid) != channelID {
+		return nil, fmt.Errorf("%w: for %s, not %s", ErrWrongChannel, ChannelID(gid), channelID)
+	}
+	return m.receive(ctx, channelID, message)
+}
+
+func (m *Manager) receive(ctx context.Context, channelID string, message []byte) (*Event, error) {
+	defer m.lock(channelID)()
+	d, err := m.Channel(ctx, channelID)
+	if err != nil {
+		return nil, err
+	}
+	var before []Member
+	p, err := m.gp.ProcessMessage(ctx, d.GroupID, message)
+	if err != nil {
+		return nil, fmt.Errorf("channel %s: receive: %w", channelID, m.mapErr(err))
+	}
+	ev := &Event{ChannelID: channelID, Epoch: p.Epoch, Sender: p.Sender}
+	switch p.Kind {
+	case KindApplication:
+		ev.Kind = EventChatMessage
+		msg := store.Message{ChannelID: channelID, Sender: p.Sender.Identity, ReceivedAt: m.now().UTC()}
+		if cm, err := UnmarshalChat(p.ApplicationData); err == nil {
+			msg.ID, msg.Timestamp, msg.Body, msg.ReplyTo = cm.ID, cm.Timestamp, cm.Body, cm.ReplyTo
+		} else {
+			// Not ours: shown as raw text, with an id derived from the
+			// ciphertext (unique: a ciphertext is accepted once).
+			h := sha256.Sum256(message)
+			msg.ID, msg.Timestamp, msg.Body, ev.Raw = "raw-"+hex.EncodeToString(h[:12]), msg.ReceivedAt, p.ApplicationData, true
+		}
+		if err := m.append(ctx, &msg); err != nil {
+			return nil, fmt.Errorf("channel %s: receive: %w", channelID, err)
+		}
+		ev.Message = &msg
+	case KindProposal:
+		ev.Kind = EventProposal
+		if len(p.ProposedRemovals) > 0 {
+			if before, err = m.gp.Members(ctx, d.GroupID); err == nil {
+				for _, mem := range before {
+					for _, l := range p.ProposedRemovals {
+						if mem.LeafIndex == l {
+							ev.ProposedRemovals = append(ev.ProposedRemovals, mem)
+						}
+					}
+				}
+			}
+		}
+	case KindCommit:
+		ev.Joined, ev.Removed = p.Joined, p.Removed
+		switch {
+		case p.SelfRemoved:
+			ev.Kind = EventRemoved
+			// Our keys for this group are useless now; the history stays.
+			if err := m.gp.ForgetGroup(ctx, d.GroupID); err != nil {
+				return ev, fmt.Errorf("channel %s: forget after removal: %w", channelID, err)
+			}
+		case len(p.Removed) > 0:
+			ev.Kind = EventMemberRemoved
+		case len(p.Joined) > 0:
+			ev.Kind = EventMemberJoined
+		default:
+			ev.Kind = EventEpochChanged
+		}
+	default:
+		return nil, fmt.Errorf("channel %s: receive: unknown content kind %d", channelID, p.Kind)
+	}
+	return ev, nil
+}
+
+// Members lists the channel's members in leaf order.
+func (m *Manager) Members(ctx context.Context, channelID string) ([]Member, error) {
+	d, err := m.Channel(ctx, channelID)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := m.gp.Members(ctx, d.GroupID)
+	return ms, m.mapErr(err)
+}
+
+// Epoch is the channel's current MLS epoch.
+func (m *Manager) Epoch(ctx context.Context, channelID string) (uint64, error) {
+	d, err := m.Channel(ctx, channelID)
+	if err != nil {
+		return 0, err
+	}
+	e, err := m.gp.Epoch(ctx, d.GroupID)
+	return e, m.mapErr(err)
+}
+
+// RemoveMember removes every leaf whose credential presents identity, by a
+// commit that the remaining members must Receive (the removed ones may
+// receive it too, to learn they are out).
+func (m *Manager) RemoveMember(ctx context.Context, channelID, identity string) ([]byte, error) {
+	if identity == m.Identity() {
+		return nil, ErrRemoveSelf
+	}
+	defer m.lock(channelID)()
+	d, err := m.Channel(ctx, channelID)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := m.gp.Members(ctx, d.GroupID)
+	if err != nil {
+		return nil, m.mapErr(err)
+	}
+	var leaves []uint32
+	for _, mem := range ms {
+		if mem.Identity == identity {
+			leaves = append(leaves, mem.LeafIndex)
+		}
+	}
+	if len(leaves) == 0 {
+		return nil, fmt.Errorf("%w: %q in %s", ErrMemberNotFound, identity, channelID)
+	}
+	c, err := m.gp.RemoveMembers(ctx, d.GroupID, leaves)
+	if err != nil {
+		return nil, fmt.Errorf("channel %s: remove: %w", channelID, err)
+	}
+	return c, nil
+}
+
+// SelfUpdate commits a fresh leaf key for us and every pending proposal
+// (e.g. a member's Leave). The commit goes to every other member.
+func (m *Manager) SelfUpdate(ctx context.Context, channelID string) ([]byte, error) {
+	defer m.lock(channelID)()
+	d, err := m.Channel(ctx, channelID)
+	if err != nil {
+		return nil, err
+	}
+	c, err := m.gp.SelfUpdate(ctx, d.GroupID)
+	if err != nil {
+		return nil, fmt.Errorf("channel %s: update: %w", channelID, m.mapErr(err))
+	}
+	return c, nil
+}
+
+// Leave proposes our own removal (RFC 9420 forbids removing oneself by
+// commit: another member commits the proposal, e.g. with SelfUpdate), then
+// forgets the channel locally: its group state and its history. The
+// proposal goes to every other member.
+func (m *Manager) Leave(ctx context.Context, channelID string) ([]byte, error) {
+	defer m.lock(channelID)()
+	d, err := m.Channel(ctx, channelID)
+	if err != nil {
+		return nil, err
+	}
+	prop, err := m.gp.ProposeLeave(ctx, d.GroupID)
+	if err != nil && !errors.Is(err, provider.ErrGroupNotFound) {
+		return nil, fmt.Errorf("channel %s: leave: %w", channelID, err)
+	}
+	if err == nil {
+		if err := m.gp.ForgetGroup(ctx, d.GroupID); err != nil {
+			return nil, fmt.Errorf("channel %s: leave: %w", channelID, err)
+		}
+	}
+	if err := m.st.Update(ctx, func(tx store.Tx) error { return tx.DeleteChannel(ctx, channelID) }); err != nil {
+		return nil, fmt.Errorf("channel %s: leave: %w", channelID, err)
+	}
+	return prop, nil
+}
+
+// History returns up to limit messages of the channel with sequence
+// number > after, oldest first (limit <= 0: 100).
+func (m *Manager) History(ctx context.Context, channelID string, after uint64, limit int) ([]store.Message, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	if _, err := m.Channel(ctx, channelID); err != nil {
+		return nil, err
+	}
+	return m.st.Messages(ctx, channelID, after, limit)
+}

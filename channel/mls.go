@@ -1,0 +1,285 @@
+package channel
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/tree"
+	"github.com/spacepanda/spacepanda/mls/wire"
+	"github.com/spacepanda/spacepanda/provider"
+)
+
+// ExtensionTypeChannelInfo is the GroupInfo extension (RFC 9420 §12.4.3,
+// GroupInfo.extensions) in which a channel's inviter tells joiners the
+// channel's id and name. It is in the private-use range 0xF000-0xFFFF
+// (§17.3) and lives only in the GroupInfo, never in the GroupContext, so a
+// peer that does not know it can still join (unknown GroupInfo extensions
+// are ignored) and members need not list it in their capabilities.
+const ExtensionTypeChannelInfo tree.ExtensionType = 0xF5A0
+
+// mlsGroupProvider is the GroupProvider over one identity's provider.
+type mlsGroupProvider struct {
+	p *provider.Provider
+}
+
+// NewMLSGroupProvider adapts the identity's provider: every operation is
+// real RFC 9420 with its state in the identity's store.
+func NewMLSGroupProvider(p *provider.Provider) GroupProvider { return &mlsGroupProvider{p: p} }
+
+func (a *mlsGroupProvider) Identity() string { return a.p.Name() }
+
+func (a *mlsGroupProvider) GenerateKeyPackages(ctx context.Context, n int) ([][]byte, error) {
+	return a.p.GenerateKeyPackages(ctx, n)
+}
+
+func (a *mlsGroupProvider) CreateGroup(ctx context.Context, groupID []byte) error {
+	_, err := a.p.CreateGroup(ctx, groupID, nil)
+	return err
+}
+
+func marshalMessage(body wire.Marshaler) ([]byte, error) {
+	m, err := mls.NewMLSMessage(body)
+	if err != nil {
+		return nil, err
+	}
+	return wire.Marshal(m)
+}
+
+// decodeKeyPackage accepts a KeyPackage in an MLSMessage (RFC 9420 §6) or bare.
+func decodeKeyPackage(b []byte) (*mls.KeyPackage, error) {
+	if m, err := mls.UnmarshalMLSMessage(b); err == nil {
+		if m.KeyPackage == nil {
+			return nil, fmt.Errorf("%w: message is a %v, not a key package", ErrInvalidEncoding, m.WireFormat)
+		}
+		return m.KeyPackage, nil
+	}
+	var kp mls.KeyPackage
+	if err := wire.Unmarshal(b, &kp); err != nil {
+		return nil, fmt.Errorf("%w: key package: %w", ErrInvalidEncoding, err)
+	}
+	return &kp, nil
+}
+
+func (a *mlsGroupProvider) AddMembers(ctx context.Context, groupID []byte, keyPackages [][]byte, info []byte) (*AddResult, error) {
+	kps := make([]*mls.KeyPackage, len(keyPackages))
+	for i, b := range keyPackages {
+		kp, err := decodeKeyPackage(b)
+		if err != nil {
+			return nil, err
+		}
+		kps[i] = kp
+	}
+	o := mls.CommitOptions{Add: kps}
+	if info != nil {
+		o.GroupInfoExtensions = tree.Extensions{{ExtensionType: ExtensionTypeChannelInfo, ExtensionData: info}}
+	}
+	res, err := a.p.CommitNow(ctx, groupID, o)
+	if err != nil {
+		return nil, err
+	}
+	out := &AddResult{Epoch: res.State.Epoch()}
+	if out.Commit, err = wire.Marshal(res.Commit); err != nil {
+		return nil, err
+	}
+	if out.Welcome, err = marshalMessage(res.Welcome); err != nil {
+		return nil, err
+	}
+	rt := res.RatchetTree.Trimmed()
+	if out.RatchetTree, err = wire.Marshal(rt); err != nil {
+		return nil, err
+	}
+	for _, l := range res.Added {
+		if m, ok := res.State.Member(l); ok {
+			out.Added = append(out.Added, member(m, rt))
+		}
+	}
+	return out, nil
+}
+
+func (a *mlsGroupProvider) JoinFromWelcome(ctx context.Context, welcome, ratchetTree []byte) (*JoinResult, error) {
+	m, err := mls.UnmarshalMLSMessage(welcome)
+	if err != nil {
+		return nil, fmt.Errorf("%w: welcome: %w", ErrInvalidEncoding, err)
+	}
+	if m.Welcome == nil {
+		return nil, fmt.Errorf("%w: message is a %v, not a welcome", ErrInvalidEncoding, m.WireFormat)
+	}
+	var rt tree.RatchetTreeNodes
+	if len(ratchetTree) > 0 {
+		if err := wire.Unmarshal(ratchetTree, &rt); err != nil {
+			return nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidEncoding, err)
+		}
+	}
+	joined, err := a.p.Join(ctx, m.Welcome, rt)
+	if err != nil {
+		return nil, err
+	}
+	out := &JoinResult{GroupID: joined.Group.GroupID(), Epoch: joined.Group.Epoch()}
+	if e := joined.GroupInfo.Extensions.Find(ExtensionTypeChannelInfo); e != nil {
+		out.Info = slices.Clone(e.ExtensionData)
+	}
+	return out, nil
+}
+
+func (a *mlsGroupProvider) Encrypt(ctx context.Context, groupID, plaintext []byte) ([]byte, error) {
+	m, err := a.p.Encrypt(ctx, groupID, plaintext, nil)
+	if err != nil {
+		return nil, err
+	}
+	return wire.Marshal(m)
+}
+
+func (a *mlsGroupProvider) ProcessMessage(ctx context.Context, groupID, message []byte) (*Processed, error) {
+	m, err := mls.UnmarshalMLSMessage(message)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidEncoding, err)
+	}
+	var before []Member
+	isCommit := (m.PublicMessage != nil && m.PublicMessage.Content.ContentType == mls.ContentTypeCommit) ||
+		(m.PrivateMessage != nil && m.PrivateMessage.ContentType == mls.ContentTypeCommit)
+	if isCommit {
+		if before, err = a.Members(ctx, groupID); err != nil {
+			return nil, err
+		}
+	}
+	res, err := a.p.Process(ctx, groupID, m)
+	if err != nil {
+		return nil, err
+	}
+	out := &Processed{Kind: ContentKind(res.ContentType), ApplicationData: res.ApplicationData}
+	if res.Sender.SenderType == mls.SenderTypeMember {
+		out.Sender.LeafIndex = uint32(res.Sender.LeafIndex)
+		if res.Credential != nil {
+			out.Sender.Identity = string(res.Credential.Identity)
+		}
+	}
+	if res.Proposal != nil && res.Proposal.Remove != nil {
+		out.ProposedRemovals = []uint32{uint32(res.Proposal.Remove.Removed)}
+	}
+	var after []Member
+	err = a.p.View(ctx, groupID, func(g *mls.Group) error {
+		out.Epoch = g.Epoch()
+		out.SelfRemoved = g.Removed()
+		if isCommit && !out.SelfRemoved {
+			after = members(g)
+		}
+		if out.Sender.Identity != "" {
+			if sm, ok := g.Member(res.Sender.LeafIndex); ok && string(sm.Credential.Identity) == out.Sender.Identity {
+				out.Sender.SignatureKey = slices.Clone(sm.SignatureKey)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if isCommit {
+		out.Joined, out.Removed = diffMembers(before, after)
+	}
+	return out, nil
+}
+
+// diffMembers returns the members of after not in before and those of
+// before not in after, a member being its leaf and signature key.
+func diffMembers(before, after []Member) (joined, removed []Member) {
+	key := func(m Member) string { return fmt.Sprintf("%d/%x", m.LeafIndex, m.SignatureKey) }
+	was := map[string]bool{}
+	for _, m := range before {
+		was[key(m)] = true
+	}
+	is := map[string]bool{}
+	for _, m := range after {
+		is[key(m)] = true
+		if !was[key(m)] {
+			joined = append(joined, m)
+		}
+	}
+	for _, m := range before {
+		if !is[key(m)] {
+			removed = append(removed, m)
+		}
+	}
+	return joined, removed
+}
+
+func (a *mlsGroupProvider) RemoveMembers(ctx context.Context, groupID []byte, leaves []uint32) ([]byte, error) {
+	o := mls.CommitOptions{}
+	for _, l := range leaves {
+		o.Remove = append(o.Remove, tree.LeafIndex(l))
+	}
+	res, err := a.p.CommitNow(ctx, groupID, o)
+	if err != nil {
+		return nil, err
+	}
+	return wire.Marshal(res.Commit)
+}
+
+func (a *mlsGroupProvider) ProposeLeave(ctx context.Context, groupID []byte) ([]byte, error) {
+	var me tree.LeafIndex
+	if err := a.p.View(ctx, groupID, func(g *mls.Group) error { me = g.OwnLeafIndex(); return nil }); err != nil {
+		return nil, err
+	}
+	m, err := a.p.Propose(ctx, groupID, &mls.Proposal{ProposalType: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: me}})
+	if err != nil {
+		return nil, err
+	}
+	return wire.Marshal(m)
+}
+
+func (a *mlsGroupProvider) SelfUpdate(ctx context.Context, groupID []byte) ([]byte, error) {
+	res, err := a.p.CommitNow(ctx, groupID, mls.CommitOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return wire.Marshal(res.Commit)
+}
+
+func (a *mlsGroupProvider) Members(ctx context.Context, groupID []byte) ([]Member, error) {
+	var out []Member
+	err := a.p.View(ctx, groupID, func(g *mls.Group) error { out = members(g); return nil })
+	return out, err
+}
+
+func members(g *mls.Group) []Member {
+	rt := g.RatchetTree()
+	ms := g.Members()
+	out := make([]Member, len(ms))
+	for i, m := range ms {
+		out[i] = member(m, rt)
+	}
+	return out
+}
+
+func member(m mls.Member, rt tree.RatchetTreeNodes) Member {
+	out := Member{LeafIndex: uint32(m.LeafIndex), Identity: string(m.Credential.Identity), SignatureKey: slices.Clone(m.SignatureKey)}
+	if n := int(m.LeafIndex) * 2; n < len(rt) && rt[n] != nil && rt[n].Leaf != nil {
+		out.EncryptionKey = slices.Clone(rt[n].Leaf.EncryptionKey)
+	}
+	return out
+}
+
+func (a *mlsGroupProvider) Epoch(ctx context.Context, groupID []byte) (uint64, error) {
+	var e uint64
+	err := a.p.View(ctx, groupID, func(g *mls.Group) error { e = g.Epoch(); return nil })
+	return e, err
+}
+
+func (a *mlsGroupProvider) MessageGroupID(message []byte) ([]byte, error) {
+	m, err := mls.UnmarshalMLSMessage(message)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidEncoding, err)
+	}
+	switch {
+	case m.PrivateMessage != nil:
+		return m.PrivateMessage.GroupID, nil
+	case m.PublicMessage != nil:
+		return m.PublicMessage.Content.GroupID, nil
+	}
+	return nil, fmt.Errorf("%w: a %v is not addressed to a group", ErrInvalidEncoding, m.WireFormat)
+}
+
+func (a *mlsGroupProvider) ForgetGroup(ctx context.Context, groupID []byte) error {
+	return a.p.ForgetGroup(ctx, groupID)
+}
