@@ -267,6 +267,11 @@ func (g *Group) pendingToCommit(removing []tree.LeafIndex, adding []*KeyPackage,
 			if i != lastGCE {
 				continue
 			}
+		case ProposalTypePSK:
+			// A PSK this member cannot look up cannot be committed by it.
+			if _, err := g.lookupPSK(&pp.proposal.PreSharedKey.PSK); err != nil {
+				continue
+			}
 		case ProposalTypeReInit:
 			continue // a ReInit must be alone; committed explicitly
 		}
