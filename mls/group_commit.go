@@ -406,6 +406,21 @@ func (g *Group) processCommit(ac *AuthenticatedContent) (*Group, error) {
 	if external && commit.Path == nil {
 		return nil, fmt.Errorf("%w: an external commit must have a path", ErrPathRequired)
 	}
+	if external {
+		// §12.4.3.2: the joiner may remove only its own old leaf; its new
+		// leaf must be acceptable as an Update of the removed one. Without
+		// a successor hook in CredentialValidator, the same credential.
+		for _, it := range items {
+			if it.p.ProposalType != ProposalTypeRemove {
+				continue
+			}
+			oldCred, err1 := wire.Marshal(&g.tree.Leaf(it.p.Remove.Removed).Credential)
+			newCred, err2 := wire.Marshal(&commit.Path.LeafNode.Credential)
+			if err1 != nil || err2 != nil || !bytes.Equal(oldCred, newCred) {
+				return nil, fmt.Errorf("%w: an external commit may remove only the joiner's own old leaf", ErrInvalidCommit)
+			}
+		}
+	}
 	newCtx := g.ctx
 	newCtx.Epoch++
 	newCtx.Extensions = a.extensions
