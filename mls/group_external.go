@@ -29,6 +29,13 @@ import (
 // It returns the commit to send to the group and the joiner's state in the
 // new epoch, to adopt once the Delivery Service has accepted the commit.
 func JoinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, leaf LeafOptions, cfg Config) (*MLSMessage, *Group, error) {
+	return joinByExternalCommit(s, signer, gi, ratchetTree, leaf, cfg, nil)
+}
+
+// joinByExternalCommit is JoinByExternalCommit; remove, when set, names the
+// leaf to remove instead of the one holding signer's key (tests use it to
+// build commits a receiver must refuse).
+func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, leaf LeafOptions, cfg Config, remove *tree.LeafIndex) (*MLSMessage, *Group, error) {
 	gc := gi.GroupContext
 	if gc.Version != ProtocolVersionMLS10 {
 		return nil, nil, ErrUnsupportedVersion
@@ -82,7 +89,11 @@ func JoinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	props := []ProposalOrRef{{Type: ProposalOrRefTypeProposal, Proposal: &Proposal{
 		ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: kemOutput}}}}
 	nt := t.Clone()
-	if old, ok := t.FindSignatureKey(signer.PublicKey()); ok {
+	old, ok := t.FindSignatureKey(signer.PublicKey())
+	if remove != nil {
+		old, ok = *remove, true
+	}
+	if ok {
 		// Resync: remove our old leaf (§12.4.3.2, at most one Remove).
 		props = append(props, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: &Proposal{
 			ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: old}}})

@@ -629,3 +629,90 @@ func TestGroupCommitFiltersPendingProposals(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupPendingPSKUnknownToCommitter: a member proposes a PSK the
+// committer does not hold; the committer's default commit must still work
+// (it cannot commit that proposal: §12.2 invalid for it).
+func TestGroupPendingPSKUnknownToCommitter(t *testing.T) {
+	secret := []byte("only member 1 and 2 know this one")
+	has := func(pid *PreSharedKeyID) ([]byte, error) {
+		if string(pid.PSKID) == "psk-x" {
+			return secret, nil
+		}
+		return nil, fmt.Errorf("unknown psk")
+	}
+	gg := gtCreate(t, 1, Config{RatchetTreeInWelcome: true}, 3)
+	gg.ms[1].g.cfg.PSKs = has
+	gg.ms[2].g.cfg.PSKs = has
+	nonce := bytes.Repeat([]byte{1}, gg.s.HashSize())
+	m, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{
+		Type: schedule.PSKTypeExternal, PSKID: []byte("psk-x"), Nonce: nonce}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gg.ms[1].g = next
+	gg.deliver(1, m)
+	gg.commit(0, CommitOptions{}) // member 0 lacks the PSK
+	gg.check()
+	gg.appAll("ok")
+	// And a committer that holds it includes it.
+	gg.deliver(1, func() *MLSMessage {
+		m, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{
+			Type: schedule.PSKTypeExternal, PSKID: []byte("psk-x"), Nonce: nonce}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gg.ms[1].g = next
+		return m
+	}())
+	gg.ms[0].g.cfg.PSKs = has
+	gg.commit(2, CommitOptions{})
+	if len(gg.lastCommit.Proposals) != 1 {
+		t.Fatalf("commit has %d proposals", len(gg.lastCommit.Proposals))
+	}
+	gg.check()
+}
+
+// TestGroupReInit: a committed ReInit freezes the group: no more sending.
+func TestGroupReInit(t *testing.T) {
+	gg := gtCreate(t, 2, Config{RatchetTreeInWelcome: true}, 3)
+	ri := &ReInit{GroupID: []byte("new group"), Version: ProtocolVersionMLS10, CipherSuite: 1, Extensions: Extensions{}}
+	gg.commit(1, CommitOptions{ReInit: ri})
+	gg.check()
+	for _, m := range gg.ms {
+		if m.g.ReInitPending() == nil {
+			t.Fatalf("%s: no ReInit pending", m.name)
+		}
+		_, err := m.g.Encrypt([]byte("x"), nil)
+		gtExpectErr(t, err, ErrReInitPending)
+		_, err = m.g.Commit(CommitOptions{})
+		gtExpectErr(t, err, ErrReInitPending)
+	}
+}
+
+// TestGroupExternalCommitCannotEvictOthers: an external joiner may remove
+// only its own old leaf (RFC 9420 §12.4.3.2: the new leaf must meet the
+// criteria of an Update of the removed leaf, i.e. the same client).
+func TestGroupExternalCommitCannotEvictOthers(t *testing.T) {
+	gg := gtCreate(t, 1, Config{RatchetTreeInWelcome: true}, 3)
+	mallory := gtNewMember(t, gg.s, "mallory")
+	gi := gtGroupInfo(t, gg.ms[0].g, true)
+	victim := gg.ms[2].g.OwnLeafIndex()
+	bad, _, err := joinByExternalCommit(gg.s, mallory.signer, gi, nil, LeafOptions{Credential: mallory.cred}, gg.cfg, &victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gtReject(t, gg.ms[0].g, bad, ErrInvalidCommit)
+	// The same client (same credential, new signature key) may resync.
+	again := gtNewMember(t, gg.s, string(gg.ms[2].cred.Identity))
+	ok, g, err := joinByExternalCommit(gg.s, again.signer, gi, nil, LeafOptions{Credential: again.cred}, gg.cfg, &victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gg.ms = gg.ms[:2]
+	gg.deliverAll(ok)
+	again.g = g
+	gg.ms = append(gg.ms, again)
+	gg.check()
+	gg.appAll("resynced with a new key")
+}
