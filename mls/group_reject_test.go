@@ -481,3 +481,35 @@ func TestGroupLateApplicationMessages(t *testing.T) {
 }
 
 var _ = suite.ID(0)
+
+// TestGroupRejectKeepsKey: a tampered copy of a PrivateMessage burns no
+// key: the genuine message still opens afterwards, once.
+func TestGroupRejectKeepsKey(t *testing.T) {
+	for _, id := range gtSuites {
+		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 4)
+			for _, mk := range []func() *MLSMessage{
+				func() *MLSMessage { return gtEncrypt(t, gg.ms[0].g, "app") },
+				func() *MLSMessage { return gtPrivateHandshake(t, gg, 0) },
+			} {
+				good := mk()
+				for _, tamper := range []func(pm *PrivateMessage){
+					func(pm *PrivateMessage) { pm.Ciphertext[0] ^= 1 },
+					func(pm *PrivateMessage) { pm.EncryptedSenderData[len(pm.EncryptedSenderData)-1] ^= 1 },
+					func(pm *PrivateMessage) { pm.AuthenticatedData = append(pm.AuthenticatedData, 0) },
+				} {
+					bad := gtCloneMsg(t, good)
+					tamper(bad.PrivateMessage)
+					gtReject(t, gg.ms[1].g, bad, ErrDecryption)
+				}
+				// The result is not adopted (a proposal would stay unknown
+				// to the others); the key is consumed all the same.
+				if _, err := gg.ms[1].g.Process(good); err != nil {
+					t.Fatalf("genuine message after tampered copies: %v", err)
+				}
+				_, err := gg.ms[1].g.Process(good)
+				gtExpectErr(t, err, schedule.ErrKeyConsumed)
+			}
+		})
+	}
+}

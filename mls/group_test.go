@@ -716,3 +716,46 @@ func TestGroupExternalCommitCannotEvictOthers(t *testing.T) {
 	gg.check()
 	gg.appAll("resynced with a new key")
 }
+
+// TestGroupTreeShapes: a one-member group self-updates and talks to itself
+// alone; removing the rightmost members truncates the tree; a commit that
+// removes and adds puts the joiner in the freed leaf; a member's two
+// pending updates, the latest committed by another.
+func TestGroupTreeShapes(t *testing.T) {
+	for _, id := range gtSuites {
+		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 1)
+			gg.commit(0, CommitOptions{})
+			if _, err := gg.ms[0].g.Encrypt([]byte("alone"), nil); err != nil {
+				t.Fatal(err)
+			}
+			gg.add(0, gg.newMembers(4)...) // leaves 0..4 of 8
+			if n := gg.ms[0].g.tree.NumLeaves(); n != 8 {
+				t.Fatalf("%d leaves", n)
+			}
+			gg.commit(1, CommitOptions{Remove: []tree.LeafIndex{4}})
+			if n := gg.ms[0].g.tree.NumLeaves(); n != 4 {
+				t.Fatalf("%d leaves after removing the last", n)
+			}
+			gg.check()
+			gg.appAll("truncated")
+
+			// Remove 1 and add in one commit: the joiner takes leaf 1.
+			res := gg.commit(2, CommitOptions{Remove: []tree.LeafIndex{1}}, gg.newMembers(1)...)
+			if len(res.Added) != 1 || res.Added[0] != 1 {
+				t.Fatalf("added at %v", res.Added)
+			}
+			gg.check()
+			gg.appAll("refilled")
+
+			// Two updates by one member; the latest is committed.
+			gg.deliver(1, gtProposeUpdate(t, gg, 1))
+			gg.deliver(1, gtProposeUpdate(t, gg, 1))
+			gg.commit(0, CommitOptions{})
+			gg.check()
+			gg.appAll("after double update")
+			gg.commit(1, CommitOptions{})
+			gg.check()
+		})
+	}
+}
