@@ -759,3 +759,127 @@ func TestGroupTreeShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupConcurrentMembers runs every member in its own goroutine: the
+// engine is not synchronized, but distinct Groups (even ones that were
+// derived from the same Welcome, ratchet tree and commit objects) must
+// share no mutable state. Run with -race.
+func TestGroupConcurrentMembers(t *testing.T) {
+	for _, id := range gtSuites {
+		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+			t.Parallel()
+			s := gtSuite(t, id)
+			creator := gtNewMember(t, s, "c")
+			g0, err := CreateGroup(s, creator.signer, nil, LeafOptions{Credential: creator.cred}, nil, Config{HandshakeAsPublic: id == 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			joiners := make([]*gtMember, 5)
+			var kps []*KeyPackage
+			for i := range joiners {
+				joiners[i] = gtNewMember(t, s, fmt.Sprintf("j%d", i))
+				kps = append(kps, joiners[i].kp)
+			}
+			res, err := g0.Commit(CommitOptions{Add: kps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			creator.g = res.State
+			members := []*gtMember{creator}
+			errs := make(chan error, 64)
+			done := make(chan *gtMember, len(joiners))
+			for _, j := range joiners {
+				go func() {
+					// The same Welcome and tree objects, concurrently.
+					jd, err := JoinFromWelcome(res.Welcome, res.RatchetTree, j.finder(t), Config{HandshakeAsPublic: id == 2})
+					if err != nil {
+						errs <- err
+						done <- nil
+						return
+					}
+					j.g = jd.Group
+					done <- j
+				}()
+			}
+			for range joiners {
+				if j := <-done; j != nil {
+					members = append(members, j)
+				}
+			}
+			if len(members) != 6 {
+				t.Fatal(<-errs)
+			}
+			// Rounds: one member commits, the rest process the same
+			// message object concurrently; then all send concurrently and
+			// each reads everyone else's messages.
+			for round := range 6 {
+				c := members[round%len(members)]
+				r, err := c.g.Commit(CommitOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.g = r.State
+				gtParallel(t, members, func(m *gtMember) error {
+					if m == c {
+						return nil
+					}
+					p, err := m.g.Process(r.Commit)
+					if err != nil {
+						return err
+					}
+					m.g = p.State
+					return nil
+				})
+				msgs := make([]*MLSMessage, len(members))
+				gtParallel(t, members, func(m *gtMember) error {
+					msg, err := m.g.Encrypt([]byte(m.name), nil)
+					msgs[slicesIndex(members, m)] = msg
+					return err
+				})
+				gtParallel(t, members, func(m *gtMember) error {
+					for i, msg := range msgs {
+						if members[i] == m {
+							continue
+						}
+						p, err := m.g.Process(msg)
+						if err != nil {
+							return err
+						}
+						if string(p.ApplicationData) != members[i].name {
+							return fmt.Errorf("read %q from %s", p.ApplicationData, members[i].name)
+						}
+					}
+					return nil
+				})
+				gs := make([]*Group, len(members))
+				for i, m := range members {
+					gs[i] = m.g
+				}
+				gtAgree(t, gs...)
+			}
+		})
+	}
+}
+
+func slicesIndex(ms []*gtMember, m *gtMember) int {
+	for i, x := range ms {
+		if x == m {
+			return i
+		}
+	}
+	return -1
+}
+
+// gtParallel runs f for every member in its own goroutine.
+func gtParallel(t *testing.T, ms []*gtMember, f func(*gtMember) error) {
+	t.Helper()
+	errs := make(chan error, len(ms))
+	for _, m := range ms {
+		go func() { errs <- f(m) }()
+	}
+	for range ms {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
