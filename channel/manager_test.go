@@ -668,3 +668,26 @@ func TestSQLiteRestart(t *testing.T) {
 		t.Fatalf("history %+v", h)
 	}
 }
+
+// Leave with real MLS: a Remove proposal of our own leaf, committed by
+// another member.
+func TestLeaveMLS(t *testing.T) {
+	ctx := context.Background()
+	alice, bob, carol, ch := threeParty(t)
+	prop := must[[]byte](t)(bob.Leave(ctx, ch))
+	if cs := must[[]*channel.Descriptor](t)(bob.Channels(ctx)); len(cs) != 0 {
+		t.Fatal("bob still has the channel")
+	}
+	for _, p := range []*peer{alice, carol} {
+		ev := receiveKind(t, p, prop, channel.EventProposal)
+		if len(ev.ProposedRemovals) != 1 || ev.ProposedRemovals[0].Identity != "bob" || ev.Sender.Identity != "bob" {
+			t.Fatalf("%s: %+v", p.Identity(), ev)
+		}
+	}
+	commit := must[[]byte](t)(alice.SelfUpdate(ctx, ch))
+	ev := receiveKind(t, carol, commit, channel.EventMemberRemoved)
+	if fmt.Sprint(identities(ev.Removed)) != "[bob]" {
+		t.Fatalf("removed %v", identities(ev.Removed))
+	}
+	deliver(t, carol, send(t, alice, ch, "bob is gone"), "alice", "bob is gone")
+}

@@ -44,7 +44,7 @@ type msg struct {
 	Sender   channel.Member
 	Nonce    string
 	Data     []byte
-	Members  []channel.Member // commit and welcome: the new membership
+	Members  []channel.Member  // commit and welcome: the new membership
 	Joiners  map[string]uint32 // welcome: key package id → leaf
 	Info     []byte
 	Removals []uint32 // proposal
