@@ -28,10 +28,12 @@ import {
   getCiphersuiteFromName,
   getCiphersuiteImpl,
   joinGroup,
+  joinGroupExternal,
   mlsExporter,
   processMessage,
 } from "ts-mls";
 import { getCiphersuiteNameFromId } from "ts-mls/crypto/ciphersuite.js";
+import { createGroupInfo } from "ts-mls/createCommit.js";
 import { makeKeyPackageRef } from "ts-mls/keyPackage.js";
 import { decryptSenderData } from "ts-mls/privateMessage.js";
 import { decodeRatchetTree, encodeRatchetTree } from "ts-mls/ratchetTree.js";
@@ -72,6 +74,31 @@ function decodeMessage(bytes, what) {
 
 function encodeMessage(m) {
   return toB64(encodeMlsMessage({ version: "mls10", ...m }));
+}
+
+// withLength prefixes u8 with its MLS variable-size length (RFC 9420 §2.1.2).
+function withLength(u8) {
+  const n = u8.length;
+  let head;
+  if (n < 0x40) head = [n];
+  else if (n < 0x4000) head = [0x40 | (n >> 8), n & 0xff];
+  else head = [0x80 | (n >>> 24), (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
+  return new Uint8Array([...head, ...u8]);
+}
+
+// withoutLength is the inverse of withLength: u8 must be exactly one
+// length-prefixed vector.
+function withoutLength(u8, what) {
+  if (u8.length === 0) throw new Error(`${what}: empty`);
+  const len = u8[0] >> 6;
+  let n;
+  let off;
+  if (len === 0) [n, off] = [u8[0] & 0x3f, 1];
+  else if (len === 1 && u8.length >= 2) [n, off] = [((u8[0] & 0x3f) << 8) | u8[1], 2];
+  else if (len === 2 && u8.length >= 4) [n, off] = [(((u8[0] & 0x3f) << 24) | (u8[1] << 16) | (u8[2] << 8) | u8[3]) >>> 0, 4];
+  else throw new Error(`${what}: bad length prefix`);
+  if (off + n !== u8.length) throw new Error(`${what}: length ${n} does not match ${u8.length - off} bytes`);
+  return u8.subarray(off);
 }
 
 // members lists the non-blank leaves (leaf i is node 2i, RFC 9420 §4.1.1).
@@ -255,6 +282,46 @@ const commands = {
     return { group_id: id, epoch: epochOf(st) };
   },
 
+  // external_join joins the group of a GroupInfo (an MLSMessage with the
+  // external_pub extension) by external commit (RFC 9420 §12.4.3.2) with a
+  // fresh key package. ratchet_tree is the tree when it is not in the
+  // GroupInfo. The commit is a PublicMessage from a new_member_commit sender.
+  async external_join(cmd) {
+    needInit();
+    const msg = decodeMessage(fromB64(cmd.group_info, "group_info"), "group_info");
+    if (msg.wireformat !== "mls_group_info") throw new Error(`group_info: not a GroupInfo (${msg.wireformat})`);
+    let tree;
+    if (cmd.ratchet_tree !== undefined && cmd.ratchet_tree !== null) {
+      const bytes = fromB64(cmd.ratchet_tree, "ratchet_tree");
+      const r = decodeRatchetTree(bytes, 0);
+      if (r === undefined || r[1] !== bytes.length) throw new Error("ratchet_tree: cannot decode");
+      tree = r[0];
+    }
+    const kp = await generateKeyPackageWithKey(peer.credential, defaultCapabilities(), peer.lifetime, [], peer.sigKeys, peer.impl);
+    // ts-mls 1.6.4 reads external_pub's extension_data as the bare key, but
+    // it is struct { HPKEPublicKey external_pub; } with HPKEPublicKey
+    // opaque<V> (RFC 9420 §12.4.3.2): a length-prefixed key. The GroupInfo
+    // is signed as received, so instead of editing it, hand ts-mls's HPKE the
+    // unprefixed key when it imports exactly that extension's bytes.
+    let impl = peer.impl;
+    const ext = msg.groupInfo.extensions.find((e) => e.extensionType === "external_pub");
+    if (ext !== undefined && cmd.raw_external_pub !== true) {
+      const key = withoutLength(ext.extensionData, "external_pub");
+      const hpke = peer.impl.hpke;
+      impl = { ...peer.impl, hpke: { ...hpke, importPublicKey: (k) => hpke.importPublicKey(k === ext.extensionData ? key : k) } };
+    }
+    const res = await joinGroupExternal(msg.groupInfo, kp.publicPackage, kp.privatePackage, false, impl, tree);
+    const id = toB64(res.newState.groupContext.groupId);
+    const old = peer.groups.get(id);
+    if (old !== undefined && old.groupActiveState?.kind !== "removedFromGroup") throw new Error(`group ${id} exists`);
+    peer.groups.set(id, res.newState);
+    return {
+      commit: encodeMessage({ wireformat: "mls_public_message", publicMessage: res.publicMessage }),
+      group_id: id,
+      epoch: epochOf(res.newState),
+    };
+  },
+
   async send(cmd) {
     const [id, st] = group(cmd);
     const data = fromB64(cmd.data, "data");
@@ -383,7 +450,20 @@ const commands = {
 
   async group_info(cmd) {
     const [, st] = group(cmd);
-    const gi = await createGroupInfoWithExternalPubAndRatchetTree(st, [], peer.impl);
+    let gi;
+    if (cmd.raw_external_pub === true) {
+      gi = await createGroupInfoWithExternalPubAndRatchetTree(st, [], peer.impl);
+    } else {
+      // As createGroupInfoWithExternalPubAndRatchetTree, but with the
+      // external_pub extension_data length-prefixed as RFC 9420 §12.4.3.2
+      // requires (ts-mls 1.6.4 writes the bare key).
+      const kp = await peer.impl.hpke.deriveKeyPair(st.keySchedule.externalSecret);
+      const pub = await peer.impl.hpke.exportPublicKey(kp.publicKey);
+      gi = await createGroupInfo(st.groupContext, st.confirmationTag, st, [
+        { extensionType: "external_pub", extensionData: withLength(pub) },
+        { extensionType: "ratchet_tree", extensionData: encodeRatchetTree(st.ratchetTree) },
+      ], peer.impl);
+    }
     return { group_info: encodeMessage({ wireformat: "mls_group_info", groupInfo: gi }) };
   },
 };
