@@ -63,6 +63,9 @@ var (
 	ErrCorrupt = errors.New("store: corrupt sealed value")
 	// ErrSchemaTooNew: the database was written by a newer version.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this program")
+	// ErrLocked: another open Store (in this process or another) holds the
+	// database. Two Stores over one identity could reuse ratchet keys.
+	ErrLocked = errors.New("store: database is in use by another Store")
 	// ErrClosed: the Store has been closed.
 	ErrClosed = errors.New("store: closed")
 	// ErrTxDone: a Tx was used after its Update returned.
@@ -132,14 +135,17 @@ type Reader interface {
 	// Channels lists every channel ordered by id.
 	Channels(ctx context.Context) ([]Channel, error)
 	// Messages returns up to limit messages of the channel with Seq > after,
-	// oldest first. Use the last Seq returned as the next after.
+	// oldest first (empty if there are none, or no such channel). Use the
+	// last Seq returned as the next after.
 	Messages(ctx context.Context, channelID string, after uint64, limit int) ([]Message, error)
 	// MessagesBefore returns the limit newest messages with Seq < before
 	// (before == 0: no bound, i.e. the latest messages), oldest first.
 	MessagesBefore(ctx context.Context, channelID string, before uint64, limit int) ([]Message, error)
 }
 
-// Writer holds the write methods, only on Tx.
+// Writer holds the write methods, only on Tx. A zero CreatedAt, UpdatedAt or
+// ReceivedAt is set to the time of the write. Times come back in UTC with
+// nanosecond precision.
 type Writer interface {
 	// PutIdentity stores the identity; ErrExists if there already is one
 	// (an identity's signature key is never silently replaced).

@@ -74,8 +74,8 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 }
 
 // state is one snapshot. Published snapshots are never modified: a tx
-// clones the top-level maps up front and each nested map before its first
-// change. Message slices are only ever appended to by the single writer, and
+// copies each map, top-level or nested, before its first change to it, so an
+// Update costs the size of the maps it touches. Message slices are only ever appended to by the single writer, and
 // a snapshot never reads past its own length, so they are shared.
 type state struct {
 	identity     *store.Identity
@@ -102,18 +102,11 @@ func newState() *state {
 	}
 }
 
+// clone returns a state sharing every map with s; a tx copies a map before
+// its first change to it (see ownMap and own).
 func (s *state) clone() *state {
-	return &state{
-		identity:     s.identity,
-		kps:          cloneMap(s.kps),
-		groups:       cloneMap(s.groups),
-		blobs:        cloneMap(s.blobs),
-		epochSecrets: cloneMap(s.epochSecrets),
-		extPSKs:      cloneMap(s.extPSKs),
-		resPSKs:      cloneMap(s.resPSKs),
-		channels:     cloneMap(s.channels),
-		messages:     cloneMap(s.messages),
-	}
+	c := *s
+	return &c
 }
 
 func cloneMap[K comparable, V any](m map[K]V) map[K]V {
@@ -398,14 +391,26 @@ func (t *tx) checkCtx(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// own returns a nested map of kind for key that this tx may modify.
-func own[K comparable, V any](t *tx, kind string, outer map[string]map[K]V, key string) map[K]V {
+// ownMap returns the top-level map *m, copied first if this tx has not yet
+// copied it.
+func ownMap[K comparable, V any](t *tx, kind string, m *map[K]V) map[K]V {
+	if !t.owned[kind] {
+		*m = cloneMap(*m)
+		t.owned[kind] = true
+	}
+	return *m
+}
+
+// own returns the nested map (*outer)[key], copied first (with *outer) if
+// this tx has not yet copied it.
+func own[K comparable, V any](t *tx, kind string, outer *map[string]map[K]V, key string) map[K]V {
+	o := ownMap(t, kind, outer)
 	tag := kind + "\x00" + key
 	if !t.owned[tag] {
-		outer[key] = cloneMap(outer[key])
+		o[key] = cloneMap(o[key])
 		t.owned[tag] = true
 	}
-	return outer[key]
+	return o[key]
 }
 
 func (t *tx) stamp(tm time.Time) time.Time {
@@ -455,7 +460,7 @@ func (t *tx) PutKeyPackages(ctx context.Context, kps ...store.KeyPackage) error 
 		kp = copyKP(kp)
 		kp.NotAfter = norm(kp.NotAfter)
 		kp.CreatedAt = t.stamp(kp.CreatedAt)
-		t.st.kps[string(kp.Ref)] = kp
+		ownMap(t, "kps", &t.st.kps)[string(kp.Ref)] = kp
 	}
 	return nil
 }
@@ -472,7 +477,7 @@ func (t *tx) ConsumeKeyPackage(ctx context.Context, ref []byte) error {
 		return store.ErrKeyPackageNotFound
 	}
 	if !kp.LastResort {
-		delete(t.st.kps, string(ref))
+		delete(ownMap(t, "kps", &t.st.kps), string(ref))
 	}
 	return nil
 }
@@ -485,7 +490,7 @@ func (t *tx) PruneKeyPackages(ctx context.Context, now time.Time) (int, error) {
 	n := 0
 	for ref, kp := range t.st.kps {
 		if kp.NotAfter.Before(now) {
-			delete(t.st.kps, ref)
+			delete(ownMap(t, "kps", &t.st.kps), ref)
 			n++
 		}
 	}
@@ -505,7 +510,7 @@ func (t *tx) PutGroup(ctx context.Context, g store.Group) error {
 	g.ID = bytes.Clone(g.ID)
 	g.State = bytes.Clone(g.State)
 	g.UpdatedAt = t.stamp(g.UpdatedAt)
-	t.st.groups[string(g.ID)] = g
+	ownMap(t, "groups", &t.st.groups)[string(g.ID)] = g
 	return nil
 }
 
@@ -519,9 +524,11 @@ func (t *tx) DeleteGroup(ctx context.Context, groupID []byte) error {
 	if _, ok := t.st.groups[string(groupID)]; !ok {
 		return store.ErrGroupNotFound
 	}
-	delete(t.st.groups, string(groupID))
-	delete(t.st.blobs, string(groupID))
-	delete(t.st.epochSecrets, string(groupID))
+	delete(ownMap(t, "groups", &t.st.groups), string(groupID))
+	delete(ownMap(t, "blobs", &t.st.blobs), string(groupID))
+	delete(ownMap(t, "epoch", &t.st.epochSecrets), string(groupID))
+	delete(t.owned, "blobs\x00"+string(groupID))
+	delete(t.owned, "epoch\x00"+string(groupID))
 	return nil
 }
 
@@ -535,7 +542,7 @@ func (t *tx) PutGroupBlob(ctx context.Context, groupID, key, value []byte) error
 	if _, ok := t.st.groups[string(groupID)]; !ok {
 		return store.ErrGroupNotFound
 	}
-	own(t, "blobs", t.st.blobs, string(groupID))[string(key)] = clone(value)
+	own(t, "blobs", &t.st.blobs, string(groupID))[string(key)] = clone(value)
 	return nil
 }
 
@@ -549,7 +556,7 @@ func (t *tx) DeleteGroupBlob(ctx context.Context, groupID, key []byte) error {
 	if _, ok := t.st.blobs[string(groupID)][string(key)]; !ok {
 		return store.ErrGroupBlobNotFound
 	}
-	delete(own(t, "blobs", t.st.blobs, string(groupID)), string(key))
+	delete(own(t, "blobs", &t.st.blobs, string(groupID)), string(key))
 	return nil
 }
 
@@ -566,19 +573,19 @@ func (t *tx) PutEpochSecret(ctx context.Context, groupID []byte, epoch uint64, s
 	if _, ok := t.st.groups[string(groupID)]; !ok {
 		return store.ErrGroupNotFound
 	}
-	own(t, "epoch", t.st.epochSecrets, string(groupID))[epoch] = clone(secret)
+	own(t, "epoch", &t.st.epochSecrets, string(groupID))[epoch] = clone(secret)
 	return nil
 }
 
 func (t *tx) PruneEpochSecrets(ctx context.Context, groupID []byte, before uint64) (int, error) {
-	return prune(t, ctx, "epoch", t.st.epochSecrets, groupID, before)
+	return prune(t, ctx, "epoch", &t.st.epochSecrets, groupID, before)
 }
 
 func (t *tx) PruneResumptionPSKs(ctx context.Context, groupID []byte, before uint64) (int, error) {
-	return prune(t, ctx, "resumption", t.st.resPSKs, groupID, before)
+	return prune(t, ctx, "resumption", &t.st.resPSKs, groupID, before)
 }
 
-func prune(t *tx, ctx context.Context, kind string, outer map[string]map[uint64][]byte, groupID []byte, before uint64) (int, error) {
+func prune(t *tx, ctx context.Context, kind string, outer *map[string]map[uint64][]byte, groupID []byte, before uint64) (int, error) {
 	if err := t.checkCtx(ctx); err != nil {
 		return 0, err
 	}
@@ -586,7 +593,7 @@ func prune(t *tx, ctx context.Context, kind string, outer map[string]map[uint64]
 		return 0, err
 	}
 	n := 0
-	for e := range outer[string(groupID)] {
+	for e := range (*outer)[string(groupID)] {
 		if e < before {
 			delete(own(t, kind, outer, string(groupID)), e)
 			n++
@@ -602,7 +609,7 @@ func (t *tx) PutExternalPSK(ctx context.Context, pskID, secret []byte) error {
 	if err := codec.CheckID("psk id", pskID); err != nil {
 		return err
 	}
-	t.st.extPSKs[string(pskID)] = clone(secret)
+	ownMap(t, "extPSKs", &t.st.extPSKs)[string(pskID)] = clone(secret)
 	return nil
 }
 
@@ -616,7 +623,7 @@ func (t *tx) DeleteExternalPSK(ctx context.Context, pskID []byte) error {
 	if _, ok := t.st.extPSKs[string(pskID)]; !ok {
 		return store.ErrPSKNotFound
 	}
-	delete(t.st.extPSKs, string(pskID))
+	delete(ownMap(t, "extPSKs", &t.st.extPSKs), string(pskID))
 	return nil
 }
 
@@ -630,7 +637,7 @@ func (t *tx) PutResumptionPSK(ctx context.Context, groupID []byte, epoch uint64,
 	if err := codec.CheckEpoch(epoch); err != nil {
 		return err
 	}
-	own(t, "resumption", t.st.resPSKs, string(groupID))[epoch] = clone(secret)
+	own(t, "resumption", &t.st.resPSKs, string(groupID))[epoch] = clone(secret)
 	return nil
 }
 
@@ -646,7 +653,7 @@ func (t *tx) PutChannel(ctx context.Context, c store.Channel) error {
 		c.Extra = nil
 	}
 	c.CreatedAt = t.stamp(c.CreatedAt)
-	t.st.channels[c.ID] = c
+	ownMap(t, "channels", &t.st.channels)[c.ID] = c
 	return nil
 }
 
@@ -660,8 +667,8 @@ func (t *tx) DeleteChannel(ctx context.Context, channelID string) error {
 	if _, ok := t.st.channels[channelID]; !ok {
 		return store.ErrChannelNotFound
 	}
-	delete(t.st.channels, channelID)
-	delete(t.st.messages, channelID)
+	delete(ownMap(t, "channels", &t.st.channels), channelID)
+	delete(ownMap(t, "messages", &t.st.messages), channelID)
 	return nil
 }
 
@@ -685,7 +692,7 @@ func (t *tx) AppendMessage(ctx context.Context, m store.Message) (uint64, error)
 	m.Body = clone(m.Body)
 	m.Timestamp = norm(m.Timestamp)
 	m.ReceivedAt = t.stamp(m.ReceivedAt)
-	t.st.messages[m.ChannelID] = append(h, m)
+	ownMap(t, "messages", &t.st.messages)[m.ChannelID] = append(h, m)
 	return m.Seq, nil
 }
 

@@ -310,3 +310,24 @@ func TestMovedSealedValue(t *testing.T) {
 		}
 	}
 }
+
+// TestOneStorePerDatabase: a second Store on the same identity's database is
+// refused while the first is open (two writers of one group's ratchets
+// would reuse keys and nonces).
+func TestOneStorePerDatabase(t *testing.T) {
+	dir := t.TempDir()
+	db, opts := filepath.Join(dir, "store.db"), sqlite.Options{KeyFile: filepath.Join(dir, "k")}
+	s, err := sqlite.Open(ctx, db, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlite.Open(ctx, db, opts); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("second Open: err = %v, want ErrLocked", err)
+	}
+	s.Close()
+	s, err = sqlite.Open(ctx, db, opts)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s.Close()
+}

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,7 @@ type Store struct {
 	reader
 	w, r      *sql.DB
 	box       *seal.Box
+	lock      *os.File // flock on path+".lock"; nil where unsupported
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -98,7 +100,9 @@ func dsn(path string, write bool) string {
 }
 
 // Open opens the database at path, creating it (and a missing key file) if
-// it does not exist, and applies any pending schema migrations. It fails with
+// it does not exist, and applies any pending schema migrations. Only one
+// Store at a time may have a database open (path+".lock" holds an exclusive
+// flock): a second Open fails with store.ErrLocked. It fails with
 // store.ErrWrongKey if the key does not open an existing database,
 // store.ErrInsecureKeyFile if the key file is group- or world-accessible, and
 // store.ErrSchemaTooNew if the file was written by a newer program.
@@ -109,20 +113,26 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || path == ":memory:" {
 		return nil, fmt.Errorf("%w: database path %q", store.ErrInvalid, path)
 	}
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
 	w, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w}
+	s := &Store{w: w, lock: lock}
 	if err := s.init(ctx, path, opts); err != nil {
 		w.Close()
 		if s.r != nil {
 			s.r.Close()
 		}
+		lock.Close()
 		return nil, err
 	}
 	return s, nil
@@ -329,6 +339,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
+		if s.lock != nil {
+			s.lock.Close() // releases the flock, after the database is closed
+		}
 	})
 	return s.closeErr
 }
