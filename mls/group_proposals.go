@@ -96,6 +96,13 @@ func (g *Group) validateAndApply(items []proposalItem, committer Sender) (*appli
 		if external && it.ref != nil {
 			return nil, fmt.Errorf("%w: an external commit cannot include proposals by reference (§12.4.3.2)", ErrInvalidCommit)
 		}
+		if external {
+			switch it.p.ProposalType {
+			case ProposalTypeExternalInit, ProposalTypeRemove, ProposalTypePSK:
+			default: // §12.2: "No other proposals"
+				return nil, fmt.Errorf("%w: %v in an external commit", ErrInvalidCommit, it.p.ProposalType)
+			}
+		}
 		if it.sender.SenderType == SenderTypeExternal && !externalSenderAllowed(it.p.ProposalType) {
 			return nil, fmt.Errorf("%w: %v from an external sender", ErrInvalidProposal, it.p.ProposalType)
 		}
