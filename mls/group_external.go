@@ -29,13 +29,18 @@ import (
 // It returns the commit to send to the group and the joiner's state in the
 // new epoch, to adopt once the Delivery Service has accepted the commit.
 func JoinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, leaf LeafOptions, cfg Config) (*MLSMessage, *Group, error) {
-	return joinByExternalCommit(s, signer, gi, ratchetTree, leaf, cfg, nil)
+	return joinByExternalCommit(s, signer, gi, ratchetTree, leaf, cfg, externalCommitTweaks{})
 }
 
-// joinByExternalCommit is JoinByExternalCommit; remove, when set, names the
-// leaf to remove instead of the one holding signer's key (tests use it to
-// build commits a receiver must refuse).
-func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, leaf LeafOptions, cfg Config, remove *tree.LeafIndex) (*MLSMessage, *Group, error) {
+// externalCommitTweaks let tests build external commits that a receiver
+// must refuse.
+type externalCommitTweaks struct {
+	remove *tree.LeafIndex // the leaf to remove instead of the one holding signer's key
+	extra  []*Proposal     // appended to the proposal list as they are
+}
+
+// joinByExternalCommit is JoinByExternalCommit with test tweaks.
+func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, leaf LeafOptions, cfg Config, tw externalCommitTweaks) (*MLSMessage, *Group, error) {
 	gc := gi.GroupContext
 	if gc.Version != ProtocolVersionMLS10 {
 		return nil, nil, ErrUnsupportedVersion
@@ -90,8 +95,8 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 		ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: kemOutput}}}}
 	nt := t.Clone()
 	old, ok := t.FindSignatureKey(signer.PublicKey())
-	if remove != nil {
-		old, ok = *remove, true
+	if tw.remove != nil {
+		old, ok = *tw.remove, true
 	}
 	if ok {
 		// Resync: remove our old leaf (§12.4.3.2, at most one Remove).
@@ -100,6 +105,9 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 		if err := nt.RemoveLeaf(old); err != nil {
 			return nil, nil, err
 		}
+	}
+	for _, p := range tw.extra {
+		props = append(props, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: p})
 	}
 	myLeaf, err := nt.FreeLeaf()
 	if err != nil {

@@ -698,14 +698,14 @@ func TestGroupExternalCommitCannotEvictOthers(t *testing.T) {
 	mallory := gtNewMember(t, gg.s, "mallory")
 	gi := gtGroupInfo(t, gg.ms[0].g, true)
 	victim := gg.ms[2].g.OwnLeafIndex()
-	bad, _, err := joinByExternalCommit(gg.s, mallory.signer, gi, nil, LeafOptions{Credential: mallory.cred}, gg.cfg, &victim)
+	bad, _, err := joinByExternalCommit(gg.s, mallory.signer, gi, nil, LeafOptions{Credential: mallory.cred}, gg.cfg, externalCommitTweaks{remove: &victim})
 	if err != nil {
 		t.Fatal(err)
 	}
 	gtReject(t, gg.ms[0].g, bad, ErrInvalidCommit)
 	// The same client (same credential, new signature key) may resync.
 	again := gtNewMember(t, gg.s, string(gg.ms[2].cred.Identity))
-	ok, g, err := joinByExternalCommit(gg.s, again.signer, gi, nil, LeafOptions{Credential: again.cred}, gg.cfg, &victim)
+	ok, g, err := joinByExternalCommit(gg.s, again.signer, gi, nil, LeafOptions{Credential: again.cred}, gg.cfg, externalCommitTweaks{remove: &victim})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -882,4 +882,45 @@ func gtParallel(t *testing.T, ms []*gtMember, f func(*gtMember) error) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestGroupExternalCommitProposalList: an external commit holds exactly one
+// ExternalInit, at most one Remove, PSKs, and nothing else (RFC 9420 §12.2).
+func TestGroupExternalCommitProposalList(t *testing.T) {
+	gg := gtCreate(t, 1, Config{RatchetTreeInWelcome: true}, 3)
+	gi := gtGroupInfo(t, gg.ms[0].g, true)
+	j := gtNewMember(t, gg.s, "j")
+	k := gtNewMember(t, gg.s, "k")
+	for _, tc := range []struct {
+		name  string
+		extra []*Proposal
+	}{
+		{"GroupContextExtensions", []*Proposal{{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{}}}}},
+		{"ReInit", []*Proposal{{ProposalType: ProposalTypeReInit, ReInit: &ReInit{GroupID: []byte("g"), Version: ProtocolVersionMLS10, CipherSuite: 1, Extensions: Extensions{}}}}},
+		{"Add", []*Proposal{{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *k.kp}}}},
+		{"second ExternalInit", []*Proposal{{ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: []byte{1, 2}}}}},
+		{"two Removes", []*Proposal{{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 1}}, {ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 2}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad, _, err := joinByExternalCommit(gg.s, j.signer, gi, nil, LeafOptions{Credential: j.cred}, gg.cfg, externalCommitTweaks{extra: tc.extra})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gtReject(t, gg.ms[1].g, bad, ErrInvalidCommit)
+		})
+	}
+	// A PSK is allowed (when everyone holds it).
+	psks := func(*PreSharedKeyID) ([]byte, error) { return []byte("shared"), nil }
+	for _, m := range gg.ms {
+		m.g.cfg.PSKs = psks
+	}
+	ok, g, err := joinByExternalCommit(gg.s, j.signer, gi, nil, LeafOptions{Credential: j.cred}, gg.cfg, externalCommitTweaks{extra: []*Proposal{{
+		ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: []byte("p"),
+			Nonce: bytes.Repeat([]byte{9}, gg.s.HashSize())}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = g // the joiner's side ignores tweaks in its key schedule: only check acceptance up to the tag
+	_, err = gg.ms[1].g.Process(ok)
+	gtExpectErr(t, err, ErrInvalidConfirmationTag)
 }
