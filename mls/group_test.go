@@ -924,3 +924,42 @@ func TestGroupExternalCommitProposalList(t *testing.T) {
 	_, err = gg.ms[1].g.Process(ok)
 	gtExpectErr(t, err, ErrInvalidConfirmationTag)
 }
+
+// TestGroupNewMemberProposal: a non-member proposes its own Add
+// (new_member_proposal, RFC 9420 §12.1.8); a member commits it. An Add
+// signed by someone other than the KeyPackage's owner is refused.
+func TestGroupNewMemberProposal(t *testing.T) {
+	for _, id := range gtSuites {
+		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 3)
+			j := gtNewMember(t, gg.s, "self-adder")
+			mk := func(signer *suite.Signer) *MLSMessage {
+				g := gg.ms[0].g
+				fc := &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: Sender{SenderType: SenderTypeNewMemberProposal},
+					ContentType: ContentTypeProposal, Proposal: &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}}}
+				ac, err := SignContent(signer, WireFormatPublicMessage, fc, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pm, err := ProtectPublic(gg.s, ac, nil, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := NewMLSMessage(pm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m
+			}
+			gtReject(t, gg.ms[1].g, mk(gtSigner(t, gg.s)), ErrInvalidSignature)
+			ps := gg.deliverAll(mk(j.signer))
+			if ps[0].Sender.SenderType != SenderTypeNewMemberProposal {
+				t.Fatalf("sender %v", ps[0].Sender)
+			}
+			res := gg.commit(2, CommitOptions{})
+			gg.join(res, j)
+			gg.check()
+			gg.appAll("self-added")
+		})
+	}
+}
