@@ -109,6 +109,13 @@ func (g *Group) processPrivate(pm *PrivateMessage) (*Processed, error) {
 	if pm.ContentType == ContentTypeApplication && len(g.pending) > 0 {
 		// Tolerated: the sender may not have seen the proposals yet.
 	}
+	if pm.ContentType == ContentTypeCommit {
+		// Our own commit echoed back cannot be opened (its key is used);
+		// say what it is rather than report a replay.
+		if sd, err := DecryptSenderData(g.suite, pm, g.secrets.SenderDataSecret); err == nil && sd.LeafIndex == g.myLeaf {
+			return nil, ErrOwnCommit
+		}
+	}
 	var out *Processed
 	keys := PrivateKeys{SecretTree: g.secretTree, SenderDataSecret: g.secrets.SenderDataSecret}
 	_, err := UnprotectPrivate(g.suite, pm, keys, func(ac *AuthenticatedContent) error {
