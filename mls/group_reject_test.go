@@ -282,11 +282,6 @@ func rejectCases() []rejectCase {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Commit.PrivateMessage != nil {
-				// The sender cannot open its own PrivateMessage: its
-				// handshake key of that generation is already used.
-				return 1, res.Commit, schedule.ErrKeyConsumed
-			}
 			return 1, res.Commit, ErrOwnCommit
 		}},
 		{"application data as PublicMessage", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
