@@ -1,5 +1,4 @@
-// Command spacepanda is the SpacePanda CLI: conformance (and, as they land,
-// serve, relay, demo and bench).
+// Command spacepanda is the SpacePanda CLI: serve, demo, conformance and bench.
 package main
 
 import (
@@ -16,6 +15,9 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage: spacepanda <command> [arguments]
 
 commands:
+  demo                three nodes on loopback, one channel, the whole flow
+  serve --data DIR [--listen 127.0.0.1:PORT] [--name NAME] [--token-file F]
+                      serve one identity's channels over HTTP (API v1)
   conformance [DIR]   run the official MLS test vectors in DIR
                       (default: $MLS_TEST_VECTORS, else ../shared/testvectors)
   bench [--json] [--suites 1,2] [--sizes 2,10,...] [--trees sparse,full]
@@ -33,6 +35,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdConformance(args[1:], stdout, stderr)
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spacepanda/spacepanda/channel"
+	"github.com/spacepanda/spacepanda/node"
+	"github.com/spacepanda/spacepanda/provider"
+)
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "", "the identity's data directory (created on first start)")
+	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on (loopback unless --token-file)")
+	name := fs.String("name", "", "user id of a new identity (first start only)")
+	tokenFile := fs.String("token-file", "", "file holding the bearer token every request must carry")
+	passFile := fs.String("passphrase-file", "", "unlock the store with this passphrase instead of DIR/store.key")
+	verbose := fs.Bool("v", false, "log refused requests too")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *data == "" {
+		fmt.Fprintln(stderr, "spacepanda serve: --data is required")
+		return 2
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	var token []byte
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "spacepanda serve: token file: %v\n", err)
+			return 2
+		}
+		if token = bytes.TrimSpace(b); len(token) < 16 {
+			fmt.Fprintln(stderr, "spacepanda serve: the token must be at least 16 characters")
+			return 2
+		}
+	}
+	host, _, err := net.SplitHostPort(*listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "spacepanda serve: --listen: %v\n", err)
+		return 2
+	}
+	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && token == nil {
+		fmt.Fprintln(stderr, "spacepanda serve: a non-loopback --listen needs --token-file (the node holds private keys)")
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	oo := provider.OpenOptions{Options: provider.Options{Name: *name}}
+	if *passFile != "" {
+		b, err := os.ReadFile(*passFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "spacepanda serve: passphrase file: %v\n", err)
+			return 2
+		}
+		oo.Passphrase = bytes.TrimRight(b, "\r\n")
+	}
+	p, err := provider.Open(ctx, *data, oo)
+	if err != nil {
+		fmt.Fprintf(stderr, "spacepanda serve: %v\n", err)
+		return 1
+	}
+	defer p.Close()
+	mgr := channel.NewManager(channel.NewMLSGroupProvider(p), p.Store(), channel.Options{})
+	srv := node.New(p, mgr, node.Options{Token: token, Logger: log})
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "spacepanda serve: %v\n", err)
+		return 1
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
+	// The first line on stdout says where the node listens (tests and the
+	// demo read it when --listen has port 0).
+	fmt.Fprintf(stdout, "spacepanda: %s serving on http://%s\n", p.Name(), ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+		return 0
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "spacepanda serve: %v\n", err)
+		return 1
+	}
+}
