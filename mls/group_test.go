@@ -131,6 +131,12 @@ func testLifecycle(t *testing.T, id suite.ID, n int, oob bool) {
 	gtExpectErr(t, err, ErrNotMember)
 	_, err = cBefore.Process(am)
 	gtExpectErr(t, err, ErrWrongEpoch)
+	// Relabelled with C's epoch, the message still does not open: the new
+	// epoch's keys are unknown to C.
+	relabelled := gtCloneMsg(t, am)
+	relabelled.PrivateMessage.Epoch = cBefore.Epoch()
+	_, err = cBefore.Process(relabelled)
+	gtExpectErr(t, err, ErrDecryption)
 	if _, err := C.g.Encrypt([]byte("x"), nil); err == nil {
 		t.Fatal("removed member encrypts")
 	}
