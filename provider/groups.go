@@ -1,12 +1,14 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/mls/tree"
+	"github.com/spacepanda/spacepanda/mls/wire"
 	"github.com/spacepanda/spacepanda/store"
 )
 
@@ -42,14 +44,18 @@ func (p *Provider) withGroup(ctx context.Context, groupID []byte, fn func(s *gro
 }
 
 func (p *Provider) load(ctx context.Context, groupID []byte) (*mls.Group, error) {
-	rec, err := p.st.Group(ctx, groupID)
+	return p.loadBlobs(ctx, p.st, groupID)
+}
+
+func (p *Provider) loadBlobs(ctx context.Context, rd store.Reader, groupID []byte) (*mls.Group, error) {
+	rec, err := rd.Group(ctx, groupID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %x", ErrGroupNotFound, groupID)
 	}
 	if err != nil {
 		return nil, err
 	}
-	ratchet, err := p.st.GroupBlob(ctx, groupID, ratchetBlob)
+	ratchet, err := rd.GroupBlob(ctx, groupID, ratchetBlob)
 	if err != nil {
 		return nil, fmt.Errorf("provider: load ratchets of group %x: %w", groupID, err)
 	}
@@ -159,13 +165,22 @@ func (p *Provider) Encrypt(ctx context.Context, groupID, data, authenticatedData
 func (p *Provider) Process(ctx context.Context, groupID []byte, m *mls.MLSMessage) (*mls.Processed, error) {
 	var out *mls.Processed
 	err := p.withGroup(ctx, groupID, func(s *groupSlot) error {
+		if res, err := p.mergeEchoedCommit(ctx, s, m); res != nil || err != nil {
+			out = res
+			return err
+		}
 		res, err := s.g.Process(m)
 		if err != nil {
 			return err
 		}
-		if res.State == s.g {
+		switch {
+		case res.State == s.g:
 			err = p.saveRatchets(ctx, s.g)
-		} else {
+		case res.State.Epoch() != s.g.Epoch():
+			// Another member's commit won: our pending commit, if any,
+			// can never be merged.
+			err = p.st.Update(ctx, func(tx store.Tx) error { return p.putGroupDropPending(ctx, tx, res.State) })
+		default:
 			err = p.st.Update(ctx, func(tx store.Tx) error { return p.putGroup(ctx, tx, res.State) })
 		}
 		if err != nil {
@@ -197,7 +212,21 @@ func (p *Provider) Commit(ctx context.Context, groupID []byte, o mls.CommitOptio
 		if err != nil {
 			return err
 		}
-		if err := p.saveRatchets(ctx, s.g); err != nil {
+		pend, err := encodePending(res)
+		if err != nil {
+			return err
+		}
+		rs, err := s.g.MarshalRatchetState()
+		if err != nil {
+			return err
+		}
+		err = p.st.Update(ctx, func(tx store.Tx) error {
+			if err := tx.PutGroupBlob(ctx, groupID, ratchetBlob, rs); err != nil {
+				return err
+			}
+			return tx.PutGroupBlob(ctx, groupID, pendingBlob, pend)
+		})
+		if err != nil {
 			s.g = nil
 			return err
 		}
@@ -215,7 +244,7 @@ func (p *Provider) MergeCommit(ctx context.Context, pc *PendingCommit) error {
 		if next.Epoch() != s.g.Epoch()+1 {
 			return fmt.Errorf("%w: commit for epoch %d, group now in epoch %d", mls.ErrWrongEpoch, next.Epoch()-1, s.g.Epoch())
 		}
-		if err := p.st.Update(ctx, func(tx store.Tx) error { return p.putGroup(ctx, tx, next) }); err != nil {
+		if err := p.st.Update(ctx, func(tx store.Tx) error { return p.putGroupDropPending(ctx, tx, next) }); err != nil {
 			s.g = nil
 			return err
 		}
@@ -293,4 +322,157 @@ func (p *Provider) ForgetGroup(ctx context.Context, groupID []byte) error {
 	}
 	s.g = nil
 	return nil
+}
+
+// --- durable pending commits ---
+//
+// A commit goes out before it is merged (the delivery service must accept
+// it first). If the process dies after the DS accepted it but before
+// MergeCommit, the group has moved to the next epoch and only the pending
+// commit's state can follow it: the engine cannot process its own commit
+// (mls.ErrOwnCommit), and its own handshake key is already consumed. So
+// Commit stores the pending commit (its message and the next epoch's
+// state) in the same transaction as the advanced ratchet; MergeCommit, or
+// the DS handing the commit back to Process, adopts it; another member's
+// commit discards it.
+
+// pendingBlob is the per-group blob key of the stored pending commit.
+var pendingBlob = []byte("pending-commit")
+
+// pendingRecord is the stored form of a pending commit.
+type pendingRecord struct {
+	Commit  []byte // the MLSMessage as sent
+	Welcome []byte // the Welcome (bare, not an MLSMessage), or empty
+	Epoch   []byte // next epoch: MarshalEpochState
+	Ratchet []byte // next epoch: MarshalRatchetState
+}
+
+func (r *pendingRecord) MarshalMLS(b *wire.Builder) {
+	b.AddOpaque(r.Commit)
+	b.AddOpaque(r.Welcome)
+	b.AddOpaque(r.Epoch)
+	b.AddOpaque(r.Ratchet)
+}
+
+func (r *pendingRecord) UnmarshalMLS(rd *wire.Reader) {
+	r.Commit = rd.OpaqueCopy()
+	r.Welcome = rd.OpaqueCopy()
+	r.Epoch = rd.OpaqueCopy()
+	r.Ratchet = rd.OpaqueCopy()
+}
+
+func encodePending(res *mls.CommitResult) ([]byte, error) {
+	var r pendingRecord
+	var err error
+	if r.Commit, err = wire.Marshal(res.Commit); err != nil {
+		return nil, err
+	}
+	if res.Welcome != nil {
+		if r.Welcome, err = wire.Marshal(res.Welcome); err != nil {
+			return nil, err
+		}
+	}
+	if r.Epoch, err = res.State.MarshalEpochState(); err != nil {
+		return nil, err
+	}
+	if r.Ratchet, err = res.State.MarshalRatchetState(); err != nil {
+		return nil, err
+	}
+	return wire.Marshal(&r)
+}
+
+// storedPending reads the group's stored pending commit (nil if none).
+func (p *Provider) storedPending(ctx context.Context, groupID []byte) (*pendingRecord, error) {
+	b, err := p.st.GroupBlob(ctx, groupID, pendingBlob)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r pendingRecord
+	if err := wire.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("provider: stored pending commit of group %x: %w", groupID, err)
+	}
+	return &r, nil
+}
+
+// putGroupDropPending stores g and deletes the group's pending commit.
+func (p *Provider) putGroupDropPending(ctx context.Context, tx store.Tx, g *mls.Group) error {
+	if err := p.putGroup(ctx, tx, g); err != nil {
+		return err
+	}
+	if err := tx.DeleteGroupBlob(ctx, g.GroupID(), pendingBlob); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// mergeEchoedCommit merges the stored pending commit when m is that very
+// commit handed back by the delivery service (after a restart lost the
+// in-memory PendingCommit). It returns nil, nil when m is something else.
+func (p *Provider) mergeEchoedCommit(ctx context.Context, s *groupSlot, m *mls.MLSMessage) (*mls.Processed, error) {
+	if m.PublicMessage == nil && m.PrivateMessage == nil {
+		return nil, nil
+	}
+	pend, err := p.storedPending(ctx, s.g.GroupID())
+	if err != nil || pend == nil {
+		return nil, err
+	}
+	mb, err := wire.Marshal(m)
+	if err != nil || !bytes.Equal(mb, pend.Commit) {
+		return nil, nil
+	}
+	next, err := mls.LoadGroup(pend.Epoch, pend.Ratchet, p.signer, p.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("provider: stored pending commit of group %x: %w", s.g.GroupID(), err)
+	}
+	if next.Epoch() != s.g.Epoch()+1 {
+		return nil, fmt.Errorf("%w: own commit for epoch %d, group now in epoch %d", mls.ErrWrongEpoch, next.Epoch()-1, s.g.Epoch())
+	}
+	if err := p.st.Update(ctx, func(tx store.Tx) error { return p.putGroupDropPending(ctx, tx, next) }); err != nil {
+		s.g = nil
+		return nil, err
+	}
+	prev := s.g
+	s.g = next
+	res := &mls.Processed{ContentType: mls.ContentTypeCommit, Epoch: prev.Epoch(),
+		Sender: mls.MemberSender(prev.OwnLeafIndex()), State: next}
+	if me, ok := prev.Member(prev.OwnLeafIndex()); ok {
+		c := me.Credential
+		res.Credential = &c
+	}
+	return res, nil
+}
+
+// PendingCommit returns the group's stored pending commit (nil if there is
+// none): after a restart, to send it again or merge it once the delivery
+// service has accepted it. Result holds Commit, Welcome, RatchetTree and
+// State (not GroupInfo or Added).
+func (p *Provider) PendingCommit(ctx context.Context, groupID []byte) (*PendingCommit, error) {
+	var out *PendingCommit
+	err := p.withGroup(ctx, groupID, func(s *groupSlot) error {
+		pend, err := p.storedPending(ctx, groupID)
+		if err != nil || pend == nil {
+			return err
+		}
+		next, err := mls.LoadGroup(pend.Epoch, pend.Ratchet, p.signer, p.cfg)
+		if err != nil {
+			return fmt.Errorf("provider: stored pending commit of group %x: %w", groupID, err)
+		}
+		cm, err := mls.UnmarshalMLSMessage(pend.Commit)
+		if err != nil {
+			return err
+		}
+		res := &mls.CommitResult{Commit: cm, RatchetTree: next.RatchetTree(), State: next}
+		if len(pend.Welcome) > 0 {
+			res.Welcome = new(mls.Welcome)
+			if err := wire.Unmarshal(pend.Welcome, res.Welcome); err != nil {
+				return err
+			}
+		}
+		out = &PendingCommit{GroupID: groupID, Result: res}
+		return nil
+	})
+	return out, err
 }
