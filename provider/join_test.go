@@ -21,6 +21,7 @@ import (
 	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 	"github.com/spacepanda/spacepanda/provider"
+	"github.com/spacepanda/spacepanda/store"
 )
 
 var ctx = context.Background()
@@ -467,15 +468,24 @@ func TestExpiredKeyPackages(t *testing.T) {
 func TestSecondProviderSameIdentity(t *testing.T) {
 	dir := t.TempDir()
 	p1 := open(t, dir, "bob")
-	p2 := open(t, dir, "") // same directory, at the same time
-	if !bytes.Equal(p1.SignaturePublicKey(), p2.SignaturePublicKey()) || p2.Name() != "bob" {
+	pub := p1.SignaturePublicKey()
+	// Two live Stores on one database would be two writers of one
+	// identity's state: the second open is refused, clearly.
+	if p2, err := provider.Open(ctx, dir, provider.OpenOptions{}); !errors.Is(err, store.ErrLocked) {
+		if err == nil {
+			p2.Close()
+		}
+		t.Fatalf("second open while the first is live: %v, want store.ErrLocked", err)
+	}
+	p1.Close()
+	p2 := open(t, dir, "") // the next provider on the directory, no name needed
+	if !bytes.Equal(p2.SignaturePublicKey(), pub) || p2.Name() != "bob" {
 		t.Fatal("second provider on the same directory has another identity")
 	}
 	p2.Close()
-	p1.Close()
 	for i := 0; i < 2; i++ {
-		pub := run(t, dir, "bob", []string{"sigpub"})[0][0]
-		if !bytes.Equal(mustDec(t, pub), p1.SignaturePublicKey()) {
+		got := run(t, dir, "bob", []string{"sigpub"})[0][0]
+		if !bytes.Equal(mustDec(t, got), pub) {
 			t.Fatalf("process %d: another signature key", i)
 		}
 	}
