@@ -24,6 +24,9 @@ type Options struct {
 	// InviteTTL is how long an invite is valid (0: DefaultInviteTTL;
 	// negative: invites do not expire).
 	InviteTTL time.Duration
+	// CommitPoster, when set, receives every commit of this member before
+	// it is merged (see WithCommitPoster); nil: commits merge at once.
+	CommitPoster CommitPoster
 }
 
 // DefaultInviteTTL is the validity of an invite.
@@ -38,6 +41,8 @@ type Manager struct {
 	now  func() time.Time
 	rand io.Reader
 	ttl  time.Duration
+	// poster is Options.CommitPoster.
+	poster CommitPoster
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -46,7 +51,8 @@ type Manager struct {
 // NewManager returns the manager of gp's identity, keeping channels and
 // history in st (the identity's own store).
 func NewManager(gp GroupProvider, st store.Store, o Options) *Manager {
-	m := &Manager{gp: gp, st: st, now: o.Now, rand: o.Rand, ttl: o.InviteTTL, locks: map[string]*sync.Mutex{}}
+	m := &Manager{gp: gp, st: st, now: o.Now, rand: o.Rand, ttl: o.InviteTTL, locks: map[string]*sync.Mutex{},
+		poster: o.CommitPoster}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -176,7 +182,7 @@ func (m *Manager) CreateInvites(ctx context.Context, channelID string, keyPackag
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := m.gp.AddMembers(ctx, d.GroupID, keyPackages, info)
+	res, err := m.gp.AddMembers(m.withPoster(ctx), d.GroupID, keyPackages, info)
 	if err != nil {
 		return nil, nil, fmt.Errorf("channel %s: invite: %w", channelID, err)
 	}
@@ -476,7 +482,7 @@ func (m *Manager) RemoveMember(ctx context.Context, channelID, identity string) 
 	if len(leaves) == 0 {
 		return nil, fmt.Errorf("%w: %q in %s", ErrMemberNotFound, identity, channelID)
 	}
-	c, err := m.gp.RemoveMembers(ctx, d.GroupID, leaves)
+	c, err := m.gp.RemoveMembers(m.withPoster(ctx), d.GroupID, leaves)
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: remove: %w", channelID, err)
 	}
@@ -491,7 +497,7 @@ func (m *Manager) SelfUpdate(ctx context.Context, channelID string) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	c, err := m.gp.SelfUpdate(ctx, d.GroupID)
+	c, err := m.gp.SelfUpdate(m.withPoster(ctx), d.GroupID)
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: update: %w", channelID, m.mapErr(err))
 	}

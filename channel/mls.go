@@ -75,7 +75,7 @@ func (a *mlsGroupProvider) AddMembers(ctx context.Context, groupID []byte, keyPa
 	if info != nil {
 		o.GroupInfoExtensions = tree.Extensions{{ExtensionType: ExtensionTypeChannelInfo, ExtensionData: info}}
 	}
-	res, err := a.p.CommitNow(ctx, groupID, o)
+	res, err := a.commit(ctx, groupID, o)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +209,7 @@ func (a *mlsGroupProvider) RemoveMembers(ctx context.Context, groupID []byte, le
 	for _, l := range leaves {
 		o.Remove = append(o.Remove, tree.LeafIndex(l))
 	}
-	res, err := a.p.CommitNow(ctx, groupID, o)
+	res, err := a.commit(ctx, groupID, o)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +229,7 @@ func (a *mlsGroupProvider) ProposeLeave(ctx context.Context, groupID []byte) ([]
 }
 
 func (a *mlsGroupProvider) SelfUpdate(ctx context.Context, groupID []byte) ([]byte, error) {
-	res, err := a.p.CommitNow(ctx, groupID, mls.CommitOptions{})
+	res, err := a.commit(ctx, groupID, mls.CommitOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -97,9 +97,12 @@ type Processed struct {
 // GroupProvider is what the channel layer needs from an MLS implementation:
 // one identity's groups. Implementations are safe for concurrent use.
 //
-// Commits are merged at once (there is no delivery service ordering yet):
-// the returned commit is for the other members, and this member is in the
-// new epoch when the call returns.
+// Commits are merged before the call returns: the returned commit is for
+// the other members, and this member is in the new epoch. When ctx
+// carries a CommitPoster (WithCommitPoster), the MLS adapter hands it the
+// commit between creating and merging it, and merges only if it succeeds
+// (a delivery service that orders commits); other implementations may
+// ignore it.
 type GroupProvider interface {
 	// Identity is this member's identity as its credential presents it.
 	Identity() string
