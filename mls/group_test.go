@@ -969,3 +969,63 @@ func TestGroupNewMemberProposal(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupResumptionPSK: a commit injects the group's own resumption PSK
+// of an earlier epoch (usage application, RFC 9420 §8.6); every member
+// finds it locally. One beyond the kept epochs is unavailable.
+func TestGroupResumptionPSK(t *testing.T) {
+	for _, id := range gtSuites {
+		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 3)
+			gg.commit(1, CommitOptions{})
+			g := gg.ms[0].g
+			res := PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageApplication, PSKGroupID: g.GroupID(), PSKEpoch: g.Epoch() - 1}
+			gg.commit(2, CommitOptions{PSKs: []PreSharedKeyID{res}})
+			gg.check()
+			gg.appAll("resumed")
+			for range DefaultMaxPastEpochs + 1 {
+				gg.commit(0, CommitOptions{})
+			}
+			_, err := gg.ms[0].g.Commit(CommitOptions{PSKs: []PreSharedKeyID{res}})
+			gtExpectErr(t, err, ErrMissingPSK)
+		})
+	}
+}
+
+// TestGroupExternalCommitBadInputs: a GroupInfo with a broken signature or
+// a tree that does not match is refused by the joiner; an external commit
+// made from a stale GroupInfo is refused by the members.
+func TestGroupExternalCommitBadInputs(t *testing.T) {
+	gg := gtCreate(t, 3, Config{RatchetTreeInWelcome: true}, 3)
+	j := gtNewMember(t, gg.s, "j")
+	gi := gtGroupInfo(t, gg.ms[0].g, false)
+	lo := LeafOptions{Credential: j.cred}
+
+	bad := *gi
+	bad.Signature = append([]byte(nil), gi.Signature...)
+	bad.Signature[2] ^= 1
+	_, _, err := JoinByExternalCommit(gg.s, j.signer, &bad, gg.ms[0].g.RatchetTree(), lo, gg.cfg)
+	gtExpectErr(t, err, ErrInvalidGroupInfo)
+
+	other := gtCreate(t, 3, Config{RatchetTreeInWelcome: true}, 2) // a tree of another group
+	_, _, err = JoinByExternalCommit(gg.s, j.signer, gi, other.ms[0].g.RatchetTree(), lo, gg.cfg)
+	gtExpectErr(t, err, ErrInvalidGroupInfo)
+
+	_, _, err = JoinByExternalCommit(gg.s, j.signer, gi, nil, lo, gg.cfg) // no tree anywhere
+	gtExpectErr(t, err, ErrInvalidGroupInfo)
+
+	noPub := *gi
+	noPub.Extensions = Extensions{}
+	if err := SignGroupInfo(gg.ms[0].signer, &noPub); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = JoinByExternalCommit(gg.s, j.signer, &noPub, gg.ms[0].g.RatchetTree(), lo, gg.cfg)
+	gtExpectErr(t, err, ErrInvalidGroupInfo)
+
+	stale, _, err := JoinByExternalCommit(gg.s, j.signer, gi, gg.ms[0].g.RatchetTree(), lo, gg.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gg.commit(1, CommitOptions{})
+	gtReject(t, gg.ms[2].g, stale, ErrWrongEpoch)
+}
