@@ -73,6 +73,9 @@ type eiMember interface {
 	// SetHandshake chooses PublicMessage or PrivateMessage for commits and
 	// proposals, and whether Welcomes carry the ratchet tree.
 	SetHandshake(public, treeInWelcome bool)
+	// Public reports whether this member sends handshake messages as
+	// PublicMessage.
+	Public() bool
 }
 
 const eiExportLabel = "spacepanda engine interop"
@@ -82,10 +85,11 @@ var eiExportContext = []byte("context")
 // ---- ts-mls ---------------------------------------------------------------
 
 type eiTS struct {
-	t    testing.TB
-	name string
-	p    *tsmls.Peer
-	gid  []byte
+	t      testing.TB
+	name   string
+	p      *tsmls.Peer
+	gid    []byte
+	public bool
 }
 
 func eiStartTS(t testing.TB, name string, id suite.ID) *eiTS {
@@ -236,7 +240,10 @@ func (m *eiTS) View() eiView {
 	return v
 }
 
+func (m *eiTS) Public() bool { return m.public }
+
 func (m *eiTS) SetHandshake(public, treeInWelcome bool) {
+	m.public = public
 	m.p.SetHandshake(tsmls.HandshakeOptions{PublicMessage: public, RatchetTreeExtension: treeInWelcome})
 }
 
@@ -405,6 +412,27 @@ func (m *eiGo) Add(kps ...[]byte) eiCommit {
 	return m.commit("add", o)
 }
 
+// AddNoPath is Add without an UpdatePath (as ts-mls sends add-only
+// commits).
+func (m *eiGo) AddNoPath(kps ...[]byte) eiCommit {
+	m.t.Helper()
+	o := mls.CommitOptions{NoPath: true}
+	for _, raw := range kps {
+		o.Add = append(o.Add, m.decode("KeyPackage", raw, mls.WireFormatKeyPackage).KeyPackage)
+	}
+	return m.commit("add", o)
+}
+
+// RemoveMany removes several members in one commit.
+func (m *eiGo) RemoveMany(victims ...string) eiCommit {
+	m.t.Helper()
+	var o mls.CommitOptions
+	for _, v := range victims {
+		o.Remove = append(o.Remove, m.leafOf(v))
+	}
+	return m.commit("remove", o)
+}
+
 func (m *eiGo) Update() eiCommit {
 	m.t.Helper()
 	if n := m.g.PendingProposals(); n != 0 {
@@ -516,6 +544,8 @@ func (m *eiGo) View() eiView {
 	return v
 }
 
+func (m *eiGo) Public() bool { return m.cfg.HandshakeAsPublic }
+
 // SetHandshake changes the group's Config by a store round trip (the
 // engine takes its Config when a group is created, joined or loaded).
 func (m *eiGo) SetHandshake(public, treeInWelcome bool) {
@@ -543,9 +573,6 @@ func (m *eiGo) SetHandshake(public, treeInWelcome bool) {
 // of view.
 type eiGroup struct {
 	t testing.TB
-	// public: handshake messages must be PublicMessages, else
-	// PrivateMessages.
-	public bool
 	// last is the last commit as a SpacePanda member decoded it (nil if
 	// none received it).
 	last    *mls.Commit
@@ -643,10 +670,11 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
-// deliver has each receiver process msg from sender and checks the kind,
-// sender and data it reports. sender "" means a non-member sender.
-func (gr *eiGroup) deliver(msg []byte, sender, kind string, data []byte, receivers ...eiMember) {
+// deliver has each receiver process msg from a member and checks the kind,
+// sender, data and wire format it reports.
+func (gr *eiGroup) deliver(msg []byte, from eiMember, kind string, data []byte, receivers ...eiMember) {
 	gr.t.Helper()
+	sender := from.Name()
 	for _, r := range receivers {
 		got, err := r.Process(msg)
 		if err != nil {
@@ -659,16 +687,16 @@ func (gr *eiGroup) deliver(msg []byte, sender, kind string, data []byte, receive
 		if got.Removed {
 			gr.t.Fatalf("at %q: %s (%s) unexpectedly removed", gr.where(), r.Name(), r.Impl())
 		}
-		gr.checkWire(r, got, kind)
+		gr.checkWire(r, from, got, kind)
 	}
 }
 
 // checkWire checks the wire format of a processed message and remembers a
 // commit a SpacePanda member decoded.
-func (gr *eiGroup) checkWire(r eiMember, got *eiProcessed, kind string) {
+func (gr *eiGroup) checkWire(r, from eiMember, got *eiProcessed, kind string) {
 	gr.t.Helper()
 	want := mls.WireFormatPrivateMessage
-	if gr.public && kind != tsmls.KindApplication {
+	if from.Public() && kind != tsmls.KindApplication {
 		want = mls.WireFormatPublicMessage
 	}
 	if got.WireFormat != want {
@@ -711,7 +739,7 @@ func (gr *eiGroup) chat() {
 	gr.t.Helper()
 	for _, from := range gr.members {
 		data := []byte(fmt.Sprintf("%s (%s) at epoch %d after %s", from.Name(), from.Impl(), gr.epoch, gr.where()))
-		gr.deliver(from.Send(data), from.Name(), tsmls.KindApplication, data, gr.others(from)...)
+		gr.deliver(from.Send(data), from, tsmls.KindApplication, data, gr.others(from)...)
 	}
 }
 
@@ -728,7 +756,7 @@ func (gr *eiGroup) commit(committer eiMember, c eiCommit, inWelcome bool, joiner
 			stay = append(stay, m)
 		}
 	}
-	gr.deliver(c.Commit, committer.Name(), tsmls.KindCommit, nil, stay...)
+	gr.deliver(c.Commit, committer, tsmls.KindCommit, nil, stay...)
 	for _, r := range removed {
 		got, err := r.Process(c.Commit)
 		if err != nil {
@@ -737,7 +765,7 @@ func (gr *eiGroup) commit(committer eiMember, c eiCommit, inWelcome bool, joiner
 		if !got.Removed {
 			gr.t.Fatalf("at %q: %s (%s) not told it was removed", gr.where(), r.Name(), r.Impl())
 		}
-		gr.checkWire(r, got, tsmls.KindCommit)
+		gr.checkWire(r, committer, got, tsmls.KindCommit)
 	}
 	gr.epoch++
 	var members []eiMember
@@ -792,7 +820,7 @@ func (gr *eiGroup) external(joiner eiMember, commit []byte) {
 // propose delivers a proposal to every member but its sender.
 func (gr *eiGroup) propose(from eiMember, msg []byte) {
 	gr.t.Helper()
-	gr.deliver(msg, from.Name(), tsmls.KindProposal, nil, gr.others(from)...)
+	gr.deliver(msg, from, tsmls.KindProposal, nil, gr.others(from)...)
 }
 
 // locked checks that none of outs can open an application message sent now.
@@ -801,7 +829,7 @@ func (gr *eiGroup) locked(outs ...eiMember) {
 	from := gr.members[0]
 	secret := []byte("not for removed members: " + gr.where())
 	msg := from.Send(secret)
-	gr.deliver(msg, from.Name(), tsmls.KindApplication, secret, gr.others(from)...)
+	gr.deliver(msg, from, tsmls.KindApplication, secret, gr.others(from)...)
 	for _, o := range outs {
 		got, err := o.Process(msg)
 		if err == nil {

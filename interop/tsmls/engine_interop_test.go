@@ -2,6 +2,7 @@ package tsmls_test
 
 import (
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/spacepanda/spacepanda/mls/suite"
@@ -13,7 +14,8 @@ import (
 // epoch_authenticator (RFC 9420 §8.7), an MLS-Exporter output (§8.5) and the
 // member list.
 //
-// Suites 1–3 run every scenario; the mixed scenario also runs in 4–7.
+// Suites 1–3 run every scenario (the larger group only suite 1), suites 4–7
+// a shorter mixed one; SPACEPANDA_TSMLS_FULL=1 runs everything in all seven.
 
 var eiMainSuites = []suite.ID{1, 2, 3}
 
@@ -25,7 +27,7 @@ func eiGID(format string, args ...any) []byte { return []byte(fmt.Sprintf(format
 // our Welcome, with the tree in the Welcome and out of band; then messages
 // and self-updates both ways.
 func TestEngineWelcomeToTSMLS(t *testing.T) {
-	for _, id := range eiMainSuites {
+	for _, id := range eiSuites(eiMainSuites) {
 		for _, inWelcome := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%v/treeInWelcome=%v", id, inWelcome), func(t *testing.T) {
 				t.Parallel()
@@ -53,7 +55,7 @@ func TestEngineWelcomeToTSMLS(t *testing.T) {
 // TestTSMLSWelcomeToEngine: our engine joins a ts-mls group from its
 // Welcome (tree out of band, ts-mls's default, and in the GroupInfo).
 func TestTSMLSWelcomeToEngine(t *testing.T) {
-	for _, id := range eiMainSuites {
+	for _, id := range eiSuites(eiMainSuites) {
 		for _, inWelcome := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%v/treeInWelcome=%v", id, inWelcome), func(t *testing.T) {
 				t.Parallel()
@@ -103,7 +105,7 @@ func eiMixed(t *testing.T, id suite.ID, public bool) {
 	}
 	gid := eiGID("mixed %d public=%v", id, public)
 	alice.CreateGroup(gid)
-	gr := &eiGroup{t: t, members: []eiMember{alice}, public: public}
+	gr := &eiGroup{t: t, members: []eiMember{alice}}
 
 	gr.step("alice (go) adds bob (ts)")
 	gr.commit(alice, alice.Add(bob.KeyPackage()), false, []eiMember{bob})
@@ -162,10 +164,12 @@ func eiMixed(t *testing.T, id suite.ID, public bool) {
 }
 
 // TestEngineMixedGroup runs the mixed life cycle with PrivateMessage and
-// PublicMessage handshakes in suites 1–3, and in suites 4–7 with one of
-// them each.
+// PublicMessage handshakes in suites 1–3. Suites 4–7 run it too (one
+// handshake framing each) when SPACEPANDA_TSMLS_FULL=1; by default they run
+// the shorter TestEngineMixedGroupOtherSuites, because ts-mls's pure-JS P-384,
+// P-521 and X448 make the full scenario take minutes under -race.
 func TestEngineMixedGroup(t *testing.T) {
-	for _, id := range eiAllSuites() {
+	for _, id := range eiSuites(eiMainSuites) {
 		for _, public := range []bool{false, true} {
 			if id > 3 && public != (id%2 == 0) {
 				continue
@@ -178,12 +182,54 @@ func TestEngineMixedGroup(t *testing.T) {
 	}
 }
 
+// TestEngineMixedGroupOtherSuites is a short mixed life cycle in suites
+// 4–7: our Welcome to ts-mls, its Welcome to us, a self-update from each
+// implementation (one as PublicMessage, one as PrivateMessage), a removal
+// each way, and messages.
+func TestEngineMixedGroupOtherSuites(t *testing.T) {
+	for _, id := range []suite.ID{4, 5, 6, 7} {
+		t.Run(id.String(), func(t *testing.T) {
+			t.Parallel()
+			alice, carol := eiNewGo(t, "alice", id), eiNewGo(t, "carol", id)
+			bob := eiStartTS(t, "bob", id)
+			alice.SetHandshake(true, false)
+			alice.CreateGroup(eiGID("other suites %d", id))
+			gr := &eiGroup{t: t, members: []eiMember{alice}}
+			gr.step("alice (go) adds bob (ts)")
+			gr.commit(alice, alice.Add(bob.KeyPackage()), false, []eiMember{bob})
+			gr.step("bob (ts) adds carol (go)")
+			gr.commit(bob, bob.Add(carol.KeyPackage()), false, []eiMember{carol})
+			gr.chat()
+			gr.step("alice (go) updates, PublicMessage")
+			gr.commit(alice, alice.Update(), false, nil)
+			gr.step("bob (ts) updates, PrivateMessage")
+			gr.commit(bob, bob.Update(), false, nil)
+			gr.step("bob (ts) removes carol (go)")
+			gr.commit(bob, bob.Remove("carol"), false, nil, carol)
+			gr.step("alice (go) removes bob (ts)")
+			gr.commit(alice, alice.Remove("bob"), false, nil, bob)
+			gr.locked(bob, carol)
+		})
+	}
+}
+
+// eiSuites is base, or every suite with SPACEPANDA_TSMLS_FULL=1.
+func eiSuites(base []suite.ID) []suite.ID {
+	if os.Getenv(eiFullEnv) == "1" {
+		return eiAllSuites()
+	}
+	return base
+}
+
+// eiFullEnv runs every engine interop scenario in all seven suites.
+const eiFullEnv = "SPACEPANDA_TSMLS_FULL"
+
 // TestEngineExternalJoin: ts-mls joins our group by external commit from
 // our GroupInfo (external_pub, tree in the GroupInfo), and our engine joins
 // a ts-mls group from its GroupInfo; the existing members of both
 // implementations process the external commits.
 func TestEngineExternalJoin(t *testing.T) {
-	for _, id := range eiMainSuites {
+	for _, id := range eiSuites(eiMainSuites) {
 		t.Run(id.String(), func(t *testing.T) {
 			t.Parallel()
 			alice, carol := eiNewGo(t, "alice", id), eiNewGo(t, "carol", id)
@@ -205,6 +251,51 @@ func TestEngineExternalJoin(t *testing.T) {
 			gr.chat()
 			gr.step("bob (ts) updates")
 			gr.commit(bob, bob.Update(), false, nil)
+			gr.chat()
+		})
+	}
+}
+
+// TestEngineLargerMixedGroup grows a group of both implementations to ten
+// members with multi-member adds without a path from both sides, so that
+// paths are encrypted to resolutions with unmerged leaves; removes members
+// in the middle so that later paths cross blank nodes (filtered direct
+// paths, RFC 9420 §4.1.2, §7.9) and adds fill the blanks again.
+func TestEngineLargerMixedGroup(t *testing.T) {
+	for _, id := range eiSuites([]suite.ID{1}) {
+		t.Run(id.String(), func(t *testing.T) {
+			t.Parallel()
+			g0, g3, g5, g7, g8 := eiNewGo(t, "g0", id), eiNewGo(t, "g3", id), eiNewGo(t, "g5", id), eiNewGo(t, "g7", id), eiNewGo(t, "g8", id)
+			t1, t2, t4, t6, t9 := eiStartTS(t, "t1", id), eiStartTS(t, "t2", id), eiStartTS(t, "t4", id), eiStartTS(t, "t6", id), eiStartTS(t, "t9", id)
+			g0.CreateGroup(eiGID("larger %d", id))
+			gr := &eiGroup{t: t, members: []eiMember{g0}}
+
+			gr.step("g0 adds t1, t2, g3 without a path")
+			gr.commit(g0, g0.AddNoPath(t1.KeyPackage(), t2.KeyPackage(), g3.KeyPackage()), false, []eiMember{t1, t2, g3})
+			gr.step("t1 adds t4, g5 (no path)")
+			gr.commit(t1, t1.Add(t4.KeyPackage(), g5.KeyPackage()), false, []eiMember{t4, g5})
+			gr.step("g3 adds t6, g7 without a path")
+			gr.commit(g3, g3.AddNoPath(t6.KeyPackage(), g7.KeyPackage()), false, []eiMember{t6, g7})
+			gr.chat()
+			for _, m := range []eiMember{t2, g5, t6, g0} {
+				gr.step("%s updates over unmerged leaves", m.Name())
+				gr.commit(m, m.Update(), false, nil)
+			}
+			gr.step("t4 removes g3")
+			gr.commit(t4, t4.Remove("g3"), false, nil, g3)
+			gr.step("g0 removes t1 and t6")
+			gr.commit(g0, g0.RemoveMany("t1", "t6"), false, nil, t1, t6)
+			gr.locked(g3, t1, t6)
+			for _, m := range []eiMember{g7, t4, g5} {
+				gr.step("%s updates across blanks", m.Name())
+				gr.commit(m, m.Update(), false, nil)
+			}
+			gr.step("t2 adds g8, t9 into the blanks")
+			gr.commit(t2, t2.Add(g8.KeyPackage(), t9.KeyPackage()), false, []eiMember{g8, t9})
+			for _, m := range []eiMember{t9, g8} {
+				gr.step("%s updates", m.Name())
+				gr.commit(m, m.Update(), false, nil)
+			}
 			gr.chat()
 		})
 	}
