@@ -7,10 +7,12 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -86,10 +88,38 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return nil
 	})
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	h("/", "not_found", func(w http.ResponseWriter, r *http.Request) error {
-		return notFound("no_route", "no endpoint %s %s", r.Method, r.URL.Path)
-	})
+	// /metrics sits behind the bearer token too: every request needs it.
+	metricsHandler := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+	s.mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.authorize(r); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		metricsHandler.ServeHTTP(w, r)
+	}))
+	h("/", "not_found", s.noRoute)
+}
+
+// noRoute answers a request no pattern matched: 405 (with Allow) when the
+// path exists under another method, else 404; both as JSON errors.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) error {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pat := s.mux.Handler(r2); pat != "" && pat != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return &apiError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
+			msg: fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))}
+	}
+	return notFound("no_route", "no endpoint %s %s", r.Method, r.URL.Path)
 }
 
 func (s *Server) identity(w http.ResponseWriter, r *http.Request) error {
@@ -305,7 +335,13 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ev, err := s.mgr.ReceiveFor(r.Context(), r.PathValue("id"), msg)
+	// An unknown channel is a 404 whatever the message holds (ReceiveFor
+	// would first call it a message for another channel).
+	id := r.PathValue("id")
+	if _, err := s.mgr.Channel(r.Context(), id); err != nil {
+		return err
+	}
+	ev, err := s.mgr.ReceiveFor(r.Context(), id, msg)
 	if err != nil {
 		return err
 	}
@@ -404,10 +440,12 @@ func classify(err error) *apiError {
 	rules := []rule{
 		{channel.ErrChannelNotFound, http.StatusNotFound, "unknown_channel"},
 		{channel.ErrMemberNotFound, http.StatusNotFound, "unknown_member"},
+		// A channel we were removed from keeps its history but has no group
+		// any more: ErrNotMember (joined with ErrGroupNotFound) is a 409.
+		{channel.ErrNotMember, http.StatusConflict, "not_member"},
 		{provider.ErrGroupNotFound, http.StatusNotFound, "unknown_channel"},
 		{channel.ErrChannelExists, http.StatusConflict, "already_member"},
 		{provider.ErrGroupExists, http.StatusConflict, "already_member"},
-		{channel.ErrNotMember, http.StatusConflict, "not_member"},
 		{channel.ErrDuplicateMessage, http.StatusConflict, "duplicate_message"},
 		{channel.ErrRemoveSelf, http.StatusConflict, "remove_self"},
 		{mls.ErrWrongEpoch, http.StatusConflict, "wrong_epoch"},

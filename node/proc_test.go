@@ -1,0 +1,199 @@
+package node_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spacepanda/spacepanda/node"
+)
+
+// The process tests run the real `spacepanda serve` binary, built once by
+// TestMain into a temporary directory.
+
+var spacepandaBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "spacepanda-node-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	goTool := "go"
+	if p, err := exec.LookPath("go"); err == nil {
+		goTool = p
+	} else if g := filepath.Join(os.Getenv("GOROOT"), "bin", "go"); os.Getenv("GOROOT") != "" {
+		goTool = g
+	}
+	spacepandaBin = filepath.Join(dir, "spacepanda")
+	cmd := exec.Command(goTool, "build", "-o", spacepandaBin, "github.com/spacepanda/spacepanda/cmd/spacepanda")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "node tests: building spacepanda: %v\n", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// proc is one running `spacepanda serve`.
+type proc struct {
+	t      *testing.T
+	name   string
+	dir    string
+	args   []string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	stderr *lockedBuf
+	c      *node.Client
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startProc starts a node named name on a fresh data directory.
+func startProc(t *testing.T, name string, extra ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, dir: filepath.Join(t.TempDir(), name), args: extra}
+	p.start()
+	t.Cleanup(p.stop)
+	return p
+}
+
+// start (re)starts the node on its data directory and waits until it
+// answers /healthz.
+func (p *proc) start() {
+	t := p.t
+	t.Helper()
+	args := append([]string{"serve", "--data", p.dir, "--listen", "127.0.0.1:0", "--name", p.name}, p.args...)
+	p.cmd = exec.Command(spacepandaBin, args...)
+	p.stderr = &lockedBuf{}
+	p.cmd.Stderr = p.stderr
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(p.cmd, p.done)
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case l := <-line:
+		want := "spacepanda: " + p.name + " serving on "
+		if !strings.HasPrefix(l, want) {
+			p.kill()
+			t.Fatalf("%s: first stdout line %q, want prefix %q; stderr:\n%s", p.name, l, want, p.stderr)
+		}
+		// The same *Client across restarts (tests hold it), new address.
+		if p.c == nil {
+			p.c = &node.Client{}
+		}
+		p.c.BaseURL = strings.TrimPrefix(l, want)
+	case <-time.After(30 * time.Second):
+		p.kill()
+		t.Fatalf("%s: no address within 30s; stderr:\n%s", p.name, p.stderr)
+	}
+	ctx := context.Background()
+	for i := 0; ; i++ {
+		err := p.c.Do(ctx, "GET", "/healthz", nil, nil)
+		var ne *node.Error
+		if err == nil || errors.As(err, &ne) { // an answer, even a 401, means up
+			return
+		}
+		if i == 200 {
+			p.kill()
+			t.Fatalf("%s: not answering: %v", p.name, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// kill ends the process with SIGKILL: no shutdown, no flush.
+func (p *proc) kill() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.cmd = nil
+}
+
+// restartHard is SIGKILL, then start on the same data directory.
+func (p *proc) restartHard() {
+	p.t.Helper()
+	p.kill()
+	p.start()
+}
+
+// stop ends the process with SIGTERM (SIGKILL after 5s).
+func (p *proc) stop() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	p.cmd = nil
+}
+
+// runServe runs `spacepanda serve` expecting it to exit by itself (a
+// refused configuration) within 10s; it returns the exit code and stderr.
+func runServe(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, spacepandaBin, append([]string{"serve"}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), stderr.String()
+	}
+	if err != nil {
+		t.Fatalf("serve %v: %v", args, err)
+	}
+	return 0, stderr.String()
+}
