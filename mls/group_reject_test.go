@@ -508,3 +508,33 @@ func TestGroupRejectKeepsKey(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupOutOfOrder: application messages open in any order within the
+// window (Config.SecretTree); one too far ahead is refused without burning
+// anything, and the ones in between still open.
+func TestGroupOutOfOrder(t *testing.T) {
+	for _, id := range gtSuites {
+		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+			cfg := Config{RatchetTreeInWelcome: true, SecretTree: schedule.Options{MaxForward: 8}}
+			gg := gtCreate(t, id, cfg, 3)
+			var msgs []*MLSMessage
+			for i := range 12 {
+				msgs = append(msgs, gtEncrypt(t, gg.ms[0].g, fmt.Sprint(i)))
+			}
+			r := gg.ms[1].g
+			gtReject(t, r, msgs[11], schedule.ErrGenerationTooFar)
+			for _, i := range []int{5, 0, 8, 3, 1, 2, 4, 7, 6} {
+				p, err := r.Process(msgs[i])
+				if err != nil || string(p.ApplicationData) != fmt.Sprint(i) {
+					t.Fatalf("message %d: %v", i, err)
+				}
+			}
+			for _, i := range []int{9, 10, 11} {
+				if _, err := r.Process(msgs[i]); err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+			}
+			gtReject(t, r, msgs[4], schedule.ErrKeyConsumed)
+		})
+	}
+}
