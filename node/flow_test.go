@@ -346,7 +346,7 @@ func TestThreePartyFlow(t *testing.T) {
 		t.Fatalf("alice's channels %+v %v", list, err)
 	}
 	// Metrics count the requests.
-	resp := must(http.Get(alice.BaseURL+"/metrics"))
+	resp := must(http.Get(alice.BaseURL + "/metrics"))
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `spacepanda_http_requests_total{code="201",route="messages_send"}`) {
