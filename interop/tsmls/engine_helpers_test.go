@@ -39,6 +39,8 @@ type eiProcessed struct {
 	Commit *mls.Commit
 	// WireFormat is the MLSMessage's wire format.
 	WireFormat mls.WireFormat
+	// AAD is the authenticated_data (SpacePanda receivers only).
+	AAD []byte
 }
 
 // eiView is a member's view of the group: what every member must agree on.
@@ -142,6 +144,30 @@ func (m *eiTS) ExternalJoin(groupInfo []byte) []byte {
 	}
 	m.gid = r.GroupID
 	return r.Commit
+}
+
+// ExternalResync rejoins by external commit, replacing its own leaf.
+func (m *eiTS) ExternalResync(groupInfo []byte) []byte {
+	m.t.Helper()
+	var r struct {
+		Commit []byte `json:"commit"`
+	}
+	if err := m.p.Call(map[string]any{"cmd": "external_join", "group_info": groupInfo, "resync": true}, &r); err != nil {
+		m.fail("external_join (resync)", err)
+	}
+	return r.Commit
+}
+
+// SendAAD is Send with authenticated_data.
+func (m *eiTS) SendAAD(data, aad []byte) []byte {
+	m.t.Helper()
+	var r struct {
+		Message []byte `json:"message"`
+	}
+	if err := m.p.Call(map[string]any{"cmd": "send", "group_id": m.gid, "data": data, "aad": aad}, &r); err != nil {
+		m.fail("send", err)
+	}
+	return r.Message
 }
 
 func (m *eiTS) GroupInfo() []byte {
@@ -512,7 +538,7 @@ func (m *eiGo) Process(raw []byte) (*eiProcessed, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &eiProcessed{WireFormat: msg.WireFormat, Commit: p.Commit}
+	out := &eiProcessed{WireFormat: msg.WireFormat, Commit: p.Commit, AAD: p.AuthenticatedData}
 	if p.Credential != nil {
 		out.Sender = string(p.Credential.Identity)
 	}
@@ -546,11 +572,17 @@ func (m *eiGo) View() eiView {
 
 func (m *eiGo) Public() bool { return m.cfg.HandshakeAsPublic }
 
-// SetHandshake changes the group's Config by a store round trip (the
-// engine takes its Config when a group is created, joined or loaded).
+// SetHandshake changes the group's Config.
 func (m *eiGo) SetHandshake(public, treeInWelcome bool) {
 	m.t.Helper()
-	m.cfg.HandshakeAsPublic, m.cfg.RatchetTreeInWelcome = public, treeInWelcome
+	m.reconfigure(func(c *mls.Config) { c.HandshakeAsPublic, c.RatchetTreeInWelcome = public, treeInWelcome })
+}
+
+// reconfigure changes the group's Config by a store round trip (the engine
+// takes its Config when a group is created, joined or loaded).
+func (m *eiGo) reconfigure(f func(*mls.Config)) {
+	m.t.Helper()
+	f(&m.cfg)
 	if m.g == nil {
 		return
 	}
@@ -814,6 +846,27 @@ func (gr *eiGroup) external(joiner eiMember, commit []byte) {
 	}
 	gr.epoch++
 	gr.members = append(gr.members, joiner)
+	gr.agree()
+}
+
+// resync delivers an external commit by which member rejoined (replacing
+// its own leaf) to the others.
+func (gr *eiGroup) resync(member eiMember, commit []byte) {
+	gr.t.Helper()
+	gr.last = nil
+	for _, r := range gr.others(member) {
+		got, err := r.Process(commit)
+		if err != nil {
+			gr.t.Fatalf("at %q: %s (%s) processing %s's resync: %v", gr.where(), r.Name(), r.Impl(), member.Name(), err)
+		}
+		if got.Kind != tsmls.KindCommit || got.Removed || got.WireFormat != mls.WireFormatPublicMessage {
+			gr.t.Fatalf("at %q: %s (%s) processing %s's resync: %+v", gr.where(), r.Name(), r.Impl(), member.Name(), got)
+		}
+		if got.Commit != nil {
+			gr.last = got.Commit
+		}
+	}
+	gr.epoch++
 	gr.agree()
 }
 

@@ -1,11 +1,16 @@
 package tsmls_test
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"testing"
 
+	"github.com/spacepanda/spacepanda/interop/tsmls"
+	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/mls/suite"
+	"github.com/spacepanda/spacepanda/mls/tree"
+	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
 // Interoperability of SpacePanda's MLS engine (package mls) with ts-mls
@@ -298,5 +303,121 @@ func TestEngineLargerMixedGroup(t *testing.T) {
 			}
 			gr.chat()
 		})
+	}
+}
+
+// TestEngineEdgeCases covers what the life cycles leave out: padded
+// PrivateMessages, authenticated_data, application messages out of order
+// and from a past epoch both ways, a commit mixing a ts-mls proposal by
+// reference with our Remove by value, our Add proposal committed by ts-mls
+// (its Welcome to a SpacePanda joiner), and resynchronization by external
+// commit both ways (RFC 9420 §12.4.3.2).
+func TestEngineEdgeCases(t *testing.T) {
+	for _, id := range eiSuites(eiMainSuites) {
+		t.Run(id.String(), func(t *testing.T) {
+			t.Parallel()
+			alice, carol, erin := eiNewGo(t, "alice", id), eiNewGo(t, "carol", id), eiNewGo(t, "erin", id)
+			bob, dave := eiStartTS(t, "bob", id), eiStartTS(t, "dave", id)
+			alice.reconfigure(func(c *mls.Config) { c.PaddingBlock = 64 })
+			alice.CreateGroup(eiGID("edge %d", id))
+			gr := &eiGroup{t: t, members: []eiMember{alice}}
+			gr.step("alice (go, padding 64) adds bob (ts) and carol (go)")
+			gr.commit(alice, alice.Add(bob.KeyPackage(), carol.KeyPackage()), false, []eiMember{bob, carol})
+			gr.chat()
+
+			gr.step("authenticated_data both ways")
+			aad := []byte("public header")
+			got, err := alice.Process(bob.SendAAD([]byte("with aad"), aad))
+			if err != nil || string(got.Data) != "with aad" || !bytes.Equal(got.AAD, aad) {
+				t.Fatalf("alice processing bob's message with aad: %+v, %v", got, err)
+			}
+			msg, err := alice.g.Encrypt([]byte("with aad"), aad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := wire.Marshal(msg)
+			if got, err := bob.Process(raw); err != nil || string(got.Data) != "with aad" {
+				t.Fatalf("bob processing alice's message with aad: %+v, %v", got, err)
+			}
+			if got, err := carol.Process(raw); err != nil || !bytes.Equal(got.AAD, aad) {
+				t.Fatalf("carol processing alice's message with aad: %+v, %v", got, err)
+			}
+			if got, err := carol.Process(bob.SendAAD([]byte("x"), aad)); err != nil || !bytes.Equal(got.AAD, aad) {
+				t.Fatalf("carol processing bob's message with aad: %+v, %v", got, err)
+			}
+
+			gr.step("out of order, then late by one epoch")
+			var fromBob, fromAlice [][]byte
+			for i := range 4 {
+				fromBob = append(fromBob, bob.Send([]byte(fmt.Sprint("bob ", i))))
+				fromAlice = append(fromAlice, alice.Send([]byte(fmt.Sprint("alice ", i))))
+			}
+			for _, i := range []int{2, 0, 1} {
+				gr.deliver(fromBob[i], bob, tsmls.KindApplication, []byte(fmt.Sprint("bob ", i)), alice, carol)
+				gr.deliver(fromAlice[i], alice, tsmls.KindApplication, []byte(fmt.Sprint("alice ", i)), bob, carol)
+			}
+			gr.step("carol (go) updates before the last messages arrive")
+			gr.commit(carol, carol.Update(), false, nil)
+			gr.deliver(fromBob[3], bob, tsmls.KindApplication, []byte("bob 3"), alice, carol)
+			gr.deliver(fromAlice[3], alice, tsmls.KindApplication, []byte("alice 3"), bob, carol)
+			gr.chat()
+
+			gr.step("bob (ts) proposes adding dave (ts); alice (go) commits it with a Remove of carol by value")
+			gr.propose(bob, bob.ProposeAdd(dave.KeyPackage()))
+			gr.commit(alice, alice.commit("add+remove", mls.CommitOptions{Remove: []tree.LeafIndex{alice.leafOf("carol")}}), false, []eiMember{dave}, carol)
+			// No SpacePanda member but carol saw it; she decoded her removal.
+			gr.wantCommit(1, 1, true)
+			gr.chat()
+
+			gr.step("alice (go) proposes adding erin (go); dave (ts) commits, erin joins from ts-mls's Welcome")
+			gr.propose(alice, alice.ProposeAdd(erin.KeyPackage()))
+			gr.commit(dave, dave.CommitPending(), false, []eiMember{erin})
+			gr.wantCommit(1, 0, false) // ts-mls: add-only, no path
+			gr.chat()
+
+			gr.step("bob (ts) resyncs by external commit from alice's (go) GroupInfo")
+			gr.resync(bob, bob.ExternalResync(alice.GroupInfo()))
+			gr.wantCommit(0, 2, true) // Remove of the old leaf and ExternalInit
+			gr.chat()
+
+			gr.step("erin (go) resyncs by external commit from dave's (ts) GroupInfo")
+			gr.resync(erin, erin.ExternalJoin(dave.GroupInfo()))
+			gr.wantCommit(0, 2, true)
+			gr.chat()
+		})
+	}
+}
+
+// TestExternalPubQuirk documents a ts-mls 1.6.4 deviation: its external_pub
+// GroupInfo extension holds the bare HPKE public key, where RFC 9420
+// §12.4.3.2 has struct { HPKEPublicKey external_pub; } with HPKEPublicKey
+// opaque<V>, i.e. a length-prefixed key (fixed upstream in ts-mls PR #449).
+// The peer writes and reads the RFC form unless raw_external_pub is set.
+func TestExternalPubQuirk(t *testing.T) {
+	id := suite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	alice := eiStartTS(t, "alice", id)
+	alice.CreateGroup([]byte("external_pub quirk"))
+	extPub := func(raw bool) []byte {
+		var r struct {
+			GroupInfo []byte `json:"group_info"`
+		}
+		if err := alice.p.Call(map[string]any{"cmd": "group_info", "group_id": alice.gid, "raw_external_pub": raw}, &r); err != nil {
+			t.Fatal(err)
+		}
+		m, err := mls.UnmarshalMLSMessage(r.GroupInfo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ext := m.GroupInfo.Extensions.Find(tree.ExtensionTypeExternalPub)
+		if ext == nil {
+			t.Fatal("no external_pub")
+		}
+		return ext.ExtensionData
+	}
+	if got := extPub(false); len(got) != 33 || got[0] != 32 {
+		t.Fatalf("peer's external_pub is %x, want a length-prefixed 32-byte key", got)
+	}
+	if got := extPub(true); len(got) != 32 {
+		t.Fatalf("ts-mls's own external_pub is %d bytes, no longer the bare 32-byte key: the quirk is gone, drop the peer's workaround", len(got))
 	}
 }

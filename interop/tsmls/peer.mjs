@@ -310,10 +310,11 @@ const commands = {
       const hpke = peer.impl.hpke;
       impl = { ...peer.impl, hpke: { ...hpke, importPublicKey: (k) => hpke.importPublicKey(k === ext.extensionData ? key : k) } };
     }
-    const res = await joinGroupExternal(msg.groupInfo, kp.publicPackage, kp.privatePackage, false, impl, tree);
+    const resync = cmd.resync === true; // replace our own leaf (same signature key)
+    const res = await joinGroupExternal(msg.groupInfo, kp.publicPackage, kp.privatePackage, resync, impl, tree);
     const id = toB64(res.newState.groupContext.groupId);
     const old = peer.groups.get(id);
-    if (old !== undefined && old.groupActiveState?.kind !== "removedFromGroup") throw new Error(`group ${id} exists`);
+    if (old !== undefined && !resync && old.groupActiveState?.kind !== "removedFromGroup") throw new Error(`group ${id} exists`);
     peer.groups.set(id, res.newState);
     return {
       commit: encodeMessage({ wireformat: "mls_public_message", publicMessage: res.publicMessage }),
