@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
@@ -301,6 +302,11 @@ func (g *Group) checkProposalAlone(p *Proposal, sender Sender) error {
 	case ProposalTypePSK:
 		if err := p.PreSharedKey.PSK.CheckNonce(g.suite); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidProposal, err)
+		}
+		// §12.1.4: reinit/branch resumption PSKs only in the first commit
+		// of a reinitialized or branched group, never in a proposal here.
+		if id := &p.PreSharedKey.PSK; id.Type == schedule.PSKTypeResumption && id.Usage != schedule.UsageApplication {
+			return fmt.Errorf("%w: resumption PSK with usage %v", ErrInvalidProposal, id.Usage)
 		}
 	case ProposalTypeReInit:
 		if p.ReInit.Version < g.ctx.Version {
