@@ -165,3 +165,83 @@ func FuzzProcessCommit(f *testing.F) {
 		}
 	})
 }
+
+// FuzzProposalCommit: the fuzzer mutates a Proposal, which member 1 signs
+// and sends (validly protected). If the members accept it on arrival, the
+// default commit of another member must succeed and every other member
+// must accept that commit: an accepted proposal must never block the
+// group (RFC 9420 §12.2, §12.4: invalid pending proposals are left out).
+func FuzzProposalCommit(f *testing.F) {
+	psks := func(pid *PreSharedKeyID) ([]byte, error) {
+		if string(pid.PSKID) == "known" {
+			return []byte("known psk"), nil
+		}
+		return nil, ErrMissingPSK
+	}
+	gg := gtCreate(f, 1, Config{RatchetTreeInWelcome: true, PSKs: psks}, 4)
+	gg.commit(1, CommitOptions{})
+	base := make([]*Group, len(gg.ms))
+	for i, m := range gg.ms {
+		base[i] = gtDeepCopy(f, m.g)
+	}
+	nonce := bytes.Repeat([]byte{3}, gg.s.HashSize())
+	j := gtNewMember(f, gg.s, "j")
+	upd := *gg.ms[1].g.tree.Leaf(gg.ms[1].g.OwnLeafIndex())
+	for _, p := range []*Proposal{
+		{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}},
+		{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 3}},
+		{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 2}},
+		{ProposalType: ProposalTypeUpdate, Update: &Update{LeafNode: upd}},
+		{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: []byte("known"), Nonce: nonce}}},
+		{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{Type: schedule.PSKTypeResumption,
+			Usage: schedule.UsageApplication, PSKGroupID: base[0].GroupID(), PSKEpoch: 1, Nonce: nonce}}},
+		{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{Type: schedule.PSKTypeResumption,
+			Usage: schedule.UsageBranch, PSKGroupID: base[0].GroupID(), PSKEpoch: 1, Nonce: nonce}}},
+		{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{
+			gtRequiredCaps(f, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{ExtensionTypeLastResort}})}}},
+		{ProposalType: ProposalTypeReInit, ReInit: &ReInit{GroupID: []byte("new"), Version: ProtocolVersionMLS10, CipherSuite: 1, Extensions: Extensions{}}},
+	} {
+		b, err := wire.Marshal(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var p Proposal
+		if err := wire.Unmarshal(data, &p); err != nil {
+			return
+		}
+		proposer := gtDeepCopy(t, base[1])
+		msg := gtForge(t, proposer, &FramedContent{GroupID: proposer.GroupID(), Epoch: proposer.Epoch(),
+			Sender: MemberSender(proposer.OwnLeafIndex()), ContentType: ContentTypeProposal, Proposal: &p}, nil)
+		b := gtWire(t, msg)
+		committer := gtDeepCopy(t, base[2])
+		pc, err := committer.ProcessBytes(b)
+		if err != nil {
+			return
+		}
+		var others []*Group // members 0 and 3, with the proposal
+		for _, i := range []int{0, 3} {
+			po, err := gtDeepCopy(t, base[i]).ProcessBytes(b)
+			if err != nil {
+				t.Fatalf("member 2 accepted the proposal, member %d refused it: %v", i, err)
+			}
+			others = append(others, po.State)
+		}
+		res, err := pc.State.Commit(CommitOptions{})
+		if err != nil {
+			t.Fatalf("an accepted %v proposal blocks the default commit: %v", p.ProposalType, err)
+		}
+		for _, g := range others {
+			pr, err := g.Process(res.Commit)
+			if err != nil {
+				t.Fatalf("commit with the accepted %v proposal refused: %v", p.ProposalType, err)
+			}
+			if !pr.State.Removed() {
+				gtAgree(t, pr.State, res.State)
+			}
+		}
+	})
+}

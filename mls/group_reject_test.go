@@ -261,6 +261,15 @@ func rejectCases() []rejectCase {
 			return 2, gtForge(t, g, &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: MemberSender(g.OwnLeafIndex()),
 				ContentType: ContentTypeProposal, Proposal: p}, nil), ErrInvalidKeyPackage
 		}},
+		{"PSK proposal with reinit usage", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+			g := gg.ms[1].g
+			p := &Proposal{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{Type: schedule.PSKTypeResumption,
+				Usage: schedule.UsageReinit, PSKGroupID: g.GroupID(), PSKEpoch: g.Epoch(), Nonce: bytes.Repeat([]byte{1}, gg.s.HashSize())}}}
+			_, _, err := g.Propose(p)
+			gtExpectErr(t, err, ErrInvalidProposal)
+			return 2, gtForge(t, g, &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: MemberSender(g.OwnLeafIndex()),
+				ContentType: ContentTypeProposal, Proposal: p}, nil), ErrInvalidProposal
+		}},
 		{"remove of a blank leaf", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
 			return 2, gtForgeCommit(t, gg.ms[1].g, byValue(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 1000}})), ErrInvalidProposal
 		}},
