@@ -29,6 +29,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	tokenFile := fs.String("token-file", "", "file holding the bearer token every request must carry")
 	passFile := fs.String("passphrase-file", "", "unlock the store with this passphrase instead of DIR/store.key")
 	verbose := fs.Bool("v", false, "log refused requests too")
+	relayURL := fs.String("relay", "", "relay base URL: deliver and fetch through this relay (relay/API.md)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -83,13 +84,23 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	defer p.Close()
 	mgr := channel.NewManager(channel.NewMLSGroupProvider(p), p.Store(), channel.Options{})
 	srv := node.New(p, mgr, node.Options{Token: token, Logger: log})
+	handler := srv.Handler()
+	if *relayURL != "" {
+		rl := node.NewRelay(srv, node.RelayOptions{URL: *relayURL, Logger: log})
+		if err := rl.Start(ctx); err != nil {
+			fmt.Fprintf(stderr, "spacepanda serve: %v\n", err)
+			return 1
+		}
+		defer rl.Close()
+		handler = rl.Handler()
+	}
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "spacepanda serve: %v\n", err)
 		return 1
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 	// The first line on stdout says where the node listens (tests and the
 	// demo read it when --listen has port 0).
