@@ -116,7 +116,7 @@ func errorCode(t testing.TB, resp *http.Response, data []byte) string {
 		t.Fatalf("%d answer is not the JSON error shape: %s (%v)", resp.StatusCode, data, err)
 	}
 	for _, r := range eb.Error.Code {
-		if !(r >= 'a' && r <= 'z' || r == '_') {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
 			t.Fatalf("error code %q is not snake_case", eb.Error.Code)
 		}
 	}

@@ -411,6 +411,10 @@ func (s *Server) commitResponse(w http.ResponseWriter, r *http.Request, commit [
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) error {
+	// An unknown channel is a 404 before anything about the member.
+	if _, err := s.mgr.Channel(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
 	commit, err := s.mgr.RemoveMember(r.Context(), r.PathValue("id"), r.PathValue("user_id"))
 	if err != nil {
 		return err
