@@ -77,6 +77,15 @@ type Config struct {
 	// RatchetTreeInWelcome puts the ratchet_tree extension in the GroupInfo
 	// of Welcomes (§12.4.3.3); otherwise the tree travels out of band.
 	RatchetTreeInWelcome bool
+	// Policy, when set, is the application's rules over its groups:
+	// proposals, commits and application messages it refuses are rejected
+	// (received) or not sent, with an error wrapping ErrPolicy.
+	Policy Policy
+	// SendReservation, when above 1, lets Encrypt hand out that many
+	// application generations per durable write: the saved ratchet state
+	// stands that far ahead (see SendNeedsSave). It must stay below the
+	// receivers' SecretTree.MaxForward, since a crash skips the unused ones.
+	SendReservation uint32
 }
 
 // DefaultMaxPastEpochs is the default number of past epochs kept.
@@ -136,6 +145,12 @@ type Group struct {
 	reinit *ReInit
 	// removed is set when a commit removed this member.
 	removed bool
+	// sendMark is the first application generation of our own leaf that
+	// the saved ratchet state does not cover (Config.SendReservation);
+	// sendNeedsSave is set when Encrypt handed out a generation at or past
+	// it. Both start at zero in a new epoch: the first send saves.
+	sendMark      uint32
+	sendNeedsSave bool
 }
 
 // pendingProposal is a proposal cached by reference (§12.1).
@@ -367,13 +382,37 @@ func (g *Group) Encrypt(data, authenticatedData []byte) (*MLSMessage, error) {
 	if len(g.pending) > 0 {
 		return nil, fmt.Errorf("%w (%d)", ErrPendingProposals, len(g.pending))
 	}
+	if err := g.policyCheckApplication(&g.ctx, g.tree, MemberSender(g.myLeaf)); err != nil {
+		return nil, err
+	}
 	fc := &FramedContent{
 		GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch, Sender: MemberSender(g.myLeaf),
 		AuthenticatedData: authenticatedData, ContentType: ContentTypeApplication,
 		ApplicationData: data,
 	}
-	return g.protect(fc, WireFormatPrivateMessage)
+	gen, err := g.secretTree.NextGeneration(g.myLeaf, schedule.ApplicationRatchet)
+	if err != nil {
+		return nil, err
+	}
+	m, err := g.protect(fc, WireFormatPrivateMessage)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case g.cfg.SendReservation <= 1:
+		g.sendNeedsSave = true
+	case gen >= g.sendMark:
+		g.sendMark = gen + g.cfg.SendReservation
+		g.sendNeedsSave = true
+	}
+	return m, nil
 }
+
+// SendNeedsSave reports whether the ratchet state must be saved
+// (MarshalRatchetState) before the message of the last Encrypt may leave:
+// always without Config.SendReservation, else only when that message used
+// the last generation the saved state reserved. Saving clears it.
+func (g *Group) SendNeedsSave() bool { return g.sendNeedsSave }
 
 func (g *Group) canSend() error {
 	switch {

@@ -79,6 +79,7 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	if !o.SkipPending && o.ReInit == nil {
 		pors = g.pendingToCommit(o.Remove, o.Add, o.Extensions != nil)
 	}
+	nPending := len(pors)
 	add := func(p *Proposal) { pors = append(pors, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: p}) }
 	if o.Extensions != nil {
 		add(&Proposal{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: o.Extensions}})
@@ -107,6 +108,12 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 		return nil, err
 	}
 	a, err := g.validateAndApply(items, me)
+	if err != nil && nPending > 0 {
+		// Pending proposals that are valid alone may not fit together
+		// (e.g. a new required capability and an Add lacking it): keep,
+		// in arrival order, those that leave the list valid (§12.2, §12.4).
+		commit.Proposals, items, a, err = g.fitPending(pors, nPending, me)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +208,31 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	}
 	next.secrets.ForgetJoiner()
 	return res, nil
+}
+
+// fitPending is the fallback of Commit when the pending proposals pors[:n]
+// and the by-value ones pors[n:] do not make a valid list: it keeps the
+// pending ones, in order, that the list stays valid with.
+func (g *Group) fitPending(pors []ProposalOrRef, n int, me Sender) ([]ProposalOrRef, []proposalItem, *applied, error) {
+	byValue := pors[n:]
+	var kept []ProposalOrRef
+	for _, por := range pors[:n] {
+		try := append(slices.Clip(kept), por)
+		items, err := g.resolve(&Commit{Proposals: slices.Concat(try, byValue)}, me)
+		if err != nil {
+			continue
+		}
+		if _, err := g.validateAndApply(items, me); err == nil {
+			kept = try
+		}
+	}
+	final := slices.Concat(kept, byValue)
+	items, err := g.resolve(&Commit{Proposals: final}, me)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a, err := g.validateAndApply(items, me)
+	return final, items, a, err
 }
 
 // pendingToCommit selects the cached proposals to commit by reference,
@@ -308,6 +340,7 @@ func (g *Group) nextEpoch(ac *AuthenticatedContent, newCtx *GroupContext, newTre
 	next.secrets.ForgetEncryptionSecret() // §9.2: the tree now holds what is needed
 	next.pending = nil
 	next.ownUpdates = nil
+	next.sendMark, next.sendNeedsSave = 0, false // a new secret tree: nothing reserved yet
 	// Keep this epoch to open late application messages (§14), bounded.
 	if max := g.cfg.maxPast(); max > 0 {
 		next.past = append(next.past, &pastEpoch{ctx: g.ctx, ctxBytes: g.ctxBytes, tree: g.tree,

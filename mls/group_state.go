@@ -76,12 +76,25 @@ func (g *Group) MarshalEpochState() ([]byte, error) {
 }
 
 // MarshalRatchetState encodes the sender ratchets of the current and kept
-// past epochs.
+// past epochs (with Config.SendReservation, our own application ratchet at
+// its reservation mark). Call it only to save the result: it clears
+// SendNeedsSave.
 func (g *Group) MarshalRatchetState() ([]byte, error) {
 	b := wire.NewBuilder(256)
 	b.AddUint8(groupStateVersion)
 	b.AddUint64(g.ctx.Epoch)
-	g.secretTree.State().MarshalMLS(b)
+	st := g.secretTree.State()
+	if g.cfg.SendReservation > 1 && !g.removed {
+		// Save our own application ratchet at the reservation mark, so no
+		// generation handed out from memory can be handed out again after
+		// a crash.
+		var err error
+		if st, err = g.secretTree.StateReserving(g.myLeaf, schedule.ApplicationRatchet, g.sendMark); err != nil {
+			return nil, err
+		}
+	}
+	g.sendNeedsSave = false
+	st.MarshalMLS(b)
 	b.AddVector(func(b *wire.Builder) {
 		for _, pe := range g.past {
 			b.AddUint64(pe.ctx.Epoch)

@@ -131,3 +131,89 @@ func TestGroupStateRoundTrip(t *testing.T) {
 		t.Fatalf("late message: %q in epoch %d", p.ApplicationData, p.Epoch)
 	}
 }
+
+// TestSendReservation: with Config.SendReservation the sender saves once per
+// block of generations, and a crash (reload from the last save) skips the
+// unsaved rest of the block instead of reusing a generation.
+func TestSendReservation(t *testing.T) {
+	s := suite.MustNew(1)
+	alice, bob := newStateTestMember(t, s, "alice"), newStateTestMember(t, s, "bob")
+	cfg := Config{SendReservation: 8}
+	a, err := CreateGroup(s, alice.signer, nil, LeafOptions{Credential: alice.cred}, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, kpPriv, err := NewKeyPackage(s, nil, bob.signer, bob.cred, KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Commit(CommitOptions{Add: []*KeyPackage{kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = res.State
+	ref, _ := kp.Ref(s)
+	joined, err := JoinFromWelcome(res.Welcome, res.RatchetTree, func(r KeyPackageRef) (*KeyPackageBundle, error) {
+		if bytes.Equal(r, ref) {
+			return &KeyPackageBundle{KeyPackage: kp, Private: kpPriv, Signer: bob.signer}, nil
+		}
+		return nil, ErrKeyPackageNotFound
+	}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := joined.Group
+
+	var saved struct{ es, rs []byte }
+	save := func() {
+		var err error
+		if saved.es, err = a.MarshalEpochState(); err != nil {
+			t.Fatal(err)
+		}
+		if saved.rs, err = a.MarshalRatchetState(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save()
+	saves := 0
+	var sent []*MLSMessage
+	for i := 0; i < 20; i++ {
+		m, err := a.Encrypt([]byte{byte(i)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.SendNeedsSave() {
+			save()
+			saves++
+		}
+		sent = append(sent, m)
+	}
+	if saves != 3 { // generations 0, 8 and 16 start a block
+		t.Fatalf("%d saves for 20 sends with blocks of 8, want 3", saves)
+	}
+	for _, m := range sent {
+		if _, err := b.Process(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Crash: alice restarts from the last save, made when generation 16
+	// was handed out. Her next message must not reuse 16..19.
+	a, err = LoadGroup(saved.es, saved.rs, alice.signer, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.Encrypt([]byte("after the crash"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.Process(m)
+	if err != nil {
+		t.Fatalf("message after the crash: %v", err)
+	}
+	if string(p.ApplicationData) != "after the crash" {
+		t.Fatalf("got %q", p.ApplicationData)
+	}
+	if !a.SendNeedsSave() {
+		t.Fatal("the first send after a restart must save")
+	}
+}

@@ -140,9 +140,11 @@ func (p *Provider) Join(ctx context.Context, w *mls.Welcome, ratchetTree tree.Ra
 	return joined, nil
 }
 
-// Encrypt protects application data for the group. The advanced ratchet is
-// stored before the ciphertext is returned, so no generation is ever used
-// twice, even across a crash.
+// Encrypt protects application data for the group. The ratchet position
+// that covers the message is stored before the ciphertext is returned, so
+// no generation is ever used twice, even across a crash. With the engine's
+// SendReservation (DefaultSendReservation unless set), one synced write
+// covers a block of sends: after a crash the rest of the block is skipped.
 func (p *Provider) Encrypt(ctx context.Context, groupID, data, authenticatedData []byte) (*mls.MLSMessage, error) {
 	var out *mls.MLSMessage
 	err := p.withGroup(ctx, groupID, func(s *groupSlot) error {
@@ -150,9 +152,13 @@ func (p *Provider) Encrypt(ctx context.Context, groupID, data, authenticatedData
 		if err != nil {
 			return err
 		}
-		if err := p.saveRatchets(ctx, s.g); err != nil {
-			s.g = nil // the generation is burnt in memory, not on disk: reload
-			return err
+		// The saved ratchet stands SendReservation generations ahead; only
+		// when this message used the last reserved one must it move on.
+		if s.g.SendNeedsSave() {
+			if err := p.saveRatchets(ctx, s.g); err != nil {
+				s.g = nil // the generation is burnt in memory, not on disk: reload
+				return err
+			}
 		}
 		out = m
 		return nil

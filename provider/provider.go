@@ -45,6 +45,12 @@ var (
 	ErrIdentityMismatch = errors.New("provider: store holds a different identity")
 )
 
+// DefaultSendReservation is how many application messages one durable
+// write covers (mls.Config.SendReservation): far below a receiver's
+// out-of-order window (1000 by default here, and in other implementations
+// typically a few hundred), which a crash-skipped block must fit in.
+const DefaultSendReservation = 32
+
 // ratchetBlob is the per-group blob key of the sender ratchets.
 var ratchetBlob = []byte("ratchet")
 
@@ -122,6 +128,9 @@ func New(ctx context.Context, st store.Store, o Options) (*Provider, error) {
 	}
 	p.name = id.Name
 	p.cfg.Rand, p.cfg.Now, p.cfg.PSKs = p.rand, p.now, p.lookupPSK
+	if p.cfg.SendReservation == 0 {
+		p.cfg.SendReservation = DefaultSendReservation
+	}
 	return p, nil
 }
 
