@@ -1,0 +1,87 @@
+package relay
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// OpenSQLite opens (creating if needed) the relay database relay.db in dir:
+// the embedded, single-process backend. Like store/sqlite: WAL journal with
+// synchronous=FULL (a request is answered only after its transaction is on
+// disk), one writer connection with BEGIN IMMEDIATE (contention is a Go
+// mutex wait, never SQLITE_BUSY), a small pool of read-only connections,
+// and an exclusive flock on relay.db.lock so a second relay on the same
+// directory fails with ErrLocked (the flock goes with the process, even on
+// SIGKILL).
+func OpenSQLite(ctx context.Context, dir string) (Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("relay: data directory: %w", err)
+	}
+	path := filepath.Join(dir, "relay.db")
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	const busy = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	w, err := sql.Open("sqlite", path+"?"+busy+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("relay: open: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &sqlStore{w: w, d: sqliteDialect(), close: lock.Close}
+	fail := func(err error) (Store, error) {
+		w.Close()
+		if s.r != nil {
+			s.r.Close()
+		}
+		lock.Close()
+		return nil, err
+	}
+	var mode string
+	if err := w.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		return fail(fmt.Errorf("relay: open %s: journal_mode %q: %v", path, mode, err))
+	}
+	var syncMode int
+	if err := w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&syncMode); err != nil || syncMode != 2 {
+		return fail(fmt.Errorf("relay: open %s: synchronous is not FULL (%d, %v)", path, syncMode, err))
+	}
+	if err := s.migrate(ctx); err != nil {
+		return fail(err)
+	}
+	r, err := sql.Open("sqlite", path+"?"+busy+"&_pragma=query_only(1)")
+	if err != nil {
+		return fail(fmt.Errorf("relay: open: %w", err))
+	}
+	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4)
+	s.r = r
+	return s, nil
+}
+
+func sqliteDialect() dialect {
+	return dialect{
+		name:   "sqlite",
+		rebind: func(q string) string { return q },
+		isUnique: func(err error) bool {
+			var se *sqlite.Error
+			if !errors.As(err, &se) {
+				return false
+			}
+			c := se.Code()
+			return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+		},
+		types: map[string]string{"BLOB": "BLOB", "INT": "INTEGER", "ID": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+	}
+}
+
