@@ -1029,3 +1029,40 @@ func TestGroupExternalCommitBadInputs(t *testing.T) {
 	gg.commit(1, CommitOptions{})
 	gtReject(t, gg.ms[2].g, stale, ErrWrongEpoch)
 }
+
+// TestGroupCommitFitsPendingProposals: pending proposals valid alone but
+// not together (a new required capability and an Add of a client lacking
+// it, proposed by two members at once) must not block the default commit:
+// the committer keeps, in order, those that fit.
+func TestGroupCommitFitsPendingProposals(t *testing.T) {
+	for _, id := range gtSuites {
+		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 3)
+			rc := gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{ExtensionTypeLastResort}})
+			m, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: ProposalTypeGroupContextExtensions,
+				GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{rc}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gg.ms[1].g = next
+			gg.deliver(1, m)
+			weak := gtNewMember(t, gg.s, "weak")
+			weak.newKeyPackage(t, KeyPackageOptions{Capabilities: &tree.Capabilities{}})
+			m, next, err = gg.ms[2].g.Propose(&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *weak.kp}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gg.ms[2].g = next
+			gg.deliver(2, m)
+			res := gg.commit(0, CommitOptions{})
+			if res.Welcome != nil || len(gg.lastCommit.Proposals) != 1 {
+				t.Fatalf("commit kept %d proposals", len(gg.lastCommit.Proposals))
+			}
+			if gg.ms[0].g.Context().Extensions.Find(tree.ExtensionTypeRequiredCapabilities) == nil {
+				t.Fatal("the earlier proposal (GroupContextExtensions) was not the one kept")
+			}
+			gg.check()
+			gg.appAll("fitted")
+		})
+	}
+}
