@@ -154,6 +154,9 @@ func (g *Group) processPastApplication(pm *PrivateMessage) (*Processed, error) {
 			if err := VerifySignature(g.suite, pub, ac, &pe.ctx); err != nil {
 				return err
 			}
+			if err := g.policyCheckApplication(&pe.ctx, pe.tree, ac.Content.Sender); err != nil {
+				return err
+			}
 			out = g.applicationResult(ac, pe.tree)
 			return nil
 		})
@@ -205,6 +208,9 @@ func (g *Group) processContent(ac *AuthenticatedContent) (*Processed, error) {
 	case ContentTypeApplication:
 		if ac.WireFormat != WireFormatPrivateMessage {
 			return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrInvalidMessage)
+		}
+		if err := g.policyCheckApplication(&g.ctx, g.tree, fc.Sender); err != nil {
+			return nil, err
 		}
 		return g.applicationResult(ac, g.tree), nil
 	case ContentTypeProposal:
@@ -258,6 +264,9 @@ func (g *Group) processProposal(ac *AuthenticatedContent) (*Processed, error) {
 		return nil, fmt.Errorf("%w: proposal from a %v sender", ErrInvalidProposal, fc.Sender.SenderType)
 	}
 	if err := g.checkProposalAlone(p, fc.Sender); err != nil {
+		return nil, err
+	}
+	if err := g.policyCheckProposal(p, fc.Sender); err != nil {
 		return nil, err
 	}
 	ref, err := g.proposalRef(ac)
@@ -334,6 +343,9 @@ func (g *Group) Propose(p *Proposal) (*MLSMessage, *Group, error) {
 		return nil, nil, err
 	}
 	if err := g.checkProposalAlone(p, MemberSender(g.myLeaf)); err != nil {
+		return nil, nil, err
+	}
+	if err := g.policyCheckProposal(p, MemberSender(g.myLeaf)); err != nil {
 		return nil, nil, err
 	}
 	fc := &FramedContent{GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch, Sender: MemberSender(g.myLeaf),

@@ -257,6 +257,10 @@ func (g *Group) validateAndApply(items []proposalItem, committer Sender) (*appli
 			return nil, fmt.Errorf("%w: GroupContextExtensions: %w", ErrInvalidProposal, err)
 		}
 	}
+	// The application's rules, on the staged result (Config.Policy).
+	if err := g.policyCheckCommit(items, committer, a); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
