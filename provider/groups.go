@@ -91,7 +91,7 @@ func (p *Provider) saveRatchets(ctx context.Context, g *mls.Group) error {
 // CreateGroup creates a one-member group and stores it. groupID nil picks a
 // random one.
 func (p *Provider) CreateGroup(ctx context.Context, groupID []byte, extensions tree.Extensions) ([]byte, error) {
-	g, err := mls.CreateGroup(p.suite, p.signer, groupID, mls.LeafOptions{Credential: p.cred}, extensions, p.cfg)
+	g, err := mls.CreateGroup(p.suite, p.signer, groupID, mls.LeafOptions{Credential: p.cred, Capabilities: p.caps}, extensions, p.cfg)
 	if err != nil {
 		return nil, err
 	}

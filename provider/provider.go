@@ -69,6 +69,10 @@ type Options struct {
 	Engine mls.Config
 	// KeyPackageLifetime of generated key packages (0: the engine default).
 	KeyPackageLifetime time.Duration
+	// Capabilities of this identity's leaves, in its key packages and the
+	// groups it creates (nil: mls.DefaultCapabilities), e.g. to advertise an
+	// application's GroupContext extension (RFC 9420 §7.2).
+	Capabilities *tree.Capabilities
 }
 
 // Provider is one identity. It is safe for concurrent use: operations on
@@ -83,6 +87,7 @@ type Provider struct {
 	now    func() time.Time
 	cfg    mls.Config
 	kpLife time.Duration
+	caps   *tree.Capabilities
 
 	mu     sync.Mutex
 	groups map[string]*groupSlot
@@ -97,7 +102,7 @@ type groupSlot struct {
 // New returns the provider of the identity in st, creating the identity on
 // first use. st must be this identity's own store.
 func New(ctx context.Context, st store.Store, o Options) (*Provider, error) {
-	p := &Provider{st: st, rand: o.Rand, now: o.Now, cfg: o.Engine, kpLife: o.KeyPackageLifetime,
+	p := &Provider{st: st, rand: o.Rand, now: o.Now, cfg: o.Engine, kpLife: o.KeyPackageLifetime, caps: o.Capabilities,
 		groups: map[string]*groupSlot{}}
 	if p.rand == nil {
 		p.rand = rand.Reader
@@ -216,7 +221,7 @@ func (p *Provider) generateKeyPackages(ctx context.Context, n int, lastResort bo
 	now := p.now()
 	for i := range recs {
 		kp, priv, err := mls.NewKeyPackage(p.suite, p.rand, p.signer, p.cred,
-			mls.KeyPackageOptions{Now: now, Lifetime: p.kpLife, LastResort: lastResort})
+			mls.KeyPackageOptions{Now: now, Lifetime: p.kpLife, LastResort: lastResort, Capabilities: p.caps})
 		if err != nil {
 			return nil, err
 		}
