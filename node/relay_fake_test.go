@@ -41,7 +41,7 @@ type fakeGroup struct {
 }
 
 type fakeWelcome struct {
-	ID                                        uint64 `json:"id"`
+	ID                                          uint64 `json:"id"`
 	Welcome, RatchetTree, GroupID, Invite, From string
 }
 
@@ -138,9 +138,9 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ferr(w, 401, "unauthorized", nil)
 		return
 	}
-	wait := func(q string) (time.Duration, <-chan struct{}) {
+	wait := func(q string) time.Duration {
 		n, _ := strconv.Atoi(r.URL.Query().Get(q))
-		return time.Duration(n) * time.Second, f.changed
+		return time.Duration(n) * time.Second
 	}
 	switch {
 	case path == "/v1/key-packages" && r.Method == "POST":
@@ -195,11 +195,11 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		fjson(w, 200, map[string]any{"ids": ids})
 	case path == "/v1/welcomes" && r.Method == "GET":
-		d, ch := wait("wait")
+		d := wait("wait")
 		for deadline := time.Now().Add(d); ; {
 			f.mu.Lock()
 			ws := f.welcomes[user]
-			ch = f.changed
+			ch := f.changed
 			f.mu.Unlock()
 			if len(ws) > 0 || time.Now().After(deadline) {
 				out := []map[string]any{}
@@ -281,7 +281,7 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case sub == "messages":
 			after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
 			f.mu.Unlock()
-			d, _ := wait("wait")
+			d := wait("wait")
 			for deadline := time.Now().Add(d); ; {
 				f.mu.Lock()
 				var out []fakeEntry
@@ -334,4 +334,10 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		ferr(w, 404, "no_route", nil)
 	}
+}
+
+func (f *fakeRelay) conflictCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.conflicts
 }

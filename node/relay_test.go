@@ -25,9 +25,10 @@ func rlStartRelay(t *testing.T) (string, *fakeRelay) {
 		return u, nil
 	}
 	f := newFakeRelay()
-	srv := httptest.NewServer(f)
+	srv := httptest.NewUnstartedServer(f)
+	f.URL = "http://" + srv.Listener.Addr().String()
+	srv.Start()
 	t.Cleanup(srv.Close)
-	f.URL = srv.URL
 	return srv.URL, f
 }
 
@@ -258,7 +259,7 @@ func TestRelayConcurrentCommits(t *testing.T) {
 		rlWaitHistory(t, p, ch, 3)
 	}
 	if fake != nil {
-		t.Logf("commit conflicts at the relay: %d", fake.conflicts)
+		t.Logf("commit conflicts at the relay: %d", fake.conflictCount())
 	}
 }
 
