@@ -332,7 +332,13 @@ func (m *eiGo) message(what string, body wire.Marshaler) []byte {
 
 func (m *eiGo) KeyPackage() []byte {
 	m.t.Helper()
-	kp, priv, err := mls.NewKeyPackage(m.s, nil, m.signer, m.cred, mls.KeyPackageOptions{})
+	return m.KeyPackageWith(mls.KeyPackageOptions{})
+}
+
+// KeyPackageWith is KeyPackage with options.
+func (m *eiGo) KeyPackageWith(o mls.KeyPackageOptions) []byte {
+	m.t.Helper()
+	kp, priv, err := mls.NewKeyPackage(m.s, nil, m.signer, m.cred, o)
 	if err != nil {
 		m.fail("NewKeyPackage", err)
 	}
@@ -346,7 +352,13 @@ func (m *eiGo) KeyPackage() []byte {
 
 func (m *eiGo) CreateGroup(gid []byte) {
 	m.t.Helper()
-	g, err := mls.CreateGroup(m.s, m.signer, gid, mls.LeafOptions{Credential: m.cred}, nil, m.cfg)
+	m.CreateGroupWith(gid, nil)
+}
+
+// CreateGroupWith is CreateGroup with GroupContext extensions.
+func (m *eiGo) CreateGroupWith(gid []byte, ext mls.Extensions) {
+	m.t.Helper()
+	g, err := mls.CreateGroup(m.s, m.signer, gid, mls.LeafOptions{Credential: m.cred}, ext, m.cfg)
 	if err != nil {
 		m.fail("CreateGroup", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/spacepanda/spacepanda/interop/tsmls"
 	"github.com/spacepanda/spacepanda/mls"
@@ -420,4 +421,54 @@ func TestExternalPubQuirk(t *testing.T) {
 	if got := extPub(true); len(got) != 32 {
 		t.Fatalf("ts-mls's own external_pub is %d bytes, no longer the bare 32-byte key: the quirk is gone, drop the peer's workaround", len(got))
 	}
+}
+
+// TestEngineKeyPackageExtensions: ts-mls adds our members whose key
+// packages carry the last_resort extension (listed in the leaf's
+// capabilities, §10) and an unknown leaf extension, and a lifetime shorter
+// than ours by default.
+func TestEngineKeyPackageExtensions(t *testing.T) {
+	id := suite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	alice := eiStartTS(t, "alice", id)
+	bob, carol := eiNewGo(t, "bob", id), eiNewGo(t, "carol", id)
+	alice.CreateGroup([]byte("key package extensions"))
+	gr := &eiGroup{t: t, members: []eiMember{alice}}
+	gr.step("alice (ts) adds bob (go, last_resort) and carol (go, unknown leaf extension, 1h lifetime)")
+	c := alice.Add(bob.KeyPackageWith(mls.KeyPackageOptions{LastResort: true}),
+		carol.KeyPackageWith(mls.KeyPackageOptions{Lifetime: time.Hour,
+			LeafExtensions: mls.Extensions{{ExtensionType: 0xff00, ExtensionData: []byte("app data")}}}))
+	gr.commit(alice, c, false, []eiMember{bob, carol})
+	gr.step("bob (go) updates")
+	gr.commit(bob, bob.Update(), false, nil)
+	gr.chat()
+}
+
+// TestEngineGroupContextExtensions: ts-mls joins our group whose
+// GroupContext has required_capabilities (basic credentials) and
+// external_senders, the default extension types it accepts (§11.1,
+// §12.1.8.1), and takes part in commits.
+func TestEngineGroupContextExtensions(t *testing.T) {
+	id := suite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	alice, carol := eiNewGo(t, "alice", id), eiNewGo(t, "carol", id)
+	bob := eiStartTS(t, "bob", id)
+	rc, err := wire.Marshal(&tree.RequiredCapabilities{CredentialTypes: []tree.CredentialType{tree.CredentialTypeBasic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := wire.Marshal(tree.ExternalSenders{{SignatureKey: carol.signer.PublicKey(), Credential: tree.NewBasicCredential([]byte("ds"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.CreateGroupWith([]byte("gc extensions"), mls.Extensions{
+		{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: rc},
+		{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: es},
+	})
+	gr := &eiGroup{t: t, members: []eiMember{alice}}
+	gr.step("alice (go) adds bob (ts)")
+	gr.commit(alice, alice.Add(bob.KeyPackage()), false, []eiMember{bob})
+	gr.step("bob (ts) adds carol (go)")
+	gr.commit(bob, bob.Add(carol.KeyPackage()), false, []eiMember{carol})
+	gr.step("bob (ts) updates")
+	gr.commit(bob, bob.Update(), false, nil)
+	gr.chat()
 }
