@@ -168,10 +168,17 @@ func (m *Manager) CreateInvite(ctx context.Context, channelID string, keyPackage
 // CreateInvites adds several members in one commit; the one InviteToken
 // (one Welcome) serves them all.
 func (m *Manager) CreateInvites(ctx context.Context, channelID string, keyPackages [][]byte) (*InviteToken, []byte, error) {
+	return m.createInvites(ctx, channelID, keyPackages, RoleMember)
+}
+
+func (m *Manager) createInvites(ctx context.Context, channelID string, keyPackages [][]byte, role Role) (*InviteToken, []byte, error) {
 	defer m.lock(channelID)()
 	d, err := m.Channel(ctx, channelID)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := m.checkInvite(ctx, d, role); err != nil {
+		return nil, nil, fmt.Errorf("channel %s: invite: %w", channelID, err)
 	}
 	now := m.now().UTC().Truncate(time.Millisecond)
 	tok := &InviteToken{Channel: *d, CreatedAt: now}
@@ -182,7 +189,12 @@ func (m *Manager) CreateInvites(ctx context.Context, channelID string, keyPackag
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := m.gp.AddMembers(m.withPoster(ctx), d.GroupID, keyPackages, info)
+	var res *AddResult
+	if rp, ok := m.gp.(RoleProvider); ok {
+		res, err = rp.AddMembersWithRole(m.withPoster(ctx), d.GroupID, keyPackages, info, role)
+	} else {
+		res, err = m.gp.AddMembers(m.withPoster(ctx), d.GroupID, keyPackages, info)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("channel %s: invite: %w", channelID, err)
 	}
@@ -270,6 +282,15 @@ func (m *Manager) SendMessage(ctx context.Context, channelID, body, replyTo stri
 	d, err := m.Channel(ctx, channelID)
 	if err != nil {
 		return "", nil, err
+	}
+	if rp, ok := m.gp.(RoleProvider); ok {
+		rs, err := rp.Roles(ctx, d.GroupID)
+		if err != nil {
+			return "", nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
+		}
+		if rs.Of(m.Identity()) == RoleReadOnly {
+			return "", nil, fmt.Errorf("channel %s: send: %w: we are read-only", channelID, ErrPermission)
+		}
 	}
 	ct, err := m.gp.Encrypt(ctx, d.GroupID, pt)
 	if err != nil {
@@ -443,8 +464,17 @@ func (m *Manager) Members(ctx context.Context, channelID string) ([]Member, erro
 	if err != nil {
 		return nil, err
 	}
-	ms, err := m.gp.Members(ctx, d.GroupID)
-	return ms, m.mapErr(err)
+	defer m.lock(channelID)()
+	rs, ms, err := m.channelRoles(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	if rs != nil {
+		for i := range ms {
+			ms[i].Role = rs.Of(ms[i].Identity)
+		}
+	}
+	return ms, nil
 }
 
 // Epoch is the channel's current MLS epoch.
@@ -469,9 +499,12 @@ func (m *Manager) RemoveMember(ctx context.Context, channelID, identity string) 
 	if err != nil {
 		return nil, err
 	}
-	ms, err := m.gp.Members(ctx, d.GroupID)
+	rs, ms, err := m.channelRoles(ctx, d)
 	if err != nil {
-		return nil, m.mapErr(err)
+		return nil, err
+	}
+	if err := m.requireRole(rs, "removing members", RoleAdmin); err != nil {
+		return nil, fmt.Errorf("channel %s: remove: %w", channelID, err)
 	}
 	var leaves []uint32
 	for _, mem := range ms {
@@ -513,6 +546,18 @@ func (m *Manager) Leave(ctx context.Context, channelID string) ([]byte, error) {
 	d, err := m.Channel(ctx, channelID)
 	if err != nil {
 		return nil, err
+	}
+	// The last admin hands the role on first (SetRole), unless alone.
+	if rs, ms, err := m.channelRoles(ctx, d); err == nil && rs != nil && rs.Of(m.Identity()) == RoleAdmin {
+		var others []Member
+		for _, mem := range ms {
+			if mem.Identity != m.Identity() {
+				others = append(others, mem)
+			}
+		}
+		if len(others) > 0 && adminsAmong(rs, others) == 0 {
+			return nil, fmt.Errorf("channel %s: leave: %w: promote another member first", channelID, ErrLastAdmin)
+		}
 	}
 	prop, err := m.gp.ProposeLeave(ctx, d.GroupID)
 	if err != nil && !errors.Is(err, provider.ErrGroupNotFound) {

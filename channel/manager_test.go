@@ -46,7 +46,7 @@ func newPeer(t testing.TB, name string, clk *clock) *peer {
 func newPeerOn(t testing.TB, name string, clk *clock, st store.Store) *peer {
 	t.Helper()
 	ctx := context.Background()
-	o := provider.Options{Name: name}
+	o := channel.ProviderOptions(provider.Options{Name: name})
 	co := channel.Options{}
 	if clk != nil {
 		co.Now = clk.Now

@@ -2,6 +2,7 @@ package channel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -34,9 +35,21 @@ func (a *mlsGroupProvider) GenerateKeyPackages(ctx context.Context, n int) ([][]
 	return a.p.GenerateKeyPackages(ctx, n)
 }
 
+// CreateGroup creates the group with roles (the creator is its admin),
+// required of every member (required_capabilities). The provider must
+// advertise the roles extension (ProviderOptions).
 func (a *mlsGroupProvider) CreateGroup(ctx context.Context, groupID []byte) error {
-	_, err := a.p.CreateGroup(ctx, groupID, nil)
-	return err
+	exts, err := newGroupExtensions(a.Identity())
+	if err != nil {
+		return err
+	}
+	if _, err := a.p.CreateGroup(ctx, groupID, exts); err != nil {
+		if errors.Is(err, mls.ErrUnsupportedCapability) {
+			return fmt.Errorf("%w (configure the provider with channel.ProviderOptions)", err)
+		}
+		return err
+	}
+	return nil
 }
 
 func marshalMessage(body wire.Marshaler) ([]byte, error) {
@@ -63,6 +76,12 @@ func decodeKeyPackage(b []byte) (*mls.KeyPackage, error) {
 }
 
 func (a *mlsGroupProvider) AddMembers(ctx context.Context, groupID []byte, keyPackages [][]byte, info []byte) (*AddResult, error) {
+	return a.AddMembersWithRole(ctx, groupID, keyPackages, info, RoleMember)
+}
+
+// addMembers commits the Adds, and the GroupContext extensions exts when
+// non-nil.
+func (a *mlsGroupProvider) addMembers(ctx context.Context, groupID []byte, keyPackages [][]byte, info []byte, exts tree.Extensions) (*AddResult, error) {
 	kps := make([]*mls.KeyPackage, len(keyPackages))
 	for i, b := range keyPackages {
 		kp, err := decodeKeyPackage(b)
@@ -71,7 +90,7 @@ func (a *mlsGroupProvider) AddMembers(ctx context.Context, groupID []byte, keyPa
 		}
 		kps[i] = kp
 	}
-	o := mls.CommitOptions{Add: kps}
+	o := mls.CommitOptions{Add: kps, Extensions: exts}
 	if info != nil {
 		o.GroupInfoExtensions = tree.Extensions{{ExtensionType: ExtensionTypeChannelInfo, ExtensionData: info}}
 	}
@@ -208,6 +227,30 @@ func (a *mlsGroupProvider) RemoveMembers(ctx context.Context, groupID []byte, le
 	o := mls.CommitOptions{}
 	for _, l := range leaves {
 		o.Remove = append(o.Remove, tree.LeafIndex(l))
+	}
+	// Drop the roles of identities that no longer have a leaf.
+	exts, ms, err := a.extensions(ctx, groupID)
+	if err != nil {
+		return nil, err
+	}
+	if rs, err := RolesOf(exts); err == nil && rs != nil {
+		stay := map[string]bool{}
+		for _, m := range ms {
+			if !slices.Contains(leaves, m.LeafIndex) {
+				stay[m.Identity] = true
+			}
+		}
+		next := rs.Clone()
+		for id := range next {
+			if !stay[id] {
+				delete(next, id)
+			}
+		}
+		if !next.Equal(rs) {
+			if o.Extensions, err = withRoles(exts, next); err != nil {
+				return nil, err
+			}
+		}
 	}
 	res, err := a.commit(ctx, groupID, o)
 	if err != nil {

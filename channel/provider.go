@@ -55,6 +55,9 @@ type Member struct {
 	Identity      string
 	SignatureKey  []byte
 	EncryptionKey []byte // the leaf's current HPKE key (changes on update)
+	// Role is the member's role in the channel (Manager.Members; "" when
+	// the channel has no roles).
+	Role Role
 }
 
 // AddResult is the outcome of adding members by commit.

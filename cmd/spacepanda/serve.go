@@ -67,7 +67,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	oo := provider.OpenOptions{Options: provider.Options{Name: *name}}
+	oo := provider.OpenOptions{Options: channel.ProviderOptions(provider.Options{Name: *name})}
 	if *passFile != "" {
 		b, err := os.ReadFile(*passFile)
 		if err != nil {
