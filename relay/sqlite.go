@@ -84,4 +84,3 @@ func sqliteDialect() dialect {
 		types: map[string]string{"BLOB": "BLOB", "INT": "INTEGER", "ID": "INTEGER PRIMARY KEY AUTOINCREMENT"},
 	}
 }
-

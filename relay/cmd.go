@@ -1,0 +1,97 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Main is `spacepanda relay`: it serves the relay until ctx ends, then
+// shuts down gracefully (waiting long-polls are answered at once). The
+// first stdout line is "spacepanda relay serving on http://ADDR" (tests
+// read it when --listen has port 0). It returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "", "data directory of the embedded SQLite database (relay.db)")
+	listen := fs.String("listen", "127.0.0.1:8480", "address to listen on")
+	pg := fs.String("postgres", "", "PostgreSQL URL: use this shared database instead of SQLite (several relays may share it)")
+	urls := fs.String("url", "", "comma-separated base URLs clients reach this relay by (default: the request's Host)")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "spacepanda relay: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *data == "" && *pg == "" {
+		fmt.Fprintln(stderr, "spacepanda relay: --data (or --postgres) is required")
+		return 2
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	var st Store
+	var err error
+	if *pg != "" {
+		st, err = OpenPostgres(ctx, *pg)
+	} else {
+		st, err = OpenSQLite(ctx, *data)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "spacepanda relay: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	opts := Options{Logger: log}
+	if *urls != "" {
+		for _, u := range strings.Split(*urls, ",") {
+			opts.URLs = append(opts.URLs, strings.TrimSuffix(strings.TrimSpace(u), "/"))
+		}
+	}
+	srv := New(st, opts)
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "spacepanda relay: %v\n", err)
+		return 1
+	}
+	// Requests run under reqCtx, cancelled when shutdown starts, so that
+	// long-polls and event streams end instead of holding Shutdown.
+	reqCtx, cancelReqs := context.WithCancel(context.Background())
+	defer cancelReqs()
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return reqCtx }}
+	fmt.Fprintf(stdout, "spacepanda relay serving on http://%s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		cancelReqs()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(sctx); err != nil {
+			hs.Close()
+		}
+		return 0
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "spacepanda relay: %v\n", err)
+		return 1
+	}
+}

@@ -1,0 +1,275 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/suite"
+	"github.com/spacepanda/spacepanda/mls/tree"
+	"github.com/spacepanda/spacepanda/mls/wire"
+)
+
+// pgURL returns $SPACEPANDA_TEST_POSTGRES; without it the test skips,
+// except under CI=true, where a missing database is a failure (.ci/run
+// starts one).
+func pgURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("SPACEPANDA_TEST_POSTGRES")
+	if u == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("SPACEPANDA_TEST_POSTGRES is not set under CI=true (.ci/run starts PostgreSQL)")
+		}
+		t.Skip("SPACEPANDA_TEST_POSTGRES not set")
+	}
+	return u
+}
+
+// freshPG returns a URL of the test database whose search_path is a new,
+// empty schema (dropped at cleanup), so tests do not see each other.
+func freshPG(t testing.TB) string {
+	t.Helper()
+	base := pgURL(t)
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "t_" + hex.EncodeToString(b[:])
+	if _, err := db.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", base)
+		if err == nil {
+			db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
+			db.Close()
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+type backend struct {
+	name string
+	open func(t *testing.T) Store
+}
+
+func openSQLiteT(t *testing.T) Store {
+	st, err := OpenSQLite(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func openPostgresT(t *testing.T) Store {
+	st, err := OpenPostgres(context.Background(), freshPG(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+var backends = []backend{{"sqlite", openSQLiteT}, {"postgres", openPostgresT}}
+
+// forEachBackend runs f as a subtest per backend.
+func forEachBackend(t *testing.T, f func(t *testing.T, st Store)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { f(t, b.open(t)) })
+	}
+}
+
+// ident is a test user: a BasicCredential and an Ed25519 signature key.
+type ident struct {
+	name   string
+	cs     *suite.Suite
+	signer *suite.Signer
+}
+
+func newIdent(t testing.TB, name string) *ident {
+	t.Helper()
+	cs := suite.MustNew(1)
+	priv, _, err := cs.GenerateSignatureKeyPair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, err := cs.NewSigner(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ident{name: name, cs: cs, signer: sg}
+}
+
+func (id *ident) pub() []byte { return id.signer.PublicKey() }
+
+// keyPackage returns a fresh MLSMessage(KeyPackage) of id for credential
+// identity who (normally id.name).
+func (id *ident) keyPackage(t testing.TB, who string, lastResort bool) []byte {
+	t.Helper()
+	kp, _, err := mls.NewKeyPackage(id.cs, nil, id.signer, tree.NewBasicCredential([]byte(who)), mls.KeyPackageOptions{LastResort: lastResort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mlsBytes(t, kp)
+}
+
+func mlsBytes(t testing.TB, body wire.Marshaler) []byte {
+	t.Helper()
+	m, err := mls.NewMLSMessage(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := wire.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// privMsg is a PrivateMessage of group gid in epoch with content type ct
+// and a random (meaningless) ciphertext: all the relay can look at.
+func privMsg(t testing.TB, gid []byte, epoch uint64, ct mls.ContentType) []byte {
+	ctext := make([]byte, 48)
+	rand.Read(ctext)
+	return mlsBytes(t, &mls.PrivateMessage{GroupID: gid, Epoch: epoch, ContentType: ct,
+		AuthenticatedData: []byte{}, EncryptedSenderData: ctext[:16], Ciphertext: ctext[16:]})
+}
+
+func groupInfoMsg(t testing.TB, gid []byte, epoch uint64) []byte {
+	gi := &mls.GroupInfo{GroupContext: mls.GroupContext{Version: mls.ProtocolVersionMLS10, CipherSuite: 1, GroupID: gid, Epoch: epoch,
+		TreeHash: make([]byte, 32), ConfirmedTranscriptHash: make([]byte, 32), Extensions: mls.Extensions{}},
+		Extensions: mls.Extensions{}, ConfirmationTag: make([]byte, 32), Signature: make([]byte, 64)}
+	return mlsBytes(t, gi)
+}
+
+func welcomeMsg(t testing.TB) []byte {
+	return mlsBytes(t, &mls.Welcome{CipherSuite: 1, Secrets: []mls.EncryptedGroupSecrets{}, EncryptedGroupInfo: []byte("sealed")})
+}
+
+// client is a logged-in test client of a relay at base.
+type client struct {
+	t     testing.TB
+	base  string
+	hc    *http.Client
+	id    *ident
+	token string
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    []byte
+}
+
+func (r resp) code() string {
+	if e, ok := r.body["error"].(map[string]any); ok {
+		s, _ := e["code"].(string)
+		return s
+	}
+	return ""
+}
+
+func (r resp) num(k string) int64 {
+	f, _ := r.body[k].(float64)
+	return int64(f)
+}
+
+func (c *client) do(method, path string, body any) resp {
+	c.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	hc := c.hc
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := resp{status: res.StatusCode, header: res.Header, raw: raw}
+	json.Unmarshal(raw, &out.body)
+	return out
+}
+
+// must checks the status and returns the response.
+func (c *client) must(status int, method, path string, body any) resp {
+	c.t.Helper()
+	r := c.do(method, path, body)
+	if r.status != status {
+		c.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.status, status, r.raw)
+	}
+	return r
+}
+
+// login runs the challenge/response for id against base.
+func login(t testing.TB, base string, id *ident) *client {
+	t.Helper()
+	c := &client{t: t, base: base, id: id}
+	r := c.must(200, "POST", "/v1/auth/challenge", map[string]any{"user_id": id.name, "signature_key": id.pub(), "ciphersuite": 1})
+	ch, _ := base64.StdEncoding.DecodeString(r.body["challenge"].(string))
+	sig, err := id.signer.SignWithLabel(LoginLabel, LoginContent(base, id.name, ch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = c.must(200, "POST", "/v1/auth/login", map[string]any{"user_id": id.name, "signature_key": id.pub(), "ciphersuite": 1,
+		"challenge": ch, "signature": sig})
+	c.token = r.body["token"].(string)
+	return c
+}
+
+func gidPath(gid []byte) string { return base64.RawURLEncoding.EncodeToString(gid) }
+
+// newTestServer serves st over httptest; opts tune it.
+func newTestServer(t *testing.T, st Store, opts Options) (*Server, string) {
+	srv := New(st, opts)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	return srv, hs.URL
+}
+
+var _ = fmt.Sprintf
+var _ = time.Second
