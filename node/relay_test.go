@@ -1,13 +1,18 @@
 package node_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,7 +50,7 @@ func rlCreate(t *testing.T, p *proc, name string) string {
 	t.Helper()
 	c, err := p.c.CreateChannel(context.Background(), name, false)
 	if err != nil {
-		t.Fatalf("%s creates %s: %v", p.name, name, err)
+		t.Fatalf("%s creates %s: %v; stderr:\n%s", p.name, name, err, p.stderr)
 	}
 	return c.ChannelID
 }
@@ -217,23 +222,27 @@ func TestRelayConcurrentCommits(t *testing.T) {
 	ep0 := rlWaitConverged(t, ch, "alice,bob,carol", alice, bob, carol)
 	ctx := context.Background()
 
-	// Round 1: alice invites dave while bob removes carol.
+	// Round 1: alice invites dave and removes carol (in that order) while
+	// bob updates his leaf (a member's own change, whatever the roles).
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		errs[0] = alice.c.Do(ctx, "POST", rlPath(ch, "/invites"), map[string]string{"user_id": "dave"}, nil)
+		if errs[0] == nil {
+			errs[0] = alice.c.Do(ctx, "DELETE", rlPath(ch, "/members/carol"), nil, nil)
+		}
 	}()
-	go func() { defer wg.Done(); errs[1] = bob.c.Do(ctx, "DELETE", rlPath(ch, "/members/carol"), nil, nil) }()
+	go func() { defer wg.Done(); errs[1] = bob.c.Do(ctx, "POST", rlPath(ch, "/update"), nil, nil) }()
 	wg.Wait()
 	if errs[0] != nil || errs[1] != nil {
-		t.Fatalf("concurrent commits: %v", errs)
+		t.Fatalf("concurrent commits: %v; alice:\n%s\nbob:\n%s", errs, alice.stderr, bob.stderr)
 	}
 	rlWaitJoined(t, dave, ch)
 	ep := rlWaitConverged(t, ch, "alice,bob,dave", alice, bob, dave)
-	if ep != ep0+2 {
-		t.Fatalf("epoch %d after two commits from %d", ep, ep0)
+	if ep != ep0+3 {
+		t.Fatalf("epoch %d after three commits from %d", ep, ep0)
 	}
 	// Rounds 2-4: three members update at once.
 	for round := 0; round < 3; round++ {
@@ -313,6 +322,63 @@ func TestRelayOfflineCatchUp(t *testing.T) {
 	t.Logf("carol caught up to epoch %d", ep)
 }
 
-// rlRelayProc starts `spacepanda relay` if the binary has it (returns ""
-// otherwise); extra are more flags (e.g. --postgres URL).
-func rlRelayProc(t *testing.T, extra []string) string { return "" }
+// rlRelayProc starts `spacepanda relay` (SQLite in a temporary directory,
+// or extra flags such as --postgres URL) and returns its URL; "" when the
+// binary has no relay command or SPACEPANDA_TEST_FAKE_RELAY is set.
+func rlRelayProc(t *testing.T, extra []string) string {
+	t.Helper()
+	if os.Getenv("SPACEPANDA_TEST_FAKE_RELAY") != "" {
+		return ""
+	}
+	args := append([]string{"relay", "--listen", "127.0.0.1:0"}, extra...)
+	if len(extra) == 0 {
+		args = append(args, "--data", t.TempDir())
+	}
+	cmd := exec.Command(spacepandaBin, args...)
+	stderr := &lockedBuf{}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("relay stderr:\n%s", stderr)
+		}
+	})
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case l, ok := <-line:
+		if u, found := strings.CutPrefix(l, "spacepanda relay serving on "); ok && found {
+			return u
+		}
+		<-done
+		if strings.Contains(stderr.String(), "unknown command") {
+			return ""
+		}
+		t.Fatalf("relay did not start (first line %q); stderr:\n%s", l, stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("relay did not start within 30s; stderr:\n%s", stderr)
+	}
+	return ""
+}
