@@ -2,8 +2,10 @@ package node_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -24,12 +26,13 @@ type inProc struct {
 func newInProc(tb testing.TB, name string) *inProc {
 	tb.Helper()
 	ctx := context.Background()
-	p, err := provider.Open(ctx, filepath.Join(tb.TempDir(), name), provider.OpenOptions{Options: provider.Options{Name: name}})
+	p, err := provider.Open(ctx, filepath.Join(tb.TempDir(), name), provider.OpenOptions{Options: channel.ProviderOptions(provider.Options{Name: name})})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	mgr := channel.NewManager(channel.NewMLSGroupProvider(p), p.Store(), channel.Options{})
-	srv := node.New(p, mgr, node.Options{})
+	// Failures (5xx) are logged to stderr: a 5xx is a bug.
+	srv := node.New(p, mgr, node.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	hs := httptest.NewServer(srv.Handler())
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	tb.Cleanup(func() {

@@ -120,7 +120,9 @@ func TestBadInput(t *testing.T) {
 		tc{"GET", "/v1/channels/00ff/members", nil, 404, "unknown_channel"},
 		tc{"DELETE", "/v1/channels/00ff/members/bob", nil, 404, "unknown_channel"},
 		tc{"POST", "/v1/channels/00ff/update", nil, 404, "unknown_channel"},
-		tc{"DELETE", ch + "/members/mallory", nil, 404, "unknown_member"},
+		// Bob is not an admin of alice's channel.
+		tc{"DELETE", ch + "/members/mallory", nil, 403, "forbidden"},
+		tc{"DELETE", ch + "/members/alice", nil, 403, "forbidden"},
 		tc{"DELETE", ch + "/members/", nil, 404, "no_route"},
 		// Wrong methods and paths.
 		tc{"PUT", "/v1/identity", nil, 405, "method_not_allowed"},
