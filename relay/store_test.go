@@ -66,7 +66,9 @@ func TestStore(t *testing.T) {
 		})
 
 		t.Run("key packages", func(t *testing.T) {
-			kp := func(i int) KeyPackage { return KeyPackage{Ref: fmt.Appendf(nil, "ref%d", i), Data: fmt.Appendf(nil, "kp%d", i)} }
+			kp := func(i int) KeyPackage {
+				return KeyPackage{Ref: fmt.Appendf(nil, "ref%d", i), Data: fmt.Appendf(nil, "kp%d", i)}
+			}
 			if _, _, err := st.ClaimKeyPackage(ctx, "carol"); !errors.Is(err, ErrNotFound) {
 				t.Fatal(err)
 			}
@@ -161,7 +163,7 @@ func TestStore(t *testing.T) {
 			if _, ep, err := commit("bob", 5, nil, nil); !errors.Is(err, ErrCommitConflict) || ep != 1 {
 				t.Fatalf("commit for a future epoch: %v (epoch %d)", err, ep)
 			}
-			app("bob", 1)                                        // 3
+			app("bob", 1)                                          // 3
 			commit("bob", 1, []string{"carol"}, []string{"alice"}) // 4
 			if _, _, err := app("alice", 2); !errors.Is(err, ErrForbidden) {
 				t.Fatalf("removed member posts: %v", err)
