@@ -430,7 +430,11 @@ func (f *follower) receive(ctx context.Context, e relayclient.Entry) {
 	r := f.r
 	ev, err := r.mgr.ReceiveFor(ctx, f.d.ID, e.Message)
 	if err != nil {
-		r.log.Warn("dropping a log entry that does not process", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind,
+		lvl := slog.LevelWarn
+		if e.Sender == r.p.Name() {
+			lvl = slog.LevelDebug // our own commit, merged while we read it
+		}
+		r.log.Log(ctx, lvl, "dropping a log entry that does not process", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind,
 			"sender", e.Sender, "err", err)
 		return
 	}

@@ -334,7 +334,7 @@ func rlRelayProc(t *testing.T, extra []string) string {
 	if len(extra) == 0 {
 		args = append(args, "--data", t.TempDir())
 	}
-	cmd := exec.Command(spacepandaBin, args...)
+	cmd := exec.Command(spacepandaBin(t), args...)
 	stderr := &lockedBuf{}
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()

@@ -27,8 +27,9 @@ type demoNode struct {
 
 // startNode starts `spacepanda serve` on a free loopback port with its own
 // data directory and waits until it answers.
-func startNode(ctx context.Context, exe, name, dir string, stderr io.Writer) (*demoNode, error) {
-	cmd := exec.CommandContext(ctx, exe, "serve", "--data", dir, "--listen", "127.0.0.1:0", "--name", name)
+func startNode(ctx context.Context, exe, name, dir string, stderr io.Writer, extra ...string) (*demoNode, error) {
+	args := append([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--name", name}, extra...)
+	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -106,6 +107,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	keep := fs.Bool("keep", false, "keep the temporary data directories")
+	viaRelay := fs.Bool("relay", false, "run a relay too and deliver everything through it (no byte shuttling)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -124,7 +126,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := runDemo(ctx, exe, root, stdout, stderr); err != nil {
+	run := runDemo
+	if *viaRelay {
+		run = runRelayDemo
+	}
+	if err := run(ctx, exe, root, stdout, stderr); err != nil {
 		fmt.Fprintf(stdout, "\nFAILED: %v\n", err)
 		return 1
 	}
