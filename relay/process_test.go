@@ -117,7 +117,7 @@ func TestRelayKillRestart(t *testing.T) {
 	ca.must(200, "POST", "/v1/key-packages", map[string]any{"key_packages": kps, "last_resort": alice.keyPackage(t, "alice", true)})
 
 	accepted := map[int64][]byte{} // seq -> message bytes, acknowledged by the relay
-	claimedOK := 0                  // claims whose response arrived
+	claimedOK := 0                 // claims whose response arrived
 	claimsTried := 0
 	welcomes := map[int64]bool{}
 	var cursor int64
@@ -272,9 +272,12 @@ type fakeT struct {
 	msg string
 }
 
-func (f *fakeT) Fatalf(format string, args ...any) { f.msg = fmt.Sprintf(format, args...); panic(fakeFatal{}) }
-func (f *fakeT) Fatal(args ...any)                 { f.msg = fmt.Sprint(args...); panic(fakeFatal{}) }
-func (f *fakeT) Helper()                           {}
+func (f *fakeT) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(fakeFatal{})
+}
+func (f *fakeT) Fatal(args ...any) { f.msg = fmt.Sprint(args...); panic(fakeFatal{}) }
+func (f *fakeT) Helper()           {}
 
 // TestTwoRelaysOnePostgres: two relay processes on one PostgreSQL database,
 // hammered with concurrent commits for the same epochs through both, accept
