@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,9 +20,14 @@ import (
 )
 
 // The process tests run the real `spacepanda serve` binary, built once by
-// TestMain into a temporary directory.
+// TestMain into a temporary directory. A failed build fails only the
+// process tests (spacepandaBin), so the in-process tests, the fuzz target and the
+// benchmarks run regardless.
 
-var spacepandaBin string
+var (
+	binPath  string
+	binError error
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -34,20 +40,28 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	goTool := "go"
-	if p, err := exec.LookPath("go"); err == nil {
-		goTool = p
-	} else if g := filepath.Join(os.Getenv("GOROOT"), "bin", "go"); os.Getenv("GOROOT") != "" {
-		goTool = g
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goTool); err != nil {
+		goTool = "go"
 	}
-	spacepandaBin = filepath.Join(dir, "spacepanda")
-	cmd := exec.Command(goTool, "build", "-o", spacepandaBin, "github.com/spacepanda/spacepanda/cmd/spacepanda")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "node tests: building spacepanda: %v\n", err)
-		return 1
+	path := filepath.Join(dir, "spacepanda")
+	out, err := exec.Command(goTool, "build", "-o", path, "github.com/spacepanda/spacepanda/cmd/spacepanda").CombinedOutput()
+	if err != nil {
+		binError = fmt.Errorf("building spacepanda: %v\n%s", err, out)
+	} else {
+		binPath = path
 	}
 	return m.Run()
+}
+
+// spacepandaBin is the built command's path; it fails the test when the
+// command did not build.
+func spacepandaBin(t testing.TB) string {
+	t.Helper()
+	if binError != nil {
+		t.Fatal(binError)
+	}
+	return binPath
 }
 
 // proc is one running `spacepanda serve`.
@@ -94,7 +108,7 @@ func (p *proc) start() {
 	t := p.t
 	t.Helper()
 	args := append([]string{"serve", "--data", p.dir, "--listen", "127.0.0.1:0", "--name", p.name}, p.args...)
-	p.cmd = exec.Command(spacepandaBin, args...)
+	p.cmd = exec.Command(spacepandaBin(t), args...)
 	p.stderr = &lockedBuf{}
 	p.cmd.Stderr = p.stderr
 	out, err := p.cmd.StdoutPipe()
@@ -184,7 +198,7 @@ func runServe(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, spacepandaBin, append([]string{"serve"}, args...)...)
+	cmd := exec.CommandContext(ctx, spacepandaBin(t), append([]string{"serve"}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	err := cmd.Run()
