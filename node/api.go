@@ -44,6 +44,9 @@ type ChannelsResponse struct {
 
 type InviteRequest struct {
 	KeyPackage string `json:"key_package"`
+	// Role the invitee gets (admin, member, read-only), set in the same
+	// commit as its Add; empty: member.
+	Role string `json:"role,omitempty"`
 }
 
 type InviteResponse struct {
@@ -101,6 +104,13 @@ type MessagesResponse struct {
 type MemberResponse struct {
 	UserID    string `json:"user_id"`
 	LeafIndex uint32 `json:"leaf_index"`
+	// Role is admin, member or read-only (omitted: the channel has no roles).
+	Role string `json:"role,omitempty"`
+}
+
+// SetRoleRequest is the body of PUT /v1/channels/{id}/members/{user_id}/role.
+type SetRoleRequest struct {
+	Role string `json:"role"`
 }
 
 type MembersResponse struct {

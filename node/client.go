@@ -140,6 +140,13 @@ func (c *Client) RemoveMember(ctx context.Context, channelID, userID string) (*C
 	return &r, c.Do(ctx, "DELETE", "/v1/channels/"+url.PathEscape(channelID)+"/members/"+url.PathEscape(userID), nil, &r)
 }
 
+// SetRole gives a member a role (admin, member, read-only) by a commit,
+// returned for the other members.
+func (c *Client) SetRole(ctx context.Context, channelID, userID, role string) (*CommitResponse, error) {
+	var r CommitResponse
+	return &r, c.Do(ctx, "PUT", "/v1/channels/"+url.PathEscape(channelID)+"/members/"+url.PathEscape(userID)+"/role", SetRoleRequest{Role: role}, &r)
+}
+
 func (c *Client) Update(ctx context.Context, channelID string) (*CommitResponse, error) {
 	var r CommitResponse
 	return &r, c.Do(ctx, "POST", "/v1/channels/"+url.PathEscape(channelID)+"/update", nil, &r)

@@ -83,6 +83,7 @@ func (s *Server) routes() {
 	h("POST /v1/channels/{id}/inbox", "inbox", s.inbox)
 	h("GET /v1/channels/{id}/members", "members_list", s.listMembers)
 	h("DELETE /v1/channels/{id}/members/{user_id}", "members_remove", s.removeMember)
+	h("PUT /v1/channels/{id}/members/{user_id}/role", "members_set_role", s.setRole)
 	h("POST /v1/channels/{id}/update", "update", s.update)
 	h("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -104,7 +105,7 @@ func (s *Server) routes() {
 // path exists under another method, else 404; both as JSON errors.
 func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) error {
 	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
 		if m == r.Method {
 			continue
 		}
@@ -237,7 +238,13 @@ func (s *Server) createInvite(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
-	tok, commit, err := s.mgr.CreateInvite(r.Context(), id, kp)
+	role := channel.RoleMember
+	if req.Role != "" {
+		if role, err = channel.ParseRole(req.Role); err != nil {
+			return err
+		}
+	}
+	tok, commit, err := s.mgr.CreateInviteAs(r.Context(), id, kp, role)
 	if err != nil {
 		return err
 	}
@@ -395,7 +402,7 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp := MembersResponse{Members: make([]MemberResponse, 0, len(ms))}
 	for _, m := range ms {
-		resp.Members = append(resp.Members, MemberResponse{UserID: m.Identity, LeafIndex: m.LeafIndex})
+		resp.Members = append(resp.Members, MemberResponse{UserID: m.Identity, LeafIndex: m.LeafIndex, Role: string(m.Role)})
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
@@ -416,6 +423,26 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	commit, err := s.mgr.RemoveMember(r.Context(), r.PathValue("id"), r.PathValue("user_id"))
+	if err != nil {
+		return err
+	}
+	return s.commitResponse(w, r, commit)
+}
+
+// setRole commits a member's new role; the commit goes to the other members.
+func (s *Server) setRole(w http.ResponseWriter, r *http.Request) error {
+	var req SetRoleRequest
+	if err := decodeBody(w, r, s.opts.MaxBody, &req); err != nil {
+		return err
+	}
+	role, err := channel.ParseRole(req.Role)
+	if err != nil {
+		return err
+	}
+	if _, err := s.mgr.Channel(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	commit, err := s.mgr.SetRole(r.Context(), r.PathValue("id"), r.PathValue("user_id"), role)
 	if err != nil {
 		return err
 	}
