@@ -279,9 +279,11 @@ type follower struct {
 	mu     sync.Mutex // serialises processing; never held while waiting
 	cursor uint64     // last processed (or held) seq
 	saved  uint64     // cursor last saved at the relay
-	held   []relayclient.Entry
-	done   bool
-	wake   chan struct{}
+	// savedAt is when the run loop last saved (run loop only).
+	savedAt time.Time
+	held    []relayclient.Entry
+	done    bool
+	wake    chan struct{}
 }
 
 func (r *Relay) follower(id string) *follower {
@@ -350,7 +352,13 @@ func (f *follower) run(ctx context.Context) {
 			f.cursor = max(f.cursor, next) // past entries we may not see
 		}
 		f.mu.Unlock()
-		f.saveCursor(ctx)
+		// Save the cursor when idle or at most once a second: a busy
+		// channel must not double its requests (a lost save only means
+		// re-reading entries, which are then refused as replays).
+		if len(es) == 0 || time.Since(f.savedAt) > time.Second {
+			f.saveCursor(ctx)
+			f.savedAt = time.Now()
+		}
 	}
 }
 
@@ -810,9 +818,11 @@ func (r *Relay) update(w http.ResponseWriter, req *http.Request) error {
 
 // RelayStatus is GET /v1/relay: the relay and the followed channels.
 type RelayStatus struct {
-	URL      string                 `json:"url"`
-	UserID   string                 `json:"user_id"`
-	Channels []RelayChannelProgress `json:"channels"`
+	URL    string `json:"url"`
+	UserID string `json:"user_id"`
+	// RateLimited counts the relay's 429 answers waited out.
+	RateLimited int64                  `json:"rate_limited"`
+	Channels    []RelayChannelProgress `json:"channels"`
 }
 
 // RelayChannelProgress is how far the node has read a channel's log.
@@ -824,7 +834,7 @@ type RelayChannelProgress struct {
 }
 
 func (r *Relay) status(w http.ResponseWriter, req *http.Request) error {
-	st := RelayStatus{URL: r.rc.BaseURL(), UserID: r.p.Name(), Channels: []RelayChannelProgress{}}
+	st := RelayStatus{URL: r.rc.BaseURL(), UserID: r.p.Name(), RateLimited: r.rc.RateLimited(), Channels: []RelayChannelProgress{}}
 	r.mu.Lock()
 	for id, f := range r.followers {
 		f.mu.Lock()

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spacepanda/spacepanda/mls/wire"
@@ -119,7 +120,12 @@ type Client struct {
 	mu      sync.Mutex
 	token   string
 	expires time.Time
+
+	limited atomic.Int64 // 429 answers seen
 }
+
+// RateLimited is how many 429 answers the client has waited out.
+func (c *Client) RateLimited() int64 { return c.limited.Load() }
 
 // New returns a client of the relay at baseURL (e.g. http://127.0.0.1:7000).
 func New(baseURL string, id Identity, o Options) *Client {
@@ -261,6 +267,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 			c.dropToken(tok)
 			continue
 		case errors.As(err, &e) && e.Status == http.StatusTooManyRequests && tries < c.max:
+			c.limited.Add(1)
 			d := e.RetryAfter
 			if d <= 0 {
 				d = 100 * time.Millisecond
