@@ -46,7 +46,10 @@ func TestRelayLoad(t *testing.T) {
 
 func rlLoad(t *testing.T, relayURL string, dur time.Duration) {
 	const nNodes, nChannels, perChannel = 20, 10, 6
-	const pace = 100 * time.Millisecond // per member and channel
+	pace := 100 * time.Millisecond // per member and channel (offered 600 msg/s)
+	if v, err := time.ParseDuration(os.Getenv("SPACEPANDA_LOAD_PACE")); err == nil && v > 0 {
+		pace = v
+	}
 	sfx := make([]byte, 3)
 	rand.Read(sfx)
 	nodes := make([]*proc, nNodes)
@@ -169,8 +172,8 @@ func rlLoad(t *testing.T, relayURL string, dur time.Duration) {
 		}
 		return lat[min(len(lat)-1, int(q*float64(len(lat))))]
 	}
-	t.Logf("%d nodes, %d channels x %d members, %v of sending: sent %d (%d failed), %.0f msg/s sent, %d deliveries (%.0f/s until all delivered in %v); latency p50 %v p99 %v max %v",
-		nNodes, nChannels, perChannel, sendTime.Round(time.Millisecond), sent.Load(), failed.Load(),
+	t.Logf("pace %v per member: %d nodes, %d channels x %d members, %v of sending: sent %d (%d failed), %.0f msg/s sent, %d deliveries (%.0f/s until all delivered in %v); latency p50 %v p99 %v max %v",
+		pace, nNodes, nChannels, perChannel, sendTime.Round(time.Millisecond), sent.Load(), failed.Load(),
 		float64(sent.Load())/sendTime.Seconds(), delivered, float64(delivered)/elapsed.Seconds(), elapsed.Round(time.Millisecond),
 		pct(0.5).Round(100*time.Microsecond), pct(0.99).Round(100*time.Microsecond), pct(1).Round(100*time.Microsecond))
 	if failed.Load() > 0 {
