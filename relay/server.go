@@ -322,8 +322,9 @@ func checkGroupID(gid []byte) error {
 // should use in a path), or any of standard/URL base64 with or without
 // padding ('/' percent-encoded). The alphabets agree where they overlap,
 // so the decodings cannot disagree.
-func pathGroupID(r *http.Request) ([]byte, error) {
-	p := r.PathValue("gid")
+func pathGroupID(r *http.Request) ([]byte, error) { return decodePathGroupID(r.PathValue("gid")) }
+
+func decodePathGroupID(p string) ([]byte, error) {
 	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
 		if gid, err := enc.Strict().DecodeString(p); err == nil {
 			return gid, checkGroupID(gid)
@@ -809,6 +810,9 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, user string)
 	}
 	if err := decode(r, &q); err != nil {
 		return err
+	}
+	if q.Epoch > math.MaxInt64 {
+		return errf(http.StatusBadRequest, "bad_request", "epoch out of range")
 	}
 	if err := checkFraming(q.Message, gid, q.Kind, q.Epoch); err != nil {
 		return err
