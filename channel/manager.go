@@ -27,6 +27,12 @@ type Options struct {
 	// CommitPoster, when set, receives every commit of this member before
 	// it is merged (see WithCommitPoster); nil: commits merge at once.
 	CommitPoster CommitPoster
+	// NoRoles makes CreateChannel create plain RFC 9420 groups: no roles
+	// and no GroupContext extensions, so any RFC 9420 client (e.g. ts-mls,
+	// which cannot list the roles extension) can be invited and nobody's
+	// role is enforced. Channels with roles (the default) refuse such
+	// clients at invite time (ErrRolesUnsupported).
+	NoRoles bool
 }
 
 // DefaultInviteTTL is the validity of an invite.
@@ -43,6 +49,8 @@ type Manager struct {
 	ttl  time.Duration
 	// poster is Options.CommitPoster.
 	poster CommitPoster
+	// noRoles is Options.NoRoles.
+	noRoles bool
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -52,7 +60,7 @@ type Manager struct {
 // history in st (the identity's own store).
 func NewManager(gp GroupProvider, st store.Store, o Options) *Manager {
 	m := &Manager{gp: gp, st: st, now: o.Now, rand: o.Rand, ttl: o.InviteTTL, locks: map[string]*sync.Mutex{},
-		poster: o.CommitPoster}
+		poster: o.CommitPoster, noRoles: o.NoRoles}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -124,7 +132,11 @@ func (m *Manager) CreateChannel(ctx context.Context, name string, public bool) (
 	}
 	d := &Descriptor{ID: ChannelID(gid), GroupID: gid, Name: name, Public: public, CreatedAt: m.now().UTC().Truncate(time.Millisecond)}
 	defer m.lock(d.ID)()
-	if err := m.gp.CreateGroup(ctx, gid); err != nil {
+	create := m.gp.CreateGroup
+	if pc, ok := m.gp.(plainGroupCreator); ok && m.noRoles {
+		create = pc.CreatePlainGroup
+	}
+	if err := create(ctx, gid); err != nil {
 		return nil, fmt.Errorf("channel: create: %w", err)
 	}
 	if err := m.st.Update(ctx, func(tx store.Tx) error { return tx.PutChannel(ctx, toStore(d)) }); err != nil {

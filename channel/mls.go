@@ -52,6 +52,19 @@ func (a *mlsGroupProvider) CreateGroup(ctx context.Context, groupID []byte) erro
 	return nil
 }
 
+// plainGroupCreator is implemented by GroupProviders whose CreateGroup
+// adds roles, to create a group without them (Options.NoRoles).
+type plainGroupCreator interface {
+	CreatePlainGroup(ctx context.Context, groupID []byte) error
+}
+
+// CreatePlainGroup creates the group with no GroupContext extensions (no
+// roles), which any RFC 9420 client can join.
+func (a *mlsGroupProvider) CreatePlainGroup(ctx context.Context, groupID []byte) error {
+	_, err := a.p.CreateGroup(ctx, groupID, nil)
+	return err
+}
+
 func marshalMessage(body wire.Marshaler) ([]byte, error) {
 	m, err := mls.NewMLSMessage(body)
 	if err != nil {
