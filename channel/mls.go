@@ -194,7 +194,9 @@ func (a *mlsGroupProvider) ProcessMessage(ctx context.Context, groupID, message 
 	err = a.p.View(ctx, groupID, func(g *mls.Group) error {
 		out.Epoch = g.Epoch()
 		out.SelfRemoved = g.Removed()
-		if isCommit && !out.SelfRemoved {
+		if isCommit {
+			// Also when we were removed: the state then holds the new
+			// tree, so Removed lists what the commit removed, not everyone.
 			after = members(g)
 		}
 		if out.Sender.Identity != "" {
