@@ -73,10 +73,10 @@ func freshPG(t testing.TB) string {
 
 type backend struct {
 	name string
-	open func(t *testing.T) Store
+	open func(t testing.TB) Store
 }
 
-func openSQLiteT(t *testing.T) Store {
+func openSQLiteT(t testing.TB) Store {
 	st, err := OpenSQLite(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func openSQLiteT(t *testing.T) Store {
 	return st
 }
 
-func openPostgresT(t *testing.T) Store {
+func openPostgresT(t testing.TB) Store {
 	st, err := OpenPostgres(context.Background(), freshPG(t))
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +264,7 @@ func login(t testing.TB, base string, id *ident) *client {
 func gidPath(gid []byte) string { return base64.RawURLEncoding.EncodeToString(gid) }
 
 // newTestServer serves st over httptest; opts tune it.
-func newTestServer(t *testing.T, st Store, opts Options) (*Server, string) {
+func newTestServer(t testing.TB, st Store, opts Options) (*Server, string) {
 	srv := New(st, opts)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { hs.Close(); srv.Close() })

@@ -1093,6 +1093,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, user strin
 		}
 		return rc.Flush()
 	}
+	// On PostgreSQL an event arrives twice (this process's own publish and
+	// its NOTIFY echo): send each group's seq once.
+	sent := map[string]int64{}
 	heartbeat := time.NewTicker(25 * time.Second)
 	defer heartbeat.Stop()
 	for {
@@ -1113,7 +1116,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, user strin
 				}
 			case ev.GroupID != nil:
 				a, aerr := s.st.Access(r.Context(), ev.GroupID, user)
-				if aerr == nil && ev.Seq >= a.FromSeq && (!a.Removed || ev.Seq <= a.ToSeq) {
+				if aerr == nil && ev.Seq >= a.FromSeq && (!a.Removed || ev.Seq <= a.ToSeq) && ev.Seq > sent[string(ev.GroupID)] {
+					if len(sent) > 10000 {
+						clear(sent)
+					}
+					sent[string(ev.GroupID)] = ev.Seq
 					err = send("message", map[string]any{"group_id": ev.GroupID, "seq": ev.Seq})
 				}
 			default:
