@@ -320,6 +320,12 @@ func (s *sqlStore) TokenUser(ctx context.Context, tokenHash []byte, now time.Tim
 
 func (s *sqlStore) AddKeyPackages(ctx context.Context, userID string, kps []KeyPackage, lastResort *KeyPackage, max int, now time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		// Lock the user's identity row (bound at login) so that two
+		// concurrent publishes on PostgreSQL cannot both pass the quota.
+		var one int
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM identities WHERE user_id = ?`+s.d.forUpdate), userID).Scan(&one); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return s.dbErr("add key packages", err)
+		}
 		var n int
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM key_packages WHERE user_id = ?`), userID).Scan(&n); err != nil {
 			return s.dbErr("count key packages", err)
@@ -361,7 +367,9 @@ func (s *sqlStore) ClaimKeyPackage(ctx context.Context, userID string) (data []b
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		// SKIP LOCKED: two concurrent claims on PostgreSQL take two
 		// different rows instead of the second finding the first's row
-		// gone and falling back to the last resort.
+		// gone and falling back to the last resort. (A claim that finds
+		// every remaining row locked by in-flight claims gets the last
+		// resort: those claims will not roll back short of a crash.)
 		var id int64
 		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM key_packages WHERE user_id = ? ORDER BY id LIMIT 1`+s.d.skipLocked), userID).Scan(&id)
 		if err == nil {
