@@ -5,7 +5,7 @@ package tree
 // takes it and its UpdatePath fills it (RFC 9420 §12.4.2, §12.4.3.2).
 func (t *Tree) FreeLeaf() (LeafIndex, error) {
 	i := t.freeHint
-	for i < t.nLeaves && t.nodes[2*uint64(i)] != nil {
+	for i < t.nLeaves && t.nodes.get(int(2*uint64(i))) != nil {
 		i++
 	}
 	if i == t.nLeaves {

@@ -30,7 +30,7 @@ func (t *Tree) NodeTreeHash(s *suite.Suite, x NodeIndex) []byte {
 // useSuite resets the hash cache if it was computed under another suite.
 func (t *Tree) useSuite(s *suite.Suite) {
 	if t.hashID != s.ID() {
-		clear(t.hashes)
+		t.hashes.reset()
 		t.hashID = s.ID()
 	}
 }
@@ -46,22 +46,22 @@ func (t *Tree) useSuite(s *suite.Suite) {
 //	  };
 //	} TreeHashInput;
 func (t *Tree) treeHash(s *suite.Suite, x NodeIndex, scratch *[]byte) []byte {
-	if h := t.hashes[x]; h != nil {
+	if h := t.hashes.get(int(x)); h != nil {
 		return h
 	}
 	var h []byte
 	if IsLeaf(x) {
-		h = hashLeaf(s, LeafIndex(x>>1), t.nodes[x], scratch)
+		h = hashLeaf(s, LeafIndex(x>>1), t.nodes.get(int(x)), scratch)
 	} else {
 		lh := t.treeHash(s, left(x), scratch)
 		rh := t.treeHash(s, right(x, t.w()), scratch)
 		var p *ParentNode
-		if n := t.nodes[x]; n != nil {
+		if n := t.nodes.get(int(x)); n != nil {
 			p = n.Parent
 		}
 		h = hashParent(s, p, lh, rh, scratch)
 	}
-	t.hashes[x] = h
+	t.hashes.set(int(x), h)
 	return h
 }
 
@@ -179,7 +179,7 @@ func (t *Tree) originalTreeHash(s *suite.Suite, x NodeIndex, exclude []LeafIndex
 	lh := t.originalTreeHash(s, left(x), exclude, scratch)
 	rh := t.originalTreeHash(s, right(x, t.w()), exclude, scratch)
 	buf := append((*scratch)[:0], byte(NodeTypeParent))
-	if n := t.nodes[x]; n == nil {
+	if n := t.nodes.get(int(x)); n == nil {
 		buf = append(buf, 0)
 	} else {
 		buf = append(buf, 1)
@@ -203,7 +203,7 @@ func (t *Tree) setPathParentHashes(s *suite.Suite, fdp, cp []NodeIndex) []byte {
 	var scratch []byte
 	var ph []byte // parent_hash of the node being visited
 	for i := len(fdp) - 1; i >= 0; i-- {
-		p := t.nodes[fdp[i]].Parent
+		p := t.nodes.get(int(fdp[i])).Parent
 		p.ParentHash = ph
 		t.invalidate(fdp[i])
 		sh := t.treeHash(s, cp[i], &scratch)
@@ -224,8 +224,8 @@ func (t *Tree) VerifyParentHashes(s *suite.Suite) error {
 	var scratch []byte
 	var res []NodeIndex
 	w := t.w()
-	for i := 1; i < len(t.nodes); i += 2 {
-		n := t.nodes[i]
+	for i := 1; i < t.nodes.len(); i += 2 {
+		n := t.nodes.get(i)
 		if n == nil {
 			continue
 		}
@@ -271,7 +271,7 @@ func (t *Tree) VerifyParentHashes(s *suite.Suite) error {
 // nodeParentHash returns the parent_hash field of node x: a parent's, or a
 // leaf's whose source is commit.
 func (t *Tree) nodeParentHash(x NodeIndex) ([]byte, bool) {
-	n := t.nodes[x]
+	n := t.nodes.get(int(x))
 	switch {
 	case n == nil:
 		return nil, false

@@ -62,13 +62,13 @@ const (
 // Because even read methods fill these caches, a Tree is not safe for
 // concurrent use; Clone it (under the caller's lock) for another goroutine.
 type Tree struct {
-	nodes   []*Node // len == NodeWidth(nLeaves)
-	nLeaves uint32  // a power of two
+	nodes   cowVec[*Node] // len == NodeWidth(nLeaves)
+	nLeaves uint32        // a power of two
 	// hashes[x] is the cached tree hash of node x under suite hashID, nil
 	// when stale. The byte slices are never written after being stored.
-	hashes [][]byte
+	hashes cowVec[[]byte]
 	hashID suite.ID
-	occ    []uint8 // occupancy flags per node, 0 when stale
+	occ    cowVec[uint8] // occupancy flags per node, 0 when stale
 	// freeHint: every leaf below it is non-blank.
 	freeHint uint32
 	encKeys  keyIndex // encryption key → node
@@ -97,7 +97,7 @@ func NewTree(nodes RatchetTreeNodes) (*Tree, error) {
 		n <<= 1
 	}
 	t := &Tree{nLeaves: n}
-	t.nodes = make([]*Node, NodeWidth(n))
+	t.nodes = newCowVec[*Node](int(NodeWidth(n)))
 	for i, node := range nodes {
 		if node == nil {
 			continue
@@ -112,13 +112,13 @@ func NewTree(nodes RatchetTreeNodes) (*Tree, error) {
 		if want == NodeTypeLeaf && !validSource(node.Leaf.LeafNodeSource) {
 			return nil, fmt.Errorf("%w: leaf %d: %w", ErrMalformedTree, i/2, ErrUnknownLeafNodeSource)
 		}
-		t.nodes[i] = node
+		t.nodes.set(i, node)
 	}
-	t.hashes = make([][]byte, len(t.nodes))
-	t.occ = make([]uint8, len(t.nodes))
+	t.hashes = newCowVec[[]byte](t.nodes.len())
+	t.occ = newCowVec[uint8](t.nodes.len())
 	t.encKeys.base = make(map[string]NodeIndex, len(nodes))
 	t.sigKeys.base = make(map[string]NodeIndex, len(nodes)/2+1)
-	for i, node := range t.nodes {
+	for i, node := range nodes {
 		if node == nil {
 			continue
 		}
@@ -159,11 +159,11 @@ func NewTreeWithLeaf(leaf *LeafNode) (*Tree, error) {
 // the node pointer slice and the caches, not the nodes.
 func (t *Tree) Clone() *Tree {
 	c := &Tree{
-		nodes:    slices.Clone(t.nodes),
+		nodes:    t.nodes.clone(),
 		nLeaves:  t.nLeaves,
-		hashes:   slices.Clone(t.hashes),
+		hashes:   t.hashes.clone(),
 		hashID:   t.hashID,
-		occ:      slices.Clone(t.occ),
+		occ:      t.occ.clone(),
 		freeHint: t.freeHint,
 	}
 	c.encKeys = t.encKeys.clone()
@@ -175,24 +175,24 @@ func (t *Tree) Clone() *Tree {
 // removed (RFC 9420 §12.4.3.3). The nodes are shared with the tree and must
 // not be modified.
 func (t *Tree) Nodes() RatchetTreeNodes {
-	return slices.Clone(RatchetTreeNodes(t.nodes).Trimmed())
+	return t.exportNodes()
 }
 
 // NumLeaves returns the number of leaf slots (a power of two), blank or not.
 func (t *Tree) NumLeaves() uint32 { return t.nLeaves }
 
 // Width returns the number of nodes, NodeWidth(NumLeaves()).
-func (t *Tree) Width() uint32 { return uint32(len(t.nodes)) }
+func (t *Tree) Width() uint32 { return uint32(t.nodes.len()) }
 
 // Root returns the root node index.
 func (t *Tree) Root() NodeIndex { return Root(t.nLeaves) }
 
 // Node returns node x, or nil if it is blank or outside the tree.
 func (t *Tree) Node(x NodeIndex) *Node {
-	if uint64(x) >= uint64(len(t.nodes)) {
+	if uint64(x) >= uint64(t.nodes.len()) {
 		return nil
 	}
-	return t.nodes[x]
+	return t.nodes.get(int(x))
 }
 
 // Leaf returns the leaf node at leaf i, or nil if it is blank or outside
@@ -201,7 +201,7 @@ func (t *Tree) Leaf(i LeafIndex) *LeafNode {
 	if i >= LeafIndex(t.nLeaves) {
 		return nil
 	}
-	if n := t.nodes[i.Node()]; n != nil {
+	if n := t.nodes.get(int(i.Node())); n != nil {
 		return n.Leaf
 	}
 	return nil
@@ -210,10 +210,10 @@ func (t *Tree) Leaf(i LeafIndex) *LeafNode {
 // ParentNode returns the parent node at node x, or nil if x is blank, a
 // leaf, or outside the tree.
 func (t *Tree) ParentNode(x NodeIndex) *ParentNode {
-	if IsLeaf(x) || uint64(x) >= uint64(len(t.nodes)) {
+	if IsLeaf(x) || uint64(x) >= uint64(t.nodes.len()) {
 		return nil
 	}
-	if n := t.nodes[x]; n != nil {
+	if n := t.nodes.get(int(x)); n != nil {
 		return n.Parent
 	}
 	return nil
@@ -234,8 +234,8 @@ func (t *Tree) EncryptionKey(x NodeIndex) []byte {
 // MemberCount returns the number of non-blank leaves. It is O(N).
 func (t *Tree) MemberCount() int {
 	c := 0
-	for i := 0; i < len(t.nodes); i += 2 {
-		if t.nodes[i] != nil {
+	for i := 0; i < t.nodes.len(); i += 2 {
+		if t.nodes.get(i) != nil {
 			c++
 		}
 	}
@@ -255,7 +255,7 @@ func (t *Tree) FindSignatureKey(key []byte) (LeafIndex, bool) {
 }
 
 // w is the node width as uint64, for the math helpers.
-func (t *Tree) w() uint64 { return uint64(len(t.nodes)) }
+func (t *Tree) w() uint64 { return uint64(t.nodes.len()) }
 
 // invalidate marks the caches of x and its ancestors stale.
 func (t *Tree) invalidate(x NodeIndex) {
@@ -264,11 +264,11 @@ func (t *Tree) invalidate(x NodeIndex) {
 	for {
 		// A cached value is computed from its children's, so a stale node
 		// has only stale ancestors: stop at the first fully stale one.
-		if t.hashes[x] == nil && t.occ[x] == 0 {
+		if t.hashes.get(int(x)) == nil && t.occ.get(int(x)) == 0 {
 			return
 		}
-		t.hashes[x] = nil
-		t.occ[x] = 0
+		t.hashes.set(int(x), nil)
+		t.occ.set(int(x), 0)
 		if x == root {
 			return
 		}
@@ -279,7 +279,7 @@ func (t *Tree) invalidate(x NodeIndex) {
 // setNode replaces node x (nil blanks it), keeps the key indexes, and
 // invalidates the caches along the path.
 func (t *Tree) setNode(x NodeIndex, n *Node) {
-	if old := t.nodes[x]; old != nil {
+	if old := t.nodes.get(int(x)); old != nil {
 		if old.Leaf != nil {
 			t.encKeys.del(old.Leaf.EncryptionKey, x)
 			t.sigKeys.del(old.Leaf.SignatureKey, x)
@@ -295,35 +295,35 @@ func (t *Tree) setNode(x NodeIndex, n *Node) {
 			t.encKeys.put(n.Parent.EncryptionKey, x)
 		}
 	}
-	t.nodes[x] = n
+	t.nodes.set(int(x), n)
 	t.invalidate(x)
 }
 
 // occupancy returns the occupancy flags of the subtree under x, computing
 // and caching them on demand.
 func (t *Tree) occupancy(x NodeIndex) uint8 {
-	if o := t.occ[x]; o != 0 {
+	if o := t.occ.get(int(x)); o != 0 {
 		return o
 	}
 	o := occKnown
 	if IsLeaf(x) {
-		if t.nodes[x] != nil {
+		if t.nodes.get(int(x)) != nil {
 			o |= occAny | occLeaf
 		}
 	} else {
 		o |= (t.occupancy(left(x)) | t.occupancy(right(x, t.w()))) & (occAny | occLeaf)
-		if t.nodes[x] != nil {
+		if t.nodes.get(int(x)) != nil {
 			o |= occAny
 		}
 	}
-	t.occ[x] = o
+	t.occ.set(int(x), o)
 	return o
 }
 
 // resolutionEmpty reports whether the resolution of x is empty, i.e. the
 // subtree under x holds no non-blank node (RFC 9420 §4.1.1).
 func (t *Tree) resolutionEmpty(x NodeIndex) bool {
-	return t.nodes[x] == nil && t.occupancy(x)&occAny == 0
+	return t.nodes.get(int(x)) == nil && t.occupancy(x)&occAny == 0
 }
 
 // Resolution returns the resolution of node x (RFC 9420 §4.1.1), nil if x
@@ -345,7 +345,7 @@ func (t *Tree) AppendResolution(dst []NodeIndex, x NodeIndex) []NodeIndex {
 // appendResolution is AppendResolution leaving out the leaves in exclude
 // (sorted), as for encrypting path secrets (§12.4.2).
 func (t *Tree) appendResolution(dst []NodeIndex, x NodeIndex, exclude []LeafIndex) []NodeIndex {
-	if n := t.nodes[x]; n != nil {
+	if n := t.nodes.get(int(x)); n != nil {
 		if n.Leaf != nil {
 			if !containsLeaf(exclude, LeafIndex(x>>1)) {
 				dst = append(dst, x)
@@ -369,7 +369,7 @@ func (t *Tree) appendResolution(dst []NodeIndex, x NodeIndex, exclude []LeafInde
 
 // resolutionSize is len(appendResolution(nil, x, exclude)) without the slice.
 func (t *Tree) resolutionSize(x NodeIndex, exclude []LeafIndex) int {
-	if n := t.nodes[x]; n != nil {
+	if n := t.nodes.get(int(x)); n != nil {
 		if n.Leaf != nil {
 			if containsLeaf(exclude, LeafIndex(x>>1)) {
 				return 0
@@ -435,7 +435,7 @@ func (t *Tree) AddLeaf(leaf *LeafNode) (LeafIndex, error) {
 		return 0, ErrInvalidLeafNode
 	}
 	i := t.freeHint
-	for i < t.nLeaves && t.nodes[2*uint64(i)] != nil {
+	for i < t.nLeaves && t.nodes.get(int(2*uint64(i))) != nil {
 		i++
 	}
 	if i == t.nLeaves {
@@ -450,11 +450,11 @@ func (t *Tree) AddLeaf(leaf *LeafNode) (LeafIndex, error) {
 	root := t.Root()
 	for x := li.Node(); x != root; {
 		x = parent(x, w)
-		if n := t.nodes[x]; n != nil {
+		if n := t.nodes.get(int(x)); n != nil {
 			p := *n.Parent
 			at, _ := slices.BinarySearch(p.UnmergedLeaves, li)
 			p.UnmergedLeaves = slices.Insert(slices.Clip(p.UnmergedLeaves), at, li)
-			t.nodes[x] = &Node{Parent: &p} // same key: the indexes are unchanged
+			t.nodes.set(int(x), &Node{Parent: &p}) // same key: the indexes are unchanged
 		}
 	}
 	t.setNode(li.Node(), &Node{Leaf: leaf})
@@ -466,9 +466,9 @@ func (t *Tree) AddLeaf(leaf *LeafNode) (LeafIndex, error) {
 func (t *Tree) extend() {
 	n := t.nLeaves * 2
 	wd := int(NodeWidth(n))
-	t.nodes = append(t.nodes, make([]*Node, wd-len(t.nodes))...)
-	t.hashes = append(t.hashes, make([][]byte, wd-len(t.hashes))...)
-	t.occ = append(t.occ, make([]uint8, wd-len(t.occ))...)
+	t.nodes.grow(wd)
+	t.hashes.grow(wd)
+	t.occ.grow(wd)
 	t.nLeaves = n
 }
 
@@ -506,7 +506,7 @@ func (t *Tree) checkMember(i LeafIndex) error {
 	if i >= LeafIndex(t.nLeaves) {
 		return fmt.Errorf("%w: %d", ErrLeafOutOfRange, i)
 	}
-	if t.nodes[i.Node()] == nil {
+	if t.nodes.get(int(i.Node())) == nil {
 		return fmt.Errorf("%w: %d", ErrBlankLeaf, i)
 	}
 	return nil
@@ -518,7 +518,7 @@ func (t *Tree) blankDirectPath(i LeafIndex) {
 	root := t.Root()
 	for x := i.Node(); x != root; {
 		x = parent(x, w)
-		if t.nodes[x] != nil {
+		if t.nodes.get(int(x)) != nil {
 			t.setNode(x, nil)
 		}
 	}
@@ -532,16 +532,14 @@ func (t *Tree) truncate() {
 		if t.occupancy(right(root, t.w()))&occAny != 0 {
 			return
 		}
-		if t.nodes[root] != nil {
+		if t.nodes.get(int(root)) != nil {
 			t.setNode(root, nil)
 		}
 		n := t.nLeaves / 2
 		wd := int(NodeWidth(n))
-		clear(t.nodes[wd:])
-		t.nodes = t.nodes[:wd]
-		clear(t.hashes[wd:])
-		t.hashes = t.hashes[:wd]
-		t.occ = t.occ[:wd]
+		t.nodes.shrink(wd)
+		t.hashes.shrink(wd)
+		t.occ.shrink(wd)
 		t.nLeaves = n
 	}
 	if t.freeHint > t.nLeaves {

@@ -382,7 +382,7 @@ func (t *Tree) DerivePathKeys(s *suite.Suite, start NodeIndex, pathSecret []byte
 	root := t.Root()
 	for x := start; x != root; {
 		x = parent(x, w)
-		if t.nodes[x] != nil {
+		if t.nodes.get(int(x)) != nil {
 			nodes = append(nodes, x)
 		}
 	}

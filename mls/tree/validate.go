@@ -51,8 +51,8 @@ func (t *Tree) Validate(s *suite.Suite, groupID, treeHash []byte) error {
 // node.
 func (t *Tree) CheckUnmergedLeaves() error {
 	w := t.w()
-	for i := 1; i < len(t.nodes); i += 2 {
-		n := t.nodes[i]
+	for i := 1; i < t.nodes.len(); i += 2 {
+		n := t.nodes.get(i)
 		if n == nil {
 			continue
 		}
@@ -65,11 +65,11 @@ func (t *Tree) CheckUnmergedLeaves() error {
 			if u >= LeafIndex(t.nLeaves) || !IsInSubtree(u.Node(), x) {
 				return fmt.Errorf("%w: node %d: leaf %d is not a descendant", ErrUnmergedLeaves, x, u)
 			}
-			if t.nodes[u.Node()] == nil {
+			if t.nodes.get(int(u.Node())) == nil {
 				return fmt.Errorf("%w: node %d: leaf %d is blank", ErrUnmergedLeaves, x, u)
 			}
 			for y := parent(u.Node(), w); y != x; y = parent(y, w) {
-				if m := t.nodes[y]; m != nil {
+				if m := t.nodes.get(int(y)); m != nil {
 					if _, ok := slices.BinarySearch(m.Parent.UnmergedLeaves, u); !ok {
 						return fmt.Errorf("%w: node %d lists leaf %d but node %d does not", ErrUnmergedLeaves, x, u, y)
 					}
@@ -83,9 +83,10 @@ func (t *Tree) CheckUnmergedLeaves() error {
 // CheckKeysUnique checks that no HPKE encryption key appears in two nodes
 // and no signature key in two leaves (RFC 9420 §7.3, §12.4.3.1).
 func (t *Tree) CheckKeysUnique() error {
-	enc := make(map[string]struct{}, len(t.nodes))
-	sig := make(map[string]struct{}, len(t.nodes)/2+1)
-	for i, n := range t.nodes {
+	enc := make(map[string]struct{}, t.nodes.len())
+	sig := make(map[string]struct{}, t.nodes.len()/2+1)
+	for i := 0; i < t.nodes.len(); i++ {
+		n := t.nodes.get(i)
 		if n == nil {
 			continue
 		}
@@ -164,7 +165,7 @@ func (t *Tree) VerifyLeafSignatures(s *suite.Suite, groupID []byte) error {
 
 // verifyLeaf reads only immutable data, so it is safe to call concurrently.
 func (t *Tree) verifyLeaf(s *suite.Suite, groupID []byte, i LeafIndex) error {
-	n := t.nodes[i.Node()]
+	n := t.nodes.get(int(i.Node()))
 	if n == nil {
 		return nil
 	}
