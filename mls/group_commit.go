@@ -170,7 +170,7 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	next, err := g.nextEpoch(ac, &newCtx, newTree, g.secrets.InitSecret, commitSecret, pskSecret)
+	next, err := g.nextEpoch(ac, nil, &newCtx, newTree, g.secrets.InitSecret, commitSecret, pskSecret)
 	if err != nil {
 		return nil, err
 	}
@@ -315,9 +315,10 @@ func (g *Group) pendingToCommit(removing []tree.LeafIndex, adding []*KeyPackage,
 // nextEpoch builds the group state of the epoch a commit starts (§8,
 // §8.2): transcript hashes, key schedule, secret tree. It returns the new
 // state with confirmationTag set to the value the commit must carry.
-func (g *Group) nextEpoch(ac *AuthenticatedContent, newCtx *GroupContext, newTree *tree.Tree, initSecret, commitSecret, pskSecret []byte) (*Group, error) {
+// enc, when not nil, is the encoding of ac (see contentEncoding).
+func (g *Group) nextEpoch(ac *AuthenticatedContent, enc *contentEncoding, newCtx *GroupContext, newTree *tree.Tree, initSecret, commitSecret, pskSecret []byte) (*Group, error) {
 	s := g.suite
-	confirmed, err := NextConfirmedTranscriptHash(s, g.interim, ac)
+	confirmed, err := nextConfirmedTranscriptHashEnc(s, g.interim, ac, enc)
 	if err != nil {
 		return nil, err
 	}
@@ -407,8 +408,8 @@ func (g *Group) groupInfo(withTree bool, extra tree.Extensions) (*GroupInfo, err
 // --- processing a commit (§12.4.2) ---
 
 // processCommit stages a commit from another member (or an external
-// joiner). ac has been unprotected and its signature verified.
-func (g *Group) processCommit(ac *AuthenticatedContent) (*Group, error) {
+// joiner). ac has been unprotected and its signature verified over enc.
+func (g *Group) processCommit(ac *AuthenticatedContent, enc *contentEncoding) (*Group, error) {
 	s := g.suite
 	commit := ac.Content.Commit
 	sender := ac.Content.Sender
@@ -522,7 +523,7 @@ func (g *Group) processCommit(ac *AuthenticatedContent) (*Group, error) {
 			return nil, fmt.Errorf("%w: external init: %w", ErrInvalidCommit, err)
 		}
 	}
-	next, err := g.nextEpoch(ac, &newCtx, newTree, initSecret, commitSecret, pskSecret)
+	next, err := g.nextEpoch(ac, enc, &newCtx, newTree, initSecret, commitSecret, pskSecret)
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,9 @@ func (g *Group) processPublic(pm *PublicMessage) (*Processed, error) {
 	if err := g.checkGroupEpoch(pm.Content.GroupID, pm.Content.Epoch); err != nil {
 		return nil, err
 	}
-	ac, err := UnprotectPublic(g.suite, pm, &g.ctx, g.secrets.MembershipKey)
+	// The content is encoded once for the membership tag, the signature
+	// and the transcript hash.
+	ac, enc, err := unprotectPublicEnc(g.suite, pm, g.ctxBytes, g.secrets.MembershipKey)
 	if err != nil {
 		return nil, err
 	}
@@ -87,10 +89,10 @@ func (g *Group) processPublic(pm *PublicMessage) (*Processed, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := VerifySignature(g.suite, pub, ac, &g.ctx); err != nil {
+	if err := verifySignatureEnc(g.suite, pub, ac, enc); err != nil {
 		return nil, err
 	}
-	return g.processContent(ac)
+	return g.processContent(ac, enc)
 }
 
 func (g *Group) processPrivate(pm *PrivateMessage) (*Processed, error) {
@@ -124,12 +126,16 @@ func (g *Group) processPrivate(pm *PrivateMessage) (*Processed, error) {
 		if err != nil {
 			return err
 		}
-		if err := VerifySignature(g.suite, pub, ac, &g.ctx); err != nil {
+		enc, err := encodeContent(ac, g.ctxBytes)
+		if err != nil {
+			return err
+		}
+		if err := verifySignatureEnc(g.suite, pub, ac, enc); err != nil {
 			return err
 		}
 		// Everything the message changes is staged before the key counts
 		// as consumed, so a valid-looking but invalid commit burns nothing.
-		out, err = g.processContent(ac)
+		out, err = g.processContent(ac, enc)
 		return err
 	})
 	if err != nil {
@@ -201,8 +207,9 @@ func (g *Group) senderSignatureKey(ac *AuthenticatedContent) ([]byte, error) {
 	return nil, fmt.Errorf("%w: %v", ErrUnknownSender, fc.Sender.SenderType)
 }
 
-// processContent applies verified content. It does not modify g.
-func (g *Group) processContent(ac *AuthenticatedContent) (*Processed, error) {
+// processContent applies verified content. It does not modify g. enc is
+// the encoding of ac the signature was verified over.
+func (g *Group) processContent(ac *AuthenticatedContent, enc *contentEncoding) (*Processed, error) {
 	fc := &ac.Content
 	switch fc.ContentType {
 	case ContentTypeApplication:
@@ -216,7 +223,7 @@ func (g *Group) processContent(ac *AuthenticatedContent) (*Processed, error) {
 	case ContentTypeProposal:
 		return g.processProposal(ac)
 	case ContentTypeCommit:
-		next, err := g.processCommit(ac)
+		next, err := g.processCommit(ac, enc)
 		if err != nil {
 			return nil, err
 		}

@@ -355,3 +355,69 @@ func SenderLeaf(ac *AuthenticatedContent) (tree.LeafIndex, bool) {
 	}
 	return ac.Content.Sender.LeafIndex, true
 }
+
+// contentEncoding is the encoding of one message's FramedContentTBS followed
+// by its FramedContentAuthData — the AuthenticatedContentTBM — computed once
+// from the decoded content and reused for the signature (§6.1), the
+// membership tag (§6.2) and the confirmed transcript hash (§8.2), so a large
+// commit is encoded once per processed message. It is always built from the
+// values acted on, never taken from the raw input.
+type contentEncoding struct {
+	tbm []byte // FramedContentTBS || FramedContentAuthData
+	tbs []byte // FramedContentTBS, a prefix of tbm
+	fc  []byte // FramedContent, inside tbs
+}
+
+// encodeContent encodes ac with ctxBytes, the encoded GroupContext (used
+// only for the sender types whose TBS includes it).
+func encodeContent(ac *AuthenticatedContent, ctxBytes []byte) (*contentEncoding, error) {
+	fc := &ac.Content
+	withCtx := needsGroupContext(fc.Sender.SenderType)
+	if withCtx && ctxBytes == nil {
+		return nil, wrapf(ErrIncompleteValue, "encoding a %v message needs the group context", fc.Sender.SenderType)
+	}
+	b := wire.NewBuilder(512 + len(ctxBytes))
+	b.AddUint16(uint16(ProtocolVersionMLS10))
+	b.AddUint16(uint16(ac.WireFormat))
+	start := b.Len()
+	fc.MarshalMLS(b)
+	end := b.Len()
+	if withCtx {
+		b.AddRaw(ctxBytes)
+	}
+	nTBS := b.Len()
+	ac.Auth.MarshalFor(b, fc.ContentType)
+	tbm, err := b.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	return &contentEncoding{tbm: tbm, tbs: tbm[:nTBS:nTBS], fc: tbm[start:end:end]}, nil
+}
+
+// verifySignatureEnc is VerifySignature over the encoding of ac.
+func verifySignatureEnc(s *suite.Suite, pub []byte, ac *AuthenticatedContent, enc *contentEncoding) error {
+	if err := s.VerifyWithLabel(pub, "FramedContentTBS", enc.tbs, ac.Auth.Signature); err != nil {
+		return fmt.Errorf("%w: %v content from %v", ErrInvalidSignature, ac.Content.ContentType, ac.Content.Sender)
+	}
+	return nil
+}
+
+// unprotectPublicEnc is UnprotectPublic with the encoding of the content
+// against ctxBytes (the encoded current GroupContext), which it returns for
+// the signature and transcript hash.
+func unprotectPublicEnc(s *suite.Suite, pm *PublicMessage, ctxBytes, membershipKey []byte) (*AuthenticatedContent, *contentEncoding, error) {
+	ac := pm.AuthenticatedContent()
+	if err := checkSenderContent(WireFormatPublicMessage, &ac.Content); err != nil {
+		return nil, nil, err
+	}
+	enc, err := encodeContent(ac, ctxBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ac.Content.Sender.SenderType == SenderTypeMember {
+		if subtle.ConstantTimeCompare(s.MAC(membershipKey, enc.tbm), pm.MembershipTag) != 1 {
+			return nil, nil, ErrInvalidMembershipTag
+		}
+	}
+	return ac, enc, nil
+}

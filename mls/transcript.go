@@ -42,3 +42,22 @@ func NextInterimTranscriptHash(s *suite.Suite, confirmed, confirmationTag []byte
 	}
 	return s.Hash(confirmed, in), nil
 }
+
+// nextConfirmedTranscriptHashEnc is NextConfirmedTranscriptHash with the
+// FramedContent encoding of ac already at hand (enc.fc); nil enc encodes it.
+func nextConfirmedTranscriptHashEnc(s *suite.Suite, interimBefore []byte, ac *AuthenticatedContent, enc *contentEncoding) ([]byte, error) {
+	if enc == nil {
+		return NextConfirmedTranscriptHash(s, interimBefore, ac)
+	}
+	if ac.Content.ContentType != ContentTypeCommit {
+		return nil, wrapf(ErrInvalidMessage, "transcript hash input from %v content", ac.Content.ContentType)
+	}
+	b := wire.NewBuilder(len(ac.Auth.Signature) + 8)
+	b.AddOpaque(ac.Auth.Signature)
+	sig, err := b.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	wf := []byte{byte(ac.WireFormat >> 8), byte(ac.WireFormat)}
+	return s.Hash(interimBefore, wf, enc.fc, sig), nil
+}
