@@ -345,6 +345,11 @@ func requiredCapabilities(exts Extensions) (*tree.RequiredCapabilities, error) {
 // checkMemberCredentials: the leaf's credential type is supported by every
 // other member, and it supports every other member's credential type (§7.3).
 func checkMemberCredentials(ln *tree.LeafNode, m LeafSet, self tree.LeafIndex, hasSelf bool) error {
+	if t, ok := m.(*tree.Tree); ok && memberCredentialsOK(ln, t, self, hasSelf) {
+		return nil
+	}
+	// The scan below finds the offending leaf (or passes a LeafSet that is
+	// not a Tree).
 	ct := ln.Credential.CredentialType
 	for i := range tree.LeafIndex(m.NumLeaves()) {
 		other := m.Leaf(i)
@@ -359,6 +364,37 @@ func checkMemberCredentials(ln *tree.LeafNode, m LeafSet, self tree.LeafIndex, h
 		}
 	}
 	return nil
+}
+
+// memberCredentialsOK is checkMemberCredentials from the tree's credential
+// type counts, O(types) instead of O(N): the members other than self all
+// list ln's type, and ln lists every type the other members use.
+func memberCredentialsOK(ln *tree.LeafNode, t *tree.Tree, self tree.LeafIndex, hasSelf bool) bool {
+	members, inUse, supported := t.CredentialCounts()
+	var old *tree.LeafNode
+	if hasSelf {
+		old = t.Leaf(self)
+	}
+	ct := ln.Credential.CredentialType
+	others, supporters := members, supported[ct]
+	if old != nil {
+		others--
+		if slices.Contains(old.Capabilities.Credentials, ct) {
+			supporters--
+		}
+	}
+	if supporters != others {
+		return false
+	}
+	for typ, n := range inUse {
+		if old != nil && old.Credential.CredentialType == typ {
+			n--
+		}
+		if n > 0 && !slices.Contains(ln.Capabilities.Credentials, typ) {
+			return false
+		}
+	}
+	return true
 }
 
 // credAggregate summarises the members' credential types for tree

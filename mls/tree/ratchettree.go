@@ -71,8 +71,9 @@ type Tree struct {
 	occ    cowVec[uint8] // occupancy flags per node, 0 when stale
 	// freeHint: every leaf below it is non-blank.
 	freeHint uint32
-	encKeys  keyIndex // encryption key → node
-	sigKeys  keyIndex // signature key → leaf node
+	encKeys  keyIndex    // encryption key → node
+	sigKeys  keyIndex    // signature key → leaf node
+	creds    *credCounts // nil until CredentialCounts is called
 }
 
 // NewTree builds a tree from a ratchet_tree vector (RFC 9420 §12.4.3.3). It
@@ -168,6 +169,12 @@ func (t *Tree) Clone() *Tree {
 	}
 	c.encKeys = t.encKeys.clone()
 	c.sigKeys = t.sigKeys.clone()
+	if t.creds == nil && t.nLeaves >= credCountsMinLeaves {
+		// Count once per tree lineage, so clones (an engine stages every
+		// commit on one) inherit the counts instead of each recounting.
+		t.CredentialCounts()
+	}
+	c.creds = t.creds.clone()
 	return c
 }
 
@@ -281,6 +288,9 @@ func (t *Tree) invalidate(x NodeIndex) {
 func (t *Tree) setNode(x NodeIndex, n *Node) {
 	if old := t.nodes.get(int(x)); old != nil {
 		if old.Leaf != nil {
+			if t.creds != nil {
+				t.creds.add(old.Leaf, -1)
+			}
 			t.encKeys.del(old.Leaf.EncryptionKey, x)
 			t.sigKeys.del(old.Leaf.SignatureKey, x)
 		} else {
@@ -289,6 +299,9 @@ func (t *Tree) setNode(x NodeIndex, n *Node) {
 	}
 	if n != nil {
 		if n.Leaf != nil {
+			if t.creds != nil {
+				t.creds.add(n.Leaf, 1)
+			}
 			t.encKeys.put(n.Leaf.EncryptionKey, x)
 			t.sigKeys.put(n.Leaf.SignatureKey, x)
 		} else {
