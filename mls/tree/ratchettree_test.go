@@ -396,3 +396,37 @@ func FuzzNewTree(f *testing.F) {
 		}
 	})
 }
+
+// TestEncryptManySeals: a sparse tree makes Encrypt seal to every member,
+// spread over goroutines; every member still decrypts the commit secret.
+func TestEncryptManySeals(t *testing.T) {
+	b := build(t, 70, treetest.Options{Shape: treetest.Sparse})
+	s := b.Suite
+	sender := tree.LeafIndex(0)
+	cp, err := b.Tree.NewCommitPath(s, rand.Reader, sender, b.Tree.Leaf(sender), func(*tree.LeafNode) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := []byte("group context")
+	up, err := cp.Encrypt(s, gc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, err := b.Tree.MergeUpdatePath(s, sender, up, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, me := range []tree.LeafIndex{1, 2, 33, 69} {
+		keys, err := b.PrivateKeys(me)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, _, _, err := rp.Decrypt(s, gc, me, keys)
+		if err != nil {
+			t.Fatalf("leaf %d: %v", me, err)
+		}
+		if !bytes.Equal(cs, cp.CommitSecret) {
+			t.Fatalf("leaf %d: commit secret differs", me)
+		}
+	}
+}

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/spacepanda/spacepanda/mls/suite"
 )
@@ -189,20 +192,86 @@ func (c *CommitPath) PathSecretFor(leaf LeafIndex) (secret []byte, ok bool) {
 func (c *CommitPath) Encrypt(s *suite.Suite, groupContext []byte, exclude []LeafIndex) (*UpdatePath, error) {
 	exclude = sortedLeaves(exclude)
 	up := &UpdatePath{LeafNode: *c.LeafNode, Nodes: make([]UpdatePathNode, len(c.fdp))}
+	var seals []seal
 	var res []NodeIndex
 	for i, x := range c.fdp {
 		res = c.Tree.appendResolution(res[:0], c.copath[i], exclude)
 		cts := make([]HPKECiphertext, len(res))
 		for j, r := range res {
-			kem, ct, err := s.EncryptWithLabel(c.Tree.EncryptionKey(r), updatePathNodeLabel, groupContext, c.secrets[i])
-			if err != nil {
-				return nil, fmt.Errorf("tree: encrypt path secret to node %d: %w", r, err)
-			}
-			cts[j] = HPKECiphertext{KEMOutput: kem, Ciphertext: ct}
+			seals = append(seals, seal{out: &cts[j], pub: c.Tree.EncryptionKey(r), secret: c.secrets[i], node: r})
 		}
 		up.Nodes[i] = UpdatePathNode{EncryptionKey: c.Tree.EncryptionKey(x), EncryptedPathSecret: cts}
 	}
+	if err := runSeals(s, groupContext, seals); err != nil {
+		return nil, err
+	}
 	return up, nil
+}
+
+// seal is one HPKE encryption of a path secret to a node.
+type seal struct {
+	out    *HPKECiphertext
+	pub    []byte
+	secret []byte
+	node   NodeIndex
+}
+
+// parallelSeals is the number of seals from which Encrypt spreads them over
+// GOMAXPROCS goroutines.
+const parallelSeals = 16
+
+// SealWorkers is the number of goroutines CommitPath.Encrypt spreads n
+// seals over (1: in the caller's goroutine), for cost models such as the
+// benchmark floor.
+func SealWorkers(n int) int {
+	return max(1, min(runtime.GOMAXPROCS(0), n/parallelSeals))
+}
+
+// runSeals performs the seals, independent of one another, on up to
+// GOMAXPROCS goroutines when there are many (a commit in a sparse tree seals
+// to about every member). Errors are reported for the first failing seal.
+func runSeals(s *suite.Suite, groupContext []byte, seals []seal) error {
+	do := func(k int) error {
+		sl := &seals[k]
+		kem, ct, err := s.EncryptWithLabel(sl.pub, updatePathNodeLabel, groupContext, sl.secret)
+		if err != nil {
+			return fmt.Errorf("tree: encrypt path secret to node %d: %w", sl.node, err)
+		}
+		*sl.out = HPKECiphertext{KEMOutput: kem, Ciphertext: ct}
+		return nil
+	}
+	workers := SealWorkers(len(seals))
+	if workers <= 1 {
+		for k := range seals {
+			if err := do(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, len(seals))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(seals) {
+					return
+				}
+				errs[k] = do(k)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func sortedLeaves(l []LeafIndex) []LeafIndex {
