@@ -49,6 +49,10 @@ type Built struct {
 	Suite   *suite.Suite
 	GroupID []byte
 	opts    Options
+	// signers are made once, while building: since Go 1.26 ECDSA key
+	// generation ignores a custom random source, so a key cannot be
+	// regenerated from a seed.
+	signers map[tree.LeafIndex]*suite.Signer
 }
 
 // Build returns a tree of n ≥ 1 leaves (rounded up to a power of two, all
@@ -150,11 +154,25 @@ func (b *Built) Signer(i tree.LeafIndex) (*suite.Signer, error) {
 	if !b.opts.Sign {
 		return nil, fmt.Errorf("treetest: tree built without signature keys")
 	}
+	if sg, ok := b.signers[i]; ok {
+		return sg, nil
+	}
+	if b.Tree != nil {
+		return nil, fmt.Errorf("treetest: leaf %d has no signer", i)
+	}
 	priv, _, err := b.Suite.GenerateSignatureKeyPair(b.rng('s', uint32(i)))
 	if err != nil {
 		return nil, err
 	}
-	return b.Suite.NewSigner(priv)
+	sg, err := b.Suite.NewSigner(priv)
+	if err != nil {
+		return nil, err
+	}
+	if b.signers == nil {
+		b.signers = map[tree.LeafIndex]*suite.Signer{}
+	}
+	b.signers[i] = sg
+	return sg, nil
 }
 
 // PrivateKeys returns the private keys member i holds in the built tree:
