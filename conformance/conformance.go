@@ -29,22 +29,22 @@ type Kind struct {
 // Kinds lists every vector kind this implementation knows, in file-name order.
 func Kinds() []Kind {
 	ks := []Kind{
-		{File: "crypto-basics.json", Run: runCryptoBasics},
+		{File: "crypto-basics.json", Run: runCases[cryptoBasicsCase]},
 		{File: "tree-math.json", Run: runTreeMath},
-		{File: "deserialization.json", Run: runDeserialization},
-		{File: "secret-tree.json", Run: runSecretTree},
-		{File: "key-schedule.json", Run: runKeySchedule},
-		{File: "psk_secret.json", Run: runPSKSecret},
-		{File: "transcript-hashes.json", Run: runTranscriptHashes},
-		{File: "message-protection.json", Run: runMessageProtection},
-		{File: "messages.json", Run: runMessages},
-		{File: "tree-operations.json", Run: runTreeOperations},
-		{File: "tree-validation.json", Run: runTreeValidation},
-		{File: "treekem.json", Run: runTreeKEM},
-		{File: "welcome.json", Run: runWelcome},
-		{File: "passive-client-welcome.json", Run: runPassiveClient},
-		{File: "passive-client-handling-commit.json", Run: runPassiveClient},
-		{File: "passive-client-random.json", Run: runPassiveClient},
+		{File: "deserialization.json", Run: runCases[deserializationCase]},
+		{File: "secret-tree.json", Run: runCases[secretTreeCase]},
+		{File: "key-schedule.json", Run: runCases[keyScheduleCase]},
+		{File: "psk_secret.json", Run: runCases[pskSecretCase]},
+		{File: "transcript-hashes.json", Run: runCases[transcriptCase]},
+		{File: "message-protection.json", Run: runCases[messageProtectionCase]},
+		{File: "messages.json", Run: runCases[messagesCase]},
+		{File: "tree-operations.json", Run: runCases[treeOperationsCase]},
+		{File: "tree-validation.json", Run: runCases[treeValidationCase]},
+		{File: "treekem.json", Run: runCases[treeKEMCase]},
+		{File: "welcome.json", Run: runCases[welcomeCase]},
+		{File: "passive-client-welcome.json", Run: runCases[passiveClientCase]},
+		{File: "passive-client-handling-commit.json", Run: runCases[passiveClientCase]},
+		{File: "passive-client-random.json", Run: runCases[passiveClientCase]},
 	}
 	sort.Slice(ks, func(i, j int) bool { return ks[i].File < ks[j].File })
 	return ks

@@ -50,17 +50,7 @@ type cryptoBasicsCase struct {
 	} `json:"encrypt_with_label"`
 }
 
-func runCryptoBasics(data []byte) ([]Result, error) {
-	cases, err := decodeCases[cryptoBasicsCase](data)
-	if err != nil {
-		return nil, err
-	}
-	var out []Result
-	for i, c := range cases {
-		out = append(out, Result{Name: caseName(c.CipherSuite, i), Err: c.check()})
-	}
-	return out, nil
-}
+func (c *cryptoBasicsCase) suiteID() uint16 { return c.CipherSuite }
 
 func (c *cryptoBasicsCase) check() error {
 	s, err := suiteFor(c.CipherSuite)

@@ -13,18 +13,6 @@ type deserializationCase struct {
 	Length uint64 `json:"length"`
 }
 
-func runDeserialization(data []byte) ([]Result, error) {
-	cases, err := decodeCases[deserializationCase](data)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Result, 0, len(cases))
-	for i, c := range cases {
-		out = append(out, Result{Name: fmt.Sprintf("#%d", i), Err: c.check()})
-	}
-	return out, nil
-}
-
 func (c *deserializationCase) check() error {
 	// The header must decode, strictly (RFC 9420 §2.1.2: minimal encoding),
 	// to the stated length and consist of nothing but that varint.

@@ -42,17 +42,7 @@ type keyScheduleCase struct {
 	} `json:"epochs"`
 }
 
-func runKeySchedule(data []byte) ([]Result, error) {
-	cases, err := decodeCases[keyScheduleCase](data)
-	if err != nil {
-		return nil, err
-	}
-	var out []Result
-	for i, c := range cases {
-		out = append(out, Result{Name: caseName(c.CipherSuite, i), Err: c.check()})
-	}
-	return out, nil
-}
+func (c *keyScheduleCase) suiteID() uint16 { return c.CipherSuite }
 
 // groupContext encodes the RFC 9420 §8.1 GroupContext with no extensions.
 // Package mls owns the real type; the vector only needs these fields.

@@ -33,17 +33,7 @@ type messageProtectionCase struct {
 	ApplicationPriv         Hex    `json:"application_priv"`
 }
 
-func runMessageProtection(data []byte) ([]Result, error) {
-	cases, err := decodeCases[messageProtectionCase](data)
-	if err != nil {
-		return nil, err
-	}
-	var out []Result
-	for i, c := range cases {
-		out = append(out, Result{Name: caseName(c.CipherSuite, i), Err: c.check()})
-	}
-	return out, nil
-}
+func (c *messageProtectionCase) suiteID() uint16 { return c.CipherSuite }
 
 // mpEnv is the state one message-protection case works in.
 type mpEnv struct {

@@ -30,18 +30,6 @@ type messagesCase struct {
 	PrivateMessage                 Hex `json:"private_message"`
 }
 
-func runMessages(data []byte) ([]Result, error) {
-	cases, err := decodeCases[messagesCase](data)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Result, 0, len(cases))
-	for i := range cases {
-		out = append(out, Result{Name: fmt.Sprintf("#%d", i), Err: cases[i].check()})
-	}
-	return out, nil
-}
-
 type codec interface {
 	wire.Marshaler
 	wire.Unmarshaler

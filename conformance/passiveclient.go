@@ -31,17 +31,7 @@ type passiveClientCase struct {
 	} `json:"epochs"`
 }
 
-func runPassiveClient(data []byte) ([]Result, error) {
-	cases, err := decodeCases[passiveClientCase](data)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Result, len(cases))
-	for i := range cases {
-		out[i] = Result{Name: caseName(cases[i].CipherSuite, i), Err: cases[i].check()}
-	}
-	return out, nil
-}
+func (c *passiveClientCase) suiteID() uint16 { return c.CipherSuite }
 
 func (c *passiveClientCase) check() error {
 	s, err := suiteFor(c.CipherSuite)

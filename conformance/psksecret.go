@@ -14,17 +14,7 @@ type pskSecretCase struct {
 	PSKSecret Hex `json:"psk_secret"`
 }
 
-func runPSKSecret(data []byte) ([]Result, error) {
-	cases, err := decodeCases[pskSecretCase](data)
-	if err != nil {
-		return nil, err
-	}
-	var out []Result
-	for i, c := range cases {
-		out = append(out, Result{Name: caseName(c.CipherSuite, i), Err: c.check()})
-	}
-	return out, nil
-}
+func (c *pskSecretCase) suiteID() uint16 { return c.CipherSuite }
 
 func (c *pskSecretCase) check() error {
 	s, err := suiteFor(c.CipherSuite)

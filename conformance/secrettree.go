@@ -25,17 +25,7 @@ type secretTreeCase struct {
 	} `json:"leaves"`
 }
 
-func runSecretTree(data []byte) ([]Result, error) {
-	cases, err := decodeCases[secretTreeCase](data)
-	if err != nil {
-		return nil, err
-	}
-	var out []Result
-	for i, c := range cases {
-		out = append(out, Result{Name: caseName(c.CipherSuite, i), Err: c.check()})
-	}
-	return out, nil
-}
+func (c *secretTreeCase) suiteID() uint16 { return c.CipherSuite }
 
 func (c *secretTreeCase) check() error {
 	s, err := suiteFor(c.CipherSuite)

@@ -16,17 +16,7 @@ type transcriptCase struct {
 	InterimTranscriptHashAfter   Hex    `json:"interim_transcript_hash_after"`
 }
 
-func runTranscriptHashes(data []byte) ([]Result, error) {
-	cases, err := decodeCases[transcriptCase](data)
-	if err != nil {
-		return nil, err
-	}
-	var out []Result
-	for i, c := range cases {
-		out = append(out, Result{Name: caseName(c.CipherSuite, i), Err: c.check()})
-	}
-	return out, nil
-}
+func (c *transcriptCase) suiteID() uint16 { return c.CipherSuite }
 
 func (c *transcriptCase) check() error {
 	s, err := suiteFor(c.CipherSuite)

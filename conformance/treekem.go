@@ -35,17 +35,7 @@ type treeKEMCase struct {
 	} `json:"update_paths"`
 }
 
-func runTreeKEM(data []byte) ([]Result, error) {
-	cases, err := decodeCases[treeKEMCase](data)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Result, 0, len(cases))
-	for i, c := range cases {
-		out = append(out, Result{Name: caseName(c.CipherSuite, i), Err: c.check()})
-	}
-	return out, nil
-}
+func (c *treeKEMCase) suiteID() uint16 { return c.CipherSuite }
 
 // groupContext encodes the provisional GroupContext the vector prescribes.
 func (c *treeKEMCase) groupContext(treeHash []byte) ([]byte, error) {

@@ -21,17 +21,7 @@ type treeOperationsCase struct {
 	TreeHashAfter  Hex    `json:"tree_hash_after"`
 }
 
-func runTreeOperations(data []byte) ([]Result, error) {
-	cases, err := decodeCases[treeOperationsCase](data)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Result, 0, len(cases))
-	for i, c := range cases {
-		out = append(out, Result{Name: caseName(c.CipherSuite, i), Err: c.check()})
-	}
-	return out, nil
-}
+func (c *treeOperationsCase) suiteID() uint16 { return c.CipherSuite }
 
 // decodeTree decodes an encoded ratchet_tree and builds a Tree.
 func decodeTree(data []byte) (*tree.Tree, error) {

@@ -17,17 +17,7 @@ type treeValidationCase struct {
 	TreeHashes  []Hex      `json:"tree_hashes"`
 }
 
-func runTreeValidation(data []byte) ([]Result, error) {
-	cases, err := decodeCases[treeValidationCase](data)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Result, 0, len(cases))
-	for i, c := range cases {
-		out = append(out, Result{Name: caseName(c.CipherSuite, i), Err: c.check()})
-	}
-	return out, nil
-}
+func (c *treeValidationCase) suiteID() uint16 { return c.CipherSuite }
 
 func (c *treeValidationCase) check() error {
 	s, err := suiteFor(c.CipherSuite)

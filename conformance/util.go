@@ -45,3 +45,28 @@ func suiteFor(id uint16) (*suite.Suite, error) {
 }
 
 func caseName(id uint16, i int) string { return fmt.Sprintf("suite %d #%d", id, i) }
+
+// vectorCase is one test case of a vector file: it checks itself.
+type vectorCase[T any] interface {
+	*T
+	check() error
+}
+
+// runCases runs every case of a vector file whose cases are T. Cases that
+// name a cipher suite (suiteID) are reported as "suite N #i", others as "#i".
+func runCases[T any, P vectorCase[T]](data []byte) ([]Result, error) {
+	cases, err := decodeCases[T](data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Result, len(cases))
+	for i := range cases {
+		c := P(&cases[i])
+		name := fmt.Sprintf("#%d", i)
+		if s, ok := any(c).(interface{ suiteID() uint16 }); ok {
+			name = caseName(s.suiteID(), i)
+		}
+		out[i] = Result{Name: name, Err: c.check()}
+	}
+	return out, nil
+}

@@ -20,17 +20,7 @@ type welcomeCase struct {
 	Welcome     Hex    `json:"welcome"`
 }
 
-func runWelcome(data []byte) ([]Result, error) {
-	cases, err := decodeCases[welcomeCase](data)
-	if err != nil {
-		return nil, err
-	}
-	var out []Result
-	for i, c := range cases {
-		out = append(out, Result{Name: caseName(c.CipherSuite, i), Err: c.check()})
-	}
-	return out, nil
-}
+func (c *welcomeCase) suiteID() uint16 { return c.CipherSuite }
 
 func (c *welcomeCase) check() error {
 	s, err := suiteFor(c.CipherSuite)
