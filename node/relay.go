@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -758,21 +757,9 @@ type RelayMessagesResponse struct {
 }
 
 func (r *Relay) listMessages(w http.ResponseWriter, req *http.Request) error {
-	q := req.URL.Query()
-	after, limit := uint64(0), 1000
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return badRequest("bad_query", "after must be a sequence number")
-		}
-		after = n
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			return badRequest("bad_query", "limit must be 1 to 10000")
-		}
-		limit = n
+	after, limit, err := historyPage(req)
+	if err != nil {
+		return err
 	}
 	msgs, err := r.mgr.History(req.Context(), req.PathValue("id"), after, limit)
 	if err != nil {

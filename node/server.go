@@ -366,22 +366,30 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
+// historyPage reads the paging query of GET .../messages: after (a
+// sequence number, default 0) and limit (1 to 10000, default 1000).
+func historyPage(r *http.Request) (after uint64, limit int, err error) {
 	q := r.URL.Query()
-	after, limit := uint64(0), 1000
+	limit = 1000
 	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return badRequest("bad_query", "after must be a sequence number")
+		if after, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return 0, 0, badRequest("bad_query", "after must be a sequence number")
 		}
-		after = n
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 10000 {
-			return badRequest("bad_query", "limit must be 1 to 10000")
+			return 0, 0, badRequest("bad_query", "limit must be 1 to 10000")
 		}
 		limit = n
+	}
+	return after, limit, nil
+}
+
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
+	after, limit, err := historyPage(r)
+	if err != nil {
+		return err
 	}
 	msgs, err := s.mgr.History(r.Context(), r.PathValue("id"), after, limit)
 	if err != nil {
