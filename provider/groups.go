@@ -78,14 +78,14 @@ func (p *Provider) putGroup(ctx context.Context, tx store.Tx, g *mls.Group) erro
 	return tx.PutGroupBlob(ctx, g.GroupID(), ratchetBlob, rs)
 }
 
-// saveRatchets writes only the ratchet blob (after a send or a received
-// application message).
-func (p *Provider) saveRatchets(ctx context.Context, g *mls.Group) error {
+// putRatchets writes only the ratchet blob of g in tx (after a send or a
+// received application message).
+func (p *Provider) putRatchets(ctx context.Context, tx store.Tx, g *mls.Group) error {
 	rs, err := g.MarshalRatchetState()
 	if err != nil {
 		return err
 	}
-	return p.st.Update(ctx, func(tx store.Tx) error { return tx.PutGroupBlob(ctx, g.GroupID(), ratchetBlob, rs) })
+	return tx.PutGroupBlob(ctx, g.GroupID(), ratchetBlob, rs)
 }
 
 // CreateGroup creates a one-member group and stores it. groupID nil picks a
@@ -146,6 +146,18 @@ func (p *Provider) Join(ctx context.Context, w *mls.Welcome, ratchetTree tree.Ra
 // SendReservation (DefaultSendReservation unless set), one synced write
 // covers a block of sends: after a crash the rest of the block is skipped.
 func (p *Provider) Encrypt(ctx context.Context, groupID, data, authenticatedData []byte) (*mls.MLSMessage, error) {
+	return p.EncryptWith(ctx, groupID, data, authenticatedData, nil)
+}
+
+// EncryptWith is Encrypt with extra writes: fn (when not nil) gets the
+// message and runs in a transaction that is committed before the message
+// is returned — the one that stores the advanced ratchet when this send
+// needs it saved, else one of its own (nothing of the group then needs
+// storing: the saved ratchet already reserves the generation used). If fn
+// fails, nothing is stored and no message is returned (so a generation it
+// used may be used again: its ciphertext never left). fn must only use tx
+// and must not call the provider.
+func (p *Provider) EncryptWith(ctx context.Context, groupID, data, authenticatedData []byte, fn func(tx store.Tx, m *mls.MLSMessage) error) (*mls.MLSMessage, error) {
 	var out *mls.MLSMessage
 	err := p.withGroup(ctx, groupID, func(s *groupSlot) error {
 		m, err := s.g.Encrypt(data, authenticatedData)
@@ -154,9 +166,23 @@ func (p *Provider) Encrypt(ctx context.Context, groupID, data, authenticatedData
 		}
 		// The saved ratchet stands SendReservation generations ahead; only
 		// when this message used the last reserved one must it move on.
-		if s.g.SendNeedsSave() {
-			if err := p.saveRatchets(ctx, s.g); err != nil {
-				s.g = nil // the generation is burnt in memory, not on disk: reload
+		switch save := s.g.SendNeedsSave(); {
+		case save || fn != nil:
+			err := p.st.Update(ctx, func(tx store.Tx) error {
+				if fn != nil {
+					if err := fn(tx, m); err != nil {
+						return err
+					}
+				}
+				if save {
+					return p.putRatchets(ctx, tx, s.g)
+				}
+				return nil
+			})
+			if err != nil {
+				if save {
+					s.g = nil // the generation is burnt in memory, not on disk: reload
+				}
 				return err
 			}
 		}
@@ -169,35 +195,159 @@ func (p *Provider) Encrypt(ctx context.Context, groupID, data, authenticatedData
 // Process handles one incoming message for the group and stores the result
 // before returning it. A rejected message changes nothing.
 func (p *Provider) Process(ctx context.Context, groupID []byte, m *mls.MLSMessage) (*mls.Processed, error) {
+	return p.ProcessWith(ctx, groupID, m, nil)
+}
+
+// ProcessWith is Process with extra writes: fn (when not nil) runs inside
+// the transaction that stores the state the message leads to, so what fn
+// writes (the message in a history, say) and the consumed key are
+// committed together or not at all. If fn fails, nothing is stored, the
+// message counts as not processed (it can be processed again) and
+// ProcessWith returns fn's error. fn must only use tx (and read res), must
+// not keep res.State, and must not call the provider.
+func (p *Provider) ProcessWith(ctx context.Context, groupID []byte, m *mls.MLSMessage, fn func(tx store.Tx, res *mls.Processed) error) (*mls.Processed, error) {
 	var out *mls.Processed
+	each := func(tx store.Tx, _ int, res *mls.Processed) error {
+		out = res
+		if fn != nil {
+			return fn(tx, res)
+		}
+		return nil
+	}
+	n, err := p.ProcessBatch(ctx, groupID, []*mls.MLSMessage{m}, each)
+	if n == 0 {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProcessBatch processes msgs in order under the group's lock and stores
+// the outcome once: one transaction holds the state after the last
+// processed message and everything each wrote, so a batch costs one synced
+// write however long it is. each (when not nil) is called in that
+// transaction, in order, once per processed message with its index and
+// result; the same rules as ProcessWith's fn apply.
+//
+// It returns n, how many messages were processed and stored (msgs[:n]),
+// and when n < len(msgs) the error that stopped it at msgs[n]:
+//   - msgs[n] was rejected (it changed nothing): msgs[:n] are stored, and
+//     the caller may go on with msgs[n+1:];
+//   - each failed on msgs[n]: msgs[:n] are stored (processed again, and
+//     each called again for them, in a second transaction) and msgs[n]
+//     counts as not processed;
+//   - storing failed: n is 0 and nothing is stored.
+//
+// A commit may be anywhere in the batch: the messages after it are
+// processed in the epoch it starts, and the state stored is the one after
+// the last message.
+func (p *Provider) ProcessBatch(ctx context.Context, groupID []byte, msgs []*mls.MLSMessage, each func(tx store.Tx, i int, res *mls.Processed) error) (int, error) {
+	var n int
 	err := p.withGroup(ctx, groupID, func(s *groupSlot) error {
-		if res, err := p.mergeEchoedCommit(ctx, s, m); res != nil || err != nil {
-			out = res
+		var err error
+		var eachAt int
+		n, eachAt, err = p.processBatch(ctx, s, msgs, each)
+		if eachAt <= 0 {
 			return err
 		}
-		res, err := s.g.Process(m)
+		// each refused msgs[eachAt] and nothing was stored: store the
+		// messages before it on their own, from the stored state.
+		eachErr := err
+		if s.g, err = p.load(ctx, groupID); err != nil {
+			return err
+		}
+		if n, _, err = p.processBatch(ctx, s, msgs[:eachAt], each); err != nil {
+			return err
+		}
+		return eachErr
+	})
+	return n, err
+}
+
+// saveKind is what a processed message changed, in increasing order of
+// what must be stored.
+type saveKind uint8
+
+const (
+	saveRatchets saveKind = iota // application message: the ratchets
+	saveGroup                    // proposal: the epoch state too
+	saveNewEpoch                 // commit: the new epoch, and the pending commit is void
+)
+
+// processBatch is one attempt of ProcessBatch (s locked and loaded). It
+// returns how many messages were processed and stored and the error that
+// stopped it; eachAt is the index each failed on (then nothing is stored
+// and s.g is dropped), or -1.
+func (p *Provider) processBatch(ctx context.Context, s *groupSlot, msgs []*mls.MLSMessage, each func(tx store.Tx, i int, res *mls.Processed) error) (n, eachAt int, err error) {
+	// The pending commit is read once: only this batch could change it,
+	// and only by a commit, after which it is void.
+	pend, err := p.storedPending(ctx, s.g.GroupID())
+	if err != nil {
+		return 0, -1, err
+	}
+	cur, save := s.g, saveRatchets
+	results := make([]*mls.Processed, 0, len(msgs))
+	var stop error
+	for _, m := range msgs {
+		if save == saveNewEpoch {
+			pend = nil
+		}
+		res, kind, err := p.processOne(cur, pend, m)
 		if err != nil {
-			return err
+			stop = err
+			break
 		}
-		switch {
-		case res.State == s.g:
-			err = p.saveRatchets(ctx, s.g)
-		case res.State.Epoch() != s.g.Epoch():
+		results = append(results, res)
+		cur, save = res.State, max(save, kind)
+	}
+	if len(results) == 0 {
+		return 0, -1, stop // a rejected message changes nothing
+	}
+	eachAt = -1
+	err = p.st.Update(ctx, func(tx store.Tx) error {
+		if each != nil {
+			for i, res := range results {
+				if err := each(tx, i, res); err != nil {
+					eachAt = i
+					return err
+				}
+			}
+		}
+		switch save {
+		case saveRatchets:
+			return p.putRatchets(ctx, tx, cur)
+		case saveGroup:
+			return p.putGroup(ctx, tx, cur)
+		default:
 			// Another member's commit won: our pending commit, if any,
 			// can never be merged.
-			err = p.st.Update(ctx, func(tx store.Tx) error { return p.putGroupDropPending(ctx, tx, res.State) })
-		default:
-			err = p.st.Update(ctx, func(tx store.Tx) error { return p.putGroup(ctx, tx, res.State) })
+			return p.putGroupDropPending(ctx, tx, cur)
 		}
-		if err != nil {
-			s.g = nil
-			return err
-		}
-		s.g = res.State
-		out = res
-		return nil
 	})
-	return out, err
+	if err != nil {
+		s.g = nil // an application message advanced it in place: reload
+		return 0, eachAt, err
+	}
+	s.g = cur
+	return len(results), -1, stop
+}
+
+// processOne processes m against g in memory and says what must be
+// stored. pend is the group's stored pending commit (nil if none or void).
+func (p *Provider) processOne(g *mls.Group, pend *pendingRecord, m *mls.MLSMessage) (*mls.Processed, saveKind, error) {
+	if res, err := p.echoedCommit(g, pend, m); res != nil || err != nil {
+		return res, saveNewEpoch, err
+	}
+	res, err := g.Process(m)
+	switch {
+	case err != nil:
+		return nil, 0, err
+	case res.State == g:
+		return res, saveRatchets, nil
+	case res.State.Epoch() != g.Epoch():
+		return res, saveNewEpoch, nil
+	default:
+		return res, saveGroup, nil
+	}
 }
 
 // PendingCommit is a commit created but not yet merged: the caller sends
@@ -414,16 +564,13 @@ func (p *Provider) putGroupDropPending(ctx context.Context, tx store.Tx, g *mls.
 	return nil
 }
 
-// mergeEchoedCommit merges the stored pending commit when m is that very
+// echoedCommit adopts the stored pending commit pend when m is that very
 // commit handed back by the delivery service (after a restart lost the
-// in-memory PendingCommit). It returns nil, nil when m is something else.
-func (p *Provider) mergeEchoedCommit(ctx context.Context, s *groupSlot, m *mls.MLSMessage) (*mls.Processed, error) {
-	if m.PublicMessage == nil && m.PrivateMessage == nil {
+// in-memory PendingCommit): the result's State is its epoch, to be stored
+// like any commit's. It returns nil, nil when m is something else.
+func (p *Provider) echoedCommit(g *mls.Group, pend *pendingRecord, m *mls.MLSMessage) (*mls.Processed, error) {
+	if pend == nil || (m.PublicMessage == nil && m.PrivateMessage == nil) {
 		return nil, nil
-	}
-	pend, err := p.storedPending(ctx, s.g.GroupID())
-	if err != nil || pend == nil {
-		return nil, err
 	}
 	mb, err := wire.Marshal(m)
 	if err != nil || !bytes.Equal(mb, pend.Commit) {
@@ -431,20 +578,14 @@ func (p *Provider) mergeEchoedCommit(ctx context.Context, s *groupSlot, m *mls.M
 	}
 	next, err := mls.LoadGroup(pend.Epoch, pend.Ratchet, p.signer, p.cfg)
 	if err != nil {
-		return nil, fmt.Errorf("provider: stored pending commit of group %x: %w", s.g.GroupID(), err)
+		return nil, fmt.Errorf("provider: stored pending commit of group %x: %w", g.GroupID(), err)
 	}
-	if next.Epoch() != s.g.Epoch()+1 {
-		return nil, fmt.Errorf("%w: own commit for epoch %d, group now in epoch %d", mls.ErrWrongEpoch, next.Epoch()-1, s.g.Epoch())
+	if next.Epoch() != g.Epoch()+1 {
+		return nil, fmt.Errorf("%w: own commit for epoch %d, group now in epoch %d", mls.ErrWrongEpoch, next.Epoch()-1, g.Epoch())
 	}
-	if err := p.st.Update(ctx, func(tx store.Tx) error { return p.putGroupDropPending(ctx, tx, next) }); err != nil {
-		s.g = nil
-		return nil, err
-	}
-	prev := s.g
-	s.g = next
-	res := &mls.Processed{ContentType: mls.ContentTypeCommit, Epoch: prev.Epoch(),
-		Sender: mls.MemberSender(prev.OwnLeafIndex()), State: next}
-	if me, ok := prev.Member(prev.OwnLeafIndex()); ok {
+	res := &mls.Processed{ContentType: mls.ContentTypeCommit, Epoch: g.Epoch(),
+		Sender: mls.MemberSender(g.OwnLeafIndex()), State: next}
+	if me, ok := g.Member(g.OwnLeafIndex()); ok {
 		c := me.Credential
 		res.Credential = &c
 	}
