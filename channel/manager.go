@@ -51,6 +51,9 @@ type Manager struct {
 	poster CommitPoster
 	// noRoles is Options.NoRoles.
 	noRoles bool
+	// tx is gp when its state lives in st: history rows are then written
+	// in the transaction that stores the state a message changed.
+	tx txGroupProvider
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -70,7 +73,46 @@ func NewManager(gp GroupProvider, st store.Store, o Options) *Manager {
 	if m.ttl == 0 {
 		m.ttl = DefaultInviteTTL
 	}
+	if tp, ok := gp.(txGroupProvider); ok && sameStore(tp.Store(), st) {
+		m.tx = tp
+	}
 	return m
+}
+
+// txGroupProvider is implemented by GroupProviders that keep their state
+// in a store.Store (the MLS adapter). When that is the Manager's store,
+// what a send or a receive writes to the history goes in the very
+// transaction that stores the group state it goes with: a received
+// message is in the history exactly when its key is consumed.
+type txGroupProvider interface {
+	// Store is where the groups' state is kept.
+	Store() store.Store
+	// EncryptTx is Encrypt where fn runs in a transaction committed
+	// before the ciphertext is returned (with the ratchet, when this send
+	// must store it). If fn fails, no ciphertext is returned.
+	EncryptTx(ctx context.Context, groupID, plaintext []byte, fn func(tx store.Tx) error) ([]byte, error)
+	// ProcessMessageTx is ProcessMessage where fn runs in the transaction
+	// that stores the state the message leads to; if fn fails, nothing is
+	// stored and the message counts as not processed. fn must not call
+	// the GroupProvider.
+	ProcessMessageTx(ctx context.Context, groupID, message []byte, fn func(tx store.Tx, p *Processed) error) (*Processed, error)
+	// ProcessMessagesTx processes a run of messages in order, in one
+	// transaction with what each writes (same rules as fn). It returns how
+	// many of the messages it processed and stored, n; when n <
+	// len(messages), err is why messages[n] was not processed (it changed
+	// nothing), or nil when the run just ended (call again with the rest).
+	ProcessMessagesTx(ctx context.Context, groupID []byte, messages [][]byte, each func(tx store.Tx, i int, p *Processed) error) (int, error)
+}
+
+// sameStore reports whether a and b are the same store (false when they
+// cannot be compared).
+func sameStore(a, b store.Store) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
 }
 
 func (m *Manager) lock(channelID string) func() {
@@ -304,27 +346,35 @@ func (m *Manager) SendMessage(ctx context.Context, channelID, body, replyTo stri
 			return "", nil, fmt.Errorf("channel %s: send: %w: we are read-only", channelID, ErrPermission)
 		}
 	}
+	msg := store.Message{ChannelID: channelID, ID: cm.ID, Sender: m.Identity(), Timestamp: cm.Timestamp,
+		Body: cm.Body, ReplyTo: replyTo, ReceivedAt: cm.Timestamp}
+	// The ciphertext leaves only once its history row is durable (with
+	// the ratchet, when this send stores it).
+	if m.tx != nil {
+		ct, err := m.tx.EncryptTx(ctx, d.GroupID, pt, func(tx store.Tx) error { return appendTx(ctx, tx, &msg) })
+		if err != nil {
+			return "", nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
+		}
+		return cm.ID, ct, nil
+	}
 	ct, err := m.gp.Encrypt(ctx, d.GroupID, pt)
 	if err != nil {
 		return "", nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
 	}
-	msg := store.Message{ChannelID: channelID, ID: cm.ID, Sender: m.Identity(), Timestamp: cm.Timestamp,
-		Body: cm.Body, ReplyTo: replyTo, ReceivedAt: cm.Timestamp}
-	if err := m.append(ctx, &msg); err != nil {
+	if err := m.st.Update(ctx, func(tx store.Tx) error { return appendTx(ctx, tx, &msg) }); err != nil {
 		return "", nil, err
 	}
 	return cm.ID, ct, nil
 }
 
-func (m *Manager) append(ctx context.Context, msg *store.Message) error {
-	return m.st.Update(ctx, func(tx store.Tx) error {
-		seq, err := tx.AppendMessage(ctx, *msg)
-		if errors.Is(err, store.ErrExists) {
-			return fmt.Errorf("%w: %s", ErrDuplicateMessage, msg.ID)
-		}
-		msg.Seq = seq
-		return err
-	})
+// appendTx appends msg to its channel's history in tx and sets its Seq.
+func appendTx(ctx context.Context, tx store.Tx, msg *store.Message) error {
+	seq, err := tx.AppendMessage(ctx, *msg)
+	if errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("%w: %s", ErrDuplicateMessage, msg.ID)
+	}
+	msg.Seq = seq
+	return err
 }
 
 func (m *Manager) mapErr(err error) error {
@@ -413,11 +463,112 @@ func (m *Manager) receive(ctx context.Context, channelID string, message []byte)
 	if err != nil {
 		return nil, err
 	}
-	var before []Member
-	p, err := m.gp.ProcessMessage(ctx, d.GroupID, message)
+	var ev *Event
+	record := func(tx store.Tx, p *Processed) (err error) {
+		ev, err = m.record(ctx, tx, channelID, message, p)
+		return err
+	}
+	var p *Processed
+	if m.tx != nil {
+		p, err = m.tx.ProcessMessageTx(ctx, d.GroupID, message, record)
+	} else if p, err = m.gp.ProcessMessage(ctx, d.GroupID, message); err == nil {
+		// Not atomic: the state is stored already.
+		err = m.recordApart(ctx, p, record)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: receive: %w", channelID, m.mapErr(err))
 	}
+	return m.settle(ctx, d, ev, p)
+}
+
+// recordApart runs record for a GroupProvider whose state is not in our
+// store: in a transaction of its own when the message goes to the history.
+func (m *Manager) recordApart(ctx context.Context, p *Processed, record func(tx store.Tx, p *Processed) error) error {
+	if p.Kind != KindApplication {
+		return record(nil, p)
+	}
+	return m.st.Update(ctx, func(tx store.Tx) error { return record(tx, p) })
+}
+
+// Received is the outcome of one message of ReceiveBatchFor: its event, or
+// why it was refused.
+type Received struct {
+	Event *Event
+	Err   error
+}
+
+// ReceiveBatchFor is ReceiveFor for several messages, in order, each with
+// the outcome one ReceiveFor after another would give it. With the MLS
+// adapter, a run of application messages is stored in one transaction —
+// the advanced ratchets with all their history rows — so a batch costs one
+// synced write rather than one per message. A refused message (or a
+// proposal or commit, which is stored on its own) ends a run; the next
+// message starts another.
+func (m *Manager) ReceiveBatchFor(ctx context.Context, channelID string, messages [][]byte) []Received {
+	out := make([]Received, len(messages))
+	ok := make([]bool, len(messages))
+	for i, msg := range messages {
+		gid, err := m.gp.MessageGroupID(msg)
+		switch {
+		case err != nil:
+			out[i].Err = err
+		case ChannelID(gid) != channelID:
+			out[i].Err = fmt.Errorf("%w: for %s, not %s", ErrWrongChannel, ChannelID(gid), channelID)
+		default:
+			ok[i] = true
+		}
+	}
+	if m.tx == nil {
+		for i, msg := range messages {
+			if ok[i] {
+				out[i].Event, out[i].Err = m.receive(ctx, channelID, msg)
+			}
+		}
+		return out
+	}
+	defer m.lock(channelID)()
+	d, err := m.Channel(ctx, channelID)
+	for i := 0; i < len(messages); {
+		if !ok[i] {
+			i++
+			continue
+		}
+		if err != nil {
+			out[i].Err = err
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(messages) && ok[j] {
+			j++
+		}
+		run := messages[i:j]
+		evs := make([]*Event, len(run))
+		ps := make([]*Processed, len(run))
+		n, perr := m.tx.ProcessMessagesTx(ctx, d.GroupID, run, func(tx store.Tx, k int, p *Processed) (err error) {
+			ps[k] = p
+			evs[k], err = m.record(ctx, tx, channelID, run[k], p)
+			return err
+		})
+		for k := range n {
+			out[i+k].Event, out[i+k].Err = m.settle(ctx, d, evs[k], ps[k])
+		}
+		if n < len(run) && (perr != nil || n == 0) {
+			if perr == nil {
+				perr = errors.New("no progress") // cannot happen: a run processes or refuses its first message
+			}
+			out[i+n].Err = fmt.Errorf("channel %s: receive: %w", channelID, m.mapErr(perr))
+			n++
+		}
+		i += n
+	}
+	return out
+}
+
+// record makes the event of a processed message and, for a chat message,
+// appends it to the history in tx (tx is used for nothing else, and only
+// for application messages).
+func (m *Manager) record(ctx context.Context, tx store.Tx, channelID string, message []byte, p *Processed) (*Event, error) {
 	ev := &Event{ChannelID: channelID, Epoch: p.Epoch, Sender: p.Sender}
 	switch p.Kind {
 	case KindApplication:
@@ -431,14 +582,37 @@ func (m *Manager) receive(ctx context.Context, channelID string, message []byte)
 			h := sha256.Sum256(message)
 			msg.ID, msg.Timestamp, msg.Body, ev.Raw = "raw-"+hex.EncodeToString(h[:12]), msg.ReceivedAt, p.ApplicationData, true
 		}
-		if err := m.append(ctx, &msg); err != nil {
-			return nil, fmt.Errorf("channel %s: receive: %w", channelID, err)
+		if err := appendTx(ctx, tx, &msg); err != nil {
+			return nil, err
 		}
 		ev.Message = &msg
 	case KindProposal:
 		ev.Kind = EventProposal
+	case KindCommit:
+		ev.Joined, ev.Removed = p.Joined, p.Removed
+		switch {
+		case p.SelfRemoved:
+			ev.Kind = EventRemoved
+		case len(p.Removed) > 0:
+			ev.Kind = EventMemberRemoved
+		case len(p.Joined) > 0:
+			ev.Kind = EventMemberJoined
+		default:
+			ev.Kind = EventEpochChanged
+		}
+	default:
+		return nil, fmt.Errorf("unknown content kind %d", p.Kind)
+	}
+	return ev, nil
+}
+
+// settle completes the event of a stored message with what needs the
+// GroupProvider (channel lock held).
+func (m *Manager) settle(ctx context.Context, d *Descriptor, ev *Event, p *Processed) (*Event, error) {
+	switch ev.Kind {
+	case EventProposal:
 		if len(p.ProposedRemovals) > 0 {
-			if before, err = m.gp.Members(ctx, d.GroupID); err == nil {
+			if before, err := m.gp.Members(ctx, d.GroupID); err == nil {
 				for _, mem := range before {
 					for _, l := range p.ProposedRemovals {
 						if mem.LeafIndex == l {
@@ -448,24 +622,11 @@ func (m *Manager) receive(ctx context.Context, channelID string, message []byte)
 				}
 			}
 		}
-	case KindCommit:
-		ev.Joined, ev.Removed = p.Joined, p.Removed
-		switch {
-		case p.SelfRemoved:
-			ev.Kind = EventRemoved
-			// Our keys for this group are useless now; the history stays.
-			if err := m.gp.ForgetGroup(ctx, d.GroupID); err != nil {
-				return ev, fmt.Errorf("channel %s: forget after removal: %w", channelID, err)
-			}
-		case len(p.Removed) > 0:
-			ev.Kind = EventMemberRemoved
-		case len(p.Joined) > 0:
-			ev.Kind = EventMemberJoined
-		default:
-			ev.Kind = EventEpochChanged
+	case EventRemoved:
+		// Our keys for this group are useless now; the history stays.
+		if err := m.gp.ForgetGroup(ctx, d.GroupID); err != nil {
+			return ev, fmt.Errorf("channel %s: forget after removal: %w", d.ID, err)
 		}
-	default:
-		return nil, fmt.Errorf("channel %s: receive: unknown content kind %d", channelID, p.Kind)
 	}
 	return ev, nil
 }

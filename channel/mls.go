@@ -10,6 +10,7 @@ import (
 	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 	"github.com/spacepanda/spacepanda/provider"
+	"github.com/spacepanda/spacepanda/store"
 )
 
 // ExtensionTypeChannelInfo is the GroupInfo extension (RFC 9420 §12.4.3,
@@ -156,30 +157,110 @@ func (a *mlsGroupProvider) JoinFromWelcome(ctx context.Context, welcome, ratchet
 }
 
 func (a *mlsGroupProvider) Encrypt(ctx context.Context, groupID, plaintext []byte) ([]byte, error) {
-	m, err := a.p.Encrypt(ctx, groupID, plaintext, nil)
+	return a.EncryptTx(ctx, groupID, plaintext, nil)
+}
+
+// Store is the identity's store, where the provider keeps the groups.
+func (a *mlsGroupProvider) Store() store.Store { return a.p.Store() }
+
+func (a *mlsGroupProvider) EncryptTx(ctx context.Context, groupID, plaintext []byte, fn func(tx store.Tx) error) ([]byte, error) {
+	var out []byte
+	_, err := a.p.EncryptWith(ctx, groupID, plaintext, nil, func(tx store.Tx, m *mls.MLSMessage) error {
+		var err error
+		if out, err = wire.Marshal(m); err != nil {
+			return err
+		}
+		if fn != nil {
+			return fn(tx)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	return wire.Marshal(m)
+	return out, nil
 }
 
 func (a *mlsGroupProvider) ProcessMessage(ctx context.Context, groupID, message []byte) (*Processed, error) {
-	m, err := mls.UnmarshalMLSMessage(message)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidEncoding, err)
-	}
-	var before []Member
-	isCommit := (m.PublicMessage != nil && m.PublicMessage.Content.ContentType == mls.ContentTypeCommit) ||
-		(m.PrivateMessage != nil && m.PrivateMessage.ContentType == mls.ContentTypeCommit)
-	if isCommit {
-		if before, err = a.Members(ctx, groupID); err != nil {
-			return nil, err
+	return a.ProcessMessageTx(ctx, groupID, message, nil)
+}
+
+func (a *mlsGroupProvider) ProcessMessageTx(ctx context.Context, groupID, message []byte, fn func(tx store.Tx, p *Processed) error) (*Processed, error) {
+	var out *Processed
+	n, err := a.ProcessMessagesTx(ctx, groupID, [][]byte{message}, func(tx store.Tx, _ int, p *Processed) error {
+		out = p
+		if fn != nil {
+			return fn(tx, p)
 		}
-	}
-	res, err := a.p.Process(ctx, groupID, m)
-	if err != nil {
+		return nil
+	})
+	if n == 0 {
 		return nil, err
 	}
+	return out, nil
+}
+
+// isHandshake reports whether m is a proposal or a commit.
+func isHandshake(m *mls.MLSMessage) bool {
+	switch {
+	case m.PublicMessage != nil:
+		return m.PublicMessage.Content.ContentType != mls.ContentTypeApplication
+	case m.PrivateMessage != nil:
+		return m.PrivateMessage.ContentType != mls.ContentTypeApplication
+	}
+	return false
+}
+
+func isCommit(m *mls.MLSMessage) bool {
+	return (m.PublicMessage != nil && m.PublicMessage.Content.ContentType == mls.ContentTypeCommit) ||
+		(m.PrivateMessage != nil && m.PrivateMessage.ContentType == mls.ContentTypeCommit)
+}
+
+// ProcessMessagesTx processes a run of messages with one store transaction
+// (provider.ProcessBatch). The run ends after the first proposal or
+// commit, so that what the Manager looks up after it (the members a
+// proposal removes, the group a commit removed us from) is as it would be
+// one message at a time; application messages, the bulk, batch.
+func (a *mlsGroupProvider) ProcessMessagesTx(ctx context.Context, groupID []byte, messages [][]byte, each func(tx store.Tx, i int, p *Processed) error) (int, error) {
+	var ms []*mls.MLSMessage
+	var stop error
+	for _, b := range messages {
+		m, err := mls.UnmarshalMLSMessage(b)
+		if err != nil {
+			stop = fmt.Errorf("%w: %w", ErrInvalidEncoding, err)
+			break
+		}
+		ms = append(ms, m)
+		if isHandshake(m) {
+			break
+		}
+	}
+	if len(ms) == 0 {
+		return 0, stop
+	}
+	var before []Member
+	if last := ms[len(ms)-1]; isCommit(last) {
+		var err error
+		if before, err = a.Members(ctx, groupID); err != nil {
+			return 0, err
+		}
+	}
+	n, err := a.p.ProcessBatch(ctx, groupID, ms, func(tx store.Tx, i int, res *mls.Processed) error {
+		out := processed(res, isCommit(ms[i]), before)
+		if each != nil {
+			return each(tx, i, out)
+		}
+		return nil
+	})
+	if n < len(ms) {
+		return n, err
+	}
+	return n, stop
+}
+
+// processed converts the engine's outcome, reading the group after the
+// message (res.State). isCommit: before is the membership before it.
+func processed(res *mls.Processed, isCommit bool, before []Member) *Processed {
 	out := &Processed{Kind: ContentKind(res.ContentType), ApplicationData: res.ApplicationData}
 	if res.Sender.SenderType == mls.SenderTypeMember {
 		out.Sender.LeafIndex = uint32(res.Sender.LeafIndex)
@@ -190,29 +271,20 @@ func (a *mlsGroupProvider) ProcessMessage(ctx context.Context, groupID, message 
 	if res.Proposal != nil && res.Proposal.Remove != nil {
 		out.ProposedRemovals = []uint32{uint32(res.Proposal.Remove.Removed)}
 	}
-	var after []Member
-	err = a.p.View(ctx, groupID, func(g *mls.Group) error {
-		out.Epoch = g.Epoch()
-		out.SelfRemoved = g.Removed()
-		if isCommit {
-			// Also when we were removed: the state then holds the new
-			// tree, so Removed lists what the commit removed, not everyone.
-			after = members(g)
+	g := res.State
+	out.Epoch = g.Epoch()
+	out.SelfRemoved = g.Removed()
+	if out.Sender.Identity != "" {
+		if sm, ok := g.Member(res.Sender.LeafIndex); ok && string(sm.Credential.Identity) == out.Sender.Identity {
+			out.Sender.SignatureKey = slices.Clone(sm.SignatureKey)
 		}
-		if out.Sender.Identity != "" {
-			if sm, ok := g.Member(res.Sender.LeafIndex); ok && string(sm.Credential.Identity) == out.Sender.Identity {
-				out.Sender.SignatureKey = slices.Clone(sm.SignatureKey)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	if isCommit {
-		out.Joined, out.Removed = diffMembers(before, after)
+		// Also when we were removed: the state then holds the new tree,
+		// so Removed lists what the commit removed, not everyone.
+		out.Joined, out.Removed = diffMembers(before, members(g))
 	}
-	return out, nil
+	return out
 }
 
 // diffMembers returns the members of after not in before and those of
