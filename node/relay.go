@@ -375,9 +375,12 @@ func (f *follower) pull(ctx context.Context) (int, error) {
 
 // process handles entries in log order (f.mu held). An application
 // message or proposal for an epoch we have not reached is held until the
-// commit that starts it has been processed.
+// commit that starts it has been processed. The entries to receive are
+// received in batches (one store transaction for a run of application
+// messages), a batch ending at each commit.
 func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 	r, me := f.r, f.r.p.Name()
+	var batch []relayclient.Entry
 	for _, e := range es {
 		if e.Seq <= f.cursor || f.done {
 			continue
@@ -386,8 +389,11 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 		if e.Sender == me && e.Kind != relayclient.KindCommit {
 			continue // our own message, already in our history
 		}
+		// Only a commit changes the epoch, and a commit ends a batch: the
+		// epoch now is the one the batch so far will leave.
 		ep, err := r.mgr.Epoch(ctx, f.d.ID)
 		if err != nil {
+			f.receive(ctx, batch)
 			r.log.Warn("channel state unavailable", "channel", f.d.ID, "err", err)
 			f.done = true
 			return
@@ -402,11 +408,14 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 			}
 			continue // an older epoch's commit: ours, or before we joined
 		}
-		f.receive(ctx, e)
+		batch = append(batch, e)
 		if e.Kind == relayclient.KindCommit {
+			f.receive(ctx, batch)
+			batch = nil
 			f.release(ctx)
 		}
 	}
+	f.receive(ctx, batch)
 }
 
 // release processes the held messages whose epoch has come.
@@ -416,38 +425,47 @@ func (f *follower) release(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		var keep []relayclient.Entry
-		n := 0
+		var keep, ready []relayclient.Entry
 		for _, e := range f.held {
 			if e.Epoch <= ep {
-				f.receive(ctx, e)
-				n++
+				ready = append(ready, e)
 			} else {
 				keep = append(keep, e)
 			}
 		}
 		f.held = keep
-		if n == 0 {
+		if len(ready) == 0 {
 			return
 		}
+		f.receive(ctx, ready)
 	}
 }
 
-func (f *follower) receive(ctx context.Context, e relayclient.Entry) {
-	r := f.r
-	ev, err := r.mgr.ReceiveFor(ctx, f.d.ID, e.Message)
-	if err != nil {
-		lvl := slog.LevelWarn
-		if e.Sender == r.p.Name() {
-			lvl = slog.LevelDebug // our own commit, merged while we read it
-		}
-		r.log.Log(ctx, lvl, "dropping a log entry that does not process", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind,
-			"sender", e.Sender, "err", err)
+// receive receives entries in order, in one batch.
+func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
+	if len(es) == 0 || f.done {
 		return
 	}
-	if ev.Kind == channel.EventRemoved {
-		r.log.Info("removed from the channel", "channel", f.d.ID, "by", ev.Sender.Identity)
-		f.done = true
+	r := f.r
+	msgs := make([][]byte, len(es))
+	for i, e := range es {
+		msgs[i] = e.Message
+	}
+	for i, res := range r.mgr.ReceiveBatchFor(ctx, f.d.ID, msgs) {
+		e := es[i]
+		if res.Err != nil {
+			lvl := slog.LevelWarn
+			if e.Sender == r.p.Name() {
+				lvl = slog.LevelDebug // our own commit, merged while we read it
+			}
+			r.log.Log(ctx, lvl, "dropping a log entry that does not process", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind,
+				"sender", e.Sender, "err", res.Err)
+			continue
+		}
+		if res.Event.Kind == channel.EventRemoved {
+			r.log.Info("removed from the channel", "channel", f.d.ID, "by", res.Event.Sender.Identity)
+			f.done = true
+		}
 	}
 }
 
