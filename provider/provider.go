@@ -15,7 +15,11 @@
 //
 // Durability: a state change is committed to the Store before its output
 // leaves: Encrypt returns a ciphertext only after the advanced ratchet is
-// stored; Process returns only after the new state is stored.
+// stored; Process returns only after the new state is stored. What the
+// caller derives from a message and must not lose (its row in a chat
+// history) goes in that same transaction (EncryptWith, ProcessWith,
+// ProcessBatch): a consumed key and its message are stored together or
+// not at all. ProcessBatch stores a run of messages with one transaction.
 package provider
 
 import (
