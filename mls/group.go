@@ -81,6 +81,10 @@ type Config struct {
 	// proposals, commits and application messages it refuses are rejected
 	// (received) or not sent, with an error wrapping ErrPolicy.
 	Policy Policy
+	// MaxLeafLifetime bounds not_after - not_before of the key_package
+	// leaves this member accepts (RFC 9420 §7.2: applications MUST define
+	// one; 0: no bound — the official vectors use unbounded lifetimes).
+	MaxLeafLifetime time.Duration
 	// SendReservation, when above 1, lets Encrypt hand out that many
 	// application generations per durable write: the saved ratchet state
 	// stands that far ahead (see SendNeedsSave). It must stay below the

@@ -19,7 +19,8 @@ func (g *Group) leafValidator() *leafValidator {
 func (lv *leafValidator) opts(members LeafSet) ValidateOptions {
 	ctx := lv.g.ctx
 	ctx.Extensions = lv.extensions
-	return ValidateOptions{GroupContext: &ctx, Members: members, Credentials: lv.g.cfg.Credentials}
+	return ValidateOptions{GroupContext: &ctx, Members: members, Credentials: lv.g.cfg.Credentials,
+		MaxLifetime: lv.g.cfg.MaxLeafLifetime}
 }
 
 func useFor(src tree.LeafNodeSource) LeafUse {

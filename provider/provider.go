@@ -137,6 +137,10 @@ func New(ctx context.Context, st store.Store, o Options) (*Provider, error) {
 	}
 	p.name = id.Name
 	p.cfg.Rand, p.cfg.Now, p.cfg.PSKs = p.rand, p.now, p.lookupPSK
+	if p.cfg.MaxLeafLifetime == 0 {
+		// RFC 9420 §7.2: the application MUST bound leaf lifetimes.
+		p.cfg.MaxLeafLifetime = mls.DefaultMaxLifetime
+	}
 	if p.cfg.SendReservation == 0 {
 		p.cfg.SendReservation = DefaultSendReservation
 	}

@@ -194,10 +194,17 @@ const commands = {
     } catch (e) {
       throw new Error(`cipher suite ${suiteId} (${name}) unavailable: ${e?.message ?? e}`);
     }
+    // RFC 9420 §7.2: applications MUST bound a leaf's total lifetime, and our
+    // provider does (400 days). ts-mls's own default is [0, 2^63-1], which
+    // any bound rejects, so the peer defaults to 90 days like our key packages.
+    let lifetimeSeconds = 90 * 24 * 3600;
     if (cmd.lifetime_seconds !== undefined) {
       if (!Number.isInteger(cmd.lifetime_seconds) || cmd.lifetime_seconds <= 0) throw new Error("lifetime_seconds: positive integer");
+      lifetimeSeconds = cmd.lifetime_seconds;
+    }
+    {
       const now = BigInt(Math.floor(Date.now() / 1000));
-      peer.lifetime = { notBefore: now - 3600n, notAfter: now + BigInt(cmd.lifetime_seconds) };
+      peer.lifetime = { notBefore: now - 3600n, notAfter: now + BigInt(lifetimeSeconds) };
     }
     peer.sigKeys = await impl.signature.keygen();
     // ts-mls 1.6.4 makes ECDSA signature public keys with noble's default,
