@@ -221,7 +221,7 @@ func TestValidateKeyPackageRejects(t *testing.T) {
 			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrInvalidLeafNode, ErrInvalidCredential}},
 		{name: "rejected by the application", opts: ValidateOptions{Credentials: CredentialValidatorFunc(
-			func(*tree.Credential, []byte) error { return errors.New("unknown user") })},
+			func(*CredentialCheck) error { return errors.New("unknown user") })},
 			want: []error{ErrInvalidLeafNode, ErrInvalidCredential}},
 		{name: "required extension missing", opts: ValidateOptions{GroupContext: group(requiredCapsExt(t,
 			tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0xff02}}))},

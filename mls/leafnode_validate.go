@@ -96,6 +96,11 @@ type ValidateOptions struct {
 	Members LeafSet
 	// Credentials is the Authentication Service (nil: BasicCredentialValidator).
 	Credentials CredentialValidator
+	// Replaces is the leaf a LeafUseCommit leaf of an external commit
+	// replaces (the resynchronizing member's removed leaf), for the
+	// successor rule of §5.3.1. For Update and member commits the replaced
+	// leaf is Members.Leaf(index) and this is not needed.
+	Replaces *tree.LeafNode
 	// MaxLifetime is the longest not_after - not_before accepted for a
 	// key_package leaf (0: no limit). RFC 9420 §7.2 has applications define
 	// one; DefaultMaxLifetime is a sensible choice.
@@ -184,8 +189,15 @@ func validateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree
 		return fmt.Errorf("%w: group uses %v, validating with %v", ErrIncompleteValue, gc.CipherSuite, s.ID())
 	}
 
-	// Credential (§5.3.1).
-	if err := validateCredential(opts.Credentials, &ln.Credential, ln.SignatureKey); err != nil {
+	// Credential (§5.3.1), and for a leaf that replaces another the
+	// successor rule.
+	check := &CredentialCheck{Credential: &ln.Credential, SignatureKey: ln.SignatureKey, Leaf: ln, Use: use,
+		Previous: opts.Replaces}
+	if check.Previous == nil && opts.Members != nil && (use == LeafUseUpdate || use == LeafUseCommit) &&
+		uint32(index) < opts.Members.NumLeaves() {
+		check.Previous = opts.Members.Leaf(index)
+	}
+	if err := validateCredential(opts.Credentials, check); err != nil {
 		return err
 	}
 

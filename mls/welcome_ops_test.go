@@ -328,7 +328,7 @@ func TestLeafNodeInGroup(t *testing.T) {
 
 	// Credential type compatibility: dave uses an x509-typed credential
 	// (accepted by a permissive validator), which alice and bob do not support.
-	anyCred := CredentialValidatorFunc(func(*tree.Credential, []byte) error { return nil })
+	anyCred := CredentialValidatorFunc(func(*CredentialCheck) error { return nil })
 	caps := DefaultCapabilities()
 	caps.Credentials = []tree.CredentialType{tree.CredentialTypeBasic, tree.CredentialTypeX509}
 	dave := newKPMember(t, s, 4, "dave", KeyPackageOptions{Capabilities: &caps})
