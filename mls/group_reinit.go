@@ -39,8 +39,9 @@ import (
 // ErrInvalidWelcome.
 var (
 	// ErrOldGroupRequired: a Welcome injects a reinit or branch resumption
-	// PSK but was not joined with the old group to check it against.
-	ErrOldGroupRequired = errors.New("mls: welcome of a reinitialized or branched group: join it with the old group (JoinReInitWelcome, JoinBranchWelcome)")
+	// PSK but was not joined with the old group to check it against (from
+	// JoinFromWelcome, it also wraps ErrInvalidWelcome).
+	ErrOldGroupRequired = errors.New("mls: welcome of a reinitialized or branched group needs the old group (JoinReInitWelcome, JoinBranchWelcome)")
 	// ErrNoReInit: the old group's last commit held no ReInit proposal
 	// (RFC 9420 §12.4.3.1).
 	ErrNoReInit = errors.New("mls: the old group's last commit held no ReInit")
@@ -301,7 +302,7 @@ func (j *successorJoin) psk(id *PreSharedKeyID, cfg Config) ([]byte, error) {
 		return sec, nil
 	}
 	if j == nil {
-		return nil, fmt.Errorf("%w: it holds a %v PSK", ErrOldGroupRequired, id.Usage)
+		return nil, welcomeErrorf(ErrOldGroupRequired, "it holds a %v PSK", id.Usage)
 	}
 	old := j.old
 	// DecryptGroupSecrets let through at most one such PSK (§12.4.3.1).

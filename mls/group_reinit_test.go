@@ -169,6 +169,7 @@ func TestReInit(t *testing.T) {
 			have := func(id *PreSharedKeyID) ([]byte, error) { return f.gg.ms[1].g.resumption[id.PSKEpoch], nil }
 			_, err := JoinFromWelcome(w, rt, f.next[1].finder(t), Config{PSKs: have})
 			gtExpectErr(t, err, ErrOldGroupRequired)
+			gtExpectErr(t, err, ErrInvalidWelcome)
 
 			ng := riSucceed(t, res, 0, f.gg.ms, f.next, schedule.UsageReinit, cfg)
 			ng.check()
