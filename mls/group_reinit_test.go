@@ -620,3 +620,29 @@ func gtEnc(t testing.TB, v wire.Marshaler) []byte {
 	}
 	return b
 }
+
+// FuzzJoinReInitWelcome: a mangled reinit Welcome never panics, never
+// changes the old group, and is refused unless it is the honest one.
+func FuzzJoinReInitWelcome(f *testing.F) {
+	fx := newRIFixture(f, 1, 3)
+	res := fx.create(f, 0, riOldConfig)
+	honest := gtEnc(f, res.Welcome)
+	f.Add(honest)
+	f.Add(honest[:len(honest)/2])
+	old := fx.gg.ms[1].g
+	find := fx.next[1].finder(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		snap := gtSnapshot(old)
+		var w Welcome
+		if err := wire.Unmarshal(data, &w); err != nil {
+			return
+		}
+		_, err := JoinReInitWelcome(&w, nil, find, old, riOldConfig)
+		if err != nil && bytes.Equal(data, honest) {
+			t.Fatalf("honest welcome refused: %v", err)
+		}
+		if !snap.equal(gtSnapshot(old)) {
+			t.Fatal("the old group changed")
+		}
+	})
+}
