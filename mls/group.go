@@ -147,6 +147,9 @@ type Group struct {
 	past []*pastEpoch
 	// reinit is set when a commit with a ReInit proposal was merged (§11.2).
 	reinit *ReInit
+	// successor is the reinit/branch PSK the first commit of a group made
+	// by ReInitGroup or Branch injects (group_reinit.go); nil otherwise.
+	successor *successorPSK
 	// removed is set when a commit removed this member.
 	removed bool
 	// sendMark is the first application generation of our own leaf that

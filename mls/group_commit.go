@@ -26,6 +26,9 @@ type CommitOptions struct {
 	Extensions tree.Extensions
 	// ReInit, when set, is committed alone.
 	ReInit *ReInit
+	// ReInitRef, when set, commits alone, by reference, the cached ReInit
+	// proposal with this reference (one another member proposed, §12.1.5).
+	ReInitRef []byte
 	// SkipPending leaves out the proposals received in this epoch; by
 	// default they are all committed by reference (§12.4 SHOULD).
 	SkipPending bool
@@ -76,7 +79,7 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	// updates, which it cannot commit, and updates/removes of a leaf that a
 	// newer or stronger proposal touches), then the new ones by value.
 	var pors []ProposalOrRef
-	if !o.SkipPending && o.ReInit == nil {
+	if !o.SkipPending && o.ReInit == nil && o.ReInitRef == nil {
 		pors = g.pendingToCommit(o.Remove, o.Add, o.Extensions != nil)
 	}
 	nPending := len(pors)
@@ -101,6 +104,12 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	}
 	if o.ReInit != nil {
 		add(&Proposal{ProposalType: ProposalTypeReInit, ReInit: o.ReInit})
+	}
+	if o.ReInitRef != nil {
+		if err := g.checkReInitRef(o.ReInitRef); err != nil {
+			return nil, err
+		}
+		pors = append(pors, ProposalOrRef{Type: ProposalOrRefTypeReference, Reference: o.ReInitRef})
 	}
 	commit := &Commit{Proposals: pors}
 	items, err := g.resolve(commit, me)

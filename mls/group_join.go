@@ -47,7 +47,16 @@ type Joined struct {
 // the tree when it travels out of band; nil means the ratchet_tree
 // extension of the GroupInfo. The caller must check that the group id is
 // not one it is already in (§12.4.3.1 MUST) before keeping the group.
+//
+// A Welcome of a reinitialized or branched group is refused with
+// ErrOldGroupRequired: join it with JoinReInitWelcome or JoinBranchWelcome.
 func JoinFromWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPackageFinder, cfg Config) (*Joined, error) {
+	return joinWelcome(w, ratchetTree, find, cfg, nil)
+}
+
+// joinWelcome is JoinFromWelcome; succ, when not nil, is the old group a
+// reinit or branch Welcome is checked against (group_reinit.go).
+func joinWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPackageFinder, cfg Config, succ *successorJoin) (*Joined, error) {
 	s, err := suite.New(w.CipherSuite)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
@@ -90,12 +99,9 @@ func JoinFromWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPack
 		if id.Type == schedule.PSKTypeResumption && id.Usage != schedule.UsageApplication {
 			special++
 		}
-		if cfg.PSKs == nil {
-			return nil, fmt.Errorf("%w: welcome needs a PSK and none are configured", ErrMissingPSK)
-		}
-		sec, err := cfg.PSKs(id)
+		sec, err := succ.psk(id, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrMissingPSK, err)
+			return nil, err
 		}
 		psks = append(psks, schedule.PSK{ID: *id, Secret: sec})
 	}
@@ -187,6 +193,9 @@ func JoinFromWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPack
 		return nil, err
 	}
 	g.secrets.ForgetEncryptionSecret() // §9.2: the tree now holds what is needed
+	if err := succ.check(&gc, t); err != nil {
+		return nil, err
+	}
 	if special > 0 && gc.Epoch != 1 {
 		return nil, fmt.Errorf("%w: a reinit/branch welcome must start at epoch 1", ErrInvalidWelcome)
 	}

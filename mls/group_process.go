@@ -211,6 +211,9 @@ func (g *Group) senderSignatureKey(ac *AuthenticatedContent) ([]byte, error) {
 // the encoding of ac the signature was verified over.
 func (g *Group) processContent(ac *AuthenticatedContent, enc *contentEncoding) (*Processed, error) {
 	fc := &ac.Content
+	if err := g.checkNotFrozen(fc.ContentType); err != nil {
+		return nil, err
+	}
 	switch fc.ContentType {
 	case ContentTypeApplication:
 		if ac.WireFormat != WireFormatPrivateMessage {

@@ -154,7 +154,7 @@ func (g *Group) validateAndApply(items []proposalItem, committer Sender) (*appli
 			if err := id.CheckNonce(s); err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrInvalidProposal, err)
 			}
-			if id.Type == schedule.PSKTypeResumption && id.Usage != schedule.UsageApplication {
+			if !g.successorPSKAllowed(id) {
 				return nil, fmt.Errorf("%w: resumption PSK with usage %v outside reinit/branch", ErrInvalidProposal, id.Usage)
 			}
 			for _, prev := range a.psks {
@@ -283,6 +283,9 @@ func (g *Group) pskSecret(ids []PreSharedKeyID) ([]byte, error) {
 // lookupPSK finds a PSK: resumption PSKs of this group's recent epochs
 // locally, everything else through Config.PSKs.
 func (g *Group) lookupPSK(id *PreSharedKeyID) ([]byte, error) {
+	if sec, ok := g.successorSecret(id); ok {
+		return sec, nil
+	}
 	if id.Type == schedule.PSKTypeResumption && bytes.Equal(id.PSKGroupID, g.ctx.GroupID) {
 		if sec, ok := g.resumption[id.PSKEpoch]; ok {
 			return sec, nil
