@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/spacepanda/spacepanda/identity"
@@ -103,6 +104,54 @@ func FuzzValidateLeaf(f *testing.F) {
 			// Ed25519 signatures are not malleable (crypto/ed25519 rejects
 			// non-canonical S), so only the issued encoding verifies.
 			t.Fatalf("accepted forged certificate data %x", data)
+		}
+	})
+}
+
+// FuzzLinkMessages feeds arbitrary bytes to each step of both sides of a
+// link: no panic, and nothing but ErrLinkMessage, ErrLinkAuth or the
+// genuine message's success.
+func FuzzLinkMessages(f *testing.F) {
+	alice := newIdentity(f)
+	nd := newTestDevice(f, 1)
+	offer, _ := identity.NewLinkOffer(nil)
+	join, _ := identity.NewLinkJoin(offer.Code(), nd.device, nd.signer, "phone", nil)
+	req, err := join.Respond(offer.Hello())
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := offer.ReadRequest(req); err != nil {
+		f.Fatal(err)
+	}
+	cert, _, err := offer.Accept(alice, testNow, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uint8(0), offer.Hello())
+	f.Add(uint8(1), req)
+	f.Add(uint8(2), cert)
+	f.Fuzz(func(t *testing.T, step uint8, data []byte) {
+		o, err := identity.NewLinkOffer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _ := identity.NewLinkJoin(o.Code(), nd.device, nd.signer, "phone", nil)
+		switch step % 3 {
+		case 0:
+			_, err = j.Respond(data)
+		case 1:
+			_, err = o.ReadRequest(data)
+		case 2:
+			if _, err := j.Respond(o.Hello()); err != nil {
+				t.Fatal(err)
+			}
+			_, err = j.Finish(data)
+		}
+		if err == nil && step%3 != 0 {
+			t.Fatalf("step %d accepted %x", step%3, data)
+		}
+		if err != nil && !errors.Is(err, identity.ErrLinkMessage) && !errors.Is(err, identity.ErrLinkAuth) {
+			t.Fatalf("step %d: unexpected error %v", step%3, err)
 		}
 	})
 }
