@@ -163,7 +163,7 @@ func (c *Certificate) UnmarshalMLS(r *wire.Reader) {
 func (c *Certificate) Marshal() ([]byte, error) { return wire.Marshal(c) }
 
 // ParseCertificate decodes an encoded certificate strictly. It does not
-// verify it (Verify does).
+// verify it (VerifySignature, or a Validator, does).
 func ParseCertificate(data []byte) (*Certificate, error) {
 	if len(data) > MaxCertificateSize {
 		return nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrInvalidCertificate, len(data), MaxCertificateSize)

@@ -53,4 +53,15 @@ var (
 	ErrExternalSender = errors.New("identity: external sender not accepted")
 	// ErrUnsupportedCredential: a credential other than basic.
 	ErrUnsupportedCredential = errors.New("identity: unsupported credential type")
+
+	// ErrLinkCode: text that is not a link code.
+	ErrLinkCode = errors.New("identity: invalid link code")
+	// ErrLinkMessage: a link message that does not decode strictly.
+	ErrLinkMessage = errors.New("identity: invalid link message")
+	// ErrLinkAuth: the link exchange did not authenticate: a wrong code, or
+	// a message substituted or altered on the way.
+	ErrLinkAuth = errors.New("identity: device link failed authentication")
+	// ErrLinkClosed: the link offer or join was used already, failed, or is
+	// asked for a step out of order.
+	ErrLinkClosed = errors.New("identity: device link closed")
 )

@@ -7,7 +7,6 @@ import (
 	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/sha512"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -42,18 +41,6 @@ import (
 // An offer or a join is single use: once a sealed message fails to open,
 // or the exchange completes, it is closed. A malformed message (that does
 // not decode) costs no guess and leaves it open.
-
-// Errors of device linking.
-var (
-	// ErrLinkMessage: a link message that does not decode strictly.
-	ErrLinkMessage = errors.New("identity: invalid link message")
-	// ErrLinkAuth: the exchange did not authenticate: a wrong code, or a
-	// message substituted or altered on the way.
-	ErrLinkAuth = errors.New("identity: device link failed authentication")
-	// ErrLinkClosed: the offer or join was used already, failed, or is
-	// asked for a step out of order.
-	ErrLinkClosed = errors.New("identity: device link closed")
-)
 
 // Link message types.
 const (
@@ -118,8 +105,14 @@ func transcriptHash(hello, yb []byte) []byte {
 	return h[:]
 }
 
-// linkKeys derives the two AEADs from ISK.
-func linkKeys(isk []byte) (req, cert cipher.AEAD, err error) {
+// sessionKeys finishes the CPace run with the peer's share and derives the
+// two AEADs from its ISK; a share that CPace refuses is ErrLinkAuth.
+func sessionKeys(cp *cpace.Session, peerShare []byte) (req, cert cipher.AEAD, err error) {
+	isk, err := cp.ISK(peerShare, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrLinkAuth, err)
+	}
+	defer clear(isk)
 	mk := func(info string) (cipher.AEAD, error) {
 		k, err := hkdf.Key(sha512.New, isk, nil, info, 32)
 		if err != nil {
@@ -199,12 +192,7 @@ func (o *LinkOffer) ReadRequest(msg []byte) (*LinkRequest, error) {
 		return nil, err
 	}
 	o.closed = true // from here on, this offer's one guess is spent
-	isk, err := o.cp.ISK(yb, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrLinkAuth, err)
-	}
-	defer clear(isk)
-	reqKey, certKey, err := linkKeys(isk)
+	reqKey, certKey, err := sessionKeys(o.cp, yb)
 	if err != nil {
 		return nil, err
 	}
@@ -299,12 +287,7 @@ func (j *LinkJoin) Respond(hello []byte) ([]byte, error) {
 		return nil, err
 	}
 	yb := cp.Share()
-	isk, err := cp.ISK(ya, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrLinkAuth, err)
-	}
-	defer clear(isk)
-	reqKey, certKey, err := linkKeys(isk)
+	reqKey, certKey, err := sessionKeys(cp, ya)
 	if err != nil {
 		return nil, err
 	}

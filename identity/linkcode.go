@@ -3,14 +3,10 @@ package identity
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 )
-
-// ErrLinkCode: text that is not a link code.
-var ErrLinkCode = errors.New("identity: invalid link code")
 
 // crockford is Crockford's base32 alphabet: digits and capitals without I,
 // L, O and U, so that a code read aloud or typed is hard to get wrong.

@@ -28,8 +28,8 @@ import (
 // added while its certificate was valid stays a member until someone
 // removes it (RFC 9420 §5.3.2: credentials expire in place and members
 // SHOULD accept updates from members whose old credential expired). An
-// expired device can still not update or commit: its new leaf needs a
-// certificate valid now.
+// expired device cannot update or commit until it has a new certificate:
+// its new leaf must be valid now.
 //
 // Unverified leaves (no certificate) are refused unless AllowUnverified;
 // when allowed they authenticate nothing beyond MLS itself (the leaf's
@@ -110,8 +110,8 @@ func (v *Validator) Verify(ln *tree.LeafNode) (Member, error) {
 // identity key and device id; its signature key may rotate under a new
 // certificate for the same device.
 func (v *Validator) ValidateSuccessor(prev, next *tree.LeafNode) error {
-	if err := mls.SameIdentity(&prev.Credential, &next.Credential); err != nil {
-		return fmt.Errorf("%w: %w", ErrIdentityChanged, err)
+	if mls.SameIdentity(&prev.Credential, &next.Credential) != nil {
+		return wrapInvalid(ErrIdentityChanged)
 	}
 	pc, perr := LeafCertificate(prev)
 	nc, nerr := LeafCertificate(next)
@@ -151,11 +151,32 @@ func (v *Validator) check(cred *tree.Credential, sigKey []byte, ln *tree.LeafNod
 	case err != nil:
 		return Member{}, err
 	}
+	if !bytes.Equal(ln.SignatureKey, sigKey) {
+		return Member{}, fmt.Errorf("%w: the check's key is not the leaf's", ErrKeyMismatch)
+	}
+	return v.verifyCertificate(m.Identity, sigKey, cert, checkTime)
+}
+
+// VerifyCertificate checks an encoded device certificate presented outside
+// a leaf — to a relay at login, or with a KeyPackage it is asked to store —
+// for the user id and signature key the presenter claims, as the Validator
+// checks a leaf entering a group now. The Member is filled in as by Verify.
+func (v *Validator) VerifyCertificate(userID string, signatureKey, certificate []byte) (Member, error) {
+	cert, err := ParseCertificate(certificate)
+	if err != nil {
+		return Member{}, err
+	}
+	return v.verifyCertificate(userID, signatureKey, cert, true)
+}
+
+// verifyCertificate is the one path deciding whether cert vouches for
+// identity and sigKey: see Validator.
+func (v *Validator) verifyCertificate(identity string, sigKey []byte, cert *Certificate, checkTime bool) (Member, error) {
 	uid := cert.UserID()
 	switch {
-	case m.Identity != string(uid):
+	case identity != string(uid):
 		return Member{}, fmt.Errorf("%w: the certificate is %s's", ErrUserIDMismatch, uid.Short())
-	case !bytes.Equal(cert.Device.SignatureKey, sigKey) || !bytes.Equal(ln.SignatureKey, sigKey):
+	case !bytes.Equal(cert.Device.SignatureKey, sigKey):
 		return Member{}, fmt.Errorf("%w: device %s of %s", ErrKeyMismatch, cert.Device.ID, uid.Short())
 	}
 	if err := cert.VerifySignature(); err != nil {
@@ -164,12 +185,12 @@ func (v *Validator) check(cred *tree.Credential, sigKey []byte, ln *tree.LeafNod
 	if v.Revocations.Revoked(cert.IdentityKey, cert.Device.ID) {
 		return Member{}, fmt.Errorf("%w: device %s of %s", ErrRevoked, cert.Device.ID, uid.Short())
 	}
-	m = Member{Identity: m.Identity, Verified: true, UserID: uid, DeviceID: cert.Device.ID,
-		IdentityKey: cert.IdentityKey, Certificate: cert}
 	skew, maxLife := v.limits()
 	if maxLife > 0 && cert.Lifetime() > maxLife {
 		return Member{}, fmt.Errorf("%w: %v (at most %v)", ErrLifetimeTooLong, cert.Lifetime(), maxLife)
 	}
+	m := Member{Identity: identity, Verified: true, UserID: uid, DeviceID: cert.Device.ID,
+		IdentityKey: cert.IdentityKey, Certificate: cert}
 	if checkTime {
 		if err := cert.CheckLifetime(v.now(), skew); err != nil {
 			return m, err

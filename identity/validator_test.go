@@ -161,3 +161,47 @@ func TestSuccessor(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyCertificate: the relay's check of a login or a published
+// KeyPackage, where the certificate comes without a leaf.
+func TestVerifyCertificate(t *testing.T) {
+	bob, mallory := newIdentity(t), newIdentity(t)
+	d, other := newTestDevice(t, 2), newTestDevice(t, 2)
+	enc, _ := certify(t, bob, d.device).Marshal()
+	revoked := identity.NewRevocationSet()
+	rd := newTestDevice(t, 2)
+	rev, _ := bob.Revoke(rd.device.ID, testNow)
+	if err := revoked.Add(rev); err != nil {
+		t.Fatal(err)
+	}
+	revEnc, _ := certify(t, bob, rd.device).Marshal()
+	tampered := bytes.Clone(enc)
+	tampered[len(tampered)-1] ^= 1
+	v := &identity.Validator{Now: clock, Revocations: revoked}
+	cases := []struct {
+		name   string
+		userID string
+		key    []byte
+		cert   []byte
+		want   error
+	}{
+		{"valid", string(bob.UserID()), d.signer.PublicKey(), enc, nil},
+		{"claims another user id", string(mallory.UserID()), d.signer.PublicKey(), enc, identity.ErrUserIDMismatch},
+		{"another signature key", string(bob.UserID()), other.signer.PublicKey(), enc, identity.ErrKeyMismatch},
+		{"bad signature", string(bob.UserID()), d.signer.PublicKey(), tampered, identity.ErrBadSignature},
+		{"truncated", string(bob.UserID()), d.signer.PublicKey(), enc[:40], identity.ErrInvalidCertificate},
+		{"revoked", string(bob.UserID()), rd.signer.PublicKey(), revEnc, identity.ErrRevoked},
+	}
+	for _, tc := range cases {
+		m, err := v.VerifyCertificate(tc.userID, tc.key, tc.cert)
+		if tc.want == nil {
+			if err != nil || m.UserID != bob.UserID() || m.DeviceID != d.device.ID {
+				t.Errorf("%s: %+v %v", tc.name, m, err)
+			}
+			continue
+		}
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
