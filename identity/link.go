@@ -40,7 +40,8 @@ import (
 //
 // An offer or a join is single use: once a sealed message fails to open,
 // or the exchange completes, it is closed. A malformed message (that does
-// not decode) costs no guess and leaves it open.
+// not decode) costs no guess and leaves it open. Neither is safe for
+// concurrent use: one goroutine drives one link.
 
 // Link message types.
 const (
@@ -157,12 +158,11 @@ func NewLinkOffer(rnd io.Reader) (*LinkOffer, error) {
 	if o.cp, err = cpace.New(cpace.Initiator, rnd, code.secret(), code.ci(), o.sid, nil); err != nil {
 		return nil, err
 	}
-	b := wire.NewBuilder(64)
-	b.AddUint8(linkVersion)
-	b.AddUint8(linkHello)
-	b.AddOpaque(o.sid)
-	b.AddOpaque(o.cp.Share())
-	if o.hello, err = b.Bytes(); err != nil {
+	o.hello, err = linkMessage(linkHello, func(b *wire.Builder) {
+		b.AddOpaque(o.sid)
+		b.AddOpaque(o.cp.Share())
+	})
+	if err != nil {
 		return nil, err
 	}
 	return o, nil
