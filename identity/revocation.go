@@ -17,7 +17,7 @@ const revocationVersion = 1
 // revocationLabel domain-separates revocation signatures.
 const revocationLabel = "SpacePanda v1 device revocation"
 
-// MaxRevocationSize bounds an encoded revocation (a valid one is 124 bytes).
+// MaxRevocationSize bounds an encoded revocation (a valid one is 125 bytes).
 const MaxRevocationSize = 256
 
 // Revocation is the identity key's statement that one of its devices is no
