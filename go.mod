@@ -3,6 +3,7 @@ module github.com/spacepanda/spacepanda
 go 1.26.8
 
 require (
+	github.com/bwesterb/go-ristretto v1.2.4
 	github.com/cloudflare/circl v1.6.5
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/prometheus/client_golang v1.25.0
