@@ -225,10 +225,11 @@ func (s *Server) NewMemberAddProposal(_ context.Context, r *mlspb.NewMemberAddPr
 		InitPriv: tx.bundle.Private.InitKey, EncryptionPriv: tx.bundle.Private.EncryptionKey, SignaturePriv: sigPriv}, nil
 }
 
-// verifiedGroupInfo decodes a GroupInfo and checks its signature against
-// the signer's leaf in the ratchet tree (out of band, or else the
-// ratchet_tree extension) and the tree against the GroupContext's tree
-// hash. It returns the tree too.
+// verifiedGroupInfo decodes a GroupInfo, checks its signature against the
+// signer's leaf in the ratchet tree (out of band, or else the ratchet_tree
+// extension) and the tree against the signed tree_hash (RFC 9420 §12.4.3),
+// and returns both. The signer vouches for the tree through its hash, so
+// the leaves' own signatures are not checked again here.
 func verifiedGroupInfo(b, rtBytes []byte) (*mls.GroupInfo, *tree.Tree, error) {
 	m, err := decodeMessage(b, mls.WireFormatGroupInfo)
 	if err != nil {
@@ -256,8 +257,8 @@ func verifiedGroupInfo(b, rtBytes []byte) (*mls.GroupInfo, *tree.Tree, error) {
 	if err != nil {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "group info: ratchet tree: %v", err)
 	}
-	if err := t.Validate(cs, gi.GroupContext.GroupID, gi.GroupContext.TreeHash); err != nil {
-		return nil, nil, status.Errorf(codes.InvalidArgument, "group info: ratchet tree: %v", err)
+	if !bytes.Equal(t.TreeHash(cs), gi.GroupContext.TreeHash) {
+		return nil, nil, status.Error(codes.InvalidArgument, "group info: the ratchet tree does not match the tree hash")
 	}
 	if gi.Signer >= tree.LeafIndex(t.NumLeaves()) || t.Leaf(gi.Signer) == nil {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "group info: signer %d is not a member", gi.Signer)
