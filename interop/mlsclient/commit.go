@@ -11,23 +11,38 @@ import (
 	"github.com/spacepanda/spacepanda/mls"
 )
 
-// receiveProposals processes proposals on g and returns the group with them
-// cached. Proposals this member sent are skipped: it has them already.
-func (st *state) receiveProposals(g *mls.Group, msgs [][]byte) (*mls.Group, error) {
+// receiveProposals processes proposals and caches each valid one in the
+// state at once: processing a PrivateMessage consumes its ratchet key, so a
+// proposal once opened is kept even if a later message is refused.
+// Proposals this member sent or already cached are skipped.
+func (st *state) receiveProposals(msgs [][]byte) error {
 	for _, b := range msgs {
-		if st.sent[string(b)] {
+		if st.seen[string(b)] {
 			continue
 		}
-		p, err := process(g, b)
+		m, err := decodeMessage(b, mls.WireFormatPublicMessage, mls.WireFormatPrivateMessage)
 		if err != nil {
-			return nil, engineError("proposal", err)
+			return err
 		}
-		if p.ContentType != mls.ContentTypeProposal {
-			return nil, status.Errorf(codes.InvalidArgument, "proposal: a %v message", p.ContentType)
+		if ct := contentType(m); ct != mls.ContentTypeProposal {
+			return status.Errorf(codes.InvalidArgument, "proposal: a %v message", ct)
 		}
-		g = p.State
+		p, err := st.group.Process(m)
+		if err != nil {
+			return engineError("proposal", err)
+		}
+		st.adopt(p.State)
+		st.seen[string(b)] = true
 	}
-	return g, nil
+	return nil
+}
+
+// contentType is the content type an MLSMessage shows before it is opened.
+func contentType(m *mls.MLSMessage) mls.ContentType {
+	if m.PrivateMessage != nil {
+		return m.PrivateMessage.ContentType
+	}
+	return m.PublicMessage.Content.ContentType
 }
 
 // process decodes a handshake message and processes it.
@@ -75,10 +90,10 @@ func (s *Server) Commit(_ context.Context, r *mlspb.CommitRequest) (*mlspb.Commi
 		if err := s.reconfigure(st, !r.ExternalTree); err != nil {
 			return engineError("commit", err)
 		}
-		g, err := st.receiveProposals(st.group, r.ByReference)
-		if err != nil {
+		if err := st.receiveProposals(r.ByReference); err != nil {
 			return err
 		}
+		g := st.group
 		o := mls.CommitOptions{NoPath: !r.ForcePath}
 		if err := commitOptions(proposalScope{suite: st.suite, groupID: g.GroupID(), members: g.Members()}, r.ByValue, &o); err != nil {
 			return err
@@ -118,11 +133,10 @@ func (s *Server) HandleCommit(_ context.Context, r *mlspb.HandleCommitRequest) (
 			out.EpochAuthenticator = st.group.EpochAuthenticator()
 			return nil
 		}
-		g, err := st.receiveProposals(st.group, r.Proposal)
-		if err != nil {
+		if err := st.receiveProposals(r.Proposal); err != nil {
 			return err
 		}
-		p, err := process(g, r.Commit)
+		p, err := process(st.group, r.Commit)
 		if err != nil {
 			return engineError("handle commit", err)
 		}

@@ -142,7 +142,7 @@ func (s *Server) propose(id uint32, op string, build func(st *state) (*mls.Propo
 			return err
 		}
 		st.adopt(next)
-		st.sent[string(out.Proposal)] = true
+		st.seen[string(out.Proposal)] = true
 		if p != nil && p.ReInit != nil {
 			st.sentReInit[string(out.Proposal)] = p.ReInit
 		}

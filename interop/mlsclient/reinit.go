@@ -41,7 +41,7 @@ func (s *Server) ReInitCommit(_ context.Context, r *mlspb.CommitRequest) (*mlspb
 				ri = own
 			}
 		}
-		if ri == nil || len(r.ByValue) > 0 || slices.ContainsFunc(r.ByReference, func(b []byte) bool { return !st.sent[string(b)] }) {
+		if ri == nil || len(r.ByValue) > 0 || slices.ContainsFunc(r.ByReference, func(b []byte) bool { return !st.seen[string(b)] }) {
 			return unimplemented("ReInitCommit of another member's ReInit proposal",
 				"mls.CommitOptions cannot commit a cached ReInit proposal by reference (Group.Commit leaves ReInits out of the pending proposals)")
 		}

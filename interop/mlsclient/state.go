@@ -35,11 +35,12 @@ type state struct {
 	// pending is the commit this member created and has not merged yet.
 	pending       *mls.CommitResult
 	pendingCommit []byte // pending.Commit as sent
-	// sent are the proposals this member sent in the current epoch, as
-	// encoded: the harness hands them back among the by-reference
-	// proposals, and a member cannot (and need not) process its own.
-	sent map[string]bool
-	// sentReInit are the ReInit proposals among sent.
+	// seen are the proposals this member sent or processed in the current
+	// epoch, as encoded: the harness hands them back among the
+	// by-reference proposals, and a member cannot (and need not) process
+	// its own, nor one it has cached already.
+	seen map[string]bool
+	// sentReInit are the ReInit proposals this member sent.
 	sentReInit map[string]*mls.ReInit
 }
 
@@ -71,7 +72,7 @@ func (s *Server) config(st *state, treeInWelcome bool) mls.Config {
 // proposals sent.
 func (st *state) adopt(g *mls.Group) {
 	if st.group == nil || g.Epoch() != st.group.Epoch() {
-		st.sent, st.sentReInit = map[string]bool{}, map[string]*mls.ReInit{}
+		st.seen, st.sentReInit = map[string]bool{}, map[string]*mls.ReInit{}
 		st.pending, st.pendingCommit = nil, nil
 	}
 	st.group = g
