@@ -73,6 +73,7 @@ type runner struct {
 	psks     map[int][2][]byte // installed external PSKs: id, secret
 	groupID  []byte
 	epoch    uint64 // the group's epoch
+	keepOld  bool   // leave replaced and removed states allocated, as the official runner does
 	counter  int
 }
 
@@ -292,7 +293,11 @@ func (r *runner) fullCommit(committer string, c commit) {
 		next = append(next, j)
 	}
 	for a := range removed {
-		r.free(a)
+		if r.keepOld {
+			delete(r.state, a)
+		} else {
+			r.free(a)
+		}
 	}
 	r.members = next
 	r.epoch++
@@ -317,7 +322,11 @@ func (r *runner) externalJoin(actor, joiner string, externalTree, removePrior bo
 		}
 	}
 	if removePrior {
-		r.free(joiner)
+		if r.keepOld {
+			delete(r.state, joiner)
+		} else {
+			r.free(joiner)
+		}
 	} else {
 		r.members = append(r.members, joiner)
 	}

@@ -74,3 +74,23 @@ func TestRefusals(t *testing.T) {
 		r.done()
 	}
 }
+
+// TestStaleStates: the official runner never frees a state. An actor
+// that resynchronizes twice, or is removed and added again under the same
+// identity, must still work while its old states stay allocated.
+func TestStaleStates(t *testing.T) {
+	clients := startClients(t, 1)
+	for _, encrypt := range []bool{false, true} {
+		r := newRunner(t, clients, 1, encrypt, 0)
+		r.keepOld = true
+		r.createGroup("alice")
+		r.externalJoin("alice", "bob", false, false)
+		r.externalJoin("alice", "bob", true, true)
+		r.externalJoin("alice", "bob", false, true)
+		r.verify()
+		r.fullCommit("alice", commit{byValue: []*mlspb.ProposalDescription{removeDesc("bob")}})
+		r.addMembers("alice", "bob")
+		r.verify()
+		r.done()
+	}
+}

@@ -130,28 +130,27 @@ func (s *Server) JoinGroup(_ context.Context, r *mlspb.JoinGroupRequest) (*mlspb
 	if err != nil {
 		return nil, engineError("join", err)
 	}
+	// RFC 9420 §12.4.3.1 forbids a client to join a group it is in. Here a
+	// transaction is a client of its own (the harness's actor), new to
+	// every group; an actor's earlier states are other clients.
 	st.groupID = j.Group.GroupID()
-	// RFC 9420 §12.4.3.1: a client MUST NOT join a group it is in; here one
-	// server hosts many clients, one per identity.
-	if s.findState(st.identity, st.groupID) != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "join: %q is already in group %x", st.identity, st.groupID)
-	}
 	tx.bundle = nil
 	s.remove(r.TransactionId)
 	return &mlspb.JoinGroupResponse{StateId: s.newState(st, j.Group), EpochAuthenticator: j.Group.EpochAuthenticator()}, nil
 }
 
-// findState returns a live state of identity in the group, nil if none.
-// It reads only the fields a state never changes.
-func (s *Server) findState(identity, groupID []byte) *state {
+// priorStates returns the live states of identity in the group.
+func (s *Server) priorStates(identity, groupID []byte) []*state {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var out []*state
 	for _, e := range s.entries {
+		// identity and groupID never change: no need for st.mu.
 		if st, ok := e.(*state); ok && bytes.Equal(st.identity, identity) && bytes.Equal(st.groupID, groupID) {
-			return st
+			out = append(out, st)
 		}
 	}
-	return nil
+	return out
 }
 
 // ExternalJoin joins by external commit (RFC 9420 §12.4.3.2). With
@@ -178,12 +177,9 @@ func (s *Server) ExternalJoin(_ context.Context, r *mlspb.ExternalJoinRequest) (
 	}
 	var signer *suite.Signer
 	if r.RemovePrior {
-		prior := s.findState(r.Identity, gi.GroupContext.GroupID)
-		if prior == nil {
-			return nil, status.Errorf(codes.FailedPrecondition,
-				"external join: remove_prior needs the prior state of %q in this server: mls.JoinByExternalCommit removes only a leaf with the joiner's own signature key", r.Identity)
+		if signer, err = s.priorSigner(r); err != nil {
+			return nil, err
 		}
-		signer = prior.signer
 	} else if signer, _, err = newSigner(cs); err != nil {
 		return nil, err
 	}
@@ -199,6 +195,22 @@ func (s *Server) ExternalJoin(_ context.Context, r *mlspb.ExternalJoinRequest) (
 		return nil, err
 	}
 	return &mlspb.ExternalJoinResponse{StateId: s.newState(st, g), Commit: b, EpochAuthenticator: g.EpochAuthenticator()}, nil
+}
+
+// priorSigner finds the signature key of the joiner's leaf in the group
+// among the states this server holds for its identity.
+func (s *Server) priorSigner(r *mlspb.ExternalJoinRequest) (*suite.Signer, error) {
+	gi, t, err := verifiedGroupInfo(r.GroupInfo, r.RatchetTree)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range s.priorStates(r.Identity, gi.GroupContext.GroupID) {
+		if _, ok := t.FindSignatureKey(st.signer.PublicKey()); ok {
+			return st.signer, nil
+		}
+	}
+	return nil, status.Errorf(codes.FailedPrecondition,
+		"external join: remove_prior needs a state of %q in the group held by this server: mls.JoinByExternalCommit removes only a leaf with the joiner's own signature key", r.Identity)
 }
 
 // NewMemberAddProposal makes a KeyPackage for the group a GroupInfo
