@@ -22,7 +22,9 @@ commands:
                       (default: $MLS_TEST_VECTORS, else ../shared/testvectors)
   bench [--json] [--suites 1,2] [--sizes 2,10,...] [--trees sparse,full]
                       measure commit, process, join, send and receive beside
-                      the crypto floor measured in the same run`)
+                      the crypto floor measured in the same run
+  interop-client [--port N] [--host 127.0.0.1]
+                      serve the mlswg MLS interop interface over gRPC`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -41,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "relay":
 		return cmdRelay(args[1:], stdout, stderr)
+	case "interop-client":
+		return cmdInteropClient(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
