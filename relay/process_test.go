@@ -25,6 +25,9 @@ import (
 // SPACEPANDA_RELAY_CHILD set it runs Main with the JSON-encoded arguments
 // in it, the same code path as the CLI, in a real separate process.
 func TestMain(m *testing.M) {
+	if a := os.Getenv("SPACEPANDA_SQUAT_CHILD"); a != "" {
+		os.Exit(squatChild(a))
+	}
 	if a := os.Getenv("SPACEPANDA_RELAY_CHILD"); a != "" {
 		var args []string
 		if err := json.Unmarshal([]byte(a), &args); err != nil {
