@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
+	"github.com/spacepanda/spacepanda/identity"
 	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/provider"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
@@ -92,8 +93,8 @@ func NewRelay(s *Server, o RelayOptions) *Relay {
 	}
 	r := &Relay{s: s, p: s.p, mgr: s.mgr, o: o, log: log.With("relay", o.URL), kpKick: make(chan struct{}, 1),
 		followers: map[string]*follower{}}
-	r.rc = relayclient.New(o.URL, relayclient.Identity{UserID: s.p.Name(), SignatureKey: s.p.SignaturePublicKey(),
-		Ciphersuite: uint16(s.p.Suite().ID()), Signer: s.p}, relayclient.Options{HTTP: o.HTTP})
+	r.rc = relayclient.New(o.URL, relayclient.Identity{}, relayclient.Options{HTTP: o.HTTP,
+		TokenSource: legacyLogin(o.URL, o.HTTP, s.p)})
 	r.routes()
 	return r
 }
@@ -240,16 +241,9 @@ func (r *Relay) welcomeLoop() {
 }
 
 func (r *Relay) useWelcome(ctx context.Context, w relayclient.Welcome) {
-	var d *channel.Descriptor
-	var err error
-	if len(w.Invite) > 0 {
-		var tok channel.InviteToken
-		if err = tok.UnmarshalBinary(w.Invite); err == nil {
-			d, err = r.mgr.JoinChannel(ctx, &tok)
-		}
-	} else {
-		d, err = r.mgr.JoinWelcome(ctx, w.Welcome, w.RatchetTree)
-	}
+	// The channel's name and settings travel in the encrypted GroupInfo
+	// (the relay carries no plaintext descriptor).
+	d, err := r.mgr.JoinWelcome(ctx, w.Welcome, w.RatchetTree)
 	switch {
 	case err == nil:
 		r.log.Info("joined from a queued Welcome", "channel", d.ID, "from", w.From)
@@ -332,7 +326,7 @@ func (f *follower) run(ctx context.Context) {
 		if done {
 			return
 		}
-		es, next, err := r.rc.Messages(ctx, f.d.GroupID, after, r.o.Wait, 0)
+		es, next, err := r.rc.Messages(ctx, f.d.GroupID, relayclient.Page{After: after, Wait: r.o.Wait})
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -365,7 +359,7 @@ func (f *follower) run(ctx context.Context) {
 func (f *follower) pull(ctx context.Context) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	es, _, err := f.r.rc.Messages(ctx, f.d.GroupID, f.cursor, 0, 0)
+	es, _, err := f.r.rc.Messages(ctx, f.d.GroupID, relayclient.Page{After: f.cursor})
 	if err != nil {
 		return 0, err
 	}
@@ -665,13 +659,16 @@ func (r *Relay) createInvite(w http.ResponseWriter, req *http.Request) error {
 		if _, err := r.mgr.Channel(ctx, id); err != nil {
 			return err
 		}
-		kp, lastResort, err = r.rc.ClaimKeyPackage(ctx, in.UserID)
-		if errors.Is(err, relayclient.ErrNotFound) {
+		// One key package per device of the user; the manager invites one
+		// (multi-device invites come with the sync engine).
+		kps, err := r.rc.ClaimKeyPackages(ctx, identity.UserID(in.UserID))
+		if errors.Is(err, relayclient.ErrNotFound) || (err == nil && len(kps) == 0) {
 			return notFound("no_key_package", "the relay has no key package for %q", in.UserID)
 		}
 		if err != nil {
 			return relayErr(err)
 		}
+		kp, lastResort = kps[0].KeyPackage, kps[0].LastResort
 	default:
 		if kp, err = b64("key_package", in.KeyPackage); err != nil {
 			return err
@@ -696,7 +693,7 @@ func (r *Relay) createInvite(w http.ResponseWriter, req *http.Request) error {
 	if got != nil {
 		resp.Epoch, resp.Seq, resp.UserIDs = got.oc.Epoch+1, got.seq, identities(got.oc.Added)
 		if _, err := r.rc.PostWelcome(ctx, relayclient.Welcome{Recipients: resp.UserIDs, Welcome: tok.Welcome,
-			RatchetTree: tok.RatchetTree, GroupID: got.oc.GroupID, Invite: inv}); err != nil {
+			RatchetTree: tok.RatchetTree, GroupID: got.oc.GroupID}); err != nil {
 			return relayErr(fmt.Errorf("%w: the commit is in, queueing the Welcome failed: %w", ErrRelay, err))
 		}
 	}

@@ -161,11 +161,15 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		u := str("user_id")
+		// One device per user here (nodes have no device certificates yet).
+		one := func(kp string, lr bool) map[string]any {
+			return map[string]any{"key_packages": []map[string]any{{"device_id": "", "key_package": kp, "last_resort": lr}}}
+		}
 		if l := f.kps[u]; len(l) > 0 {
 			f.kps[u] = l[1:]
-			fjson(w, 200, map[string]any{"key_package": l[0], "last_resort": false})
+			fjson(w, 200, one(l[0], false))
 		} else if lr := f.lastRes[u]; lr != "" {
-			fjson(w, 200, map[string]any{"key_package": lr, "last_resort": true})
+			fjson(w, 200, one(lr, true))
 		} else {
 			ferr(w, 404, "no_key_package", nil)
 		}

@@ -17,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spacepanda/spacepanda/identity"
 	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
+	"github.com/spacepanda/spacepanda/relay/api"
 )
 
 // pgURL returns $SPACEPANDA_TEST_POSTGRES; without it the test skips,
@@ -103,14 +105,30 @@ func forEachBackend(t *testing.T, f func(t *testing.T, st Store)) {
 	}
 }
 
-// ident is a test user: a BasicCredential and an Ed25519 signature key.
+// ident is a test device: a user's identity key (shared by the user's
+// devices), and this device's id, Ed25519 MLS signature key and
+// certificate.
 type ident struct {
-	name   string
+	name   string // for messages only
+	user   *identity.PrivateIdentity
 	cs     *suite.Suite
 	signer *suite.Signer
+	dev    identity.DeviceID
+	cert   []byte
 }
 
 func newIdent(t testing.TB, name string) *ident {
+	t.Helper()
+	u, err := identity.GenerateIdentity(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newDevice(t, name, u, time.Now(), 0)
+}
+
+// newDevice certifies a new device of user u at now for lifetime (0: the
+// default).
+func newDevice(t testing.TB, name string, u *identity.PrivateIdentity, now time.Time, lifetime time.Duration) *ident {
 	t.Helper()
 	cs := suite.MustNew(1)
 	priv, _, err := cs.GenerateSignatureKeyPair(nil)
@@ -121,16 +139,70 @@ func newIdent(t testing.TB, name string) *ident {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ident{name: name, cs: cs, signer: sg}
+	id := &ident{name: name, user: u, cs: cs, signer: sg}
+	if id.dev, err = identity.NewDeviceID(nil); err != nil {
+		t.Fatal(err)
+	}
+	d, err := identity.NewDevice(id.dev, cs.ID(), sg.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := u.Certify(d, now, lifetime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.cert, err = c.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
-func (id *ident) pub() []byte { return id.signer.PublicKey() }
+// another is a new device of id's user.
+func (id *ident) another(t testing.TB, name string) *ident {
+	return newDevice(t, name, id.user, time.Now(), 0)
+}
 
-// keyPackage returns a fresh MLSMessage(KeyPackage) of id for credential
-// identity who (normally id.name).
-func (id *ident) keyPackage(t testing.TB, who string, lastResort bool) []byte {
+func (id *ident) uid() string    { return string(id.user.UserID()) }
+func (id *ident) device() string { return id.dev.String() }
+func (id *ident) pub() []byte    { return id.signer.PublicKey() }
+func (id *ident) String() string { return id.name }
+func (id *ident) revocation(t testing.TB) []byte {
 	t.Helper()
-	kp, _, err := mls.NewKeyPackage(id.cs, nil, id.signer, tree.NewBasicCredential([]byte(who)), mls.KeyPackageOptions{LastResort: lastResort})
+	r, err := id.user.Revoke(id.dev, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// keyPackage returns a fresh MLSMessage(KeyPackage) of this device: its
+// leaf carries the device certificate and presents the user id.
+func (id *ident) keyPackage(t testing.TB, lastResort bool) []byte {
+	t.Helper()
+	return id.keyPackageWith(t, id.uid(), id.cert, lastResort)
+}
+
+// keyPackageWith is keyPackage with another credential identity or
+// certificate (nil: none).
+func (id *ident) keyPackageWith(t testing.TB, who string, cert []byte, lastResort bool) []byte {
+	t.Helper()
+	o := mls.KeyPackageOptions{LastResort: lastResort}
+	if cert != nil {
+		c, err := identity.ParseCertificate(cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ext, err := c.Extension()
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.LeafExtensions = mls.Extensions{ext}
+	}
+	kp, _, err := mls.NewKeyPackage(id.cs, nil, id.signer, tree.NewBasicCredential([]byte(who)), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,16 +321,23 @@ func (c *client) must(status int, method, path string, body any) resp {
 func login(t testing.TB, base string, id *ident) *client {
 	t.Helper()
 	c := &client{t: t, base: base, id: id}
-	r := c.must(200, "POST", "/v1/auth/challenge", map[string]any{"user_id": id.name, "signature_key": id.pub(), "ciphersuite": 1})
+	r := c.must(200, "POST", "/v1/auth/challenge", map[string]any{"certificate": id.cert})
 	ch, _ := base64.StdEncoding.DecodeString(r.body["challenge"].(string))
-	sig, err := id.signer.SignWithLabel(LoginLabel, LoginContent(base, id.name, ch))
+	r = c.must(200, "POST", "/v1/auth/login", map[string]any{"certificate": id.cert, "challenge": ch, "signature": id.loginSignature(t, base, ch)})
+	if r.body["user_id"] != id.uid() || r.body["device_id"] != id.device() {
+		t.Fatalf("logged in as %v %v", r.body["user_id"], r.body["device_id"])
+	}
+	c.token = r.body["token"].(string)
+	return c
+}
+
+func (id *ident) loginSignature(t testing.TB, base string, challenge []byte) []byte {
+	t.Helper()
+	sig, err := id.signer.SignWithLabel(api.LoginLabel, api.LoginContent(base, id.user.UserID(), id.dev, challenge))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = c.must(200, "POST", "/v1/auth/login", map[string]any{"user_id": id.name, "signature_key": id.pub(), "ciphersuite": 1,
-		"challenge": ch, "signature": sig})
-	c.token = r.body["token"].(string)
-	return c
+	return sig
 }
 
 func gidPath(gid []byte) string { return base64.RawURLEncoding.EncodeToString(gid) }
@@ -272,4 +351,3 @@ func newTestServer(t testing.TB, st Store, opts Options) (*Server, string) {
 }
 
 var _ = fmt.Sprintf
-var _ = time.Second

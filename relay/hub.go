@@ -23,6 +23,7 @@ func newHub() *hub {
 
 func groupKey(gid []byte) string    { return "g" + string(gid) }
 func welcomeKey(user string) string { return "w" + user }
+func linkKey(mailbox string) string { return "l" + mailbox }
 
 // wait returns a channel closed at the next publish for key, and a release
 // function the caller must call when it stops waiting.
@@ -60,6 +61,10 @@ func (h *hub) publish(ev Event) {
 		h.fire(groupKey(ev.GroupID))
 	case ev.Recipient != "":
 		h.fire(welcomeKey(ev.Recipient))
+	case ev.Mailbox != "":
+		h.fire(linkKey(ev.Mailbox))
+	case ev.Revoked != nil:
+		// No waiter sleeps on a device; streams see it below.
 	default:
 		for k := range h.keys {
 			h.fire(k)

@@ -81,12 +81,18 @@ func postgresDialect() dialect {
 	}
 }
 
-// encodeEvent: "m <hex group id> <seq>" or "w <id> <recipient>" (the
-// recipient last: it may hold spaces). User ids are at most 256 bytes and
-// group ids 255, well under NOTIFY's 8000-byte payload limit.
+// encodeEvent: "m <hex group id> <seq>", "w <id> <recipient>", "l <seq>
+// <mailbox>" or "r <device id> <user id>" (the user id last: it may hold
+// spaces). User ids are at most 256 bytes and group ids 255, well under
+// NOTIFY's 8000-byte payload limit.
 func encodeEvent(ev Event) string {
-	if ev.Recipient != "" {
+	switch {
+	case ev.Recipient != "":
 		return "w " + strconv.FormatInt(ev.WelcomeID, 10) + " " + ev.Recipient
+	case ev.Mailbox != "":
+		return "l " + strconv.FormatInt(ev.Seq, 10) + " " + ev.Mailbox
+	case ev.Revoked != nil:
+		return "r " + ev.Revoked.DeviceID + " " + ev.Revoked.UserID
 	}
 	return "m " + hex.EncodeToString(ev.GroupID) + " " + strconv.FormatInt(ev.Seq, 10)
 }
@@ -97,23 +103,31 @@ func decodeEvent(p string) (Event, bool) {
 		return Event{}, false
 	}
 	a, b, ok := strings.Cut(rest, " ")
-	if !ok {
+	if !ok || b == "" {
 		return Event{}, false
 	}
 	switch kind {
 	case "m":
 		gid, err := hex.DecodeString(a)
 		seq, err2 := strconv.ParseInt(b, 10, 64)
-		if err != nil || err2 != nil {
+		if err != nil || err2 != nil || len(gid) == 0 {
 			return Event{}, false
 		}
 		return Event{GroupID: gid, Seq: seq}, true
 	case "w":
 		id, err := strconv.ParseInt(a, 10, 64)
-		if err != nil || b == "" {
+		if err != nil {
 			return Event{}, false
 		}
 		return Event{Recipient: b, WelcomeID: id}, true
+	case "l":
+		seq, err := strconv.ParseInt(a, 10, 64)
+		if err != nil {
+			return Event{}, false
+		}
+		return Event{Mailbox: b, Seq: seq}, true
+	case "r":
+		return Event{Revoked: &DeviceRef{UserID: b, DeviceID: a}}, true
 	}
 	return Event{}, false
 }

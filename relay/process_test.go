@@ -25,6 +25,9 @@ import (
 // SPACEPANDA_RELAY_CHILD set it runs Main with the JSON-encoded arguments
 // in it, the same code path as the CLI, in a real separate process.
 func TestMain(m *testing.M) {
+	if a := os.Getenv("SPACEPANDA_SQUAT_CHILD"); a != "" {
+		os.Exit(squatChild(a))
+	}
 	if a := os.Getenv("SPACEPANDA_RELAY_CHILD"); a != "" {
 		var args []string
 		if err := json.Unmarshal([]byte(a), &args); err != nil {
@@ -109,12 +112,12 @@ func TestRelayKillRestart(t *testing.T) {
 	gid := []byte("durable")
 	gp := "/v1/groups/" + gidPath(gid)
 	ca.must(200, "POST", "/v1/groups", map[string]any{"group_id": gid})
-	ca.must(200, "POST", gp+"/messages", map[string]any{"message": privMsg(t, gid, 0, mls.ContentTypeCommit), "kind": "commit", "epoch": 0, "added": []string{"bob"}})
+	ca.must(200, "POST", gp+"/messages", map[string]any{"message": privMsg(t, gid, 0, mls.ContentTypeCommit), "kind": "commit", "epoch": 0, "added": []string{bob.uid()}})
 	var kps [][]byte
 	for range 30 {
-		kps = append(kps, alice.keyPackage(t, "alice", false))
+		kps = append(kps, alice.keyPackage(t, false))
 	}
-	ca.must(200, "POST", "/v1/key-packages", map[string]any{"key_packages": kps, "last_resort": alice.keyPackage(t, "alice", true)})
+	ca.must(200, "POST", "/v1/key-packages", map[string]any{"key_packages": kps, "last_resort": alice.keyPackage(t, true)})
 
 	accepted := map[int64][]byte{} // seq -> message bytes, acknowledged by the relay
 	claimedOK := 0                 // claims whose response arrived
@@ -144,14 +147,14 @@ func TestRelayKillRestart(t *testing.T) {
 						mu.Lock()
 						claimsTried++
 						mu.Unlock()
-						r, err := tryDo(c, "POST", "/v1/key-packages/claim", map[string]any{"user_id": "alice"})
-						if err == nil && r.status == 200 && r.body["last_resort"] == false {
+						r, err := tryDo(c, "POST", "/v1/key-packages/claim", map[string]any{"user_id": alice.uid()})
+						if err == nil && r.status == 200 && r.body["key_packages"].([]any)[0].(map[string]any)["last_resort"] == false {
 							mu.Lock()
 							claimedOK++
 							mu.Unlock()
 						}
 					case w == 2 && i%7 == 0:
-						r, err := tryDo(c, "POST", "/v1/welcomes", map[string]any{"recipients": []string{"bob"}, "welcome": welcomeMsg(t), "group_id": gid})
+						r, err := tryDo(c, "POST", "/v1/welcomes", map[string]any{"recipients": []string{bob.uid()}, "welcome": welcomeMsg(t), "group_id": gid})
 						if err == nil && r.status == 200 {
 							mu.Lock()
 							welcomes[int64(r.body["ids"].([]any)[0].(float64))] = true

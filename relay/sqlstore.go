@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -154,11 +153,109 @@ CREATE TABLE welcomes (
 );
 CREATE INDEX welcomes_recipient ON welcomes (recipient, id);
 `,
+	// 2: the relay authenticates devices, not names. A login proves a
+	// device certificate whose identity key hashes to the user id, so the
+	// trust-on-first-use bindings of names to keys go, with everything
+	// that hung off them: their challenges, tokens, key packages (whose
+	// leaves carry no certificate) and cursors (now per device). Logs,
+	// readers and queued Welcomes stay. The plaintext invite descriptor
+	// of queued Welcomes is dropped: the relay must not learn channel
+	// names. New: users and their devices (the directory, with
+	// revocations), per-device Welcome acknowledgements, link mailboxes.
+	`
+DROP TABLE identities;
+DROP TABLE challenges;
+DROP TABLE tokens;
+DROP TABLE key_packages;
+DROP TABLE last_resort;
+DROP TABLE cursors;
+CREATE TABLE users (
+	user_id      TEXT PRIMARY KEY,
+	identity_key {BLOB} NOT NULL,
+	created_at   {INT} NOT NULL
+);
+-- A device row exists once the device logged in (certificate set) or was
+-- revoked (revocation set). A revoked device never comes back.
+CREATE TABLE devices (
+	user_id       TEXT NOT NULL REFERENCES users (user_id),
+	device_id     TEXT NOT NULL,
+	certificate   {BLOB},
+	signature_key {BLOB},
+	not_before    {INT},
+	created_at    {INT} NOT NULL,
+	revocation    {BLOB},
+	revoked_at    {INT},
+	PRIMARY KEY (user_id, device_id)
+);
+CREATE TABLE challenges (
+	challenge   {BLOB} PRIMARY KEY,
+	certificate {BLOB} NOT NULL,
+	expires_at  {INT} NOT NULL
+);
+CREATE TABLE tokens (
+	token_hash    {BLOB} PRIMARY KEY,
+	user_id       TEXT NOT NULL,
+	device_id     TEXT NOT NULL,
+	signature_key {BLOB} NOT NULL,
+	expires_at    {INT} NOT NULL
+);
+CREATE INDEX tokens_device ON tokens (user_id, device_id);
+CREATE TABLE key_packages (
+	id         {ID},
+	user_id    TEXT NOT NULL,
+	device_id  TEXT NOT NULL,
+	ref        {BLOB} NOT NULL UNIQUE,
+	data       {BLOB} NOT NULL,
+	created_at {INT} NOT NULL
+);
+CREATE INDEX key_packages_device ON key_packages (user_id, device_id, id);
+CREATE TABLE last_resort (
+	user_id    TEXT NOT NULL,
+	device_id  TEXT NOT NULL,
+	ref        {BLOB} NOT NULL,
+	data       {BLOB} NOT NULL,
+	created_at {INT} NOT NULL,
+	PRIMARY KEY (user_id, device_id)
+);
+CREATE TABLE cursors (
+	group_id  {BLOB} NOT NULL REFERENCES groups (group_id),
+	user_id   TEXT NOT NULL,
+	device_id TEXT NOT NULL,
+	after     {INT} NOT NULL,
+	PRIMARY KEY (group_id, user_id, device_id)
+);
+ALTER TABLE messages ADD COLUMN sender_device TEXT NOT NULL DEFAULT '';
+ALTER TABLE welcomes ADD COLUMN sender_device TEXT NOT NULL DEFAULT '';
+ALTER TABLE welcomes DROP COLUMN invite;
+CREATE TABLE welcome_acks (
+	welcome_id {INT} NOT NULL,
+	device_id  TEXT NOT NULL,
+	PRIMARY KEY (welcome_id, device_id)
+);
+CREATE TABLE link_mailboxes (
+	mailbox    TEXT PRIMARY KEY,
+	user_id    TEXT NOT NULL,
+	device_id  TEXT NOT NULL,
+	expires_at {INT} NOT NULL,
+	last_seq   {INT} NOT NULL
+);
+CREATE INDEX link_mailboxes_user ON link_mailboxes (user_id);
+CREATE TABLE link_messages (
+	mailbox TEXT NOT NULL,
+	seq     {INT} NOT NULL,
+	side    TEXT NOT NULL,
+	data    {BLOB} NOT NULL,
+	PRIMARY KEY (mailbox, seq)
+);
+`,
 }
 
 func (s *sqlStore) q(query string) string { return s.d.rebind(query) }
 
-func (s *sqlStore) migrate(ctx context.Context) error {
+func (s *sqlStore) migrate(ctx context.Context) error { return s.migrateTo(ctx, len(migrations)) }
+
+// migrateTo applies the migrations up to version target.
+func (s *sqlStore) migrateTo(ctx context.Context, target int) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("relay: migrate: %w", err)
@@ -184,7 +281,7 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	if version > len(migrations) {
 		return fmt.Errorf("%w: version %d, this program knows %d", ErrSchemaTooNew, version, len(migrations))
 	}
-	for v := version; v < len(migrations); v++ {
+	for v := version; v < target; v++ {
 		m := migrations[v]
 		for k, t := range s.d.types {
 			m = strings.ReplaceAll(m, "{"+k+"}", t)
@@ -239,480 +336,17 @@ func (s *sqlStore) dbErr(op string, err error) error {
 	return fmt.Errorf("relay: %s: %s: %w", s.d.name, op, err)
 }
 
-func (s *sqlStore) PutChallenge(ctx context.Context, c Challenge) error {
-	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO challenges (challenge, user_id, signature_key, cipher_suite, expires_at) VALUES (?, ?, ?, ?, ?)`),
-		c.Challenge, c.UserID, c.SignatureKey, int64(c.Suite), nanos(c.Expires))
-	if err != nil {
-		return s.dbErr("put challenge", err)
-	}
-	return nil
-}
-
-func (s *sqlStore) TakeChallenge(ctx context.Context, challenge []byte, now time.Time) (Challenge, error) {
-	c := Challenge{Challenge: challenge}
-	var suite, exp int64
-	err := s.w.QueryRowContext(ctx, s.q(`DELETE FROM challenges WHERE challenge = ? RETURNING user_id, signature_key, cipher_suite, expires_at`), challenge).
-		Scan(&c.UserID, &c.SignatureKey, &suite, &exp)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Challenge{}, ErrNotFound
-	}
-	if err != nil {
-		return Challenge{}, s.dbErr("take challenge", err)
-	}
-	c.Suite, c.Expires = uint16(suite), time.Unix(0, exp)
-	if !now.Before(c.Expires) {
-		return Challenge{}, ErrNotFound
-	}
-	return c, nil
-}
-
-func (s *sqlStore) IdentityKey(ctx context.Context, userID string) ([]byte, error) {
-	var key []byte
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT signature_key FROM identities WHERE user_id = ?`), userID).Scan(&key)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, s.dbErr("identity", err)
-	}
-	return key, nil
-}
-
-func (s *sqlStore) BindIdentity(ctx context.Context, userID string, key []byte, suite uint16, now time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO identities (user_id, signature_key, cipher_suite, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING`),
-			userID, key, int64(suite), nanos(now)); err != nil {
-			return s.dbErr("bind identity", err)
-		}
-		var got []byte
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT signature_key FROM identities WHERE user_id = ?`), userID).Scan(&got); err != nil {
-			return s.dbErr("bind identity", err)
-		}
-		if string(got) != string(key) {
-			return ErrKeyMismatch
-		}
-		return nil
-	})
-}
-
-func (s *sqlStore) PutToken(ctx context.Context, tokenHash []byte, userID string, expires time.Time) error {
-	if _, err := s.w.ExecContext(ctx, s.q(`INSERT INTO tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)`), tokenHash, userID, nanos(expires)); err != nil {
-		return s.dbErr("put token", err)
-	}
-	return nil
-}
-
-func (s *sqlStore) TokenUser(ctx context.Context, tokenHash []byte, now time.Time) (string, time.Time, error) {
-	var user string
-	var exp int64
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT user_id, expires_at FROM tokens WHERE token_hash = ?`), tokenHash).Scan(&user, &exp)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", time.Time{}, ErrNotFound
-	}
-	if err != nil {
-		return "", time.Time{}, s.dbErr("token", err)
-	}
-	if now.UnixNano() >= exp {
-		return "", time.Time{}, ErrNotFound
-	}
-	return user, time.Unix(0, exp), nil
-}
-
-func (s *sqlStore) AddKeyPackages(ctx context.Context, userID string, kps []KeyPackage, lastResort *KeyPackage, max int, now time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		// Lock the user's identity row (bound at login) so that two
-		// concurrent publishes on PostgreSQL cannot both pass the quota.
-		var one int
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM identities WHERE user_id = ?`+s.d.forUpdate), userID).Scan(&one); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return s.dbErr("add key packages", err)
-		}
-		var n int
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM key_packages WHERE user_id = ?`), userID).Scan(&n); err != nil {
-			return s.dbErr("count key packages", err)
-		}
-		if n+len(kps) > max {
-			return fmt.Errorf("%w: %d key packages stored, %d more would pass %d", ErrLimit, n, len(kps), max)
-		}
-		for _, kp := range kps {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO key_packages (user_id, ref, data, created_at) VALUES (?, ?, ?, ?)`),
-				userID, kp.Ref, kp.Data, nanos(now)); err != nil {
-				if s.d.isUnique(err) {
-					return fmt.Errorf("%w: key package already published", ErrExists)
-				}
-				return s.dbErr("add key package", err)
-			}
-		}
-		if lastResort != nil {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO last_resort (user_id, ref, data, created_at) VALUES (?, ?, ?, ?)
-				ON CONFLICT (user_id) DO UPDATE SET ref = excluded.ref, data = excluded.data, created_at = excluded.created_at`),
-				userID, lastResort.Ref, lastResort.Data, nanos(now)); err != nil {
-				return s.dbErr("set last resort", err)
-			}
-		}
-		return nil
-	})
-}
-
-func (s *sqlStore) CountKeyPackages(ctx context.Context, userID string) (int, bool, error) {
-	var n, lr int
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT (SELECT COUNT(*) FROM key_packages WHERE user_id = ?), (SELECT COUNT(*) FROM last_resort WHERE user_id = ?)`),
-		userID, userID).Scan(&n, &lr)
-	if err != nil {
-		return 0, false, s.dbErr("count key packages", err)
-	}
-	return n, lr > 0, nil
-}
-
-func (s *sqlStore) ClaimKeyPackage(ctx context.Context, userID string) (data []byte, lastResort bool, err error) {
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		// SKIP LOCKED: two concurrent claims on PostgreSQL take two
-		// different rows instead of the second finding the first's row
-		// gone and falling back to the last resort. (A claim that finds
-		// every remaining row locked by in-flight claims gets the last
-		// resort: those claims will not roll back short of a crash.)
-		var id int64
-		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM key_packages WHERE user_id = ? ORDER BY id LIMIT 1`+s.d.skipLocked), userID).Scan(&id)
-		if err == nil {
-			err = tx.QueryRowContext(ctx, s.q(`DELETE FROM key_packages WHERE id = ? RETURNING data`), id).Scan(&data)
-			if err != nil {
-				return s.dbErr("claim key package", err)
-			}
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return s.dbErr("claim key package", err)
-		}
-		err = tx.QueryRowContext(ctx, s.q(`SELECT data FROM last_resort WHERE user_id = ?`), userID).Scan(&data)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return s.dbErr("claim last resort", err)
-		}
-		lastResort = true
-		return nil
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	return data, lastResort, nil
-}
-
-func (s *sqlStore) CreateGroup(ctx context.Context, groupID []byte, creator string, epoch uint64, now time.Time) error {
-	if epoch > math.MaxInt64 {
-		return fmt.Errorf("%w: epoch", ErrStale)
-	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO groups (group_id, epoch, last_seq, creator, created_at) VALUES (?, ?, 0, ?, ?) ON CONFLICT (group_id) DO NOTHING`),
-			groupID, int64(epoch), creator, nanos(now))
-		if err != nil {
-			return s.dbErr("create group", err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return s.dbErr("create group", err)
-		} else if n == 0 {
-			return fmt.Errorf("%w: group", ErrExists)
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO readers (group_id, user_id, from_seq, to_seq) VALUES (?, ?, 1, NULL)`), groupID, creator); err != nil {
-			return s.dbErr("create group", err)
-		}
-		return nil
-	})
-}
-
-func (s *sqlStore) Group(ctx context.Context, groupID []byte) (GroupState, error) {
-	g := GroupState{GroupID: groupID}
-	var epoch int64
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT epoch, last_seq FROM groups WHERE group_id = ?`), groupID).Scan(&epoch, &g.LastSeq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return GroupState{}, ErrNotFound
-	}
-	if err != nil {
-		return GroupState{}, s.dbErr("group", err)
-	}
-	g.Epoch = uint64(epoch)
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT user_id FROM readers WHERE group_id = ? AND to_seq IS NULL ORDER BY user_id`), groupID)
-	if err != nil {
-		return GroupState{}, s.dbErr("group members", err)
-	}
-	defer rows.Close()
-	g.Members = []string{}
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return GroupState{}, s.dbErr("group members", err)
-		}
-		g.Members = append(g.Members, u)
-	}
-	if err := rows.Err(); err != nil {
-		return GroupState{}, s.dbErr("group members", err)
-	}
-	return g, nil
-}
-
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func (s *sqlStore) access(ctx context.Context, q querier, groupID []byte, userID string) (Access, error) {
-	var a Access
-	var to sql.NullInt64
-	err := q.QueryRowContext(ctx, s.q(`SELECT from_seq, to_seq FROM readers WHERE group_id = ? AND user_id = ?`), groupID, userID).Scan(&a.FromSeq, &to)
-	if errors.Is(err, sql.ErrNoRows) {
-		var one int
-		err := q.QueryRowContext(ctx, s.q(`SELECT 1 FROM groups WHERE group_id = ?`), groupID).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return Access{}, fmt.Errorf("%w: group", ErrNotFound)
-		}
-		if err != nil {
-			return Access{}, s.dbErr("access", err)
-		}
-		return Access{}, fmt.Errorf("%w: not a member of the group", ErrForbidden)
-	}
-	if err != nil {
-		return Access{}, s.dbErr("access", err)
-	}
-	if to.Valid {
-		a.Removed, a.ToSeq = true, to.Int64
-	}
-	return a, nil
-}
-
-func (s *sqlStore) Access(ctx context.Context, groupID []byte, userID string) (Access, error) {
-	return s.access(ctx, s.r, groupID, userID)
-}
-
-func (s *sqlStore) Append(ctx context.Context, m Message) (seq int64, current uint64, err error) {
-	if m.Epoch > math.MaxInt64 {
-		return 0, 0, fmt.Errorf("%w: epoch out of range", ErrCommitConflict)
-	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		var epoch, last int64
-		// The group row lock serialises every append to this group, across
-		// processes (RFC 9750 §5.2 strongly consistent delivery).
-		err := tx.QueryRowContext(ctx, s.q(`SELECT epoch, last_seq FROM groups WHERE group_id = ?`+s.d.forUpdate), m.GroupID).Scan(&epoch, &last)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: group", ErrNotFound)
-		}
-		if err != nil {
-			return s.dbErr("append", err)
-		}
-		current = uint64(epoch)
-		a, err := s.access(ctx, tx, m.GroupID, m.Sender)
-		if err != nil {
-			return err
-		}
-		if a.Removed {
-			return fmt.Errorf("%w: removed from the group", ErrForbidden)
-		}
-		if m.Kind == "commit" && m.Epoch != current {
-			return fmt.Errorf("%w: commit for epoch %d, the group is at epoch %d", ErrCommitConflict, m.Epoch, current)
-		}
-		seq = last + 1
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO messages (group_id, seq, kind, epoch, sender, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-			m.GroupID, seq, m.Kind, int64(m.Epoch), m.Sender, m.Data, nanos(m.ReceivedAt)); err != nil {
-			return s.dbErr("append", err)
-		}
-		if m.Kind == "commit" {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO commits (group_id, epoch, seq) VALUES (?, ?, ?)`), m.GroupID, int64(m.Epoch), seq); err != nil {
-				if s.d.isUnique(err) {
-					return fmt.Errorf("%w: epoch %d already has a commit", ErrCommitConflict, m.Epoch)
-				}
-				return s.dbErr("append commit", err)
-			}
-			epoch++
-			for _, u := range m.Added {
-				if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO readers (group_id, user_id, from_seq, to_seq) VALUES (?, ?, ?, NULL)
-					ON CONFLICT (group_id, user_id) DO UPDATE SET from_seq = excluded.from_seq, to_seq = NULL WHERE readers.to_seq IS NOT NULL`),
-					m.GroupID, u, seq); err != nil {
-					return s.dbErr("add reader", err)
-				}
-			}
-			for _, u := range m.Removed {
-				if _, err := tx.ExecContext(ctx, s.q(`UPDATE readers SET to_seq = ? WHERE group_id = ? AND user_id = ? AND to_seq IS NULL`),
-					seq, m.GroupID, u); err != nil {
-					return s.dbErr("remove reader", err)
-				}
-			}
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET epoch = ?, last_seq = ? WHERE group_id = ?`), epoch, seq, m.GroupID); err != nil {
-			return s.dbErr("append", err)
-		}
-		if s.d.notify != nil {
-			return s.d.notify(ctx, tx, Event{GroupID: m.GroupID, Seq: seq})
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, current, err
-	}
-	if m.Kind == "commit" {
-		current++
-	}
-	return seq, current, nil
-}
-
-func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, after int64, limit int) ([]Message, error) {
-	a, err := s.access(ctx, s.r, groupID, userID)
-	if err != nil {
-		return nil, err
-	}
-	lo := max(after, a.FromSeq-1)
-	hi := int64(math.MaxInt64)
-	if a.Removed {
-		hi = a.ToSeq
-	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT seq, kind, epoch, sender, data, received_at FROM messages
-		WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`), groupID, lo, hi, limit)
-	if err != nil {
-		return nil, s.dbErr("messages", err)
-	}
-	defer rows.Close()
-	var out []Message
-	for rows.Next() {
-		m := Message{GroupID: groupID}
-		var epoch, at int64
-		if err := rows.Scan(&m.Seq, &m.Kind, &epoch, &m.Sender, &m.Data, &at); err != nil {
-			return nil, s.dbErr("messages", err)
-		}
-		m.Epoch, m.ReceivedAt = uint64(epoch), time.Unix(0, at)
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.dbErr("messages", err)
-	}
-	return out, nil
-}
-
-func (s *sqlStore) Cursor(ctx context.Context, groupID []byte, userID string) (int64, error) {
-	var after int64
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT after FROM cursors WHERE group_id = ? AND user_id = ?`), groupID, userID).Scan(&after)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, s.dbErr("cursor", err)
-	}
-	return after, nil
-}
-
-func (s *sqlStore) SetCursor(ctx context.Context, groupID []byte, userID string, after int64) error {
-	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO cursors (group_id, user_id, after) VALUES (?, ?, ?)
-		ON CONFLICT (group_id, user_id) DO UPDATE SET after = excluded.after`), groupID, userID, after)
-	if err != nil {
-		return s.dbErr("set cursor", err)
-	}
-	return nil
-}
-
-func (s *sqlStore) PutGroupInfo(ctx context.Context, groupID []byte, gi []byte, epoch uint64) error {
-	if epoch > math.MaxInt64 {
-		return fmt.Errorf("%w: epoch out of range", ErrStale)
-	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var cur int64
-		var have sql.NullInt64
-		err := tx.QueryRowContext(ctx, s.q(`SELECT epoch, group_info_epoch FROM groups WHERE group_id = ?`+s.d.forUpdate), groupID).Scan(&cur, &have)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: group", ErrNotFound)
-		}
-		if err != nil {
-			return s.dbErr("put group info", err)
-		}
-		if int64(epoch) > cur {
-			return fmt.Errorf("%w: GroupInfo for epoch %d, the group is at epoch %d", ErrStale, epoch, cur)
-		}
-		if have.Valid && int64(epoch) < have.Int64 {
-			return fmt.Errorf("%w: GroupInfo for epoch %d, epoch %d is stored", ErrStale, epoch, have.Int64)
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET group_info = ?, group_info_epoch = ? WHERE group_id = ?`), gi, int64(epoch), groupID); err != nil {
-			return s.dbErr("put group info", err)
-		}
-		return nil
-	})
-}
-
-func (s *sqlStore) GroupInfo(ctx context.Context, groupID []byte) ([]byte, uint64, error) {
-	var gi []byte
-	var epoch sql.NullInt64
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT group_info, group_info_epoch FROM groups WHERE group_id = ?`), groupID).Scan(&gi, &epoch)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && !epoch.Valid) {
-		return nil, 0, ErrNotFound
-	}
-	if err != nil {
-		return nil, 0, s.dbErr("group info", err)
-	}
-	return gi, uint64(epoch.Int64), nil
-}
-
-func (s *sqlStore) AddWelcome(ctx context.Context, w Welcome, recipients []string) ([]int64, error) {
-	ids := make([]int64, 0, len(recipients))
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		ids = ids[:0]
-		for _, r := range recipients {
-			var id int64
-			if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO welcomes (recipient, sender, group_id, welcome, ratchet_tree, invite, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`), r, w.Sender, w.GroupID, w.Welcome, w.RatchetTree, w.Invite, nanos(w.CreatedAt)).Scan(&id); err != nil {
-				return s.dbErr("add welcome", err)
-			}
-			ids = append(ids, id)
-			if s.d.notify != nil {
-				if err := s.d.notify(ctx, tx, Event{Recipient: r, WelcomeID: id}); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return ids, nil
-}
-
-func (s *sqlStore) Welcomes(ctx context.Context, userID string, limit int) ([]Welcome, error) {
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, sender, group_id, welcome, ratchet_tree, invite, created_at FROM welcomes
-		WHERE recipient = ? ORDER BY id LIMIT ?`), userID, limit)
-	if err != nil {
-		return nil, s.dbErr("welcomes", err)
-	}
-	defer rows.Close()
-	var out []Welcome
-	for rows.Next() {
-		w := Welcome{Recipient: userID}
-		var at int64
-		if err := rows.Scan(&w.ID, &w.Sender, &w.GroupID, &w.Welcome, &w.RatchetTree, &w.Invite, &at); err != nil {
-			return nil, s.dbErr("welcomes", err)
-		}
-		w.CreatedAt = time.Unix(0, at)
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.dbErr("welcomes", err)
-	}
-	return out, nil
-}
-
-func (s *sqlStore) DeleteWelcome(ctx context.Context, userID string, id int64) error {
-	res, err := s.w.ExecContext(ctx, s.q(`DELETE FROM welcomes WHERE id = ? AND recipient = ?`), id, userID)
-	if err != nil {
-		return s.dbErr("delete welcome", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return s.dbErr("delete welcome", err)
-	} else if n == 0 {
-		return fmt.Errorf("%w: welcome %d", ErrNotFound, id)
-	}
-	return nil
-}
-
 func (s *sqlStore) Prune(ctx context.Context, now time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM challenges WHERE expires_at <= ?`), nanos(now)); err != nil {
-			return s.dbErr("prune", err)
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM tokens WHERE expires_at <= ?`), nanos(now)); err != nil {
-			return s.dbErr("prune", err)
+		for _, q := range []string{
+			`DELETE FROM challenges WHERE expires_at <= ?`,
+			`DELETE FROM tokens WHERE expires_at <= ?`,
+			`DELETE FROM link_messages WHERE mailbox IN (SELECT mailbox FROM link_mailboxes WHERE expires_at <= ?)`,
+			`DELETE FROM link_mailboxes WHERE expires_at <= ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, s.q(q), nanos(now)); err != nil {
+				return s.dbErr("prune", err)
+			}
 		}
 		return nil
 	})

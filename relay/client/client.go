@@ -1,13 +1,23 @@
 // Package relayclient is a typed Go client of the SpacePanda relay's HTTP
-// API v1 (relay/API.md): login by signing a challenge with the node's MLS
-// signature key, the key package directory, per-group ordered logs with
-// long-poll reads and commit ordering (409 commit_conflict is returned as a
-// *CommitConflictError carrying the relay's current epoch), GroupInfos and
-// Welcome queues.
+// API v1 (relay/API.md): login by a device certificate and a signature
+// with the certified MLS key, the directory (devices, revocations, key
+// packages claimed one per device), per-group ordered logs read in pages
+// bounded in bytes with long-poll (409 commit_conflict is a
+// *CommitConflictError carrying the relay's epoch), GroupInfos, Welcome
+// queues and device-linking mailboxes.
+//
+// Every answer is bounded before it is buffered, by a size derived from
+// the relay's documented limits (package relay/api); a larger answer is
+// ErrResponseTooLarge. The relay is not trusted with what it relays:
+// verify certificates, revocations and key packages it returns
+// (identity.Validator) before acting on them.
 //
 // A Client logs in on first use, logs in again shortly before its token
 // expires or when the relay answers 401, and waits out 429 answers
 // (Retry-After) a bounded number of times. It is safe for concurrent use.
+// A Client without a device certificate can only use the unauthenticated
+// side of a link mailbox: that is how a new device, not yet certified,
+// takes part in linking.
 package relayclient
 
 import (
@@ -19,14 +29,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/spacepanda/spacepanda/mls/wire"
+	"github.com/spacepanda/spacepanda/identity"
+	"github.com/spacepanda/spacepanda/relay/api"
 )
 
 // Errors of package relayclient.
@@ -34,29 +44,52 @@ var (
 	// ErrCommitConflict: the relay already accepted a commit for this
 	// epoch (errors.As the error to *CommitConflictError for the epoch).
 	ErrCommitConflict = errors.New("relayclient: commit conflict")
+	// ErrFutureEpoch: a message for an epoch the group has not reached
+	// at the relay (errors.As to *EpochError for the relay's epoch).
+	ErrFutureEpoch = errors.New("relayclient: epoch not reached at the relay")
 	// ErrNotFound: the relay answered 404.
 	ErrNotFound = errors.New("relayclient: not found")
 	// ErrForbidden: the relay answered 403.
 	ErrForbidden = errors.New("relayclient: forbidden")
 	// ErrConflict: the relay answered 409 with another code than commit_conflict.
 	ErrConflict = errors.New("relayclient: conflict")
+	// ErrTooLarge: the relay refused what was sent as too large (413).
+	ErrTooLarge = errors.New("relayclient: too large")
+	// ErrRevoked: the device is revoked.
+	ErrRevoked = errors.New("relayclient: device revoked")
+	// ErrNotMember: a Welcome's recipient is not (yet) a member of the
+	// group at the relay: post the Welcome after its commit is accepted.
+	ErrNotMember = errors.New("relayclient: recipient is not a member of the group")
+	// ErrRateLimited: the relay kept answering 429.
+	ErrRateLimited = errors.New("relayclient: rate limited")
+	// ErrNoDevice: an authenticated call on a client without a device.
+	ErrNoDevice = errors.New("relayclient: no device certificate to log in with")
+	// ErrResponseTooLarge: an answer larger than the relay's limits allow.
+	ErrResponseTooLarge = errors.New("relayclient: answer over its size bound")
 )
 
 // LoginLabel is the SignWithLabel label of the login signature.
-const LoginLabel = "SpacePanda relay login"
+const LoginLabel = api.LoginLabel
 
-// Signer signs with the node's MLS signature key (RFC 9420 §5.1.2
-// SignWithLabel); *provider.Provider implements it.
+// Message kinds of the log.
+const (
+	KindCommit      = api.KindCommit
+	KindProposal    = api.KindProposal
+	KindApplication = api.KindApplication
+)
+
+// Signer signs with the device's MLS signature key (RFC 9420 §5.1.2
+// SignWithLabel).
 type Signer interface {
 	SignWithLabel(label string, content []byte) ([]byte, error)
 }
 
-// Identity is who the client logs in as.
+// Identity is the device the client logs in as: its certificate
+// (identity.Certificate encoding) and the certified signature key. The
+// zero Identity makes a client for the unauthenticated link side only.
 type Identity struct {
-	UserID       string
-	SignatureKey []byte
-	Ciphersuite  uint16
-	Signer       Signer
+	Certificate []byte
+	Signer      Signer
 }
 
 // Error is a non-2xx answer of the relay.
@@ -71,7 +104,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("relay: %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// Is maps statuses to the package sentinels.
+// Is maps statuses and codes to the package sentinels.
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
@@ -80,6 +113,14 @@ func (e *Error) Is(target error) bool {
 		return e.Status == http.StatusForbidden
 	case ErrConflict:
 		return e.Status == http.StatusConflict
+	case ErrTooLarge:
+		return e.Status == http.StatusRequestEntityTooLarge
+	case ErrRevoked:
+		return e.Code == "device_revoked"
+	case ErrNotMember:
+		return e.Code == "recipient_not_member"
+	case ErrRateLimited:
+		return e.Status == http.StatusTooManyRequests
 	}
 	return false
 }
@@ -100,6 +141,20 @@ func (e *CommitConflictError) Is(target error) bool {
 	return target == ErrCommitConflict || target == ErrConflict
 }
 
+// EpochError is the relay's refusal of a message for an epoch above the
+// group's current one.
+type EpochError struct {
+	Err          *Error
+	CurrentEpoch uint64
+}
+
+func (e *EpochError) Error() string {
+	return fmt.Sprintf("relay: epoch not reached (group in epoch %d): %s", e.CurrentEpoch, e.Err.Message)
+}
+
+// Is reports ErrFutureEpoch.
+func (e *EpochError) Is(target error) bool { return target == ErrFutureEpoch }
+
 // Options configure a Client.
 type Options struct {
 	// HTTP is the HTTP client (nil: a client without overall timeout, so
@@ -108,14 +163,21 @@ type Options struct {
 	// MaxRetries429 bounds how often a rate-limited request is retried
 	// (0: 5; negative: never).
 	MaxRetries429 int
+	// TokenSource, when set, supplies session tokens instead of the
+	// certificate login (for a caller that obtains them elsewhere).
+	TokenSource func(ctx context.Context) (token string, expires time.Time, err error)
 }
 
-// Client talks to one relay as one identity.
+// Client talks to one relay as one device.
 type Client struct {
-	base string
-	id   Identity
-	hc   *http.Client
-	max  int
+	base   string
+	id     Identity
+	userID identity.UserID
+	device identity.DeviceID
+	idErr  error
+	hc     *http.Client
+	max    int
+	tokens func(ctx context.Context) (string, time.Time, error)
 
 	mu      sync.Mutex
 	token   string
@@ -127,7 +189,9 @@ type Client struct {
 // RateLimited is how many 429 answers the client has waited out.
 func (c *Client) RateLimited() int64 { return c.limited.Load() }
 
-// New returns a client of the relay at baseURL (e.g. http://127.0.0.1:7000).
+// New returns a client of the relay at baseURL (e.g. http://127.0.0.1:7000)
+// for the device id. A certificate that does not decode makes every
+// authenticated call fail with ErrNoDevice.
 func New(baseURL string, id Identity, o Options) *Client {
 	hc := o.HTTP
 	if hc == nil {
@@ -137,29 +201,41 @@ func New(baseURL string, id Identity, o Options) *Client {
 	if max == 0 {
 		max = 5
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), id: id, hc: hc, max: max}
+	c := &Client{base: strings.TrimRight(baseURL, "/"), id: id, hc: hc, max: max, tokens: o.TokenSource}
+	switch {
+	case id.Certificate == nil:
+		c.idErr = ErrNoDevice
+	case id.Signer == nil:
+		c.idErr = fmt.Errorf("%w: no signer", ErrNoDevice)
+	default:
+		cert, err := identity.ParseCertificate(id.Certificate)
+		if err != nil {
+			c.idErr = fmt.Errorf("%w: %w", ErrNoDevice, err)
+		} else {
+			c.userID, c.device = cert.UserID(), cert.Device.ID
+		}
+	}
+	if c.tokens == nil {
+		c.tokens = c.login
+	} else if c.idErr != nil {
+		c.idErr = nil // the token source vouches for the client
+	}
+	return c
 }
 
 // BaseURL is the relay's base URL as the client uses it (no trailing /).
 func (c *Client) BaseURL() string { return c.base }
 
-// UserID is the client's identity.
-func (c *Client) UserID() string { return c.id.UserID }
+// UserID is the user the client logs in as ("" without a certificate).
+func (c *Client) UserID() identity.UserID { return c.userID }
 
-func enc64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
-func dec64(field, s string) ([]byte, error) {
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("relayclient: %s is not base64: %w", field, err)
-	}
-	return b, nil
-}
+// DeviceID is the device the client logs in as (zero without one).
+func (c *Client) DeviceID() identity.DeviceID { return c.device }
 
 // b64 is a []byte that travels as standard base64 in JSON (null/"" → nil).
 type b64 []byte
 
-func (b b64) MarshalJSON() ([]byte, error) { return json.Marshal(enc64(b)) }
+func (b b64) MarshalJSON() ([]byte, error) { return json.Marshal(base64.StdEncoding.EncodeToString(b)) }
 
 func (b *b64) UnmarshalJSON(data []byte) error {
 	var s *string
@@ -170,59 +246,92 @@ func (b *b64) UnmarshalJSON(data []byte) error {
 		*b = nil
 		return nil
 	}
-	v, err := dec64("value", *s)
+	v, err := base64.StdEncoding.DecodeString(*s)
+	if err != nil {
+		return fmt.Errorf("relayclient: not base64: %w", err)
+	}
 	*b = v
-	return err
+	return nil
 }
 
-// loginContent is the signed content: struct { opaque relay_url<V>;
-// opaque user_id<V>; opaque challenge<V>; } (API.md).
-func loginContent(relayURL, userID string, challenge []byte) ([]byte, error) {
-	var b wire.Builder
-	b.AddOpaque([]byte(relayURL))
-	b.AddOpaque([]byte(userID))
-	b.AddOpaque(challenge)
-	return b.Bytes()
+// --- answer bounds (from the relay's documented limits) ---
+
+const (
+	smallAnswer = 64 << 10
+	// userIDJSON bounds a user id in an answer: a canonical one, or a
+	// legacy name of a migrated log, JSON-escaped.
+	userIDJSON = 6*api.MaxUserIDLen + 2
+	// entryJSON bounds an entry's fields besides its data: seq, epoch,
+	// kind, sender, sender device, time and the keys.
+	entryJSON = 256 + userIDJSON
+)
+
+// b64Len is the base64 length of n bytes.
+func b64Len(n int) int64 { return int64((n + 2) / 3 * 4) }
+
+func pageBound(entries, extra int) int64 {
+	// The data of a page is at most api.MaxEntrySize: the sum of at most
+	// max_bytes (<= api.MaxPageBytes = api.MaxEntrySize), or one larger
+	// entry alone.
+	return b64Len(api.MaxEntrySize) + int64(entries)*int64(entryJSON+extra+8) + 1024
 }
 
-// Login proves the identity to the relay and stores the session token.
+var (
+	devicesBound = int64(api.MaxDevicesPerUser)*(b64Len(identity.MaxCertificateSize)+128) +
+		int64(api.MaxRevocationsPerUser)*(b64Len(identity.MaxRevocationSize)+4) + 1024
+	claimBound = int64(api.MaxDevicesPerUser)*(b64Len(api.MaxKeyPackageSize)+128) + 1024
+	// Members are canonical user ids: the relay adds no other since
+	// devices log in (a log migrated from names may hold longer ones, and
+	// its group answers may not fit: such groups have no member left who
+	// can log in).
+	groupBound     = int64(api.MaxGroupMembers)*int64(identity.UserIDLen+3) + b64Len(api.MaxGroupIDLen) + 1024
+	groupInfoBound = b64Len(api.MaxGroupInfoSize) + 1024
+	welcomesBound  = pageBound(api.MaxWelcomesPerPage, int(b64Len(api.MaxGroupIDLen)))
+	linkBound      = int64(api.MaxLinkMessages)*(b64Len(identity.MaxLinkMessageSize)+64) + 1024
+)
+
+// --- login ---
+
+// Login proves the device to the relay and stores the session token.
 func (c *Client) Login(ctx context.Context) error {
-	type chReq struct {
-		UserID       string `json:"user_id"`
-		SignatureKey b64    `json:"signature_key"`
-		Ciphersuite  uint16 `json:"ciphersuite"`
+	tok, exp, err := c.tokens(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.token, c.expires = tok, exp
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Client) login(ctx context.Context) (string, time.Time, error) {
+	if c.idErr != nil {
+		return "", time.Time{}, fmt.Errorf("relayclient: login: %w", c.idErr)
 	}
 	var ch struct {
 		Challenge b64 `json:"challenge"`
 	}
-	req := chReq{UserID: c.id.UserID, SignatureKey: c.id.SignatureKey, Ciphersuite: c.id.Ciphersuite}
-	if err := c.send(ctx, "POST", "/v1/auth/challenge", "", req, &ch); err != nil {
-		return fmt.Errorf("relayclient: login: %w", err)
+	if err := c.send(ctx, "POST", "/v1/auth/challenge", "", map[string]b64{"certificate": c.id.Certificate}, &ch, smallAnswer); err != nil {
+		return "", time.Time{}, fmt.Errorf("relayclient: login: %w", err)
 	}
-	content, err := loginContent(c.base, c.id.UserID, ch.Challenge)
+	sig, err := c.id.Signer.SignWithLabel(api.LoginLabel, api.LoginContent(c.base, c.userID, c.device, ch.Challenge))
 	if err != nil {
-		return err
-	}
-	sig, err := c.id.Signer.SignWithLabel(LoginLabel, content)
-	if err != nil {
-		return fmt.Errorf("relayclient: login: sign: %w", err)
+		return "", time.Time{}, fmt.Errorf("relayclient: login: sign: %w", err)
 	}
 	var out struct {
 		Token     string    `json:"token"`
 		ExpiresAt time.Time `json:"expires_at"`
+		UserID    string    `json:"user_id"`
+		DeviceID  string    `json:"device_id"`
 	}
-	lreq := struct {
-		chReq
-		Challenge b64 `json:"challenge"`
-		Signature b64 `json:"signature"`
-	}{req, ch.Challenge, sig}
-	if err := c.send(ctx, "POST", "/v1/auth/login", "", lreq, &out); err != nil {
-		return fmt.Errorf("relayclient: login: %w", err)
+	req := map[string]b64{"certificate": c.id.Certificate, "challenge": ch.Challenge, "signature": sig}
+	if err := c.send(ctx, "POST", "/v1/auth/login", "", req, &out, smallAnswer); err != nil {
+		return "", time.Time{}, fmt.Errorf("relayclient: login: %w", err)
 	}
-	c.mu.Lock()
-	c.token, c.expires = out.Token, out.ExpiresAt
-	c.mu.Unlock()
-	return nil
+	if out.UserID != string(c.userID) || out.DeviceID != c.device.String() {
+		return "", time.Time{}, fmt.Errorf("relayclient: login: the relay logged us in as %q device %q", out.UserID, out.DeviceID)
+	}
+	return out.Token, out.ExpiresAt, nil
 }
 
 // sessionToken returns a token valid for at least another minute,
@@ -251,18 +360,28 @@ func (c *Client) dropToken(tok string) {
 }
 
 // do sends an authenticated request: it logs in when needed, once more on
-// 401, and retries 429 after Retry-After.
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+// 401, and retries 429 after Retry-After. Answers over limit bytes are
+// refused.
+func (c *Client) do(ctx context.Context, method, path string, body, out any, limit int64) error {
+	return c.exchange(ctx, method, path, true, body, out, limit)
+}
+
+// exchange is do, or (authed false) an unauthenticated request with the
+// same 429 handling.
+func (c *Client) exchange(ctx context.Context, method, path string, authed bool, body, out any, limit int64) error {
 	relogged := false
 	for tries := 0; ; tries++ {
-		tok, err := c.sessionToken(ctx)
-		if err != nil {
-			return err
+		var tok string
+		if authed {
+			var err error
+			if tok, err = c.sessionToken(ctx); err != nil {
+				return err
+			}
 		}
-		err = c.send(ctx, method, path, tok, body, out)
+		err := c.send(ctx, method, path, tok, body, out, limit)
 		var e *Error
 		switch {
-		case errors.As(err, &e) && e.Status == http.StatusUnauthorized && !relogged:
+		case authed && errors.As(err, &e) && e.Status == http.StatusUnauthorized && !relogged:
 			relogged = true
 			c.dropToken(tok)
 			continue
@@ -283,8 +402,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 }
 
-// send is one HTTP exchange with JSON in and out.
-func (c *Client) send(ctx context.Context, method, path, token string, body, out any) error {
+// send is one HTTP exchange with JSON in and out; the answer is read up to
+// limit bytes.
+func (c *Client) send(ctx context.Context, method, path, token string, body, out any, limit int64) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -308,9 +428,15 @@ func (c *Client) send(ctx context.Context, method, path, token string, body, out
 		return err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.ContentLength > limit {
+		return fmt.Errorf("%w: %s %s: %d bytes, at most %d", ErrResponseTooLarge, method, path, resp.ContentLength, limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return err
+	}
+	if int64(len(data)) > limit {
+		return fmt.Errorf("%w: %s %s: over %d bytes", ErrResponseTooLarge, method, path, limit)
 	}
 	if resp.StatusCode/100 != 2 {
 		return decodeError(resp, data)
@@ -331,7 +457,11 @@ func decodeError(resp *http.Response, data []byte) error {
 		} `json:"error"`
 		CurrentEpoch *uint64 `json:"current_epoch"`
 	}
-	e := &Error{Status: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(data))}
+	msg := strings.TrimSpace(string(data))
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	e := &Error{Status: resp.StatusCode, Code: "http_error", Message: strings.ToValidUTF8(msg, "?")}
 	if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
 		e.Code, e.Message = eb.Error.Code, eb.Error.Message
 	}
@@ -340,247 +470,15 @@ func decodeError(resp *http.Response, data []byte) error {
 			e.RetryAfter = time.Duration(s * float64(time.Second))
 		}
 	}
-	if e.Status == http.StatusConflict && e.Code == "commit_conflict" {
-		ce := &CommitConflictError{Err: e}
-		if eb.CurrentEpoch != nil {
-			ce.CurrentEpoch = *eb.CurrentEpoch
-		}
-		return ce
+	var epoch uint64
+	if eb.CurrentEpoch != nil {
+		epoch = *eb.CurrentEpoch
+	}
+	switch {
+	case e.Status == http.StatusConflict && e.Code == "commit_conflict":
+		return &CommitConflictError{Err: e, CurrentEpoch: epoch}
+	case e.Code == "future_epoch":
+		return &EpochError{Err: e, CurrentEpoch: epoch}
 	}
 	return e
-}
-
-// --- key package directory ---
-
-// PublishKeyPackages publishes one-time key packages (MLSMessage
-// encodings) and, when lastResort is non-nil, replaces the last-resort one.
-func (c *Client) PublishKeyPackages(ctx context.Context, kps [][]byte, lastResort []byte) (int, error) {
-	req := struct {
-		KeyPackages []b64 `json:"key_packages"`
-		LastResort  b64   `json:"last_resort,omitempty"`
-	}{KeyPackages: make([]b64, len(kps)), LastResort: lastResort}
-	for i, k := range kps {
-		req.KeyPackages[i] = k
-	}
-	var out struct {
-		Stored int `json:"stored"`
-	}
-	err := c.do(ctx, "POST", "/v1/key-packages", req, &out)
-	return out.Stored, err
-}
-
-// KeyPackageCount is how many one-time key packages of ours the relay
-// holds, and whether it holds a last-resort one.
-func (c *Client) KeyPackageCount(ctx context.Context) (available int, lastResort bool, err error) {
-	var out struct {
-		Available  int  `json:"available"`
-		LastResort bool `json:"last_resort"`
-	}
-	err = c.do(ctx, "GET", "/v1/key-packages/count", nil, &out)
-	return out.Available, out.LastResort, err
-}
-
-// ClaimKeyPackage claims one of userID's key packages (ErrNotFound when it
-// has none).
-func (c *Client) ClaimKeyPackage(ctx context.Context, userID string) (kp []byte, lastResort bool, err error) {
-	var out struct {
-		KeyPackage b64  `json:"key_package"`
-		LastResort bool `json:"last_resort"`
-	}
-	err = c.do(ctx, "POST", "/v1/key-packages/claim", map[string]string{"user_id": userID}, &out)
-	return out.KeyPackage, out.LastResort, err
-}
-
-// --- groups ---
-
-// GroupPath is the path segment of a group id (base64url without padding,
-// API.md).
-func GroupPath(groupID []byte) string {
-	return url.PathEscape(base64.RawURLEncoding.EncodeToString(groupID))
-}
-
-// CreateGroup registers a new group with us as its only reader.
-func (c *Client) CreateGroup(ctx context.Context, groupID []byte) error {
-	return c.do(ctx, "POST", "/v1/groups", map[string]b64{"group_id": groupID}, nil)
-}
-
-// Message kinds of the log.
-const (
-	KindCommit      = "commit"
-	KindProposal    = "proposal"
-	KindApplication = "application"
-)
-
-// Post is a message to append to a group's log.
-type Post struct {
-	Message []byte   // MLSMessage
-	Kind    string   // KindCommit, KindProposal or KindApplication
-	Epoch   uint64   // the epoch it was sent in
-	Added   []string // commits: user ids added
-	Removed []string // commits: user ids removed
-}
-
-// PostMessage appends to the group's log and returns the entry's sequence
-// number. A refused commit is a *CommitConflictError.
-func (c *Client) PostMessage(ctx context.Context, groupID []byte, p Post) (uint64, error) {
-	req := struct {
-		Message b64      `json:"message"`
-		Kind    string   `json:"kind"`
-		Epoch   uint64   `json:"epoch"`
-		Added   []string `json:"added,omitempty"`
-		Removed []string `json:"removed,omitempty"`
-	}{p.Message, p.Kind, p.Epoch, p.Added, p.Removed}
-	var out struct {
-		Seq uint64 `json:"seq"`
-	}
-	err := c.do(ctx, "POST", "/v1/groups/"+GroupPath(groupID)+"/messages", req, &out)
-	return out.Seq, err
-}
-
-// Entry is one entry of a group's log.
-type Entry struct {
-	Seq        uint64    `json:"seq"`
-	Message    b64       `json:"message"`
-	Kind       string    `json:"kind"`
-	Epoch      uint64    `json:"epoch"`
-	Sender     string    `json:"sender"`
-	ReceivedAt time.Time `json:"received_at"`
-}
-
-// Messages reads up to limit entries after seq after (limit <= 0: the
-// relay's default); when there are none it waits up to wait (long-poll,
-// at most 60 s at the relay). next is the seq to read after next time.
-func (c *Client) Messages(ctx context.Context, groupID []byte, after uint64, wait time.Duration, limit int) (entries []Entry, next uint64, err error) {
-	q := url.Values{"after": {strconv.FormatUint(after, 10)}}
-	if wait > 0 {
-		q.Set("wait", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	var out struct {
-		Messages []Entry `json:"messages"`
-		Next     uint64  `json:"next"`
-	}
-	err = c.do(ctx, "GET", "/v1/groups/"+GroupPath(groupID)+"/messages?"+q.Encode(), nil, &out)
-	if err == nil && out.Next < after {
-		out.Next = after
-	}
-	return out.Messages, out.Next, err
-}
-
-// Cursor is our saved read position in the group's log.
-func (c *Client) Cursor(ctx context.Context, groupID []byte) (uint64, error) {
-	var out struct {
-		After uint64 `json:"after"`
-	}
-	err := c.do(ctx, "GET", "/v1/groups/"+GroupPath(groupID)+"/cursor", nil, &out)
-	return out.After, err
-}
-
-// SetCursor saves our read position.
-func (c *Client) SetCursor(ctx context.Context, groupID []byte, after uint64) error {
-	return c.do(ctx, "PUT", "/v1/groups/"+GroupPath(groupID)+"/cursor", map[string]uint64{"after": after}, nil)
-}
-
-// PutGroupInfo stores the group's GroupInfo (MLSMessage) of epoch.
-func (c *Client) PutGroupInfo(ctx context.Context, groupID, groupInfo []byte, epoch uint64) error {
-	req := struct {
-		GroupInfo b64    `json:"group_info"`
-		Epoch     uint64 `json:"epoch"`
-	}{groupInfo, epoch}
-	return c.do(ctx, "PUT", "/v1/groups/"+GroupPath(groupID)+"/group-info", req, nil)
-}
-
-// GroupInfo returns the group's latest GroupInfo and its epoch.
-func (c *Client) GroupInfo(ctx context.Context, groupID []byte) ([]byte, uint64, error) {
-	var out struct {
-		GroupInfo b64    `json:"group_info"`
-		Epoch     uint64 `json:"epoch"`
-	}
-	err := c.do(ctx, "GET", "/v1/groups/"+GroupPath(groupID)+"/group-info", nil, &out)
-	return out.GroupInfo, out.Epoch, err
-}
-
-// GroupState is what the relay knows of a group.
-type GroupState struct {
-	GroupID []byte
-	Epoch   uint64
-	Members []string
-	LastSeq uint64
-}
-
-// Group returns the relay's view of the group.
-func (c *Client) Group(ctx context.Context, groupID []byte) (*GroupState, error) {
-	var out struct {
-		GroupID b64      `json:"group_id"`
-		Epoch   uint64   `json:"epoch"`
-		Members []string `json:"members"`
-		LastSeq uint64   `json:"last_seq"`
-	}
-	if err := c.do(ctx, "GET", "/v1/groups/"+GroupPath(groupID), nil, &out); err != nil {
-		return nil, err
-	}
-	return &GroupState{GroupID: out.GroupID, Epoch: out.Epoch, Members: out.Members, LastSeq: out.LastSeq}, nil
-}
-
-// --- welcomes ---
-
-// Welcome is a Welcome to queue or a queued one.
-type Welcome struct {
-	ID          uint64 // queued ones
-	From        string // queued ones: the sender
-	Recipients  []string
-	Welcome     []byte // MLSMessage(Welcome)
-	RatchetTree []byte // optional
-	GroupID     []byte
-	Invite      []byte // optional: a channel.InviteToken
-}
-
-// PostWelcome queues w for its recipients.
-func (c *Client) PostWelcome(ctx context.Context, w Welcome) ([]uint64, error) {
-	req := struct {
-		Recipients  []string `json:"recipients"`
-		Welcome     b64      `json:"welcome"`
-		RatchetTree b64      `json:"ratchet_tree,omitempty"`
-		GroupID     b64      `json:"group_id"`
-		Invite      b64      `json:"invite,omitempty"`
-	}{w.Recipients, w.Welcome, w.RatchetTree, w.GroupID, w.Invite}
-	var out struct {
-		IDs []uint64 `json:"ids"`
-	}
-	err := c.do(ctx, "POST", "/v1/welcomes", req, &out)
-	return out.IDs, err
-}
-
-// Welcomes returns our queued Welcomes, waiting up to wait when there are
-// none (long-poll).
-func (c *Client) Welcomes(ctx context.Context, wait time.Duration) ([]Welcome, error) {
-	path := "/v1/welcomes"
-	if wait > 0 {
-		path += "?wait=" + strconv.Itoa(int((wait+time.Second-1)/time.Second))
-	}
-	var out struct {
-		Welcomes []struct {
-			ID          uint64 `json:"id"`
-			Welcome     b64    `json:"welcome"`
-			RatchetTree b64    `json:"ratchet_tree"`
-			GroupID     b64    `json:"group_id"`
-			Invite      b64    `json:"invite"`
-			From        string `json:"from"`
-		} `json:"welcomes"`
-	}
-	if err := c.do(ctx, "GET", path, nil, &out); err != nil {
-		return nil, err
-	}
-	ws := make([]Welcome, len(out.Welcomes))
-	for i, w := range out.Welcomes {
-		ws[i] = Welcome{ID: w.ID, From: w.From, Welcome: w.Welcome, RatchetTree: w.RatchetTree, GroupID: w.GroupID, Invite: w.Invite}
-	}
-	return ws, nil
-}
-
-// AckWelcome removes a queued Welcome after it was used (or given up on).
-func (c *Client) AckWelcome(ctx context.Context, id uint64) error {
-	return c.do(ctx, "DELETE", "/v1/welcomes/"+strconv.FormatUint(id, 10), nil, nil)
 }

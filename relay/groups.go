@@ -1,0 +1,343 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/relay/api"
+)
+
+// Groups: registration, the ordered log (one commit per epoch), cursors
+// and GroupInfos. Membership at the relay is by user id: every device of a
+// member user reads the log.
+
+func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request, sess Session) error {
+	var q struct {
+		GroupID []byte `json:"group_id"`
+		Epoch   uint64 `json:"epoch"`
+	}
+	if err := decode(r, &q); err != nil {
+		return err
+	}
+	if err := checkGroupID(q.GroupID); err != nil {
+		return err
+	}
+	if q.Epoch > math.MaxInt64 {
+		return errf(http.StatusBadRequest, "bad_request", "epoch out of range")
+	}
+	if err := s.st.CreateGroup(r.Context(), q.GroupID, sess.UserID, q.Epoch, s.o.Now()); err != nil {
+		if errors.Is(err, ErrExists) {
+			return errf(http.StatusConflict, "group_exists", "the group is already registered")
+		}
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"group_id": q.GroupID, "epoch": q.Epoch})
+	return nil
+}
+
+// member checks user is a current reader of gid.
+func (s *Server) member(ctx context.Context, gid []byte, user string) (Access, error) {
+	a, err := s.st.Access(ctx, gid, user)
+	if err != nil {
+		return a, err
+	}
+	if a.Removed {
+		return a, errf(http.StatusForbidden, "forbidden", "removed from the group")
+	}
+	return a, nil
+}
+
+func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request, sess Session) error {
+	user := sess.UserID
+	gid, err := pathGroupID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.member(r.Context(), gid, user); err != nil {
+		return err
+	}
+	g, err := s.st.Group(r.Context(), gid)
+	if err != nil {
+		return err
+	}
+	// "tree_hash" joins this answer once the relay verifies commits and
+	// tracks the group's public state; until then it is not known.
+	writeJSON(w, http.StatusOK, map[string]any{"group_id": g.GroupID, "epoch": g.Epoch, "members": g.Members, "last_seq": g.LastSeq})
+	return nil
+}
+
+var kinds = map[mls.ContentType]string{
+	mls.ContentTypeApplication: api.KindApplication,
+	mls.ContentTypeProposal:    api.KindProposal,
+	mls.ContentTypeCommit:      api.KindCommit,
+}
+
+// framing is what the relay can see of a handshake or application message
+// (RFC 9420 §6; RFC 9750 §5.2: the DS may order by epoch and
+// content_type).
+type framing struct {
+	kind  string
+	epoch uint64
+}
+
+// readFraming checks a message's size and framing: a PublicMessage or
+// PrivateMessage of group gid, at most the size limit of its kind.
+func readFraming(data, gid []byte) (framing, error) {
+	if len(data) > api.MaxCommitSize {
+		return framing{}, errf(http.StatusRequestEntityTooLarge, "message_too_large", "a message is at most %d bytes", api.MaxCommitSize)
+	}
+	m, err := mls.UnmarshalMLSMessage(data)
+	if err != nil {
+		return framing{}, errf(http.StatusBadRequest, "invalid_message", "not an MLSMessage")
+	}
+	var mgid []byte
+	var f framing
+	var ct mls.ContentType
+	switch m.WireFormat {
+	case mls.WireFormatPublicMessage:
+		c := &m.PublicMessage.Content
+		mgid, f.epoch, ct = c.GroupID, c.Epoch, c.ContentType
+	case mls.WireFormatPrivateMessage:
+		p := m.PrivateMessage
+		mgid, f.epoch, ct = p.GroupID, p.Epoch, p.ContentType
+	default:
+		return framing{}, errf(http.StatusBadRequest, "invalid_message", "a group message must be a PublicMessage or PrivateMessage")
+	}
+	if string(mgid) != string(gid) {
+		return framing{}, errf(http.StatusBadRequest, "invalid_message", "the message is for another group")
+	}
+	if f.kind = kinds[ct]; f.kind == "" {
+		return framing{}, errf(http.StatusBadRequest, "invalid_message", "content type %v", ct)
+	}
+	if f.epoch > math.MaxInt64 {
+		return framing{}, errf(http.StatusBadRequest, "invalid_message", "epoch out of range")
+	}
+	if max := api.MaxMessageSize(f.kind); len(data) > max {
+		return framing{}, errf(http.StatusRequestEntityTooLarge, "message_too_large", "a %s is at most %d bytes", f.kind, max)
+	}
+	return f, nil
+}
+
+func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session) error {
+	gid, err := pathGroupID(r)
+	if err != nil {
+		return err
+	}
+	// kind and epoch are optional: the framing says them; when given they
+	// must agree with it. added and removed are the committer's word,
+	// accepted until the relay verifies commits itself.
+	var q struct {
+		Message []byte   `json:"message"`
+		Kind    string   `json:"kind"`
+		Epoch   *uint64  `json:"epoch"`
+		Added   []string `json:"added"`
+		Removed []string `json:"removed"`
+	}
+	if err := decode(r, &q); err != nil {
+		return err
+	}
+	f, err := readFraming(q.Message, gid)
+	if err != nil {
+		return err
+	}
+	if q.Kind != "" && q.Kind != f.kind {
+		return errf(http.StatusBadRequest, "invalid_message", "kind %s does not match the message's content type (%s)", q.Kind, f.kind)
+	}
+	if q.Epoch != nil && *q.Epoch != f.epoch {
+		return errf(http.StatusBadRequest, "invalid_message", "epoch %d does not match the message's epoch %d", *q.Epoch, f.epoch)
+	}
+	if f.kind != api.KindCommit && (len(q.Added) > 0 || len(q.Removed) > 0) {
+		return errf(http.StatusBadRequest, "bad_request", "added and removed belong to commits")
+	}
+	if err := checkMemberIDs("added", q.Added); err != nil {
+		return err
+	}
+	if err := checkMemberIDs("removed", q.Removed); err != nil {
+		return err
+	}
+	for _, a := range q.Added {
+		for _, rm := range q.Removed {
+			if a == rm {
+				return errf(http.StatusBadRequest, "bad_request", "%q is both added and removed", a)
+			}
+		}
+	}
+	m := Message{GroupID: gid, Kind: f.kind, Epoch: f.epoch, Sender: sess.UserID, SenderDevice: sess.DeviceID, Data: q.Message,
+		ReceivedAt: s.o.Now(), Added: q.Added, Removed: q.Removed}
+	seq, cur, err := s.st.Append(r.Context(), m)
+	switch {
+	case errors.Is(err, ErrCommitConflict):
+		ae := errf(http.StatusConflict, "commit_conflict", "%v", err)
+		ae.epoch = &cur
+		return ae
+	case errors.Is(err, ErrFutureEpoch):
+		ae := errf(http.StatusBadRequest, "future_epoch", "%v", err)
+		ae.epoch = &cur
+		return ae
+	case errors.Is(err, ErrLimit):
+		return errf(http.StatusConflict, "group_full", "%v", err)
+	case err != nil:
+		return err
+	}
+	s.hub.publish(Event{GroupID: gid, Seq: seq})
+	writeJSON(w, http.StatusOK, map[string]any{"seq": seq, "epoch": f.epoch, "kind": f.kind})
+	return nil
+}
+
+type messageJSON struct {
+	Seq          int64  `json:"seq"`
+	Message      []byte `json:"message"`
+	Kind         string `json:"kind"`
+	Epoch        uint64 `json:"epoch"`
+	Sender       string `json:"sender"`
+	SenderDevice string `json:"sender_device"`
+	ReceivedAt   string `json:"received_at"`
+}
+
+func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, sess Session) error {
+	user := sess.UserID
+	gid, err := pathGroupID(r)
+	if err != nil {
+		return err
+	}
+	after, err := intParam(r, "after", 0, 0, math.MaxInt64)
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(r, "limit", api.DefaultPageEntries, 1, api.MaxPageEntries)
+	if err != nil {
+		return err
+	}
+	maxBytes, err := intParam(r, "max_bytes", api.MaxPageBytes, 1, api.MaxPageBytes)
+	if err != nil {
+		return err
+	}
+	wait, err := s.waitParam(r)
+	if err != nil {
+		return err
+	}
+	a, err := s.st.Access(r.Context(), gid, user)
+	if err != nil {
+		return err
+	}
+	if a.Removed && after >= a.ToSeq {
+		return errf(http.StatusForbidden, "forbidden", "removed from the group")
+	}
+	var msgs []Message
+	err = s.longPoll(r.Context(), groupKey(gid), wait, func() (bool, error) {
+		var err error
+		msgs, err = s.st.Messages(r.Context(), gid, user, after, int(limit), int(maxBytes))
+		return len(msgs) > 0, err
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]messageJSON, len(msgs))
+	next := after
+	for i, m := range msgs {
+		out[i] = messageJSON{Seq: m.Seq, Message: m.Data, Kind: m.Kind, Epoch: m.Epoch, Sender: m.Sender, SenderDevice: m.SenderDevice,
+			ReceivedAt: m.ReceivedAt.UTC().Format(time.RFC3339Nano)}
+		next = m.Seq
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "next": next})
+	return nil
+}
+
+func (s *Server) handleGetCursor(w http.ResponseWriter, r *http.Request, sess Session) error {
+	user := sess.UserID
+	gid, err := pathGroupID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.st.Access(r.Context(), gid, user); err != nil {
+		return err
+	}
+	after, err := s.st.Cursor(r.Context(), gid, user, sess.DeviceID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"after": after})
+	return nil
+}
+
+func (s *Server) handlePutCursor(w http.ResponseWriter, r *http.Request, sess Session) error {
+	user := sess.UserID
+	gid, err := pathGroupID(r)
+	if err != nil {
+		return err
+	}
+	var q struct {
+		After *int64 `json:"after"`
+	}
+	if err := decode(r, &q); err != nil {
+		return err
+	}
+	if q.After == nil || *q.After < 0 {
+		return errf(http.StatusBadRequest, "bad_request", "after must be an integer >= 0")
+	}
+	if _, err := s.st.Access(r.Context(), gid, user); err != nil {
+		return err
+	}
+	if err := s.st.SetCursor(r.Context(), gid, user, sess.DeviceID, *q.After); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"after": *q.After})
+	return nil
+}
+
+func (s *Server) handlePutGroupInfo(w http.ResponseWriter, r *http.Request, sess Session) error {
+	user := sess.UserID
+	gid, err := pathGroupID(r)
+	if err != nil {
+		return err
+	}
+	var q struct {
+		GroupInfo []byte `json:"group_info"`
+		Epoch     uint64 `json:"epoch"`
+	}
+	if err := decode(r, &q); err != nil {
+		return err
+	}
+	if len(q.GroupInfo) > api.MaxGroupInfoSize {
+		return errf(http.StatusRequestEntityTooLarge, "group_info_too_large", "a GroupInfo is at most %d bytes", api.MaxGroupInfoSize)
+	}
+	m, err := mls.UnmarshalMLSMessage(q.GroupInfo)
+	if err != nil || m.WireFormat != mls.WireFormatGroupInfo {
+		return errf(http.StatusBadRequest, "invalid_group_info", "not an MLSMessage(GroupInfo)")
+	}
+	gc := &m.GroupInfo.GroupContext
+	if string(gc.GroupID) != string(gid) || gc.Epoch != q.Epoch {
+		return errf(http.StatusBadRequest, "invalid_group_info", "the GroupInfo is for another group or epoch")
+	}
+	if _, err := s.member(r.Context(), gid, user); err != nil {
+		return err
+	}
+	if err := s.st.PutGroupInfo(r.Context(), gid, q.GroupInfo, q.Epoch); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]uint64{"epoch": q.Epoch})
+	return nil
+}
+
+func (s *Server) handleGetGroupInfo(w http.ResponseWriter, r *http.Request, sess Session) error {
+	user := sess.UserID
+	gid, err := pathGroupID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.member(r.Context(), gid, user); err != nil {
+		return err
+	}
+	gi, epoch, err := s.st.GroupInfo(r.Context(), gid)
+	if errors.Is(err, ErrNotFound) {
+		return errf(http.StatusNotFound, "no_group_info", "no GroupInfo posted yet")
+	} else if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"group_info": gi, "epoch": epoch})
+	return nil
+}
