@@ -35,8 +35,10 @@ func JoinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 // externalCommitTweaks let tests build external commits that a receiver
 // must refuse.
 type externalCommitTweaks struct {
-	remove *tree.LeafIndex // the leaf to remove instead of the one holding signer's key
-	extra  []*Proposal     // appended to the proposal list as they are
+	remove *tree.LeafIndex         // the leaf to remove instead of the one holding signer's key
+	extra  []*Proposal             // appended to the proposal list as they are
+	leaf   func(ln *tree.LeafNode) // changes the new leaf before it is signed
+	noSelf bool                    // skips the joiner's own check of its new leaf
 }
 
 // joinByExternalCommit is JoinByExternalCommit with test tweaks.
@@ -47,6 +49,10 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	}
 	if gc.CipherSuite != s.ID() {
 		return nil, nil, fmt.Errorf("%w: group suite %v, ours %v", ErrInvalidGroupInfo, gc.CipherSuite, s.ID())
+	}
+	newEpoch, err := nextEpochNumber(gc.Epoch)
+	if err != nil {
+		return nil, nil, err
 	}
 
 	// The tree: out of band or from the extension; verify it and the
@@ -98,7 +104,9 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	if tw.remove != nil {
 		old, ok = *tw.remove, true
 	}
+	var replaces *tree.LeafNode // the leaf a resync replaces
 	if ok {
+		replaces = t.Leaf(old)
 		// Resync: remove our old leaf (§12.4.3.2, at most one Remove).
 		props = append(props, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: &Proposal{
 			ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: old}}})
@@ -121,19 +129,24 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	template := &tree.LeafNode{SignatureKey: slices.Clone(signer.PublicKey()), Credential: leaf.Credential,
 		Capabilities: caps, LeafNodeSource: tree.LeafNodeSourceCommit, Extensions: nonNilExtensions(leaf.Extensions)}
 	cp, err := nt.NewCommitPath(s, cfg.rand(), myLeaf, template, func(ln *tree.LeafNode) error {
+		if tw.leaf != nil {
+			tw.leaf(ln)
+		}
 		return ln.Sign(s, signer, gc.GroupID, myLeaf)
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	// The new leaf as the members will judge it (§12.4.2); for a resync, an
+	// acceptable successor of the leaf it removes (§12.2).
 	if err := ValidateLeafNode(s, cp.LeafNode, LeafUseCommit, myLeaf, cfg.now(),
-		ValidateOptions{GroupContext: &gc, Members: cp.Tree, Credentials: cfg.Credentials}); err != nil {
+		ValidateOptions{GroupContext: &gc, Members: nt, Credentials: cfg.Credentials, Replaces: replaces}); err != nil && !tw.noSelf {
 		return nil, nil, err
 	}
 
 	newCtx := gc
 	newCtx.Extensions = slices.Clone(gc.Extensions)
-	newCtx.Epoch++
+	newCtx.Epoch = newEpoch
 	newCtx.TreeHash = cp.Tree.TreeHash(s)
 	provisional, err := wire.Marshal(&newCtx)
 	if err != nil {
@@ -163,19 +176,10 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	if err := g.setContext(newCtx); err != nil {
 		return nil, nil, err
 	}
-	if g.secrets, err = schedule.NewEpoch(s, initSecret, cp.CommitSecret, nil, g.ctxBytes); err != nil {
+	if err := g.setUpEpoch(epochInput{initSecret: initSecret, commitSecret: cp.CommitSecret}); err != nil {
 		return nil, nil, err
 	}
-	g.secrets.ForgetJoiner()
-	g.confirmationTag = s.MAC(g.secrets.ConfirmationKey, newCtx.ConfirmedTranscriptHash)
 	ac.Auth.ConfirmationTag = g.confirmationTag
-	if g.interim, err = NextInterimTranscriptHash(s, newCtx.ConfirmedTranscriptHash, g.confirmationTag); err != nil {
-		return nil, nil, err
-	}
-	if g.secretTree, err = schedule.NewSecretTree(s, g.secrets.EncryptionSecret, cp.Tree.NumLeaves(), cfg.SecretTree); err != nil {
-		return nil, nil, err
-	}
-	g.resumption = map[uint64][]byte{newCtx.Epoch: g.secrets.ResumptionPSK}
 
 	pm, err := ProtectPublic(s, ac, &gc, nil)
 	if err != nil {

@@ -81,6 +81,7 @@ func JoinFromWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPack
 	if err != nil {
 		return nil, err
 	}
+	defer func() { clear(gs.JoinerSecret); clear(gs.PathSecret) }() // §9.2: consumed by the join
 
 	// PSKs (§8.4): all must be available; at most one reinit/branch.
 	var psks []schedule.PSK
@@ -172,24 +173,12 @@ func JoinFromWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPack
 	// The private keys match their nodes: the leaf's is the KeyPackage's own
 	// (the leaf is byte-identical to it, findLeaf) and DerivePathKeys checked
 	// every derived public key against the tree (§12.4.3.1 MUST).
-	if g.secrets, err = schedule.Derive(s, gs.JoinerSecret, pskSecret, g.ctxBytes); err != nil {
-		return nil, err
-	}
-	g.secrets.ForgetJoiner()
-	if err := VerifyConfirmationTag(s, gi.ConfirmationTag, g.secrets.ConfirmationKey, gc.ConfirmedTranscriptHash); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
-	}
-	g.confirmationTag = gi.ConfirmationTag
-	if g.interim, err = NextInterimTranscriptHash(s, gc.ConfirmedTranscriptHash, gi.ConfirmationTag); err != nil {
-		return nil, err
-	}
-	if g.secretTree, err = schedule.NewSecretTree(s, g.secrets.EncryptionSecret, t.NumLeaves(), cfg.SecretTree); err != nil {
-		return nil, err
-	}
-	g.secrets.ForgetEncryptionSecret() // §9.2: the tree now holds what is needed
 	if special > 0 && gc.Epoch != 1 {
 		return nil, fmt.Errorf("%w: a reinit/branch welcome must start at epoch 1", ErrInvalidWelcome)
 	}
-	g.resumption = map[uint64][]byte{gc.Epoch: g.secrets.ResumptionPSK}
+	if err := g.setUpEpoch(epochInput{joinerSecret: gs.JoinerSecret, pskSecret: pskSecret,
+		confirmationTag: gi.ConfirmationTag}); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
+	}
 	return &Joined{Group: g, KeyPackageRef: ref, GroupInfo: gi}, nil
 }
