@@ -271,77 +271,90 @@ func (g *Group) fitPending(pors []ProposalOrRef, n int, me Sender) (*Commit, *st
 // need no validation. Those that fail validation in the commit are left
 // out by fitPending.
 func (g *Group) pendingToCommit(removing []tree.LeafIndex, adding []*KeyPackage, byValueGCE bool) []ProposalOrRef {
-	removed := map[tree.LeafIndex]bool{}
-	for _, r := range removing {
-		removed[r] = true
-	}
-	for _, pp := range g.pending {
-		if pp.proposal.ProposalType == ProposalTypeRemove && pp.proposal.Remove.Removed != g.myLeaf {
-			removed[pp.proposal.Remove.Removed] = true
-		}
-	}
-	addKeys := map[string]bool{}
-	for _, kp := range adding {
-		addKeys[string(kp.LeafNode.SignatureKey)] = true
-	}
-	// At most one GroupContextExtensions: the most recent pending one,
-	// unless the commit brings its own (-1).
-	lastGCE := -1
-	if !byValueGCE {
-		for i, pp := range g.pending {
-			if pp.proposal.ProposalType == ProposalTypeGroupContextExtensions {
-				lastGCE = i
-			}
-		}
-	}
-	// The most recent update per leaf, unless the leaf is removed (§12.2 SHOULD).
-	lastUpdate := map[tree.LeafIndex]int{}
-	for i, pp := range g.pending {
-		if pp.proposal.ProposalType == ProposalTypeUpdate {
-			lastUpdate[pp.sender.LeafIndex] = i
-		}
-	}
-	seenRemove := map[tree.LeafIndex]bool{}
+	f := g.newPendingFilter(removing, adding, byValueGCE)
 	var out []ProposalOrRef
 	for i, pp := range g.pending {
-		switch pp.proposal.ProposalType {
-		case ProposalTypeUpdate:
-			l := pp.sender.LeafIndex
-			if l == g.myLeaf || removed[l] || lastUpdate[l] != i {
-				continue
-			}
-		case ProposalTypeRemove:
-			r := pp.proposal.Remove.Removed
-			if r == g.myLeaf || seenRemove[r] || slices.Contains(removing, r) {
-				continue
-			}
-			seenRemove[r] = true
-		case ProposalTypeAdd:
-			// One Add per client, and none of a member who stays (§12.2):
-			// two members may well propose the same KeyPackage.
-			k := pp.proposal.Add.KeyPackage.LeafNode.SignatureKey
-			if addKeys[string(k)] {
-				continue
-			}
-			if j, ok := g.tree.FindSignatureKey(k); ok && !removed[j] {
-				continue
-			}
-			addKeys[string(k)] = true
-		case ProposalTypeGroupContextExtensions:
-			if i != lastGCE {
-				continue
-			}
-		case ProposalTypePSK:
-			// A PSK this member cannot look up cannot be committed by it.
-			if _, err := g.lookupPSK(&pp.proposal.PreSharedKey.PSK); err != nil {
-				continue
-			}
-		case ProposalTypeReInit:
-			continue // a ReInit must be alone; committed explicitly
+		if f.keep(i, pp) {
+			out = append(out, ProposalOrRef{Type: ProposalOrRefTypeReference, Reference: pp.ref})
 		}
-		out = append(out, ProposalOrRef{Type: ProposalOrRefTypeReference, Reference: pp.ref})
 	}
 	return out
+}
+
+// pendingFilter decides, in arrival order, which pending proposals a
+// default commit takes.
+type pendingFilter struct {
+	g          *Group
+	removing   []tree.LeafIndex        // removed by value
+	removed    map[tree.LeafIndex]bool // by value or by a pending Remove
+	seenRemove map[tree.LeafIndex]bool
+	addKeys    map[string]bool        // signature keys of the Adds taken
+	lastGCE    int                    // the GroupContextExtensions taken (-1: none)
+	lastUpdate map[tree.LeafIndex]int // the Update taken per leaf
+}
+
+func (g *Group) newPendingFilter(removing []tree.LeafIndex, adding []*KeyPackage, byValueGCE bool) *pendingFilter {
+	f := &pendingFilter{g: g, removing: removing, removed: map[tree.LeafIndex]bool{}, seenRemove: map[tree.LeafIndex]bool{},
+		addKeys: map[string]bool{}, lastGCE: -1, lastUpdate: map[tree.LeafIndex]int{}}
+	for _, r := range removing {
+		f.removed[r] = true
+	}
+	for _, kp := range adding {
+		f.addKeys[string(kp.LeafNode.SignatureKey)] = true
+	}
+	for i, pp := range g.pending {
+		switch p := pp.proposal; p.ProposalType {
+		case ProposalTypeRemove:
+			if p.Remove.Removed != g.myLeaf {
+				f.removed[p.Remove.Removed] = true
+			}
+		case ProposalTypeUpdate:
+			// The most recent update per leaf (§12.2 SHOULD).
+			f.lastUpdate[pp.sender.LeafIndex] = i
+		case ProposalTypeGroupContextExtensions:
+			// At most one: the most recent, unless the commit brings its own.
+			if !byValueGCE {
+				f.lastGCE = i
+			}
+		}
+	}
+	return f
+}
+
+func (f *pendingFilter) keep(i int, pp *pendingProposal) bool {
+	g := f.g
+	switch p := pp.proposal; p.ProposalType {
+	case ProposalTypeUpdate:
+		// Not our own, nor of a removed leaf (§12.2 SHOULD prefer the Remove).
+		l := pp.sender.LeafIndex
+		return l != g.myLeaf && !f.removed[l] && f.lastUpdate[l] == i
+	case ProposalTypeRemove:
+		r := p.Remove.Removed
+		if r == g.myLeaf || f.seenRemove[r] || slices.Contains(f.removing, r) {
+			return false
+		}
+		f.seenRemove[r] = true
+	case ProposalTypeAdd:
+		// One Add per client, and none of a member who stays (§12.2):
+		// two members may well propose the same KeyPackage.
+		k := p.Add.KeyPackage.LeafNode.SignatureKey
+		if f.addKeys[string(k)] {
+			return false
+		}
+		if j, ok := g.tree.FindSignatureKey(k); ok && !f.removed[j] {
+			return false
+		}
+		f.addKeys[string(k)] = true
+	case ProposalTypeGroupContextExtensions:
+		return i == f.lastGCE
+	case ProposalTypePSK:
+		// A PSK this member cannot look up cannot be committed by it.
+		_, err := g.lookupPSK(&p.PreSharedKey.PSK)
+		return err == nil
+	case ProposalTypeReInit:
+		return false // a ReInit must be alone; committed explicitly
+	}
+	return true
 }
 
 // GroupInfo returns a signed GroupInfo for the current epoch with the

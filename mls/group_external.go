@@ -55,67 +55,22 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 		return nil, nil, err
 	}
 
-	// The tree: out of band or from the extension; verify it and the
-	// GroupInfo signature against it.
-	if ratchetTree == nil {
-		ext := gi.Extensions.Find(tree.ExtensionTypeRatchetTree)
-		if ext == nil {
-			return nil, nil, fmt.Errorf("%w: no ratchet tree given and none in the GroupInfo", ErrInvalidGroupInfo)
-		}
-		if err := wire.Unmarshal(ext.ExtensionData, &ratchetTree); err != nil {
-			return nil, nil, fmt.Errorf("%w: ratchet_tree extension: %w", ErrInvalidGroupInfo, err)
-		}
-	}
-	t, err := tree.NewTree(ratchetTree)
+	t, err := verifiedTree(s, gi, ratchetTree, cfg, ErrInvalidGroupInfo)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidGroupInfo, err)
+		return nil, nil, err
 	}
-	signerKey, err := leafSignatureKey(t, gi.Signer)
+	extPub, err := externalPub(gi)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: GroupInfo signer: %w", ErrInvalidGroupInfo, err)
+		return nil, nil, err
 	}
-	if err := VerifyGroupInfo(s, gi, signerKey); err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidGroupInfo, err)
-	}
-	if err := t.Validate(s, gc.GroupID, gc.TreeHash); err != nil {
-		return nil, nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidGroupInfo, err)
-	}
-	if err := ValidateTreeLeaves(s, t, ValidateOptions{GroupContext: &gc, Credentials: cfg.Credentials}); err != nil {
-		return nil, nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidGroupInfo, err)
-	}
-	ep := gi.Extensions.Find(tree.ExtensionTypeExternalPub)
-	if ep == nil {
-		return nil, nil, fmt.Errorf("%w: no external_pub extension", ErrInvalidGroupInfo)
-	}
-	var extPub tree.ExternalPub
-	if err := wire.Unmarshal(ep.ExtensionData, &extPub); err != nil {
-		return nil, nil, fmt.Errorf("%w: external_pub: %w", ErrInvalidGroupInfo, err)
-	}
-
 	// §8.3: kem_output and init_secret.
-	kemOutput, initSecret, err := schedule.ExternalInit(s, extPub.ExternalPub)
+	kemOutput, initSecret, err := schedule.ExternalInit(s, extPub)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: external init: %w", ErrInvalidGroupInfo, err)
 	}
-	props := []ProposalOrRef{{Type: ProposalOrRefTypeProposal, Proposal: &Proposal{
-		ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: kemOutput}}}}
-	nt := t.Clone()
-	old, ok := t.FindSignatureKey(signer.PublicKey())
-	if tw.remove != nil {
-		old, ok = *tw.remove, true
-	}
-	var replaces *tree.LeafNode // the leaf a resync replaces
-	if ok {
-		replaces = t.Leaf(old)
-		// Resync: remove our old leaf (§12.4.3.2, at most one Remove).
-		props = append(props, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: &Proposal{
-			ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: old}}})
-		if err := nt.RemoveLeaf(old); err != nil {
-			return nil, nil, err
-		}
-	}
-	for _, p := range tw.extra {
-		props = append(props, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: p})
+	props, nt, replaces, err := externalProposals(t, signer.PublicKey(), kemOutput, tw)
+	if err != nil {
+		return nil, nil, err
 	}
 	myLeaf, err := nt.FreeLeaf()
 	if err != nil {
@@ -190,4 +145,42 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 		return nil, nil, err
 	}
 	return msg, g, nil
+}
+
+// externalPub is the external_pub of gi (§12.4.3.2).
+func externalPub(gi *GroupInfo) ([]byte, error) {
+	ep := gi.Extensions.Find(tree.ExtensionTypeExternalPub)
+	if ep == nil {
+		return nil, fmt.Errorf("%w: no external_pub extension", ErrInvalidGroupInfo)
+	}
+	var extPub tree.ExternalPub
+	if err := wire.Unmarshal(ep.ExtensionData, &extPub); err != nil {
+		return nil, fmt.Errorf("%w: external_pub: %w", ErrInvalidGroupInfo, err)
+	}
+	return extPub.ExternalPub, nil
+}
+
+// externalProposals are an external commit's proposals (§12.2): the
+// ExternalInit and, when a leaf of t holds the joiner's signature key (a
+// member resynchronizing), the Remove of that leaf, which the new leaf
+// replaces. nt is t with that Remove applied: the tree the path goes into.
+func externalProposals(t *tree.Tree, sigKey, kemOutput []byte, tw externalCommitTweaks) (props []ProposalOrRef, nt *tree.Tree, replaces *tree.LeafNode, err error) {
+	byValue := func(p *Proposal) { props = append(props, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: p}) }
+	byValue(&Proposal{ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: kemOutput}})
+	nt = t.Clone()
+	old, ok := t.FindSignatureKey(sigKey)
+	if tw.remove != nil {
+		old, ok = *tw.remove, true
+	}
+	if ok {
+		replaces = t.Leaf(old)
+		byValue(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: old}})
+		if err := nt.RemoveLeaf(old); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	for _, p := range tw.extra {
+		byValue(p)
+	}
+	return props, nt, replaces, nil
 }
