@@ -49,6 +49,9 @@ func (g *Group) processCommit(ac *AuthenticatedContent, enc *contentEncoding) (*
 	if err := g.receivedSecrets(sc, rp, sender); err != nil {
 		return nil, err
 	}
+	if external {
+		defer clear(sc.initSecret) // the external init secret, consumed (§9.2)
+	}
 	sc.confirmationTag = ac.Auth.ConfirmationTag
 	return g.stageNextEpoch(ac, enc, sc)
 }

@@ -57,7 +57,10 @@ type epochInput struct {
 // epoch secrets, the confirmation tag, the interim transcript hash and the
 // secret tree, and this epoch's resumption PSK among the recent ones. The
 // encryption secret, joiner secret and welcome secret are erased (§9.2),
-// also when it fails.
+// also when it fails, and so are in.commitSecret and in.pskSecret: they are
+// consumed. in.initSecret is left alone: for a commit it belongs to the
+// previous epoch's state, which stays usable until the caller adopts the
+// new one.
 func (g *Group) setUpEpoch(in epochInput) error {
 	s := g.suite
 	var sec *schedule.EpochSecrets
@@ -73,6 +76,8 @@ func (g *Group) setUpEpoch(in epochInput) error {
 	defer func() {
 		sec.ForgetEncryptionSecret() // the secret tree holds what is needed
 		sec.ForgetJoiner()
+		clear(in.commitSecret)
+		clear(in.pskSecret)
 	}()
 	confirmed := g.ctx.ConfirmedTranscriptHash
 	tag := in.confirmationTag

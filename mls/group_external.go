@@ -68,6 +68,7 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: external init: %w", ErrInvalidGroupInfo, err)
 	}
+	defer clear(initSecret) // consumed by the new epoch (§9.2)
 	props, nt, replaces, err := externalProposals(t, signer.PublicKey(), kemOutput, tw)
 	if err != nil {
 		return nil, nil, err
