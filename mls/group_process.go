@@ -285,8 +285,11 @@ func (g *Group) processProposal(ac *AuthenticatedContent) (*Processed, error) {
 // --- sending proposals (§12.1) ---
 
 // Propose sends a proposal (to be committed later, by anyone) and returns
-// the new state with the proposal cached. For an Update, the new leaf's
-// private key is kept until a commit includes it.
+// the new state with the proposal cached. p is checked as the receivers
+// check it on arrival, on its own: whether it fits with the rest of a
+// commit is judged by the commit (a default Commit leaves out a pending
+// proposal that fits none). For an Update, the new leaf's private key is
+// kept until a commit includes it.
 func (g *Group) Propose(p *Proposal) (*MLSMessage, *Group, error) {
 	if err := g.canSend(); err != nil {
 		return nil, nil, err
