@@ -501,6 +501,18 @@ func TestLocalAPINil(t *testing.T) {
 			_, err := g.Commit(CommitOptions{Add: []*KeyPackage{j.kp, nil}})
 			return err
 		}, ErrInvalidProposal},
+		call{"Commit(ReInit: zero value)", func(g *Group) error {
+			_, err := g.Commit(CommitOptions{ReInit: &ReInit{}})
+			return err
+		}, ErrInvalidProposal},
+		call{"Commit(PSKs: zero value)", func(g *Group) error {
+			_, err := g.Commit(CommitOptions{PSKs: []PreSharedKeyID{{}}})
+			return err
+		}, ErrMissingPSK},
+		call{"Commit(Extensions: zero value)", func(g *Group) error {
+			_, err := g.Commit(CommitOptions{Extensions: Extensions{{}}})
+			return err
+		}, ErrInvalidProposal},
 		call{"Commit with a nil by-value proposal", func(g *Group) error {
 			_, err := g.stageProposals(&Commit{Proposals: []ProposalOrRef{{Type: ProposalOrRefTypeProposal}}}, MemberSender(g.myLeaf))
 			return err
