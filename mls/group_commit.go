@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -233,36 +234,92 @@ func (g *Group) buildWelcome(res *CommitResult, sc *stagedCommit, cp *tree.Commi
 }
 
 // fitPending is the fallback of Commit when the pending proposals pors[:n]
-// and the by-value ones pors[n:] do not make a valid list: it keeps, in
-// arrival order, the pending ones the list stays valid with. A proposal
-// left out may fit once a later one is in (an Add that a later
-// GroupContextExtensions makes valid), so the left-out ones are tried again
-// while a pass keeps more; at most n passes.
+// and the by-value ones pors[n:] do not make a valid list: it keeps the
+// pending ones the list stays valid with, earlier arrivals first. While the
+// list fails on pending proposals they are left out, a round per failing
+// step of validation (misfits, below), so the cost grows with the number of
+// rounds, not of proposals. The result is always a list that validates.
 func (g *Group) fitPending(pors []ProposalOrRef, n int, me Sender) (*Commit, *stagedCommit, error) {
-	kept := make([]bool, n)
-	try := func(extra int) (*Commit, *stagedCommit, error) {
+	pending, err := g.resolve(&Commit{Proposals: pors[:n]}, me)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &misfits{pending: pending, kept: make([]bool, n), gce: -1}
+	for i, it := range pending {
+		m.kept[i] = true
+		if it.p.ProposalType == ProposalTypeGroupContextExtensions {
+			m.gce = i // pendingToCommit keeps one at most
+		}
+	}
+	for {
 		var list []ProposalOrRef
+		var from []int // pending index of each list entry
 		for i := range n {
-			if kept[i] || i == extra {
-				list = append(list, pors[i])
+			if m.kept[i] {
+				list, from = append(list, pors[i]), append(from, i)
 			}
 		}
 		c := &Commit{Proposals: append(list, pors[n:]...)}
 		sc, err := g.stageProposals(c, me)
-		return c, sc, err
-	}
-	for more := true; more; {
-		more = false
-		for i := range n {
-			if kept[i] {
-				continue
+		var pe *proposalError
+		switch {
+		case err == nil:
+			return c, sc, nil
+		case !errors.As(err, &pe) || !m.drop(from, pe.indexes):
+			if len(list) == 0 {
+				return nil, nil, err // the by-value proposals fail on their own
 			}
-			if _, _, err := try(i); err == nil {
-				kept[i], more = true, true
-			}
+			clear(m.kept) // not the pending proposals' fault: commit none of them
 		}
 	}
-	return try(-1)
+}
+
+// misfits tracks which pending proposals a default commit keeps.
+type misfits struct {
+	pending []proposalItem
+	kept    []bool
+	gce     int   // the pending GroupContextExtensions (-1: none)
+	waiting []int // left out while gce is in, which may be what invalidates them
+}
+
+// drop leaves out the pending proposals a failed list blames (list indexes;
+// from maps them to pending ones) and reports whether it left any out. A
+// GroupContextExtensions that arrived after a blamed Add or Update goes
+// instead (the earlier arrival is preferred); an Add or Update blamed while
+// an earlier GroupContextExtensions is in waits, and comes back if that
+// one goes.
+func (m *misfits) drop(from, blamed []int) bool {
+	var out []int
+	for _, j := range blamed {
+		if j >= len(from) {
+			continue // a by-value proposal: not ours to leave out
+		}
+		i := from[j]
+		t := m.pending[i].p.ProposalType
+		gceIn := m.gce >= 0 && m.kept[m.gce] && i != m.gce
+		switch {
+		case gceIn && m.gce > i && (t == ProposalTypeAdd || t == ProposalTypeUpdate):
+			out = []int{m.gce}
+		case gceIn && (t == ProposalTypeAdd || t == ProposalTypeUpdate):
+			m.waiting = append(m.waiting, i)
+			out = append(out, i)
+		default:
+			out = append(out, i)
+		}
+		if len(out) == 1 && out[0] == m.gce {
+			break
+		}
+	}
+	for _, i := range out {
+		m.kept[i] = false
+		if i == m.gce {
+			for _, w := range m.waiting {
+				m.kept[w] = true
+			}
+			m.waiting = nil
+		}
+	}
+	return len(out) > 0
 }
 
 // pendingToCommit selects the cached proposals to commit by reference,

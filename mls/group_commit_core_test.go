@@ -292,6 +292,18 @@ func TestProposalsJudgedInCommit(t *testing.T) {
 				t.Fatalf("%d proposals committed", len(gg.lastCommit.Proposals))
 			}
 		}},
+		{"pending GCE after the Adds it invalidates", func(t *testing.T, gg *gtGroup) {
+			js := []*gtMember{gtNewMember(t, gg.s, "j1"), gtNewMember(t, gg.s, "j2")}
+			for _, j := range js {
+				gtPropose(t, gg, 2, &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}})
+			}
+			gtPropose(t, gg, 1, gce(Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0x7a7a}})}))
+			res := gg.commit(3, CommitOptions{})
+			gg.join(res, js...)
+			if len(gg.lastCommit.Proposals) != 2 || len(res.Added) != 2 {
+				t.Fatalf("%d proposals committed", len(gg.lastCommit.Proposals))
+			}
+		}},
 		{"pending Add that no GCE rescues", func(t *testing.T, gg *gtGroup) {
 			gg.commit(1, CommitOptions{Extensions: needLastResort(t)})
 			w := weak(t, gg)
@@ -551,5 +563,25 @@ func TestLocalAPINil(t *testing.T) {
 			gtExpectErr(t, err, ErrNotMember)
 		}()
 		gtAfter(t, gg, 1)
+	}
+}
+
+// BenchmarkDefaultCommitWithMisfit: a default commit of 30 pending Adds
+// and a GroupContextExtensions that fits none of them (it is left out).
+func BenchmarkDefaultCommitWithMisfit(b *testing.B) {
+	gg := gtCreate(b, 1, Config{RatchetTreeInWelcome: true}, 3)
+	for range 30 {
+		j := gtNewMember(b, gg.s, "j")
+		gtPropose(b, gg, 1, &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}})
+	}
+	bad := Extensions{gtRequiredCaps(b, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0x7a7a}})}
+	gtPropose(b, gg, 2, &Proposal{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: bad}})
+	g := gg.ms[0].g
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := g.Commit(CommitOptions{})
+		if err != nil || len(res.Added) != 30 {
+			b.Fatalf("%v, %d added", err, len(res.Added))
+		}
 	}
 }

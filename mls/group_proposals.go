@@ -222,11 +222,16 @@ func (g *Group) resolve(c *Commit, committer Sender) ([]proposalItem, error) {
 // validateProposals checks a commit's proposal list (§12.2): every proposal
 // on its own, then the rules of a regular or of an external commit.
 // committer is the commit's sender (new_member_commit for an external one).
+// Errors that proposals of the list cause are a *proposalError naming
+// every proposal at fault in the step that failed, so that a committer can
+// leave them out (fitPending).
 func (g *Group) validateProposals(items []proposalItem, committer Sender) error {
-	for _, it := range items {
-		if err := g.checkProposal(it.p, it.sender, false); err != nil {
-			return err
-		}
+	var b blamed
+	for i, it := range items {
+		b.add(i, g.checkProposal(it.p, it.sender, false))
+	}
+	if b.failed() {
+		return b.result()
 	}
 	if err := checkDistinctPSKs(items); err != nil {
 		return err
@@ -235,25 +240,58 @@ func (g *Group) validateProposals(items []proposalItem, committer Sender) error 
 		return checkExternalList(items)
 	}
 	r := listRules{g: g, committer: committer.LeafIndex, touched: map[tree.LeafIndex]bool{},
-		removed: map[tree.LeafIndex]bool{}, added: map[string]bool{}}
-	for _, it := range items {
-		if err := r.check(it, len(items)); err != nil {
-			return err
-		}
+		removed: map[tree.LeafIndex]bool{}, added: map[string]int{}}
+	for i, it := range items {
+		b.add(i, r.check(i, it, len(items)))
 	}
-	return r.finish()
+	r.finish(&b)
+	return b.result()
+}
+
+// proposalError is an error caused by the proposals at indexes of the list
+// (of two that conflict, the later one). err is the first of their errors.
+type proposalError struct {
+	indexes []int
+	err     error
+}
+
+func (e *proposalError) Error() string { return e.err.Error() }
+func (e *proposalError) Unwrap() error { return e.err }
+
+func blame(i int, err error) error { return &proposalError{indexes: []int{i}, err: err} }
+
+// blamed collects the proposals at fault in one step of validation.
+type blamed proposalError
+
+func (b *blamed) add(i int, err error) {
+	if err == nil {
+		return
+	}
+	if b.err == nil {
+		b.err = err
+	}
+	b.indexes = append(b.indexes, i)
+}
+
+func (b *blamed) failed() bool { return b.err != nil }
+
+func (b *blamed) result() error {
+	if b.err == nil {
+		return nil
+	}
+	return (*proposalError)(b)
 }
 
 // checkDistinctPSKs: no PreSharedKeyID twice.
 func checkDistinctPSKs(items []proposalItem) error {
 	var ids []*PreSharedKeyID
-	for _, it := range items {
+	for i, it := range items {
 		if it.p.ProposalType != ProposalTypePSK {
 			continue
 		}
 		id := &it.p.PreSharedKey.PSK
 		if slices.ContainsFunc(ids, id.Equal) {
-			return fmt.Errorf("%w: the same PSK twice", ErrInvalidCommit)
+			return blame(i, fmt.Errorf("%w: the same PSK twice", ErrInvalidCommit))
 		}
 		ids = append(ids, id)
 	}
@@ -294,11 +332,11 @@ type listRules struct {
 	committer tree.LeafIndex
 	touched   map[tree.LeafIndex]bool // leaves updated or removed
 	removed   map[tree.LeafIndex]bool
-	added     map[string]bool // signature keys of the Adds
+	added     map[string]int // signature keys of the Adds, to their index
 	nGCE      int
 }
 
-func (r *listRules) check(it proposalItem, n int) error {
+func (r *listRules) check(i int, it proposalItem, n int) error {
 	switch it.p.ProposalType {
 	case ProposalTypeUpdate:
 		if it.sender.LeafIndex == r.committer {
@@ -314,10 +352,10 @@ func (r *listRules) check(it proposalItem, n int) error {
 		return r.touch(l)
 	case ProposalTypeAdd:
 		k := string(it.p.Add.KeyPackage.LeafNode.SignatureKey)
-		if r.added[k] {
+		if _, ok := r.added[k]; ok {
 			return fmt.Errorf("%w: two adds of the same client", ErrInvalidCommit)
 		}
-		r.added[k] = true
+		r.added[k] = i
 	case ProposalTypeGroupContextExtensions:
 		if r.nGCE++; r.nGCE > 1 {
 			return fmt.Errorf("%w: several GroupContextExtensions proposals", ErrInvalidCommit)
@@ -343,13 +381,12 @@ func (r *listRules) touch(l tree.LeafIndex) error {
 
 // finish: no Add of a client already in the group, unless it is removed
 // in the same commit.
-func (r *listRules) finish() error {
-	for k := range r.added {
+func (r *listRules) finish(b *blamed) {
+	for k, index := range r.added {
 		if i, ok := r.g.tree.FindSignatureKey([]byte(k)); ok && !r.removed[i] {
-			return fmt.Errorf("%w: add of a client already in the group (leaf %d)", ErrInvalidCommit, i)
+			b.add(index, fmt.Errorf("%w: add of a client already in the group (leaf %d)", ErrInvalidCommit, i))
 		}
 	}
-	return nil
 }
 
 // --- application (§12.3) ---
@@ -401,24 +438,27 @@ func (g *Group) stageProposals(c *Commit, committer Sender) (*stagedCommit, erro
 // enters, with the new extensions.
 func (g *Group) applyProposals(items []proposalItem, committer Sender) (*applied, error) {
 	a := &applied{tree: g.tree.Clone(), extensions: g.ctx.Extensions, needPath: len(items) == 0}
-	for _, it := range items {
+	gce := -1 // the GroupContextExtensions proposal's index
+	for i, it := range items {
 		a.needPath = a.needPath || pathRequired(it.p.ProposalType)
 		if it.p.ProposalType == ProposalTypeGroupContextExtensions {
-			a.extensions, a.newExts = it.p.GroupContextExtensions.Extensions, true
+			a.extensions, a.newExts, gce = it.p.GroupContextExtensions.Extensions, true, i
 		}
 	}
 	lv := g.leafValidator()
 	lv.extensions = a.extensions
 	for _, step := range []func(*applied, *leafValidator, proposalItem) error{g.applyUpdate, g.applyRemove, g.applyAdd, g.applyRest} {
-		for _, it := range items {
-			if err := step(a, lv, it); err != nil {
-				return nil, err
-			}
+		var b blamed
+		for i, it := range items {
+			b.add(i, step(a, lv, it))
+		}
+		if b.failed() {
+			return nil, b.result()
 		}
 	}
 	if a.newExts {
 		if err := g.checkNewExtensions(a, lv, committer); err != nil {
-			return nil, err
+			return nil, blame(gce, err)
 		}
 	}
 	// The application's rules, on the staged result (Config.Policy).
