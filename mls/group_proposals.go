@@ -382,9 +382,14 @@ func (r *listRules) touch(l tree.LeafIndex) error {
 // finish: no Add of a client already in the group, unless it is removed
 // in the same commit.
 func (r *listRules) finish(b *blamed) {
-	for k, index := range r.added {
+	byIndex := make([]string, 0, len(r.added))
+	for k := range r.added {
+		byIndex = append(byIndex, k)
+	}
+	slices.SortFunc(byIndex, func(x, y string) int { return r.added[x] - r.added[y] })
+	for _, k := range byIndex {
 		if i, ok := r.g.tree.FindSignatureKey([]byte(k)); ok && !r.removed[i] {
-			b.add(index, fmt.Errorf("%w: add of a client already in the group (leaf %d)", ErrInvalidCommit, i))
+			b.add(r.added[k], fmt.Errorf("%w: add of a client already in the group (leaf %d)", ErrInvalidCommit, i))
 		}
 	}
 }
