@@ -329,22 +329,13 @@ func CreateGroup(s *suite.Suite, signer *suite.Signer, groupID []byte, leaf Leaf
 	// init_secret run through the schedule, which yields a uniformly random
 	// epoch_secret all the same.
 	init := make([]byte, s.HashSize())
+	defer clear(init)
 	if _, err := io.ReadFull(rnd, init); err != nil {
 		return nil, err
 	}
-	if g.secrets, err = schedule.NewEpoch(s, init, nil, nil, g.ctxBytes); err != nil {
+	if err := g.setUpEpoch(epochInput{initSecret: init}); err != nil {
 		return nil, err
 	}
-	g.secrets.ForgetJoiner()
-	g.confirmationTag = s.MAC(g.secrets.ConfirmationKey, ctx.ConfirmedTranscriptHash)
-	if g.interim, err = NextInterimTranscriptHash(s, ctx.ConfirmedTranscriptHash, g.confirmationTag); err != nil {
-		return nil, err
-	}
-	if g.secretTree, err = schedule.NewSecretTree(s, g.secrets.EncryptionSecret, t.NumLeaves(), cfg.SecretTree); err != nil {
-		return nil, err
-	}
-	g.secrets.ForgetEncryptionSecret() // §9.2: the tree now holds what is needed
-	g.resumption = map[uint64][]byte{0: g.secrets.ResumptionPSK}
 	return g, nil
 }
 

@@ -1,12 +1,11 @@
 package mls
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 
-	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
@@ -65,24 +64,89 @@ type CommitResult struct {
 
 // Commit creates a commit (RFC 9420 §12.4.1). The receiver is not modified
 // except for its handshake ratchet when the commit is a PrivateMessage.
-func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
+func (g *Group) Commit(o CommitOptions) (*CommitResult, error) { return g.commit(o, commitTweaks{}) }
+
+// commitTweaks let tests build commits that receivers must refuse.
+type commitTweaks struct {
+	leaf func(*tree.LeafNode) // changes the path's new leaf before it is signed
+}
+
+// commit is Commit with test tweaks.
+func (g *Group) commit(o CommitOptions, tw commitTweaks) (*CommitResult, error) {
 	if err := g.canSend(); err != nil {
 		return nil, err
 	}
-	if err := checkGroupInfoExtensions(o.GroupInfoExtensions); err != nil {
+	if err := checkCommitOptions(&o); err != nil {
 		return nil, err
 	}
-	s, rnd := g.suite, g.cfg.rand()
+	if _, err := nextEpochNumber(g.ctx.Epoch); err != nil {
+		return nil, err
+	}
 	me := MemberSender(g.myLeaf)
+	pors, nPending, err := g.commitProposals(&o)
+	if err != nil {
+		return nil, err
+	}
+	commit := &Commit{Proposals: pors}
+	sc, err := g.stageProposals(commit, me)
+	if err != nil && nPending > 0 {
+		// Pending proposals that are valid alone may not fit together
+		// (e.g. a new required capability and an Add lacking it): keep
+		// those that leave the list valid (§12.2, §12.4).
+		commit, sc, err = g.fitPending(pors, nPending, me)
+	}
+	if err != nil {
+		return nil, err
+	}
+	sc.keys = g.keys.Clone()
+	sc.keys.Prune(sc.tree)
+	sc.initSecret = g.secrets.InitSecret
+	var cp *tree.CommitPath
+	if sc.needPath || !o.NoPath {
+		if cp, commit.Path, err = g.newPath(sc, tw); err != nil {
+			return nil, err
+		}
+	}
 
-	// Proposals: the pending ones by reference (skipping this member's own
-	// updates, which it cannot commit, and updates/removes of a leaf that a
-	// newer or stronger proposal touches), then the new ones by value.
-	var pors []ProposalOrRef
+	fc := &FramedContent{GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch, Sender: me,
+		AuthenticatedData: o.AuthenticatedData, ContentType: ContentTypeCommit, Commit: commit}
+	ac, err := SignContent(g.signer, g.handshakeWireFormat(), fc, &g.ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := &CommitResult{Added: sc.added, RatchetTree: sc.tree.Nodes()}
+	if len(sc.added) > 0 {
+		sc.welcome = func(next *Group, joinerSecret, welcomeSecret []byte) error {
+			return next.buildWelcome(res, sc, cp, o.GroupInfoExtensions, joinerSecret, welcomeSecret)
+		}
+	}
+	if res.State, err = g.stageNextEpoch(ac, nil, sc); err != nil {
+		return nil, err
+	}
+	ac.Auth.ConfirmationTag = res.State.confirmationTag
+	if res.Commit, err = g.protectSigned(ac); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// checkCommitOptions refuses options that cannot make a commit: a nil
+// KeyPackage, clashing GroupInfo extensions.
+func checkCommitOptions(o *CommitOptions) error {
+	if slices.Contains(o.Add, nil) {
+		return fmt.Errorf("%w: nil KeyPackage in CommitOptions.Add", ErrInvalidProposal)
+	}
+	return checkGroupInfoExtensions(o.GroupInfoExtensions)
+}
+
+// commitProposals lists a commit's proposals: the pending ones by
+// reference (those that can go together, see pendingToCommit), then the
+// new ones of o by value. n is the number of pending ones.
+func (g *Group) commitProposals(o *CommitOptions) (pors []ProposalOrRef, n int, err error) {
 	if !o.SkipPending && o.ReInit == nil && o.ReInitRef == nil {
 		pors = g.pendingToCommit(o.Remove, o.Add, o.Extensions != nil)
 	}
-	nPending := len(pors)
+	n = len(pors)
 	add := func(p *Proposal) { pors = append(pors, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: p}) }
 	if o.Extensions != nil {
 		add(&Proposal{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: o.Extensions}})
@@ -95,9 +159,9 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	}
 	for _, id := range o.PSKs {
 		if len(id.Nonce) == 0 {
-			id.Nonce = make([]byte, s.HashSize())
-			if _, err := io.ReadFull(rnd, id.Nonce); err != nil {
-				return nil, err
+			id.Nonce = make([]byte, g.suite.HashSize())
+			if _, err := io.ReadFull(g.cfg.rand(), id.Nonce); err != nil {
+				return nil, 0, err
 			}
 		}
 		add(&Proposal{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: id}})
@@ -107,265 +171,256 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	}
 	if o.ReInitRef != nil {
 		if err := g.checkReInitRef(o.ReInitRef); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		pors = append(pors, ProposalOrRef{Type: ProposalOrRefTypeReference, Reference: o.ReInitRef})
 	}
-	commit := &Commit{Proposals: pors}
-	items, err := g.resolve(commit, me)
-	if err != nil {
-		return nil, err
-	}
-	a, err := g.validateAndApply(items, me)
-	if err != nil && nPending > 0 {
-		// Pending proposals that are valid alone may not fit together
-		// (e.g. a new required capability and an Add lacking it): keep,
-		// in arrival order, those that leave the list valid (§12.2, §12.4).
-		commit.Proposals, items, a, err = g.fitPending(pors, nPending, me)
-	}
-	if err != nil {
-		return nil, err
-	}
+	return pors, n, nil
+}
 
-	newCtx := g.ctx
-	newCtx.Epoch++
-	newCtx.Extensions = a.extensions
-	newTree := a.tree
-	keys := g.keys.Clone()
-	keys.Prune(newTree)
-	var commitSecret []byte
-	var cp *tree.CommitPath
-	if a.needPath || !o.NoPath {
-		cur := g.tree.Leaf(g.myLeaf)
-		cp, err = newTree.NewCommitPath(s, rnd, g.myLeaf, cur, func(ln *tree.LeafNode) error {
-			return ln.Sign(s, g.signer, g.ctx.GroupID, g.myLeaf)
-		})
-		if err != nil {
-			return nil, err
+// newPath makes the committer's UpdatePath over sc.tree (§12.4.1) and puts
+// the new tree, private keys and commit secret in sc.
+func (g *Group) newPath(sc *stagedCommit, tw commitTweaks) (*tree.CommitPath, *tree.UpdatePath, error) {
+	s := g.suite
+	cp, err := sc.tree.NewCommitPath(s, g.cfg.rand(), g.myLeaf, g.tree.Leaf(g.myLeaf), func(ln *tree.LeafNode) error {
+		if tw.leaf != nil {
+			tw.leaf(ln)
 		}
-		newTree = cp.Tree
-		newCtx.TreeHash = newTree.TreeHash(s)
-		provisional, err := wire.Marshal(&newCtx)
-		if err != nil {
-			return nil, err
-		}
-		if commit.Path, err = cp.Encrypt(s, provisional, a.added); err != nil {
-			return nil, err
-		}
-		commitSecret = cp.CommitSecret
-		for x := range keys {
-			if newTree.Node(x) == nil || bytes.Equal(newTree.EncryptionKey(x), nil) {
-				delete(keys, x)
-			}
-		}
-		// Drop keys of the (re-keyed) direct path, then take the new ones.
-		for _, x := range tree.DirectPath(g.myLeaf, newTree.NumLeaves()) {
+		return ln.Sign(s, g.signer, g.ctx.GroupID, g.myLeaf)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, err := g.provisionalContext(sc.extensions, cp.Tree)
+	if err != nil {
+		return nil, nil, err
+	}
+	provisional, err := wire.Marshal(&ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	path, err := cp.Encrypt(s, provisional, sc.added)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys := sc.keys
+	for x := range keys {
+		if cp.Tree.Node(x) == nil || cp.Tree.EncryptionKey(x) == nil {
 			delete(keys, x)
 		}
-		for x, k := range cp.PrivateKeys {
-			keys[x] = k
-		}
 	}
-	newCtx.TreeHash = newTree.TreeHash(s)
-	pskSecret, err := g.pskSecret(a.psks)
-	if err != nil {
-		return nil, err
+	// Drop keys of the (re-keyed) direct path, then take the new ones.
+	for _, x := range tree.DirectPath(g.myLeaf, cp.Tree.NumLeaves()) {
+		delete(keys, x)
 	}
+	for x, k := range cp.PrivateKeys {
+		keys[x] = k
+	}
+	sc.tree, sc.commitSecret = cp.Tree, cp.CommitSecret
+	return cp, path, nil
+}
 
-	wf := g.handshakeWireFormat()
-	fc := &FramedContent{GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch, Sender: me,
-		AuthenticatedData: o.AuthenticatedData, ContentType: ContentTypeCommit, Commit: commit}
-	ac, err := SignContent(g.signer, wf, fc, &g.ctx)
-	if err != nil {
-		return nil, err
+// buildWelcome makes the Welcome of a commit that adds members (§12.4.3.1)
+// with a signed GroupInfo of g, the new epoch. Without new members none is
+// built (a signature and a key derivation saved per commit); GroupInfo
+// makes one on demand, e.g. for external joins.
+func (g *Group) buildWelcome(res *CommitResult, sc *stagedCommit, cp *tree.CommitPath, exts tree.Extensions, joinerSecret, welcomeSecret []byte) error {
+	var err error
+	if res.GroupInfo, err = g.groupInfo(g.cfg.RatchetTreeInWelcome, exts); err != nil {
+		return err
 	}
-	next, err := g.nextEpoch(ac, nil, &newCtx, newTree, g.secrets.InitSecret, commitSecret, pskSecret)
-	if err != nil {
-		return nil, err
-	}
-	ac.Auth.ConfirmationTag = next.confirmationTag
-	next.keys = keys
-	next.myLeaf = g.myLeaf
-	if a.reinit != nil {
-		next.reinit = a.reinit
-	}
-	msg, err := g.protectSigned(ac)
-	if err != nil {
-		return nil, err
-	}
-
-	res := &CommitResult{Commit: msg, State: next, Added: a.added, RatchetTree: newTree.Nodes()}
-	if len(a.added) > 0 {
-		// The Welcome carries a signed GroupInfo. Without new members none is
-		// built here (a signature and a key derivation saved per commit);
-		// State.GroupInfo makes one on demand, e.g. for external joins.
-		if res.GroupInfo, err = next.groupInfo(g.cfg.RatchetTreeInWelcome, o.GroupInfoExtensions); err != nil {
-			return nil, err
-		}
-		recips := make([]WelcomeRecipient, len(a.added))
-		for i, leaf := range a.added {
-			recips[i].KeyPackage = a.addedKPs[i]
-			if cp != nil {
-				if ps, ok := cp.PathSecretFor(leaf); ok {
-					recips[i].PathSecret = ps
-				}
+	recips := make([]WelcomeRecipient, len(sc.added))
+	for i, leaf := range sc.added {
+		recips[i].KeyPackage = sc.addedKPs[i]
+		if cp != nil {
+			if ps, ok := cp.PathSecretFor(leaf); ok {
+				recips[i].PathSecret = ps
 			}
 		}
-		if res.Welcome, err = BuildWelcome(s, res.GroupInfo, next.secrets.WelcomeSecret, next.secrets.JoinerSecret, a.psks, recips); err != nil {
-			return nil, err
-		}
 	}
-	next.secrets.ForgetJoiner()
-	return res, nil
+	res.Welcome, err = BuildWelcome(g.suite, res.GroupInfo, welcomeSecret, joinerSecret, sc.psks, recips)
+	return err
 }
 
 // fitPending is the fallback of Commit when the pending proposals pors[:n]
 // and the by-value ones pors[n:] do not make a valid list: it keeps the
-// pending ones, in order, that the list stays valid with.
-func (g *Group) fitPending(pors []ProposalOrRef, n int, me Sender) ([]ProposalOrRef, []proposalItem, *applied, error) {
-	byValue := pors[n:]
-	var kept []ProposalOrRef
-	for _, por := range pors[:n] {
-		try := append(slices.Clip(kept), por)
-		items, err := g.resolve(&Commit{Proposals: slices.Concat(try, byValue)}, me)
-		if err != nil {
-			continue
-		}
-		if _, err := g.validateAndApply(items, me); err == nil {
-			kept = try
-		}
-	}
-	final := slices.Concat(kept, byValue)
-	items, err := g.resolve(&Commit{Proposals: final}, me)
+// pending ones the list stays valid with, earlier arrivals first. While the
+// list fails on pending proposals they are left out, a round per failing
+// step of validation (misfits, below), so the cost grows with the number of
+// rounds, not of proposals. The result is always a list that validates.
+func (g *Group) fitPending(pors []ProposalOrRef, n int, me Sender) (*Commit, *stagedCommit, error) {
+	pending, err := g.resolve(&Commit{Proposals: pors[:n]}, me)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	a, err := g.validateAndApply(items, me)
-	return final, items, a, err
+	m := &misfits{pending: pending, kept: make([]bool, n), gce: -1}
+	for i, it := range pending {
+		m.kept[i] = true
+		if it.p.ProposalType == ProposalTypeGroupContextExtensions {
+			m.gce = i // pendingToCommit keeps one at most
+		}
+	}
+	for {
+		var list []ProposalOrRef
+		var from []int // pending index of each list entry
+		for i := range n {
+			if m.kept[i] {
+				list, from = append(list, pors[i]), append(from, i)
+			}
+		}
+		c := &Commit{Proposals: append(list, pors[n:]...)}
+		sc, err := g.stageProposals(c, me)
+		var pe *proposalError
+		switch {
+		case err == nil:
+			return c, sc, nil
+		case !errors.As(err, &pe) || !m.drop(from, pe.indexes):
+			if len(list) == 0 {
+				return nil, nil, err // the by-value proposals fail on their own
+			}
+			clear(m.kept) // not the pending proposals' fault: commit none of them
+		}
+	}
+}
+
+// misfits tracks which pending proposals a default commit keeps.
+type misfits struct {
+	pending []proposalItem
+	kept    []bool
+	gce     int   // the pending GroupContextExtensions (-1: none)
+	waiting []int // left out while gce is in, which may be what invalidates them
+}
+
+// drop leaves out the pending proposals a failed list blames (list indexes;
+// from maps them to pending ones) and reports whether it left any out. A
+// GroupContextExtensions that arrived after a blamed Add or Update goes
+// instead (the earlier arrival is preferred); an Add or Update blamed while
+// an earlier GroupContextExtensions is in waits, and comes back if that
+// one goes.
+func (m *misfits) drop(from, blamed []int) bool {
+	var out []int
+	for _, j := range blamed {
+		if j >= len(from) {
+			continue // a by-value proposal: not ours to leave out
+		}
+		i := from[j]
+		t := m.pending[i].p.ProposalType
+		gceIn := m.gce >= 0 && m.kept[m.gce] && i != m.gce
+		switch {
+		case gceIn && m.gce > i && (t == ProposalTypeAdd || t == ProposalTypeUpdate):
+			out = []int{m.gce}
+		case gceIn && (t == ProposalTypeAdd || t == ProposalTypeUpdate):
+			m.waiting = append(m.waiting, i)
+			out = append(out, i)
+		default:
+			out = append(out, i)
+		}
+		if len(out) == 1 && out[0] == m.gce {
+			break
+		}
+	}
+	for _, i := range out {
+		m.kept[i] = false
+		if i == m.gce {
+			for _, w := range m.waiting {
+				m.kept[w] = true
+			}
+			m.waiting = nil
+		}
+	}
+	return len(out) > 0
 }
 
 // pendingToCommit selects the cached proposals to commit by reference,
 // leaving out those that would make the commit invalid (§12.2) next to the
-// others and the by-value proposals of o (adding, removing).
+// others and the by-value proposals of o (adding, removing): the rules that
+// need no validation. Those that fail validation in the commit are left
+// out by fitPending.
 func (g *Group) pendingToCommit(removing []tree.LeafIndex, adding []*KeyPackage, byValueGCE bool) []ProposalOrRef {
-	removed := map[tree.LeafIndex]bool{}
-	for _, r := range removing {
-		removed[r] = true
-	}
-	for _, pp := range g.pending {
-		if pp.proposal.ProposalType == ProposalTypeRemove && pp.proposal.Remove.Removed != g.myLeaf {
-			removed[pp.proposal.Remove.Removed] = true
-		}
-	}
-	addKeys := map[string]bool{}
-	for _, kp := range adding {
-		addKeys[string(kp.LeafNode.SignatureKey)] = true
-	}
-	// At most one GroupContextExtensions: the most recent pending one,
-	// unless the commit brings its own (-1).
-	lastGCE := -1
-	if !byValueGCE {
-		for i, pp := range g.pending {
-			if pp.proposal.ProposalType == ProposalTypeGroupContextExtensions {
-				lastGCE = i
-			}
-		}
-	}
-	// The most recent update per leaf, unless the leaf is removed (§12.2 SHOULD).
-	lastUpdate := map[tree.LeafIndex]int{}
-	for i, pp := range g.pending {
-		if pp.proposal.ProposalType == ProposalTypeUpdate {
-			lastUpdate[pp.sender.LeafIndex] = i
-		}
-	}
-	seenRemove := map[tree.LeafIndex]bool{}
+	f := g.newPendingFilter(removing, adding, byValueGCE)
 	var out []ProposalOrRef
 	for i, pp := range g.pending {
-		switch pp.proposal.ProposalType {
-		case ProposalTypeUpdate:
-			l := pp.sender.LeafIndex
-			if l == g.myLeaf || removed[l] || lastUpdate[l] != i {
-				continue
-			}
-		case ProposalTypeRemove:
-			r := pp.proposal.Remove.Removed
-			if r == g.myLeaf || seenRemove[r] || slices.Contains(removing, r) {
-				continue
-			}
-			seenRemove[r] = true
-		case ProposalTypeAdd:
-			// One Add per client, and none of a member who stays (§12.2):
-			// two members may well propose the same KeyPackage.
-			k := pp.proposal.Add.KeyPackage.LeafNode.SignatureKey
-			if addKeys[string(k)] {
-				continue
-			}
-			if j, ok := g.tree.FindSignatureKey(k); ok && !removed[j] {
-				continue
-			}
-			addKeys[string(k)] = true
-		case ProposalTypeGroupContextExtensions:
-			if i != lastGCE {
-				continue
-			}
-		case ProposalTypePSK:
-			// A PSK this member cannot look up cannot be committed by it.
-			if _, err := g.lookupPSK(&pp.proposal.PreSharedKey.PSK); err != nil {
-				continue
-			}
-		case ProposalTypeReInit:
-			continue // a ReInit must be alone; committed explicitly
+		if f.keep(i, pp) {
+			out = append(out, ProposalOrRef{Type: ProposalOrRefTypeReference, Reference: pp.ref})
 		}
-		out = append(out, ProposalOrRef{Type: ProposalOrRefTypeReference, Reference: pp.ref})
 	}
 	return out
 }
 
-// nextEpoch builds the group state of the epoch a commit starts (§8,
-// §8.2): transcript hashes, key schedule, secret tree. It returns the new
-// state with confirmationTag set to the value the commit must carry.
-// enc, when not nil, is the encoding of ac (see contentEncoding).
-func (g *Group) nextEpoch(ac *AuthenticatedContent, enc *contentEncoding, newCtx *GroupContext, newTree *tree.Tree, initSecret, commitSecret, pskSecret []byte) (*Group, error) {
-	s := g.suite
-	confirmed, err := nextConfirmedTranscriptHashEnc(s, g.interim, ac, enc)
-	if err != nil {
-		return nil, err
+// pendingFilter decides, in arrival order, which pending proposals a
+// default commit takes.
+type pendingFilter struct {
+	g          *Group
+	removing   []tree.LeafIndex        // removed by value
+	removed    map[tree.LeafIndex]bool // by value or by a pending Remove
+	seenRemove map[tree.LeafIndex]bool
+	addKeys    map[string]bool        // signature keys of the Adds taken
+	lastGCE    int                    // the GroupContextExtensions taken (-1: none)
+	lastUpdate map[tree.LeafIndex]int // the Update taken per leaf
+}
+
+func (g *Group) newPendingFilter(removing []tree.LeafIndex, adding []*KeyPackage, byValueGCE bool) *pendingFilter {
+	f := &pendingFilter{g: g, removing: removing, removed: map[tree.LeafIndex]bool{}, seenRemove: map[tree.LeafIndex]bool{},
+		addKeys: map[string]bool{}, lastGCE: -1, lastUpdate: map[tree.LeafIndex]int{}}
+	for _, r := range removing {
+		f.removed[r] = true
 	}
-	newCtx.ConfirmedTranscriptHash = confirmed
-	next := g.clone()
-	next.tree = newTree
-	if err := next.setContext(*newCtx); err != nil {
-		return nil, err
+	for _, kp := range adding {
+		f.addKeys[string(kp.LeafNode.SignatureKey)] = true
 	}
-	if next.secrets, err = schedule.NewEpoch(s, initSecret, commitSecret, pskSecret, next.ctxBytes); err != nil {
-		return nil, err
-	}
-	next.confirmationTag = s.MAC(next.secrets.ConfirmationKey, confirmed)
-	if next.interim, err = NextInterimTranscriptHash(s, confirmed, next.confirmationTag); err != nil {
-		return nil, err
-	}
-	if next.secretTree, err = schedule.NewSecretTree(s, next.secrets.EncryptionSecret, newTree.NumLeaves(), g.cfg.SecretTree); err != nil {
-		return nil, err
-	}
-	next.secrets.ForgetEncryptionSecret() // §9.2: the tree now holds what is needed
-	next.pending = nil
-	next.ownUpdates = nil
-	next.sendMark, next.sendNeedsSave = 0, false // a new secret tree: nothing reserved yet
-	// Keep this epoch to open late application messages (§14), bounded.
-	if max := g.cfg.maxPast(); max > 0 {
-		next.past = append(next.past, &pastEpoch{ctx: g.ctx, ctxBytes: g.ctxBytes, tree: g.tree,
-			secretTree: g.secretTree, senderData: g.secrets.SenderDataSecret})
-		if len(next.past) > max {
-			next.past = slices.Clone(next.past[len(next.past)-max:])
+	for i, pp := range g.pending {
+		switch p := pp.proposal; p.ProposalType {
+		case ProposalTypeRemove:
+			if p.Remove.Removed != g.myLeaf {
+				f.removed[p.Remove.Removed] = true
+			}
+		case ProposalTypeUpdate:
+			// The most recent update per leaf (§12.2 SHOULD).
+			f.lastUpdate[pp.sender.LeafIndex] = i
+		case ProposalTypeGroupContextExtensions:
+			// At most one: the most recent, unless the commit brings its own.
+			if !byValueGCE {
+				f.lastGCE = i
+			}
 		}
 	}
-	next.resumption[newCtx.Epoch] = next.secrets.ResumptionPSK
-	for e := range next.resumption {
-		if e+uint64(max(g.cfg.maxPast(), 1)) < newCtx.Epoch {
-			delete(next.resumption, e)
+	return f
+}
+
+func (f *pendingFilter) keep(i int, pp *pendingProposal) bool {
+	g := f.g
+	switch p := pp.proposal; p.ProposalType {
+	case ProposalTypeUpdate:
+		// Not our own, nor of a removed leaf (§12.2 SHOULD prefer the Remove).
+		l := pp.sender.LeafIndex
+		return l != g.myLeaf && !f.removed[l] && f.lastUpdate[l] == i
+	case ProposalTypeRemove:
+		r := p.Remove.Removed
+		if r == g.myLeaf || f.seenRemove[r] || slices.Contains(f.removing, r) {
+			return false
 		}
+		f.seenRemove[r] = true
+	case ProposalTypeAdd:
+		// One Add per client, and none of a member who stays (§12.2):
+		// two members may well propose the same KeyPackage.
+		k := p.Add.KeyPackage.LeafNode.SignatureKey
+		if f.addKeys[string(k)] {
+			return false
+		}
+		if j, ok := g.tree.FindSignatureKey(k); ok && !f.removed[j] {
+			return false
+		}
+		f.addKeys[string(k)] = true
+	case ProposalTypeGroupContextExtensions:
+		return i == f.lastGCE
+	case ProposalTypePSK:
+		// A PSK this member cannot look up cannot be committed by it.
+		_, err := g.lookupPSK(&p.PreSharedKey.PSK)
+		return err == nil
+	case ProposalTypeReInit:
+		return false // a ReInit must be alone; committed explicitly
 	}
-	return next, nil
+	return true
 }
 
 // GroupInfo returns a signed GroupInfo for the current epoch with the
@@ -412,140 +467,4 @@ func (g *Group) groupInfo(withTree bool, extra tree.Extensions) (*GroupInfo, err
 		return nil, err
 	}
 	return gi, nil
-}
-
-// --- processing a commit (§12.4.2) ---
-
-// processCommit stages a commit from another member (or an external
-// joiner). ac has been unprotected and its signature verified over enc.
-func (g *Group) processCommit(ac *AuthenticatedContent, enc *contentEncoding) (*Group, error) {
-	s := g.suite
-	commit := ac.Content.Commit
-	sender := ac.Content.Sender
-	switch sender.SenderType {
-	case SenderTypeMember:
-		if sender.LeafIndex == g.myLeaf {
-			return nil, ErrOwnCommit
-		}
-	case SenderTypeNewMemberCommit:
-	default:
-		return nil, fmt.Errorf("%w: commit from a %v sender", ErrInvalidCommit, sender.SenderType)
-	}
-	if len(ac.Auth.ConfirmationTag) == 0 {
-		return nil, fmt.Errorf("%w: missing confirmation tag", ErrInvalidCommit)
-	}
-	items, err := g.resolve(commit, sender)
-	if err != nil {
-		return nil, err
-	}
-	a, err := g.validateAndApply(items, sender)
-	if err != nil {
-		return nil, err
-	}
-	if a.needPath && commit.Path == nil {
-		return nil, ErrPathRequired
-	}
-	external := sender.SenderType == SenderTypeNewMemberCommit
-	if external && commit.Path == nil {
-		return nil, fmt.Errorf("%w: an external commit must have a path", ErrPathRequired)
-	}
-	if external {
-		// §12.4.3.2: the joiner may remove only its own old leaf; its new
-		// leaf must be acceptable as an Update of the removed one. Without
-		// a successor hook in CredentialValidator, the same credential.
-		for _, it := range items {
-			if it.p.ProposalType != ProposalTypeRemove {
-				continue
-			}
-			oldCred, err1 := wire.Marshal(&g.tree.Leaf(it.p.Remove.Removed).Credential)
-			newCred, err2 := wire.Marshal(&commit.Path.LeafNode.Credential)
-			if err1 != nil || err2 != nil || !bytes.Equal(oldCred, newCred) {
-				return nil, fmt.Errorf("%w: an external commit may remove only the joiner's own old leaf", ErrInvalidCommit)
-			}
-		}
-	}
-	newCtx := g.ctx
-	newCtx.Epoch++
-	newCtx.Extensions = a.extensions
-	newTree := a.tree
-	keys := g.keys.Clone()
-	if a.updatedMe != nil {
-		// Our own Update was committed: take the new leaf's private key.
-		priv, ok := g.ownUpdates[string(a.updatedMe.ref)]
-		if !ok {
-			return nil, fmt.Errorf("%w: own update committed but its private key is unknown", ErrInvalidCommit)
-		}
-		keys = tree.PrivateKeys{g.myLeaf.Node(): priv}
-	}
-	keys.Prune(newTree)
-	var commitSecret []byte
-	if a.removedMe {
-		// Removed: the member follows no further; it needs no new secrets.
-		next := g.clone()
-		next.removed = true
-		next.tree = newTree
-		next.pending = nil
-		return next, nil
-	}
-	if commit.Path != nil {
-		committerLeaf := sender.LeafIndex
-		if external {
-			// The joiner takes the leftmost blank leaf (§12.4.3.2).
-			if committerLeaf, err = newTree.FreeLeaf(); err != nil {
-				return nil, err
-			}
-		}
-		lv := g.leafValidator()
-		lv.extensions = a.extensions
-		if err := lv.validate(&commit.Path.LeafNode, tree.LeafNodeSourceCommit, committerLeaf, newTree); err != nil {
-			return nil, fmt.Errorf("%w: committer's leaf: %w", ErrInvalidCommit, err)
-		}
-		rp, err := newTree.MergeUpdatePath(s, committerLeaf, commit.Path, a.added)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-		}
-		newTree = rp.Tree
-		newCtx.TreeHash = newTree.TreeHash(s)
-		provisional, err := wire.Marshal(&newCtx)
-		if err != nil {
-			return nil, err
-		}
-		var newKeys tree.PrivateKeys
-		commitSecret, _, newKeys, err = rp.Decrypt(s, provisional, g.myLeaf, keys)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-		}
-		keys = newKeys
-	}
-	newCtx.TreeHash = newTree.TreeHash(s)
-	pskSecret, err := g.pskSecret(a.psks)
-	if err != nil {
-		return nil, err
-	}
-	initSecret := g.secrets.InitSecret
-	if external {
-		priv, _, err := g.secrets.ExternalKeyPair()
-		if err != nil {
-			return nil, err
-		}
-		if initSecret, err = schedule.ExternalInitSecret(s, priv, a.extInit); err != nil {
-			return nil, fmt.Errorf("%w: external init: %w", ErrInvalidCommit, err)
-		}
-	}
-	next, err := g.nextEpoch(ac, enc, &newCtx, newTree, initSecret, commitSecret, pskSecret)
-	if err != nil {
-		return nil, err
-	}
-	if err := VerifyConfirmationTag(s, ac.Auth.ConfirmationTag, next.secrets.ConfirmationKey, newCtx.ConfirmedTranscriptHash); err != nil {
-		return nil, err
-	}
-	next.confirmationTag = slices.Clone(ac.Auth.ConfirmationTag)
-	next.keys = keys
-	next.secrets.ForgetJoiner()
-	if a.reinit != nil {
-		next.reinit = a.reinit
-	}
-	// Our leaf may have moved only if the tree was truncated past it, which
-	// cannot happen while we are a member; keep the index.
-	return next, nil
 }

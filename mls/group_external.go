@@ -35,8 +35,10 @@ func JoinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 // externalCommitTweaks let tests build external commits that a receiver
 // must refuse.
 type externalCommitTweaks struct {
-	remove *tree.LeafIndex // the leaf to remove instead of the one holding signer's key
-	extra  []*Proposal     // appended to the proposal list as they are
+	remove *tree.LeafIndex         // the leaf to remove instead of the one holding signer's key
+	extra  []*Proposal             // appended to the proposal list as they are
+	leaf   func(ln *tree.LeafNode) // changes the new leaf before it is signed
+	noSelf bool                    // skips the joiner's own check of its new leaf
 }
 
 // joinByExternalCommit is JoinByExternalCommit with test tweaks.
@@ -48,66 +50,28 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	if gc.CipherSuite != s.ID() {
 		return nil, nil, fmt.Errorf("%w: group suite %v, ours %v", ErrInvalidGroupInfo, gc.CipherSuite, s.ID())
 	}
-
-	// The tree: out of band or from the extension; verify it and the
-	// GroupInfo signature against it.
-	if ratchetTree == nil {
-		ext := gi.Extensions.Find(tree.ExtensionTypeRatchetTree)
-		if ext == nil {
-			return nil, nil, fmt.Errorf("%w: no ratchet tree given and none in the GroupInfo", ErrInvalidGroupInfo)
-		}
-		if err := wire.Unmarshal(ext.ExtensionData, &ratchetTree); err != nil {
-			return nil, nil, fmt.Errorf("%w: ratchet_tree extension: %w", ErrInvalidGroupInfo, err)
-		}
-	}
-	t, err := tree.NewTree(ratchetTree)
+	newEpoch, err := nextEpochNumber(gc.Epoch)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidGroupInfo, err)
-	}
-	signerKey, err := leafSignatureKey(t, gi.Signer)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: GroupInfo signer: %w", ErrInvalidGroupInfo, err)
-	}
-	if err := VerifyGroupInfo(s, gi, signerKey); err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidGroupInfo, err)
-	}
-	if err := t.Validate(s, gc.GroupID, gc.TreeHash); err != nil {
-		return nil, nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidGroupInfo, err)
-	}
-	if err := ValidateTreeLeaves(s, t, ValidateOptions{GroupContext: &gc, Credentials: cfg.Credentials}); err != nil {
-		return nil, nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidGroupInfo, err)
-	}
-	ep := gi.Extensions.Find(tree.ExtensionTypeExternalPub)
-	if ep == nil {
-		return nil, nil, fmt.Errorf("%w: no external_pub extension", ErrInvalidGroupInfo)
-	}
-	var extPub tree.ExternalPub
-	if err := wire.Unmarshal(ep.ExtensionData, &extPub); err != nil {
-		return nil, nil, fmt.Errorf("%w: external_pub: %w", ErrInvalidGroupInfo, err)
+		return nil, nil, err
 	}
 
+	t, err := verifiedTree(s, gi, ratchetTree, cfg, ErrInvalidGroupInfo)
+	if err != nil {
+		return nil, nil, err
+	}
+	extPub, err := externalPub(gi)
+	if err != nil {
+		return nil, nil, err
+	}
 	// §8.3: kem_output and init_secret.
-	kemOutput, initSecret, err := schedule.ExternalInit(s, extPub.ExternalPub)
+	kemOutput, initSecret, err := schedule.ExternalInit(s, extPub)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: external init: %w", ErrInvalidGroupInfo, err)
 	}
-	props := []ProposalOrRef{{Type: ProposalOrRefTypeProposal, Proposal: &Proposal{
-		ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: kemOutput}}}}
-	nt := t.Clone()
-	old, ok := t.FindSignatureKey(signer.PublicKey())
-	if tw.remove != nil {
-		old, ok = *tw.remove, true
-	}
-	if ok {
-		// Resync: remove our old leaf (§12.4.3.2, at most one Remove).
-		props = append(props, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: &Proposal{
-			ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: old}}})
-		if err := nt.RemoveLeaf(old); err != nil {
-			return nil, nil, err
-		}
-	}
-	for _, p := range tw.extra {
-		props = append(props, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: p})
+	defer clear(initSecret) // consumed by the new epoch (§9.2)
+	props, nt, replaces, err := externalProposals(t, signer.PublicKey(), kemOutput, tw)
+	if err != nil {
+		return nil, nil, err
 	}
 	myLeaf, err := nt.FreeLeaf()
 	if err != nil {
@@ -121,19 +85,24 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	template := &tree.LeafNode{SignatureKey: slices.Clone(signer.PublicKey()), Credential: leaf.Credential,
 		Capabilities: caps, LeafNodeSource: tree.LeafNodeSourceCommit, Extensions: nonNilExtensions(leaf.Extensions)}
 	cp, err := nt.NewCommitPath(s, cfg.rand(), myLeaf, template, func(ln *tree.LeafNode) error {
+		if tw.leaf != nil {
+			tw.leaf(ln)
+		}
 		return ln.Sign(s, signer, gc.GroupID, myLeaf)
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	// The new leaf as the members will judge it (§12.4.2); for a resync, an
+	// acceptable successor of the leaf it removes (§12.2).
 	if err := ValidateLeafNode(s, cp.LeafNode, LeafUseCommit, myLeaf, cfg.now(),
-		ValidateOptions{GroupContext: &gc, Members: cp.Tree, Credentials: cfg.Credentials}); err != nil {
+		ValidateOptions{GroupContext: &gc, Members: nt, Credentials: cfg.Credentials, Replaces: replaces}); err != nil && !tw.noSelf {
 		return nil, nil, err
 	}
 
 	newCtx := gc
 	newCtx.Extensions = slices.Clone(gc.Extensions)
-	newCtx.Epoch++
+	newCtx.Epoch = newEpoch
 	newCtx.TreeHash = cp.Tree.TreeHash(s)
 	provisional, err := wire.Marshal(&newCtx)
 	if err != nil {
@@ -163,19 +132,10 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	if err := g.setContext(newCtx); err != nil {
 		return nil, nil, err
 	}
-	if g.secrets, err = schedule.NewEpoch(s, initSecret, cp.CommitSecret, nil, g.ctxBytes); err != nil {
+	if err := g.setUpEpoch(epochInput{initSecret: initSecret, commitSecret: cp.CommitSecret}); err != nil {
 		return nil, nil, err
 	}
-	g.secrets.ForgetJoiner()
-	g.confirmationTag = s.MAC(g.secrets.ConfirmationKey, newCtx.ConfirmedTranscriptHash)
 	ac.Auth.ConfirmationTag = g.confirmationTag
-	if g.interim, err = NextInterimTranscriptHash(s, newCtx.ConfirmedTranscriptHash, g.confirmationTag); err != nil {
-		return nil, nil, err
-	}
-	if g.secretTree, err = schedule.NewSecretTree(s, g.secrets.EncryptionSecret, cp.Tree.NumLeaves(), cfg.SecretTree); err != nil {
-		return nil, nil, err
-	}
-	g.resumption = map[uint64][]byte{newCtx.Epoch: g.secrets.ResumptionPSK}
 
 	pm, err := ProtectPublic(s, ac, &gc, nil)
 	if err != nil {
@@ -186,4 +146,42 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 		return nil, nil, err
 	}
 	return msg, g, nil
+}
+
+// externalPub is the external_pub of gi (§12.4.3.2).
+func externalPub(gi *GroupInfo) ([]byte, error) {
+	ep := gi.Extensions.Find(tree.ExtensionTypeExternalPub)
+	if ep == nil {
+		return nil, fmt.Errorf("%w: no external_pub extension", ErrInvalidGroupInfo)
+	}
+	var extPub tree.ExternalPub
+	if err := wire.Unmarshal(ep.ExtensionData, &extPub); err != nil {
+		return nil, fmt.Errorf("%w: external_pub: %w", ErrInvalidGroupInfo, err)
+	}
+	return extPub.ExternalPub, nil
+}
+
+// externalProposals are an external commit's proposals (§12.2): the
+// ExternalInit and, when a leaf of t holds the joiner's signature key (a
+// member resynchronizing), the Remove of that leaf, which the new leaf
+// replaces. nt is t with that Remove applied: the tree the path goes into.
+func externalProposals(t *tree.Tree, sigKey, kemOutput []byte, tw externalCommitTweaks) (props []ProposalOrRef, nt *tree.Tree, replaces *tree.LeafNode, err error) {
+	byValue := func(p *Proposal) { props = append(props, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: p}) }
+	byValue(&Proposal{ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: kemOutput}})
+	nt = t.Clone()
+	old, ok := t.FindSignatureKey(sigKey)
+	if tw.remove != nil {
+		old, ok = *tw.remove, true
+	}
+	if ok {
+		replaces = t.Leaf(old)
+		byValue(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: old}})
+		if err := nt.RemoveLeaf(old); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	for _, p := range tw.extra {
+		byValue(p)
+	}
+	return props, nt, replaces, nil
 }

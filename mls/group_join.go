@@ -61,26 +61,9 @@ func joinWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPackageF
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
 	}
-	// Find the entry for one of our KeyPackages.
-	var (
-		bundle *KeyPackageBundle
-		ref    KeyPackageRef
-		tried  []string
-	)
-	for _, egs := range w.Secrets {
-		b, err := find(egs.NewMember)
-		if errors.Is(err, ErrKeyPackageNotFound) {
-			tried = append(tried, hex.EncodeToString(egs.NewMember))
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		bundle, ref = b, egs.NewMember
-		break
-	}
-	if bundle == nil {
-		return nil, fmt.Errorf("%w: welcome is for key package refs [%s], none of them ours", ErrNoMatchingKeyPackage, strings.Join(tried, ", "))
+	bundle, ref, err := findWelcomeKeyPackage(w, find)
+	if err != nil {
+		return nil, err
 	}
 	kp := bundle.KeyPackage
 	if kp.CipherSuite != w.CipherSuite {
@@ -90,25 +73,9 @@ func joinWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPackageF
 	if err != nil {
 		return nil, err
 	}
+	defer func() { clear(gs.JoinerSecret); clear(gs.PathSecret) }() // §9.2: consumed by the join
 
-	// PSKs (§8.4): all must be available; at most one reinit/branch.
-	var psks []schedule.PSK
-	special := 0
-	for i := range gs.PSKs {
-		id := &gs.PSKs[i]
-		if id.Type == schedule.PSKTypeResumption && id.Usage != schedule.UsageApplication {
-			special++
-		}
-		sec, err := succ.psk(id, cfg)
-		if err != nil {
-			return nil, err
-		}
-		psks = append(psks, schedule.PSK{ID: *id, Secret: sec})
-	}
-	if special > 1 {
-		return nil, fmt.Errorf("%w: several reinit/branch PSKs", ErrInvalidWelcome)
-	}
-	pskSecret, err := schedule.PSKSecret(s, psks)
+	pskSecret, special, err := welcomePSKs(s, gs.PSKs, cfg, succ)
 	if err != nil {
 		return nil, err
 	}
@@ -128,32 +95,9 @@ func joinWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPackageF
 		return nil, ErrUnsupportedVersion
 	}
 
-	// The ratchet tree: out of band or from the extension.
-	if ratchetTree == nil {
-		ext := gi.Extensions.Find(tree.ExtensionTypeRatchetTree)
-		if ext == nil {
-			return nil, fmt.Errorf("%w: no ratchet tree given and none in the GroupInfo", ErrInvalidWelcome)
-		}
-		if err := wire.Unmarshal(ext.ExtensionData, &ratchetTree); err != nil {
-			return nil, fmt.Errorf("%w: ratchet_tree extension: %w", ErrInvalidWelcome, err)
-		}
-	}
-	t, err := tree.NewTree(ratchetTree)
+	t, err := verifiedTree(s, gi, ratchetTree, cfg, ErrInvalidWelcome)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
-	}
-	signerKey, err := leafSignatureKey(t, gi.Signer)
-	if err != nil {
-		return nil, fmt.Errorf("%w: GroupInfo signer: %w", ErrInvalidGroupInfo, err)
-	}
-	if err := VerifyGroupInfo(s, gi, signerKey); err != nil {
 		return nil, err
-	}
-	if err := t.Validate(s, gc.GroupID, gc.TreeHash); err != nil {
-		return nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidWelcome, err)
-	}
-	if err := ValidateTreeLeaves(s, t, ValidateOptions{GroupContext: &gc, Credentials: cfg.Credentials}); err != nil {
-		return nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidWelcome, err)
 	}
 	myLeaf, ok := findLeaf(t, &kp.LeafNode)
 	if !ok {
@@ -178,27 +122,94 @@ func joinWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPackageF
 	// The private keys match their nodes: the leaf's is the KeyPackage's own
 	// (the leaf is byte-identical to it, findLeaf) and DerivePathKeys checked
 	// every derived public key against the tree (§12.4.3.1 MUST).
-	if g.secrets, err = schedule.Derive(s, gs.JoinerSecret, pskSecret, g.ctxBytes); err != nil {
-		return nil, err
-	}
-	g.secrets.ForgetJoiner()
-	if err := VerifyConfirmationTag(s, gi.ConfirmationTag, g.secrets.ConfirmationKey, gc.ConfirmedTranscriptHash); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
-	}
-	g.confirmationTag = gi.ConfirmationTag
-	if g.interim, err = NextInterimTranscriptHash(s, gc.ConfirmedTranscriptHash, gi.ConfirmationTag); err != nil {
-		return nil, err
-	}
-	if g.secretTree, err = schedule.NewSecretTree(s, g.secrets.EncryptionSecret, t.NumLeaves(), cfg.SecretTree); err != nil {
-		return nil, err
-	}
-	g.secrets.ForgetEncryptionSecret() // §9.2: the tree now holds what is needed
 	if err := succ.check(&gc, t); err != nil {
 		return nil, err
 	}
 	if special > 0 && gc.Epoch != 1 {
 		return nil, fmt.Errorf("%w: a reinit/branch welcome must start at epoch 1", ErrInvalidWelcome)
 	}
-	g.resumption = map[uint64][]byte{gc.Epoch: g.secrets.ResumptionPSK}
+	if err := g.setUpEpoch(epochInput{joinerSecret: gs.JoinerSecret, pskSecret: pskSecret,
+		confirmationTag: gi.ConfirmationTag}); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
+	}
 	return &Joined{Group: g, KeyPackageRef: ref, GroupInfo: gi}, nil
+}
+
+// verifiedTree returns the ratchet tree of the group gi describes —
+// ratchetTree when it travels out of band, else gi's ratchet_tree extension
+// — once gi's signature verifies with its signer's leaf and the tree is
+// valid for gi (§12.4.3.1: tree hash, parent hashes, unmerged leaves,
+// unique keys, every leaf valid in the GroupContext). Errors wrap bad
+// (ErrInvalidWelcome or ErrInvalidGroupInfo, for the caller).
+func verifiedTree(s *suite.Suite, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, cfg Config, bad error) (*tree.Tree, error) {
+	gc := &gi.GroupContext
+	if ratchetTree == nil {
+		ext := gi.Extensions.Find(tree.ExtensionTypeRatchetTree)
+		if ext == nil {
+			return nil, fmt.Errorf("%w: no ratchet tree given and none in the GroupInfo", bad)
+		}
+		if err := wire.Unmarshal(ext.ExtensionData, &ratchetTree); err != nil {
+			return nil, fmt.Errorf("%w: ratchet_tree extension: %w", bad, err)
+		}
+	}
+	t, err := tree.NewTree(ratchetTree)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", bad, err)
+	}
+	signerKey, err := leafSignatureKey(t, gi.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: GroupInfo signer: %w", ErrInvalidGroupInfo, err)
+	}
+	if err := VerifyGroupInfo(s, gi, signerKey); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidGroupInfo, err)
+	}
+	if err := t.Validate(s, gc.GroupID, gc.TreeHash); err != nil {
+		return nil, fmt.Errorf("%w: ratchet tree: %w", bad, err)
+	}
+	if err := ValidateTreeLeaves(s, t, ValidateOptions{GroupContext: gc, Credentials: cfg.Credentials}); err != nil {
+		return nil, fmt.Errorf("%w: ratchet tree: %w", bad, err)
+	}
+	return t, nil
+}
+
+// findWelcomeKeyPackage finds the entry of a Welcome for one of our
+// KeyPackages (§12.4.3.1).
+func findWelcomeKeyPackage(w *Welcome, find KeyPackageFinder) (*KeyPackageBundle, KeyPackageRef, error) {
+	var tried []string
+	for _, egs := range w.Secrets {
+		b, err := find(egs.NewMember)
+		if errors.Is(err, ErrKeyPackageNotFound) {
+			tried = append(tried, hex.EncodeToString(egs.NewMember))
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, egs.NewMember, nil
+	}
+	return nil, nil, fmt.Errorf("%w: welcome is for key package refs [%s], none of them ours", ErrNoMatchingKeyPackage, strings.Join(tried, ", "))
+}
+
+// welcomePSKs looks up a Welcome's PSKs (§8.4, §12.4.3.1): all must be
+// available, at most one of reinit/branch usage (special counts them).
+func welcomePSKs(s *suite.Suite, ids []PreSharedKeyID, cfg Config, succ *successorJoin) (pskSecret []byte, special int, err error) {
+	psks := make([]schedule.PSK, 0, len(ids))
+	for i := range ids {
+		id := &ids[i]
+		if id.Type == schedule.PSKTypeResumption && id.Usage != schedule.UsageApplication {
+			special++
+		}
+		sec, err := succ.psk(id, cfg)
+		if err != nil {
+			return nil, 0, err
+		}
+		psks = append(psks, schedule.PSK{ID: *id, Secret: sec})
+	}
+	if special > 1 {
+		return nil, 0, fmt.Errorf("%w: several reinit/branch PSKs", ErrInvalidWelcome)
+	}
+	if pskSecret, err = schedule.PSKSecret(s, psks); err != nil {
+		return nil, 0, err
+	}
+	return pskSecret, special, nil
 }

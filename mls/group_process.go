@@ -2,11 +2,8 @@ package mls
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 
-	"github.com/spacepanda/spacepanda/mls/schedule"
-	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
@@ -255,25 +252,18 @@ func credentialOf(t *tree.Tree, s Sender) *tree.Credential {
 	return nil
 }
 
-// processProposal validates a proposal on its own (§12.1) and caches it by
-// reference in the returned state.
+// processProposal caches a well-formed, authentic proposal by reference
+// in the returned state (§12.1): its sender may send it, and it passes the
+// checks of its type that do not depend on the commit that will include it
+// (checkProposal). Whether it fits with the rest of a commit's list is
+// judged when a commit references it (§12.2).
 func (g *Group) processProposal(ac *AuthenticatedContent) (*Processed, error) {
 	fc := &ac.Content
 	p := fc.Proposal
-	switch fc.Sender.SenderType {
-	case SenderTypeExternal:
-		if !externalSenderAllowed(p.ProposalType) {
-			return nil, fmt.Errorf("%w: %v from an external sender", ErrInvalidProposal, p.ProposalType)
-		}
-	case SenderTypeNewMemberProposal:
-		if p.ProposalType != ProposalTypeAdd {
-			return nil, fmt.Errorf("%w: new_member_proposal must be an Add", ErrInvalidProposal)
-		}
-	case SenderTypeMember:
-	default:
-		return nil, fmt.Errorf("%w: proposal from a %v sender", ErrInvalidProposal, fc.Sender.SenderType)
+	if fc.Sender.SenderType == SenderTypeNewMemberCommit {
+		return nil, fmt.Errorf("%w: proposal from a new_member_commit sender", ErrInvalidProposal)
 	}
-	if err := g.checkProposalAlone(p, fc.Sender); err != nil {
+	if err := g.checkProposal(p, fc.Sender, true); err != nil {
 		return nil, err
 	}
 	if err := g.policyCheckProposal(p, fc.Sender); err != nil {
@@ -295,64 +285,19 @@ func (g *Group) processProposal(ac *AuthenticatedContent) (*Processed, error) {
 		Proposal: p, ProposalRef: ref, State: next}, nil
 }
 
-// checkProposalAlone applies the per-proposal rules that do not depend on
-// the rest of a commit, so an invalid proposal is refused on arrival.
-func (g *Group) checkProposalAlone(p *Proposal, sender Sender) error {
-	switch p.ProposalType {
-	case ProposalTypeExternalInit:
-		return fmt.Errorf("%w: ExternalInit outside an external commit", ErrInvalidProposal)
-	case ProposalTypeUpdate:
-		if sender.SenderType != SenderTypeMember {
-			return fmt.Errorf("%w: update from a non-member", ErrInvalidProposal)
-		}
-		lv := g.leafValidator()
-		if err := lv.validate(&p.Update.LeafNode, tree.LeafNodeSourceUpdate, sender.LeafIndex, g.tree); err != nil {
-			return fmt.Errorf("%w: update: %w", ErrInvalidProposal, err)
-		}
-	case ProposalTypeRemove:
-		r := p.Remove.Removed
-		if uint32(r) >= g.tree.NumLeaves() || g.tree.Leaf(r) == nil {
-			return fmt.Errorf("%w: remove of blank or missing leaf %d", ErrInvalidProposal, r)
-		}
-	case ProposalTypeAdd:
-		if err := g.validateKeyPackage(&p.Add.KeyPackage, g.leafValidator(), g.tree); err != nil {
-			return fmt.Errorf("%w: add: %w", ErrInvalidProposal, err)
-		}
-	case ProposalTypePSK:
-		if err := p.PreSharedKey.PSK.CheckNonce(g.suite); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidProposal, err)
-		}
-		// §12.1.4: reinit/branch resumption PSKs only in the first commit
-		// of a reinitialized or branched group, never in a proposal here.
-		if id := &p.PreSharedKey.PSK; id.Type == schedule.PSKTypeResumption && id.Usage != schedule.UsageApplication {
-			return fmt.Errorf("%w: resumption PSK with usage %v", ErrInvalidProposal, id.Usage)
-		}
-	case ProposalTypeReInit:
-		if p.ReInit.Version < g.ctx.Version {
-			return fmt.Errorf("%w: ReInit to an older version", ErrInvalidProposal)
-		}
-	case ProposalTypeGroupContextExtensions:
-		// Every member must support the new extensions (§12.1.7); refused
-		// on arrival so that it never blocks the default commit.
-		lv := g.leafValidator()
-		lv.extensions = p.GroupContextExtensions.Extensions
-		if err := lv.checkAllSupport(g.tree); err != nil {
-			return fmt.Errorf("%w: GroupContextExtensions: %w", ErrInvalidProposal, err)
-		}
-	}
-	return nil
-}
-
 // --- sending proposals (§12.1) ---
 
 // Propose sends a proposal (to be committed later, by anyone) and returns
-// the new state with the proposal cached. For an Update, the new leaf's
-// private key is kept until a commit includes it.
+// the new state with the proposal cached. p is checked as the receivers
+// check it on arrival, on its own: whether it fits with the rest of a
+// commit is judged by the commit (a default Commit leaves out a pending
+// proposal that fits none). For an Update, the new leaf's private key is
+// kept until a commit includes it.
 func (g *Group) Propose(p *Proposal) (*MLSMessage, *Group, error) {
 	if err := g.canSend(); err != nil {
 		return nil, nil, err
 	}
-	if err := g.checkProposalAlone(p, MemberSender(g.myLeaf)); err != nil {
+	if err := g.checkProposal(p, MemberSender(g.myLeaf), true); err != nil {
 		return nil, nil, err
 	}
 	if err := g.policyCheckProposal(p, MemberSender(g.myLeaf)); err != nil {
@@ -379,6 +324,9 @@ func (g *Group) Propose(p *Proposal) (*MLSMessage, *Group, error) {
 
 // ProposeUpdate proposes a new leaf for this member (fresh encryption key).
 func (g *Group) ProposeUpdate() (*MLSMessage, *Group, error) {
+	if err := g.canSend(); err != nil {
+		return nil, nil, err
+	}
 	priv, pub, err := g.suite.GenerateHPKEKeyPair()
 	if err != nil {
 		return nil, nil, err
@@ -401,6 +349,3 @@ func (g *Group) ProposeUpdate() (*MLSMessage, *Group, error) {
 	next.ownUpdates[string(next.pending[len(next.pending)-1].ref)] = priv
 	return msg, next, nil
 }
-
-var _ = errors.Is
-var _ suite.ID

@@ -279,19 +279,28 @@ func TestGroupContextExtensions(t *testing.T) {
 			gtExpectErr(t, err, ErrInvalidProposal)
 			gtExpectErr(t, err, ErrUnsupportedCapability)
 
-			// A requirement nobody supports.
+			// A requirement nobody supports cannot be committed.
 			bad := gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0x7a7a}})
 			_, err = gg.ms[0].g.Commit(CommitOptions{Extensions: Extensions{bad}})
 			gtExpectErr(t, err, ErrInvalidProposal)
-			// Refused as a proposal too, sent or received (a pending one
-			// would make every default commit invalid).
+			gtExpectErr(t, err, ErrUnsupportedCapability)
+			// As a proposal it is cached, sent or received (whether members
+			// support it is judged in the commit that includes it, §12.1.7),
+			// and the default commit leaves it out.
 			badP := &Proposal{ProposalType: ProposalTypeGroupContextExtensions,
 				GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{bad}}}
-			_, _, err = gg.ms[0].g.Propose(badP)
-			gtExpectErr(t, err, ErrInvalidProposal)
-			g := gg.ms[0].g
-			gtReject(t, gg.ms[1].g, gtForge(t, g, &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(),
-				Sender: MemberSender(g.OwnLeafIndex()), ContentType: ContentTypeProposal, Proposal: badP}, nil), ErrInvalidProposal)
+			m, next, err := gg.ms[0].g.Propose(badP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gg.ms[0].g = next
+			gg.deliver(0, m)
+			// A commit referencing it is refused by every member.
+			c := gg.ms[2].g
+			forged := gtForgeCommit(t, c, byRef(c.pending[0].ref))
+			for _, r := range []int{0, 1} {
+				gtReject(t, gg.ms[r].g, forged, ErrUnsupportedCapability)
+			}
 			gg.commit(1, CommitOptions{})
 			gg.check()
 			gg.appAll("still fine")
@@ -704,7 +713,9 @@ func TestGroupExternalCommitCannotEvictOthers(t *testing.T) {
 	mallory := gtNewMember(t, gg.s, "mallory")
 	gi := gtGroupInfo(t, gg.ms[0].g, true)
 	victim := gg.ms[2].g.OwnLeafIndex()
-	bad, _, err := joinByExternalCommit(gg.s, mallory.signer, gi, nil, LeafOptions{Credential: mallory.cred}, gg.cfg, externalCommitTweaks{remove: &victim})
+	_, _, err := joinByExternalCommit(gg.s, mallory.signer, gi, nil, LeafOptions{Credential: mallory.cred}, gg.cfg, externalCommitTweaks{remove: &victim})
+	gtExpectErr(t, err, ErrInvalidCredential) // the joiner checks itself as the members will
+	bad, _, err := joinByExternalCommit(gg.s, mallory.signer, gi, nil, LeafOptions{Credential: mallory.cred}, gg.cfg, externalCommitTweaks{remove: &victim, noSelf: true})
 	if err != nil {
 		t.Fatal(err)
 	}

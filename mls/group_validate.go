@@ -36,13 +36,37 @@ func useFor(src tree.LeafNodeSource) LeafUse {
 // validate checks ln as a leaf of the given source at index, against the
 // membership t.
 func (lv *leafValidator) validate(ln *tree.LeafNode, src tree.LeafNodeSource, index tree.LeafIndex, t *tree.Tree) error {
-	return ValidateLeafNode(lv.g.suite, ln, useFor(src), index, lv.g.cfg.now(), lv.opts(t))
+	return lv.validateReplacing(ln, src, index, t, nil)
+}
+
+// validateReplacing is validate for a leaf that replaces another that is
+// no longer at index: the removed leaf of an external resync, of which ln
+// must be an acceptable successor (§12.2, §5.3.1).
+func (lv *leafValidator) validateReplacing(ln *tree.LeafNode, src tree.LeafNodeSource, index tree.LeafIndex, t *tree.Tree, replaces *tree.LeafNode) error {
+	opts := lv.opts(t)
+	opts.Replaces = replaces
+	return ValidateLeafNode(lv.g.suite, ln, useFor(src), index, lv.g.cfg.now(), opts)
 }
 
 // checkAllSupport checks that every member of t supports the (new)
 // GroupContext extensions and required capabilities (§12.1.7).
-func (lv *leafValidator) checkAllSupport(t *tree.Tree) error {
+func (lv *leafValidator) checkAllSupport(t LeafSet) error {
 	return ValidateTreeLeaves(lv.g.suite, t, lv.opts(t))
+}
+
+// leavesExcept is a tree with one leaf hidden: the members but one whose
+// new leaf is checked on its own.
+type leavesExcept struct {
+	*tree.Tree
+	skip tree.LeafIndex
+}
+
+// Leaf implements LeafSet: nil for the hidden leaf.
+func (l leavesExcept) Leaf(i tree.LeafIndex) *tree.LeafNode {
+	if i == l.skip {
+		return nil
+	}
+	return l.Tree.Leaf(i)
 }
 
 // validateKeyPackage checks an Add's KeyPackage against the group (§12.1.1).

@@ -309,7 +309,9 @@ func TestLeafNodeInGroup(t *testing.T) {
 		t.Errorf("update with alice's encryption key: %v", err)
 	}
 	// Signed for leaf 1, presented as leaf 0 (and vice versa): bad signature.
-	if err := ValidateLeafNode(s, upd(fresh, 1), LeafUseUpdate, 0, kpTestNow, opts); !errors.Is(err, ErrInvalidSignature) {
+	// (Replaces: bob's leaf, so that the successor rule passes and the
+	// signature is what fails.)
+	if err := ValidateLeafNode(s, upd(fresh, 1), LeafUseUpdate, 0, kpTestNow, ValidateOptions{GroupContext: gc, Members: tr, Replaces: &bob.kp.LeafNode}); !errors.Is(err, ErrInvalidSignature) {
 		t.Errorf("update for another leaf: %v", err)
 	}
 	// Signed for another group.

@@ -172,6 +172,7 @@ func NewEpoch(s *suite.Suite, initSecret, commitSecret, pskSecret, groupContext 
 	if err != nil {
 		return nil, err
 	}
+	defer clear(joiner) // Derive keeps its own copy
 	return Derive(s, joiner, pskSecret, groupContext)
 }
 
