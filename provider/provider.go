@@ -123,8 +123,8 @@ func New(ctx context.Context, st store.Store, o Options) (*Provider, error) {
 	case err != nil:
 		return nil, fmt.Errorf("provider: load identity: %w", err)
 	}
-	if o.Name != "" && id.Name != o.Name {
-		return nil, fmt.Errorf("%w: %q, not %q", ErrIdentityMismatch, id.Name, o.Name)
+	if o.Name != "" && id.UserID != o.Name {
+		return nil, fmt.Errorf("%w: %q, not %q", ErrIdentityMismatch, id.UserID, o.Name)
 	}
 	if p.suite, err = suite.New(suite.ID(id.CipherSuite)); err != nil {
 		return nil, err
@@ -135,7 +135,7 @@ func New(ctx context.Context, st store.Store, o Options) (*Provider, error) {
 	if err := wire.Unmarshal(id.Credential, &p.cred); err != nil {
 		return nil, fmt.Errorf("provider: identity credential: %w", err)
 	}
-	p.name = id.Name
+	p.name = id.UserID
 	p.cfg.Rand, p.cfg.Now, p.cfg.PSKs = p.rand, p.now, p.lookupPSK
 	if p.cfg.MaxLeafLifetime == 0 {
 		// RFC 9420 §7.2: the application MUST bound leaf lifetimes.
@@ -168,8 +168,12 @@ func (p *Provider) createIdentity(ctx context.Context, o Options) (store.Identit
 	if err != nil {
 		return store.Identity{}, err
 	}
+	dev := make([]byte, store.DeviceIDLen)
+	if _, err := io.ReadFull(p.rand, dev); err != nil {
+		return store.Identity{}, err
+	}
 	ident := store.Identity{SignaturePrivateKey: priv, SignaturePublicKey: pub, Credential: credBytes,
-		CipherSuite: uint16(id), Name: o.Name, CreatedAt: p.now()}
+		CipherSuite: uint16(id), DeviceID: dev, UserID: o.Name, Certificate: []byte("none"), CreatedAt: p.now()}
 	if err := p.st.Update(ctx, func(tx store.Tx) error { return tx.PutIdentity(ctx, ident) }); err != nil {
 		return store.Identity{}, fmt.Errorf("provider: store identity: %w", err)
 	}
