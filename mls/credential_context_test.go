@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 	"testing"
 
@@ -81,5 +82,34 @@ func TestCredentialCheckGroupContext(t *testing.T) {
 	gc, ok = rec.last(LeafUseTree)
 	if !ok || gc == nil || gc.Epoch != 2 || !gc.Extensions.Has(tree.ExtensionTypeRequiredCapabilities) {
 		t.Fatalf("leaves checked for new extensions with context %+v", gc)
+	}
+}
+
+// TestCommitLeafExtensions: a commit can renew the committer's leaf
+// extensions (a renewed certificate); every member sees the new ones, and
+// a type the leaf's capabilities do not list is refused before anything
+// leaves.
+func TestCommitLeafExtensions(t *testing.T) {
+	gg := gtCreate(t, 1, Config{RatchetTreeInWelcome: true}, 3)
+	// m0's leaf lists 0xF0F0 only if its capabilities do: they are the
+	// defaults here, which do not.
+	bad := tree.Extensions{{ExtensionType: 0xF0F0, ExtensionData: []byte("x")}}
+	before := gg.ms[1].g.Epoch()
+	if _, err := gg.ms[1].g.Commit(CommitOptions{LeafExtensions: bad}); !errors.Is(err, ErrInvalidLeafNode) {
+		t.Fatalf("leaf extension outside the capabilities: %v", err)
+	}
+	if gg.ms[1].g.Epoch() != before {
+		t.Fatal("a refused commit changed the group")
+	}
+
+	// Renewing with an empty but non-nil list (drops the extensions) and
+	// with the last_resort-free default type set works and is seen by all.
+	ext := tree.Extension{ExtensionType: tree.ExtensionTypeApplicationID, ExtensionData: []byte("renewed")}
+	gg.commit(1, CommitOptions{LeafExtensions: tree.Extensions{ext}, NoPath: true})
+	for _, m := range gg.ms {
+		ln := m.g.RatchetTree()[2*int(gg.ms[1].g.OwnLeafIndex())].Leaf
+		if e := ln.Extensions.Find(tree.ExtensionTypeApplicationID); e == nil || string(e.ExtensionData) != "renewed" {
+			t.Fatalf("%s sees the committer's leaf extensions %v", m.name, ln.Extensions)
+		}
 	}
 }

@@ -34,6 +34,11 @@ type CommitOptions struct {
 	SkipPending bool
 	// NoPath omits the UpdatePath when the proposals allow it.
 	NoPath bool
+	// LeafExtensions, when non-nil, replace the extensions of the
+	// committer's leaf in its UpdatePath (e.g. a renewed credential
+	// certificate, RFC 9420 §7.2); the commit then always has a path.
+	// Their types must be in the leaf's capabilities.
+	LeafExtensions tree.Extensions
 	// AuthenticatedData travels in the clear with the commit.
 	AuthenticatedData []byte
 	// GroupInfoExtensions go into the extensions of the GroupInfo built for
@@ -135,13 +140,26 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	keys.Prune(newTree)
 	var commitSecret []byte
 	var cp *tree.CommitPath
-	if a.needPath || !o.NoPath {
+	if a.needPath || !o.NoPath || o.LeafExtensions != nil {
 		cur := g.tree.Leaf(g.myLeaf)
+		if o.LeafExtensions != nil {
+			renewed := *cur
+			renewed.Extensions = slices.Clone(o.LeafExtensions)
+			cur = &renewed
+		}
 		cp, err = newTree.NewCommitPath(s, rnd, g.myLeaf, cur, func(ln *tree.LeafNode) error {
 			return ln.Sign(s, g.signer, g.ctx.GroupID, g.myLeaf)
 		})
 		if err != nil {
 			return nil, err
+		}
+		if o.LeafExtensions != nil {
+			// The receivers' check (processCommit), before anything leaves.
+			lv := g.leafValidator()
+			lv.extensions = a.extensions
+			if err := lv.validate(cp.LeafNode, tree.LeafNodeSourceCommit, g.myLeaf, a.tree); err != nil {
+				return nil, fmt.Errorf("%w: LeafExtensions: %w", ErrInvalidLeafNode, err)
+			}
 		}
 		newTree = cp.Tree
 		newCtx.TreeHash = newTree.TreeHash(s)
