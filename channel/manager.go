@@ -226,12 +226,25 @@ func (m *Manager) CreateInvites(ctx context.Context, channelID string, keyPackag
 }
 
 func (m *Manager) createInvites(ctx context.Context, channelID string, keyPackages [][]byte, role Role) (*InviteToken, []byte, error) {
+	return m.addLeaves(ctx, channelID, keyPackages, role, nil)
+}
+
+// addLeaves adds the owners of keyPackages by one commit. check (nil:
+// the inviter's role, checkInvite) decides, with the channel locked,
+// whether we may and which key packages to add.
+func (m *Manager) addLeaves(ctx context.Context, channelID string, keyPackages [][]byte, role Role,
+	check func(d *Descriptor, kps [][]byte) ([][]byte, error)) (*InviteToken, []byte, error) {
 	defer m.lock(channelID)()
 	d, err := m.Channel(ctx, channelID)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := m.checkInvite(ctx, d, role); err != nil {
+	if check == nil {
+		err = m.checkInvite(ctx, d, role)
+	} else {
+		keyPackages, err = check(d, keyPackages)
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("channel %s: invite: %w", channelID, err)
 	}
 	now := m.now().UTC().Truncate(time.Millisecond)
@@ -631,8 +644,9 @@ func (m *Manager) settle(ctx context.Context, d *Descriptor, ev *Event, p *Proce
 	return ev, nil
 }
 
-// Members lists the channel's members in leaf order.
-func (m *Manager) Members(ctx context.Context, channelID string) ([]Member, error) {
+// Leaves lists the channel's leaves (devices) in leaf order, with their
+// roles.
+func (m *Manager) Leaves(ctx context.Context, channelID string) ([]Member, error) {
 	d, err := m.Channel(ctx, channelID)
 	if err != nil {
 		return nil, err

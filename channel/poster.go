@@ -96,7 +96,7 @@ func (a *mlsGroupProvider) commit(ctx context.Context, groupID []byte, o mls.Com
 	if oc.GroupInfo, err = marshalMessage(gi); err != nil {
 		return nil, err
 	}
-	oc.Added, oc.Removed = diffMembers(before, members(res.State))
+	oc.Added, oc.Removed = diffMembers(before, a.members(res.State))
 	if err := post(ctx, oc); err != nil {
 		return nil, err
 	}

@@ -78,7 +78,7 @@ func rlLoad(t *testing.T, relayURL string, dur time.Duration) {
 		members[c] = []*proc{owner}
 		for k := 1; k < perChannel; k++ {
 			p := nodes[(c+k*3)%nNodes]
-			rlInvite(t, owner, chans[c], p.name)
+			rlInvite(t, owner, chans[c], p)
 			members[c] = append(members[c], p)
 		}
 	}
