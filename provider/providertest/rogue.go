@@ -131,7 +131,7 @@ func Config() mls.Config { return mls.Config{Credentials: anything{}} }
 
 type anything struct{}
 
-func (anything) ValidateCredential(*mls.CredentialCheck) error  { return nil }
+func (anything) ValidateCredential(*mls.CredentialCheck) error     { return nil }
 func (anything) ValidateSuccessor(prev, next *tree.LeafNode) error { return nil }
 
 // Join joins from a Welcome (MLSMessage) with one of its key packages;
