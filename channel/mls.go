@@ -239,10 +239,10 @@ func (a *mlsGroupProvider) ProcessMessagesTx(ctx context.Context, groupID []byte
 	if len(ms) == 0 {
 		return 0, stop
 	}
-	var before []Member
+	var before []leafSnap
 	if last := ms[len(ms)-1]; isCommit(last) {
 		var err error
-		if before, err = a.Members(ctx, groupID); err != nil {
+		if before, err = a.snapshot(ctx, groupID); err != nil {
 			return 0, err
 		}
 	}
@@ -261,7 +261,7 @@ func (a *mlsGroupProvider) ProcessMessagesTx(ctx context.Context, groupID []byte
 
 // processed converts the engine's outcome, reading the group after the
 // message (res.State). isCommit: before is the membership before it.
-func (a *mlsGroupProvider) processed(res *mls.Processed, isCommit bool, before []Member) *Processed {
+func (a *mlsGroupProvider) processed(res *mls.Processed, isCommit bool, before []leafSnap) *Processed {
 	out := &Processed{Kind: ContentKind(res.ContentType), ApplicationData: res.ApplicationData}
 	if res.Sender.SenderType == mls.SenderTypeMember {
 		out.Sender.LeafIndex = uint32(res.Sender.LeafIndex)
@@ -284,29 +284,54 @@ func (a *mlsGroupProvider) processed(res *mls.Processed, isCommit bool, before [
 	if isCommit {
 		// Also when we were removed: the state then holds the new tree,
 		// so Removed lists what the commit removed, not everyone.
-		out.Joined, out.Removed = diffMembers(before, a.members(g))
+		out.Joined, out.Removed = a.diffMembers(before, snapshotOf(g))
 	}
 	return out
 }
 
-// diffMembers returns the members of after not in before and those of
-// before not in after, a member being its leaf and signature key.
-func diffMembers(before, after []Member) (joined, removed []Member) {
-	key := func(m Member) string { return fmt.Sprintf("%d/%x", m.LeafIndex, m.SignatureKey) }
-	was := map[string]bool{}
-	for _, m := range before {
-		was[key(m)] = true
-	}
-	is := map[string]bool{}
-	for _, m := range after {
-		is[key(m)] = true
-		if !was[key(m)] {
-			joined = append(joined, m)
+// leafSnap is one leaf of a group state, to compare two states by.
+type leafSnap struct {
+	index uint32
+	leaf  *tree.LeafNode // shared with the group's tree: read only
+}
+
+// snapshotOf lists g's leaves.
+func snapshotOf(g *mls.Group) []leafSnap {
+	rt := g.RatchetTree()
+	out := make([]leafSnap, 0, len(rt)/2+1)
+	for i := 0; i < len(rt); i += 2 {
+		if n := rt[i]; n != nil && n.Leaf != nil {
+			out = append(out, leafSnap{uint32(i / 2), n.Leaf})
 		}
 	}
-	for _, m := range before {
-		if !is[key(m)] {
-			removed = append(removed, m)
+	return out
+}
+
+func (a *mlsGroupProvider) snapshot(ctx context.Context, groupID []byte) ([]leafSnap, error) {
+	var out []leafSnap
+	err := a.p.View(ctx, groupID, func(g *mls.Group) error { out = snapshotOf(g); return nil })
+	return out, err
+}
+
+// diffMembers describes the leaves of after not in before and those of
+// before not in after, a leaf being its index and signature key (a member
+// whose leaf an update replaced is in neither).
+func (a *mlsGroupProvider) diffMembers(before, after []leafSnap) (joined, removed []Member) {
+	key := func(l leafSnap) string { return fmt.Sprintf("%d/%x", l.index, l.leaf.SignatureKey) }
+	was := make(map[string]bool, len(before))
+	for _, l := range before {
+		was[key(l)] = true
+	}
+	is := make(map[string]bool, len(after))
+	for _, l := range after {
+		is[key(l)] = true
+		if !was[key(l)] {
+			joined = append(joined, a.leafMember(l.index, l.leaf))
+		}
+	}
+	for _, l := range before {
+		if !is[key(l)] {
+			removed = append(removed, a.leafMember(l.index, l.leaf))
 		}
 	}
 	return joined, removed

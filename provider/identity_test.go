@@ -708,3 +708,44 @@ func TestExternalJoinLeaf(t *testing.T) {
 }
 
 var _ = suite.ID(0)
+
+// TestCheckDevicesPrefix: CheckDevices tells devices apart by the prefix
+// of their certificates' encoding; it must be the identity key and device
+// id exactly, in every suite's certificate.
+func TestCheckDevicesPrefix(t *testing.T) {
+	pi, _ := identity.GenerateIdentity(nil)
+	other, _ := identity.GenerateIdentity(nil)
+	dev, _ := identity.NewDeviceID(nil)
+	dev2, _ := identity.NewDeviceID(nil)
+	leaf := func(p *identity.PrivateIdentity, d identity.DeviceID, sid suite.ID) *tree.Node {
+		s, _ := suite.New(sid)
+		_, pub, err := s.GenerateSignatureKeyPair(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dv, _ := identity.NewDevice(d, sid, pub)
+		c, err := p.Certify(dv, time.Now(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := c.Extension()
+		return &tree.Node{Leaf: &tree.LeafNode{SignatureKey: pub, Extensions: tree.Extensions{e}}}
+	}
+	for _, sid := range suite.All() {
+		for _, c := range []struct {
+			name string
+			a, b *tree.Node
+			dup  bool
+		}{
+			{"same device, two keys", leaf(pi, dev, sid), leaf(pi, dev, sid), true},
+			{"same user, two devices", leaf(pi, dev, sid), leaf(pi, dev2, sid), false},
+			{"two users, one device id", leaf(pi, dev, sid), leaf(other, dev, sid), false},
+			{"same device, another suite", leaf(pi, dev, sid), leaf(pi, dev, suite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519), true},
+		} {
+			err := provider.CheckDevices(tree.RatchetTreeNodes{c.a, nil, c.b})
+			if c.dup != errors.Is(err, provider.ErrDuplicateDevice) {
+				t.Errorf("%v %s: %v", sid, c.name, err)
+			}
+		}
+	}
+}
