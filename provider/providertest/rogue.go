@@ -189,6 +189,27 @@ func (r *Rogue) AddCommit(tb testing.TB, keyPackages ...[]byte) []byte {
 	return r.Commit(tb, o)
 }
 
+// Send encrypts application data for the group.
+func (r *Rogue) Send(tb testing.TB, data []byte) []byte {
+	tb.Helper()
+	m, err := r.Group.Encrypt(data, nil)
+	if err != nil {
+		tb.Fatalf("rogue send: %v", err)
+	}
+	return marshal(tb, m)
+}
+
+// Process processes a message of the group (a commit the others made)
+// and adopts the result.
+func (r *Rogue) Process(tb testing.TB, msg []byte) {
+	tb.Helper()
+	res, err := r.Group.ProcessBytes(msg)
+	if err != nil {
+		tb.Fatalf("rogue process: %v", err)
+	}
+	r.Group = res.State
+}
+
 // ProposeUpdate proposes its own leaf changed by change (before it is
 // signed again): a swapped credential or certificate.
 func (r *Rogue) ProposeUpdate(tb testing.TB, change func(ln *tree.LeafNode)) []byte {
