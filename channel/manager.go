@@ -29,9 +29,11 @@ type Options struct {
 	CommitPoster CommitPoster
 	// NoRoles makes CreateChannel create plain RFC 9420 groups: no roles
 	// and no GroupContext extensions, so any RFC 9420 client (e.g. ts-mls,
-	// which cannot list the roles extension) can be invited and nobody's
+	// which cannot list the roles extension nor carry a device
+	// certificate) can be invited, is listed as unverified, and nobody's
 	// role is enforced. Channels with roles (the default) refuse such
-	// clients at invite time (ErrRolesUnsupported).
+	// clients at invite time (ErrRolesUnsupported) and admit certified
+	// devices only.
 	NoRoles bool
 }
 
@@ -130,7 +132,8 @@ func (m *Manager) lock(channelID string) func() {
 // ChannelID is the channel id of a group: the hex of its group id.
 func ChannelID(groupID []byte) string { return hex.EncodeToString(groupID) }
 
-// Identity is this member's identity (its credential's).
+// Identity is this member's identity (its credential's): with the MLS
+// adapter, the user id.
 func (m *Manager) Identity() string { return m.gp.Identity() }
 
 // GenerateKeyPackage makes one key package to hand to an inviter.

@@ -14,6 +14,16 @@
 // A channel's id is the hex encoding of its MLS group id, so a message
 // names its channel by its group_id, and a group made by a plain RFC 9420
 // peer is a channel too (named by that hex id).
+//
+// Members are users: every leaf is one device, its credential the user id
+// and its device certificate checked by the provider (see package
+// provider). Manager.Members lists users with their devices, verification
+// and fingerprint; InviteUser adds all of a user's devices at once,
+// RemoveMember removes them all, and a user adds and removes its own
+// devices whatever its role (AddDevice, RemoveDevice, RemoveRevoked).
+// Roles belong to users. Leaves without a certificate (plain RFC 9420
+// peers) are admitted only in plain channels (Options.NoRoles) and are
+// marked unverified.
 package channel
 
 import (
