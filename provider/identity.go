@@ -210,18 +210,29 @@ func (p *Provider) current() (*self, error) {
 	return p.me, nil
 }
 
-// replaceSelf stores rec (UpdateIdentity) and adopts it.
-func (p *Provider) replaceSelf(ctx context.Context, rec store.Identity) error {
+// changeSelf applies change to the stored identity record, stores the
+// result (UpdateIdentity) and adopts it. Changes are serialised; readers
+// see the old identity until the new one is stored.
+func (p *Provider) changeSelf(ctx context.Context, change func(rec store.Identity, cur *self) (store.Identity, bool, error)) error {
+	p.idWrite.Lock()
+	defer p.idWrite.Unlock()
+	p.idMu.RLock()
+	cur := p.me
+	p.idMu.RUnlock()
+	rec, changed, err := change(cur.rec, cur)
+	if err != nil || !changed {
+		return err
+	}
 	me, err := p.loadSelf(rec)
 	if err != nil {
 		return err
 	}
-	p.idMu.Lock()
-	defer p.idMu.Unlock()
 	if err := p.st.Update(ctx, func(tx store.Tx) error { return tx.UpdateIdentity(ctx, rec) }); err != nil {
 		return fmt.Errorf("provider: store identity: %w", err)
 	}
+	p.idMu.Lock()
 	p.me = me
+	p.idMu.Unlock()
 	return nil
 }
 
@@ -322,17 +333,14 @@ func (p *Provider) InstallCertificate(ctx context.Context, cert *identity.Certif
 	if _, err := p.creds.strict.VerifyCertificate(string(cert.UserID()), p.signer.PublicKey(), enc); err != nil {
 		return fmt.Errorf("%w: %w", ErrCertificate, err)
 	}
-	p.idMu.RLock()
-	rec, have := p.me.rec, p.me.cert
-	p.idMu.RUnlock()
-	if have != nil && have.IdentityKey != cert.IdentityKey {
-		return fmt.Errorf("%w: this device belongs to %s, the certificate is %s's", ErrIdentityMismatch,
-			have.UserID().Short(), cert.UserID().Short())
-	}
-	if rec, err = withCertificate(rec, cert); err != nil {
-		return err
-	}
-	return p.replaceSelf(ctx, rec)
+	return p.changeSelf(ctx, func(rec store.Identity, cur *self) (store.Identity, bool, error) {
+		if cur.cert != nil && cur.cert.IdentityKey != cert.IdentityKey {
+			return rec, false, fmt.Errorf("%w: this device belongs to %s, the certificate is %s's", ErrIdentityMismatch,
+				cur.cert.UserID().Short(), cert.UserID().Short())
+		}
+		rec, err := withCertificate(rec, cert)
+		return rec, err == nil, err
+	})
 }
 
 // SetDisplayName changes the name this device shows (leaves made from
@@ -342,14 +350,11 @@ func (p *Provider) SetDisplayName(ctx context.Context, name string) error {
 	if err := CheckDisplayName(name); err != nil {
 		return err
 	}
-	p.idMu.RLock()
-	rec := p.me.rec
-	p.idMu.RUnlock()
-	if rec.DisplayName == name {
-		return nil
-	}
-	rec.DisplayName = name
-	return p.replaceSelf(ctx, rec)
+	return p.changeSelf(ctx, func(rec store.Identity, _ *self) (store.Identity, bool, error) {
+		changed := rec.DisplayName != name
+		rec.DisplayName = name
+		return rec, changed, nil
+	})
 }
 
 // privateIdentity returns the user's identity key pair, or
@@ -366,20 +371,17 @@ func (p *Provider) privateIdentity() (*identity.PrivateIdentity, error) {
 // renewIfDue renews this device's own certificate when it expires within
 // renewBefore, on the device that holds the identity key.
 func (p *Provider) renewIfDue(ctx context.Context) error {
-	p.idMu.RLock()
-	cert, priv, rec := p.me.cert, p.me.priv, p.me.rec
-	p.idMu.RUnlock()
-	if cert == nil || priv == nil || time.Unix(int64(cert.NotAfter), 0).Sub(p.now()) > renewBefore {
-		return nil
-	}
-	next, err := priv.Certify(cert.Device, p.now(), p.certLife)
-	if err != nil {
-		return err
-	}
-	if rec, err = withCertificate(rec, next); err != nil {
-		return err
-	}
-	return p.replaceSelf(ctx, rec)
+	return p.changeSelf(ctx, func(rec store.Identity, cur *self) (store.Identity, bool, error) {
+		cert, priv := cur.cert, cur.priv
+		if cert == nil || priv == nil || time.Unix(int64(cert.NotAfter), 0).Sub(p.now()) > renewBefore {
+			return rec, false, nil
+		}
+		next, err := priv.Certify(cert.Device, p.now(), p.certLife)
+		if err == nil {
+			rec, err = withCertificate(rec, next)
+		}
+		return rec, err == nil, err
+	})
 }
 
 // AcceptLink certifies the device that answered a link offer (after the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -747,5 +748,44 @@ func TestCheckDevicesPrefix(t *testing.T) {
 				t.Errorf("%v %s: %v", sid, c.name, err)
 			}
 		}
+	}
+}
+
+// TestIdentityChangesConcurrent: renaming while key packages are made and
+// the identity is read is safe (go test -race), and the last name wins.
+func TestIdentityChangesConcurrent(t *testing.T) {
+	p := openOn(t, memory.New(), "alice")
+	done := make(chan error, 3)
+	go func() {
+		for i := range 20 {
+			if err := p.SetDisplayName(ctx, fmt.Sprintf("alice %d", i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	go func() {
+		_, err := p.GenerateKeyPackages(ctx, 20)
+		done <- err
+	}()
+	go func() {
+		for range 200 {
+			_ = p.DisplayName() + string(p.UserID())
+			_ = p.Credential()
+		}
+		done <- nil
+	}()
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.DisplayName() != "alice 19" {
+		t.Fatalf("display name %q", p.DisplayName())
+	}
+	id, err := p.Store().Identity(ctx)
+	if err != nil || id.DisplayName != "alice 19" {
+		t.Fatalf("stored name %q, %v", id.DisplayName, err)
 	}
 }

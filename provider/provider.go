@@ -135,8 +135,9 @@ type Provider struct {
 	certLife time.Duration
 	caps     tree.Capabilities
 
-	idMu sync.RWMutex
-	me   *self
+	idMu    sync.RWMutex // guards me
+	me      *self
+	idWrite sync.Mutex // serialises changes of me
 
 	mu     sync.Mutex
 	groups map[string]*groupSlot
