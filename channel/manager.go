@@ -684,32 +684,7 @@ func (m *Manager) RemoveMember(ctx context.Context, channelID, identity string) 
 	if identity == m.Identity() {
 		return nil, ErrRemoveSelf
 	}
-	defer m.lock(channelID)()
-	d, err := m.Channel(ctx, channelID)
-	if err != nil {
-		return nil, err
-	}
-	rs, ms, err := m.channelRoles(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.requireRole(rs, "removing members", RoleAdmin); err != nil {
-		return nil, fmt.Errorf("channel %s: remove: %w", channelID, err)
-	}
-	var leaves []uint32
-	for _, mem := range ms {
-		if mem.Identity == identity {
-			leaves = append(leaves, mem.LeafIndex)
-		}
-	}
-	if len(leaves) == 0 {
-		return nil, fmt.Errorf("%w: %q in %s", ErrMemberNotFound, identity, channelID)
-	}
-	c, err := m.gp.RemoveMembers(m.withPoster(ctx), d.GroupID, leaves)
-	if err != nil {
-		return nil, fmt.Errorf("channel %s: remove: %w", channelID, err)
-	}
-	return c, nil
+	return m.removeLeaves(ctx, channelID, func(l Member) bool { return l.Identity == identity }, fmt.Sprintf("%q", identity), true)
 }
 
 // SelfUpdate commits a fresh leaf key for us and every pending proposal

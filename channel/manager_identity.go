@@ -156,9 +156,12 @@ func (m *Manager) newDevices(ctx context.Context, ip identityProvider, d *Descri
 // devices whatever its role; another user's only an admin. This device
 // leaves with Leave instead (ErrRemoveSelf).
 func (m *Manager) RemoveDevice(ctx context.Context, channelID string, userID identity.UserID, device identity.DeviceID) ([]byte, error) {
+	if _, err := m.identities(); err != nil {
+		return nil, err
+	}
 	return m.removeLeaves(ctx, channelID, func(l Member) bool {
 		return l.Verified && l.UserID == userID && l.DeviceID == device
-	}, fmt.Sprintf("device %s of %s", device, userID.Short()))
+	}, fmt.Sprintf("device %s of %s", device, userID.Short()), false)
 }
 
 // RemoveRevoked removes, in one commit, every device of the channel whose
@@ -166,14 +169,16 @@ func (m *Manager) RemoveDevice(ctx context.Context, channelID string, userID ide
 // user's whatever its role, others' as an admin. ErrMemberNotFound when
 // there is none.
 func (m *Manager) RemoveRevoked(ctx context.Context, channelID string) ([]byte, error) {
-	return m.removeLeaves(ctx, channelID, func(l Member) bool { return l.Revoked }, "revoked devices")
-}
-
-// removeLeaves commits the removal of the leaves pick selects.
-func (m *Manager) removeLeaves(ctx context.Context, channelID string, pick func(Member) bool, what string) ([]byte, error) {
 	if _, err := m.identities(); err != nil {
 		return nil, err
 	}
+	return m.removeLeaves(ctx, channelID, func(l Member) bool { return l.Revoked }, "revoked devices", false)
+}
+
+// removeLeaves commits the removal of the leaves pick selects (what names
+// them in errors): a user's own other devices whatever its role, others'
+// as an admin — every removal only as an admin when admin is set.
+func (m *Manager) removeLeaves(ctx context.Context, channelID string, pick func(Member) bool, what string, admin bool) ([]byte, error) {
 	defer m.lock(channelID)()
 	d, err := m.Channel(ctx, channelID)
 	if err != nil {
@@ -183,7 +188,12 @@ func (m *Manager) removeLeaves(ctx context.Context, channelID string, pick func(
 	if err != nil {
 		return nil, err
 	}
-	me, err := m.ownLeaf(ctx, d)
+	if admin {
+		if err := m.requireRole(rs, "removing members", RoleAdmin); err != nil {
+			return nil, fmt.Errorf("channel %s: remove: %w", channelID, err)
+		}
+	}
+	me, hasMe, err := m.ownLeaf(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +202,7 @@ func (m *Manager) removeLeaves(ctx context.Context, channelID string, pick func(
 		if !pick(l) {
 			continue
 		}
-		if l.LeafIndex == me {
+		if hasMe && l.LeafIndex == me {
 			return nil, ErrRemoveSelf
 		}
 		if l.Identity != m.Identity() {
@@ -217,11 +227,12 @@ type ownLeafProvider interface {
 	OwnLeaf(ctx context.Context, groupID []byte) (uint32, error)
 }
 
-func (m *Manager) ownLeaf(ctx context.Context, d *Descriptor) (uint32, error) {
+// ownLeaf is our leaf index, when the GroupProvider says it.
+func (m *Manager) ownLeaf(ctx context.Context, d *Descriptor) (uint32, bool, error) {
 	olp, ok := m.gp.(ownLeafProvider)
 	if !ok {
-		return 0, ErrNoIdentity
+		return 0, false, nil
 	}
 	l, err := olp.OwnLeaf(ctx, d.GroupID)
-	return l, m.mapErr(err)
+	return l, err == nil, m.mapErr(err)
 }
