@@ -288,19 +288,7 @@ func TestLinkedDevice(t *testing.T) {
 
 	// Both devices in bob's group, which takes certified leaves only.
 	bob := open(t, t.TempDir(), "bob")
-	gid, err := bob.CreateGroup(ctx, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := bob.CommitNow(ctx, gid, mls.CommitOptions{Add: []*mls.KeyPackage{newKeyPackage(t, laptop), newKeyPackage(t, phone)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []*provider.Provider{laptop, phone} {
-		if _, err := p.Join(ctx, res.Welcome, res.RatchetTree); err != nil {
-			t.Fatal(err)
-		}
-	}
+	gid := groupOf(t, bob, laptop, phone)
 	checkDeviceLeaf(t, "the phone in bob's view", phone, leafOf(t, bob, gid, phone.SignaturePublicKey()))
 	checkDeviceLeaf(t, "the laptop in the phone's view", laptop, leafOf(t, phone, gid, laptop.SignaturePublicKey()))
 	// The phone commits; bob and the laptop follow.
@@ -315,6 +303,30 @@ func TestLinkedDevice(t *testing.T) {
 	}
 }
 
+// groupOf makes creator's group with the others added in one commit and
+// joined.
+func groupOf(t testing.TB, creator *provider.Provider, others ...*provider.Provider) []byte {
+	t.Helper()
+	gid, err := creator.CreateGroup(ctx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kps []*mls.KeyPackage
+	for _, p := range others {
+		kps = append(kps, newKeyPackage(t, p))
+	}
+	res, err := creator.CommitNow(ctx, gid, mls.CommitOptions{Add: kps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range others {
+		if _, err := p.Join(ctx, res.Welcome, res.RatchetTree); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return gid
+}
+
 // TestRevokedDevice: a device revoked by its user's identity key is
 // refused by every member that knows the revocation — its key packages,
 // its commits, the trees of groups it is in — with state unchanged, and
@@ -325,19 +337,7 @@ func TestRevokedDevice(t *testing.T) {
 	link(t, laptop, phone)
 	bobDir := t.TempDir()
 	bob := open(t, bobDir, "bob")
-	gid, err := bob.CreateGroup(ctx, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := bob.CommitNow(ctx, gid, mls.CommitOptions{Add: []*mls.KeyPackage{newKeyPackage(t, laptop), newKeyPackage(t, phone)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []*provider.Provider{laptop, phone} {
-		if _, err := p.Join(ctx, res.Welcome, res.RatchetTree); err != nil {
-			t.Fatal(err)
-		}
-	}
+	gid := groupOf(t, bob, laptop, phone)
 	spare := newKeyPackage(t, phone) // published before the revocation
 
 	rev, err := laptop.Revoke(ctx, phone.DeviceID())
@@ -388,7 +388,7 @@ func TestRevokedDevice(t *testing.T) {
 	if err := carol.AddRevocation(ctx, rev); err != nil {
 		t.Fatal(err)
 	}
-	res, err = bob.CommitNow(ctx, gid, mls.CommitOptions{Add: []*mls.KeyPackage{newKeyPackage(t, carol)}})
+	res, err := bob.CommitNow(ctx, gid, mls.CommitOptions{Add: []*mls.KeyPackage{newKeyPackage(t, carol)}})
 	if err != nil {
 		t.Fatal(err)
 	}
