@@ -167,7 +167,7 @@ func TestLegacyStoreRefused(t *testing.T) {
 	raw.Close()
 	for range 2 {
 		_, err = provider.Open(ctx, dir, provider.OpenOptions{Options: provider.Options{Name: "alice"}})
-		if !errors.Is(err, provider.ErrLegacyIdentity) || !strings.Contains(err.Error(), `"alice"`) || !strings.Contains(err.Error(), "new data directory") {
+		if !errors.Is(err, provider.ErrLegacyIdentity) || !strings.Contains(err.Error(), `"alice"`) || !strings.Contains(err.Error(), "new data directory") || !strings.Contains(err.Error(), dir) {
 			t.Fatalf("legacy store: %v", err)
 		}
 	}
