@@ -193,7 +193,7 @@ func TestReceiveBatchRemoved(t *testing.T) {
 	ctx := context.Background()
 	alice, bob, carol, ch := threeParty(t)
 	a0 := send(t, alice, ch, "a0")
-	rm := must[[]byte](t)(alice.RemoveMember(ctx, ch, "bob"))
+	rm := must[[]byte](t)(alice.RemoveMember(ctx, ch, uid("bob")))
 	a1 := send(t, alice, ch, "a1")
 	receiveKind(t, carol, rm, channel.EventMemberRemoved)
 	rs := bob.ReceiveBatchFor(ctx, ch, [][]byte{a0, rm, a1})

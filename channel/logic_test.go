@@ -22,6 +22,7 @@ type fpeer struct {
 
 func newFake(name string) fpeer {
 	f := channeltest.New(name)
+	registerAs(name, name)
 	return fpeer{channel.NewManager(f, memory.New(), channel.Options{}), f}
 }
 
@@ -63,7 +64,7 @@ func TestLeaveFlow(t *testing.T) {
 	if err != nil || ev.Kind != channel.EventMemberRemoved || ev.Removed[0].Identity != "bob" {
 		t.Fatalf("carol: %+v %v", ev, err)
 	}
-	if got := fmt.Sprint(identities(must[[]channel.Member](t)(carol.Members(ctx, ch)))); got != "[alice carol]" {
+	if got := fmt.Sprint(identities(must[[]channel.Member](t)(carol.Leaves(ctx, ch)))); got != "[alice carol]" {
 		t.Fatalf("members %s", got)
 	}
 	// The leaver gets nothing more.

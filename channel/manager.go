@@ -29,9 +29,11 @@ type Options struct {
 	CommitPoster CommitPoster
 	// NoRoles makes CreateChannel create plain RFC 9420 groups: no roles
 	// and no GroupContext extensions, so any RFC 9420 client (e.g. ts-mls,
-	// which cannot list the roles extension) can be invited and nobody's
+	// which cannot list the roles extension nor carry a device
+	// certificate) can be invited, is listed as unverified, and nobody's
 	// role is enforced. Channels with roles (the default) refuse such
-	// clients at invite time (ErrRolesUnsupported).
+	// clients at invite time (ErrRolesUnsupported) and admit certified
+	// devices only.
 	NoRoles bool
 }
 
@@ -130,7 +132,8 @@ func (m *Manager) lock(channelID string) func() {
 // ChannelID is the channel id of a group: the hex of its group id.
 func ChannelID(groupID []byte) string { return hex.EncodeToString(groupID) }
 
-// Identity is this member's identity (its credential's).
+// Identity is this member's identity (its credential's): with the MLS
+// adapter, the user id.
 func (m *Manager) Identity() string { return m.gp.Identity() }
 
 // GenerateKeyPackage makes one key package to hand to an inviter.
@@ -226,12 +229,25 @@ func (m *Manager) CreateInvites(ctx context.Context, channelID string, keyPackag
 }
 
 func (m *Manager) createInvites(ctx context.Context, channelID string, keyPackages [][]byte, role Role) (*InviteToken, []byte, error) {
+	return m.addLeaves(ctx, channelID, keyPackages, role, nil)
+}
+
+// addLeaves adds the owners of keyPackages by one commit. check (nil:
+// the inviter's role, checkInvite) decides, with the channel locked,
+// whether we may and which key packages to add.
+func (m *Manager) addLeaves(ctx context.Context, channelID string, keyPackages [][]byte, role Role,
+	check func(d *Descriptor, kps [][]byte) ([][]byte, error)) (*InviteToken, []byte, error) {
 	defer m.lock(channelID)()
 	d, err := m.Channel(ctx, channelID)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := m.checkInvite(ctx, d, role); err != nil {
+	if check == nil {
+		err = m.checkInvite(ctx, d, role)
+	} else {
+		keyPackages, err = check(d, keyPackages)
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("channel %s: invite: %w", channelID, err)
 	}
 	now := m.now().UTC().Truncate(time.Millisecond)
@@ -631,8 +647,9 @@ func (m *Manager) settle(ctx context.Context, d *Descriptor, ev *Event, p *Proce
 	return ev, nil
 }
 
-// Members lists the channel's members in leaf order.
-func (m *Manager) Members(ctx context.Context, channelID string) ([]Member, error) {
+// Leaves lists the channel's leaves (devices) in leaf order, with their
+// roles.
+func (m *Manager) Leaves(ctx context.Context, channelID string) ([]Member, error) {
 	d, err := m.Channel(ctx, channelID)
 	if err != nil {
 		return nil, err
@@ -667,32 +684,7 @@ func (m *Manager) RemoveMember(ctx context.Context, channelID, identity string) 
 	if identity == m.Identity() {
 		return nil, ErrRemoveSelf
 	}
-	defer m.lock(channelID)()
-	d, err := m.Channel(ctx, channelID)
-	if err != nil {
-		return nil, err
-	}
-	rs, ms, err := m.channelRoles(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.requireRole(rs, "removing members", RoleAdmin); err != nil {
-		return nil, fmt.Errorf("channel %s: remove: %w", channelID, err)
-	}
-	var leaves []uint32
-	for _, mem := range ms {
-		if mem.Identity == identity {
-			leaves = append(leaves, mem.LeafIndex)
-		}
-	}
-	if len(leaves) == 0 {
-		return nil, fmt.Errorf("%w: %q in %s", ErrMemberNotFound, identity, channelID)
-	}
-	c, err := m.gp.RemoveMembers(m.withPoster(ctx), d.GroupID, leaves)
-	if err != nil {
-		return nil, fmt.Errorf("channel %s: remove: %w", channelID, err)
-	}
-	return c, nil
+	return m.removeLeaves(ctx, channelID, func(l Member) bool { return l.Identity == identity }, fmt.Sprintf("%q", identity), true)
 }
 
 // SelfUpdate commits a fresh leaf key for us and every pending proposal

@@ -55,6 +55,7 @@ func newPeerOn(t testing.TB, name string, clk *clock, st store.Store) *peer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	register(p)
 	return &peer{Manager: channel.NewManager(channel.NewMLSGroupProvider(p), st, co), p: p, st: st}
 }
 
@@ -107,7 +108,7 @@ func deliver(t testing.TB, to *peer, ct []byte, sender, body string) *channel.Ev
 	if err != nil {
 		t.Fatalf("%s receive: %v", to.Identity(), err)
 	}
-	if ev.Kind != channel.EventChatMessage || ev.Sender.Identity != sender || string(ev.Message.Body) != body || ev.Message.Sender != sender {
+	if ev.Kind != channel.EventChatMessage || uid(sender) != ev.Sender.Identity || string(ev.Message.Body) != body || ev.Message.Sender != uid(sender) {
 		t.Fatalf("%s got %v from %q %q, want chat from %q %q", to.Identity(), ev.Kind, ev.Sender.Identity, ev.Message.Body, sender, body)
 	}
 	return ev
@@ -134,10 +135,17 @@ func receiveKind(t testing.TB, to *peer, msg []byte, want channel.EventKind) *ch
 	return ev
 }
 
+// identities names members for the tests: by the display name their
+// device gave (the tests name each identity's provider after its peer),
+// or by their credential identity when they have none (the test double).
 func identities(ms []channel.Member) []string {
 	var out []string
 	for _, m := range ms {
-		out = append(out, m.Identity)
+		if m.DisplayName != "" {
+			out = append(out, m.DisplayName)
+		} else {
+			out = append(out, m.Identity)
+		}
 	}
 	return out
 }
@@ -155,7 +163,7 @@ func TestFullJoinFlow(t *testing.T) {
 		t.Fatalf("bob's descriptor %+v, want %+v", bd, d)
 	}
 	for _, p := range []*peer{alice, bob} {
-		ms := must[[]channel.Member](t)(p.Members(ctx, d.ID))
+		ms := must[[]channel.Member](t)(p.Leaves(ctx, d.ID))
 		if fmt.Sprint(identities(ms)) != "[alice bob]" {
 			t.Fatalf("%s sees members %v", p.Identity(), identities(ms))
 		}
@@ -164,7 +172,7 @@ func TestFullJoinFlow(t *testing.T) {
 	deliver(t, alice, send(t, bob, d.ID, "hi alice"), "bob", "hi alice")
 	for _, p := range []*peer{alice, bob} {
 		h := must[[]store.Message](t)(p.History(ctx, d.ID, 0, 0))
-		if len(h) != 2 || string(h[0].Body) != "hello bob" || h[0].Sender != "alice" || string(h[1].Body) != "hi alice" || h[1].Sender != "bob" {
+		if len(h) != 2 || string(h[0].Body) != "hello bob" || named(h[0].Sender) != "alice" || string(h[1].Body) != "hi alice" || named(h[1].Sender) != "bob" {
 			t.Fatalf("%s history %+v", p.Identity(), h)
 		}
 	}
@@ -220,7 +228,7 @@ func threeParty(t *testing.T) (alice, bob, carol *peer, ch string) {
 	invite(t, alice, bob, ch)
 	commit := invite(t, alice, carol, ch)
 	ev := receiveKind(t, bob, commit, channel.EventMemberJoined)
-	if fmt.Sprint(identities(ev.Joined)) != "[carol]" || ev.Sender.Identity != "alice" {
+	if fmt.Sprint(identities(ev.Joined)) != "[carol]" || named(ev.Sender.Identity) != "alice" {
 		t.Fatalf("bob saw joined %v from %q", identities(ev.Joined), ev.Sender.Identity)
 	}
 	return alice, bob, carol, ch
@@ -233,7 +241,7 @@ func TestThreePartyGroup(t *testing.T) {
 	var epochs []uint64
 	for _, p := range all {
 		epochs = append(epochs, must[uint64](t)(p.Epoch(ctx, ch)))
-		if got := fmt.Sprint(identities(must[[]channel.Member](t)(p.Members(ctx, ch)))); got != "[alice bob carol]" {
+		if got := fmt.Sprint(identities(must[[]channel.Member](t)(p.Leaves(ctx, ch)))); got != "[alice bob carol]" {
 			t.Fatalf("%s sees %s", p.Identity(), got)
 		}
 	}
@@ -262,7 +270,7 @@ func TestInviteWithRealKeyPackage(t *testing.T) {
 	if err := mls.ValidateKeyPackage(bob.p.Suite(), m.KeyPackage, time.Now(), mls.ValidateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if string(m.KeyPackage.LeafNode.Credential.Identity) != "bob" {
+	if string(m.KeyPackage.LeafNode.Credential.Identity) != bob.Identity() {
 		t.Fatalf("credential %q", m.KeyPackage.LeafNode.Credential.Identity)
 	}
 	// A corrupted key package is refused and the channel stays as it was.
@@ -327,7 +335,7 @@ func TestJoinPlainWelcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := receiveKind(t, bob, must[[]byte](t)(wireMarshal(pm)), channel.EventChatMessage)
-	if !ev.Raw || string(ev.Message.Body) != "plain hello" || ev.Message.Sender != "alice" {
+	if !ev.Raw || string(ev.Message.Body) != "plain hello" || named(ev.Message.Sender) != "alice" {
 		t.Fatalf("event %+v", ev)
 	}
 }
@@ -335,13 +343,13 @@ func TestJoinPlainWelcome(t *testing.T) {
 func TestRemovedMemberForwardSecrecy(t *testing.T) {
 	ctx := context.Background()
 	alice, bob, carol, ch := threeParty(t)
-	if _, err := alice.RemoveMember(ctx, ch, "alice"); !errors.Is(err, channel.ErrRemoveSelf) {
+	if _, err := alice.RemoveMember(ctx, ch, uid("alice")); !errors.Is(err, channel.ErrRemoveSelf) {
 		t.Fatalf("self removal: %v", err)
 	}
 	if _, err := alice.RemoveMember(ctx, ch, "mallory"); !errors.Is(err, channel.ErrMemberNotFound) {
 		t.Fatalf("unknown member: %v", err)
 	}
-	commit := must[[]byte](t)(alice.RemoveMember(ctx, ch, "carol"))
+	commit := must[[]byte](t)(alice.RemoveMember(ctx, ch, uid("carol")))
 	ev := receiveKind(t, bob, commit, channel.EventMemberRemoved)
 	if fmt.Sprint(identities(ev.Removed)) != "[carol]" {
 		t.Fatalf("removed %v", identities(ev.Removed))
@@ -363,7 +371,7 @@ func TestRemovedMemberForwardSecrecy(t *testing.T) {
 	}
 	deliver(t, bob, secret, "alice", "after carol left")
 	deliver(t, alice, send(t, bob, ch, "still here"), "bob", "still here")
-	if got := fmt.Sprint(identities(must[[]channel.Member](t)(bob.Members(ctx, ch)))); got != "[alice bob]" {
+	if got := fmt.Sprint(identities(must[[]channel.Member](t)(bob.Leaves(ctx, ch)))); got != "[alice bob]" {
 		t.Fatalf("bob sees %s", got)
 	}
 }
@@ -372,8 +380,8 @@ func TestSelfUpdatePostCompromise(t *testing.T) {
 	ctx := context.Background()
 	alice, bob, carol, ch := threeParty(t)
 	leafKey := func(p *peer, who string) []byte {
-		for _, m := range must[[]channel.Member](t)(p.Members(ctx, ch)) {
-			if m.Identity == who {
+		for _, m := range must[[]channel.Member](t)(p.Leaves(ctx, ch)) {
+			if m.Identity == uid(who) {
 				return m.EncryptionKey
 			}
 		}
@@ -595,7 +603,7 @@ func TestHundredMembers(t *testing.T) {
 	}
 	t.Logf("built in %v", time.Since(start))
 	all := append([]*peer{owner}, peers...)
-	if n := len(must[[]channel.Member](t)(peers[50].Members(ctx, ch))); n != 100 {
+	if n := len(must[[]channel.Member](t)(peers[50].Leaves(ctx, ch))); n != 100 {
 		t.Fatalf("%d members", n)
 	}
 	// Two messages, each to everyone else.
@@ -608,13 +616,13 @@ func TestHundredMembers(t *testing.T) {
 		}
 	}
 	// A removal, processed by everyone.
-	commit := must[[]byte](t)(owner.RemoveMember(ctx, ch, "m099"))
+	commit := must[[]byte](t)(owner.RemoveMember(ctx, ch, uid("m099")))
 	for _, p := range all[1:] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			want := channel.EventMemberRemoved
-			if p.Identity() == "m099" {
+			if named(p.Identity()) == "m099" {
 				want = channel.EventRemoved
 			}
 			if ev, err := p.Receive(ctx, commit); err != nil || ev.Kind != want {
@@ -627,7 +635,7 @@ func TestHundredMembers(t *testing.T) {
 	for _, to := range all {
 		switch {
 		case to == peers[0]:
-		case to.Identity() == "m099":
+		case named(to.Identity()) == "m099":
 			if _, err := to.Receive(ctx, ct); err == nil {
 				t.Fatal("removed member read a message")
 			}
@@ -680,7 +688,7 @@ func TestLeaveMLS(t *testing.T) {
 	}
 	for _, p := range []*peer{alice, carol} {
 		ev := receiveKind(t, p, prop, channel.EventProposal)
-		if len(ev.ProposedRemovals) != 1 || ev.ProposedRemovals[0].Identity != "bob" || ev.Sender.Identity != "bob" {
+		if len(ev.ProposedRemovals) != 1 || named(ev.ProposedRemovals[0].Identity) != "bob" || named(ev.Sender.Identity) != "bob" {
 			t.Fatalf("%s: %+v", p.Identity(), ev)
 		}
 	}

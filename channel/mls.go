@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/spacepanda/spacepanda/identity"
 	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
@@ -30,7 +31,7 @@ type mlsGroupProvider struct {
 // real RFC 9420 with its state in the identity's store.
 func NewMLSGroupProvider(p *provider.Provider) GroupProvider { return &mlsGroupProvider{p: p} }
 
-func (a *mlsGroupProvider) Identity() string { return a.p.Name() }
+func (a *mlsGroupProvider) Identity() string { return string(a.p.UserID()) }
 
 func (a *mlsGroupProvider) GenerateKeyPackages(ctx context.Context, n int) ([][]byte, error) {
 	return a.p.GenerateKeyPackages(ctx, n)
@@ -124,8 +125,8 @@ func (a *mlsGroupProvider) addMembers(ctx context.Context, groupID []byte, keyPa
 		return nil, err
 	}
 	for _, l := range res.Added {
-		if m, ok := res.State.Member(l); ok {
-			out.Added = append(out.Added, member(m, rt))
+		if n := int(l) * 2; n < len(rt) && rt[n] != nil && rt[n].Leaf != nil {
+			out.Added = append(out.Added, a.leafMember(uint32(l), rt[n].Leaf))
 		}
 	}
 	return out, nil
@@ -238,15 +239,15 @@ func (a *mlsGroupProvider) ProcessMessagesTx(ctx context.Context, groupID []byte
 	if len(ms) == 0 {
 		return 0, stop
 	}
-	var before []Member
+	var before []leafSnap
 	if last := ms[len(ms)-1]; isCommit(last) {
 		var err error
-		if before, err = a.Members(ctx, groupID); err != nil {
+		if before, err = a.snapshot(ctx, groupID); err != nil {
 			return 0, err
 		}
 	}
 	n, err := a.p.ProcessBatch(ctx, groupID, ms, func(tx store.Tx, i int, res *mls.Processed) error {
-		out := processed(res, isCommit(ms[i]), before)
+		out := a.processed(res, isCommit(ms[i]), before)
 		if each != nil {
 			return each(tx, i, out)
 		}
@@ -260,12 +261,13 @@ func (a *mlsGroupProvider) ProcessMessagesTx(ctx context.Context, groupID []byte
 
 // processed converts the engine's outcome, reading the group after the
 // message (res.State). isCommit: before is the membership before it.
-func processed(res *mls.Processed, isCommit bool, before []Member) *Processed {
+func (a *mlsGroupProvider) processed(res *mls.Processed, isCommit bool, before []leafSnap) *Processed {
 	out := &Processed{Kind: ContentKind(res.ContentType), ApplicationData: res.ApplicationData}
 	if res.Sender.SenderType == mls.SenderTypeMember {
 		out.Sender.LeafIndex = uint32(res.Sender.LeafIndex)
 		if res.Credential != nil {
 			out.Sender.Identity = string(res.Credential.Identity)
+			setVerified(&out.Sender)
 		}
 	}
 	if res.Proposal != nil && res.Proposal.Remove != nil {
@@ -282,29 +284,54 @@ func processed(res *mls.Processed, isCommit bool, before []Member) *Processed {
 	if isCommit {
 		// Also when we were removed: the state then holds the new tree,
 		// so Removed lists what the commit removed, not everyone.
-		out.Joined, out.Removed = diffMembers(before, members(g))
+		out.Joined, out.Removed = a.diffMembers(before, snapshotOf(g))
 	}
 	return out
 }
 
-// diffMembers returns the members of after not in before and those of
-// before not in after, a member being its leaf and signature key.
-func diffMembers(before, after []Member) (joined, removed []Member) {
-	key := func(m Member) string { return fmt.Sprintf("%d/%x", m.LeafIndex, m.SignatureKey) }
-	was := map[string]bool{}
-	for _, m := range before {
-		was[key(m)] = true
-	}
-	is := map[string]bool{}
-	for _, m := range after {
-		is[key(m)] = true
-		if !was[key(m)] {
-			joined = append(joined, m)
+// leafSnap is one leaf of a group state, to compare two states by.
+type leafSnap struct {
+	index uint32
+	leaf  *tree.LeafNode // shared with the group's tree: read only
+}
+
+// snapshotOf lists g's leaves.
+func snapshotOf(g *mls.Group) []leafSnap {
+	rt := g.RatchetTree()
+	out := make([]leafSnap, 0, len(rt)/2+1)
+	for i := 0; i < len(rt); i += 2 {
+		if n := rt[i]; n != nil && n.Leaf != nil {
+			out = append(out, leafSnap{uint32(i / 2), n.Leaf})
 		}
 	}
-	for _, m := range before {
-		if !is[key(m)] {
-			removed = append(removed, m)
+	return out
+}
+
+func (a *mlsGroupProvider) snapshot(ctx context.Context, groupID []byte) ([]leafSnap, error) {
+	var out []leafSnap
+	err := a.p.View(ctx, groupID, func(g *mls.Group) error { out = snapshotOf(g); return nil })
+	return out, err
+}
+
+// diffMembers describes the leaves of after not in before and those of
+// before not in after, a leaf being its index and signature key (a member
+// whose leaf an update replaced is in neither).
+func (a *mlsGroupProvider) diffMembers(before, after []leafSnap) (joined, removed []Member) {
+	key := func(l leafSnap) string { return fmt.Sprintf("%d/%x", l.index, l.leaf.SignatureKey) }
+	was := make(map[string]bool, len(before))
+	for _, l := range before {
+		was[key(l)] = true
+	}
+	is := make(map[string]bool, len(after))
+	for _, l := range after {
+		is[key(l)] = true
+		if !was[key(l)] {
+			joined = append(joined, a.leafMember(l.index, l.leaf))
+		}
+	}
+	for _, l := range before {
+		if !is[key(l)] {
+			removed = append(removed, a.leafMember(l.index, l.leaf))
 		}
 	}
 	return joined, removed
@@ -368,26 +395,56 @@ func (a *mlsGroupProvider) SelfUpdate(ctx context.Context, groupID []byte) ([]by
 
 func (a *mlsGroupProvider) Members(ctx context.Context, groupID []byte) ([]Member, error) {
 	var out []Member
-	err := a.p.View(ctx, groupID, func(g *mls.Group) error { out = members(g); return nil })
+	err := a.p.View(ctx, groupID, func(g *mls.Group) error { out = a.members(g); return nil })
 	return out, err
 }
 
-func members(g *mls.Group) []Member {
+// members lists g's leaves.
+func (a *mlsGroupProvider) members(g *mls.Group) []Member {
 	rt := g.RatchetTree()
-	ms := g.Members()
-	out := make([]Member, len(ms))
-	for i, m := range ms {
-		out[i] = member(m, rt)
+	var out []Member
+	for i := 0; i < len(rt); i += 2 {
+		if n := rt[i]; n != nil && n.Leaf != nil {
+			out = append(out, a.leafMember(uint32(i/2), n.Leaf))
+		}
 	}
 	return out
 }
 
-func member(m mls.Member, rt tree.RatchetTreeNodes) Member {
-	out := Member{LeafIndex: uint32(m.LeafIndex), Identity: string(m.Credential.Identity), SignatureKey: slices.Clone(m.SignatureKey)}
-	if n := int(m.LeafIndex) * 2; n < len(rt) && rt[n] != nil && rt[n].Leaf != nil {
-		out.EncryptionKey = slices.Clone(rt[n].Leaf.EncryptionKey)
+// leafMember describes a leaf of one of our groups. Every leaf in our
+// groups passed the provider's identity validator when it entered, so a
+// leaf with a certificate for its credential's user id is verified
+// without checking the certificate again.
+func (a *mlsGroupProvider) leafMember(i uint32, ln *tree.LeafNode) Member {
+	m := Member{LeafIndex: i, Identity: string(ln.Credential.Identity), SignatureKey: slices.Clone(ln.SignatureKey),
+		EncryptionKey: slices.Clone(ln.EncryptionKey), DisplayName: provider.LeafDisplayName(ln)}
+	if cert, err := identity.LeafCertificate(ln); err == nil && string(cert.UserID()) == m.Identity {
+		m.Verified, m.UserID, m.IdentityKey, m.DeviceID = true, cert.UserID(), cert.IdentityKey, cert.Device.ID
+		m.Revoked = a.p.IsRevoked(cert.IdentityKey, cert.Device.ID)
 	}
-	return out
+	return m
+}
+
+// setVerified marks a member known by its credential identity alone (the
+// sender of a message): in our groups only a certified leaf may present a
+// user id (identity.ErrUnverifiedUserID), so the identity says it.
+func setVerified(m *Member) {
+	if _, err := identity.ParseUserID(m.Identity); err == nil {
+		m.Verified, m.UserID = true, identity.UserID(m.Identity)
+	}
+}
+
+// KeyPackageMember validates a key package on its own and says whose
+// device it is.
+func (a *mlsGroupProvider) KeyPackageMember(keyPackage []byte) (Member, error) {
+	kp, err := decodeKeyPackage(keyPackage)
+	if err != nil {
+		return Member{}, err
+	}
+	if err := a.p.ValidateKeyPackage(kp); err != nil {
+		return Member{}, fmt.Errorf("%w: key package: %w", ErrInvalidInvite, err)
+	}
+	return a.leafMember(0, &kp.LeafNode), nil
 }
 
 func (a *mlsGroupProvider) Epoch(ctx context.Context, groupID []byte) (uint64, error) {
@@ -412,4 +469,11 @@ func (a *mlsGroupProvider) MessageGroupID(message []byte) ([]byte, error) {
 
 func (a *mlsGroupProvider) ForgetGroup(ctx context.Context, groupID []byte) error {
 	return a.p.ForgetGroup(ctx, groupID)
+}
+
+// OwnLeaf is our leaf index in the group.
+func (a *mlsGroupProvider) OwnLeaf(ctx context.Context, groupID []byte) (uint32, error) {
+	var l uint32
+	err := a.p.View(ctx, groupID, func(g *mls.Group) error { l = uint32(g.OwnLeafIndex()); return nil })
+	return l, err
 }

@@ -26,15 +26,23 @@ type RoleProvider interface {
 	AddMembersWithRole(ctx context.Context, groupID []byte, keyPackages [][]byte, info []byte, role Role) (*AddResult, error)
 }
 
-// ProviderOptions configures an identity's provider for channels with
-// roles: its leaves advertise ExtensionTypeChannelRoles
-// (RolesCapabilities) and its engine enforces RolesPolicy.
+// ProviderOptions configures a device's provider for channels: its leaves
+// advertise ExtensionTypeChannelRoles (RolesCapabilities), its engine
+// enforces RolesPolicy, and leaves without a device certificate are
+// admitted in plain channels only (IsPlain).
 func ProviderOptions(o provider.Options) provider.Options {
 	caps := RolesCapabilities()
 	o.Capabilities = &caps
 	o.Engine.Policy = RolesPolicy{}
+	o.AllowUnverified = IsPlain
 	return o
 }
+
+// IsPlain reports whether a group is a plain channel: one without roles,
+// which admits members without a device certificate (plain RFC 9420
+// peers, shown as unverified). Channels with roles admit certified
+// devices only. It is ProviderOptions' provider.Options.AllowUnverified.
+func IsPlain(gc *mls.GroupContext) bool { return !gc.Extensions.Has(ExtensionTypeChannelRoles) }
 
 var _ RoleProvider = (*mlsGroupProvider)(nil)
 
@@ -52,7 +60,7 @@ func (a *mlsGroupProvider) extensions(ctx context.Context, groupID []byte) (tree
 	var exts tree.Extensions
 	var ms []Member
 	err := a.p.View(ctx, groupID, func(g *mls.Group) error {
-		exts, ms = g.Context().Extensions, members(g)
+		exts, ms = g.Context().Extensions, a.members(g)
 		return nil
 	})
 	return exts, ms, err

@@ -21,6 +21,7 @@ func newPlainPeer(t testing.TB, name string) *peer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	register(p)
 	return &peer{Manager: channel.NewManager(channel.NewMLSGroupProvider(p), st, channel.Options{NoRoles: true}), p: p, st: st}
 }
 
@@ -37,7 +38,7 @@ func TestNoRolesChannel(t *testing.T) {
 	receiveKind(t, bob, invite(t, alice, carol, d.ID), channel.EventMemberJoined)
 	deliver(t, alice, send(t, carol, d.ID, "hi"), "carol", "hi")
 	deliver(t, bob, send(t, carol, d.ID, "hi bob"), "carol", "hi bob")
-	commit := must[[]byte](t)(bob.RemoveMember(ctx, d.ID, "carol"))
+	commit := must[[]byte](t)(bob.RemoveMember(ctx, d.ID, uid("carol")))
 	ev := receiveKind(t, alice, commit, channel.EventMemberRemoved)
 	if got := fmt.Sprint(identities(ev.Removed)); got != "[carol]" {
 		t.Fatalf("alice: removed %s", got)

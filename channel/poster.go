@@ -66,7 +66,7 @@ func (a *mlsGroupProvider) commit(ctx context.Context, groupID []byte, o mls.Com
 	if post == nil {
 		return a.p.CommitNow(ctx, groupID, o)
 	}
-	before, err := a.Members(ctx, groupID)
+	before, err := a.snapshot(ctx, groupID)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func (a *mlsGroupProvider) commit(ctx context.Context, groupID []byte, o mls.Com
 	if oc.GroupInfo, err = marshalMessage(gi); err != nil {
 		return nil, err
 	}
-	oc.Added, oc.Removed = diffMembers(before, members(res.State))
+	oc.Added, oc.Removed = a.diffMembers(before, snapshotOf(res.State))
 	if err := post(ctx, oc); err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ func TestCommitPoster(t *testing.T) {
 		t.Fatalf("bob in epoch %d after a refused post, want %d", e, ep)
 	}
 	// Alice's removal of carol wins.
-	commit, err := alice.RemoveMember(channel.WithCommitPoster(ctx, accept), ch, "carol")
+	commit, err := alice.RemoveMember(channel.WithCommitPoster(ctx, accept), ch, uid("carol"))
 	if err != nil {
 		t.Fatal(err)
 	}

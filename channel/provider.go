@@ -14,11 +14,23 @@
 // A channel's id is the hex encoding of its MLS group id, so a message
 // names its channel by its group_id, and a group made by a plain RFC 9420
 // peer is a channel too (named by that hex id).
+//
+// Members are users: every leaf is one device, its credential the user id
+// and its device certificate checked by the provider (see package
+// provider). Manager.Members lists users with their devices, verification
+// and fingerprint; InviteUser adds all of a user's devices at once,
+// RemoveMember removes them all, and a user adds and removes its own
+// devices whatever its role (AddDevice, RemoveDevice, RemoveRevoked).
+// Roles belong to users. Leaves without a certificate (plain RFC 9420
+// peers) are admitted only in plain channels (Options.NoRoles) and are
+// marked unverified.
 package channel
 
 import (
 	"context"
 	"errors"
+
+	"github.com/spacepanda/spacepanda/identity"
 )
 
 // Errors of package channel. Returned errors wrap one of these (and often
@@ -47,17 +59,53 @@ const (
 	KindCommit      ContentKind = 3
 )
 
-// Member is one member (leaf) of a group.
+// Member is one leaf of a group: one device of a user.
 type Member struct {
 	LeafIndex uint32
 	// Identity is the authenticated identity of the member's MLS credential
-	// (a BasicCredential's identity for the MLS adapter).
+	// (a BasicCredential's identity for the MLS adapter): the user id when
+	// Verified, otherwise whatever a plain peer calls itself (shown as
+	// unverified, never trusted).
 	Identity      string
 	SignatureKey  []byte
 	EncryptionKey []byte // the leaf's current HPKE key (changes on update)
-	// Role is the member's role in the channel (Manager.Members; "" when
+	// Role is the member's role in the channel (Manager.Leaves; "" when
 	// the channel has no roles).
 	Role Role
+	// Verified: the leaf carries a device certificate from the identity
+	// key the user id is derived from (every leaf that entered the group
+	// was checked by the identity validator). Unverified leaves exist only
+	// in plain channels. The fields below are set only for verified
+	// leaves, DeviceID and DisplayName only where the leaf was read (not
+	// for the sender of an application message).
+	Verified    bool
+	UserID      identity.UserID
+	IdentityKey identity.IdentityKey
+	DeviceID    identity.DeviceID
+	// DisplayName is what the leaf's device calls its user: shown beside
+	// the user id, never trusted ("" when it set none).
+	DisplayName string
+	// Revoked: this member knows the device's revocation; its leaf should
+	// be removed (Manager.RemoveRevoked).
+	Revoked bool
+}
+
+// User is one member of a channel as a person: all the leaves (devices)
+// whose credentials present the same identity.
+type User struct {
+	// Identity is the credential identity: the user id when Verified.
+	Identity string
+	UserID   identity.UserID // "" when unverified
+	Verified bool
+	// DisplayName is the display name of the user's first device in leaf
+	// order (devices name themselves; see Member.DisplayName); never
+	// trusted.
+	DisplayName string
+	// Fingerprint is identity.Fingerprint of the user's identity key, for
+	// comparing out of band ("" when unverified).
+	Fingerprint string
+	Role        Role     // "" when the channel has no roles
+	Devices     []Member // the user's leaves in leaf order
 }
 
 // AddResult is the outcome of adding members by commit.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/tree"
 )
 
 // RolesPolicy is the mls.Policy that enforces channel roles. Every member's
@@ -13,12 +14,17 @@ import (
 // the roles extension is not constrained.
 //
 // Rules, with "the authoriser" of a proposal being its sender (the
-// committer for proposals sent by value):
+// committer for proposals sent by value), and a user being every leaf
+// whose credential presents the same user id (its devices):
 //   - Remove: the authoriser is an admin, or the proposal is the removed
-//     member's own (leaving). External senders may not remove.
-//   - Add: the authoriser is an admin or a member (not read-only); the
+//     member's own (leaving), or the removed leaf is another device of the
+//     authoriser's user. External senders may not remove.
+//   - Add: the authoriser is an admin or a member (not read-only), or the
+//     key package is a device of the authoriser's own user (which the
+//     identity validator has checked against the user's identity key); the
 //     joiner is a member unless an admin authorises another role (a role
-//     in the same commit's GroupContextExtensions, or a leftover entry).
+//     in the same commit's GroupContextExtensions, or a leftover entry) —
+//     a new device of a user already in the channel has the user's role.
 //   - GroupContextExtensions: roles of members that stay, or of joiners,
 //     change only when its sender is an admin; other extensions likewise.
 //     Dropping the entries of identities no longer in the group is free
@@ -99,11 +105,11 @@ func (RolesPolicy) CheckProposal(c *mls.ProposalCheck) error {
 			}
 			return checkAdminLeft(rs, after)
 		}
-		if role != RoleAdmin {
+		if role != RoleAdmin && !ownDevice(who, c.Members, p.Remove.Removed) {
 			return fmt.Errorf("%w: %q (%s) may not propose a removal", ErrPermission, who, roleName(role))
 		}
 	case mls.ProposalTypeAdd:
-		if c.Sender.SenderType == mls.SenderTypeMember && role == RoleReadOnly {
+		if c.Sender.SenderType == mls.SenderTypeMember && role == RoleReadOnly && !ownKeyPackage(who, p.Add) {
 			return fmt.Errorf("%w: %q is read-only and may not invite", ErrPermission, who)
 		}
 	case mls.ProposalTypeGroupContextExtensions, mls.ProposalTypeReInit:
@@ -112,6 +118,17 @@ func (RolesPolicy) CheckProposal(c *mls.ProposalCheck) error {
 		}
 	}
 	return nil
+}
+
+// ownDevice reports whether the leaf removed is a device of who's user.
+func ownDevice(who string, members []mls.Member, removed tree.LeafIndex) bool {
+	m, ok := mls.MemberOf(members, removed)
+	return ok && who != "" && identityOf(m) == who
+}
+
+// ownKeyPackage reports whether an Add brings a device of who's user.
+func ownKeyPackage(who string, a *mls.Add) bool {
+	return who != "" && a != nil && string(a.KeyPackage.LeafNode.Credential.Identity) == who
 }
 
 func roleName(r Role) string {
@@ -175,14 +192,14 @@ func (RolesPolicy) CheckCommit(c *mls.CommitCheck) error {
 			if pp.Sender.SenderType == mls.SenderTypeMember && pp.Sender.LeafIndex == pp.Proposal.Remove.Removed {
 				continue // leaving
 			}
-			if role != RoleAdmin {
+			if role != RoleAdmin && !ownDevice(who, c.Members, pp.Proposal.Remove.Removed) {
 				return fmt.Errorf("%w: removal by %q (%s)", ErrPermission, who, roleName(role))
 			}
 		case mls.ProposalTypeAdd:
 			if pp.Sender.SenderType != mls.SenderTypeMember {
 				role, who = committerRole, committer
 			}
-			if role == RoleReadOnly || role == "" {
+			if role == "" || (role == RoleReadOnly && !ownKeyPackage(who, pp.Proposal.Add)) {
 				return fmt.Errorf("%w: invitation by %q (%s)", ErrPermission, who, roleName(role))
 			}
 		case mls.ProposalTypeReInit:

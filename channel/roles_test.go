@@ -28,6 +28,7 @@ func newRoguePeer(t testing.TB, name string) *peer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	register(p)
 	return &peer{Manager: channel.NewManager(channel.NewMLSGroupProvider(p), st, channel.Options{}), p: p, st: st}
 }
 
@@ -59,7 +60,11 @@ func rolesOf(t testing.TB, p *peer, ch string) string {
 	if err != nil {
 		t.Fatalf("%s roles: %v", p.Identity(), err)
 	}
-	return fmt.Sprint(rs) // fmt sorts map keys
+	byName := map[string]channel.Role{}
+	for id, r := range rs {
+		byName[named(id)] = r
+	}
+	return fmt.Sprint(byName) // fmt sorts map keys
 }
 
 // sameRoles checks that every peer sees want.
@@ -83,13 +88,13 @@ func refusedByAll(t testing.TB, ch string, msg []byte, want error, ps ...*peer) 
 	t.Helper()
 	for _, p := range ps {
 		e, r := epochOf(t, p, ch), rolesOf(t, p, ch)
-		ms := fmt.Sprint(identities(must[[]channel.Member](t)(p.Members(context.Background(), ch))))
+		ms := fmt.Sprint(identities(must[[]channel.Member](t)(p.Leaves(context.Background(), ch))))
 		_, err := p.Receive(context.Background(), msg)
 		if !errors.Is(err, mls.ErrPolicy) || !errors.Is(err, want) {
 			t.Fatalf("%s: got %v, want mls.ErrPolicy and %v", p.Identity(), err, want)
 		}
 		if epochOf(t, p, ch) != e || rolesOf(t, p, ch) != r ||
-			fmt.Sprint(identities(must[[]channel.Member](t)(p.Members(context.Background(), ch)))) != ms {
+			fmt.Sprint(identities(must[[]channel.Member](t)(p.Leaves(context.Background(), ch)))) != ms {
 			t.Fatalf("%s: state changed by a refused message", p.Identity())
 		}
 	}
@@ -99,7 +104,7 @@ func TestRolesCreatorAdminInviteRoles(t *testing.T) {
 	ctx := context.Background()
 	alice, bob, carol, dave := newPeer(t, "alice", nil), newPeer(t, "bob", nil), newPeer(t, "carol", nil), newPeer(t, "dave", nil)
 	ch := must[*channel.Descriptor](t)(alice.CreateChannel(ctx, "roles", false)).ID
-	if r := must[channel.Role](t)(alice.Role(ctx, ch, "alice")); r != channel.RoleAdmin {
+	if r := must[channel.Role](t)(alice.Role(ctx, ch, uid("alice"))); r != channel.RoleAdmin {
 		t.Fatalf("creator is %s", r)
 	}
 	invite(t, alice, bob, ch)
@@ -116,17 +121,17 @@ func TestRolesCreatorAdminInviteRoles(t *testing.T) {
 	receiveKind(t, alice, commit, channel.EventMemberJoined)
 	receiveKind(t, carol, commit, channel.EventMemberJoined)
 	sameRoles(t, ch, "map[alice:admin bob:member carol:read-only dave:member]", alice, bob, carol, dave)
-	ms := must[[]channel.Member](t)(dave.Members(ctx, ch))
+	ms := must[[]channel.Member](t)(dave.Leaves(ctx, ch))
 	for _, m := range ms {
-		if want := map[string]channel.Role{"alice": "admin", "bob": "member", "carol": "read-only", "dave": "member"}[m.Identity]; m.Role != want {
+		if want := map[string]channel.Role{"alice": "admin", "bob": "member", "carol": "read-only", "dave": "member"}[named(m.Identity)]; m.Role != want {
 			t.Fatalf("Members: %s is %q, want %q", m.Identity, m.Role, want)
 		}
 	}
 	// A non-admin cannot remove or change roles (local checks).
-	if _, err := bob.RemoveMember(ctx, ch, "dave"); !errors.Is(err, channel.ErrPermission) {
+	if _, err := bob.RemoveMember(ctx, ch, uid("dave")); !errors.Is(err, channel.ErrPermission) {
 		t.Fatalf("member removes: %v", err)
 	}
-	if _, err := bob.Promote(ctx, ch, "bob"); !errors.Is(err, channel.ErrPermission) {
+	if _, err := bob.Promote(ctx, ch, uid("bob")); !errors.Is(err, channel.ErrPermission) {
 		t.Fatalf("member promotes itself: %v", err)
 	}
 }
@@ -145,8 +150,8 @@ func TestRolesRogueRemovalRefused(t *testing.T) {
 	receiveKind(t, carol, c, channel.EventMemberJoined)
 
 	var carolLeaf tree.LeafIndex
-	for _, m := range must[[]channel.Member](t)(bob.Members(ctx, ch)) {
-		if m.Identity == "carol" {
+	for _, m := range must[[]channel.Member](t)(bob.Leaves(ctx, ch)) {
+		if m.Identity == uid("carol") {
 			carolLeaf = tree.LeafIndex(m.LeafIndex)
 		}
 	}
@@ -173,7 +178,7 @@ func TestRolesRogueRoleChangeRefused(t *testing.T) {
 	receiveKind(t, bob, invite(t, alice, carol, ch), channel.EventMemberJoined)
 	// bob's adapter skips the Manager's check when called directly.
 	rp := channel.NewMLSGroupProvider(bob.p).(channel.RoleProvider)
-	commit, err := rp.CommitRoles(ctx, gid(t, ch), channel.Roles{"alice": channel.RoleAdmin, "bob": channel.RoleAdmin})
+	commit, err := rp.CommitRoles(ctx, gid(t, ch), channel.Roles{uid("alice"): channel.RoleAdmin, uid("bob"): channel.RoleAdmin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,11 +188,11 @@ func TestRolesRogueRoleChangeRefused(t *testing.T) {
 func TestRolesPromoteThenRemove(t *testing.T) {
 	ctx := context.Background()
 	alice, bob, carol, ch := threeParty(t)
-	c := must[[]byte](t)(alice.Promote(ctx, ch, "bob"))
+	c := must[[]byte](t)(alice.Promote(ctx, ch, uid("bob")))
 	receiveKind(t, bob, c, channel.EventEpochChanged)
 	receiveKind(t, carol, c, channel.EventEpochChanged)
 	sameRoles(t, ch, "map[alice:admin bob:admin carol:member]", alice, bob, carol)
-	c = must[[]byte](t)(bob.RemoveMember(ctx, ch, "carol"))
+	c = must[[]byte](t)(bob.RemoveMember(ctx, ch, uid("carol")))
 	ev := receiveKind(t, alice, c, channel.EventMemberRemoved)
 	if fmt.Sprint(identities(ev.Removed)) != "[carol]" {
 		t.Fatalf("removed %v", identities(ev.Removed))
@@ -195,7 +200,7 @@ func TestRolesPromoteThenRemove(t *testing.T) {
 	receiveKind(t, carol, c, channel.EventRemoved)
 	sameRoles(t, ch, "map[alice:admin bob:admin]", alice, bob)
 	// An admin may remove another admin while one stays.
-	c = must[[]byte](t)(bob.RemoveMember(ctx, ch, "alice"))
+	c = must[[]byte](t)(bob.RemoveMember(ctx, ch, uid("alice")))
 	receiveKind(t, alice, c, channel.EventRemoved)
 	if r := rolesOf(t, bob, ch); r != "map[bob:admin]" {
 		t.Fatalf("roles %s", r)
@@ -205,10 +210,10 @@ func TestRolesPromoteThenRemove(t *testing.T) {
 func TestRolesLastAdmin(t *testing.T) {
 	ctx := context.Background()
 	alice, bob, carol, ch := threeParty(t)
-	if _, err := alice.Demote(ctx, ch, "alice"); !errors.Is(err, channel.ErrLastAdmin) {
+	if _, err := alice.Demote(ctx, ch, uid("alice")); !errors.Is(err, channel.ErrLastAdmin) {
 		t.Fatalf("demoting the last admin: %v", err)
 	}
-	if _, err := alice.SetRole(ctx, ch, "alice", channel.RoleReadOnly); !errors.Is(err, channel.ErrLastAdmin) {
+	if _, err := alice.SetRole(ctx, ch, uid("alice"), channel.RoleReadOnly); !errors.Is(err, channel.ErrLastAdmin) {
 		t.Fatalf("demoting the last admin: %v", err)
 	}
 	if _, err := alice.Leave(ctx, ch); !errors.Is(err, channel.ErrLastAdmin) {
@@ -237,7 +242,7 @@ func TestRolesLastAdmin(t *testing.T) {
 	demote := must[[]byte](t)(channel.NewMLSGroupProvider(rogue.p).(channel.RoleProvider).CommitRoles(ctx, gid(t, ch2), channel.Roles{}))
 	refusedByAll(t, ch2, demote, channel.ErrLastAdmin, bob, carol)
 	// After handing the role on, the admin may leave.
-	c := must[[]byte](t)(alice.Promote(ctx, ch, "carol"))
+	c := must[[]byte](t)(alice.Promote(ctx, ch, uid("carol")))
 	receiveKind(t, bob, c, channel.EventEpochChanged)
 	receiveKind(t, carol, c, channel.EventEpochChanged)
 	prop := must[[]byte](t)(alice.Leave(ctx, ch))
@@ -274,7 +279,7 @@ func TestRolesReadOnlyRefused(t *testing.T) {
 	}
 	refusedByAll(t, ch, must[[]byte](t)(wire.Marshal(m)), channel.ErrPermission, alice, bob, erin)
 	// Promoted to member, carol may speak.
-	c = must[[]byte](t)(alice.Promote(ctx, ch, "carol"))
+	c = must[[]byte](t)(alice.Promote(ctx, ch, uid("carol")))
 	for _, p := range []*peer{bob, carol, erin} {
 		receiveKind(t, p, c, channel.EventEpochChanged)
 	}
@@ -294,6 +299,7 @@ func TestRolesChainAndRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		register(p)
 		return &peer{Manager: channel.NewManager(channel.NewMLSGroupProvider(p), p.Store(), channel.Options{}), p: p, st: p.Store()}
 	}
 	names := []string{"alice", "bob", "carol", "dave", "erin"}
@@ -339,12 +345,12 @@ func TestRolesChainAndRestart(t *testing.T) {
 	inviteAsNoFan(a, b, channel.RoleMember)
 	inviteAsNoFan(a, c, channel.RoleReadOnly, b)
 	inviteAsNoFan(b, d, channel.RoleMember, a, c)
-	fanout(a, must[[]byte](t)(a.Promote(ctx, ch, "bob")))
+	fanout(a, must[[]byte](t)(a.Promote(ctx, ch, uid("bob"))))
 	inviteAsNoFan(b, e, channel.RoleAdmin, a, c, d)
-	fanout(e, must[[]byte](t)(e.Demote(ctx, ch, "dave")))
-	fanout(b, must[[]byte](t)(b.Promote(ctx, ch, "carol")))
+	fanout(e, must[[]byte](t)(e.Demote(ctx, ch, uid("dave"))))
+	fanout(b, must[[]byte](t)(b.Promote(ctx, ch, uid("carol"))))
 	fanout(a, must[[]byte](t)(a.SelfUpdate(ctx, ch)))
-	rm := must[[]byte](t)(e.RemoveMember(ctx, ch, "alice"))
+	rm := must[[]byte](t)(e.RemoveMember(ctx, ch, uid("alice")))
 	fanout(e, rm)
 	if err := a.p.Close(); err != nil {
 		t.Fatal(err)

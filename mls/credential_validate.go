@@ -37,6 +37,12 @@ type CredentialCheck struct {
 	Leaf *tree.LeafNode
 	// Use is where the leaf appears; zero for an external sender.
 	Use LeafUse
+	// GroupContext is the group the leaf joins or lives in, with the
+	// extensions it will have when the leaf is accepted (for a commit, the
+	// ones the commit installs), so that a validator may apply a group's
+	// own rules; nil outside a group (a KeyPackage validated on its own).
+	// The validator must not modify it.
+	GroupContext *GroupContext
 	// Previous is the leaf this one replaces, when there is one: the
 	// member's current leaf for an Update proposal or a commit path, the
 	// removed leaf of an external commit that resynchronizes a member. Nil

@@ -33,6 +33,11 @@ type CommitOptions struct {
 	SkipPending bool
 	// NoPath omits the UpdatePath when the proposals allow it.
 	NoPath bool
+	// LeafExtensions, when non-nil, replace the extensions of the
+	// committer's leaf in its UpdatePath (e.g. a renewed credential
+	// certificate, RFC 9420 §7.2); the commit then always has a path.
+	// Their types must be in the leaf's capabilities.
+	LeafExtensions tree.Extensions
 	// AuthenticatedData travels in the clear with the commit.
 	AuthenticatedData []byte
 	// GroupInfoExtensions go into the extensions of the GroupInfo built for
@@ -102,8 +107,8 @@ func (g *Group) commit(o CommitOptions, tw commitTweaks) (*CommitResult, error) 
 	sc.keys.Prune(sc.tree)
 	sc.initSecret = g.secrets.InitSecret
 	var cp *tree.CommitPath
-	if sc.needPath || !o.NoPath {
-		if cp, commit.Path, err = g.newPath(sc, tw); err != nil {
+	if sc.needPath || !o.NoPath || o.LeafExtensions != nil {
+		if cp, commit.Path, err = g.newPath(sc, o.LeafExtensions, tw); err != nil {
 			return nil, err
 		}
 	}
@@ -179,10 +184,18 @@ func (g *Group) commitProposals(o *CommitOptions) (pors []ProposalOrRef, n int, 
 }
 
 // newPath makes the committer's UpdatePath over sc.tree (§12.4.1) and puts
-// the new tree, private keys and commit secret in sc.
-func (g *Group) newPath(sc *stagedCommit, tw commitTweaks) (*tree.CommitPath, *tree.UpdatePath, error) {
+// the new tree, private keys and commit secret in sc. leafExts, when not
+// nil, replace the extensions of the committer's leaf
+// (CommitOptions.LeafExtensions).
+func (g *Group) newPath(sc *stagedCommit, leafExts tree.Extensions, tw commitTweaks) (*tree.CommitPath, *tree.UpdatePath, error) {
 	s := g.suite
-	cp, err := sc.tree.NewCommitPath(s, g.cfg.rand(), g.myLeaf, g.tree.Leaf(g.myLeaf), func(ln *tree.LeafNode) error {
+	cur := g.tree.Leaf(g.myLeaf)
+	if leafExts != nil {
+		renewed := *cur
+		renewed.Extensions = slices.Clone(leafExts)
+		cur = &renewed
+	}
+	cp, err := sc.tree.NewCommitPath(s, g.cfg.rand(), g.myLeaf, cur, func(ln *tree.LeafNode) error {
 		if tw.leaf != nil {
 			tw.leaf(ln)
 		}
@@ -190,6 +203,15 @@ func (g *Group) newPath(sc *stagedCommit, tw commitTweaks) (*tree.CommitPath, *t
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if leafExts != nil {
+		// The receivers' check of the path leaf (processCommit), before
+		// anything leaves.
+		lv := g.leafValidator()
+		lv.extensions = sc.extensions
+		if err := lv.validate(cp.LeafNode, tree.LeafNodeSourceCommit, g.myLeaf, sc.tree); err != nil {
+			return nil, nil, fmt.Errorf("%w: LeafExtensions: %w", ErrInvalidLeafNode, err)
+		}
 	}
 	ctx, err := g.provisionalContext(sc.extensions, cp.Tree)
 	if err != nil {

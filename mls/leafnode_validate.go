@@ -192,7 +192,7 @@ func validateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree
 	// Credential (§5.3.1), and for a leaf that replaces another the
 	// successor rule.
 	check := &CredentialCheck{Credential: &ln.Credential, SignatureKey: ln.SignatureKey, Leaf: ln, Use: use,
-		Previous: opts.Replaces}
+		Previous: opts.Replaces, GroupContext: gc}
 	if check.Previous == nil && opts.Members != nil && (use == LeafUseUpdate || use == LeafUseCommit) &&
 		uint32(index) < opts.Members.NumLeaves() {
 		check.Previous = opts.Members.Leaf(index)

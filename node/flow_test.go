@@ -134,6 +134,7 @@ type channelOf struct {
 func (ch *channelOf) deliver(t testing.TB, from, text string, to ...string) *node.SendResponse {
 	t.Helper()
 	ctx := context.Background()
+	uidOf(t, ch.nodes[from])
 	sent := must(ch.nodes[from].Send(ctx, ch.id, text, ""))
 	if wireFormat(t, sent.Ciphertext) != wfPrivate || len(sent.MessageID) != 32 {
 		t.Fatalf("%s's send answer %+v", from, sent)
@@ -143,7 +144,7 @@ func (ch *channelOf) deliver(t testing.TB, from, text string, to ...string) *nod
 		if err != nil {
 			t.Fatalf("%s receives %q from %s: %v", name, text, from, err)
 		}
-		if r.Kind != "application" || r.Message == nil || r.Message.Text != text || r.Message.Sender != from ||
+		if r.Kind != "application" || r.Message == nil || r.Message.Text != text || named(r.Message.Sender) != from ||
 			r.Message.MessageID != sent.MessageID || r.Message.Timestamp == "" || r.Removed {
 			t.Fatalf("%s's inbox answer %+v / %+v, want %q from %s id %s", name, r, r.Message, text, from, sent.MessageID)
 		}
@@ -164,7 +165,7 @@ func memberIDs(t testing.TB, c *node.Client, id string) []string {
 	t.Helper()
 	var out []string
 	for _, m := range must(c.Members(context.Background(), id)) {
-		out = append(out, m.UserID)
+		out = append(out, named(m.UserID))
 	}
 	slices.Sort(out)
 	return out
@@ -188,7 +189,7 @@ func TestThreePartyFlow(t *testing.T) {
 	alice, bob, carol := a.c, b.c, c.c
 	for name, cl := range map[string]*node.Client{"alice": alice, "bob": bob, "carol": carol} {
 		id := must(cl.Identity(ctx))
-		if id.UserID != name || id.Name != name || id.Ciphersuite != 1 || len(b64d(t, id.SignatureKey)) != 32 {
+		if uidOf(t, cl) != id.UserID || len(id.UserID) != 55 || id.Name != name || id.Ciphersuite != 1 || len(b64d(t, id.SignatureKey)) != 32 {
 			t.Fatalf("%s's identity %+v", name, id)
 		}
 		if n := must(cl.KeyPackageCount(ctx)); n != 0 {
@@ -302,7 +303,7 @@ func TestThreePartyFlow(t *testing.T) {
 	// Alice removes carol: epoch 4; carol learns it; she cannot read on.
 	_, err = alice.RemoveMember(ctx, ch.ChannelID, "nobody")
 	wantErr(t, err, http.StatusNotFound, "unknown_member")
-	rm := must(alice.RemoveMember(ctx, ch.ChannelID, "carol"))
+	rm := must(alice.RemoveMember(ctx, ch.ChannelID, uidOf(t, carol)))
 	if rm.Epoch != 4 {
 		t.Fatalf("remove answer %+v", rm)
 	}
@@ -336,7 +337,7 @@ func TestThreePartyFlow(t *testing.T) {
 		t.Fatalf("carol's history %v, want %v", got, ids[:5])
 	}
 	hist := must(bob.Messages(ctx, ch.ChannelID))
-	if hist[2].Sender != "carol" || hist[2].Text != "hello from carol ✓" || hist[3].ReplyTo != ids[0] {
+	if named(hist[2].Sender) != "carol" || hist[2].Text != "hello from carol ✓" || hist[3].ReplyTo != ids[0] {
 		t.Fatalf("bob's history %+v", hist)
 	}
 
@@ -395,7 +396,7 @@ func TestTokenRequired(t *testing.T) {
 		t.Fatalf("bare token: %d", resp.StatusCode)
 	}
 	c := &node.Client{BaseURL: p.c.BaseURL, Token: token}
-	if id := must(c.Identity(ctx)); id.UserID != "alice" {
+	if id := must(c.Identity(ctx)); id.Name != "alice" || len(id.UserID) != 55 {
 		t.Fatalf("identity %+v", id)
 	}
 	ch := must(c.CreateChannel(ctx, "x", false))

@@ -30,6 +30,7 @@ func newInProc(tb testing.TB, name string) *inProc {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	userNames.Store(string(p.UserID()), name)
 	mgr := channel.NewManager(channel.NewMLSGroupProvider(p), p.Store(), channel.Options{})
 	// Failures (5xx) are logged to stderr: a 5xx is a bug.
 	srv := node.New(p, mgr, node.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})

@@ -74,6 +74,7 @@ type proc struct {
 	done   chan struct{}
 	stderr *lockedBuf
 	c      *node.Client
+	uid    string // its user id
 }
 
 type lockedBuf struct {
@@ -120,11 +121,13 @@ func (p *proc) start() {
 	}
 	p.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(p.cmd, p.done)
-	line := make(chan string, 1)
+	line := make(chan string, 2)
 	go func() {
 		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
+		for range 2 {
+			if sc.Scan() {
+				line <- sc.Text()
+			}
 		}
 		close(line)
 		io.Copy(io.Discard, out)
@@ -136,6 +139,10 @@ func (p *proc) start() {
 			p.kill()
 			t.Fatalf("%s: first stdout line %q, want prefix %q; stderr:\n%s", p.name, l, want, p.stderr)
 		}
+		// The second line names the user: "spacepanda: user id U, device D".
+		id := strings.TrimPrefix(<-line, "spacepanda: user id ")
+		p.uid, _, _ = strings.Cut(id, ",")
+		userNames.Store(p.uid, p.name)
 		// The same *Client across restarts (tests hold it), new address.
 		if p.c == nil {
 			p.c = &node.Client{}

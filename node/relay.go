@@ -93,8 +93,11 @@ func NewRelay(s *Server, o RelayOptions) *Relay {
 	}
 	r := &Relay{s: s, p: s.p, mgr: s.mgr, o: o, log: log.With("relay", o.URL), kpKick: make(chan struct{}, 1),
 		followers: map[string]*follower{}}
-	r.rc = relayclient.New(o.URL, relayclient.Identity{}, relayclient.Options{HTTP: o.HTTP,
-		TokenSource: legacyLogin(o.URL, o.HTTP, s.p)})
+	var cert []byte
+	if c := s.p.Certificate(); c != nil {
+		cert, _ = c.Marshal() // a parsed certificate re-encodes
+	}
+	r.rc = relayclient.New(o.URL, relayclient.Identity{Certificate: cert, Signer: s.p}, relayclient.Options{HTTP: o.HTTP})
 	r.routes()
 	return r
 }
@@ -373,7 +376,7 @@ func (f *follower) pull(ctx context.Context) (int, error) {
 // received in batches (one store transaction for a run of application
 // messages), a batch ending at each commit.
 func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
-	r, me := f.r, f.r.p.Name()
+	r, me := f.r, string(f.r.p.UserID())
 	var batch []relayclient.Entry
 	for _, e := range es {
 		if e.Seq <= f.cursor || f.done {
@@ -449,7 +452,7 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 		e := es[i]
 		if res.Err != nil {
 			lvl := slog.LevelWarn
-			if e.Sender == r.p.Name() {
+			if e.Sender == string(r.p.UserID()) {
 				lvl = slog.LevelDebug // our own commit, merged while we read it
 			}
 			r.log.Log(ctx, lvl, "dropping a log entry that does not process", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind,
@@ -653,7 +656,7 @@ func (r *Relay) createInvite(w http.ResponseWriter, req *http.Request) error {
 	case in.UserID != "" && in.KeyPackage != "":
 		return badRequest("bad_request", "give user_id or key_package, not both")
 	case in.UserID != "":
-		if in.UserID == r.p.Name() {
+		if in.UserID == string(r.p.UserID()) {
 			return badRequest("invite_self", "cannot invite yourself")
 		}
 		if _, err := r.mgr.Channel(ctx, id); err != nil {
@@ -836,7 +839,7 @@ type RelayChannelProgress struct {
 }
 
 func (r *Relay) status(w http.ResponseWriter, req *http.Request) error {
-	st := RelayStatus{URL: r.rc.BaseURL(), UserID: r.p.Name(), RateLimited: r.rc.RateLimited(), Channels: []RelayChannelProgress{}}
+	st := RelayStatus{URL: r.rc.BaseURL(), UserID: string(r.p.UserID()), RateLimited: r.rc.RateLimited(), Channels: []RelayChannelProgress{}}
 	r.mu.Lock()
 	for id, f := range r.followers {
 		f.mu.Lock()

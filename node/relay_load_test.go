@@ -40,9 +40,6 @@ func TestRelayLoad(t *testing.T) {
 		if pg == "" {
 			t.Skip("SPACEPANDA_TEST_POSTGRES not set")
 		}
-		if !nodesHaveDeviceCertificates {
-			t.Skip("no real relay for nodes: they log in with device certificates once the provider carries them (issue 12)")
-		}
 		rlLoad(t, rlRelayProc(t, []string{"--postgres", pg}), dur)
 	})
 }
@@ -81,7 +78,7 @@ func rlLoad(t *testing.T, relayURL string, dur time.Duration) {
 		members[c] = []*proc{owner}
 		for k := 1; k < perChannel; k++ {
 			p := nodes[(c+k*3)%nNodes]
-			rlInvite(t, owner, chans[c], p.name)
+			rlInvite(t, owner, chans[c], p)
 			members[c] = append(members[c], p)
 		}
 	}

@@ -55,11 +55,11 @@ func rlCreate(t *testing.T, p *proc, name string) string {
 	return c.ChannelID
 }
 
-func rlInvite(t *testing.T, p *proc, ch, user string) node.RelayInviteResponse {
+func rlInvite(t *testing.T, p *proc, ch string, user *proc) node.RelayInviteResponse {
 	t.Helper()
 	var r node.RelayInviteResponse
-	if err := p.c.Do(context.Background(), "POST", rlPath(ch, "/invites"), map[string]string{"user_id": user}, &r); err != nil {
-		t.Fatalf("%s invites %s: %v", p.name, user, err)
+	if err := p.c.Do(context.Background(), "POST", rlPath(ch, "/invites"), map[string]string{"user_id": user.uid}, &r); err != nil {
+		t.Fatalf("%s invites %s: %v", p.name, user.name, err)
 	}
 	return r
 }
@@ -128,7 +128,7 @@ func rlState(p *proc, ch string) (uint64, string, error) {
 	}
 	var ids []string
 	for _, m := range ms {
-		ids = append(ids, m.UserID)
+		ids = append(ids, named(m.UserID))
 	}
 	sort.Strings(ids)
 	return c.Epoch, strings.Join(ids, ","), nil
@@ -160,7 +160,7 @@ func rlWaitConverged(t *testing.T, ch, want string, ps ...*proc) uint64 {
 func rlTexts(h []node.RelayChatMessage) []string {
 	var out []string
 	for _, m := range h {
-		out = append(out, m.Sender+":"+m.Text)
+		out = append(out, named(m.Sender)+":"+m.Text)
 	}
 	sort.Strings(out)
 	return out
@@ -173,12 +173,12 @@ func TestRelayThreeNodes(t *testing.T) {
 	u, _ := rlStartRelay(t)
 	alice, bob, carol := rlNode(t, "alice", u), rlNode(t, "bob", u), rlNode(t, "carol", u)
 	ch := rlCreate(t, alice, "general")
-	inv := rlInvite(t, alice, ch, "bob")
-	if fmt.Sprint(inv.UserIDs) != "[bob]" || inv.Epoch != 1 {
+	inv := rlInvite(t, alice, ch, bob)
+	if len(inv.UserIDs) != 1 || named(inv.UserIDs[0]) != "bob" || inv.Epoch != 1 {
 		t.Fatalf("invite bob: %+v", inv)
 	}
 	rlWaitJoined(t, bob, ch)
-	rlInvite(t, alice, ch, "carol")
+	rlInvite(t, alice, ch, carol)
 	rlWaitJoined(t, carol, ch)
 	rlWaitConverged(t, ch, "alice,bob,carol", alice, bob, carol)
 	all := []*proc{alice, bob, carol}
@@ -192,7 +192,7 @@ func TestRelayThreeNodes(t *testing.T) {
 		}
 	}
 	var rm node.CommitResponse
-	if err := alice.c.Do(context.Background(), "DELETE", rlPath(ch, "/members/carol"), nil, &rm); err != nil {
+	if err := alice.c.Do(context.Background(), "DELETE", rlPath(ch, "/members/"+carol.uid), nil, &rm); err != nil {
 		t.Fatal(err)
 	}
 	rlWaitConverged(t, ch, "alice,bob", alice, bob)
@@ -215,8 +215,8 @@ func TestRelayConcurrentCommits(t *testing.T) {
 	u, fake := rlStartRelay(t)
 	alice, bob, carol, dave := rlNode(t, "alice", u), rlNode(t, "bob", u), rlNode(t, "carol", u), rlNode(t, "dave", u)
 	ch := rlCreate(t, alice, "race")
-	rlInvite(t, alice, ch, "bob")
-	rlInvite(t, alice, ch, "carol")
+	rlInvite(t, alice, ch, bob)
+	rlInvite(t, alice, ch, carol)
 	rlWaitJoined(t, bob, ch)
 	rlWaitJoined(t, carol, ch)
 	ep0 := rlWaitConverged(t, ch, "alice,bob,carol", alice, bob, carol)
@@ -229,9 +229,9 @@ func TestRelayConcurrentCommits(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		errs[0] = alice.c.Do(ctx, "POST", rlPath(ch, "/invites"), map[string]string{"user_id": "dave"}, nil)
+		errs[0] = alice.c.Do(ctx, "POST", rlPath(ch, "/invites"), map[string]string{"user_id": dave.uid}, nil)
 		if errs[0] == nil {
-			errs[0] = alice.c.Do(ctx, "DELETE", rlPath(ch, "/members/carol"), nil, nil)
+			errs[0] = alice.c.Do(ctx, "DELETE", rlPath(ch, "/members/"+carol.uid), nil, nil)
 		}
 	}()
 	go func() { defer wg.Done(); errs[1] = bob.c.Do(ctx, "POST", rlPath(ch, "/update"), nil, nil) }()
@@ -278,8 +278,8 @@ func TestRelayOfflineCatchUp(t *testing.T) {
 	u, _ := rlStartRelay(t)
 	alice, bob, carol := rlNode(t, "alice", u), rlNode(t, "bob", u), rlNode(t, "carol", u)
 	ch := rlCreate(t, alice, "catchup")
-	rlInvite(t, alice, ch, "bob")
-	rlInvite(t, alice, ch, "carol")
+	rlInvite(t, alice, ch, bob)
+	rlInvite(t, alice, ch, carol)
 	rlWaitJoined(t, bob, ch)
 	rlWaitJoined(t, carol, ch)
 	rlWaitConverged(t, ch, "alice,bob,carol", alice, bob, carol)
@@ -322,19 +322,12 @@ func TestRelayOfflineCatchUp(t *testing.T) {
 	t.Logf("carol caught up to epoch %d", ep)
 }
 
-// nodesHaveDeviceCertificates: the node logs in to the relay with its
-// device certificate (not yet: see legacyLogin).
-const nodesHaveDeviceCertificates = false
-
 // rlRelayProc starts `spacepanda relay` (SQLite in a temporary directory,
 // or extra flags such as --postgres URL) and returns its URL; "" when the
 // binary has no relay command or SPACEPANDA_TEST_FAKE_RELAY is set.
 func rlRelayProc(t *testing.T, extra []string) string {
 	t.Helper()
-	// Until the provider carries device certificates (issue 12), a node
-	// logs in by name (legacyLogin), which only the fake relay accepts:
-	// the real relay authenticates devices.
-	if !nodesHaveDeviceCertificates || os.Getenv("SPACEPANDA_TEST_FAKE_RELAY") != "" {
+	if os.Getenv("SPACEPANDA_TEST_FAKE_RELAY") != "" {
 		return ""
 	}
 	args := append([]string{"relay", "--listen", "127.0.0.1:0"}, extra...)

@@ -17,6 +17,7 @@ func TestRestartBetweenKeyPackageAndJoin(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	a, b := startProc(t, "alice"), startProc(t, "bob")
+	bobID := uidOf(t, b.c)
 	kps := must(b.c.KeyPackages(ctx, 2))
 	if n := must(b.c.KeyPackageCount(ctx)); n != 2 {
 		t.Fatalf("bob has %d key packages", n)
@@ -25,7 +26,7 @@ func TestRestartBetweenKeyPackageAndJoin(t *testing.T) {
 	if n := must(b.c.KeyPackageCount(ctx)); n != 2 {
 		t.Fatalf("bob has %d key packages after SIGKILL and start, want 2", n)
 	}
-	if id := must(b.c.Identity(ctx)); id.UserID != "bob" {
+	if id := must(b.c.Identity(ctx)); id.Name != "bob" || id.UserID != bobID {
 		t.Fatalf("bob's identity after restart %+v", id)
 	}
 

@@ -17,7 +17,7 @@ func rolesView(t testing.TB, c *node.Client, ch string) string {
 	}
 	out := ""
 	for _, m := range ms {
-		out += fmt.Sprintf("%s:%s ", m.UserID, m.Role)
+		out += fmt.Sprintf("%s:%s ", named(m.UserID), m.Role)
 	}
 	return out
 }
@@ -28,23 +28,24 @@ func TestRolesAPI(t *testing.T) {
 	ctx := context.Background()
 	alice, bob, chn := inProcPair(t)
 	ch := chn.id
+	aliceID, bobID := uidOf(t, alice.c), uidOf(t, bob.c)
 	if got := rolesView(t, alice.c, ch); got != "alice:admin bob:member " {
 		t.Fatalf("alice sees %q", got)
 	}
 	var apiErr *node.Error
-	if _, err := bob.c.SetRole(ctx, ch, "bob", "admin"); !errors.As(err, &apiErr) || apiErr.Status != 403 || apiErr.Code != "forbidden" {
+	if _, err := bob.c.SetRole(ctx, ch, bobID, "admin"); !errors.As(err, &apiErr) || apiErr.Status != 403 || apiErr.Code != "forbidden" {
 		t.Fatalf("member promotes itself: %v", err)
 	}
-	if _, err := alice.c.SetRole(ctx, ch, "bob", "boss"); !errors.As(err, &apiErr) || apiErr.Code != "bad_role" {
+	if _, err := alice.c.SetRole(ctx, ch, bobID, "boss"); !errors.As(err, &apiErr) || apiErr.Code != "bad_role" {
 		t.Fatalf("bad role: %v", err)
 	}
-	if _, err := alice.c.SetRole(ctx, ch, "alice", "member"); !errors.As(err, &apiErr) || apiErr.Code != "last_admin" {
+	if _, err := alice.c.SetRole(ctx, ch, aliceID, "member"); !errors.As(err, &apiErr) || apiErr.Code != "last_admin" {
 		t.Fatalf("last admin: %v", err)
 	}
 	if _, err := alice.c.SetRole(ctx, ch, "nobody", "member"); !errors.As(err, &apiErr) || apiErr.Status != 404 {
 		t.Fatalf("unknown member: %v", err)
 	}
-	cr, err := alice.c.SetRole(ctx, ch, "bob", "read-only")
+	cr, err := alice.c.SetRole(ctx, ch, bobID, "read-only")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,7 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) identity(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, IdentityResponse{UserID: s.p.Name(), Name: s.p.Name(),
+	writeJSON(w, http.StatusOK, IdentityResponse{UserID: string(s.p.UserID()), Name: s.p.DisplayName(),
 		SignatureKey: enc64(s.p.SignaturePublicKey()), Ciphersuite: uint16(s.p.Suite().ID())})
 	return nil
 }
@@ -404,7 +404,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) error {
-	ms, err := s.mgr.Members(r.Context(), r.PathValue("id"))
+	ms, err := s.mgr.Leaves(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}

@@ -129,6 +129,8 @@ func agentCommand(ctx context.Context, p *provider.Provider, pending map[string]
 	switch f[0] {
 	case "sigpub":
 		return []string{enc(p.SignaturePublicKey())}, nil
+	case "userid":
+		return []string{string(p.UserID())}, nil
 	case "kp": // kp N
 		if err := need(1); err != nil {
 			return nil, err

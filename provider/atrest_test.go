@@ -14,8 +14,9 @@ import (
 	"github.com/spacepanda/spacepanda/store/sqlite"
 )
 
-// secretsOf returns the private keys the provider stored: the identity's
-// signature private key and each key package's init and leaf private keys,
+// secretsOf returns the private keys the provider stored: the device's
+// signature private key, the user's identity key and each key package's
+// init and leaf private keys,
 // read back from the store with its key (the way the provider reads them).
 func secretsOf(t *testing.T, p *provider.Provider, kps [][]byte) map[string][]byte {
 	t.Helper()
@@ -23,7 +24,12 @@ func secretsOf(t *testing.T, p *provider.Provider, kps [][]byte) map[string][]by
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec := map[string][]byte{"signature private key": id.SignaturePrivateKey}
+	if len(id.PrivateIdentity) != 67 {
+		t.Fatalf("private identity of %d bytes, want 67", len(id.PrivateIdentity))
+	}
+	sec := map[string][]byte{"signature private key": id.SignaturePrivateKey,
+		// version, length, then the RFC 8032 seed of the identity key
+		"identity key seed": id.PrivateIdentity[2:34]}
 	for i, b := range kps {
 		kp := keyPackage(t, enc(b))
 		ref, err := kp.Ref(p.Suite())

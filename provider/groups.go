@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
+	"github.com/spacepanda/spacepanda/identity"
 	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
@@ -91,7 +93,11 @@ func (p *Provider) putRatchets(ctx context.Context, tx store.Tx, g *mls.Group) e
 // CreateGroup creates a one-member group and stores it. groupID nil picks a
 // random one.
 func (p *Provider) CreateGroup(ctx context.Context, groupID []byte, extensions tree.Extensions) ([]byte, error) {
-	g, err := mls.CreateGroup(p.suite, p.signer, groupID, mls.LeafOptions{Credential: p.cred, Capabilities: p.caps}, extensions, p.cfg)
+	leaf, err := p.leafOptions()
+	if err != nil {
+		return nil, err
+	}
+	g, err := mls.CreateGroup(p.suite, p.signer, groupID, leaf, extensions, p.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -115,12 +121,23 @@ func (p *Provider) CreateGroup(ctx context.Context, groupID []byte, extensions t
 // packages, found in the store by its reference. In one transaction it
 // stores the group and consumes the key package (a last-resort one stays);
 // if the join fails nothing changes and the key package stays usable.
+//
+// Every leaf of the group's tree is checked by the identity validator
+// (certificates, revocations; unverified leaves only where
+// Options.AllowUnverified admits them) and no two may hold the same
+// (user, device) (ErrDuplicateDevice).
 func (p *Provider) Join(ctx context.Context, w *mls.Welcome, ratchetTree tree.RatchetTreeNodes) (*mls.Joined, error) {
+	if _, err := p.current(); err != nil {
+		return nil, err
+	}
 	joined, err := mls.JoinFromWelcome(w, ratchetTree, p.findKeyPackage(ctx), p.cfg)
 	if err != nil {
 		return nil, err
 	}
 	g := joined.Group
+	if err := checkGroupDevices(g); err != nil {
+		return nil, fmt.Errorf("%w: %w", mls.ErrInvalidWelcome, err)
+	}
 	s := p.slot(g.GroupID())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -343,6 +360,11 @@ func (p *Provider) processOne(g *mls.Group, pend *pendingRecord, m *mls.MLSMessa
 		return nil, 0, err
 	case res.State == g:
 		return res, saveRatchets, nil
+	case res.ContentType == mls.ContentTypeCommit:
+		if err := checkGroupDevices(res.State); err != nil {
+			return nil, 0, fmt.Errorf("%w: %w", mls.ErrInvalidCommit, err)
+		}
+		return res, saveNewEpoch, nil
 	case res.State.Epoch() != g.Epoch():
 		return res, saveNewEpoch, nil
 	default:
@@ -364,9 +386,15 @@ type PendingCommit struct {
 func (p *Provider) Commit(ctx context.Context, groupID []byte, o mls.CommitOptions) (*PendingCommit, error) {
 	var out *PendingCommit
 	err := p.withGroup(ctx, groupID, func(s *groupSlot) error {
+		if err := p.renewLeaf(s.g, &o); err != nil {
+			return err
+		}
 		res, err := s.g.Commit(o)
 		if err != nil {
 			return err
+		}
+		if err := checkGroupDevices(res.State); err != nil {
+			return fmt.Errorf("%w: %w", mls.ErrInvalidCommit, err)
 		}
 		pend, err := encodePending(res)
 		if err != nil {
@@ -390,6 +418,46 @@ func (p *Provider) Commit(ctx context.Context, groupID []byte, o mls.CommitOptio
 		return nil
 	})
 	return out, err
+}
+
+// renewLeaf has the commit o carry this device's current leaf extensions
+// (a renewed certificate, a new display name) when its leaf in g holds
+// others, unless o sets its own.
+func (p *Provider) renewLeaf(g *mls.Group, o *mls.CommitOptions) error {
+	if o.LeafExtensions != nil || o.ReInit != nil || o.ReInitRef != nil {
+		return nil
+	}
+	me, err := p.current()
+	if err != nil {
+		return err
+	}
+	rt := g.RatchetTree()
+	i := int(g.OwnLeafIndex()) * 2
+	if i >= len(rt) || rt[i] == nil || rt[i].Leaf == nil {
+		return nil
+	}
+	have := rt[i].Leaf.Extensions
+	if !sameExtensions(have, me.leafExts) && identityExtensionsOnly(have) {
+		o.LeafExtensions = slices.Clone(me.leafExts)
+	}
+	return nil
+}
+
+// identityExtensionsOnly reports whether a leaf's extensions are only the
+// ones the provider puts there (so replacing them loses nothing).
+func identityExtensionsOnly(es tree.Extensions) bool {
+	for _, e := range es {
+		if e.ExtensionType != identity.ExtensionTypeDeviceCertificate && e.ExtensionType != ExtensionTypeDisplayName {
+			return false
+		}
+	}
+	return true
+}
+
+func sameExtensions(a, b tree.Extensions) bool {
+	return slices.EqualFunc(a, b, func(x, y tree.Extension) bool {
+		return x.ExtensionType == y.ExtensionType && bytes.Equal(x.ExtensionData, y.ExtensionData)
+	})
 }
 
 // MergeCommit stores and adopts the epoch a pending commit starts. It fails

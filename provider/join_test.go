@@ -243,8 +243,8 @@ func TestThreePartyGroup(t *testing.T) {
 // Alice builds from it names exactly its ref.
 func TestInviteCreationWithRealKeyPackage(t *testing.T) {
 	bobDir := t.TempDir()
-	res := run(t, bobDir, "bob", []string{"kp", "1"}, []string{"sigpub"})
-	kp, bobPub := keyPackage(t, res[0][0]), mustDec(t, res[1][0])
+	res := run(t, bobDir, "bob", []string{"kp", "1"}, []string{"sigpub"}, []string{"userid"})
+	kp, bobPub, bobID := keyPackage(t, res[0][0]), mustDec(t, res[1][0]), res[2][0]
 
 	alice := open(t, t.TempDir(), "alice")
 	if err := mls.ValidateKeyPackage(alice.Suite(), kp, time.Now(), mls.ValidateOptions{}); err != nil {
@@ -253,8 +253,11 @@ func TestInviteCreationWithRealKeyPackage(t *testing.T) {
 	if !bytes.Equal(kp.LeafNode.SignatureKey, bobPub) {
 		t.Fatal("key package signed by another key than bob's identity")
 	}
-	if string(kp.LeafNode.Credential.Identity) != "bob" {
-		t.Fatalf("key package credential %q", kp.LeafNode.Credential.Identity)
+	if string(kp.LeafNode.Credential.Identity) != bobID {
+		t.Fatalf("key package credential %q, bob is %q", kp.LeafNode.Credential.Identity, bobID)
+	}
+	if got := provider.LeafDisplayName(&kp.LeafNode); got != "bob" {
+		t.Fatalf("key package display name %q", got)
 	}
 	ref, err := kp.Ref(alice.Suite())
 	if err != nil {
@@ -281,7 +284,7 @@ func TestInviteCreationWithRealKeyPackage(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(members, ",") != "alice,bob" {
+	if strings.Join(members, ",") != string(alice.UserID())+","+bobID {
 		t.Fatalf("members %q", members)
 	}
 	j := run(t, bobDir, "bob", []string{"join", welcome, rt}, []string{"epoch", enc(gid)})
@@ -468,7 +471,7 @@ func TestExpiredKeyPackages(t *testing.T) {
 func TestSecondProviderSameIdentity(t *testing.T) {
 	dir := t.TempDir()
 	p1 := open(t, dir, "bob")
-	pub := p1.SignaturePublicKey()
+	pub, uid, dev := p1.SignaturePublicKey(), p1.UserID(), p1.DeviceID()
 	// Two live Stores on one database would be two writers of one
 	// identity's state: the second open is refused, clearly.
 	if p2, err := provider.Open(ctx, dir, provider.OpenOptions{}); !errors.Is(err, store.ErrLocked) {
@@ -479,7 +482,7 @@ func TestSecondProviderSameIdentity(t *testing.T) {
 	}
 	p1.Close()
 	p2 := open(t, dir, "") // the next provider on the directory, no name needed
-	if !bytes.Equal(p2.SignaturePublicKey(), pub) || p2.Name() != "bob" {
+	if !bytes.Equal(p2.SignaturePublicKey(), pub) || p2.UserID() != uid || p2.DeviceID() != dev || p2.DisplayName() != "bob" {
 		t.Fatal("second provider on the same directory has another identity")
 	}
 	p2.Close()
@@ -489,7 +492,13 @@ func TestSecondProviderSameIdentity(t *testing.T) {
 			t.Fatalf("process %d: another signature key", i)
 		}
 	}
-	if _, err := provider.Open(ctx, dir, provider.OpenOptions{Options: provider.Options{Name: "mallory"}}); !errors.Is(err, provider.ErrIdentityMismatch) {
-		t.Fatalf("open as another name: %v", err)
+	// A name is only a display name: another one renames, the user stays.
+	p3, err := provider.Open(ctx, dir, provider.OpenOptions{Options: provider.Options{Name: "Bob B."}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p3.Close()
+	if p3.UserID() != uid || p3.DisplayName() != "Bob B." || !bytes.Equal(p3.SignaturePublicKey(), pub) {
+		t.Fatalf("reopened with another name: user %s, name %q", p3.UserID().Short(), p3.DisplayName())
 	}
 }

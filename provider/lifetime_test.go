@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/spacepanda/spacepanda/mls"
-	"github.com/spacepanda/spacepanda/mls/tree"
+	"github.com/spacepanda/spacepanda/provider"
 	"github.com/spacepanda/spacepanda/store/memory"
 )
 
@@ -19,29 +19,30 @@ func TestMaxLeafLifetime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := alice.Suite()
-	priv, _, err := s.GenerateSignatureKeyPair(nil)
+	longBob, err := provider.New(ctx, memory.New(), provider.Options{Name: "bob", KeyPackageLifetime: 2 * 365 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := s.NewSigner(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	long, _, err := mls.NewKeyPackage(s, nil, signer, tree.NewBasicCredential([]byte("bob")),
-		mls.KeyPackageOptions{Lifetime: 2 * 365 * 24 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = alice.CommitNow(ctx, gid, mls.CommitOptions{Add: []*mls.KeyPackage{long}})
+	_, err = alice.CommitNow(ctx, gid, mls.CommitOptions{Add: []*mls.KeyPackage{newKeyPackage(t, longBob)}})
 	if !errors.Is(err, mls.ErrInvalidProposal) || !errors.Is(err, mls.ErrInvalidLeafNode) {
 		t.Fatalf("a key package valid for two years was accepted or refused for another reason: %v", err)
 	}
-	short, _, err := mls.NewKeyPackage(s, nil, signer, tree.NewBasicCredential([]byte("bob")), mls.KeyPackageOptions{})
+	bob := openOn(t, memory.New(), "bob")
+	if _, err := alice.CommitNow(ctx, gid, mls.CommitOptions{Add: []*mls.KeyPackage{newKeyPackage(t, bob)}}); err != nil {
+		t.Fatalf("a key package with the default lifetime was refused: %v", err)
+	}
+}
+
+// newKeyPackage generates one key package of p, decoded.
+func newKeyPackage(t testing.TB, p *provider.Provider) *mls.KeyPackage {
+	t.Helper()
+	kps, err := p.GenerateKeyPackages(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.CommitNow(ctx, gid, mls.CommitOptions{Add: []*mls.KeyPackage{short}}); err != nil {
-		t.Fatalf("a key package with the default lifetime was refused: %v", err)
+	m, err := mls.UnmarshalMLSMessage(kps[0])
+	if err != nil || m.KeyPackage == nil {
+		t.Fatalf("key package: %v", err)
 	}
+	return m.KeyPackage
 }

@@ -21,9 +21,11 @@ type OpenOptions struct {
 	Argon2 sqlite.Argon2Params
 }
 
-// Open opens (or, on first start, creates) the identity whose data
+// Open opens (or, on first start, creates) the device whose data
 // directory is dir: its SQLite store DIR/store.db and, on first start, its
-// identity. Close the provider when done.
+// identity (see New). A directory made before user ids were derived from
+// keys is refused with ErrLegacyIdentity, naming it. Close the provider
+// when done.
 func Open(ctx context.Context, dir string, o OpenOptions) (*Provider, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("provider: data directory: %w", err)
@@ -37,6 +39,9 @@ func Open(ctx context.Context, dir string, o OpenOptions) (*Provider, error) {
 		return nil, fmt.Errorf("provider: open store: %w", err)
 	}
 	p, err := New(ctx, st, o.Options)
+	if errors.Is(err, ErrLegacyIdentity) {
+		err = fmt.Errorf("%w (data directory %s)", err, dir)
+	}
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}

@@ -103,6 +103,9 @@ type Tx interface {
 type Reader interface {
 	// Identity returns the identity, or ErrIdentityNotFound.
 	Identity(ctx context.Context) (Identity, error)
+	// Revocations returns the device revocations this identity knows of,
+	// ordered by identity key and device id.
+	Revocations(ctx context.Context) ([]Revocation, error)
 
 	// KeyPackage returns the key package with this ref, expired or not, or
 	// ErrKeyPackageNotFound.
@@ -150,6 +153,16 @@ type Writer interface {
 	// PutIdentity stores the identity; ErrExists if there already is one
 	// (an identity's signature key is never silently replaced).
 	PutIdentity(ctx context.Context, id Identity) error
+	// UpdateIdentity replaces the stored identity's user id, credential,
+	// certificate, private identity and display name (a certificate
+	// installed by device linking or renewed, a new display name).
+	// ErrIdentityNotFound if there is none; ErrInvalid if id's signature
+	// key, cipher suite or device id are not the stored ones, which never
+	// change.
+	UpdateIdentity(ctx context.Context, id Identity) error
+	// PutRevocation stores a device revocation. A second one for the same
+	// (identity key, device id) is ignored: a revocation is permanent.
+	PutRevocation(ctx context.Context, r Revocation) error
 
 	// PutKeyPackages stores key packages; ErrExists if a ref is already
 	// stored (the whole call then stores none, like any failed Update).
@@ -203,15 +216,39 @@ type Writer interface {
 	AppendMessage(ctx context.Context, m Message) (uint64, error)
 }
 
-// Identity is the one identity of a Store. SignaturePrivateKey is sealed at
-// rest.
+// Identity is the one identity of a Store: this device's MLS signature
+// key and device id and, once the device belongs to a user, its user id,
+// credential and device certificate. SignaturePrivateKey and
+// PrivateIdentity are sealed at rest.
 type Identity struct {
 	SignaturePrivateKey []byte
 	SignaturePublicKey  []byte
-	Credential          []byte // the encoded MLS Credential
 	CipherSuite         uint16
-	Name                string // user id
-	CreatedAt           time.Time
+	// DeviceID is this device's id (16 bytes). A store written before
+	// device certificates has none.
+	DeviceID []byte
+	// UserID is the credential's identity: the user id ("" while a new
+	// device waits for its certificate from another device of its user).
+	UserID      string
+	Credential  []byte // the encoded MLS Credential (empty while waiting)
+	Certificate []byte // the encoded device certificate (empty while waiting)
+	// PrivateIdentity is the user's encoded identity key pair, on the
+	// device that holds it; empty on a linked device.
+	PrivateIdentity []byte
+	// DisplayName is what this device calls its user, shown to others and
+	// never trusted.
+	DisplayName string
+	CreatedAt   time.Time
+}
+
+// Revocation is a device revocation, signed by the user's identity key
+// (public, not sealed). The Store does not verify it; the provider does
+// before storing it.
+type Revocation struct {
+	IdentityKey []byte // 32 bytes
+	DeviceID    []byte // 16 bytes
+	Revocation  []byte // the encoded revocation
+	CreatedAt   time.Time
 }
 
 // KeyPackage is a generated KeyPackage with its private keys. InitPrivateKey
@@ -289,6 +326,28 @@ func (id Identity) Validate() error {
 		return invalid("identity: empty signature public key")
 	case id.CipherSuite == 0:
 		return invalid("identity: cipher suite 0")
+	case len(id.DeviceID) != DeviceIDLen:
+		return invalid("identity: device id is not 16 bytes")
+	case (id.UserID == "") != (len(id.Credential) == 0) || (id.UserID == "") != (len(id.Certificate) == 0):
+		return invalid("identity: user id, credential and certificate go together")
+	case len(id.PrivateIdentity) > 0 && id.UserID == "":
+		return invalid("identity: a private identity without a user id")
+	}
+	return nil
+}
+
+// DeviceIDLen is the length of a device id.
+const DeviceIDLen = 16
+
+// Validate reports whether r can be stored (ErrInvalid otherwise).
+func (r Revocation) Validate() error {
+	switch {
+	case len(r.IdentityKey) != 32:
+		return invalid("revocation: identity key is not 32 bytes")
+	case len(r.DeviceID) != DeviceIDLen:
+		return invalid("revocation: device id is not 16 bytes")
+	case len(r.Revocation) == 0:
+		return invalid("revocation: empty")
 	}
 	return nil
 }

@@ -142,6 +142,7 @@ func runDemo(ctx context.Context, exe, root string, out, stderr io.Writer) error
 	d := &demo{out: out, start: time.Now()}
 	fmt.Fprintf(out, "SpacePanda demo: three nodes, one end-to-end encrypted channel (data in %s)\n\n", root)
 	nodes := map[string]*demoNode{}
+	uids := map[string]string{} // name → user id, derived from each node's identity key
 	for _, name := range []string{"alice", "bob", "carol"} {
 		n, err := startNode(ctx, exe, name, filepath.Join(root, name), stderr)
 		if err != nil {
@@ -153,7 +154,8 @@ func runDemo(ctx context.Context, exe, root string, out, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		d.say("%s's node is up at %s (suite %d)", name, n.c.BaseURL, id.Ciphersuite)
+		uids[name] = id.UserID
+		d.say("%s's node is up at %s (suite %d, user id %s)", name, n.c.BaseURL, id.Ciphersuite, id.UserID)
 	}
 	alice, bob, carol := nodes["alice"].c, nodes["bob"].c, nodes["carol"].c
 
@@ -208,7 +210,7 @@ func runDemo(ctx context.Context, exe, root string, out, stderr io.Writer) error
 			if err != nil {
 				return fmt.Errorf("%s receives %s's message: %w", name, from, err)
 			}
-			if r.Message == nil || r.Message.Text != text || r.Message.Sender != from {
+			if r.Message == nil || r.Message.Text != text || r.Message.Sender != uids[from] {
 				return fmt.Errorf("%s got %+v, want %q from %s", name, r.Message, text, from)
 			}
 		}
@@ -227,7 +229,7 @@ func runDemo(ctx context.Context, exe, root string, out, stderr io.Writer) error
 		}
 	}
 
-	rm, err := alice.RemoveMember(ctx, ch.ChannelID, "carol")
+	rm, err := alice.RemoveMember(ctx, ch.ChannelID, uids["carol"])
 	if err != nil {
 		return fmt.Errorf("remove carol: %w", err)
 	}

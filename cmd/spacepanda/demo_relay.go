@@ -99,6 +99,7 @@ func runRelayDemo(ctx context.Context, exe, root string, out, stderr io.Writer) 
 	defer stopRelay()
 	d.say("the relay is up at %s", relayURL)
 	nodes := map[string]*node.Client{}
+	uids, names := map[string]string{}, map[string]string{} // name ↔ user id
 	for _, name := range []string{"alice", "bob", "carol"} {
 		n, err := startNode(ctx, exe, name, filepath.Join(root, name), stderr, "--relay", relayURL)
 		if err != nil {
@@ -106,7 +107,12 @@ func runRelayDemo(ctx context.Context, exe, root string, out, stderr io.Writer) 
 		}
 		defer n.stop()
 		nodes[name] = n.c
-		d.say("%s's node is up at %s, key packages published", name, n.c.BaseURL)
+		ident, err := n.c.Identity(ctx)
+		if err != nil {
+			return err
+		}
+		uids[name], names[ident.UserID] = ident.UserID, name
+		d.say("%s's node is up at %s, key packages published (user id %s)", name, n.c.BaseURL, ident.UserID)
 	}
 	alice, bob, carol := nodes["alice"], nodes["bob"], nodes["carol"]
 	ch, err := alice.CreateChannel(ctx, "general", false)
@@ -125,7 +131,7 @@ func runRelayDemo(ctx context.Context, exe, root string, out, stderr io.Writer) 
 	}
 	for _, who := range []string{"bob", "carol"} {
 		var inv node.RelayInviteResponse
-		if err := alice.Do(ctx, "POST", path+"/invites", map[string]string{"user_id": who}, &inv); err != nil {
+		if err := alice.Do(ctx, "POST", path+"/invites", map[string]string{"user_id": uids[who]}, &inv); err != nil {
 			return fmt.Errorf("invite %s: %w", who, err)
 		}
 		d.say("alice invites %s by user id (claimed key package, epoch %d)", who, inv.Epoch)
@@ -147,7 +153,7 @@ func runRelayDemo(ctx context.Context, exe, root string, out, stderr io.Writer) 
 			h, err := history(ctx, nodes[who], id)
 			texts = texts[:0]
 			for _, m := range h {
-				texts = append(texts, m.Sender)
+				texts = append(texts, names[m.Sender])
 			}
 			return len(h) == 3, err
 		}); err != nil {
@@ -156,7 +162,7 @@ func runRelayDemo(ctx context.Context, exe, root string, out, stderr io.Writer) 
 		sort.Strings(texts)
 		d.say("%s's history: messages from %s", who, strings.Join(texts, ", "))
 	}
-	if _, err := alice.RemoveMember(ctx, id, "carol"); err != nil {
+	if _, err := alice.RemoveMember(ctx, id, uids["carol"]); err != nil {
 		return fmt.Errorf("remove carol: %w", err)
 	}
 	d.say("alice removes carol (commit accepted by the relay, then merged)")

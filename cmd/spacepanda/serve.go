@@ -25,7 +25,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	data := fs.String("data", "", "the identity's data directory (created on first start)")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on (loopback unless --token-file)")
-	name := fs.String("name", "", "user id of a new identity (first start only)")
+	name := fs.String("name", "", "display name, shown to others beside the user id and never trusted (a new identity's user id is derived from its key)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token every request must carry")
 	passFile := fs.String("passphrase-file", "", "unlock the store with this passphrase instead of DIR/store.key")
 	verbose := fs.Bool("v", false, "log refused requests too")
@@ -103,8 +103,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 	// The first line on stdout says where the node listens (tests and the
-	// demo read it when --listen has port 0).
-	fmt.Fprintf(stdout, "spacepanda: %s serving on http://%s\n", p.Name(), ln.Addr())
+	// demo read it when --listen has port 0); the second who it is.
+	fmt.Fprintf(stdout, "spacepanda: %s serving on http://%s\n", p.DisplayName(), ln.Addr())
+	fmt.Fprintf(stdout, "spacepanda: user id %s, device %s\n", p.UserID(), p.DeviceID())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

@@ -53,6 +53,8 @@ func chNewGo(t testing.TB, name string, id suite.ID, roles bool) *chGo {
 	o := provider.Options{Name: name, Suite: id}
 	if roles {
 		o = channel.ProviderOptions(o)
+	} else {
+		o.AllowUnverified = channel.IsPlain // it joins ts-mls members, who have no certificates
 	}
 	st := memory.New()
 	p, err := provider.New(ctx, st, o)
@@ -63,7 +65,9 @@ func chNewGo(t testing.TB, name string, id suite.ID, roles bool) *chGo {
 	return &chGo{t: t, name: name, p: p, m: m}
 }
 
-func (c *chGo) Name() string { return c.name }
+// Name is the member's identity as every member sees it: its user id (the
+// ts-mls members' are their names).
+func (c *chGo) Name() string { return string(c.p.UserID()) }
 func (c *chGo) Impl() string { return "go" }
 
 func (c *chGo) fail(what string, err error) {
@@ -160,7 +164,7 @@ func (c *chGo) Send(data []byte) []byte {
 	if id == "" {
 		c.t.Fatalf("%s: SendMessage returned no id", c.name)
 	}
-	c.want = append(c.want, chHist{Sender: c.name, Body: string(data)})
+	c.want = append(c.want, chHist{Sender: c.Name(), Body: string(data)})
 	return ct
 }
 
@@ -207,7 +211,7 @@ func (c *chGo) View() eiView {
 	if e, err := c.m.Epoch(ctx, c.ch); err != nil || e != v.Epoch {
 		c.t.Fatalf("%s: Manager.Epoch %d, %v; group at %d", c.name, e, err, v.Epoch)
 	}
-	ms, err := c.m.Members(ctx, c.ch)
+	ms, err := c.m.Leaves(ctx, c.ch)
 	if err != nil {
 		c.fail("Members", err)
 	}

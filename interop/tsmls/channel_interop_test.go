@@ -64,7 +64,7 @@ func TestChannelWelcomeToTSMLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			alice.want = append(alice.want, chHist{Sender: "alice", Body: "first"}, chHist{Sender: "alice", Body: "réponse ✓"})
+			alice.want = append(alice.want, chHist{Sender: alice.Name(), Body: "first"}, chHist{Sender: alice.Name(), Body: "réponse ✓"})
 			got, err := bob.p.Process(bob.gid, ct)
 			if err != nil {
 				t.Fatal(err)
@@ -149,13 +149,13 @@ func TestChannelMixedThree(t *testing.T) {
 			chChat(gr)
 
 			gr.step("bob removes carol")
-			gr.commit(bob, bob.Remove("carol"), false, nil, carol)
-			chEvent(t, alice, channel.EventMemberRemoved, nil, []string{"carol"})
-			chEvent(t, carol, channel.EventRemoved, nil, []string{"carol"})
+			gr.commit(bob, bob.Remove(carol.Name()), false, nil, carol)
+			chEvent(t, alice, channel.EventMemberRemoved, nil, []string{carol.Name()})
+			chEvent(t, carol, channel.EventRemoved, nil, []string{carol.Name()})
 			chLocked(gr, carol)
 			chChat(gr)
 			gr.step("alice removes bob")
-			gr.commit(alice, alice.Remove("bob"), false, nil, bob)
+			gr.commit(alice, alice.Remove(bob.Name()), false, nil, bob)
 			chLocked(gr, bob, carol)
 			alice.checkHistory()
 			carol.checkHistory() // kept after removal, nothing after it
@@ -192,12 +192,12 @@ func TestChannelTwoTSMLS(t *testing.T) {
 			chChat(gr)
 
 			gr.step("bob removes alice")
-			gr.commit(bob, bob.Remove("alice"), false, nil, alice)
+			gr.commit(bob, bob.Remove(alice.Name()), false, nil, alice)
 			chLocked(gr, alice)
 			chChat(gr)
 			gr.step("carol removes bob")
-			gr.commit(carol, carol.Remove("bob"), false, nil, bob)
-			chEvent(t, bob, channel.EventRemoved, nil, []string{"bob"})
+			gr.commit(carol, carol.Remove(bob.Name()), false, nil, bob)
+			chEvent(t, bob, channel.EventRemoved, nil, []string{bob.Name()})
 			chLocked(gr, bob, alice)
 			bob.checkHistory()
 		})

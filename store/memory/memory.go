@@ -79,6 +79,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 // a snapshot never reads past its own length, so they are shared.
 type state struct {
 	identity     *store.Identity
+	revocations  map[string]store.Revocation // identity key ‖ device id
 	kps          map[string]store.KeyPackage
 	groups       map[string]store.Group
 	blobs        map[string]map[string][]byte // group → key → value
@@ -91,6 +92,7 @@ type state struct {
 
 func newState() *state {
 	return &state{
+		revocations:  map[string]store.Revocation{},
 		kps:          map[string]store.KeyPackage{},
 		groups:       map[string]store.Group{},
 		blobs:        map[string]map[string][]byte{},
@@ -138,11 +140,36 @@ func (v view) Identity(ctx context.Context) (store.Identity, error) {
 	if st.identity == nil {
 		return store.Identity{}, store.ErrIdentityNotFound
 	}
-	id := *st.identity
+	return copyIdentity(*st.identity), nil
+}
+
+func copyIdentity(id store.Identity) store.Identity {
 	id.SignaturePrivateKey = bytes.Clone(id.SignaturePrivateKey)
 	id.SignaturePublicKey = bytes.Clone(id.SignaturePublicKey)
-	id.Credential = bytes.Clone(id.Credential)
-	return id, nil
+	id.Credential = clone(id.Credential)
+	id.DeviceID = clone(id.DeviceID)
+	id.Certificate = clone(id.Certificate)
+	id.PrivateIdentity = bytes.Clone(id.PrivateIdentity)
+	return id
+}
+
+func (v view) Revocations(ctx context.Context) ([]store.Revocation, error) {
+	st, err := v.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(st.revocations))
+	for k := range st.revocations {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]store.Revocation, 0, len(keys))
+	for _, k := range keys {
+		r := st.revocations[k]
+		r.IdentityKey, r.DeviceID, r.Revocation = clone(r.IdentityKey), clone(r.DeviceID), clone(r.Revocation)
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 func (v view) KeyPackage(ctx context.Context, ref []byte) (store.KeyPackage, error) {
@@ -430,11 +457,47 @@ func (t *tx) PutIdentity(ctx context.Context, id store.Identity) error {
 	if t.st.identity != nil {
 		return fmt.Errorf("identity: %w", store.ErrExists)
 	}
-	id.SignaturePrivateKey = bytes.Clone(id.SignaturePrivateKey)
-	id.SignaturePublicKey = bytes.Clone(id.SignaturePublicKey)
-	id.Credential = clone(id.Credential)
+	id = copyIdentity(id)
 	id.CreatedAt = t.stamp(id.CreatedAt)
 	t.st.identity = &id
+	return nil
+}
+
+func (t *tx) UpdateIdentity(ctx context.Context, id store.Identity) error {
+	if err := t.checkCtx(ctx); err != nil {
+		return err
+	}
+	if err := id.Validate(); err != nil {
+		return err
+	}
+	cur := t.st.identity
+	if cur == nil {
+		return store.ErrIdentityNotFound
+	}
+	if !bytes.Equal(cur.SignaturePublicKey, id.SignaturePublicKey) || cur.CipherSuite != id.CipherSuite || !bytes.Equal(cur.DeviceID, id.DeviceID) {
+		return fmt.Errorf("%w: identity: the signature key, cipher suite and device id never change", store.ErrInvalid)
+	}
+	next := copyIdentity(*cur)
+	next.UserID, next.Credential, next.Certificate = id.UserID, clone(id.Credential), clone(id.Certificate)
+	next.PrivateIdentity, next.DisplayName = bytes.Clone(id.PrivateIdentity), id.DisplayName
+	t.st.identity = &next
+	return nil
+}
+
+func (t *tx) PutRevocation(ctx context.Context, r store.Revocation) error {
+	if err := t.checkCtx(ctx); err != nil {
+		return err
+	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	k := string(r.IdentityKey) + string(r.DeviceID)
+	if _, ok := t.st.revocations[k]; ok {
+		return nil
+	}
+	r.IdentityKey, r.DeviceID, r.Revocation = clone(r.IdentityKey), clone(r.DeviceID), clone(r.Revocation)
+	r.CreatedAt = t.stamp(r.CreatedAt)
+	ownMap(t, "revocations", &t.st.revocations)[k] = r
 	return nil
 }
 

@@ -172,7 +172,8 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	gid := []byte("group-id")
 	err = s.Update(ctx, func(tx store.Tx) error {
 		return errorsJoin(
-			tx.PutIdentity(ctx, store.Identity{SignaturePrivateKey: sec("signature", 32), SignaturePublicKey: public, CipherSuite: 1}),
+			tx.PutIdentity(ctx, store.Identity{SignaturePrivateKey: sec("signature", 32), SignaturePublicKey: public, CipherSuite: 1,
+				DeviceID: rnd(16), UserID: "u", Credential: []byte("c"), Certificate: []byte("cert"), PrivateIdentity: sec("private identity", 66)}),
 			tx.PutKeyPackages(ctx, store.KeyPackage{Ref: []byte("ref"), KeyPackage: []byte("kp"), InitPrivateKey: sec("init", 32),
 				LeafPrivateKey: sec("leaf", 32), NotAfter: time.Now().Add(time.Hour)}),
 			tx.PutGroup(ctx, store.Group{ID: gid, Epoch: 3, State: sec("state", 200)}),
@@ -330,4 +331,66 @@ func TestOneStorePerDatabase(t *testing.T) {
 		t.Fatalf("Open after Close: %v", err)
 	}
 	s.Close()
+}
+
+// downgradeToV1 turns a database back into schema version 1, as a program
+// from before device identities left it.
+func downgradeToV1(t *testing.T, path string) {
+	t.Helper()
+	raw := rawDB(t, path)
+	for _, q := range []string{
+		`ALTER TABLE identity DROP COLUMN device_id`,
+		`ALTER TABLE identity DROP COLUMN certificate`,
+		`ALTER TABLE identity DROP COLUMN private_identity`,
+		`ALTER TABLE identity DROP COLUMN display_name`,
+		`DROP TABLE revocations`,
+		`DELETE FROM schema_migrations WHERE version > 1`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+}
+
+// TestMigrateV1Identity: a version 1 database opens, is migrated, and its
+// identity reads back with its keys and old name as the user id, without a
+// device id — which tells the provider it predates device identities.
+func TestMigrateV1Identity(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "store.db")
+	opts := sqlite.Options{KeyFile: filepath.Join(dir, "k")}
+	s, err := sqlite.Open(ctx, db, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := store.Identity{SignaturePrivateKey: []byte("private"), SignaturePublicKey: []byte("public"), CipherSuite: 1,
+		DeviceID: rnd(16), UserID: "alice", Credential: []byte("cred"), Certificate: []byte("cert")}
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.PutIdentity(ctx, id) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	downgradeToV1(t, db)
+
+	s, err = sqlite.Open(ctx, db, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.SignaturePrivateKey) != "private" || got.UserID != "alice" || len(got.DeviceID) != 0 ||
+		len(got.Certificate) != 0 || got.PrivateIdentity != nil || got.DisplayName != "" {
+		t.Fatalf("migrated identity %+v", got)
+	}
+	var v int
+	rawDB(t, db).QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&v)
+	if v != sqlite.SchemaVersion {
+		t.Fatalf("schema version %d after migrating, want %d", v, sqlite.SchemaVersion)
+	}
+	if rs, err := s.Revocations(ctx); err != nil || len(rs) != 0 {
+		t.Fatalf("revocations after migrating: %v, %v", rs, err)
+	}
 }

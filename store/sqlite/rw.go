@@ -26,6 +26,7 @@ type querier interface {
 
 // Additional data of each sealed column (see seal.Bind).
 func adSigKey() seal.AD { return seal.Bind("identity", "signature_private_key") }
+func adPrivID() seal.AD { return seal.Bind("identity", "private_identity") }
 func adKP(col string, ref []byte) seal.AD {
 	return seal.Bind("key_packages", col, ref)
 }
@@ -98,19 +99,42 @@ func (r reader) each(ctx context.Context, query string, args []any, fn func(*sql
 
 func (r reader) Identity(ctx context.Context) (store.Identity, error) {
 	var id store.Identity
-	var sealed []byte
+	var sealed, sealedPriv []byte
 	var created int64
 	err := r.row(ctx, store.ErrIdentityNotFound,
-		`SELECT signature_private_key, signature_public_key, credential, cipher_suite, name, created_at FROM identity WHERE id = 1`, nil,
-		&sealed, &id.SignaturePublicKey, &id.Credential, &id.CipherSuite, &id.Name, &created)
+		`SELECT signature_private_key, signature_public_key, credential, cipher_suite, name, created_at,
+			device_id, certificate, private_identity, display_name FROM identity WHERE id = 1`, nil,
+		&sealed, &id.SignaturePublicKey, &id.Credential, &id.CipherSuite, &id.UserID, &created,
+		&id.DeviceID, &id.Certificate, &sealedPriv, &id.DisplayName)
 	if err != nil {
 		return store.Identity{}, err
 	}
 	if id.SignaturePrivateKey, err = r.open("identity", adSigKey(), sealed); err != nil {
 		return store.Identity{}, err
 	}
+	if sealedPriv != nil {
+		if id.PrivateIdentity, err = r.open("identity", adPrivID(), sealedPriv); err != nil {
+			return store.Identity{}, err
+		}
+	}
 	id.CreatedAt = codec.FromTime(created)
 	return id, nil
+}
+
+func (r reader) Revocations(ctx context.Context) ([]store.Revocation, error) {
+	out := []store.Revocation{}
+	err := r.each(ctx, `SELECT identity_key, device_id, revocation, created_at FROM revocations ORDER BY identity_key, device_id`, nil,
+		func(rows *sql.Rows) error {
+			var rv store.Revocation
+			var created int64
+			if err := rows.Scan(&rv.IdentityKey, &rv.DeviceID, &rv.Revocation, &created); err != nil {
+				return err
+			}
+			rv.CreatedAt = codec.FromTime(created)
+			out = append(out, rv)
+			return nil
+		})
+	return out, err
 }
 
 func (r reader) KeyPackage(ctx context.Context, ref []byte) (store.KeyPackage, error) {
@@ -415,14 +439,57 @@ func (t *tx) PutIdentity(ctx context.Context, id store.Identity) error {
 	if err := id.Validate(); err != nil {
 		return err
 	}
-	_, err := t.exec(ctx, `INSERT INTO identity (id, signature_private_key, signature_public_key, credential, cipher_suite, name, created_at)
-		VALUES (1, ?, ?, ?, ?, ?, ?)`,
-		t.box.Seal(adSigKey(), id.SignaturePrivateKey), id.SignaturePublicKey, nonNil(id.Credential), id.CipherSuite, id.Name, t.stamp(id.CreatedAt))
+	_, err := t.exec(ctx, `INSERT INTO identity (id, signature_private_key, signature_public_key, credential, cipher_suite, name, created_at,
+			device_id, certificate, private_identity, display_name)
+		VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.box.Seal(adSigKey(), id.SignaturePrivateKey), id.SignaturePublicKey, nonNil(id.Credential), id.CipherSuite, id.UserID, t.stamp(id.CreatedAt),
+		id.DeviceID, nonNil(id.Certificate), t.sealPrivID(id.PrivateIdentity), id.DisplayName)
 	if err != nil {
 		if err = constraint(err, nil); errors.Is(err, store.ErrExists) {
 			return fmt.Errorf("identity: %w", err)
 		}
 		return err
+	}
+	return nil
+}
+
+// sealPrivID seals a private identity, or gives NULL for none.
+func (t *tx) sealPrivID(p []byte) any {
+	if len(p) == 0 {
+		return nil
+	}
+	return t.box.Seal(adPrivID(), p)
+}
+
+func (t *tx) UpdateIdentity(ctx context.Context, id store.Identity) error {
+	if err := id.Validate(); err != nil {
+		return err
+	}
+	n, err := t.exec(ctx, `UPDATE identity SET name = ?, credential = ?, certificate = ?, private_identity = ?, display_name = ?
+		WHERE id = 1 AND signature_public_key = ? AND cipher_suite = ? AND device_id = ?`,
+		id.UserID, nonNil(id.Credential), nonNil(id.Certificate), t.sealPrivID(id.PrivateIdentity), id.DisplayName,
+		id.SignaturePublicKey, id.CipherSuite, id.DeviceID)
+	if err != nil {
+		return constraint(err, nil)
+	}
+	if n == 1 {
+		return nil
+	}
+	if _, err := t.Identity(ctx); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: identity: the signature key, cipher suite and device id never change", store.ErrInvalid)
+}
+
+func (t *tx) PutRevocation(ctx context.Context, r store.Revocation) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	_, err := t.exec(ctx, `INSERT INTO revocations (identity_key, device_id, revocation, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (identity_key, device_id) DO NOTHING`,
+		r.IdentityKey, r.DeviceID, r.Revocation, t.stamp(r.CreatedAt))
+	if err != nil {
+		return constraint(err, nil)
 	}
 	return nil
 }

@@ -102,6 +102,26 @@ CREATE TABLE messages (
 	UNIQUE (channel_id, message_id)
 ) STRICT, WITHOUT ROWID;
 `,
+	// 2: device identities (issue 12). The identity row gains the device id,
+	// the device certificate, the user's identity key pair (on the device
+	// that holds it), and a display name; name now holds the user id.
+	// Rows written before have an empty device_id: the provider refuses
+	// them (provider.ErrLegacyIdentity), it cannot give them a user id
+	// their groups would accept.
+	`
+ALTER TABLE identity ADD COLUMN device_id BLOB NOT NULL DEFAULT x'';
+ALTER TABLE identity ADD COLUMN certificate BLOB NOT NULL DEFAULT x'';
+ALTER TABLE identity ADD COLUMN private_identity BLOB;   -- sealed; NULL on a linked device
+ALTER TABLE identity ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE revocations (
+	identity_key BLOB NOT NULL,
+	device_id    BLOB NOT NULL,
+	revocation   BLOB NOT NULL,             -- public: signed by the identity key
+	created_at   INTEGER NOT NULL,
+	PRIMARY KEY (identity_key, device_id)
+) STRICT, WITHOUT ROWID;
+`,
 }
 
 // migrate brings the schema to the newest version in one transaction, or
@@ -144,4 +164,4 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 }
 
 // SchemaVersion is the schema version this program writes.
-const SchemaVersion = 1
+const SchemaVersion = 2

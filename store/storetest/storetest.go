@@ -27,6 +27,7 @@ func Run(t *testing.T, open Open) {
 		fn   func(*testing.T, store.Store)
 	}{
 		{"Identity", testIdentity},
+		{"Revocations", testRevocations},
 		{"KeyPackages", testKeyPackages},
 		{"KeyPackageBatchAtomic", testKeyPackageBatchAtomic},
 		{"JoinTransaction", testJoinTransaction},
@@ -95,31 +96,127 @@ func NewKeyPackage(name string, notAfter time.Time, lastResort bool) store.KeyPa
 	}
 }
 
+// NewIdentity is a complete identity with made-up bytes, for tests.
+func NewIdentity(userID string) store.Identity {
+	return store.Identity{
+		SignaturePrivateKey: B("sig-private"),
+		SignaturePublicKey:  B("sig-public"),
+		CipherSuite:         1,
+		DeviceID:            B("device-id-16byte"),
+		UserID:              userID,
+		Credential:          B("credential " + userID),
+		Certificate:         B("certificate " + userID),
+		PrivateIdentity:     B("private identity"),
+		DisplayName:         "Alice",
+		CreatedAt:           t0,
+	}
+}
+
+func eqIdentity(t testing.TB, got, want store.Identity) {
+	t.Helper()
+	if !bytes.Equal(got.SignaturePrivateKey, want.SignaturePrivateKey) || !bytes.Equal(got.SignaturePublicKey, want.SignaturePublicKey) ||
+		got.CipherSuite != want.CipherSuite || !bytes.Equal(got.DeviceID, want.DeviceID) || got.UserID != want.UserID ||
+		!bytes.Equal(got.Credential, want.Credential) || !bytes.Equal(got.Certificate, want.Certificate) ||
+		!bytes.Equal(got.PrivateIdentity, want.PrivateIdentity) || got.DisplayName != want.DisplayName || !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Fatalf("Identity = %+v\nwant %+v", got, want)
+	}
+}
+
 func testIdentity(t *testing.T, s store.Store) {
 	_, err := s.Identity(ctx)
 	mustIs(t, err, store.ErrIdentityNotFound)
-	id := store.Identity{
-		SignaturePrivateKey: B("sig-private"),
-		SignaturePublicKey:  B("sig-public"),
-		Credential:          B("credential"),
-		CipherSuite:         1,
-		Name:                "alice",
-		CreatedAt:           t0,
-	}
-	update(t, s, func(tx store.Tx) error { return tx.PutIdentity(ctx, id) })
+	err = s.Update(ctx, func(tx store.Tx) error { return tx.UpdateIdentity(ctx, NewIdentity("alice")) })
+	mustIs(t, err, store.ErrIdentityNotFound)
+
+	// A device waiting for its certificate: no user yet.
+	waiting := NewIdentity("")
+	waiting.Credential, waiting.Certificate, waiting.PrivateIdentity = nil, nil, nil
+	update(t, s, func(tx store.Tx) error { return tx.PutIdentity(ctx, waiting) })
 	got, err := s.Identity(ctx)
 	noErr(t, err)
-	if !bytes.Equal(got.SignaturePrivateKey, id.SignaturePrivateKey) || !bytes.Equal(got.SignaturePublicKey, id.SignaturePublicKey) ||
-		!bytes.Equal(got.Credential, id.Credential) || got.CipherSuite != 1 || got.Name != "alice" || !got.CreatedAt.Equal(t0) {
-		t.Fatalf("Identity = %+v", got)
+	eqIdentity(t, got, waiting)
+	if got.PrivateIdentity != nil || len(got.Certificate) != 0 {
+		t.Fatalf("a device without a user got %+v", got)
 	}
-	id2 := id
-	id2.Name = "mallory"
+
+	// Its certificate arrives: the same device now has a user.
+	linked := NewIdentity("alice")
+	linked.PrivateIdentity = nil
+	update(t, s, func(tx store.Tx) error { return tx.UpdateIdentity(ctx, linked) })
+	got, err = s.Identity(ctx)
+	noErr(t, err)
+	eqIdentity(t, got, linked)
+
+	// Display name and the private identity change; the keys never.
+	full := NewIdentity("alice")
+	full.DisplayName = "Alice B."
+	update(t, s, func(tx store.Tx) error { return tx.UpdateIdentity(ctx, full) })
+	got, _ = s.Identity(ctx)
+	eqIdentity(t, got, full)
+	for name, f := range map[string]func(*store.Identity){
+		"signature key": func(id *store.Identity) { id.SignaturePublicKey = B("other public") },
+		"suite":         func(id *store.Identity) { id.CipherSuite = 2 },
+		"device id":     func(id *store.Identity) { id.DeviceID = B("other-device-id!") },
+	} {
+		bad := NewIdentity("mallory")
+		f(&bad)
+		err = s.Update(ctx, func(tx store.Tx) error { return tx.UpdateIdentity(ctx, bad) })
+		if !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("UpdateIdentity changing the %s: %v, want ErrInvalid", name, err)
+		}
+	}
+	id2 := NewIdentity("mallory")
 	err = s.Update(ctx, func(tx store.Tx) error { return tx.PutIdentity(ctx, id2) })
 	mustIs(t, err, store.ErrExists)
 	got, _ = s.Identity(ctx)
-	if got.Name != "alice" {
-		t.Fatalf("identity replaced: %q", got.Name)
+	eqIdentity(t, got, full)
+}
+
+func testRevocations(t *testing.T, s store.Store) {
+	rs, err := s.Revocations(ctx)
+	noErr(t, err)
+	if len(rs) != 0 {
+		t.Fatalf("revocations of an empty store: %v", rs)
+	}
+	ik := func(c byte) []byte { return bytes.Repeat([]byte{c}, 32) }
+	dev := func(c byte) []byte { return bytes.Repeat([]byte{c}, 16) }
+	a2 := store.Revocation{IdentityKey: ik('a'), DeviceID: dev(2), Revocation: B("a2"), CreatedAt: t0}
+	a1 := store.Revocation{IdentityKey: ik('a'), DeviceID: dev(1), Revocation: B("a1"), CreatedAt: t0}
+	b1 := store.Revocation{IdentityKey: ik('b'), DeviceID: dev(1), Revocation: B("b1"), CreatedAt: t0}
+	update(t, s, func(tx store.Tx) error {
+		for _, r := range []store.Revocation{b1, a2, a1} {
+			if err := tx.PutRevocation(ctx, r); err != nil {
+				return err
+			}
+		}
+		again := a1
+		again.Revocation = B("a1 again")
+		return tx.PutRevocation(ctx, again) // ignored: the first stays
+	})
+	rs, err = s.Revocations(ctx)
+	noErr(t, err)
+	if len(rs) != 3 {
+		t.Fatalf("%d revocations, want 3", len(rs))
+	}
+	for i, want := range []store.Revocation{a1, a2, b1} {
+		got := rs[i]
+		if !bytes.Equal(got.IdentityKey, want.IdentityKey) || !bytes.Equal(got.DeviceID, want.DeviceID) ||
+			!bytes.Equal(got.Revocation, want.Revocation) || !got.CreatedAt.Equal(want.CreatedAt) {
+			t.Fatalf("revocation %d = %+v, want %+v", i, got, want)
+		}
+	}
+	// A failed Update keeps none of its revocations.
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.PutRevocation(ctx, store.Revocation{IdentityKey: ik('c'), DeviceID: dev(1), Revocation: B("c1")}); err != nil {
+			return err
+		}
+		return errors.New("abort")
+	})
+	if err == nil {
+		t.Fatal("aborted Update succeeded")
+	}
+	if rs, _ = s.Revocations(ctx); len(rs) != 3 {
+		t.Fatalf("an aborted Update left %d revocations", len(rs))
 	}
 }
 
@@ -619,6 +716,27 @@ func testInvalid(t *testing.T, s store.Store) {
 		}},
 		{"identity suite 0", func(tx store.Tx) error {
 			return tx.PutIdentity(ctx, store.Identity{SignaturePrivateKey: B("k"), SignaturePublicKey: B("p")})
+		}},
+		{"identity without device id", func(tx store.Tx) error {
+			id := NewIdentity("alice")
+			id.DeviceID = nil
+			return tx.PutIdentity(ctx, id)
+		}},
+		{"identity with a user id but no certificate", func(tx store.Tx) error {
+			id := NewIdentity("alice")
+			id.Certificate = nil
+			return tx.PutIdentity(ctx, id)
+		}},
+		{"identity with a private identity but no user", func(tx store.Tx) error {
+			id := NewIdentity("")
+			id.Credential, id.Certificate = nil, nil
+			return tx.PutIdentity(ctx, id)
+		}},
+		{"revocation with a short identity key", func(tx store.Tx) error {
+			return tx.PutRevocation(ctx, store.Revocation{IdentityKey: B("k"), DeviceID: B("device-id-16byte"), Revocation: B("r")})
+		}},
+		{"empty revocation", func(tx store.Tx) error {
+			return tx.PutRevocation(ctx, store.Revocation{IdentityKey: bytes.Repeat(B("k"), 32), DeviceID: B("device-id-16byte")})
 		}},
 		{"key package without ref", func(tx store.Tx) error { return tx.PutKeyPackages(ctx, noRef) }},
 		{"key package without init key", func(tx store.Tx) error { return tx.PutKeyPackages(ctx, noInit) }},
