@@ -189,6 +189,19 @@ func validateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree
 		return fmt.Errorf("%w: group uses %v, validating with %v", ErrIncompleteValue, gc.CipherSuite, s.ID())
 	}
 
+	// Signature (§7.2): group_id and leaf_index enter update/commit TBS. Checked
+	// before the credential, so that the Authentication Service only sees
+	// leaves their key really signed.
+	if agg == nil {
+		var groupID []byte
+		if gc != nil {
+			groupID = gc.GroupID
+		}
+		if err := ln.Verify(s, groupID, index); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidSignature, err)
+		}
+	}
+
 	// Credential (§5.3.1), and for a leaf that replaces another the
 	// successor rule.
 	check := &CredentialCheck{Credential: &ln.Credential, SignatureKey: ln.SignatureKey, Leaf: ln, Use: use,
@@ -199,17 +212,6 @@ func validateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree
 	}
 	if err := validateCredential(opts.Credentials, check); err != nil {
 		return err
-	}
-
-	// Signature (§7.2): group_id and leaf_index enter update/commit TBS.
-	if agg == nil {
-		var groupID []byte
-		if gc != nil {
-			groupID = gc.GroupID
-		}
-		if err := ln.Verify(s, groupID, index); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidSignature, err)
-		}
 	}
 
 	// Lifetime (§7.2, §7.3).
