@@ -232,7 +232,8 @@ func (kp *KeyPackage) IsLastResort() bool { return kp.Extensions.Has(ExtensionTy
 //     LeafUseKeyPackage: source, credential, signature, lifetime at now,
 //     capabilities, and, with opts.GroupContext/Members, the group checks);
 //   - the KeyPackage signature verifies with leaf_node.signature_key;
-//   - init_key differs from leaf_node.encryption_key;
+//   - init_key is an HPKE public key of s (suite.ValidateHPKEPublicKey)
+//     and differs from leaf_node.encryption_key;
 //   - every KeyPackage extension of a known non-default type is listed in
 //     the leaf's capabilities (§10; unknown ones are ignored, §13.4).
 //
@@ -256,6 +257,11 @@ func validateKeyPackage(s *suite.Suite, kp *KeyPackage, now time.Time, opts *Val
 	if gc := opts.GroupContext; gc != nil && (gc.Version != kp.Version || gc.CipherSuite != kp.CipherSuite) {
 		return fmt.Errorf("%w: key package for version %d %v, group uses version %d %v",
 			suite.ErrUnsupportedSuite, kp.Version, kp.CipherSuite, gc.Version, gc.CipherSuite)
+	}
+	// §10: init_key "MUST be a public key for the asymmetric encryption
+	// scheme defined by cipher_suite"; the Welcome is encrypted to it.
+	if err := s.ValidateHPKEPublicKey(kp.InitKey); err != nil {
+		return fmt.Errorf("init_key: %w", err)
 	}
 	if bytes.Equal(kp.InitKey, kp.LeafNode.EncryptionKey) {
 		return errors.New("init_key equals leaf_node.encryption_key")

@@ -117,8 +117,10 @@ const DefaultMaxLifetime = 400 * 24 * time.Hour
 // LeafUseKeyPackage. now is the current time for the lifetime check of
 // key_package leaves (the zero time skips it).
 //
-// Checked: credential (opts.Credentials), signature (with group_id and
-// index for the update and commit sources), leaf_node_source against use,
+// Checked: encryption_key and signature_key are keys of the suite
+// (suite.ValidateHPKEPublicKey, ValidateSignaturePublicKey), signature (with
+// group_id and index for the update and commit sources), credential
+// (opts.Credentials), leaf_node_source against use,
 // capabilities: the protocol version of the group, the leaf's own
 // credential type and non-default extensions, the GroupContext's
 // required_capabilities and extensions, the credential types of all other
@@ -133,10 +135,11 @@ func ValidateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree
 
 // ValidateTreeLeaves runs the checks of ValidateLeafNode with LeafUseTree on
 // every non-blank leaf of t (opts.Members is ignored: t is the membership),
-// except the leaf signatures and key uniqueness, which tree.(*Tree).Validate
-// covers. Together they are the ratchet tree validation a joiner performs
-// (RFC 9420 §12.4.3.1). The member compatibility checks are done in one
-// pass, so this is O(N) for N leaves, not O(N²).
+// except the key validity, leaf signatures and key uniqueness, which
+// tree.(*Tree).Validate covers. Together they are the ratchet tree
+// validation a joiner performs (RFC 9420 §12.4.3.1). The member
+// compatibility checks are done in one pass, so this is O(N) for N leaves,
+// not O(N²).
 func ValidateTreeLeaves(s *suite.Suite, t LeafSet, opts ValidateOptions) error {
 	if opts.GroupContext == nil {
 		return fmt.Errorf("%w: tree validation needs the group context", ErrIncompleteValue)
@@ -187,6 +190,19 @@ func validateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree
 	}
 	if gc != nil && gc.CipherSuite != s.ID() {
 		return fmt.Errorf("%w: group uses %v, validating with %v", ErrIncompleteValue, gc.CipherSuite, s.ID())
+	}
+
+	// Keys (§5.1.1, §7.3, §10): encryption_key must be an HPKE public key
+	// that encryption to it can use, signature_key a key of the suite's
+	// scheme. In tree validation tree.Validate checks every node's
+	// encryption key, and each leaf signature its signature key.
+	if agg == nil {
+		if err := s.ValidateHPKEPublicKey(ln.EncryptionKey); err != nil {
+			return fmt.Errorf("encryption_key: %w", err)
+		}
+		if err := s.ValidateSignaturePublicKey(ln.SignatureKey); err != nil {
+			return fmt.Errorf("signature_key: %w", err)
+		}
 	}
 
 	// Signature (§7.2): group_id and leaf_index enter update/commit TBS. Checked
