@@ -290,6 +290,9 @@ type LeafOptions struct {
 // CreateGroup creates a one-member group (RFC 9420 §11). signer is the
 // creator's signature key; groupID should be random (nil: Nh random bytes).
 func CreateGroup(s *suite.Suite, signer *suite.Signer, groupID []byte, leaf LeafOptions, extensions tree.Extensions, cfg Config) (*Group, error) {
+	if err := checkNewGroup(s, &leaf, extensions, cfg.Credentials); err != nil {
+		return nil, err
+	}
 	rnd := cfg.rand()
 	if groupID == nil {
 		groupID = make([]byte, s.HashSize())

@@ -48,9 +48,13 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	if gc.CipherSuite != s.ID() {
 		return nil, nil, fmt.Errorf("%w: group suite %v, ours %v", ErrInvalidGroupInfo, gc.CipherSuite, s.ID())
 	}
+	if err := checkLeafOptions(&leaf); err != nil {
+		return nil, nil, err
+	}
 
 	// The tree: out of band or from the extension; verify it and the
 	// GroupInfo signature against it.
+	treeGiven := ratchetTree != nil
 	if ratchetTree == nil {
 		ext := gi.Extensions.Find(tree.ExtensionTypeRatchetTree)
 		if ext == nil {
@@ -70,6 +74,9 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	}
 	if err := VerifyGroupInfo(s, gi, signerKey); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidGroupInfo, err)
+	}
+	if err := validateGroupInfo(s, gi, cfg.Credentials, treeGiven); err != nil {
+		return nil, nil, err
 	}
 	if err := t.Validate(s, gc.GroupID, gc.TreeHash); err != nil {
 		return nil, nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidGroupInfo, err)

@@ -123,6 +123,7 @@ func JoinFromWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPack
 	}
 
 	// The ratchet tree: out of band or from the extension.
+	treeGiven := ratchetTree != nil
 	if ratchetTree == nil {
 		ext := gi.Extensions.Find(tree.ExtensionTypeRatchetTree)
 		if ext == nil {
@@ -142,6 +143,9 @@ func JoinFromWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPack
 	}
 	if err := VerifyGroupInfo(s, gi, signerKey); err != nil {
 		return nil, err
+	}
+	if err := validateGroupInfo(s, gi, cfg.Credentials, treeGiven); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
 	}
 	if err := t.Validate(s, gc.GroupID, gc.TreeHash); err != nil {
 		return nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidWelcome, err)

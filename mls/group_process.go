@@ -295,6 +295,9 @@ func (g *Group) processProposal(ac *AuthenticatedContent) (*Processed, error) {
 // checkProposalAlone applies the per-proposal rules that do not depend on
 // the rest of a commit, so an invalid proposal is refused on arrival.
 func (g *Group) checkProposalAlone(p *Proposal, sender Sender) error {
+	if err := g.checkProposalExtensions(p); err != nil {
+		return err
+	}
 	switch p.ProposalType {
 	case ProposalTypeExternalInit:
 		return fmt.Errorf("%w: ExternalInit outside an external commit", ErrInvalidProposal)

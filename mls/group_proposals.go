@@ -90,6 +90,9 @@ func (g *Group) validateAndApply(items []proposalItem, committer Sender) (*appli
 		removed                          = map[tree.LeafIndex]bool{}
 	)
 	for _, it := range items {
+		if err := g.checkProposalExtensions(it.p); err != nil {
+			return nil, err
+		}
 		if pathRequired(it.p.ProposalType) {
 			a.needPath = true
 		}

@@ -50,12 +50,13 @@ type KeyPackageOptions struct {
 	Lifetime time.Duration
 	// Capabilities of the leaf (nil: DefaultCapabilities). The credential's
 	// type and the types of LeafExtensions and Extensions are added when
-	// missing, so the result is always self-consistent (§7.2, §10).
+	// missing, so the result is always self-consistent (§7.2, §10). Listing
+	// a default extension or proposal type is an error (§7.2).
 	Capabilities *tree.Capabilities
-	// LeafExtensions go into leaf_node.extensions.
+	// LeafExtensions go into leaf_node.extensions, Extensions into
+	// KeyPackage.extensions; neither may hold a type twice (§13.4).
 	LeafExtensions Extensions
-	// Extensions go into KeyPackage.extensions.
-	Extensions Extensions
+	Extensions     Extensions
 	// LastResort adds the last_resort extension (ExtensionTypeLastResort).
 	LastResort bool
 }
@@ -103,7 +104,15 @@ func NewKeyPackage(s *suite.Suite, rnd io.Reader, signer *suite.Signer, cred tre
 	}
 	caps := DefaultCapabilities()
 	if opts.Capabilities != nil {
+		if err := checkOwnCapabilities(opts.Capabilities); err != nil {
+			return nil, nil, fmt.Errorf("mls: key package: %w", err)
+		}
 		caps = cloneCapabilities(opts.Capabilities)
+	}
+	for _, es := range []Extensions{opts.LeafExtensions, opts.Extensions} {
+		if err := checkExtensionList(es, true); err != nil {
+			return nil, nil, fmt.Errorf("mls: key package: %w", err)
+		}
 	}
 	if !slices.Contains(caps.Versions, ProtocolVersionMLS10) {
 		caps.Versions = append(caps.Versions, ProtocolVersionMLS10)
@@ -265,6 +274,9 @@ func validateKeyPackage(s *suite.Suite, kp *KeyPackage, now time.Time, opts *Val
 	}
 	if bytes.Equal(kp.InitKey, kp.LeafNode.EncryptionKey) {
 		return errors.New("init_key equals leaf_node.encryption_key")
+	}
+	if err := checkExtensions(s, kp.Extensions, true); err != nil {
+		return err
 	}
 	for _, e := range kp.Extensions {
 		if knownExtension(e.ExtensionType) && !e.ExtensionType.IsDefault() &&

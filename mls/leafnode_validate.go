@@ -124,8 +124,9 @@ const DefaultMaxLifetime = 400 * 24 * time.Hour
 // capabilities: the protocol version of the group, the leaf's own
 // credential type and non-default extensions, the GroupContext's
 // required_capabilities and extensions, the credential types of all other
-// members and theirs of this leaf's; lifetime; encryption and signature key
-// unique among the other members (and for Update, a new encryption key).
+// members and theirs of this leaf's; lifetime; extensions (one of each
+// type, the known ones well formed); encryption and signature key unique
+// among the other members (and for Update, a new encryption key).
 func ValidateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree.LeafIndex, now time.Time, opts ValidateOptions) error {
 	if err := validateLeafNode(s, ln, use, index, now, &opts, nil); err != nil {
 		return fmt.Errorf("%w: %v leaf: %w", ErrInvalidLeafNode, use, err)
@@ -235,6 +236,11 @@ func validateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree
 		if err := checkLifetime(&ln.Lifetime, now, opts.MaxLifetime); err != nil {
 			return err
 		}
+	}
+
+	// Extensions (§13.4): one of each type, known bodies well formed.
+	if err := checkExtensions(s, ln.Extensions, true); err != nil {
+		return err
 	}
 
 	// Capabilities (§7.2, §7.3, §11.1, §13.4).

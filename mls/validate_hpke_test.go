@@ -90,9 +90,10 @@ func TestRefuseInvalidHPKEKeys(t *testing.T) {
 
 // TestJoinRefusesInvalidTreeKeys (RFC 9420 §12.4.3.1, §12.4.3.2): a joiner
 // refuses a ratchet tree with a leaf or parent node key that is not an
-// HPKE public key of the suite, whether it joins by Welcome or by external
-// commit. The forged Welcomes are consistent in everything else (the
-// unmodified forgery joins).
+// HPKE public key of the suite, and a GroupInfo whose external_pub is not
+// one, whether it joins by Welcome or by external commit. The forged
+// Welcomes are consistent in everything else (the unmodified forgery
+// joins).
 func TestJoinRefusesInvalidTreeKeys(t *testing.T) {
 	for _, id := range suite.All() {
 		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
@@ -113,8 +114,14 @@ func TestJoinRefusesInvalidTreeKeys(t *testing.T) {
 				w.nodes = vtReplacePathKey(t, g0, g0.tree, 1, k).Nodes()
 				return w
 			}
+			extPub := func(k []byte) vtWelcome {
+				w := vtWelcomeOf(gg)
+				w.giExts = Extensions{{ExtensionType: tree.ExtensionTypeExternalPub, ExtensionData: gtWireOf(t, &tree.ExternalPub{ExternalPub: k})}}
+				return w
+			}
 			// Controls.
-			controls := []vtWelcome{parentKey(g0.tree.EncryptionKey(1)), leafKey(joinerFreshKey(t, s))}
+			_, valid, _ := s.GenerateHPKEKeyPair()
+			controls := []vtWelcome{parentKey(g0.tree.EncryptionKey(1)), leafKey(joinerFreshKey(t, s)), extPub(valid)}
 			if vtSlowSuite(id) {
 				controls = controls[:1]
 			}
@@ -134,6 +141,7 @@ func TestJoinRefusesInvalidTreeKeys(t *testing.T) {
 			}
 			k := vtSuiteBadKey(t, s)
 			vtRefuseJoinBoth(t, leafKey(k), joiner, gg.cfg, suite.ErrInvalidKey)
+			vtRefuseJoinBoth(t, extPub(k), joiner, gg.cfg, ErrInvalidExtension, suite.ErrInvalidKey)
 		})
 	}
 }
