@@ -319,7 +319,7 @@ func CreateGroup(s *suite.Suite, signer *suite.Signer, groupID []byte, leaf Leaf
 		Epoch: 0, TreeHash: t.TreeHash(s), ConfirmedTranscriptHash: []byte{},
 		Extensions: slices.Clone(extensions),
 	}
-	if err := ValidateLeafNode(s, ln, LeafUseKeyPackage, 0, cfg.now(), ValidateOptions{GroupContext: &ctx, Credentials: cfg.Credentials}); err != nil {
+	if err := ValidateLeafNode(s, ln, LeafUseKeyPackage, 0, cfg.now(), ValidateOptions{GroupContext: &ctx, Credentials: cfg.Credentials, MaxLifetime: cfg.MaxLeafLifetime}); err != nil {
 		return nil, err
 	}
 	if err := g.setContext(ctx); err != nil {

@@ -81,7 +81,7 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	if err := t.Validate(s, gc.GroupID, gc.TreeHash); err != nil {
 		return nil, nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidGroupInfo, err)
 	}
-	if err := ValidateTreeLeaves(s, t, ValidateOptions{GroupContext: &gc, Credentials: cfg.Credentials}); err != nil {
+	if err := ValidateTreeLeaves(s, t, ValidateOptions{GroupContext: &gc, Credentials: cfg.Credentials, MaxLifetime: cfg.MaxLeafLifetime}); err != nil {
 		return nil, nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidGroupInfo, err)
 	}
 	ep := gi.Extensions.Find(tree.ExtensionTypeExternalPub)

@@ -150,7 +150,7 @@ func JoinFromWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPack
 	if err := t.Validate(s, gc.GroupID, gc.TreeHash); err != nil {
 		return nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidWelcome, err)
 	}
-	if err := ValidateTreeLeaves(s, t, ValidateOptions{GroupContext: &gc, Credentials: cfg.Credentials}); err != nil {
+	if err := ValidateTreeLeaves(s, t, ValidateOptions{GroupContext: &gc, Credentials: cfg.Credentials, MaxLifetime: cfg.MaxLeafLifetime}); err != nil {
 		return nil, fmt.Errorf("%w: ratchet tree: %w", ErrInvalidWelcome, err)
 	}
 	myLeaf, ok := findLeaf(t, &kp.LeafNode)

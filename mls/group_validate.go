@@ -40,9 +40,12 @@ func (lv *leafValidator) validate(ln *tree.LeafNode, src tree.LeafNodeSource, in
 }
 
 // checkAllSupport checks that every member of t supports the (new)
-// GroupContext extensions and required capabilities (§12.1.7).
+// GroupContext extensions and required capabilities (§12.1.7). The
+// members' lifetimes are not judged again: each leaf was when it arrived.
 func (lv *leafValidator) checkAllSupport(t *tree.Tree) error {
-	return ValidateTreeLeaves(lv.g.suite, t, lv.opts(t))
+	o := lv.opts(t)
+	o.MaxLifetime = 0
+	return ValidateTreeLeaves(lv.g.suite, t, o)
 }
 
 // validateKeyPackage checks an Add's KeyPackage against the group (§12.1.1).

@@ -48,9 +48,10 @@ const (
 	// external commit, at the index the joiner will occupy). Source commit.
 	LeafUseCommit
 	// LeafUseTree: a leaf of a ratchet tree being validated (joining via
-	// Welcome, §12.4.3.1). Any source; lifetimes are not checked, because a
-	// member added long ago legitimately outlives its KeyPackage lifetime
-	// (the check is only RECOMMENDED for received leaves, §7.3).
+	// Welcome, §12.4.3.1). Any source; a key_package leaf's lifetime is
+	// held to ValidateOptions.MaxLifetime but not to the current time,
+	// because a member added long ago legitimately outlives its KeyPackage
+	// lifetime (the check is only RECOMMENDED for received leaves, §7.3).
 	LeafUseTree
 )
 
@@ -102,8 +103,9 @@ type ValidateOptions struct {
 	// leaf is Members.Leaf(index) and this is not needed.
 	Replaces *tree.LeafNode
 	// MaxLifetime is the longest not_after - not_before accepted for a
-	// key_package leaf (0: no limit). RFC 9420 §7.2 has applications define
-	// one; DefaultMaxLifetime is a sensible choice.
+	// key_package leaf (0: no limit), also in a received tree
+	// (LeafUseTree). RFC 9420 §7.2 has applications define one;
+	// DefaultMaxLifetime is a sensible choice.
 	MaxLifetime time.Duration
 }
 
@@ -231,9 +233,16 @@ func validateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree
 		return err
 	}
 
-	// Lifetime (§7.2, §7.3).
-	if use == LeafUseKeyPackage {
+	// Lifetime (§7.2, §7.3). A key_package leaf of a received tree is held
+	// to the maximum total lifetime its KeyPackage was, but not to the
+	// current time: members legitimately outlive their KeyPackage.
+	switch {
+	case use == LeafUseKeyPackage:
 		if err := checkLifetime(&ln.Lifetime, now, opts.MaxLifetime); err != nil {
+			return err
+		}
+	case use == LeafUseTree && ln.LeafNodeSource == tree.LeafNodeSourceKeyPackage && opts.MaxLifetime > 0:
+		if err := checkLifetime(&ln.Lifetime, time.Time{}, opts.MaxLifetime); err != nil {
 			return err
 		}
 	}
