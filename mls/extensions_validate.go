@@ -33,13 +33,11 @@ var (
 // not looked at (§13.4: they are ignored). A ratchet_tree body is decoded
 // only if decodeTree: where a join uses the tree it decodes it anyway.
 func checkExtensionList(es Extensions, decodeTree bool) error {
+	if t, dup := es.Duplicate(); dup {
+		return fmt.Errorf("%w: %w: type 0x%04x twice", ErrInvalidExtension, tree.ErrDuplicateExtension, uint16(t))
+	}
 	for i := range es {
 		e := &es[i]
-		for j := range i {
-			if es[j].ExtensionType == e.ExtensionType {
-				return fmt.Errorf("%w: %w: type 0x%04x twice", ErrInvalidExtension, tree.ErrDuplicateExtension, uint16(e.ExtensionType))
-			}
-		}
 		var err error
 		switch e.ExtensionType {
 		case tree.ExtensionTypeApplicationID:

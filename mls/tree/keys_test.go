@@ -3,6 +3,8 @@ package tree
 import (
 	"errors"
 	"testing"
+
+	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
 // TestEmptyKeysIndexed: an empty encryption or signature key is a key like
@@ -44,5 +46,38 @@ func TestEmptyKeysIndexed(t *testing.T) {
 	}
 	if err := two.CheckKeysUnique(); !errors.Is(err, ErrDuplicateKey) {
 		t.Fatalf("two empty encryption keys: %v", err)
+	}
+}
+
+// TestExtensionsDuplicates: duplicates are found in short and long lists,
+// by the decoder and by Duplicate; a list of every type (a 330 KB message)
+// is checked with a set, not the quadratic scan short lists use.
+func TestExtensionsDuplicates(t *testing.T) {
+	for _, n := range []int{2, 15, 16, 17, 1 << 16} {
+		es := make(Extensions, n)
+		for i := range es {
+			es[i] = Extension{ExtensionType: ExtensionType(i), ExtensionData: []byte{}}
+		}
+		enc, err := wire.Marshal(es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out Extensions
+		if err := wire.Unmarshal(enc, &out); err != nil || len(out) != n {
+			t.Fatalf("%d distinct: %v", n, err)
+		}
+		if _, dup := es.Duplicate(); dup {
+			t.Fatalf("%d distinct: duplicate reported", n)
+		}
+		es = append(es, Extension{ExtensionType: ExtensionType(n / 2), ExtensionData: []byte{}})
+		if d, dup := es.Duplicate(); !dup || d != ExtensionType(n/2) {
+			t.Fatalf("%d: Duplicate = %v %v", n, d, dup)
+		}
+		if enc, err = wire.Marshal(es); err != nil {
+			t.Fatal(err)
+		}
+		if err := wire.Unmarshal(enc, &out); !errors.Is(err, ErrDuplicateExtension) {
+			t.Fatalf("%d with a duplicate: %v", n, err)
+		}
 	}
 }
