@@ -104,7 +104,7 @@ func TestRefuseInvalidExternalSenders(t *testing.T) {
 					vtExpect(t, err, want...)
 					w := vtWelcomeOf(gg)
 					w.ctx.Extensions = es
-					vtRefuseJoinBoth(t, w, gtNewMember(t, s, "j"), gg.cfg, want...)
+					vtJoinBoth(t, w, gtNewMember(t, s, "j"), gg.cfg, want...)
 				})
 			}
 			vtStillWorks(t, gg)
@@ -192,7 +192,7 @@ func TestRefuseUndecodableKnownExtensions(t *testing.T) {
 			// of band (else the join fails decoding the tree it needs).
 			w := vtWelcomeOf(gg)
 			w.giExts = ext(tree.ExtensionTypeExternalPub, garbage)
-			vtRefuseJoinBoth(t, w, gtNewMember(t, s, "j"), gg.cfg, ErrInvalidExtension)
+			vtJoinBoth(t, w, gtNewMember(t, s, "j"), gg.cfg, ErrInvalidExtension)
 			w.giExts = ext(tree.ExtensionTypeRatchetTree, garbage)
 			w.oobTree = true
 			j := gtNewMember(t, s, "j")

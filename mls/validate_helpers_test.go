@@ -181,8 +181,15 @@ func gtWireOf(t testing.TB, v wire.Marshaler) []byte {
 // outsider asks to be added with kp, signed with its own key.
 func vtNewMemberProposal(t testing.TB, g *Group, signer *suite.Signer, kp *KeyPackage) *MLSMessage {
 	t.Helper()
-	fc := &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: Sender{SenderType: SenderTypeNewMemberProposal},
-		ContentType: ContentTypeProposal, Proposal: &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *kp}}}
+	return vtOutsiderProposal(t, g, signer, Sender{SenderType: SenderTypeNewMemberProposal},
+		&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *kp}})
+}
+
+// vtOutsiderProposal is proposal p from a sender outside the group
+// (external or new_member_proposal), a PublicMessage signed by signer.
+func vtOutsiderProposal(t testing.TB, g *Group, signer *suite.Signer, sender Sender, p *Proposal) *MLSMessage {
+	t.Helper()
+	fc := &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: sender, ContentType: ContentTypeProposal, Proposal: p}
 	ac, err := SignContent(signer, WireFormatPublicMessage, fc, nil)
 	if err != nil {
 		t.Fatal(err)
