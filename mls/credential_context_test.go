@@ -104,11 +104,12 @@ func TestCommitLeafExtensions(t *testing.T) {
 
 	// Renewing with an empty but non-nil list (drops the extensions) and
 	// with the last_resort-free default type set works and is seen by all.
-	ext := tree.Extension{ExtensionType: tree.ExtensionTypeApplicationID, ExtensionData: []byte("renewed")}
+	// application_id is opaque<V>: one length byte, then the id.
+	ext := tree.Extension{ExtensionType: tree.ExtensionTypeApplicationID, ExtensionData: []byte("\x07renewed")}
 	gg.commit(1, CommitOptions{LeafExtensions: tree.Extensions{ext}, NoPath: true})
 	for _, m := range gg.ms {
 		ln := m.g.RatchetTree()[2*int(gg.ms[1].g.OwnLeafIndex())].Leaf
-		if e := ln.Extensions.Find(tree.ExtensionTypeApplicationID); e == nil || string(e.ExtensionData) != "renewed" {
+		if e := ln.Extensions.Find(tree.ExtensionTypeApplicationID); e == nil || string(e.ExtensionData) != "\x07renewed" {
 			t.Fatalf("%s sees the committer's leaf extensions %v", m.name, ln.Extensions)
 		}
 	}

@@ -293,6 +293,9 @@ type LeafOptions struct {
 // CreateGroup creates a one-member group (RFC 9420 §11). signer is the
 // creator's signature key; groupID should be random (nil: Nh random bytes).
 func CreateGroup(s *suite.Suite, signer *suite.Signer, groupID []byte, leaf LeafOptions, extensions tree.Extensions, cfg Config) (*Group, error) {
+	if err := checkNewGroup(s, &leaf, extensions, cfg.Credentials); err != nil {
+		return nil, err
+	}
 	rnd := cfg.rand()
 	if groupID == nil {
 		groupID = make([]byte, s.HashSize())
@@ -319,7 +322,7 @@ func CreateGroup(s *suite.Suite, signer *suite.Signer, groupID []byte, leaf Leaf
 		Epoch: 0, TreeHash: t.TreeHash(s), ConfirmedTranscriptHash: []byte{},
 		Extensions: slices.Clone(extensions),
 	}
-	if err := ValidateLeafNode(s, ln, LeafUseKeyPackage, 0, cfg.now(), ValidateOptions{GroupContext: &ctx, Credentials: cfg.Credentials}); err != nil {
+	if err := ValidateLeafNode(s, ln, LeafUseKeyPackage, 0, cfg.now(), ValidateOptions{GroupContext: &ctx, Credentials: cfg.Credentials, MaxLifetime: cfg.MaxLeafLifetime}); err != nil {
 		return nil, err
 	}
 	if err := g.setContext(ctx); err != nil {

@@ -54,6 +54,9 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkLeafOptions(&leaf); err != nil {
+		return nil, nil, err
+	}
 
 	t, err := verifiedTree(s, gi, ratchetTree, cfg, ErrInvalidGroupInfo)
 	if err != nil {

@@ -143,6 +143,7 @@ func joinWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPackageF
 // (ErrInvalidWelcome or ErrInvalidGroupInfo, for the caller).
 func verifiedTree(s *suite.Suite, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, cfg Config, bad error) (*tree.Tree, error) {
 	gc := &gi.GroupContext
+	treeGiven := ratchetTree != nil
 	if ratchetTree == nil {
 		ext := gi.Extensions.Find(tree.ExtensionTypeRatchetTree)
 		if ext == nil {
@@ -163,10 +164,18 @@ func verifiedTree(s *suite.Suite, gi *GroupInfo, ratchetTree tree.RatchetTreeNod
 	if err := VerifyGroupInfo(s, gi, signerKey); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidGroupInfo, err)
 	}
+	// Its extensions and the GroupContext's, once the signature says who
+	// wrote them (§12.4.3.1, §13).
+	if err := validateGroupInfo(s, gi, cfg.Credentials, treeGiven); err != nil {
+		if errors.Is(err, bad) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", bad, err)
+	}
 	if err := t.Validate(s, gc.GroupID, gc.TreeHash); err != nil {
 		return nil, fmt.Errorf("%w: ratchet tree: %w", bad, err)
 	}
-	if err := ValidateTreeLeaves(s, t, ValidateOptions{GroupContext: gc, Credentials: cfg.Credentials}); err != nil {
+	if err := ValidateTreeLeaves(s, t, ValidateOptions{GroupContext: gc, Credentials: cfg.Credentials, MaxLifetime: cfg.MaxLeafLifetime}); err != nil {
 		return nil, fmt.Errorf("%w: ratchet tree: %w", bad, err)
 	}
 	return t, nil

@@ -88,6 +88,9 @@ func (g *Group) checkProposal(p *Proposal, sender Sender, arrival bool) error {
 	if err := checkProposalSender(p, sender); err != nil {
 		return err
 	}
+	if err := g.checkProposalExtensions(p); err != nil {
+		return err
+	}
 	switch p.ProposalType {
 	case ProposalTypeAdd:
 		if arrival {

@@ -326,21 +326,7 @@ func gtExternalSender(t testing.TB, gg *gtGroup) *suite.Signer {
 // index idx of the group g is in.
 func gtExternalProposal(t testing.TB, g *Group, es *suite.Signer, idx uint32, p *Proposal) *MLSMessage {
 	t.Helper()
-	fc := &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: Sender{SenderType: SenderTypeExternal, SenderIndex: idx},
-		ContentType: ContentTypeProposal, Proposal: p}
-	ac, err := SignContent(es, WireFormatPublicMessage, fc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pm, err := ProtectPublic(g.Suite(), ac, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := NewMLSMessage(pm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return msg
+	return vtOutsiderProposal(t, g, es, Sender{SenderType: SenderTypeExternal, SenderIndex: idx}, p)
 }
 
 // deliverAll hands msg (from outside the group) to every member.

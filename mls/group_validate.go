@@ -49,9 +49,12 @@ func (lv *leafValidator) validateReplacing(ln *tree.LeafNode, src tree.LeafNodeS
 }
 
 // checkAllSupport checks that every member of t supports the (new)
-// GroupContext extensions and required capabilities (§12.1.7).
+// GroupContext extensions and required capabilities (§12.1.7). The
+// members' lifetimes are not judged again: each leaf was when it arrived.
 func (lv *leafValidator) checkAllSupport(t LeafSet) error {
-	return ValidateTreeLeaves(lv.g.suite, t, lv.opts(t))
+	o := lv.opts(t)
+	o.MaxLifetime = 0
+	return ValidateTreeLeaves(lv.g.suite, t, o)
 }
 
 // leavesExcept is a tree with one leaf hidden: the members but one whose

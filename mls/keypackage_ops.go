@@ -50,12 +50,13 @@ type KeyPackageOptions struct {
 	Lifetime time.Duration
 	// Capabilities of the leaf (nil: DefaultCapabilities). The credential's
 	// type and the types of LeafExtensions and Extensions are added when
-	// missing, so the result is always self-consistent (§7.2, §10).
+	// missing, so the result is always self-consistent (§7.2, §10). Listing
+	// a default extension or proposal type is an error (§7.2).
 	Capabilities *tree.Capabilities
-	// LeafExtensions go into leaf_node.extensions.
+	// LeafExtensions go into leaf_node.extensions, Extensions into
+	// KeyPackage.extensions; neither may hold a type twice (§13.4).
 	LeafExtensions Extensions
-	// Extensions go into KeyPackage.extensions.
-	Extensions Extensions
+	Extensions     Extensions
 	// LastResort adds the last_resort extension (ExtensionTypeLastResort).
 	LastResort bool
 }
@@ -103,7 +104,15 @@ func NewKeyPackage(s *suite.Suite, rnd io.Reader, signer *suite.Signer, cred tre
 	}
 	caps := DefaultCapabilities()
 	if opts.Capabilities != nil {
+		if err := checkOwnCapabilities(opts.Capabilities); err != nil {
+			return nil, nil, fmt.Errorf("mls: key package: %w", err)
+		}
 		caps = cloneCapabilities(opts.Capabilities)
+	}
+	for _, es := range []Extensions{opts.LeafExtensions, opts.Extensions} {
+		if err := checkExtensionList(es, true); err != nil {
+			return nil, nil, fmt.Errorf("mls: key package: %w", err)
+		}
 	}
 	if !slices.Contains(caps.Versions, ProtocolVersionMLS10) {
 		caps.Versions = append(caps.Versions, ProtocolVersionMLS10)
@@ -232,7 +241,8 @@ func (kp *KeyPackage) IsLastResort() bool { return kp.Extensions.Has(ExtensionTy
 //     LeafUseKeyPackage: source, credential, signature, lifetime at now,
 //     capabilities, and, with opts.GroupContext/Members, the group checks);
 //   - the KeyPackage signature verifies with leaf_node.signature_key;
-//   - init_key differs from leaf_node.encryption_key;
+//   - init_key is an HPKE public key of s (suite.ValidateHPKEPublicKey)
+//     and differs from leaf_node.encryption_key;
 //   - every KeyPackage extension of a known non-default type is listed in
 //     the leaf's capabilities (§10; unknown ones are ignored, §13.4).
 //
@@ -257,8 +267,16 @@ func validateKeyPackage(s *suite.Suite, kp *KeyPackage, now time.Time, opts *Val
 		return fmt.Errorf("%w: key package for version %d %v, group uses version %d %v",
 			suite.ErrUnsupportedSuite, kp.Version, kp.CipherSuite, gc.Version, gc.CipherSuite)
 	}
+	// §10: init_key "MUST be a public key for the asymmetric encryption
+	// scheme defined by cipher_suite"; the Welcome is encrypted to it.
+	if err := s.ValidateHPKEPublicKey(kp.InitKey); err != nil {
+		return fmt.Errorf("init_key: %w", err)
+	}
 	if bytes.Equal(kp.InitKey, kp.LeafNode.EncryptionKey) {
 		return errors.New("init_key equals leaf_node.encryption_key")
+	}
+	if err := checkExtensions(s, kp.Extensions, true); err != nil {
+		return err
 	}
 	for _, e := range kp.Extensions {
 		if knownExtension(e.ExtensionType) && !e.ExtensionType.IsDefault() &&

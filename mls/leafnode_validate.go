@@ -48,9 +48,10 @@ const (
 	// external commit, at the index the joiner will occupy). Source commit.
 	LeafUseCommit
 	// LeafUseTree: a leaf of a ratchet tree being validated (joining via
-	// Welcome, §12.4.3.1). Any source; lifetimes are not checked, because a
-	// member added long ago legitimately outlives its KeyPackage lifetime
-	// (the check is only RECOMMENDED for received leaves, §7.3).
+	// Welcome, §12.4.3.1). Any source; a key_package leaf's lifetime is
+	// held to ValidateOptions.MaxLifetime but not to the current time,
+	// because a member added long ago legitimately outlives its KeyPackage
+	// lifetime (the check is only RECOMMENDED for received leaves, §7.3).
 	LeafUseTree
 )
 
@@ -102,8 +103,9 @@ type ValidateOptions struct {
 	// leaf is Members.Leaf(index) and this is not needed.
 	Replaces *tree.LeafNode
 	// MaxLifetime is the longest not_after - not_before accepted for a
-	// key_package leaf (0: no limit). RFC 9420 §7.2 has applications define
-	// one; DefaultMaxLifetime is a sensible choice.
+	// key_package leaf (0: no limit), also in a received tree
+	// (LeafUseTree). RFC 9420 §7.2 has applications define one;
+	// DefaultMaxLifetime is a sensible choice.
 	MaxLifetime time.Duration
 }
 
@@ -117,13 +119,16 @@ const DefaultMaxLifetime = 400 * 24 * time.Hour
 // LeafUseKeyPackage. now is the current time for the lifetime check of
 // key_package leaves (the zero time skips it).
 //
-// Checked: credential (opts.Credentials), signature (with group_id and
-// index for the update and commit sources), leaf_node_source against use,
+// Checked: encryption_key and signature_key are keys of the suite
+// (suite.ValidateHPKEPublicKey, ValidateSignaturePublicKey), signature (with
+// group_id and index for the update and commit sources), credential
+// (opts.Credentials), leaf_node_source against use,
 // capabilities: the protocol version of the group, the leaf's own
 // credential type and non-default extensions, the GroupContext's
 // required_capabilities and extensions, the credential types of all other
-// members and theirs of this leaf's; lifetime; encryption and signature key
-// unique among the other members (and for Update, a new encryption key).
+// members and theirs of this leaf's; lifetime; extensions (one of each
+// type, the known ones well formed); encryption and signature key unique
+// among the other members (and for Update, a new encryption key).
 func ValidateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree.LeafIndex, now time.Time, opts ValidateOptions) error {
 	if err := validateLeafNode(s, ln, use, index, now, &opts, nil); err != nil {
 		return fmt.Errorf("%w: %v leaf: %w", ErrInvalidLeafNode, use, err)
@@ -133,10 +138,11 @@ func ValidateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree
 
 // ValidateTreeLeaves runs the checks of ValidateLeafNode with LeafUseTree on
 // every non-blank leaf of t (opts.Members is ignored: t is the membership),
-// except the leaf signatures and key uniqueness, which tree.(*Tree).Validate
-// covers. Together they are the ratchet tree validation a joiner performs
-// (RFC 9420 §12.4.3.1). The member compatibility checks are done in one
-// pass, so this is O(N) for N leaves, not O(N²).
+// except the key validity, leaf signatures and key uniqueness, which
+// tree.(*Tree).Validate covers. Together they are the ratchet tree
+// validation a joiner performs (RFC 9420 §12.4.3.1). The member
+// compatibility checks are done in one pass, so this is O(N) for N leaves,
+// not O(N²).
 func ValidateTreeLeaves(s *suite.Suite, t LeafSet, opts ValidateOptions) error {
 	if opts.GroupContext == nil {
 		return fmt.Errorf("%w: tree validation needs the group context", ErrIncompleteValue)
@@ -189,6 +195,32 @@ func validateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree
 		return fmt.Errorf("%w: group uses %v, validating with %v", ErrIncompleteValue, gc.CipherSuite, s.ID())
 	}
 
+	// Keys (§5.1.1, §7.3, §10): encryption_key must be an HPKE public key
+	// that encryption to it can use, signature_key a key of the suite's
+	// scheme. In tree validation tree.Validate checks every node's
+	// encryption key, and each leaf signature its signature key.
+	if agg == nil {
+		if err := s.ValidateHPKEPublicKey(ln.EncryptionKey); err != nil {
+			return fmt.Errorf("encryption_key: %w", err)
+		}
+		if err := s.ValidateSignaturePublicKey(ln.SignatureKey); err != nil {
+			return fmt.Errorf("signature_key: %w", err)
+		}
+	}
+
+	// Signature (§7.2): group_id and leaf_index enter update/commit TBS. Checked
+	// before the credential, so that the Authentication Service only sees
+	// leaves their key really signed.
+	if agg == nil {
+		var groupID []byte
+		if gc != nil {
+			groupID = gc.GroupID
+		}
+		if err := ln.Verify(s, groupID, index); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidSignature, err)
+		}
+	}
+
 	// Credential (§5.3.1), and for a leaf that replaces another the
 	// successor rule.
 	check := &CredentialCheck{Credential: &ln.Credential, SignatureKey: ln.SignatureKey, Leaf: ln, Use: use,
@@ -201,22 +233,23 @@ func validateLeafNode(s *suite.Suite, ln *tree.LeafNode, use LeafUse, index tree
 		return err
 	}
 
-	// Signature (§7.2): group_id and leaf_index enter update/commit TBS.
-	if agg == nil {
-		var groupID []byte
-		if gc != nil {
-			groupID = gc.GroupID
-		}
-		if err := ln.Verify(s, groupID, index); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidSignature, err)
-		}
-	}
-
-	// Lifetime (§7.2, §7.3).
-	if use == LeafUseKeyPackage {
+	// Lifetime (§7.2, §7.3). A key_package leaf of a received tree is held
+	// to the maximum total lifetime its KeyPackage was, but not to the
+	// current time: members legitimately outlive their KeyPackage.
+	switch {
+	case use == LeafUseKeyPackage:
 		if err := checkLifetime(&ln.Lifetime, now, opts.MaxLifetime); err != nil {
 			return err
 		}
+	case use == LeafUseTree && ln.LeafNodeSource == tree.LeafNodeSourceKeyPackage && opts.MaxLifetime > 0:
+		if err := checkLifetime(&ln.Lifetime, time.Time{}, opts.MaxLifetime); err != nil {
+			return err
+		}
+	}
+
+	// Extensions (§13.4): one of each type, known bodies well formed.
+	if err := checkExtensions(s, ln.Extensions, true); err != nil {
+		return err
 	}
 
 	// Capabilities (§7.2, §7.3, §11.1, §13.4).

@@ -24,6 +24,7 @@ type kemAlg interface {
 	sendExport(pub, info, exporterContext []byte, length int) (enc, secret []byte, err error)
 	receiveExport(priv, enc, info, exporterContext []byte, length int) ([]byte, error)
 	bind(kdf, aead uint16) error
+	checkPublic(pub []byte) error
 }
 
 // GenerateHPKEKeyPair returns a fresh HPKE key pair (private key serialized
@@ -74,9 +75,11 @@ type stdKEM struct {
 	// scalarSize is the private key size of a NIST curve (0 for X25519);
 	// shorter big-endian scalars are left-padded to it.
 	scalarSize int
-	kem        hpke.KEM
-	kdf        hpke.KDF
-	aead       hpke.AEAD
+	// curve is the NIST curve, nil for X25519.
+	curve ecdh.Curve
+	kem   hpke.KEM
+	kdf   hpke.KDF
+	aead  hpke.AEAD
 }
 
 func newStdKEM(k stdKEMKind) *stdKEM {
@@ -92,7 +95,11 @@ func newStdKEM(k stdKEMKind) *stdKEM {
 	case kemP521:
 		c, size = ecdh.P521(), 66
 	}
-	return &stdKEM{kem: hpke.DHKEM(c), scalarSize: size}
+	out := &stdKEM{kem: hpke.DHKEM(c), scalarSize: size}
+	if size > 0 {
+		out.curve = c
+	}
+	return out
 }
 
 func (k *stdKEM) bind(kdfID, aeadID uint16) error {

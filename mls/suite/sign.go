@@ -22,6 +22,7 @@ type sigAlg interface {
 	signer(priv []byte) (crypto.Signer, []byte, error) // signer and its public key
 	sign(s crypto.Signer, msg []byte) ([]byte, error)
 	verify(pub, msg, sig []byte) bool
+	checkPublic(pub []byte) error
 }
 
 // Signer is a parsed signature private key, ready to sign repeatedly without
@@ -78,7 +79,8 @@ func (s *Suite) VerifyWithLabel(pub []byte, label string, content, signature []b
 
 // --- Ed25519 ---
 
-type ed25519Alg struct{}
+// ed25519Alg is Ed25519; curve decodes public keys for validation.
+type ed25519Alg struct{ curve *edwardsCurve }
 
 func (ed25519Alg) generate(r io.Reader) ([]byte, []byte, error) {
 	pub, priv, err := ed25519.GenerateKey(r)
@@ -109,7 +111,8 @@ func (ed25519Alg) verify(pub, msg, sig []byte) bool {
 
 // --- Ed448 (circl; the standard library lacks it) ---
 
-type ed448Alg struct{}
+// ed448Alg is Ed448; curve decodes public keys for validation.
+type ed448Alg struct{ curve *edwardsCurve }
 
 func (ed448Alg) generate(r io.Reader) ([]byte, []byte, error) {
 	pub, priv, err := ed448.GenerateKey(r)

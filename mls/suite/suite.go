@@ -90,7 +90,7 @@ func New(id ID) (*Suite, error) {
 		s.setHash(sha256.New, 0x0001)
 		s.aead, s.hpkeAEAD = aesGCM(16), 0x0001
 		s.kem = newStdKEM(kemX25519)
-		s.sig = ed25519Alg{}
+		s.sig = ed25519Alg{curve: ed25519Curve()}
 	case MLS_128_DHKEMP256_AES128GCM_SHA256_P256:
 		s.setHash(sha256.New, 0x0001)
 		s.aead, s.hpkeAEAD = aesGCM(16), 0x0001
@@ -100,12 +100,12 @@ func New(id ID) (*Suite, error) {
 		s.setHash(sha256.New, 0x0001)
 		s.aead, s.hpkeAEAD = chacha(), 0x0003
 		s.kem = newStdKEM(kemX25519)
-		s.sig = ed25519Alg{}
+		s.sig = ed25519Alg{curve: ed25519Curve()}
 	case MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448:
 		s.setHash(sha512.New, 0x0003)
 		s.aead, s.hpkeAEAD = aesGCM(32), 0x0002
 		s.kem = newX448KEM()
-		s.sig = ed448Alg{}
+		s.sig = ed448Alg{curve: ed448Curve()}
 	case MLS_256_DHKEMP521_AES256GCM_SHA512_P521:
 		s.setHash(sha512.New, 0x0003)
 		s.aead, s.hpkeAEAD = aesGCM(32), 0x0002
@@ -115,7 +115,7 @@ func New(id ID) (*Suite, error) {
 		s.setHash(sha512.New, 0x0003)
 		s.aead, s.hpkeAEAD = chacha(), 0x0003
 		s.kem = newX448KEM()
-		s.sig = ed448Alg{}
+		s.sig = ed448Alg{curve: ed448Curve()}
 	case MLS_256_DHKEMP384_AES256GCM_SHA384_P384:
 		s.setHash(sha512.New384, 0x0002)
 		s.aead, s.hpkeAEAD = aesGCM(32), 0x0002

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/tree/treetest"
 )
@@ -116,23 +117,38 @@ func BenchmarkProcessUpdatePath(b *testing.B) {
 }
 
 // BenchmarkValidate: a joiner's full validation of a signed tree (leaf
-// signatures on all cores).
+// signatures on all cores), and, as keys/, the part of it that checks every
+// node's HPKE public key (suite.ValidateHPKEPublicKey), in suites 1 (X25519)
+// and 2 (P-256).
 func BenchmarkValidate(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			bt := build(b, n, treetest.Options{Shape: treetest.Full, Sign: true, GroupID: []byte("g")})
-			nodes := bt.Tree.Nodes()
-			want := bt.Tree.TreeHash(bt.Suite)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				t, err := tree.NewTree(nodes)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := t.Validate(bt.Suite, bt.GroupID, want); err != nil {
-					b.Fatal(err)
-				}
+	for _, id := range []suite.ID{1, 2} {
+		for _, n := range []int{1000, 10000} {
+			bt, err := treetest.Build(suite.MustNew(id), n, treetest.Options{Shape: treetest.Full, Sign: true, GroupID: []byte("g")})
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
+			b.Run(fmt.Sprintf("suite=%d/%d", id, n), func(b *testing.B) { benchValidate(b, bt) })
+			b.Run(fmt.Sprintf("keys/suite=%d/%d", id, n), func(b *testing.B) {
+				for b.Loop() {
+					if err := tree.CheckAllNodeKeys(bt.Tree, bt.Suite); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func benchValidate(b *testing.B, bt *treetest.Built) {
+	nodes := bt.Tree.Nodes()
+	want := bt.Tree.TreeHash(bt.Suite)
+	for b.Loop() {
+		t, err := tree.NewTree(nodes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := t.Validate(bt.Suite, bt.GroupID, want); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -81,19 +81,56 @@ func (es Extensions) MarshalMLS(b *wire.Builder) {
 // UnmarshalMLS implements wire.Unmarshaler.
 func (es *Extensions) UnmarshalMLS(r *wire.Reader) {
 	out := Extensions{}
+	var seen typeSet
 	r.VectorEach(func(r *wire.Reader) {
 		var e Extension
 		e.UnmarshalMLS(r)
 		if r.Err() != nil {
 			return
 		}
-		if out.Has(e.ExtensionType) {
+		if !seen.add(out, e.ExtensionType) {
 			r.SetError(fmt.Errorf("%w: extension type 0x%04x: %w", ErrDuplicateExtension, uint16(e.ExtensionType), wire.ErrInvalidValue))
 			return
 		}
 		out = append(out, e)
 	})
 	*es = out
+}
+
+// Duplicate returns a type that appears twice in es, if any (RFC 9420
+// §13.4). It is linear in len(es).
+func (es Extensions) Duplicate() (ExtensionType, bool) {
+	var seen typeSet
+	for i := range es {
+		if !seen.add(es[:i], es[i].ExtensionType) {
+			return es[i].ExtensionType, true
+		}
+	}
+	return 0, false
+}
+
+// typeSet finds repeated extension types: a scan of the (short) list
+// before it, a set once the list is long, so that a hostile list of many
+// extensions costs linear time, not quadratic.
+type typeSet struct{ m map[ExtensionType]struct{} }
+
+// add records t, the next type after before, and reports whether it is new.
+func (s *typeSet) add(before Extensions, t ExtensionType) bool {
+	const scan = 16
+	if s.m == nil && len(before) < scan {
+		return !before.Has(t)
+	}
+	if s.m == nil {
+		s.m = make(map[ExtensionType]struct{}, 2*len(before))
+		for i := range before {
+			s.m[before[i].ExtensionType] = struct{}{}
+		}
+	}
+	if _, ok := s.m[t]; ok {
+		return false
+	}
+	s.m[t] = struct{}{}
+	return true
 }
 
 // ExternalPub is the external_pub GroupInfo extension (RFC 9420 §12.4.3.2).

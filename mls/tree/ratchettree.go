@@ -134,10 +134,10 @@ func NewTree(nodes RatchetTreeNodes) (*Tree, error) {
 	return t, nil
 }
 
+// putFirst maps key to x unless it is mapped already. An empty key is a
+// key like any other: skipping it would let two leaves share it unseen
+// (RFC 9420 §7.3 uniqueness).
 func putFirst(m map[string]NodeIndex, key []byte, x NodeIndex) {
-	if len(key) == 0 {
-		return
-	}
 	if _, ok := m[string(key)]; !ok {
 		m[string(key)] = x
 	}
@@ -579,11 +579,8 @@ func (k *keyIndex) get(key []byte) (NodeIndex, bool) {
 }
 
 // put maps key to x; an existing mapping is kept (the first node wins, and
-// duplicates are reported by validation).
+// duplicates are reported by validation). Empty keys are indexed too.
 func (k *keyIndex) put(key []byte, x NodeIndex) {
-	if len(key) == 0 {
-		return
-	}
 	if _, ok := k.get(key); ok {
 		return
 	}

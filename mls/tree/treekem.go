@@ -301,8 +301,9 @@ type ReceivedPath struct {
 //   - the leaf's source is commit; path has one node per filtered direct
 //     path node, each with one ciphertext per node in the resolution of the
 //     copath child without the leaves in exclude (those added by the commit);
-//   - no public key of the path appears in t or twice in the path (which
-//     also rejects reusing the sender's current encryption key);
+//   - every public key of the path is an HPKE public key of the suite
+//     (suite.ValidateHPKEPublicKey), none appears in t or twice in the path
+//     (which also rejects reusing the sender's current encryption key);
 //   - after blanking the direct path and setting the new keys with empty
 //     unmerged lists, the leaf's parent_hash equals the recomputed one.
 //
@@ -323,6 +324,9 @@ func (t *Tree) MergeUpdatePath(s *suite.Suite, sender LeafIndex, path *UpdatePat
 	}
 	seen := make(map[string]struct{}, len(path.Nodes)+1)
 	checkKey := func(k []byte) error {
+		if err := s.ValidateHPKEPublicKey(k); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidUpdatePath, err)
+		}
 		if _, ok := t.FindEncryptionKey(k); ok {
 			return fmt.Errorf("%w: update path key already in the tree", ErrDuplicateKey)
 		}

@@ -23,8 +23,10 @@ const parallelLeafThreshold = 64
 //   - encryption keys are unique across the tree and signature keys across
 //     the leaves (§7.3);
 //   - every non-blank parent node is parent-hash valid (§7.9.2);
-//   - every leaf signature verifies for (groupID, leaf index) (§7.3), on
-//     several cores for large trees.
+//   - every node's encryption_key is an HPKE public key of the suite
+//     (suite.ValidateHPKEPublicKey: RFC 9420 §5.1.1, §7.3), and every leaf
+//     signature verifies for (groupID, leaf index) (§7.3), on several cores
+//     for large trees.
 //
 // The rest of leaf node validation (credentials, capabilities against the
 // group's required_capabilities and other members, lifetime, extensions)
@@ -42,7 +44,27 @@ func (t *Tree) Validate(s *suite.Suite, groupID, treeHash []byte) error {
 	if err := t.VerifyParentHashes(s); err != nil {
 		return err
 	}
-	return t.VerifyLeafSignatures(s, groupID)
+	return t.eachLeaf(func(i LeafIndex) error {
+		if err := t.checkNodeKeys(s, i); err != nil {
+			return err
+		}
+		return t.verifyLeaf(s, groupID, i)
+	})
+}
+
+// checkNodeKeys validates the HPKE public keys of leaf i and of the parent
+// node right of it (node 2i+1), so that one pass over the leaves covers
+// every node. It reads only immutable data.
+func (t *Tree) checkNodeKeys(s *suite.Suite, i LeafIndex) error {
+	for _, x := range [2]NodeIndex{i.Node(), i.Node() + 1} {
+		if t.Node(x) == nil {
+			continue
+		}
+		if err := s.ValidateHPKEPublicKey(t.EncryptionKey(x)); err != nil {
+			return fmt.Errorf("tree: encryption key of node %d: %w", x, err)
+		}
+	}
+	return nil
 }
 
 // CheckUnmergedLeaves checks every parent's unmerged_leaves (RFC 9420 §7.1,
@@ -113,11 +135,18 @@ func (t *Tree) CheckKeysUnique() error {
 // over a pool of GOMAXPROCS goroutines. The error names the lowest failing
 // leaf and wraps ErrLeafSignature.
 func (t *Tree) VerifyLeafSignatures(s *suite.Suite, groupID []byte) error {
+	return t.eachLeaf(func(i LeafIndex) error { return t.verifyLeaf(s, groupID, i) })
+}
+
+// eachLeaf runs check for every leaf index, on a pool of GOMAXPROCS
+// goroutines when there are many leaves; check must only read the tree. It
+// returns the error of the lowest failing leaf.
+func (t *Tree) eachLeaf(check func(LeafIndex) error) error {
 	n := int(t.nLeaves)
 	workers := runtime.GOMAXPROCS(0)
 	if n < parallelLeafThreshold || workers < 2 {
 		for i := 0; i < n; i++ {
-			if err := t.verifyLeaf(s, groupID, LeafIndex(i)); err != nil {
+			if err := check(LeafIndex(i)); err != nil {
 				return err
 			}
 		}
@@ -147,7 +176,7 @@ func (t *Tree) VerifyLeafSignatures(s *suite.Suite, groupID []byte) error {
 					return
 				}
 				for i := lo; i < min(lo+chunk, n); i++ {
-					if err := t.verifyLeaf(s, groupID, LeafIndex(i)); err != nil {
+					if err := check(LeafIndex(i)); err != nil {
 						mu.Lock()
 						if i < firstAt {
 							firstAt, first = i, err
