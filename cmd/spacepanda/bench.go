@@ -9,12 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/bench"
 	"github.com/spacepanda/spacepanda/mls/suite"
 )
 
 func cmdBench(args []string, stdout, stderr io.Writer) int {
-	def := mls.DefaultBenchOptions()
+	def := bench.DefaultOptions()
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object per measurement")
@@ -57,7 +57,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if !*asJSON {
 		fmt.Fprintf(stdout, rowFmt, "op", "suite", "members", "tree", "time/op", "floor/op", "ratio", "runs")
 	}
-	err := mls.RunBench(o, func(r mls.BenchRow) {
+	err := bench.Run(o, func(r bench.Row) {
 		if *asJSON {
 			enc.Encode(r)
 			return
@@ -66,7 +66,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			fmtNs(r.NsPerOp), fmtNs(r.FloorNs), fmt.Sprintf("%.2f", r.Ratio), r.Runs)
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "spacepanda bench: %v\n", err)
+		fmt.Fprintf(stderr, "spacepanda: %v\n", err)
 		return 1
 	}
 	return 0

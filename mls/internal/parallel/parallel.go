@@ -16,6 +16,14 @@ func Workers(n, perWorker int) int {
 	return max(1, min(runtime.GOMAXPROCS(0), n/max(perWorker, 1)))
 }
 
+// sealsPerWorker is how many HPKE seals justify a goroutine of their own.
+const sealsPerWorker = 16
+
+// SealWorkers is the number of goroutines a commit's n HPKE seals are
+// spread over (the tree's path encryption); the benchmark's floor divides
+// the seals the same way.
+func SealWorkers(n int) int { return Workers(n, sealsPerWorker) }
+
 // Tasks runs a few independent tasks on up to GOMAXPROCS goroutines, the
 // caller's included. Foreground tasks (Go) must be done before Run returns;
 // background tasks (Later) are what the caller needs further on: helpers

@@ -1,4 +1,19 @@
-package mls
+// Package bench is the engine benchmark behind `spacepanda bench` (see
+// shared/BENCHMARKS.md): commit, process, join, send and receive at a given
+// group size and tree shape, each beside its crypto floor measured in the
+// same run.
+//
+// The floor of an operation is the time of the signatures, verifications,
+// HPKE seals and opens, key-pair derivations and AEAD calls RFC 9420
+// requires for it at that size and shape, done with the same primitives and
+// spread over the cores the way the operation may spread them. Nothing else
+// is in it: encoding, tree bookkeeping and allocation are the engine's to
+// make small. The ratio is the operation's median time over its floor.
+//
+// The members are made directly from a generated tree (package treetest),
+// sharing one epoch's secrets as if they had joined it; leaf 0 commits and
+// sends, leaf 1 processes and receives, a new member joins.
+package bench
 
 import (
 	"bytes"
@@ -8,20 +23,16 @@ import (
 	"slices"
 	"time"
 
-	"github.com/spacepanda/spacepanda/mls/schedule"
+	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/internal/fromtree"
+	"github.com/spacepanda/spacepanda/mls/internal/parallel"
 	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/tree/treetest"
 )
 
-// The engine benchmark behind `spacepanda bench` (see shared/BENCHMARKS.md):
-// commit, process, join, send and receive at a given group size and tree
-// shape, each beside the crypto floor measured in the same run — the
-// signatures, verifications, HPKE operations, key derivations and AEAD calls
-// RFC 9420 requires for that operation at that size and shape.
-
-// BenchOptions select what to measure.
-type BenchOptions struct {
+// Options select what to measure.
+type Options struct {
 	Suites  []suite.ID
 	Sizes   []int
 	Shapes  []string // "sparse", "full"
@@ -32,8 +43,8 @@ type BenchOptions struct {
 	Progress func(format string, args ...any)
 }
 
-// BenchRow is one measurement.
-type BenchRow struct {
+// Row is one measurement.
+type Row struct {
 	Op      string  `json:"op"`
 	Suite   uint16  `json:"suite"`
 	Members int     `json:"members"`
@@ -44,19 +55,29 @@ type BenchRow struct {
 	Runs    int     `json:"runs"`
 }
 
-// BenchOps lists the operations measured.
-var benchOps = []string{"commit", "process", "join", "send", "receive"}
+// ops lists the operations measured.
+var ops = []string{"commit", "process", "join", "send", "receive"}
 
-// DefaultBenchOptions are the issue's figures: suites 1 and 2, N = 2 … 10000.
-func DefaultBenchOptions() BenchOptions {
-	return BenchOptions{Suites: []suite.ID{1, 2}, Sizes: []int{2, 10, 100, 1000, 10000},
-		Shapes: []string{"sparse", "full"}, Ops: slices.Clone(benchOps), MinTime: 500 * time.Millisecond, MinRuns: 5}
+// DefaultOptions are the issue's figures: suites 1 and 2, N = 2 … 10000.
+func DefaultOptions() Options {
+	return Options{Suites: []suite.ID{1, 2}, Sizes: []int{2, 10, 100, 1000, 10000},
+		Shapes: []string{"sparse", "full"}, Ops: slices.Clone(ops), MinTime: 500 * time.Millisecond, MinRuns: 5}
 }
 
-// RunBench runs the benchmark and calls emit with each row as it is measured.
-func RunBench(o BenchOptions, emit func(BenchRow)) error {
+// Run runs the benchmark and calls emit with each row as it is measured.
+func Run(o Options, emit func(Row)) error {
 	if o.MinRuns <= 0 {
 		o.MinRuns = 3
+	}
+	for _, shape := range o.Shapes {
+		if shape != "sparse" && shape != "full" {
+			return fmt.Errorf("bench: unknown tree shape %q (sparse, full)", shape)
+		}
+	}
+	for _, op := range o.Ops {
+		if !slices.Contains(ops, op) {
+			return fmt.Errorf("bench: unknown operation %q (%v)", op, ops)
+		}
 	}
 	for _, id := range o.Suites {
 		s, err := suite.New(id)
@@ -133,30 +154,21 @@ func measurePrimitives(s *suite.Suite) (*primitives, error) {
 	return p, nil
 }
 
-// benchWorld is one group of n members in a given shape: alice (leaf 0)
-// commits, bob (leaf 1) processes, carol joins.
-type benchWorld struct {
-	s          *suite.Suite
-	alice, bob *Group
-	encSecret  []byte // to give both fresh sender ratchets
+// world is one group of n members in a given shape: alice (leaf 0) commits,
+// bob (leaf 1) processes, carol joins.
+type world struct {
+	epoch      *fromtree.Epoch
+	built      *treetest.Built
+	alice, bob *mls.Group
 }
 
-// resetRatchets restarts both members' secret trees at generation 0.
-func (w *benchWorld) resetRatchets() error {
-	for _, g := range []*Group{w.alice, w.bob} {
-		st, err := schedule.NewSecretTree(w.s, w.encSecret, g.tree.NumLeaves(), g.cfg.SecretTree)
-		if err != nil {
-			return err
-		}
-		g.secretTree = st
-	}
-	return nil
-}
+// config is the members' configuration: handshakes as PublicMessages (the
+// relay's view), the tree in the Welcome.
+var config = mls.Config{HandshakeAsPublic: true, RatchetTreeInWelcome: true}
 
-// newBenchWorld builds the group directly from a generated tree (a 10,000
-// member group is not built with 10,000 commits): both members share one
-// epoch's secrets as if they had joined it.
-func newBenchWorld(s *suite.Suite, n int, shape string) (*benchWorld, error) {
+// newWorld builds the group from a generated tree (a 10,000-member group
+// is not built with 10,000 commits).
+func newWorld(s *suite.Suite, n int, shape string) (*world, error) {
 	sh := treetest.Sparse
 	if shape == "full" {
 		sh = treetest.Full
@@ -167,48 +179,42 @@ func newBenchWorld(s *suite.Suite, n int, shape string) (*benchWorld, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := built.Tree
-	ctx := GroupContext{Version: ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: gid, Epoch: 1,
-		TreeHash: t.TreeHash(s), ConfirmedTranscriptHash: make([]byte, s.HashSize())}
-	rand.Read(ctx.ConfirmedTranscriptHash)
-	w := &benchWorld{s: s}
-	init := make([]byte, s.HashSize())
-	rand.Read(init)
-	cfg := Config{HandshakeAsPublic: true, RatchetTreeInWelcome: true}
-	for i, gp := range []**Group{&w.alice, &w.bob} {
-		leaf := tree.LeafIndex(i)
-		signer, err := built.Signer(leaf)
-		if err != nil {
-			return nil, err
-		}
-		keys, err := built.PrivateKeys(leaf)
-		if err != nil {
-			return nil, err
-		}
-		g := &Group{cfg: cfg, suite: s, signer: signer, tree: t.Clone(), myLeaf: leaf, keys: keys}
-		if err := g.setContext(ctx); err != nil {
-			return nil, err
-		}
-		if g.secrets, err = schedule.NewEpoch(s, init, nil, nil, g.ctxBytes); err != nil {
-			return nil, err
-		}
-		g.confirmationTag = s.MAC(g.secrets.ConfirmationKey, ctx.ConfirmedTranscriptHash)
-		if g.interim, err = NextInterimTranscriptHash(s, ctx.ConfirmedTranscriptHash, g.confirmationTag); err != nil {
-			return nil, err
-		}
-		if g.secretTree, err = schedule.NewSecretTree(s, g.secrets.EncryptionSecret, t.NumLeaves(), cfg.SecretTree); err != nil {
-			return nil, err
-		}
-		g.resumption = map[uint64][]byte{1: g.secrets.ResumptionPSK}
-		w.encSecret = g.secrets.EncryptionSecret
-		*gp = g
+	e := &fromtree.Epoch{Suite: s, Tree: built.Tree, GroupID: gid, Epoch: 1,
+		InitSecret: make([]byte, s.HashSize()), ConfirmedTranscriptHash: make([]byte, s.HashSize())}
+	rand.Read(e.InitSecret)
+	rand.Read(e.ConfirmedTranscriptHash)
+	w := &world{epoch: e, built: built}
+	if err := w.reset(); err != nil {
+		return nil, err
 	}
 	return w, nil
 }
 
+// reset makes alice and bob afresh: both at the epoch's start, their sender
+// ratchets at generation 0.
+func (w *world) reset() error {
+	for i, gp := range []**mls.Group{&w.alice, &w.bob} {
+		leaf := tree.LeafIndex(i)
+		signer, err := w.built.Signer(leaf)
+		if err != nil {
+			return err
+		}
+		keys, err := w.built.PrivateKeys(leaf)
+		if err != nil {
+			return err
+		}
+		g, err := fromtree.NewGroup(w.epoch, fromtree.Member{Leaf: leaf, Signer: signer, Keys: keys}, config)
+		if err != nil {
+			return err
+		}
+		*gp = g.(*mls.Group)
+	}
+	return nil
+}
+
 // timeOp runs f until both MinTime and MinRuns are reached and returns the
 // median duration.
-func timeOp(o BenchOptions, f func() error) (float64, int, error) {
+func timeOp(o Options, f func() error) (float64, int, error) {
 	var d []time.Duration
 	start := time.Now()
 	for len(d) < o.MinRuns || time.Since(start) < o.MinTime {
@@ -225,20 +231,20 @@ func timeOp(o BenchOptions, f func() error) (float64, int, error) {
 	return float64(d[len(d)/2].Nanoseconds()), len(d), nil
 }
 
-func benchOne(s *suite.Suite, n int, shape string, o BenchOptions, p *primitives, emit func(BenchRow)) error {
+func benchOne(s *suite.Suite, n int, shape string, o Options, p *primitives, emit func(Row)) error {
 	progress := func(f string, a ...any) {
 		if o.Progress != nil {
 			o.Progress(f, a...)
 		}
 	}
 	progress("suite %d %s N=%d: building the group", s.ID(), shape, n)
-	w, err := newBenchWorld(s, n, shape)
+	w, err := newWorld(s, n, shape)
 	if err != nil {
 		return err
 	}
 	a, bob := w.alice, w.bob
 	cores := float64(runtime.GOMAXPROCS(0))
-	t := a.tree
+	t := w.epoch.Tree
 	fdp, copath := t.AppendFilteredDirectPath(nil, nil, 0)
 	seals := 0
 	for _, c := range copath {
@@ -250,23 +256,24 @@ func benchOne(s *suite.Suite, n int, shape string, o BenchOptions, p *primitives
 	bobDerives := len(fdp) - slices.Index(fdp, ca)
 
 	row := func(op string, ns, floor float64, runs int) {
-		emit(BenchRow{Op: op, Suite: uint16(s.ID()), Members: n, Tree: shape, NsPerOp: ns, FloorNs: floor, Ratio: ns / floor, Runs: runs})
+		emit(Row{Op: op, Suite: uint16(s.ID()), Members: n, Tree: shape, NsPerOp: ns, FloorNs: floor, Ratio: ns / floor, Runs: runs})
 	}
 	want := func(op string) bool { return slices.Contains(o.Ops, op) }
 
 	if want("commit") {
 		// An empty commit with an update path (a self-update), signed leaf
 		// and content; no GroupInfo is needed without new members.
-		// The seals are spread over the cores like CommitPath.Encrypt does.
-		floor := 2*p.sign + float64(len(fdp)+1)*p.derive + float64(seals)*p.seal/float64(tree.SealWorkers(seals))
-		ns, runs, err := timeOp(o, func() error { _, err := a.Commit(CommitOptions{}); return err })
+		// The seals are spread over the cores like the tree's path
+		// encryption spreads them.
+		floor := 2*p.sign + float64(len(fdp)+1)*p.derive + float64(seals)*p.seal/float64(parallel.SealWorkers(seals))
+		ns, runs, err := timeOp(o, func() error { _, err := a.Commit(mls.CommitOptions{}); return err })
 		if err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
 		row("commit", ns, floor, runs)
 	}
 	if want("process") {
-		res, err := a.Commit(CommitOptions{})
+		res, err := a.Commit(mls.CommitOptions{})
 		if err != nil {
 			return err
 		}
@@ -284,23 +291,26 @@ func benchOne(s *suite.Suite, n int, shape string, o BenchOptions, p *primitives
 			return err
 		}
 		carolSigner, _ := s.NewSigner(priv)
-		kp, kpPriv, err := NewKeyPackage(s, nil, carolSigner, tree.NewBasicCredential([]byte("carol")), KeyPackageOptions{})
+		kp, kpPriv, err := mls.NewKeyPackage(s, nil, carolSigner, tree.NewBasicCredential([]byte("carol")), mls.KeyPackageOptions{})
 		if err != nil {
 			return err
 		}
-		res, err := a.Commit(CommitOptions{Add: []*KeyPackage{kp}})
+		res, err := a.Commit(mls.CommitOptions{Add: []*mls.KeyPackage{kp}})
 		if err != nil {
 			return err
 		}
 		ref, _ := kp.Ref(s)
-		bundle := &KeyPackageBundle{KeyPackage: kp, Private: kpPriv, Signer: carolSigner}
-		find := func(r KeyPackageRef) (*KeyPackageBundle, error) {
+		bundle := &mls.KeyPackageBundle{KeyPackage: kp, Private: kpPriv, Signer: carolSigner}
+		find := func(r mls.KeyPackageRef) (*mls.KeyPackageBundle, error) {
 			if bytes.Equal(r, ref) {
 				return bundle, nil
 			}
-			return nil, ErrKeyPackageNotFound
+			return nil, mls.ErrKeyPackageNotFound
 		}
-		nt := res.State.tree
+		nt, err := tree.NewTree(res.State.RatchetTree())
+		if err != nil {
+			return err
+		}
 		carol := res.Added[0]
 		carolDerives := 0
 		if cfdp := nt.FilteredDirectPath(0); len(cfdp) > 0 {
@@ -315,7 +325,7 @@ func benchOne(s *suite.Suite, n int, shape string, o BenchOptions, p *primitives
 		}
 		floor := p.verify + verifyLeaves + p.open + p.aeadOpen + float64(carolDerives)*p.derive
 		ns, runs, err := timeOp(o, func() error {
-			_, err := JoinFromWelcome(res.Welcome, nil, find, Config{})
+			_, err := mls.JoinFromWelcome(res.Welcome, nil, find, mls.Config{})
 			return err
 		})
 		if err != nil {
@@ -334,10 +344,11 @@ func benchOne(s *suite.Suite, n int, shape string, o BenchOptions, p *primitives
 	}
 	if want("receive") {
 		floor := p.verify + 2*p.aeadOpen
-		if err := w.resetRatchets(); err != nil {
+		if err := w.reset(); err != nil {
 			return err
 		}
-		var queue []*MLSMessage
+		a, bob = w.alice, w.bob
+		var queue []*mls.MLSMessage
 		var d []time.Duration
 		start := time.Now()
 		for len(d) < o.MinRuns || time.Since(start) < o.MinTime {
