@@ -476,7 +476,7 @@ func (enc *contentEncoding) authenticate(s *suite.Suite, ac *AuthenticatedConten
 		if c.checkTag {
 			t.Go(checkTag)
 		}
-		if ac.Content.ContentType == ContentTypeCommit && c.interim != nil {
+		if ac.Content.ContentType == ContentTypeCommit && c.interim != nil && c.keyErr == nil {
 			from := slices.Clone(c.interim)
 			enc.transcriptFrom = from
 			enc.transcript = t.Later(func() { enc.confirmed = enc.transcriptHash(s, from) })

@@ -15,11 +15,11 @@ func confirmedTranscriptHashInput(ac *AuthenticatedContent) ([]byte, error) {
 	if ac.Content.ContentType != ContentTypeCommit {
 		return nil, wrapf(ErrInvalidMessage, "transcript hash input from %v content", ac.Content.ContentType)
 	}
-	b := wire.NewBuilder(256)
-	b.AddUint16(uint16(ac.WireFormat))
-	ac.Content.MarshalMLS(b)
-	b.AddOpaque(ac.Auth.Signature)
-	return b.Bytes()
+	return wire.Build(func(b *wire.Builder) {
+		b.AddUint16(uint16(ac.WireFormat))
+		ac.Content.MarshalMLS(b)
+		b.AddOpaque(ac.Auth.Signature)
+	})
 }
 
 // NextConfirmedTranscriptHash computes
@@ -50,7 +50,7 @@ func NextInterimTranscriptHash(s *suite.Suite, confirmed, confirmationTag []byte
 // started the hash from the same interim hash, its result is taken (waited
 // for, or computed here if no helper has started it).
 func nextConfirmedTranscriptHashEnc(s *suite.Suite, interimBefore []byte, ac *AuthenticatedContent, enc *contentEncoding) ([]byte, error) {
-	if enc == nil {
+	if enc == nil || enc.buf == nil { // none, or closed
 		return NextConfirmedTranscriptHash(s, interimBefore, ac)
 	}
 	if ac.Content.ContentType != ContentTypeCommit {
