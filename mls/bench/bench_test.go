@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/mls/suite"
+	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
 // TestSmoke runs the engine benchmark at small sizes so it cannot rot:
@@ -62,6 +64,49 @@ func BenchmarkEngineOp(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if err := Run(o, func(r Row) { b.ReportMetric(r.Ratio, "ratio") }); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestCommitSizes: the sizes the floor times the three passes at are those
+// of the encodings the RFC hashes, for a commit of each shape.
+func TestCommitSizes(t *testing.T) {
+	for _, id := range []suite.ID{1, 2} {
+		for _, shape := range []string{"sparse", "full"} {
+			s := suite.MustNew(id)
+			w, err := newWorld(s, 40, shape)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := w.alice.Commit(mls.CommitOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := w.alice.Context()
+			z, err := sizesOf(s, res.Commit, ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pm := res.Commit.PublicMessage
+			tbs := mls.FramedContentTBS{WireFormat: mls.WireFormatPublicMessage, Content: &pm.Content, Context: &ctx}
+			tbsEnc, err := wire.Marshal(&tbs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tbm, err := wire.Marshal(&mls.AuthenticatedContentTBM{ContentTBS: tbs, Auth: &pm.Auth})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// ConfirmedTranscriptHashInput is the AuthenticatedContent
+			// without its last field, the confirmation tag (< 64 bytes).
+			acEnc, err := wire.Marshal(pm.AuthenticatedContent())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tagLen := 1 + len(pm.Auth.ConfirmationTag)
+			if z.tbs != len(tbsEnc) || z.tbm != len(tbm) || z.cti != s.HashSize()+len(acEnc)-tagLen {
+				t.Fatalf("suite %d %s: sizes %+v, encodings tbs %d tbm %d cti %d", id, shape, z, len(tbsEnc), len(tbm), s.HashSize()+len(acEnc)-tagLen)
+			}
 		}
 	}
 }
