@@ -426,10 +426,6 @@ func encodeContent(ac *AuthenticatedContent, ctxBytes []byte) (*contentEncoding,
 		fc: buf[fcStart:fcEnd:fcEnd], wf: buf[fcStart-2 : fcStart : fcStart], sig: buf[tbsEnd:sigEnd:sigEnd]}, nil
 }
 
-// parallelBytes is the message size from which the hashes over it run on
-// several cores: below it, starting goroutines costs more than it saves.
-const parallelBytes = 32 << 10
-
 // authChecks are what protects one message's content.
 type authChecks struct {
 	// The membership tag (§6.2), when checkTag: a member's PublicMessage.
@@ -461,7 +457,7 @@ func (enc *contentEncoding) authenticate(s *suite.Suite, ac *AuthenticatedConten
 			sigErr = fmt.Errorf("%w: %v content from %v", ErrInvalidSignature, ac.Content.ContentType, ac.Content.Sender)
 		}
 	}
-	if len(enc.tbm) < parallelBytes {
+	if len(enc.tbm) < parallel.HashBytes {
 		if c.checkTag {
 			checkTag()
 		}
@@ -520,7 +516,7 @@ func (enc *contentEncoding) close() {
 var encodingBuffers sync.Pool // of *[]byte
 
 const (
-	minRecycled = parallelBytes
+	minRecycled = parallel.HashBytes
 	maxRecycled = 16 << 20
 )
 

@@ -16,6 +16,11 @@ func Workers(n, perWorker int) int {
 	return max(1, min(runtime.GOMAXPROCS(0), n/max(perWorker, 1)))
 }
 
+// HashBytes is the message size from which the hashes over one message
+// are worth running on several cores: below it, starting a goroutine costs
+// more than it saves.
+const HashBytes = 32 << 10
+
 // sealsPerWorker is how many HPKE seals justify a goroutine of their own.
 const sealsPerWorker = 16
 
@@ -32,6 +37,11 @@ func SealWorkers(n int) int { return Workers(n, sealsPerWorker) }
 // caller never starts a background task itself during Run, so Run returns
 // as soon as the last foreground task ends.
 //
+// A helper only takes a task when it gets to run: on a busy machine the
+// caller may do everything itself, and waits for nobody who has not
+// started. After Close no task starts, so a helper scheduled late exits
+// without touching anything.
+//
 // A task's results are its own writes; they are visible to the goroutine
 // after Run (foreground) or Later.Wait (background) returns. The zero value
 // is ready to use; a Tasks is used once and by one goroutine.
@@ -41,8 +51,8 @@ type Tasks struct {
 	fg      []func()  // foreground tasks not yet started
 	fgLeft  int       // foreground tasks not yet ended
 	bg      []*Later  // background tasks not yet started, in order
+	running int       // tasks running now
 	closed  bool
-	helpers sync.WaitGroup
 }
 
 // Later is a background task.
@@ -72,22 +82,25 @@ func (t *Tasks) Later(f func()) *Later {
 	return l
 }
 
+func (t *Tasks) init() {
+	if t.cond.L == nil {
+		t.cond.L = &t.mu
+	}
+}
+
 // Run starts as many helpers as there are tasks beyond the first (at most
 // GOMAXPROCS-1), runs foreground tasks in the caller's goroutine until none
 // is left to start, and returns when every foreground task has ended.
 func (t *Tasks) Run() {
-	t.cond.L = &t.mu
-	for range min(runtime.GOMAXPROCS(0)-1, len(t.fg)+len(t.bg)-1) {
-		t.helpers.Add(1)
-		go t.help()
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.init()
+	for range min(runtime.GOMAXPROCS(0)-1, len(t.fg)+len(t.bg)-1) {
+		go t.help()
+	}
 	for {
 		if len(t.fg) > 0 {
-			f := t.fg[0]
-			t.fg = t.fg[1:]
-			t.runFG(f)
+			t.runFG()
 			continue
 		}
 		if t.fgLeft == 0 {
@@ -97,28 +110,29 @@ func (t *Tasks) Run() {
 	}
 }
 
-// runFG runs a foreground task with t.mu released.
-func (t *Tasks) runFG(f func()) {
+// runFG runs the next foreground task with t.mu released meanwhile.
+func (t *Tasks) runFG() {
+	f := t.fg[0]
+	t.fg = t.fg[1:]
+	t.running++
 	t.mu.Unlock()
 	f()
 	t.mu.Lock()
+	t.running--
 	t.fgLeft--
 	t.cond.Broadcast()
 }
 
 // help runs foreground tasks first, then background ones, until none is
-// left to start or Close is called.
+// left to start or Close has been called.
 func (t *Tasks) help() {
-	defer t.helpers.Done()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for {
+	for !t.closed {
 		switch {
 		case len(t.fg) > 0:
-			f := t.fg[0]
-			t.fg = t.fg[1:]
-			t.runFG(f)
-		case len(t.bg) > 0 && !t.closed:
+			t.runFG()
+		case len(t.bg) > 0:
 			l := t.bg[0]
 			t.bg = t.bg[1:]
 			if l.state == pending {
@@ -132,12 +146,15 @@ func (t *Tasks) help() {
 
 // run runs l with t.mu held on entry and exit (released meanwhile).
 func (l *Later) run() {
+	t := l.t
 	l.state = running
-	l.t.mu.Unlock()
+	t.running++
+	t.mu.Unlock()
 	l.f()
-	l.t.mu.Lock()
+	t.mu.Lock()
+	t.running--
 	l.state = done
-	l.t.cond.Broadcast()
+	t.cond.Broadcast()
 }
 
 // Wait runs l in the caller's goroutine if no helper has started it, or
@@ -147,9 +164,7 @@ func (l *Later) Wait() bool {
 	t := l.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.cond.L == nil {
-		t.cond.L = &t.mu
-	}
+	t.init()
 	for {
 		switch l.state {
 		case pending:
@@ -168,12 +183,14 @@ func (l *Later) Wait() bool {
 	}
 }
 
-// Close skips the background tasks not yet started and waits until every
-// helper has returned (each after the task it is running), so nothing of t
-// is running once Close returns. Call it after Run, when the results are
-// no longer wanted or all have been waited for.
+// Close skips the background tasks not yet started and returns once no
+// task is running; none starts afterwards. Call it after Run, when the
+// results are no longer wanted or all have been waited for: what the
+// tasks read may then be reused.
 func (t *Tasks) Close() {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.init()
 	t.closed = true
 	for _, l := range t.bg {
 		if l.state == pending {
@@ -181,6 +198,7 @@ func (t *Tasks) Close() {
 		}
 	}
 	t.bg = nil
-	t.mu.Unlock()
-	t.helpers.Wait()
+	for t.running > 0 {
+		t.cond.Wait()
+	}
 }

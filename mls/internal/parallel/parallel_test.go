@@ -102,3 +102,20 @@ func TestLaterWithoutRun(t *testing.T) {
 	}
 	tk.Close()
 }
+
+// TestLateHelperDoesNothing: a helper that only gets to run after Close
+// starts no task (here the late helper is called by hand), and Close waits
+// for no helper that has not started.
+func TestLateHelperDoesNothing(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // Run starts no helper
+	var tk Tasks
+	var ran atomic.Bool
+	tk.Go(func() {})
+	l := tk.Later(func() { ran.Store(true) })
+	tk.Run()
+	tk.Close()
+	tk.help()
+	if ran.Load() || l.Wait() {
+		t.Fatal("a background task ran after Close")
+	}
+}
