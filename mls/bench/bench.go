@@ -23,14 +23,16 @@
 // that starts from a different prefix (the SignContent label, the HMAC key
 // block, the interim hash), with SHA-512 beside SHA-256 in suite 1, so
 // their states differ from the first block on; and each is sequential, so
-// one pass cannot be split over cores. The three are independent, so the
-// floor spreads them over the cores: the longest, or their sum over the
-// number of cores if that is more. Nothing else is in the floor: encoding,
+// one pass cannot be split over cores. The three are independent, so from
+// 32 KB on (where the engine spreads them) the floor spreads them over the
+// cores: the longest, or their sum over the number of cores if that is
+// more; below, they add up. Nothing else is in the floor: encoding,
 // tree bookkeeping and allocation are the engine's to make small. (Join's
 // GroupInfo signature and AEAD, which also cover the whole tree, are still
 // timed at 200 bytes: its floor errs low.)
 //
-// The members are made directly from a generated tree (package treetest),
+// The primitives are timed (medians) at each size and shape just before
+// its operations. The members are made directly from a generated tree (package treetest),
 // sharing one epoch's secrets as if they had joined it; leaf 0 commits and
 // sends, leaf 1 processes and receives, a new member joins.
 package bench
@@ -105,13 +107,9 @@ func Run(o Options, emit func(Row)) error {
 		if err != nil {
 			return err
 		}
-		prims, err := measurePrimitives(s)
-		if err != nil {
-			return err
-		}
 		for _, shape := range o.Shapes {
 			for _, n := range o.Sizes {
-				if err := benchOne(s, n, shape, o, prims, emit); err != nil {
+				if err := benchOne(s, n, shape, o, emit); err != nil {
 					return fmt.Errorf("bench suite %d %s N=%d: %w", id, shape, n, err)
 				}
 			}
@@ -133,6 +131,7 @@ type primitives struct {
 // in ns, for the committer (sign) and a receiver (verify).
 type messageCosts struct {
 	sign, verify, mac, hash float64
+	cores                   float64 // they may be spread over
 }
 
 // commitSizes are the lengths of the encodings a commit's three passes
@@ -169,7 +168,9 @@ func sizesOf(s *suite.Suite, m *mls.MLSMessage, ctx mls.GroupContext) (commitSiz
 		cti: s.HashSize() + 2 + len(fc) + sig}, nil
 }
 
-// messageCosts times the three passes at the sizes z.
+// messageCosts times the three passes at the sizes z. Below
+// parallel.HashBytes the engine runs them one after the other, and so does
+// the floor.
 func (p *primitives) messageCosts(z commitSizes) (*messageCosts, error) {
 	s := p.s
 	runs := 41
@@ -187,8 +188,13 @@ func (p *primitives) messageCosts(z commitSizes) (*messageCosts, error) {
 	if err := s.VerifyWithLabelAt(p.signer.PublicKey(), "FramedContentTBS", buf, room, sig); err != nil {
 		return nil, err
 	}
+	cores := 1
+	if z.tbm >= parallel.HashBytes {
+		cores = runtime.GOMAXPROCS(0)
+	}
 	key, tbm, cti := make([]byte, s.HashSize()), make([]byte, z.tbm), make([]byte, z.cti)
 	return &messageCosts{
+		cores:  float64(cores),
 		sign:   medianOf(runs, func() { p.signer.SignWithLabel("FramedContentTBS", tbs) }),
 		verify: medianOf(runs, func() { s.VerifyWithLabelAt(p.signer.PublicKey(), "FramedContentTBS", buf, room, sig) }),
 		mac:    medianOf(runs, func() { s.MAC(key, tbm) }),
@@ -336,7 +342,7 @@ func timeOp(o Options, f func() error) (float64, int, error) {
 	return float64(d[len(d)/2].Nanoseconds()), len(d), nil
 }
 
-func benchOne(s *suite.Suite, n int, shape string, o Options, p *primitives, emit func(Row)) error {
+func benchOne(s *suite.Suite, n int, shape string, o Options, emit func(Row)) error {
 	progress := func(f string, a ...any) {
 		if o.Progress != nil {
 			o.Progress(f, a...)
@@ -344,6 +350,12 @@ func benchOne(s *suite.Suite, n int, shape string, o Options, p *primitives, emi
 	}
 	progress("suite %d %s N=%d: building the group", s.ID(), shape, n)
 	w, err := newWorld(s, n, shape)
+	if err != nil {
+		return err
+	}
+	// The primitives are timed just before the operations, in the same
+	// conditions as far as a shared machine allows.
+	p, err := measurePrimitives(s)
 	if err != nil {
 		return err
 	}
@@ -389,7 +401,7 @@ func benchOne(s *suite.Suite, n int, shape string, o Options, p *primitives, emi
 		// The seals are spread over the cores like the tree's path
 		// encryption spreads them.
 		floor := p.sign + float64(len(fdp)+1)*p.derive + float64(seals)*p.seal/float64(parallel.SealWorkers(seals)) +
-			spread(cores, mc.sign, mc.mac, mc.hash)
+			spread(mc.cores, mc.sign, mc.mac, mc.hash)
 		ns, runs, err := timeOp(o, func() error { _, err := a.Commit(mls.CommitOptions{}); return err })
 		if err != nil {
 			return fmt.Errorf("commit: %w", err)
@@ -399,7 +411,7 @@ func benchOne(s *suite.Suite, n int, shape string, o Options, p *primitives, emi
 	if want("process") {
 		// The committer's leaf signature, one HPKE open, the derivations
 		// from the common ancestor up, and the three passes.
-		floor := p.verify + p.open + float64(bobDerives)*p.derive + spread(cores, mc.verify, mc.mac, mc.hash)
+		floor := p.verify + p.open + float64(bobDerives)*p.derive + spread(mc.cores, mc.verify, mc.mac, mc.hash)
 		ns, runs, err := timeOp(o, func() error { _, err := bob.Process(commit.Commit); return err })
 		if err != nil {
 			return fmt.Errorf("process: %w", err)
