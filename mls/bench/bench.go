@@ -290,6 +290,11 @@ func newWorld(s *suite.Suite, n int, shape string) (*world, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A member's tree caches which subtrees are occupied; after its first
+	// commit in the group every state it moves to has them cached (the
+	// next tree is the one the commit was checked against). Start there.
+	built.Tree.FilteredDirectPath(0)
+	built.Tree.FilteredDirectPath(1)
 	e := &fromtree.Epoch{Suite: s, Tree: built.Tree, GroupID: gid, Epoch: 1,
 		InitSecret: make([]byte, s.HashSize()), ConfirmedTranscriptHash: make([]byte, s.HashSize())}
 	rand.Read(e.InitSecret)
