@@ -64,21 +64,29 @@ func Build(f func(b *Builder)) ([]byte, error) { return AppendBuild(nil, f) }
 // it is enough (a caller may recycle buffers). Offsets f reads from Len are
 // relative to the start of what it writes.
 func AppendBuild(dst []byte, f func(b *Builder)) ([]byte, error) {
-	m := Builder{measuring: true, sized: true}
-	f(&m)
-	if m.err != nil {
-		return nil, m.err
+	// One allocation for both passes, with room for most values' vector
+	// lengths.
+	sb := &struct {
+		Builder
+		few [16]int
+	}{}
+	b := &sb.Builder
+	*b = Builder{measuring: true, sized: true, vectors: sb.few[:0]}
+	f(b)
+	if b.err != nil {
+		return nil, b.err
 	}
-	out := slices.Grow(dst, m.n)
-	b := Builder{buf: out[len(dst):len(dst)], sized: true, vectors: m.vectors}
-	f(&b)
-	if b.err == nil && (len(b.buf) != m.n || b.next != len(b.vectors)) {
+	n, vectors := b.n, b.vectors
+	out := slices.Grow(dst, n)
+	*b = Builder{buf: out[len(dst):len(dst)], sized: true, vectors: vectors}
+	f(b)
+	if b.err == nil && (len(b.buf) != n || b.next != len(b.vectors)) {
 		b.err = errChanged // and b.buf may have left out's backing array
 	}
 	if b.err != nil {
 		return nil, b.err
 	}
-	return out[:len(dst)+m.n], nil
+	return out[:len(dst)+n], nil
 }
 
 // errChanged: the two passes of Build did not write the same encoding.
