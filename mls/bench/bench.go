@@ -24,9 +24,9 @@
 // block, the interim hash), with SHA-512 beside SHA-256 in suite 1, so
 // their states differ from the first block on; and each is sequential, so
 // one pass cannot be split over cores. The three are independent, so from
-// 32 KB on (where the engine spreads them) the floor spreads them over the
-// cores: the longest, or their sum over the number of cores if that is
-// more; below, they add up. Nothing else is in the floor: encoding,
+// 32 KB on (where a receiving member spreads them) the floor spreads them
+// over the cores: the longest, or their sum over the number of cores if
+// that is more; below, they add up. Nothing else is in the floor: encoding,
 // tree bookkeeping and allocation are the engine's to make small. (Join's
 // GroupInfo signature and AEAD, which also cover the whole tree, are still
 // timed at 200 bytes: its floor errs low.)
