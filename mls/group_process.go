@@ -78,17 +78,11 @@ func (g *Group) processPublic(pm *PublicMessage) (*Processed, error) {
 	}
 	// The content is encoded once for the membership tag, the signature
 	// and the transcript hash.
-	ac, enc, err := unprotectPublicEnc(g.suite, pm, g.ctxBytes, g.secrets.MembershipKey)
+	ac, enc, err := g.authenticatePublic(pm)
 	if err != nil {
 		return nil, err
 	}
-	pub, err := g.senderSignatureKey(ac)
-	if err != nil {
-		return nil, err
-	}
-	if err := verifySignatureEnc(g.suite, pub, ac, enc); err != nil {
-		return nil, err
-	}
+	defer enc.close()
 	return g.processContent(ac, enc)
 }
 
@@ -123,13 +117,11 @@ func (g *Group) processPrivate(pm *PrivateMessage) (*Processed, error) {
 		if err != nil {
 			return err
 		}
-		enc, err := encodeContent(ac, g.ctxBytes)
+		enc, err := g.authenticateContent(ac, pub)
 		if err != nil {
 			return err
 		}
-		if err := verifySignatureEnc(g.suite, pub, ac, enc); err != nil {
-			return err
-		}
+		defer enc.close()
 		// Everything the message changes is staged before the key counts
 		// as consumed, so a valid-looking but invalid commit burns nothing.
 		out, err = g.processContent(ac, enc)

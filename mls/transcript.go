@@ -1,6 +1,8 @@
 package mls
 
 import (
+	"bytes"
+
 	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
@@ -13,11 +15,11 @@ func confirmedTranscriptHashInput(ac *AuthenticatedContent) ([]byte, error) {
 	if ac.Content.ContentType != ContentTypeCommit {
 		return nil, wrapf(ErrInvalidMessage, "transcript hash input from %v content", ac.Content.ContentType)
 	}
-	b := wire.NewBuilder(256)
-	b.AddUint16(uint16(ac.WireFormat))
-	ac.Content.MarshalMLS(b)
-	b.AddOpaque(ac.Auth.Signature)
-	return b.Bytes()
+	return wire.Build(func(b *wire.Builder) {
+		b.AddUint16(uint16(ac.WireFormat))
+		ac.Content.MarshalMLS(b)
+		b.AddOpaque(ac.Auth.Signature)
+	})
 }
 
 // NextConfirmedTranscriptHash computes
@@ -44,20 +46,18 @@ func NextInterimTranscriptHash(s *suite.Suite, confirmed, confirmationTag []byte
 }
 
 // nextConfirmedTranscriptHashEnc is NextConfirmedTranscriptHash with the
-// FramedContent encoding of ac already at hand (enc.fc); nil enc encodes it.
+// encoding of ac already at hand; nil enc encodes it. When authenticate
+// started the hash from the same interim hash, its result is taken (waited
+// for, or computed here if no helper has started it).
 func nextConfirmedTranscriptHashEnc(s *suite.Suite, interimBefore []byte, ac *AuthenticatedContent, enc *contentEncoding) ([]byte, error) {
-	if enc == nil {
+	if enc == nil || enc.buf == nil { // none, or closed
 		return NextConfirmedTranscriptHash(s, interimBefore, ac)
 	}
 	if ac.Content.ContentType != ContentTypeCommit {
 		return nil, wrapf(ErrInvalidMessage, "transcript hash input from %v content", ac.Content.ContentType)
 	}
-	b := wire.NewBuilder(len(ac.Auth.Signature) + 8)
-	b.AddOpaque(ac.Auth.Signature)
-	sig, err := b.Bytes()
-	if err != nil {
-		return nil, err
+	if enc.transcript != nil && bytes.Equal(enc.transcriptFrom, interimBefore) && enc.transcript.Wait() {
+		return enc.confirmed, nil
 	}
-	wf := []byte{byte(ac.WireFormat >> 8), byte(ac.WireFormat)}
-	return s.Hash(interimBefore, wf, enc.fc, sig), nil
+	return enc.transcriptHash(s, interimBefore), nil
 }

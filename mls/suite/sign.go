@@ -11,6 +11,8 @@ import (
 	"io"
 
 	"github.com/cloudflare/circl/sign/ed448"
+
+	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
 // RFC 9420 §5.1.2: SignWithLabel / VerifyWithLabel.
@@ -72,6 +74,33 @@ func (s *Suite) SignWithLabel(priv []byte, label string, content []byte) ([]byte
 // It returns nil or an error wrapping ErrInvalidSignature.
 func (s *Suite) VerifyWithLabel(pub []byte, label string, content, signature []byte) error {
 	if !s.sig.verify(pub, labelled(label, content), signature) {
+		return fmt.Errorf("%w (%s)", ErrInvalidSignature, label)
+	}
+	return nil
+}
+
+// LabelHeadroom is the room VerifyWithLabelAt needs in front of the content
+// for label: the encoded SignContent label and the longest content length.
+func LabelHeadroom(label string) int {
+	return len(labelledHeader(label, wire.MaxVarint))
+}
+
+// VerifyWithLabelAt is VerifyWithLabel for content = buf[at:] that verifies
+// without copying the content: the rest of SignContent is written just in
+// front of it, into buf[:at], which must hold at least LabelHeadroom(label)
+// bytes the caller does not need. Nothing in buf[at:] is written, so other
+// goroutines may read the content meanwhile.
+func (s *Suite) VerifyWithLabelAt(pub []byte, label string, buf []byte, at int, signature []byte) error {
+	if at < 0 || at > len(buf) {
+		return fmt.Errorf("%w (%s): content offset %d outside %d bytes", ErrInvalidSignature, label, at, len(buf))
+	}
+	h := labelledHeader(label, len(buf)-at)
+	if h == nil || len(h) > at {
+		return fmt.Errorf("%w (%s): %d bytes of headroom, need %d", ErrInvalidSignature, label, at, len(h))
+	}
+	start := at - len(h)
+	copy(buf[start:at], h)
+	if !s.sig.verify(pub, buf[start:], signature) {
 		return fmt.Errorf("%w (%s)", ErrInvalidSignature, label)
 	}
 	return nil

@@ -310,12 +310,23 @@ func (s *Suite) Open(key, nonce, aad, ciphertext []byte) ([]byte, error) {
 // labelled encodes struct { opaque label<V> = "MLS 1.0 "+label; opaque content<V>; },
 // the shape of SignContent and EncryptContext (RFC 9420 §5.1.2, §5.1.3).
 func labelled(label string, content []byte) []byte {
-	b := wire.NewBuilder(len(label) + len(content) + 16)
+	h := labelledHeader(label, len(content))
+	if h == nil {
+		return nil // content beyond the varint range: nothing verifies
+	}
+	return append(append(make([]byte, 0, len(h)+len(content)), h...), content...)
+}
+
+// labelledHeader is the encoding of labelled(label, content) up to content
+// itself, for content of n bytes: the label<V> and content's length; nil
+// when n is beyond the varint range.
+func labelledHeader(label string, n int) []byte {
+	b := wire.NewBuilder(len(label) + 16)
 	b.AddVector(func(b *wire.Builder) {
 		b.AddRaw([]byte("MLS 1.0 "))
 		b.AddRaw([]byte(label))
 	})
-	b.AddOpaque(content)
+	b.AddVarint(uint64(n))
 	out, _ := b.Bytes()
 	return out
 }

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/spacepanda/spacepanda/mls/internal/parallel"
 	"github.com/spacepanda/spacepanda/mls/suite"
 )
 
@@ -216,17 +216,6 @@ type seal struct {
 	node   NodeIndex
 }
 
-// parallelSeals is the number of seals from which Encrypt spreads them over
-// GOMAXPROCS goroutines.
-const parallelSeals = 16
-
-// SealWorkers is the number of goroutines CommitPath.Encrypt spreads n
-// seals over (1: in the caller's goroutine), for cost models such as the
-// benchmark floor.
-func SealWorkers(n int) int {
-	return max(1, min(runtime.GOMAXPROCS(0), n/parallelSeals))
-}
-
 // runSeals performs the seals, independent of one another, on up to
 // GOMAXPROCS goroutines when there are many (a commit in a sparse tree seals
 // to about every member). Errors are reported for the first failing seal.
@@ -240,7 +229,7 @@ func runSeals(s *suite.Suite, groupContext []byte, seals []seal) error {
 		*sl.out = HPKECiphertext{KEMOutput: kem, Ciphertext: ct}
 		return nil
 	}
-	workers := SealWorkers(len(seals))
+	workers := parallel.SealWorkers(len(seals))
 	if workers <= 1 {
 		for k := range seals {
 			if err := do(k); err != nil {

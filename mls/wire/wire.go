@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Errors returned by decoding. They are wrapped with context; test with errors.Is.
@@ -49,10 +50,47 @@ type Unmarshaler interface {
 
 // Marshal encodes v. It fails only when a vector exceeds the varint range.
 func Marshal(v Marshaler) ([]byte, error) {
-	var b Builder
-	v.MarshalMLS(&b)
-	return b.Bytes()
+	return Build(v.MarshalMLS)
 }
+
+// Build encodes what f writes into a buffer of exactly the right size: f
+// runs twice, first only to measure (every vector's length is recorded, no
+// byte is written), then to write with each length known in advance, so no
+// vector body is moved to make room for its length and the buffer never
+// grows. f must write the same thing both times (it is a pure encoder).
+func Build(f func(b *Builder)) ([]byte, error) { return AppendBuild(nil, f) }
+
+// AppendBuild is Build appending to dst, whose spare capacity is used when
+// it is enough (a caller may recycle buffers). Offsets f reads from Len are
+// relative to the start of what it writes.
+func AppendBuild(dst []byte, f func(b *Builder)) ([]byte, error) {
+	// One allocation for both passes, with room for most values' vector
+	// lengths.
+	sb := &struct {
+		Builder
+		few [16]int
+	}{}
+	b := &sb.Builder
+	*b = Builder{measuring: true, sized: true, vectors: sb.few[:0]}
+	f(b)
+	if b.err != nil {
+		return nil, b.err
+	}
+	n, vectors := b.n, b.vectors
+	out := slices.Grow(dst, n)
+	*b = Builder{buf: out[len(dst):len(dst)], sized: true, vectors: vectors}
+	f(b)
+	if b.err == nil && (len(b.buf) != n || b.next != len(b.vectors)) {
+		b.err = errChanged // and b.buf may have left out's backing array
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	return out[:len(dst)+n], nil
+}
+
+// errChanged: the two passes of Build did not write the same encoding.
+var errChanged = errors.New("wire: value changed while it was encoded")
 
 // MustMarshal encodes v and panics if the encoding is impossible (a vector
 // over 2^30 bytes). Use it only for values whose size the caller controls.
@@ -75,6 +113,30 @@ func Unmarshal(data []byte, v Unmarshaler) error {
 type Builder struct {
 	buf []byte
 	err error
+
+	// Under Build: the measuring pass writes nothing and counts n bytes;
+	// vectors is each vector's body length in the order they are opened,
+	// which the writing pass takes from (next is its place).
+	sized, measuring bool
+	n                int
+	vectors          []int
+	next             int
+}
+
+// room returns the next n bytes of the buffer for the caller to fill, or
+// nil in Build's measuring pass (which only counts them). Reslicing rather
+// than appending keeps the buffer's pointer unwritten on the common path.
+func (b *Builder) room(n int) []byte {
+	if b.measuring {
+		b.n += n
+		return nil
+	}
+	l := len(b.buf)
+	if cap(b.buf)-l < n {
+		b.buf = slices.Grow(b.buf, n)
+	}
+	b.buf = b.buf[:l+n]
+	return b.buf[l:]
 }
 
 // NewBuilder returns a builder with room for n bytes.
@@ -91,8 +153,14 @@ func (b *Builder) Bytes() ([]byte, error) {
 // Err returns the first error met while building.
 func (b *Builder) Err() error { return b.err }
 
-// Len returns the number of bytes written so far.
-func (b *Builder) Len() int { return len(b.buf) }
+// Len returns the number of bytes written so far (in Build's measuring
+// pass, the number that would have been).
+func (b *Builder) Len() int {
+	if b.measuring {
+		return b.n
+	}
+	return len(b.buf)
+}
 
 // SetError records err unless an error is already recorded.
 func (b *Builder) SetError(err error) {
@@ -101,10 +169,29 @@ func (b *Builder) SetError(err error) {
 	}
 }
 
-func (b *Builder) AddUint8(v uint8)   { b.buf = append(b.buf, v) }
-func (b *Builder) AddUint16(v uint16) { b.buf = binary.BigEndian.AppendUint16(b.buf, v) }
-func (b *Builder) AddUint32(v uint32) { b.buf = binary.BigEndian.AppendUint32(b.buf, v) }
-func (b *Builder) AddUint64(v uint64) { b.buf = binary.BigEndian.AppendUint64(b.buf, v) }
+func (b *Builder) AddUint8(v uint8) {
+	if p := b.room(1); p != nil {
+		p[0] = v
+	}
+}
+
+func (b *Builder) AddUint16(v uint16) {
+	if p := b.room(2); p != nil {
+		binary.BigEndian.PutUint16(p, v)
+	}
+}
+
+func (b *Builder) AddUint32(v uint32) {
+	if p := b.room(4); p != nil {
+		binary.BigEndian.PutUint32(p, v)
+	}
+}
+
+func (b *Builder) AddUint64(v uint64) {
+	if p := b.room(8); p != nil {
+		binary.BigEndian.PutUint64(p, v)
+	}
+}
 
 // AddBool encodes a bool as one octet, 0 or 1.
 func (b *Builder) AddBool(v bool) {
@@ -116,30 +203,68 @@ func (b *Builder) AddBool(v bool) {
 }
 
 // AddRaw appends bytes with no length prefix (fixed-size fields).
-func (b *Builder) AddRaw(v []byte) { b.buf = append(b.buf, v...) }
+func (b *Builder) AddRaw(v []byte) {
+	if p := b.room(len(v)); p != nil {
+		copy(p, v)
+	}
+}
+
+// varintLen is the size of the minimal varint encoding of v, 0 if v is too large.
+func varintLen(v uint64) int {
+	switch {
+	case v <= 0x3f:
+		return 1
+	case v <= 0x3fff:
+		return 2
+	case v <= MaxVarint:
+		return 4
+	}
+	return 0
+}
 
 // AddVarint appends v as a minimal MLS varint (RFC 9420 §2.1.2).
 func (b *Builder) AddVarint(v uint64) {
-	switch {
-	case v <= 0x3f:
-		b.buf = append(b.buf, byte(v))
-	case v <= 0x3fff:
-		b.buf = append(b.buf, byte(v>>8)|0x40, byte(v))
-	case v <= MaxVarint:
-		b.buf = append(b.buf, byte(v>>24)|0x80, byte(v>>16), byte(v>>8), byte(v))
-	default:
+	n := varintLen(v)
+	if n == 0 {
 		b.SetError(fmt.Errorf("%w: %d", ErrVarintTooLarge, v))
+		return
+	}
+	if p := b.room(n); p != nil {
+		putVarint(p, v)
+	}
+}
+
+// putVarint writes v into p, which has exactly varintLen(v) bytes.
+func putVarint(p []byte, v uint64) {
+	switch len(p) {
+	case 1:
+		p[0] = byte(v)
+	case 2:
+		binary.BigEndian.PutUint16(p, uint16(v)|0x4000)
+	default:
+		binary.BigEndian.PutUint32(p, uint32(v)|0x80000000)
 	}
 }
 
 // AddOpaque appends v as opaque<V>: a varint length then the bytes.
 func (b *Builder) AddOpaque(v []byte) {
-	b.AddVarint(uint64(len(v)))
-	b.buf = append(b.buf, v...)
+	h := varintLen(uint64(len(v)))
+	if h == 0 {
+		b.SetError(fmt.Errorf("%w: %d", ErrVarintTooLarge, len(v)))
+		return
+	}
+	if p := b.room(h + len(v)); p != nil {
+		putVarint(p[:h], uint64(len(v)))
+		copy(p[h:], v)
+	}
 }
 
 // AddVector appends a varint-length-prefixed vector whose body f writes.
 func (b *Builder) AddVector(f func(b *Builder)) {
+	if b.sized {
+		b.addSizedVector(f)
+		return
+	}
 	start := len(b.buf)
 	f(b)
 	n := len(b.buf) - start
@@ -164,6 +289,37 @@ func (b *Builder) AddVector(f func(b *Builder)) {
 	b.buf = append(b.buf, h...)
 	copy(b.buf[start+len(h):], b.buf[start:start+n])
 	copy(b.buf[start:], h)
+}
+
+// addSizedVector is AddVector under Build: the measuring pass records the
+// body's length, the writing pass writes that length and then the body.
+func (b *Builder) addSizedVector(f func(b *Builder)) {
+	if b.measuring {
+		i := len(b.vectors)
+		b.vectors = append(b.vectors, 0)
+		start := b.n
+		f(b)
+		n := b.n - start
+		b.vectors[i] = n
+		if n > MaxVarint {
+			b.SetError(fmt.Errorf("%w: vector of %d bytes", ErrVarintTooLarge, n))
+			return
+		}
+		b.AddVarint(uint64(n))
+		return
+	}
+	if b.next >= len(b.vectors) {
+		b.SetError(errChanged)
+		return
+	}
+	n := b.vectors[b.next]
+	b.next++
+	b.AddVarint(uint64(n))
+	start := len(b.buf)
+	f(b)
+	if len(b.buf)-start != n {
+		b.SetError(errChanged)
+	}
 }
 
 // AddOptional appends optional<T>: a presence octet, then f's encoding if present.

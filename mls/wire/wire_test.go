@@ -629,9 +629,106 @@ func FuzzVector(f *testing.F) {
 		if !bytes.Equal(enc, data) {
 			t.Fatalf("%x re-encodes to %x", data, enc)
 		}
+		if one, err := onePass(&m); err != nil || !bytes.Equal(one, enc) {
+			t.Fatalf("%x: one-pass Builder gives %x (%v)", data, one, err)
+		}
 		var m2 fuzzMsg
 		if err := Unmarshal(enc, &m2); err != nil || !m.equal(&m2) {
 			t.Fatalf("%x: second decode differs (%v)", enc, err)
 		}
 	})
+}
+
+// onePass encodes v with a plain Builder (vector bodies shifted in place).
+func onePass(v Marshaler) ([]byte, error) {
+	var b Builder
+	v.MarshalMLS(&b)
+	return b.Bytes()
+}
+
+// TestBuildMatchesOnePass: Build (measure, then write with known lengths)
+// gives exactly the bytes of the one-pass Builder, for every varint header
+// size at two nesting levels.
+func TestBuildMatchesOnePass(t *testing.T) {
+	for _, n := range []int{0, 1, 63, 64, 16383, 16384, 70000} {
+		m := &fuzzMsg{Tag: 7, Items: []fuzzItem{{ID: 1, N: uint64(n), Data: make([]byte, n)}},
+			Note: make([]byte, n/2), Groups: [][][]byte{{make([]byte, n), {}}, {}}, Tail: 42}
+		want, err := onePass(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Build(m.MarshalMLS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("n=%d: Build gives %d bytes, one pass %d", n, len(got), len(want))
+		}
+	}
+}
+
+// TestBuildRefusesAChangingValue: an encoder that writes something else on
+// the second pass gets an error, never a buffer with wrong lengths in it.
+func TestBuildRefusesAChangingValue(t *testing.T) {
+	for name, f := range map[string]func(pass int, b *Builder){
+		"longer body": func(pass int, b *Builder) { b.AddVector(func(b *Builder) { b.AddRaw(make([]byte, 10+pass)) }) },
+		"extra vector": func(pass int, b *Builder) {
+			b.AddOpaque(nil)
+			for range pass {
+				b.AddVector(func(*Builder) {})
+			}
+		},
+		"longer tail": func(pass int, b *Builder) { b.AddVector(func(*Builder) {}); b.AddRaw(make([]byte, pass)) },
+	} {
+		pass := 0
+		_, err := Build(func(b *Builder) { f(pass, b); pass++ })
+		if !errors.Is(err, errChanged) {
+			t.Errorf("%s: err %v", name, err)
+		}
+	}
+	big := func(b *Builder) { b.AddVector(func(b *Builder) { b.n += MaxVarint + 1 }) }
+	if _, err := Build(big); !errors.Is(err, ErrVarintTooLarge) {
+		t.Errorf("oversized vector: %v", err)
+	}
+}
+
+// BenchmarkMarshalLargeVector: a vector of 10,000 small opaque vectors in
+// a vector (the shape of a commit's UpdatePath in a sparse tree).
+func BenchmarkMarshalLargeVector(b *testing.B) {
+	m := &fuzzMsg{Groups: make([][][]byte, 14)}
+	for i := range m.Groups {
+		for range 10000 >> i {
+			m.Groups[i] = append(m.Groups[i], make([]byte, 80))
+		}
+	}
+	b.Run("build", func(b *testing.B) {
+		for b.Loop() {
+			Build(m.MarshalMLS)
+		}
+	})
+	b.Run("onepass", func(b *testing.B) {
+		for b.Loop() {
+			onePass(m)
+		}
+	})
+}
+
+// TestAppendBuild: AppendBuild keeps what dst holds, writes into its spare
+// capacity when there is enough (no new array), and grows it otherwise.
+func TestAppendBuild(t *testing.T) {
+	m := &fuzzMsg{Tag: 3, Items: []fuzzItem{{ID: 9, N: 300, Data: make([]byte, 100)}}, Tail: 1}
+	want, _ := onePass(m)
+	for _, spare := range []int{0, len(want) - 1, len(want), len(want) + 50} {
+		dst := append(make([]byte, 0, 3+spare), 0xaa, 0xbb, 0xcc)
+		got, err := AppendBuild(dst, m.MarshalMLS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[:3], []byte{0xaa, 0xbb, 0xcc}) || !bytes.Equal(got[3:], want) {
+			t.Fatalf("spare %d: %x", spare, got)
+		}
+		if inPlace := &got[0] == &dst[0]; inPlace != (spare >= len(want)) {
+			t.Fatalf("spare %d: in place %v", spare, inPlace)
+		}
+	}
 }
