@@ -85,6 +85,7 @@ func (s *Server) routes() {
 	h("DELETE /v1/channels/{id}/members/{user_id}", "members_remove", s.removeMember)
 	h("PUT /v1/channels/{id}/members/{user_id}/role", "members_set_role", s.setRole)
 	h("POST /v1/channels/{id}/update", "update", s.update)
+	h("GET /v1/openapi.json", "openapi", serveOpenAPI)
 	h("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return nil

@@ -214,6 +214,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/link/{mailbox}/messages", s.handleLinkPost)
 	mux.HandleFunc("GET /v1/link/{mailbox}/messages", s.handleLinkMessages)
 	mux.HandleFunc("GET /v1/events", s.authed(s.handleEvents))
+	mux.Handle("GET /v1/openapi.json", api.OpenAPIHandler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
