@@ -117,7 +117,7 @@ func readFraming(data, gid []byte) (framing, error) {
 		return framing{}, errf(http.StatusBadRequest, "invalid_message", "epoch out of range")
 	}
 	if max := api.MaxMessageSize(f.kind); len(data) > max {
-		return framing{}, errf(http.StatusRequestEntityTooLarge, "message_too_large", "a %s is at most %d bytes", f.kind, max)
+		return framing{}, errf(http.StatusRequestEntityTooLarge, "message_too_large", "%s messages are at most %d bytes", f.kind, max)
 	}
 	return f, nil
 }
@@ -175,7 +175,7 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 		ae.epoch = &cur
 		return ae
 	case errors.Is(err, ErrFutureEpoch):
-		ae := errf(http.StatusBadRequest, "future_epoch", "%v", err)
+		ae := errf(http.StatusConflict, "future_epoch", "%v", err)
 		ae.epoch = &cur
 		return ae
 	case errors.Is(err, ErrLimit):

@@ -14,10 +14,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/spacepanda/spacepanda/identity"
+	"github.com/spacepanda/spacepanda/internal/apitest"
 	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/tree"
@@ -292,9 +294,14 @@ func (c *client) do(method, path string, body any) resp {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	hc := c.hc
 	if hc == nil {
-		hc = http.DefaultClient
+		// Every answer a test gets is checked against the relay's
+		// OpenAPI document.
+		hc = &http.Client{Transport: apitest.Transport(c.t, relayDoc(c.t), nil)}
 	}
 	res, err := hc.Do(req)
 	if err != nil {
@@ -351,3 +358,15 @@ func newTestServer(t testing.TB, st Store, opts Options) (*Server, string) {
 }
 
 var _ = fmt.Sprintf
+
+// relayDoc is the relay's OpenAPI document, parsed once.
+var relayDoc = func() func(t testing.TB) *apitest.Doc {
+	doc := sync.OnceValues(func() (*apitest.Doc, error) { return apitest.Parse(api.OpenAPI()) })
+	return func(t testing.TB) *apitest.Doc {
+		d, err := doc()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+}()

@@ -25,6 +25,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -260,7 +261,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": publicMessage(msg)}})
+}
+
+// publicMessage makes an error message one line without the package
+// prefixes a wrapped error chain repeats ("relay: ", "mls: ", …): the
+// code says where it comes from.
+func publicMessage(msg string) string {
+	parts := strings.Split(oneLine(msg), ": ")
+	out := parts[:0]
+	for _, p := range parts {
+		switch p {
+		case "relay", "relayclient", "mls", "identity", "wire", "suite", "tree", "json":
+			continue
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, ": ")
 }
 
 // fail writes err: an *apiError as is, store errors by kind, anything
@@ -278,7 +295,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrRevoked):
 		ae = errf(http.StatusForbidden, "device_revoked", "%v", err)
 	case errors.Is(err, ErrFutureEpoch):
-		ae = errf(http.StatusBadRequest, "future_epoch", "%v", err)
+		ae = errf(http.StatusConflict, "future_epoch", "%v", err)
 	case errors.Is(err, ErrExists):
 		ae = errf(http.StatusConflict, "exists", "%v", err)
 	case errors.Is(err, ErrLimit):
@@ -292,7 +309,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae = errf(http.StatusInternalServerError, "internal", "internal error")
 	}
 	if ae.epoch != nil {
-		writeJSON(w, ae.status, map[string]any{"error": map[string]string{"code": ae.code, "message": ae.msg}, "current_epoch": *ae.epoch})
+		writeJSON(w, ae.status, map[string]any{"error": map[string]string{"code": ae.code, "message": publicMessage(ae.msg)}, "current_epoch": *ae.epoch})
 		return
 	}
 	writeError(w, ae.status, ae.code, ae.msg)
@@ -307,6 +324,10 @@ func decode(r *http.Request, v any) error {
 		if errors.As(err, &mbe) {
 			return errf(http.StatusRequestEntityTooLarge, "too_large", "request body over %d bytes", mbe.Limit)
 		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return errf(http.StatusBadRequest, "bad_request", "invalid JSON body: %s is not a JSON %s", te.Field, jsonKind(te.Type))
+		}
 		return errf(http.StatusBadRequest, "bad_request", "invalid JSON body: %s", oneLine(err.Error()))
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -317,6 +338,26 @@ func decode(r *http.Request, v any) error {
 		return errf(http.StatusBadRequest, "bad_request", "trailing data after the JSON body")
 	}
 	return nil
+}
+
+// jsonKind names the JSON value a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "base64 string"
+		}
+		return "array"
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int64, reflect.Uint64, reflect.Uint32, reflect.Int32, reflect.Float64:
+		return "number"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "object"
 }
 
 // oneLine cuts s to one short line (a JSON error may quote the input).

@@ -693,8 +693,8 @@ func TestBounds(t *testing.T) {
 			"application over 1 MiB":    {sized(mls.ContentTypeApplication, 1, 1<<20+1), 413, "message_too_large"},
 			"proposal over 1 MiB":       {sized(mls.ContentTypeProposal, 1, 1<<20+1), 413, "message_too_large"},
 			"commit over 4 MiB":         {sized(mls.ContentTypeCommit, 1, 4<<20+1), 413, "message_too_large"},
-			"application, future epoch": {sized(mls.ContentTypeApplication, 2, 100), 400, "future_epoch"},
-			"proposal, epoch 2^40":      {sized(mls.ContentTypeProposal, 1<<40, 100), 400, "future_epoch"},
+			"application, future epoch": {sized(mls.ContentTypeApplication, 2, 100), 409, "future_epoch"},
+			"proposal, epoch 2^40":      {sized(mls.ContentTypeProposal, 1<<40, 100), 409, "future_epoch"},
 		} {
 			if r := ca.do("POST", gp+"/messages", map[string]any{"message": c.msg}); r.status != c.status || r.code() != c.code {
 				t.Errorf("%s: %d %.200s, want %d %s", name, r.status, r.raw, c.status, c.code)

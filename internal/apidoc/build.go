@@ -88,6 +88,38 @@ func Obj(props ...any) S {
 // OneOf is exactly one of the schemas.
 func OneOf(ss ...S) S { return S{"oneOf": ss} }
 
+// nullOptional returns a request schema in which an optional property
+// may also be null: a JSON null stands for an absent field (as Go's
+// decoder and the servers treat it).
+func nullOptional(s S) S {
+	out := S{}
+	for k, v := range s {
+		out[k] = v
+	}
+	if one, ok := s["oneOf"].([]S); ok {
+		alts := make([]S, len(one))
+		for i, a := range one {
+			alts[i] = nullOptional(a)
+		}
+		out["oneOf"] = alts
+	}
+	props, ok := s["properties"].(S)
+	if !ok {
+		return out
+	}
+	req, _ := s["required"].([]string)
+	np := S{}
+	for name, p := range props {
+		if slices.Contains(req, name) {
+			np[name] = p
+		} else {
+			np[name] = Null(p.(S))
+		}
+	}
+	out["properties"] = np
+	return out
+}
+
 func withDesc(s S, desc string) S {
 	if desc != "" {
 		s["description"] = desc
@@ -206,7 +238,7 @@ func (a *API) operation(op *Op) S {
 		o["parameters"] = params
 	}
 	if op.Body != nil {
-		o["requestBody"] = S{"required": true, "content": S{"application/json": S{"schema": op.Body}}}
+		o["requestBody"] = S{"required": true, "content": S{"application/json": S{"schema": nullOptional(op.Body)}}}
 	}
 	resp := S{}
 	ok := S{"description": http.StatusText(op.Status)}

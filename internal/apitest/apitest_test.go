@@ -69,6 +69,8 @@ func TestTransportCatches(t *testing.T) {
 		{"wrong type", "GET", "/v1/things/a", "", 200, `{"n":"1"}`, true},
 		{"undocumented status", "GET", "/v1/things/a", "", 409, `{"error":{"code":"x"}}`, true},
 		{"undocumented code", "GET", "/v1/things/a", "", 404, `{"error":{"code":"gone"}}`, true},
+		{"repeated prefix", "GET", "/v1/things/a", "", 404, `{"error":{"code":"not_found","message":"mls: bad key: mls: bad leaf"}}`, true},
+		{"one prefix", "GET", "/v1/things/a", "", 404, `{"error":{"code":"not_found","message":"bad key: bad leaf: sp1x"}}`, false},
 		{"undocumented route", "GET", "/v1/other", "", 200, `{}`, true},
 		{"unknown route refused", "GET", "/v1/other", "", 404, `{"error":{"code":"not_found"}}`, false},
 		{"invalid request accepted", "POST", "/v1/things", `{"name":1}`, 201, ``, true},
@@ -123,5 +125,24 @@ func (r *recordT) Errorf(format string, args ...any) {
 	r.msg = format
 	if len(args) > 0 {
 		r.msg = args[0].(error).Error()
+	}
+}
+
+func TestMarkdownOps(t *testing.T) {
+	md := "# API\n\n```\nGET  /v1/a/{id} -> x        PUT /v1/a/{id}/c {\"after\"}\nPOST /v1/b?x=1\ncurl -X POST localhost/v1/nope\n```\n" +
+		"text GET /v1/prose\n## Other\n```\nDELETE /v1/other\n```\n"
+	got := strings.Join(MarkdownOps([]byte(md), ""), ",")
+	if want := "DELETE /v1/other,GET /v1/a/{id},POST /v1/b,PUT /v1/a/{id}/c"; got != want {
+		t.Errorf("all: %s, want %s", got, want)
+	}
+	got = strings.Join(MarkdownOps([]byte(md), "API"), ",")
+	if want := "GET /v1/a/{id},POST /v1/b,PUT /v1/a/{id}/c"; got != want {
+		t.Errorf("section: %s, want %s", got, want)
+	}
+	if d := Diff("a", []string{"GET /x", "GET /y"}, "b", []string{"GET /x", "PUT /z"}); !strings.Contains(d, "GET /y is in a") || !strings.Contains(d, "PUT /z is in b") {
+		t.Errorf("diff: %s", d)
+	}
+	if d := Diff("a", []string{"GET /x"}, "b", []string{"GET /x"}); d != "" {
+		t.Errorf("equal sets differ: %s", d)
 	}
 }

@@ -11,6 +11,7 @@ package apitest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -149,8 +150,38 @@ func (d *Doc) Check(ex Exchange) error {
 	if err := openapi3filter.ValidateResponse(context.Background(), rin); err != nil {
 		return fmt.Errorf("apitest: %s -> %d: %s; body %s", name, ex.Status, oneLine(err), clip(ex.Body))
 	}
+	if ex.Status >= 400 && !ex.SkipResBody {
+		return checkMessage(name, ex)
+	}
 	return nil
 }
+
+// checkMessage refuses an error message that repeats a prefix, the mark
+// of a wrapped error chain shown as is ("mls: invalid key package: mls:
+// invalid leaf node: …").
+func checkMessage(name string, ex Exchange) error {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(ex.Body, &e) != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, p := range strings.Split(e.Error.Message, ": ")[:max(0, strings.Count(e.Error.Message, ": "))] {
+		if !prefixWord.MatchString(p) {
+			continue
+		}
+		if seen[p] {
+			return fmt.Errorf("apitest: %s -> %d: the error message repeats the prefix %q: %s", name, ex.Status, p, e.Error.Message)
+		}
+		seen[p] = true
+	}
+	return nil
+}
+
+var prefixWord = regexp.MustCompile(`^[a-z]+$`)
 
 // checkErrorEnvelope checks a 404/405 outside the document is a JSON
 // error.

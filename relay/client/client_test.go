@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spacepanda/spacepanda/identity"
+	"github.com/spacepanda/spacepanda/internal/apitest"
 	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/tree"
@@ -53,7 +54,7 @@ func newDevice(t *testing.T, base string, u *identity.PrivateIdentity) *device {
 	}
 	enc, _ := cert.Marshal()
 	return &device{user: u, cs: cs, signer: signer, cert: enc,
-		c: relayclient.New(base, relayclient.Identity{Certificate: enc, Signer: signer}, relayclient.Options{})}
+		c: relayclient.New(base, relayclient.Identity{Certificate: enc, Signer: signer}, checked(t))}
 }
 
 func (d *device) keyPackage(t *testing.T, lastResort bool) []byte {
@@ -93,9 +94,26 @@ func startRelay(t *testing.T) string {
 		t.Fatal(err)
 	}
 	srv := relay.New(st, relay.Options{Rate: 1e6, Burst: 1e6})
-	hs := httptest.NewServer(srv.Handler())
+	// Every exchange of every client with this relay is checked against
+	// the relay's OpenAPI document, on the server's side.
+	hs := httptest.NewServer(apitest.Handler(t, relayDoc(t), srv.Handler()))
 	t.Cleanup(func() { hs.Close(); srv.Close(); st.Close() })
 	return hs.URL
+}
+
+func relayDoc(t *testing.T) *apitest.Doc {
+	t.Helper()
+	d, err := apitest.Parse(api.OpenAPI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// checked is client options whose HTTP client checks every exchange
+// against the relay's OpenAPI document, on the client's side.
+func checked(t *testing.T) relayclient.Options {
+	return relayclient.Options{HTTP: &http.Client{Transport: apitest.Transport(t, relayDoc(t), nil)}}
 }
 
 // TestClient walks every method against a real relay: two devices of
@@ -231,7 +249,7 @@ func TestLink(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	newcomer := relayclient.New(base, relayclient.Identity{}, relayclient.Options{})
+	newcomer := relayclient.New(base, relayclient.Identity{}, checked(t))
 	if err := newcomer.Login(ctx); !errors.Is(err, relayclient.ErrNoDevice) {
 		t.Fatalf("login without a device: %v", err)
 	}
