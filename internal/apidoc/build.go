@@ -170,6 +170,9 @@ type API struct {
 	ErrorExtra []any
 	// PathParams describes path parameters by name.
 	PathParams map[string]S
+	// OptionalAuth: the bearer token is needed only in some deployments
+	// (the node's, beyond loopback).
+	OptionalAuth bool
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
@@ -190,6 +193,10 @@ func (a *API) Document() S {
 		}
 		item[m] = a.operation(op)
 	}
+	security := []any{S{"bearer": []any{}}}
+	if a.OptionalAuth {
+		security = []any{S{}, S{"bearer": []any{}}}
+	}
 	return S{
 		"openapi":           "3.1.0",
 		"jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -199,7 +206,7 @@ func (a *API) Document() S {
 			"schemas":         a.Schemas,
 			"securitySchemes": S{"bearer": S{"type": "http", "scheme": "bearer"}},
 		},
-		"security": []any{S{"bearer": []any{}}},
+		"security": security,
 	}
 }
 

@@ -126,7 +126,8 @@ func Node() *API {
 			"id":      Str("channel id (or invitation id)"),
 			"user_id": Str("user id"),
 		},
-		Common: nodeCommon,
+		Common:       nodeCommon,
+		OptionalAuth: true,
 	}
 }
 
