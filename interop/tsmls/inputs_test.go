@@ -3,6 +3,7 @@ package tsmls
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/spacepanda/spacepanda/internal/testinputs"
@@ -13,7 +14,7 @@ import (
 func TestInputs(t *testing.T) {
 	p, err := Start(context.Background())
 	if errors.Is(err, ErrNodeUnavailable) {
-		testinputs.Missing(t, "interop/tsmls", err.Error()+"; install Node 20+ and run `npm ci` in interop/tsmls (see README)")
+		testinputs.Missing(t, "interop/tsmls", strings.TrimPrefix(err.Error(), "tsmls: ")+"; needs Node 20+ (see README)")
 	}
 	if err != nil {
 		t.Fatal(err)
