@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spacepanda/spacepanda/internal/apitest"
 	"github.com/spacepanda/spacepanda/mls"
 )
 
@@ -57,6 +58,7 @@ func FuzzRelayPost(f *testing.F) {
 	f.Add(uint8(13), "AB12", []byte("from=offer&after=0&wait=0"))
 	f.Add(uint8(14), "AB12", []byte(nil))
 
+	doc := relayDoc(f)
 	f.Fuzz(func(t *testing.T, sel uint8, path string, body []byte) {
 		if strings.ContainsAny(path, "/?#") {
 			path = base64.RawURLEncoding.EncodeToString([]byte(path))
@@ -102,8 +104,10 @@ func FuzzRelayPost(f *testing.F) {
 			return // not a request a client could send
 		}
 		req.Header.Set("Authorization", "Bearer "+ca.token)
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
+		// Whatever the input, the answer is one the document describes.
+		apitest.Handler(t, doc, h).ServeHTTP(rec, req)
 		if rec.Code >= 500 {
 			t.Fatalf("%s %s %q: %d %s", method, target, body, rec.Code, rec.Body)
 		}
