@@ -144,6 +144,7 @@ type Op struct {
 	Query        []Param // query parameters, all optional
 	Body         S       // JSON request body (nil: none)
 	Status       int     // the success status
+	Also         []int   // other success statuses with the same body
 	Resp         S       // JSON success body (nil: none)
 	RespType     string  // success media type ("": application/json)
 	Errs         Errs    // error codes by status, besides the API's common ones
@@ -256,6 +257,9 @@ func (a *API) operation(op *Op) S {
 		ok["content"] = S{"application/json": S{"schema": op.Resp}}
 	}
 	resp[fmt.Sprint(op.Status)] = ok
+	for _, st := range op.Also {
+		resp[fmt.Sprint(st)] = ok
+	}
 	errs := Errs{}
 	if a.Common != nil {
 		for st, cs := range a.Common(op) {
