@@ -130,7 +130,8 @@ func Relay() *API {
 			Errs: Errs{401: {"unauthorized"}, 403: {"forbidden"}, 404: {"no_mailbox"}}},
 		{Method: "GET", Path: "/v1/events", ID: "events", Tag: "events",
 			Summary: "Server-sent events: message {group_id, seq}, welcome {id}, resync {}; \":\" lines are keep-alives every 25 s",
-			Status:  200, RespType: "text/event-stream"},
+			Status:  200, RespType: "text/event-stream", Ext: S{"x-sse-events": S{
+				"message": Ref("MessageEvent"), "welcome": Ref("WelcomeEvent"), "resync": Ref("ResyncEvent")}}},
 		{Method: "GET", Path: "/v1/openapi.json", ID: "openapi", Tag: "meta", Public: true, Summary: "This document",
 			Status: 200, Resp: S{"type": "object"}},
 		{Method: "GET", Path: "/healthz", ID: "healthz", Tag: "meta", Public: true, Pending: "relayops", Summary: "Liveness",
@@ -146,6 +147,11 @@ func Relay() *API {
 		Desc: "The delivery service (relay/API.md). JSON bodies with Content-Type application/json; binary values standard base64; " +
 			"times RFC 3339 in UTC; unknown request fields refused (400 bad_request); errors {\"error\":{\"code\",\"message\"}} with a one-line message.",
 		Ops: ops,
+		Schemas: map[string]S{
+			"MessageEvent": withDesc(Obj("group_id", B64(""), "seq", Int("read the log after seq-1")), "event: message — a new log entry"),
+			"WelcomeEvent": withDesc(Obj("id", Int("")), "event: welcome — a Welcome queued for the caller's user"),
+			"ResyncEvent":  withDesc(Obj(), "event: resync — events may have been lost: re-read groups and Welcomes"),
+		},
 		PathParams: map[string]S{
 			"gid":     gid,
 			"user_id": UserID(""),

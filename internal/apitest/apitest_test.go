@@ -1,6 +1,7 @@
 package apitest
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -144,5 +145,53 @@ func TestMarkdownOps(t *testing.T) {
 	}
 	if d := Diff("a", []string{"GET /x"}, "b", []string{"GET /x"}); d != "" {
 		t.Errorf("equal sets differ: %s", d)
+	}
+}
+
+const sseDoc = `{"openapi":"3.1.0","info":{"title":"t","version":"1"},"paths":{
+ "/events":{"get":{"operationId":"ev","x-sse-events":{"tick":{"$ref":"#/components/schemas/Tick"}},
+  "responses":{"200":{"description":"ok","content":{"text/event-stream":{"schema":{"type":"string"}}}}}}}},
+ "components":{"schemas":{"Tick":{"type":"object","required":["n"],"additionalProperties":false,"properties":{"n":{"type":"integer"}}}}}}`
+
+func TestEventStreamChecked(t *testing.T) {
+	d, err := Parse([]byte(sseDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		stream string
+		fails  bool
+	}{
+		"documented":         {": hello\n\nevent: tick\ndata: {\"n\":1}\n\nid: 2\nevent: tick\ndata: {\"n\":2}\n\n", false},
+		"undocumented event": {"event: tock\ndata: {\"n\":1}\n\n", true},
+		"undocumented field": {"event: tick\ndata: {\"n\":1,\"x\":2}\n\n", true},
+		"not json":           {"event: tick\ndata: n=1\n\n", true},
+		"default event type": {"data: {\"n\":1}\n\n", true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.Write([]byte(c.stream))
+			}))
+			defer srv.Close()
+			for _, side := range []string{"transport", "handler"} {
+				rec := &recordT{TB: t}
+				hc, url := &http.Client{Transport: Transport(rec, d, nil)}, srv.URL
+				if side == "handler" {
+					hs := httptest.NewServer(Handler(rec, d, srv.Config.Handler))
+					defer hs.Close()
+					hc, url = http.DefaultClient, hs.URL
+				}
+				res, err := hc.Get(url + "/events")
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.ReadAll(res.Body)
+				res.Body.Close()
+				if rec.failed != c.fails {
+					t.Errorf("%s: failed=%v, want %v (%s)", side, rec.failed, c.fails, rec.msg)
+				}
+			}
+		})
 	}
 }

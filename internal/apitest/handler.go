@@ -24,6 +24,7 @@ func Handler(t testing.TB, doc *Doc, h http.Handler) http.Handler {
 		}
 		orig := r.Clone(r.Context())
 		rec := &recorder{ResponseWriter: w}
+		rec.sse = doc.sseChecker(Exchange{Req: orig}, func(err error) { t.Errorf("%v", err) })
 		h.ServeHTTP(rec, r)
 		if rec.status == 0 {
 			rec.status = http.StatusOK
@@ -42,6 +43,7 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	body   bytes.Buffer
+	sse    *sseCheck
 }
 
 func (r *recorder) WriteHeader(s int) {
@@ -57,6 +59,8 @@ func (r *recorder) Write(b []byte) (int, error) {
 	}
 	if !isStream(r.Header()) {
 		r.body.Write(b)
+	} else if r.sse != nil {
+		r.sse.feed(b)
 	}
 	return r.ResponseWriter.Write(b)
 }

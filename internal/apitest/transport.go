@@ -45,6 +45,9 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ex := Exchange{Req: req, ReqBody: reqBody, Status: res.StatusCode, Header: res.Header}
 	if isStream(res.Header) {
 		ex.SkipResBody = true
+		if c := tr.doc.sseChecker(ex, func(err error) { tr.t.Errorf("%v", err) }); c != nil {
+			res.Body = &sseBody{ReadCloser: res.Body, c: c}
+		}
 	} else {
 		b, err := io.ReadAll(res.Body)
 		res.Body.Close()
