@@ -142,6 +142,7 @@ type Op struct {
 	Desc         string
 	Public       bool    // no bearer token
 	Query        []Param // query parameters, all optional
+	Header       []Param // header parameters, all optional
 	Body         S       // JSON request body (nil: none)
 	Status       int     // the success status
 	Also         []int   // other success statuses with the same body
@@ -241,6 +242,9 @@ func (a *API) operation(op *Op) S {
 	}
 	for _, q := range op.Query {
 		params = append(params, S{"name": q.Name, "in": "query", "schema": q.Schema})
+	}
+	for _, h := range op.Header {
+		params = append(params, S{"name": h.Name, "in": "header", "schema": h.Schema})
 	}
 	if len(params) > 0 {
 		o["parameters"] = params

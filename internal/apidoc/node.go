@@ -113,6 +113,7 @@ func Node() *API {
 			Status: 202, Resp: commit, Errs: Errs{409: {"channel_not_active", "wrong_epoch"}}},
 		{Method: "GET", Path: "/v1/events", ID: "events", Tag: "events",
 			Summary: "Server-sent events: id increasing, Last-Event-ID resumes; event one of message, delivery, membership, role, channel_state, invitation, relay_status; data one JSON object (x-sse-events)",
+			Header:  []Param{{"Last-Event-ID", Str("resume after this event id")}},
 			Status:  200, RespType: "text/event-stream", Ext: S{"x-sse-events": events}},
 	}
 	return &API{
