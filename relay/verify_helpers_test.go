@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"encoding/base64"
 	"testing"
 
 	"github.com/spacepanda/spacepanda/identity"
@@ -114,7 +115,17 @@ func (mg *mgroup) commit(by *ident, o mls.CommitOptions, add ...*ident) *staged 
 		}
 		for _, id := range add {
 			b := mg.kps[id]
-			j, err := mls.JoinFromWelcome(res.Welcome, nil, func(mls.KeyPackageRef) (*mls.KeyPackageBundle, error) { return b, nil }, mgCfg)
+			mine, err := b.KeyPackage.Ref(id.cs)
+			if err != nil {
+				mg.t.Fatal(err)
+			}
+			find := func(ref mls.KeyPackageRef) (*mls.KeyPackageBundle, error) {
+				if !bytes.Equal(ref, mine) {
+					return nil, mls.ErrKeyPackageNotFound
+				}
+				return b, nil
+			}
+			j, err := mls.JoinFromWelcome(res.Welcome, nil, find, mgCfg)
 			if err != nil {
 				mg.t.Fatalf("%s joins: %v", id, err)
 			}
@@ -214,3 +225,48 @@ func (mg *mgroup) sizedCommit(by *ident, n int) *staged {
 	mg.t.Fatalf("no commit of %d bytes", n)
 	return nil
 }
+
+// groupInfoNoTree is by's current GroupInfo without the ratchet tree.
+func (mg *mgroup) groupInfoNoTree(by *ident) []byte {
+	mg.t.Helper()
+	gi, err := mg.g[by].GroupInfo(false)
+	if err != nil {
+		mg.t.Fatal(err)
+	}
+	return mlsBytes(mg.t, gi)
+}
+
+// flipSignature breaks the signature of a PublicMessage (MLSMessage).
+func flipSignature(t testing.TB, msg []byte) []byte {
+	t.Helper()
+	m, err := mls.UnmarshalMLSMessage(msg)
+	if err != nil || m.PublicMessage == nil {
+		t.Fatalf("not a PublicMessage: %v", err)
+	}
+	m.PublicMessage.Auth.Signature[0] ^= 1
+	return mlsWire(t, m)
+}
+
+// forgeEpoch is a commit of by in its current epoch whose signature was
+// made over the same content in epoch other.
+func (mg *mgroup) forgeEpoch(by *ident, other uint64) []byte {
+	mg.t.Helper()
+	g := mg.g[by]
+	res, err := g.Commit(mls.CommitOptions{})
+	if err != nil {
+		mg.t.Fatal(err)
+	}
+	pm := res.Commit.PublicMessage
+	fc := pm.Content
+	fc.Epoch = other
+	ctx := g.Context()
+	ctx.Epoch = other
+	ac, err := mls.SignContent(by.signer, mls.WireFormatPublicMessage, &fc, &ctx)
+	if err != nil {
+		mg.t.Fatal(err)
+	}
+	pm.Auth.Signature = ac.Auth.Signature
+	return mlsWire(mg.t, res.Commit)
+}
+
+func std64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
