@@ -201,8 +201,11 @@ func (s *Server) appendVerified(ctx context.Context, sess Session, m *Message, w
 			return 0, 0, err
 		}
 		seq, epoch, err := ps.AppendVerified(ctx, *m, cur.Version, next, gi)
-		if errors.Is(err, ErrStateChanged) && attempt < verifyRetries {
+		switch {
+		case errors.Is(err, ErrStateChanged) && attempt < verifyRetries:
 			continue
+		case errors.Is(err, ErrStateChanged):
+			return 0, 0, errf(http.StatusConflict, "state_changed", "the group kept changing while the relay verified the %s: post it again", m.Kind)
 		}
 		return seq, epoch, err
 	}
