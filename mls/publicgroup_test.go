@@ -388,3 +388,35 @@ func TestPublicGroupVerifyGroupInfo(t *testing.T) {
 		t.Fatalf("LoadPublicGroup of junk: %v", err)
 	}
 }
+
+// An external join through the view: the joiner's new leaf is added, and
+// the members' state after it matches the view's.
+func TestPublicGroupExternalCommit(t *testing.T) {
+	tr := pgNew(t, 2)
+	gi, err := tr.ms[0].g.GroupInfo(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joiner := gtNewMember(t, tr.s, "joiner")
+	msg, g, err := JoinByExternalCommit(tr.s, joiner.signer, pgRoundTrip(t, gi), nil, LeafOptions{Credential: joiner.cred}, pgCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := tr.pg.ProcessCommit(pgDecode(t, msg))
+	if err != nil {
+		t.Fatalf("external commit: %v", err)
+	}
+	if len(pc.Added) != 1 || pc.Committer != g.OwnLeafIndex() || !bytes.Equal(pc.Added[0].Leaf.SignatureKey, joiner.signer.PublicKey()) {
+		t.Fatalf("external commit: %+v", pc)
+	}
+	for _, m := range tr.ms {
+		p, err := m.g.ProcessBytes(gtWire(t, msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.g = p.State
+	}
+	joiner.g = g
+	tr.ms = append(tr.ms, joiner)
+	tr.adopt(pc.State)
+}

@@ -341,7 +341,7 @@ func TestTwoRelaysOnePostgres(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				gi, err := res.State.GroupInfo(false)
+				gi, err := res.State.GroupInfo(true)
 				if err != nil {
 					t.Error(err)
 					return

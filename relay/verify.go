@@ -277,6 +277,10 @@ func (s *Server) verifyCommit(ctx context.Context, sess Session, pg *mls.PublicG
 	if err != nil {
 		return nil, err
 	}
+	if gi.Extensions.Find(tree.ExtensionTypeRatchetTree) == nil {
+		// It becomes the group's GroupInfo: an external joiner needs the tree.
+		return nil, errf(http.StatusBadRequest, "invalid_commit", "the commit's GroupInfo must carry the ratchet_tree extension")
+	}
 	pc, err := pg.ProcessCommit(msg)
 	if err != nil {
 		return nil, errf(http.StatusBadRequest, "invalid_commit", "%v", err)

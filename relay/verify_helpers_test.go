@@ -270,3 +270,13 @@ func (mg *mgroup) forgeEpoch(by *ident, other uint64) []byte {
 }
 
 func std64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// noTree is the GroupInfo of a staged commit's new epoch without the tree.
+func noTree(t testing.TB, st *staged) []byte {
+	t.Helper()
+	gi, err := st.res.State.GroupInfo(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mlsBytes(t, gi)
+}

@@ -96,6 +96,7 @@ func TestProcessVerifiedCommits(t *testing.T) {
 			"a forged signature":                {map[string]any{"message": badSig.commit, "group_info": badSig.groupInfo}, "invalid_commit"},
 			"an epoch rewritten":                {map[string]any{"message": otherEpoch, "group_info": honest.groupInfo}, "invalid_commit"},
 			"no GroupInfo":                      {map[string]any{"message": honest.commit}, "invalid_commit"},
+			"a GroupInfo without the tree":      {map[string]any{"message": honest.commit, "group_info": noTree(t, honest)}, "invalid_commit"},
 			"the GroupInfo of the epoch before": {map[string]any{"message": staleInfo.commit, "group_info": staleInfo.groupInfo}, "invalid_commit"},
 			"another group's GroupInfo":         {map[string]any{"message": otherInfo.commit, "group_info": otherInfo.groupInfo}, "invalid_commit"},
 		} {
