@@ -298,13 +298,15 @@ func TestTwoRelaysOnePostgres(t *testing.T) {
 	var smu sync.Mutex
 	published := sync.NewCond(&smu)
 	states := map[uint64]*mls.Group{0: mg.g[alice]}
-	stateAt := func(epoch uint64) *mls.Group { // waits for the winner to publish it
+	// commitAt waits for the winner to publish the epoch's state and
+	// commits from it (a Group is not for concurrent use: one at a time).
+	commitAt := func(epoch uint64) (*mls.CommitResult, error) {
 		smu.Lock()
 		defer smu.Unlock()
 		for states[epoch] == nil {
 			published.Wait()
 		}
-		return states[epoch]
+		return states[epoch].Commit(mls.CommitOptions{})
 	}
 
 	// Cross-instance wake-up: wait on B, post on A.
@@ -336,7 +338,7 @@ func TestTwoRelaysOnePostgres(t *testing.T) {
 		wg.Go(func() {
 			epoch := uint64(0)
 			for epoch < epochs {
-				res, err := stateAt(epoch).Commit(mls.CommitOptions{})
+				res, err := commitAt(epoch)
 				if err != nil {
 					t.Error(err)
 					return
