@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -266,7 +267,8 @@ func (s *Server) verifyProposal(sess Session, pg *mls.PublicGroup, msg *mls.MLSM
 }
 
 // verifyCommit: a valid commit by the caller's own device (a member's
-// leaf, or an external joiner's new leaf), adding no revoked device, with
+// leaf, or an external joiner's new leaf), bringing no leaf of a revoked
+// device (added, updated or the committer's new one), with
 // the GroupInfo of the epoch it starts. m.Added and m.Removed become the
 // users that gain their first leaf and lose their last one.
 func (s *Server) verifyCommit(ctx context.Context, sess Session, pg *mls.PublicGroup, msg *mls.MLSMessage, m *Message, groupInfo []byte) (*mls.PublicGroup, error) {
@@ -294,11 +296,7 @@ func (s *Server) verifyCommit(ctx context.Context, sess Session, pg *mls.PublicG
 	if err != nil {
 		return nil, err
 	}
-	fresh := []*tree.LeafNode{next.Leaf(pc.Committer)}
-	for _, l := range pc.Added {
-		fresh = append(fresh, l.Leaf)
-	}
-	if err := s.checkRevoked(ctx, "invalid_commit", fresh...); err != nil {
+	if err := s.checkRevoked(ctx, "invalid_commit", newLeaves(pg, next)...); err != nil {
 		return nil, err
 	}
 	if err := next.VerifyGroupInfo(gi); err != nil {
@@ -317,6 +315,19 @@ func (s *Server) verifyCommit(ctx context.Context, sess Session, pg *mls.PublicG
 		}
 	}
 	return next, nil
+}
+
+// newLeaves are the leaves of next that are not in pg at the same index:
+// the committer's new leaf, Updates committed, Adds, an external joiner.
+func newLeaves(pg, next *mls.PublicGroup) []*tree.LeafNode {
+	var out []*tree.LeafNode
+	for _, m := range next.Members() {
+		ln, old := next.Leaf(m.LeafIndex), pg.Leaf(m.LeafIndex)
+		if old == nil || !bytes.Equal(old.EncryptionKey, ln.EncryptionKey) || !bytes.Equal(old.SignatureKey, ln.SignatureKey) {
+			out = append(out, ln)
+		}
+	}
+	return out
 }
 
 // checkGroupInfo verifies a GroupInfo posted on its own against the

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,6 +121,40 @@ func TestAppendVerifiedStale(t *testing.T) {
 		}
 		if gi, epoch, err := st.GroupInfo(ctx, gid); err != nil || string(gi) != "gi" || epoch != 1 {
 			t.Fatalf("group info: %q %d %v", gi, epoch, err)
+		}
+	})
+}
+
+// TestVerifyRevokedUpdate: an Update a device proposed before its
+// revocation cannot be committed afterwards: the relay refuses leaves of
+// devices it knows to be revoked wherever they enter the tree.
+func TestVerifyRevokedUpdate(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, st Store) {
+		_, base := newTestServer(t, st, Options{})
+		alice, bob := newIdent(t, "alice"), newIdent(t, "bob")
+		ca, cb := login(t, base, alice), login(t, base, bob)
+		gid := []byte("revoked update")
+		gp := "/v1/groups/" + gidPath(gid)
+		mg := setupGroup(t, ca, gid, alice, bob)
+		m, next, err := mg.g[bob].ProposeUpdate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mg.g[bob] = next
+		msg := mlsWire(t, m)
+		cb.must(200, "POST", gp+"/messages", map[string]any{"message": msg})
+		p, err := mg.g[alice].ProcessBytes(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mg.g[alice] = p.State
+		login(t, base, bob.another(t, "bob-2")).must(200, "POST", "/v1/devices/revocations", map[string]any{"revocation": bob.revocation(t)})
+		c := mg.commit(alice, mls.CommitOptions{})
+		if r := ca.postCommit(gid, c); r.status != 400 || r.code() != "invalid_commit" || !strings.Contains(string(r.raw), "revoked") {
+			t.Fatalf("committing a revoked device's update: %d %s", r.status, r.raw)
+		}
+		if r := ca.postCommit(gid, mg.commit(alice, mls.CommitOptions{SkipPending: true})); r.status != 200 {
+			t.Fatalf("a commit without it: %d %s", r.status, r.raw)
 		}
 	})
 }
