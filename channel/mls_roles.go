@@ -38,6 +38,16 @@ func ProviderOptions(o provider.Options) provider.Options {
 	return o
 }
 
+// RelayProviderOptions is ProviderOptions for a node that talks to a
+// relay: handshake messages (proposals, commits) are sent as PublicMessage
+// (mls.Config.HandshakeAsPublic), so that the relay can verify what it
+// orders; application messages stay PrivateMessage.
+func RelayProviderOptions(o provider.Options) provider.Options {
+	o = ProviderOptions(o)
+	o.Engine.HandshakeAsPublic = true
+	return o
+}
+
 // IsPlain reports whether a group is a plain channel: one without roles,
 // which admits members without a device certificate (plain RFC 9420
 // peers, shown as unverified). Channels with roles admit certified

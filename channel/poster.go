@@ -87,11 +87,11 @@ func (a *mlsGroupProvider) commit(ctx context.Context, groupID []byte, o mls.Com
 			return nil, err
 		}
 	}
-	gi := res.GroupInfo
-	if gi == nil {
-		if gi, err = res.State.GroupInfo(true); err != nil {
-			return nil, fmt.Errorf("channel: group info: %w", err)
-		}
+	// Not res.GroupInfo: that one is the Welcome's, which may carry the
+	// channel info and lacks the tree. The relay gets the public one.
+	gi, err := res.State.GroupInfo(true)
+	if err != nil {
+		return nil, fmt.Errorf("channel: group info: %w", err)
 	}
 	if oc.GroupInfo, err = marshalMessage(gi); err != nil {
 		return nil, err

@@ -158,6 +158,9 @@ type Group struct {
 	// it. Both start at zero in a new epoch: the first send saves.
 	sendMark      uint32
 	sendNeedsSave bool
+	// public is set only in the secret-less Group inside a PublicGroup
+	// (publicgroup.go): no membership tag, PSK or key schedule.
+	public bool
 }
 
 // pendingProposal is a proposal cached by reference (§12.1).

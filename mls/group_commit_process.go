@@ -18,28 +18,12 @@ import (
 // checked before a commit that removes this member is accepted, so an
 // insider cannot split a member off with a commit the others refuse.
 func (g *Group) processCommit(ac *AuthenticatedContent, enc *contentEncoding) (*Group, error) {
-	commit, sender := ac.Content.Commit, ac.Content.Sender
-	if err := g.checkCommitFrame(ac); err != nil {
-		return nil, err
-	}
-	sc, err := g.stageProposals(commit, sender)
+	sender := ac.Content.Sender
+	sc, rp, err := g.stageReceivedCommit(ac)
 	if err != nil {
 		return nil, err
 	}
-	if sc.needPath && commit.Path == nil {
-		return nil, ErrPathRequired
-	}
 	external := sender.SenderType == SenderTypeNewMemberCommit
-	if external && commit.Path == nil {
-		return nil, fmt.Errorf("%w: an external commit must have a path", ErrPathRequired)
-	}
-	var rp *tree.ReceivedPath
-	if commit.Path != nil {
-		if rp, err = g.mergePath(sc, commit.Path, sender); err != nil {
-			return nil, err
-		}
-		sc.tree = rp.Tree
-	}
 	if sc.removedMe {
 		// Removed: the member follows no further; it needs no new secrets.
 		next := g.clone()
@@ -54,6 +38,36 @@ func (g *Group) processCommit(ac *AuthenticatedContent, enc *contentEncoding) (*
 	}
 	sc.confirmationTag = ac.Auth.ConfirmationTag
 	return g.stageNextEpoch(ac, enc, sc)
+}
+
+// stageReceivedCommit is the part of processing a received commit that
+// needs no secret of the epoch, shared with PublicGroup.ProcessCommit: the
+// frame, the proposal list (resolved, validated §12.2, applied §12.3),
+// whether a path is required, and the path's validation and merge
+// (§12.4.2). sc.tree is the new epoch's public tree.
+func (g *Group) stageReceivedCommit(ac *AuthenticatedContent) (*stagedCommit, *tree.ReceivedPath, error) {
+	commit, sender := ac.Content.Commit, ac.Content.Sender
+	if err := g.checkCommitFrame(ac); err != nil {
+		return nil, nil, err
+	}
+	sc, err := g.stageProposals(commit, sender)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sc.needPath && commit.Path == nil {
+		return nil, nil, ErrPathRequired
+	}
+	if sender.SenderType == SenderTypeNewMemberCommit && commit.Path == nil {
+		return nil, nil, fmt.Errorf("%w: an external commit must have a path", ErrPathRequired)
+	}
+	var rp *tree.ReceivedPath
+	if commit.Path != nil {
+		if rp, err = g.mergePath(sc, commit.Path, sender); err != nil {
+			return nil, nil, err
+		}
+		sc.tree = rp.Tree
+	}
+	return sc, rp, nil
 }
 
 // checkCommitFrame: a commit from another member or a new member, with a

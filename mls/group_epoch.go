@@ -149,17 +149,27 @@ func (g *Group) provisionalContext(ext tree.Extensions, t *tree.Tree) (GroupCont
 	return ctx, nil
 }
 
+// nextContext is the GroupContext of the epoch a staged commit starts
+// (§12.4.1, §12.4.2, §8.2): next epoch, new extensions, the new tree's
+// hash, the confirmed transcript hash over ac (enc, when not nil, is its
+// encoding). Shared with PublicGroup.ProcessCommit.
+func (g *Group) nextContext(ac *AuthenticatedContent, enc *contentEncoding, sc *stagedCommit) (GroupContext, error) {
+	ctx, err := g.provisionalContext(sc.extensions, sc.tree)
+	if err != nil {
+		return ctx, err
+	}
+	ctx.ConfirmedTranscriptHash, err = nextConfirmedTranscriptHashEnc(g.suite, g.interim, ac, enc)
+	return ctx, err
+}
+
 // stageNextEpoch builds the state of the epoch a commit starts (§12.4.1,
 // §12.4.2): the new GroupContext with the transcript hash over ac (enc, when
 // not nil, is its encoding), the key schedule (setUpEpoch), and what a new
 // epoch resets: pending proposals, own updates, the send reservation, the
 // past epochs kept for late messages. g is not modified.
 func (g *Group) stageNextEpoch(ac *AuthenticatedContent, enc *contentEncoding, sc *stagedCommit) (*Group, error) {
-	ctx, err := g.provisionalContext(sc.extensions, sc.tree)
+	ctx, err := g.nextContext(ac, enc, sc)
 	if err != nil {
-		return nil, err
-	}
-	if ctx.ConfirmedTranscriptHash, err = nextConfirmedTranscriptHashEnc(g.suite, g.interim, ac, enc); err != nil {
 		return nil, err
 	}
 	next := g.clone()

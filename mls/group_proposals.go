@@ -433,7 +433,9 @@ func (g *Group) stageProposals(c *Commit, committer Sender) (*stagedCommit, erro
 		return nil, err
 	}
 	sc := &stagedCommit{applied: a, tree: a.tree}
-	if !a.removedMe { // a removed member derives no new epoch
+	// A removed member derives no new epoch; a PublicGroup holds no PSKs
+	// and derives no key schedule.
+	if !a.removedMe && !g.public {
 		if sc.pskSecret, err = g.pskSecret(a.psks); err != nil {
 			return nil, err
 		}

@@ -550,7 +550,8 @@ func (g *Group) authenticatePublic(pm *PublicMessage) (*AuthenticatedContent, *c
 		return nil, nil, err
 	}
 	c := authChecks{interim: g.interim}
-	if ac.Content.Sender.SenderType == SenderTypeMember {
+	// A PublicGroup has no membership key: it checks the signature only.
+	if ac.Content.Sender.SenderType == SenderTypeMember && !g.public {
 		c.checkTag, c.membershipKey, c.tag = true, g.secrets.MembershipKey, pm.MembershipTag
 	}
 	c.pub, c.keyErr = g.senderSignatureKey(ac)

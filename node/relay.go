@@ -22,6 +22,7 @@ import (
 	"github.com/spacepanda/spacepanda/channel"
 	"github.com/spacepanda/spacepanda/identity"
 	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/wire"
 	"github.com/spacepanda/spacepanda/provider"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
 	"github.com/spacepanda/spacepanda/store"
@@ -545,8 +546,7 @@ func (r *Relay) commit(ctx context.Context, channelID string, op func(ctx contex
 	}
 	var got *posted
 	post := func(ctx context.Context, oc *channel.OutgoingCommit) error {
-		seq, err := r.rc.PostMessage(ctx, oc.GroupID, relayclient.Post{Message: oc.Commit, Kind: relayclient.KindCommit,
-			Epoch: oc.Epoch, Added: identities(oc.Added), Removed: identities(oc.Removed)})
+		seq, err := r.rc.PostCommit(ctx, oc.GroupID, oc.Commit, oc.GroupInfo)
 		if err != nil {
 			return err
 		}
@@ -574,11 +574,7 @@ func (r *Relay) commit(ctx context.Context, channelID string, op func(ctx contex
 		}
 		break
 	}
-	if got != nil {
-		if err := r.rc.PutGroupInfo(ctx, got.oc.GroupID, got.oc.GroupInfo, got.oc.Epoch+1); err != nil {
-			r.log.Warn("posting the GroupInfo failed", "channel", channelID, "err", err)
-		}
-	}
+	// The relay stored the commit's GroupInfo with it.
 	return got, nil
 }
 
@@ -616,7 +612,11 @@ func (r *Relay) createChannel(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := r.rc.CreateGroup(ctx, d.GroupID); err != nil {
+	gi, err := r.groupInfo(ctx, d.GroupID)
+	if err != nil {
+		return err
+	}
+	if err := r.rc.CreateGroup(ctx, gi); err != nil {
 		return relayErr(fmt.Errorf("%w: register channel %s: %w", ErrRelay, d.ID, err))
 	}
 	r.follow(d)
@@ -850,4 +850,23 @@ func (r *Relay) status(w http.ResponseWriter, req *http.Request) error {
 	sort.Slice(st.Channels, func(i, j int) bool { return st.Channels[i].ChannelID < st.Channels[j].ChannelID })
 	writeJSON(w, http.StatusOK, st)
 	return nil
+}
+
+// groupInfo is the group's current signed GroupInfo with its ratchet tree
+// (MLSMessage), what the relay registers a group from.
+func (r *Relay) groupInfo(ctx context.Context, groupID []byte) ([]byte, error) {
+	var out []byte
+	err := r.p.View(ctx, groupID, func(g *mls.Group) error {
+		gi, err := g.GroupInfo(true)
+		if err != nil {
+			return err
+		}
+		m, err := mls.NewMLSMessage(gi)
+		if err != nil {
+			return err
+		}
+		out, err = wire.Marshal(m)
+		return err
+	})
+	return out, err
 }

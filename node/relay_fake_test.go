@@ -174,7 +174,7 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ferr(w, 404, "no_key_package", nil)
 		}
 	case path == "/v1/groups" && r.Method == "POST":
-		gid, _ := base64.StdEncoding.DecodeString(str("group_id"))
+		gid, _ := fakeGroupInfo(str("group_info"))
 		k := base64.RawURLEncoding.EncodeToString(gid)
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -256,9 +256,7 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				ferr(w, 403, "forbidden", nil)
 				return
 			}
-			var ep uint64
-			json.Unmarshal(body["epoch"], &ep)
-			kind := str("kind")
+			kind, ep := fakeFraming(str("message"))
 			if kind == "commit" {
 				if ep != g.epoch {
 					f.conflicts++
@@ -270,15 +268,21 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			e := fakeEntry{Seq: uint64(len(g.log)) + 1, Message: str("message"), Kind: kind, Epoch: ep, Sender: user,
 				At: time.Now().UTC().Format(time.RFC3339Nano)}
 			g.log = append(g.log, e)
-			var added, gone []string
-			json.Unmarshal(body["added"], &added)
-			json.Unmarshal(body["removed"], &gone)
-			for _, u := range added {
-				g.from[u] = e.Seq
-				delete(g.to, u)
-			}
-			for _, u := range gone {
-				g.to[u] = e.Seq
+			if kind == "commit" {
+				// The members are the users of the new epoch's tree.
+				_, users := fakeGroupInfo(str("group_info"))
+				for u := range users {
+					if _, in := g.from[u]; !in || g.to[u] != 0 {
+						g.from[u] = e.Seq
+						delete(g.to, u)
+					}
+				}
+				for u := range g.from {
+					if _, gone := g.to[u]; !users[u] && !gone {
+						g.to[u] = e.Seq
+					}
+				}
+				g.gi, g.giEpoch = str("group_info"), ep+1
 			}
 			f.bump()
 			fjson(w, 200, map[string]uint64{"seq": e.Seq})

@@ -194,12 +194,15 @@ func TestProcessBounds(t *testing.T) {
 		alice, bob, carol := newIdent(t, "alice"), newIdent(t, "bob"), newIdent(t, "carol")
 		ca, cb := alice.relayClient(p.base, relayclient.Options{}), bob.relayClient(p.base, relayclient.Options{})
 		gid := []byte("bounded")
-		if err := ca.CreateGroup(ctx, gid); err != nil {
+		mg := newMGroup(t, alice, gid)
+		if err := ca.CreateGroup(ctx, mg.groupInfo(alice)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ca.PostMessage(ctx, gid, relayclient.Post{Message: privMsg(t, gid, 0, mls.ContentTypeCommit), Added: []string{bob.uid()}}); err != nil {
+		add := mg.commit(alice, mls.CommitOptions{}, bob)
+		if _, err := ca.PostCommit(ctx, gid, add.commit, add.groupInfo); err != nil {
 			t.Fatal(err)
 		}
+		add.merge()
 		welcome := func(n int) []byte { return sizedWelcome(t, n) }
 		for name, err := range map[string]error{
 			"application over 1 MiB": post(ca, gid, sizedPrivMsg(t, gid, 1, mls.ContentTypeApplication, api.MaxApplicationSize+1)),
@@ -225,7 +228,8 @@ func TestProcessBounds(t *testing.T) {
 		if raceEnabled {
 			n = 4
 		}
-		if err := post(ca, gid, sizedPrivMsg(t, gid, 1, mls.ContentTypeCommit, api.MaxCommitSize)); err != nil {
+		big := mg.sizedCommit(alice, api.MaxCommitSize)
+		if _, err := ca.PostCommit(ctx, gid, big.commit, big.groupInfo); err != nil {
 			t.Fatal(err)
 		}
 		for range n - 1 {

@@ -21,7 +21,7 @@ func BenchmarkPost(b *testing.B) {
 			ca := login(b, base, alice)
 			const groups = 10
 			for g := range groups {
-				ca.must(200, "POST", "/v1/groups", map[string]any{"group_id": []byte(fmt.Sprint("g", g))})
+				setupGroup(b, ca, []byte(fmt.Sprint("g", g)), alice)
 			}
 			var n atomic.Int64
 			b.SetParallelism(4)

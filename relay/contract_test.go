@@ -97,7 +97,7 @@ func TestErrorMessages(t *testing.T) {
 	alice := newIdent(t, "alice")
 	ca := login(t, base, alice)
 	gid := []byte("messages-group")
-	ca.must(200, "POST", "/v1/groups", map[string]any{"group_id": gid})
+	setupGroup(t, ca, gid, alice)
 	other := newIdent(t, "other")
 	for name, c := range map[string]struct {
 		method, path string

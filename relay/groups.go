@@ -17,25 +17,18 @@ import (
 
 func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request, sess Session) error {
 	var q struct {
-		GroupID []byte `json:"group_id"`
-		Epoch   uint64 `json:"epoch"`
+		GroupInfo []byte `json:"group_info"`
 	}
 	if err := decode(r, &q); err != nil {
 		return err
 	}
-	if err := checkGroupID(q.GroupID); err != nil {
+	pg, err := s.createVerifiedGroup(r.Context(), sess, q.GroupInfo) // verify.go
+	if errors.Is(err, ErrExists) {
+		return errf(http.StatusConflict, "group_exists", "the group is already registered")
+	} else if err != nil {
 		return err
 	}
-	if q.Epoch > math.MaxInt64 {
-		return errf(http.StatusBadRequest, "bad_request", "epoch out of range")
-	}
-	if err := s.st.CreateGroup(r.Context(), q.GroupID, sess.UserID, q.Epoch, s.o.Now()); err != nil {
-		if errors.Is(err, ErrExists) {
-			return errf(http.StatusConflict, "group_exists", "the group is already registered")
-		}
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"group_id": q.GroupID, "epoch": q.Epoch})
+	writeJSON(w, http.StatusOK, map[string]any{"group_id": pg.GroupID(), "epoch": pg.Epoch()})
 	return nil
 }
 
@@ -64,9 +57,11 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request, sess Sessio
 	if err != nil {
 		return err
 	}
-	// "tree_hash" joins this answer once the relay verifies commits and
-	// tracks the group's public state; until then it is not known.
-	writeJSON(w, http.StatusOK, map[string]any{"group_id": g.GroupID, "epoch": g.Epoch, "members": g.Members, "last_seq": g.LastSeq})
+	th, err := s.treeHash(r.Context(), gid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"group_id": g.GroupID, "epoch": g.Epoch, "tree_hash": th, "members": g.Members, "last_seq": g.LastSeq})
 	return nil
 }
 
@@ -80,8 +75,9 @@ var kinds = map[mls.ContentType]string{
 // (RFC 9420 §6; RFC 9750 §5.2: the DS may order by epoch and
 // content_type).
 type framing struct {
-	kind  string
-	epoch uint64
+	kind       string
+	epoch      uint64
+	wireFormat mls.WireFormat
 }
 
 // readFraming checks a message's size and framing: a PublicMessage or
@@ -107,6 +103,7 @@ func readFraming(data, gid []byte) (framing, error) {
 	default:
 		return framing{}, errf(http.StatusBadRequest, "invalid_message", "a group message must be a PublicMessage or PrivateMessage")
 	}
+	f.wireFormat = m.WireFormat
 	if string(mgid) != string(gid) {
 		return framing{}, errf(http.StatusBadRequest, "invalid_message", "the message is for another group")
 	}
@@ -128,14 +125,12 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 		return err
 	}
 	// kind and epoch are optional: the framing says them; when given they
-	// must agree with it. added and removed are the committer's word,
-	// accepted until the relay verifies commits itself.
+	// must agree with it. A commit brings the GroupInfo of its new epoch.
 	var q struct {
-		Message []byte   `json:"message"`
-		Kind    string   `json:"kind"`
-		Epoch   *uint64  `json:"epoch"`
-		Added   []string `json:"added"`
-		Removed []string `json:"removed"`
+		Message   []byte  `json:"message"`
+		Kind      string  `json:"kind"`
+		Epoch     *uint64 `json:"epoch"`
+		GroupInfo []byte  `json:"group_info"`
 	}
 	if err := decode(r, &q); err != nil {
 		return err
@@ -150,25 +145,9 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 	if q.Epoch != nil && *q.Epoch != f.epoch {
 		return errf(http.StatusBadRequest, "invalid_message", "epoch %d does not match the message's epoch %d", *q.Epoch, f.epoch)
 	}
-	if f.kind != api.KindCommit && (len(q.Added) > 0 || len(q.Removed) > 0) {
-		return errf(http.StatusBadRequest, "bad_request", "added and removed belong to commits")
-	}
-	if err := checkMemberIDs("added", q.Added); err != nil {
-		return err
-	}
-	if err := checkMemberIDs("removed", q.Removed); err != nil {
-		return err
-	}
-	for _, a := range q.Added {
-		for _, rm := range q.Removed {
-			if a == rm {
-				return errf(http.StatusBadRequest, "bad_request", "%q is both added and removed", a)
-			}
-		}
-	}
 	m := Message{GroupID: gid, Kind: f.kind, Epoch: f.epoch, Sender: sess.UserID, SenderDevice: sess.DeviceID, Data: q.Message,
-		ReceivedAt: s.o.Now(), Added: q.Added, Removed: q.Removed}
-	seq, cur, err := s.st.Append(r.Context(), m)
+		ReceivedAt: s.o.Now()}
+	seq, cur, err := s.appendVerified(r.Context(), sess, &m, f.wireFormat, q.GroupInfo) // verify.go
 	switch {
 	case errors.Is(err, ErrCommitConflict):
 		ae := errf(http.StatusConflict, "commit_conflict", "%v", err)
@@ -314,6 +293,9 @@ func (s *Server) handlePutGroupInfo(w http.ResponseWriter, r *http.Request, sess
 		return errf(http.StatusBadRequest, "invalid_group_info", "the GroupInfo is for another group or epoch")
 	}
 	if _, err := s.member(r.Context(), gid, user); err != nil {
+		return err
+	}
+	if err := s.checkGroupInfo(r.Context(), gid, m.GroupInfo); err != nil { // verify.go
 		return err
 	}
 	if err := s.st.PutGroupInfo(r.Context(), gid, q.GroupInfo, q.Epoch); err != nil {

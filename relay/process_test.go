@@ -111,8 +111,7 @@ func TestRelayKillRestart(t *testing.T) {
 	ca, cb := login(t, p.base, alice), login(t, p.base, bob)
 	gid := []byte("durable")
 	gp := "/v1/groups/" + gidPath(gid)
-	ca.must(200, "POST", "/v1/groups", map[string]any{"group_id": gid})
-	ca.must(200, "POST", gp+"/messages", map[string]any{"message": privMsg(t, gid, 0, mls.ContentTypeCommit), "kind": "commit", "epoch": 0, "added": []string{bob.uid()}})
+	setupGroup(t, ca, gid, alice, bob)
 	var kps [][]byte
 	for range 30 {
 		kps = append(kps, alice.keyPackage(t, false))
@@ -293,7 +292,22 @@ func TestTwoRelaysOnePostgres(t *testing.T) {
 	ca := login(t, a.base, alice)
 	gid := []byte("contended")
 	gp := "/v1/groups/" + gidPath(gid)
-	ca.must(200, "POST", "/v1/groups", map[string]any{"group_id": gid})
+	mg := setupGroup(t, ca, gid, alice)
+	// Every committer commits from the state of the epoch it tries; the
+	// winner of an epoch publishes the next one's.
+	var smu sync.Mutex
+	published := sync.NewCond(&smu)
+	states := map[uint64]*mls.Group{0: mg.g[alice]}
+	// commitAt waits for the winner to publish the epoch's state and
+	// commits from it (a Group is not for concurrent use: one at a time).
+	commitAt := func(epoch uint64) (*mls.CommitResult, error) {
+		smu.Lock()
+		defer smu.Unlock()
+		for states[epoch] == nil {
+			published.Wait()
+		}
+		return states[epoch].Commit(mls.CommitOptions{})
+	}
 
 	// Cross-instance wake-up: wait on B, post on A.
 	cbB := login(t, b.base, alice)
@@ -324,13 +338,27 @@ func TestTwoRelaysOnePostgres(t *testing.T) {
 		wg.Go(func() {
 			epoch := uint64(0)
 			for epoch < epochs {
-				r, err := tryDo(c, "POST", gp+"/messages", map[string]any{"message": privMsg(t, gid, epoch, mls.ContentTypeCommit), "kind": "commit", "epoch": epoch})
+				res, err := commitAt(epoch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				gi, err := res.State.GroupInfo(true)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				r, err := tryDo(c, "POST", gp+"/messages", map[string]any{"message": mlsWire(t, res.Commit), "group_info": mlsBytes(t, gi)})
 				switch {
 				case err != nil:
 					t.Error(err)
 					return
 				case r.status == 200:
 					accepted.Add(1)
+					smu.Lock()
+					states[epoch+1] = res.State
+					published.Broadcast()
+					smu.Unlock()
 					epoch++
 				case r.status == 409 && r.code() == "commit_conflict":
 					conflicts.Add(1)

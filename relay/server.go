@@ -207,6 +207,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /v1/groups/{gid}/cursor", s.authed(s.handlePutCursor))
 	mux.HandleFunc("PUT /v1/groups/{gid}/group-info", s.authed(s.handlePutGroupInfo))
 	mux.HandleFunc("GET /v1/groups/{gid}/group-info", s.authed(s.handleGetGroupInfo))
+	mux.HandleFunc("GET /v1/groups/{gid}/epochs/{epoch}", s.authed(s.handleEpoch))
 	mux.HandleFunc("POST /v1/welcomes", s.authed(s.handlePostWelcome))
 	mux.HandleFunc("GET /v1/welcomes", s.authed(s.handleWelcomes))
 	mux.HandleFunc("DELETE /v1/welcomes/{id}", s.authed(s.handleDeleteWelcome))

@@ -450,12 +450,16 @@ func TestGroups(t *testing.T) {
 		gid := []byte{0xfb, 0xff, 0x01, '/', '+'} // base64 with '+' and '/' in the standard alphabet
 		gp := "/v1/groups/" + gidPath(gid)
 
-		ca.must(200, "POST", "/v1/groups", map[string]any{"group_id": gid})
-		if r := cb.do("POST", "/v1/groups", map[string]any{"group_id": gid}); r.status != 409 || r.code() != "group_exists" {
+		mg := newMGroup(t, alice, gid)
+		ca.must(200, "POST", "/v1/groups", map[string]any{"group_info": mg.groupInfo(alice)})
+		if r := ca.createGroup(mg, alice); r.status != 409 || r.code() != "group_exists" {
 			t.Fatalf("exists: %d", r.status)
 		}
-		ca.must(400, "POST", "/v1/groups", map[string]any{"group_id": ""})
-		ca.must(400, "POST", "/v1/groups", map[string]any{"group_id": make([]byte, 256)})
+		ca.must(400, "POST", "/v1/groups", map[string]any{"group_info": ""})
+		ca.must(400, "POST", "/v1/groups", map[string]any{"group_id": gid})
+		if r := ca.createGroup(newMGroup(t, alice, make([]byte, 256)), alice); r.status != 400 {
+			t.Fatalf("a 256-byte group id: %d %s", r.status, r.raw)
+		}
 		ca.must(404, "GET", "/v1/groups/"+gidPath([]byte("unknown")), nil)
 		ca.must(400, "GET", "/v1/groups/!!!", nil)
 		// The standard alphabet, '/' percent-encoded, names the same group.
@@ -465,54 +469,66 @@ func TestGroups(t *testing.T) {
 			t.Fatalf("non-member reads the group: %d", r.status)
 		}
 
-		post := func(c *client, kind string, ct mls.ContentType, epoch uint64, added, removed []string) resp {
-			return c.do("POST", gp+"/messages", map[string]any{"message": privMsg(t, gid, epoch, ct), "kind": kind, "epoch": epoch, "added": added, "removed": removed})
+		post := func(c *client, kind string, ct mls.ContentType, epoch uint64) resp {
+			return c.do("POST", gp+"/messages", map[string]any{"message": privMsg(t, gid, epoch, ct), "kind": kind, "epoch": epoch})
 		}
-		if r := post(ca, "application", mls.ContentTypeApplication, 0, nil, nil); r.status != 200 || r.num("seq") != 1 || r.body["kind"] != "application" || r.num("epoch") != 0 {
+		if r := post(ca, "application", mls.ContentTypeApplication, 0); r.status != 200 || r.num("seq") != 1 || r.body["kind"] != "application" || r.num("epoch") != 0 {
 			t.Fatalf("post: %d %s", r.status, r.raw)
 		}
 		// kind and epoch come from the framing when left out.
-		if r := ca.must(200, "POST", gp+"/messages", map[string]any{"message": privMsg(t, gid, 0, mls.ContentTypeProposal)}); r.body["kind"] != "proposal" || r.num("seq") != 2 {
+		prop := mg.propose(alice, &mls.Proposal{ProposalType: mls.ProposalTypeGroupContextExtensions,
+			GroupContextExtensions: &mls.GroupContextExtensions{Extensions: mls.Extensions{}}})
+		if r := ca.must(200, "POST", gp+"/messages", map[string]any{"message": prop}); r.body["kind"] != "proposal" || r.num("seq") != 2 {
 			t.Fatalf("framing: %s", r.raw)
 		}
 		// Framing mismatches.
 		for name, body := range map[string]map[string]any{
-			"kind vs content type": {"message": privMsg(t, gid, 0, mls.ContentTypeApplication), "kind": "commit", "epoch": 0},
-			"epoch vs framing":     {"message": privMsg(t, gid, 1, mls.ContentTypeApplication), "kind": "application", "epoch": 0},
-			"another group":        {"message": privMsg(t, []byte("other"), 0, mls.ContentTypeApplication), "kind": "application", "epoch": 0},
-			"unknown kind":         {"message": privMsg(t, gid, 0, mls.ContentTypeApplication), "kind": "chat", "epoch": 0},
-			"not a message":        {"message": welcomeMsg(t), "kind": "application", "epoch": 0},
-			"garbage":              {"message": []byte{1, 2, 3}, "kind": "application", "epoch": 0},
-			"unknown field":        {"message": privMsg(t, gid, 0, mls.ContentTypeApplication), "note": "x"},
-			"added on application": {"message": privMsg(t, gid, 0, mls.ContentTypeApplication), "kind": "application", "epoch": 0, "added": []string{"x"}},
-			"added and removed":    {"message": privMsg(t, gid, 0, mls.ContentTypeCommit), "kind": "commit", "epoch": 0, "added": []string{"x"}, "removed": []string{"x"}},
-			"bad user id":          {"message": privMsg(t, gid, 0, mls.ContentTypeCommit), "kind": "commit", "epoch": 0, "added": []string{""}},
+			"kind vs content type":      {"message": privMsg(t, gid, 0, mls.ContentTypeApplication), "kind": "commit", "epoch": 0},
+			"epoch vs framing":          {"message": privMsg(t, gid, 1, mls.ContentTypeApplication), "kind": "application", "epoch": 0},
+			"another group":             {"message": privMsg(t, []byte("other"), 0, mls.ContentTypeApplication), "kind": "application", "epoch": 0},
+			"unknown kind":              {"message": privMsg(t, gid, 0, mls.ContentTypeApplication), "kind": "chat", "epoch": 0},
+			"not a message":             {"message": welcomeMsg(t), "kind": "application", "epoch": 0},
+			"garbage":                   {"message": []byte{1, 2, 3}, "kind": "application", "epoch": 0},
+			"unknown field":             {"message": privMsg(t, gid, 0, mls.ContentTypeApplication), "note": "x"},
+			"added (gone)":              {"message": privMsg(t, gid, 0, mls.ContentTypeCommit), "added": []string{bob.uid()}},
+			"private commit":            {"message": privMsg(t, gid, 0, mls.ContentTypeCommit)},
+			"private proposal":          {"message": privMsg(t, gid, 0, mls.ContentTypeProposal)},
+			"group_info on application": {"message": privMsg(t, gid, 0, mls.ContentTypeApplication), "group_info": mg.groupInfo(alice)},
 		} {
 			if r := ca.do("POST", gp+"/messages", body); r.status != 400 {
 				t.Errorf("%s: %d %s", name, r.status, r.raw)
 			}
 		}
-		if r := post(cb, "application", mls.ContentTypeApplication, 0, nil, nil); r.status != 403 {
+		if r := post(cb, "application", mls.ContentTypeApplication, 0); r.status != 403 {
 			t.Fatalf("non-member posts: %d", r.status)
 		}
 		cb.must(403, "GET", gp+"/messages", nil)
 
-		// Commit ordering.
-		if r := post(ca, "commit", mls.ContentTypeCommit, 0, []string{bob.uid()}, nil); r.status != 200 || r.num("seq") != 3 {
+		// Commit ordering: alice adds bob (and commits her proposal by
+		// reference); a second commit for epoch 0 loses.
+		add := mg.commit(alice, mls.CommitOptions{}, bob)
+		loser := mg.commit(alice, mls.CommitOptions{})
+		if r := ca.postCommit(gid, add); r.status != 200 || r.num("seq") != 3 {
 			t.Fatalf("commit: %d %s", r.status, r.raw)
 		}
-		r := post(cb, "commit", mls.ContentTypeCommit, 0, nil, nil)
+		add.merge()
+		r := ca.postCommit(gid, loser)
 		if r.status != 409 || r.code() != "commit_conflict" || r.num("current_epoch") != 1 {
 			t.Fatalf("losing commit: %d %s", r.status, r.raw)
 		}
-		post(cb, "proposal", mls.ContentTypeProposal, 1, nil, nil)                                 // 4
-		post(cb, "commit", mls.ContentTypeCommit, 1, []string{carol.uid()}, []string{alice.uid()}) // 5
+		rm := mg.propose(bob, &mls.Proposal{ProposalType: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: mg.leaf(bob, alice)}})
+		cb.must(200, "POST", gp+"/messages", map[string]any{"message": rm}) // 4
+		addCarol := mg.commit(bob, mls.CommitOptions{}, carol)
+		if r := cb.postCommit(gid, addCarol); r.status != 200 { // 5
+			t.Fatalf("bob's commit: %d %s", r.status, r.raw)
+		}
+		addCarol.merge()
 		r = cb.must(200, "GET", gp, nil)
 		if fmt.Sprint(r.body["members"]) != sortedUIDs(bob, carol) || r.num("epoch") != 2 || r.num("last_seq") != 5 {
 			t.Fatalf("group: %s", r.raw)
 		}
-		if _, ok := r.body["tree_hash"]; ok {
-			t.Fatalf("a tree hash the relay cannot know: %s", r.raw)
+		if r.body["tree_hash"] == nil {
+			t.Fatalf("no tree hash: %s", r.raw)
 		}
 
 		// Reading windows.
@@ -537,7 +553,7 @@ func TestGroups(t *testing.T) {
 			t.Fatalf("alice reads her removal: %s", r.raw)
 		}
 		ca.must(403, "GET", gp+"/messages?after=5", nil)
-		if r := post(ca, "application", mls.ContentTypeApplication, 2, nil, nil); r.status != 403 {
+		if r := post(ca, "application", mls.ContentTypeApplication, 2); r.status != 403 {
 			t.Fatalf("removed member posts: %d", r.status)
 		}
 		ca.must(403, "GET", gp, nil)
@@ -562,11 +578,13 @@ func TestGroups(t *testing.T) {
 		cb.must(400, "PUT", gp+"/cursor", map[string]any{"after": -2})
 		login(t, base, newIdent(t, "dave")).must(403, "GET", gp+"/cursor", nil)
 
-		// GroupInfo.
-		if r := cb.do("GET", gp+"/group-info", nil); r.status != 404 || r.code() != "no_group_info" {
-			t.Fatalf("no group info: %d", r.status)
+		// GroupInfo: the accepted commit's, then one a member puts, if it
+		// describes the relay's state exactly.
+		r = cc.must(200, "GET", gp+"/group-info", nil)
+		if r.num("epoch") != 2 {
+			t.Fatalf("the commit's group info: %s", r.raw)
 		}
-		gi := groupInfoMsg(t, gid, 2)
+		gi := mg.groupInfo(carol)
 		cb.must(200, "PUT", gp+"/group-info", map[string]any{"group_info": gi, "epoch": 2})
 		r = cc.must(200, "GET", gp+"/group-info", nil)
 		if d, _ := base64.StdEncoding.DecodeString(r.body["group_info"].(string)); !bytes.Equal(d, gi) || r.num("epoch") != 2 {
@@ -575,7 +593,10 @@ func TestGroups(t *testing.T) {
 		cb.must(400, "PUT", gp+"/group-info", map[string]any{"group_info": gi, "epoch": 1})
 		cb.must(400, "PUT", gp+"/group-info", map[string]any{"group_info": groupInfoMsg(t, []byte("x"), 2), "epoch": 2})
 		cb.must(400, "PUT", gp+"/group-info", map[string]any{"group_info": welcomeMsg(t), "epoch": 2})
-		if r := cb.do("PUT", gp+"/group-info", map[string]any{"group_info": groupInfoMsg(t, gid, 1), "epoch": 1}); r.status != 409 || r.code() != "stale_group_info" {
+		if r := cb.do("PUT", gp+"/group-info", map[string]any{"group_info": groupInfoMsg(t, gid, 2), "epoch": 2}); r.status != 400 || r.code() != "invalid_group_info" {
+			t.Fatalf("a forged group info: %d %s", r.status, r.raw)
+		}
+		if r := cb.do("PUT", gp+"/group-info", map[string]any{"group_info": add.groupInfo, "epoch": 1}); r.status != 409 || r.code() != "stale_group_info" {
 			t.Fatalf("stale group info: %d %s", r.status, r.raw)
 		}
 		cb.must(409, "PUT", gp+"/group-info", map[string]any{"group_info": groupInfoMsg(t, gid, 7), "epoch": 7})
@@ -643,9 +664,7 @@ func TestLookAlikeWelcome(t *testing.T) {
 		alice, mallory, bob := newIdent(t, "alice"), newIdent(t, "mallory"), newIdent(t, "bob")
 		ca, cm, cb := login(t, base, alice), login(t, base, mallory), login(t, base, bob)
 		gid := []byte("real group")
-		gp := "/v1/groups/" + gidPath(gid)
-		ca.must(200, "POST", "/v1/groups", map[string]any{"group_id": gid})
-		ca.must(200, "POST", gp+"/messages", map[string]any{"message": privMsg(t, gid, 0, mls.ContentTypeCommit), "added": []string{mallory.uid()}})
+		mg := setupGroup(t, ca, gid, alice, mallory)
 		// Mallory, a member, prepares a Welcome for bob to her look-alike
 		// group under the real id.
 		fake := mlsBytes(t, &mls.Welcome{CipherSuite: 1, Secrets: []mls.EncryptedGroupSecrets{}, EncryptedGroupInfo: []byte("look-alike")})
@@ -655,7 +674,7 @@ func TestLookAlikeWelcome(t *testing.T) {
 		if r := cb.must(200, "GET", "/v1/welcomes", nil); len(r.body["welcomes"].([]any)) != 0 {
 			t.Fatalf("bob has a Welcome before he was added: %s", r.raw)
 		}
-		ca.must(200, "POST", gp+"/messages", map[string]any{"message": privMsg(t, gid, 1, mls.ContentTypeCommit), "added": []string{bob.uid()}})
+		mg.addAt(ca, alice, bob)
 		real := welcomeMsg(t)
 		ca.must(200, "POST", "/v1/welcomes", map[string]any{"recipients": []string{bob.uid()}, "welcome": real, "group_id": gid})
 		r := cb.must(200, "GET", "/v1/welcomes", nil)
@@ -675,8 +694,7 @@ func TestBounds(t *testing.T) {
 		ca, cb := login(t, base, alice), login(t, base, bob)
 		gid := []byte("big")
 		gp := "/v1/groups/" + gidPath(gid)
-		ca.must(200, "POST", "/v1/groups", map[string]any{"group_id": gid})
-		ca.must(200, "POST", gp+"/messages", map[string]any{"message": privMsg(t, gid, 0, mls.ContentTypeCommit), "added": []string{bob.uid()}})
+		setupGroup(t, ca, gid, alice, bob)
 
 		sized := func(ct mls.ContentType, epoch uint64, n int) []byte {
 			m := sizedPrivMsg(t, gid, epoch, ct, n)
@@ -695,7 +713,8 @@ func TestBounds(t *testing.T) {
 			"proposal over 1 MiB":       {sized(mls.ContentTypeProposal, 1, 1<<20+1), 413, "message_too_large"},
 			"commit over 4 MiB":         {sized(mls.ContentTypeCommit, 1, 4<<20+1), 413, "message_too_large"},
 			"application, future epoch": {sized(mls.ContentTypeApplication, 2, 100), 409, "future_epoch"},
-			"proposal, epoch 2^40":      {sized(mls.ContentTypeProposal, 1<<40, 100), 409, "future_epoch"},
+			"proposal, epoch 2^40":      {sized(mls.ContentTypeProposal, 1<<40, 100), 400, "private_handshake"},
+			"application, epoch 2^40":   {sized(mls.ContentTypeApplication, 1<<40, 100), 409, "future_epoch"},
 		} {
 			if r := ca.do("POST", gp+"/messages", map[string]any{"message": c.msg}); r.status != c.status || r.code() != c.code {
 				t.Errorf("%s: %d %.200s, want %d %s", name, r.status, r.raw, c.status, c.code)
@@ -704,9 +723,9 @@ func TestBounds(t *testing.T) {
 		// Pages capped in bytes (here by max_bytes; the process test does
 		// it at the size limits): a reader of entries larger than the cap
 		// gets them one by one, and always reaches the end.
-		ca.must(200, "POST", gp+"/messages", map[string]any{"message": sized(mls.ContentTypeCommit, 1, 5000)})
+		ca.must(200, "POST", gp+"/messages", map[string]any{"message": sized(mls.ContentTypeApplication, 1, 5000)})
 		for range 11 {
-			ca.must(200, "POST", gp+"/messages", map[string]any{"message": sized(mls.ContentTypeApplication, 2, 1000)})
+			ca.must(200, "POST", gp+"/messages", map[string]any{"message": sized(mls.ContentTypeApplication, 1, 1000)})
 		}
 		var pages []int
 		var after int64 = 1 // after the add
@@ -719,7 +738,7 @@ func TestBounds(t *testing.T) {
 			pages = append(pages, len(ms))
 			after = r.num("next")
 		}
-		// [the 1 MiB message] [the 5000-byte commit, alone] [4 4 3 of 1000 bytes]
+		// [the 1 MiB message] [the 5000-byte one, alone] [4 4 3 of 1000 bytes]
 		if after != 14 || fmt.Sprint(pages) != "[1 1 4 4 3]" {
 			t.Fatalf("pages %v, reached seq %d", pages, after)
 		}
@@ -757,7 +776,8 @@ func TestLongPoll(t *testing.T) {
 		ca, cb := login(t, base, alice), login(t, base, bob)
 		gid := []byte("poll")
 		gp := "/v1/groups/" + gidPath(gid)
-		ca.must(200, "POST", "/v1/groups", map[string]any{"group_id": gid})
+		mg := setupGroup(t, ca, gid, alice)
+		add := mg.commit(alice, mls.CommitOptions{}, bob)
 
 		// Times out empty.
 		start := time.Now()
@@ -770,7 +790,7 @@ func TestLongPoll(t *testing.T) {
 		go func() { got <- ca.do("GET", gp+"/messages?wait=30", nil) }()
 		time.Sleep(100 * time.Millisecond)
 		start = time.Now()
-		ca.must(200, "POST", gp+"/messages", map[string]any{"message": privMsg(t, gid, 0, mls.ContentTypeCommit), "kind": "commit", "epoch": 0, "added": []string{bob.uid()}})
+		ca.must(200, "POST", gp+"/messages", map[string]any{"message": add.commit, "group_info": add.groupInfo})
 		select {
 		case r := <-got:
 			if len(r.body["messages"].([]any)) != 1 {
@@ -802,7 +822,7 @@ func TestEvents(t *testing.T) {
 	alice, bob := newIdent(t, "alice"), newIdent(t, "bob")
 	ca, cb := login(t, base, alice), login(t, base, bob)
 	gid := []byte("sse")
-	ca.must(200, "POST", "/v1/groups", map[string]any{"group_id": gid})
+	setupGroup(t, ca, gid, alice)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events", nil)
@@ -817,7 +837,7 @@ func TestEvents(t *testing.T) {
 		t.Fatal(ct)
 	}
 	// Bob's group is not alice's business: only her own events arrive.
-	cb.must(200, "POST", "/v1/groups", map[string]any{"group_id": []byte("bobs")})
+	setupGroup(t, cb, []byte("bobs"), bob)
 	cb.must(200, "POST", "/v1/groups/"+gidPath([]byte("bobs"))+"/messages", map[string]any{"message": privMsg(t, []byte("bobs"), 0, mls.ContentTypeApplication), "kind": "application", "epoch": 0})
 	ca.must(200, "POST", "/v1/groups/"+gidPath(gid)+"/messages", map[string]any{"message": privMsg(t, gid, 0, mls.ContentTypeApplication), "kind": "application", "epoch": 0})
 	ca.must(200, "POST", "/v1/welcomes", map[string]any{"recipients": []string{alice.uid()}, "welcome": welcomeMsg(t), "group_id": gid})

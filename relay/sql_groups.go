@@ -98,6 +98,12 @@ func (s *sqlStore) Access(ctx context.Context, groupID []byte, userID string) (A
 }
 
 func (s *sqlStore) Append(ctx context.Context, m Message) (seq int64, current uint64, err error) {
+	return s.appendWith(ctx, m, nil)
+}
+
+// appendWith is Append; hook, when set, runs in the transaction once the
+// entry is written (verify_store.go: the group's public state).
+func (s *sqlStore) appendWith(ctx context.Context, m Message, hook func(tx *sql.Tx, seq int64) error) (seq int64, current uint64, err error) {
 	if m.Epoch > math.MaxInt64 {
 		return 0, 0, fmt.Errorf("%w: epoch out of range", ErrCommitConflict)
 	}
@@ -160,6 +166,11 @@ func (s *sqlStore) Append(ctx context.Context, m Message) (seq int64, current ui
 				if n > api.MaxGroupMembers {
 					return fmt.Errorf("%w: the group would have %d members (at most %d)", ErrLimit, n, api.MaxGroupMembers)
 				}
+			}
+		}
+		if hook != nil {
+			if err := hook(tx, seq); err != nil {
+				return err
 			}
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET epoch = ?, last_seq = ? WHERE group_id = ?`), epoch, seq, m.GroupID); err != nil {

@@ -248,6 +248,23 @@ CREATE TABLE link_messages (
 	PRIMARY KEY (mailbox, seq)
 );
 `,
+	// 3: the relay verifies the handshakes it orders (verify.go): each
+	// group's public state (mls.PublicGroup: tree, GroupContext, interim
+	// transcript hash, cached proposals), a version that every verified
+	// handshake bumps, and the tree hash and confirmed transcript hash of
+	// every epoch, for joiners to compare with. Groups registered before
+	// have no public state: their commits are refused.
+	`
+ALTER TABLE groups ADD COLUMN public_state {BLOB};
+ALTER TABLE groups ADD COLUMN state_version {INT} NOT NULL DEFAULT 0;
+CREATE TABLE group_epochs (
+	group_id                  {BLOB} NOT NULL REFERENCES groups (group_id),
+	epoch                     {INT} NOT NULL,
+	tree_hash                 {BLOB} NOT NULL,
+	confirmed_transcript_hash {BLOB} NOT NULL,
+	PRIMARY KEY (group_id, epoch)
+);
+`,
 }
 
 func (s *sqlStore) q(query string) string { return s.d.rebind(query) }

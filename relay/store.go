@@ -245,8 +245,8 @@ type Message struct {
 	SenderDevice string
 	Data         []byte // the MLSMessage
 	ReceivedAt   time.Time
-	// Added and Removed (commits only) are the committer's statement of
-	// membership changes; not returned by Messages.
+	// Added and Removed (commits only) are the users the relay derived
+	// from the verified commit (verify.go); not returned by Messages.
 	Added, Removed []string
 }
 

@@ -68,6 +68,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	oo := provider.OpenOptions{Options: channel.ProviderOptions(provider.Options{Name: *name})}
+	if *relayURL != "" {
+		// Handshakes as PublicMessages, for the relay to verify them.
+		oo.Options = channel.RelayProviderOptions(provider.Options{Name: *name})
+	}
 	if *passFile != "" {
 		b, err := os.ReadFile(*passFile)
 		if err != nil {

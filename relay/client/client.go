@@ -64,6 +64,10 @@ var (
 	ErrRateLimited = errors.New("relayclient: rate limited")
 	// ErrNoDevice: an authenticated call on a client without a device.
 	ErrNoDevice = errors.New("relayclient: no device certificate to log in with")
+	// ErrInvalidCommit: the relay verified the commit (or its GroupInfo)
+	// against the group's public state and refused it (400
+	// invalid_commit); the epoch stays open.
+	ErrInvalidCommit = errors.New("relayclient: the relay refused an invalid commit")
 	// ErrResponseTooLarge: an answer larger than the relay's limits allow.
 	ErrResponseTooLarge = errors.New("relayclient: answer over its size bound")
 )
@@ -119,6 +123,8 @@ func (e *Error) Is(target error) bool {
 		return e.Code == "device_revoked"
 	case ErrNotMember:
 		return e.Code == "recipient_not_member"
+	case ErrInvalidCommit:
+		return e.Code == "invalid_commit"
 	case ErrRateLimited:
 		return e.Status == http.StatusTooManyRequests
 	}

@@ -1,6 +1,7 @@
 package relayclient_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -167,18 +168,28 @@ func TestClient(t *testing.T) {
 
 	// Groups.
 	gid := []byte("client group")
-	if err := a1.c.CreateGroup(ctx, gid); err != nil {
+	g := a1.createMLSGroup(t, gid)
+	if err := a1.c.CreateGroup(ctx, groupInfoOf(t, g)); err != nil {
 		t.Fatal(err)
 	}
 	w := relayclient.Welcome{Recipients: []string{string(b.c.UserID())}, Welcome: marshal(t, &mls.Welcome{CipherSuite: 1, Secrets: []mls.EncryptedGroupSecrets{}, EncryptedGroupInfo: []byte("x")}), GroupID: gid}
 	if _, err := a1.c.PostWelcome(ctx, w); !errors.Is(err, relayclient.ErrNotMember) {
 		t.Fatalf("Welcome before the commit: %v", err)
 	}
-	if seq, err := a1.c.PostMessage(ctx, gid, relayclient.Post{Message: privMsg(t, gid, 0, mls.ContentTypeCommit, 32), Added: []string{string(b.c.UserID())}}); err != nil || seq != 1 {
+	var re *relayclient.Error
+	if _, err := a1.c.PostCommit(ctx, gid, privMsg(t, gid, 0, mls.ContentTypeCommit, 32), groupInfoOf(t, g)); !errors.As(err, &re) || re.Code != "private_handshake" {
+		t.Fatalf("a commit the relay cannot read: %v", err)
+	}
+	if _, err := a1.c.PostCommit(ctx, gid, forgedCommit(t, g), groupInfoOf(t, g)); !errors.Is(err, relayclient.ErrInvalidCommit) {
+		t.Fatalf("a forged commit: %v", err)
+	}
+	res, commit, gi := commitAdding(t, g, b)
+	if seq, err := a1.c.PostCommit(ctx, gid, commit, gi); err != nil || seq != 1 {
 		t.Fatal(seq, err)
 	}
 	var ce *relayclient.CommitConflictError
-	if _, err := b.c.PostMessage(ctx, gid, relayclient.Post{Message: privMsg(t, gid, 0, mls.ContentTypeCommit, 32), Kind: relayclient.KindCommit}); !errors.As(err, &ce) || ce.CurrentEpoch != 1 {
+	_, stale, staleGI := commitAdding(t, g, nil)
+	if _, err := a1.c.PostMessage(ctx, gid, relayclient.Post{Message: stale, Kind: relayclient.KindCommit, GroupInfo: staleGI}); !errors.As(err, &ce) || ce.CurrentEpoch != 1 {
 		t.Fatalf("conflict: %v", err)
 	}
 	var ee *relayclient.EpochError
@@ -193,7 +204,7 @@ func TestClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	es, next, err := b.c.Messages(ctx, gid, relayclient.Page{MaxBytes: 2200})
+	es, next, err := b.c.Messages(ctx, gid, relayclient.Page{MaxBytes: len(commit) + 2100})
 	if err != nil || len(es) != 3 || next != 3 || es[0].SenderDevice != a1.c.DeviceID().String() || es[1].Sender != string(b.c.UserID()) {
 		t.Fatalf("page: %d entries, next %d, %v", len(es), next, err)
 	}
@@ -211,9 +222,17 @@ func TestClient(t *testing.T) {
 	if c, _ := b.c.Cursor(ctx, gid); c != 4 {
 		t.Fatal(c)
 	}
-	g, err := b.c.Group(ctx, gid)
-	if err != nil || g.Epoch != 1 || len(g.Members) != 2 || g.TreeHash != nil || g.LastSeq != 6 {
-		t.Fatalf("group: %+v %v", g, err)
+	gs, err := b.c.Group(ctx, gid)
+	ctxt := res.State.Context()
+	if err != nil || gs.Epoch != 1 || len(gs.Members) != 2 || !bytes.Equal(gs.TreeHash, ctxt.TreeHash) || gs.LastSeq != 6 {
+		t.Fatalf("group: %+v %v", gs, err)
+	}
+	es1, err := b.c.EpochState(ctx, gid, 1)
+	if err != nil || es1.Epoch != 1 || !bytes.Equal(es1.TreeHash, ctxt.TreeHash) || !bytes.Equal(es1.ConfirmedTranscriptHash, ctxt.ConfirmedTranscriptHash) {
+		t.Fatalf("epoch state: %+v %v", es1, err)
+	}
+	if _, err := b.c.EpochState(ctx, gid, 2); !errors.Is(err, relayclient.ErrNotFound) {
+		t.Fatalf("epoch state of a future epoch: %v", err)
 	}
 
 	// Welcomes.

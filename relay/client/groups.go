@@ -16,9 +16,45 @@ func GroupPath(groupID []byte) string {
 	return url.PathEscape(base64.RawURLEncoding.EncodeToString(groupID))
 }
 
-// CreateGroup registers a new group with us as its only reader.
-func (c *Client) CreateGroup(ctx context.Context, groupID []byte) error {
-	return c.do(ctx, "POST", "/v1/groups", map[string]b64{"group_id": groupID}, nil, smallAnswer)
+// CreateGroup registers the group a signed GroupInfo (MLSMessage, with
+// the ratchet_tree extension) describes; our device must be in its tree.
+// The relay verifies it and keeps the group's public state; the users of
+// the tree are its first readers.
+func (c *Client) CreateGroup(ctx context.Context, groupInfo []byte) error {
+	return c.do(ctx, "POST", "/v1/groups", map[string]b64{"group_info": groupInfo}, nil, smallAnswer)
+}
+
+// PostCommit appends a commit (an MLSMessage with a PublicMessage) with
+// the GroupInfo of the epoch it starts, and returns its sequence number.
+// The relay verifies both against the group's public state: a refused
+// commit is an *Error with code invalid_commit (the epoch stays open); a
+// lost race a *CommitConflictError.
+func (c *Client) PostCommit(ctx context.Context, groupID, commit, groupInfo []byte) (uint64, error) {
+	return c.PostMessage(ctx, groupID, Post{Message: commit, GroupInfo: groupInfo})
+}
+
+// EpochState is the relay's verified public state of one epoch.
+type EpochState struct {
+	Epoch                   uint64
+	TreeHash                []byte
+	ConfirmedTranscriptHash []byte
+}
+
+// EpochState returns the tree hash and confirmed transcript hash the relay
+// verified for an epoch of the group: what a joiner compares the
+// GroupInfo of its Welcome with. ErrNotFound (code no_epoch) when the
+// relay has no verified state of that epoch.
+func (c *Client) EpochState(ctx context.Context, groupID []byte, epoch uint64) (*EpochState, error) {
+	var out struct {
+		Epoch                   uint64 `json:"epoch"`
+		TreeHash                b64    `json:"tree_hash"`
+		ConfirmedTranscriptHash b64    `json:"confirmed_transcript_hash"`
+	}
+	path := "/v1/groups/" + GroupPath(groupID) + "/epochs/" + strconv.FormatUint(epoch, 10)
+	if err := c.do(ctx, "GET", path, nil, &out, smallAnswer); err != nil {
+		return nil, err
+	}
+	return &EpochState{Epoch: out.Epoch, TreeHash: out.TreeHash, ConfirmedTranscriptHash: out.ConfirmedTranscriptHash}, nil
 }
 
 // Post is a message to append to a group's log.
@@ -28,11 +64,10 @@ type Post struct {
 	// the message's framing; left out, the framing says them.
 	Kind  string
 	Epoch uint64
-	// Added and Removed (commits) are the committer's statement of the
-	// user ids it adds and removes; they go away when the relay verifies
-	// commits itself.
-	Added   []string
-	Removed []string
+	// GroupInfo (commits, required) is the signed GroupInfo of the epoch
+	// the commit starts; the relay derives who is added and removed from
+	// the commit itself.
+	GroupInfo []byte
 }
 
 // PostMessage appends to the group's log and returns the entry's sequence
@@ -40,12 +75,11 @@ type Post struct {
 // epoch the relay has not reached an *EpochError.
 func (c *Client) PostMessage(ctx context.Context, groupID []byte, p Post) (uint64, error) {
 	req := struct {
-		Message b64      `json:"message"`
-		Kind    string   `json:"kind,omitempty"`
-		Epoch   *uint64  `json:"epoch,omitempty"`
-		Added   []string `json:"added,omitempty"`
-		Removed []string `json:"removed,omitempty"`
-	}{Message: p.Message, Kind: p.Kind, Added: p.Added, Removed: p.Removed}
+		Message   b64     `json:"message"`
+		Kind      string  `json:"kind,omitempty"`
+		Epoch     *uint64 `json:"epoch,omitempty"`
+		GroupInfo b64     `json:"group_info,omitempty"`
+	}{Message: p.Message, Kind: p.Kind, GroupInfo: p.GroupInfo}
 	if p.Kind != "" {
 		req.Epoch = &p.Epoch
 	}
@@ -141,7 +175,7 @@ type GroupState struct {
 	GroupID []byte
 	Epoch   uint64
 	// TreeHash is the tree hash of the relay's verified public state of
-	// the group; nil until the relay verifies commits.
+	// the group (nil for a group registered before the relay verified).
 	TreeHash []byte
 	Members  []string
 	LastSeq  uint64
