@@ -11,6 +11,7 @@ import * as members from './members.js';
 import * as me from './me.js';
 
 const KNOWN_KEY = 'spacepanda.channels';
+const CURRENT_KEY = 'spacepanda.current';
 const POLL_MS = 2000;
 const SAFETY_MS = 20000;
 
@@ -172,6 +173,9 @@ function renderChannels() {
   const ul = $('channel-list');
   const cs = [...app.channels.values()].sort((a, b) => a.name.localeCompare(b.name) || a.channel_id.localeCompare(b.channel_id));
   show($('channels-empty'), cs.length === 0);
+  const sig = JSON.stringify([app.current, cs.map((c) => [c.channel_id, c.name, c.state, c.unread])]);
+  if (ul.dataset.sig === sig) return;
+  ul.dataset.sig = sig;
   ul.replaceChildren(...cs.map((c) => {
     const unread = c.channel_id === app.current ? 0 : c.unread || 0;
     const label = `${c.name}${c.state !== 'active' ? ', ' + STATE_WORDS[c.state] : ''}${unread ? `, ${unread} unread` : ''}`;
@@ -185,6 +189,7 @@ function renderChannels() {
 }
 
 function select(id) {
+  sessionStorage.setItem(CURRENT_KEY, id);
   if (app.current !== id) {
     app.current = id;
     app.members = [];
@@ -267,6 +272,9 @@ async function refreshInvitations() {
   const r = await app.api.get('/v1/invitations');
   const inv = r.invitations || [];
   show($('invitations'), inv.length > 0 || $('inv-error').textContent !== '');
+  const sig = JSON.stringify(inv);
+  if ($('inv-list').dataset.sig === sig) return;
+  $('inv-list').dataset.sig = sig;
   $('inv-list').replaceChildren(...inv.map((i) => {
     const from = i.inviter ? (i.inviter.display_name || shortId(i.inviter.user_id)) : 'someone';
     const accept = h('button', { type: 'button', class: 'small', 'aria-label': `Accept invitation to ${i.channel_name}` }, 'Accept');
@@ -336,9 +344,11 @@ async function send(ev) {
     refresh('current', 'channels');
   } catch (e) {
     if (e.status === 0) { setText('send-error', words(e) + ' Your text is still in the box.'); return; }
-    if ((e.code || '').startsWith('relay_') || e.status === 502 || e.status === 503) {
+    // Today's relay-mode node answers 502 relay_* (or 500 when it cannot
+    // connect at all) and keeps the message in its history, undelivered.
+    const legacyRelay = app.relay.mode && !app.caps.v2 && e.status >= 500;
+    if ((e.code || '').startsWith('relay_') || e.status === 502 || e.status === 503 || legacyRelay) {
       app.setRelayReachable(false);
-      // Today's node keeps the message in its history and gives up on it.
       setText('send-error', 'The relay could not be reached, so this message was not delivered. It stays in your history here.');
       box.value = '';
       cancelReply();
@@ -467,6 +477,11 @@ async function main() {
     onUnsupported: () => setLive(false),
   });
   renderRelay();
+  const last = sessionStorage.getItem(CURRENT_KEY);
+  if (last && app.known[last]) {
+    app.current = last;
+    app.channels.set(last, { channel_id: last, name: app.known[last], state: 'active' });
+  }
   refresh('all');
   loop();
 }

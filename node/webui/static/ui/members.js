@@ -112,8 +112,14 @@ function memberItem(app, m) {
 
 export function render(app) {
   const list = $('member-list');
-  list.replaceChildren(...app.members.map((m) => memberItem(app, m)));
   const ch = app.channels.get(app.current);
+  // Re-render only on a change: a poll must not take focus (or a half
+  // confirmed "Remove") away from the person.
+  const sig = JSON.stringify([app.current, ch && ch.state, app.myRole, app.members, app.caps, app.relay.mode,
+    [...app.contacts.values()], app.me && app.me.user_id]);
+  if (list.dataset.sig === sig) return;
+  list.dataset.sig = sig;
+  list.replaceChildren(...app.members.map((m) => memberItem(app, m)));
   const active = ch && (!ch.state || ch.state === 'active');
   const canInvite = active && (!hasRoles(app) || app.myRole === 'admin');
   show($('invite-form'), !!canInvite);
