@@ -94,13 +94,33 @@ func TestBrowserE2E(t *testing.T) {
 		}
 	}()
 
+	// Two nodes without a relay: dave needs a bearer token (the page asks
+	// for it), erin joins dave's channel by key package and invite code.
+	token := "e2e-token-0123456789abcdef"
+	tokenFile := filepath.Join(root, "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"dave", "erin"} {
+		p := &proc{t: t, name: name, exe: exe, port: freePort(t), logDir: root, ready: "spacepanda: ", health: "/healthz"}
+		p.args = []string{"serve", "--data", filepath.Join(root, name), "--listen", p.addr(), "--name", name}
+		if name == "dave" {
+			p.args, p.token = append(p.args, "--token-file", tokenFile), token
+		}
+		if err := p.start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		procs[name] = p
+		nodes[name] = "http://" + p.addr() + "/"
+	}
+
 	shots := os.Getenv("SPACEPANDA_SCREENSHOTS") // a directory: the driver writes the PNGs there
 	if shots == "" {
 		shots = filepath.Join(root, "screenshots")
 	} else if shots, err = filepath.Abs(shots); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := json.Marshal(map[string]any{"nodes": nodes, "chromium": chromiumPath(), "screenshots": shots,
+	cfg, _ := json.Marshal(map[string]any{"nodes": nodes, "chromium": chromiumPath(), "screenshots": shots, "token": token,
 		"profile": filepath.Join(root, "chromium-profile")})
 	drv := exec.CommandContext(ctx, nodeBin, "driver.mjs")
 	drv.Dir = "e2e"
@@ -173,6 +193,7 @@ type proc struct {
 	port          int
 	logDir        string
 	ready, health string
+	token         string // bearer token of the health check
 	mu            sync.Mutex
 	cmd           *exec.Cmd
 	done          chan struct{}
@@ -223,7 +244,11 @@ func (p *proc) start(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		res, err := http.Get("http://" + p.addr() + p.health)
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+p.addr()+p.health, nil)
+		if p.token != "" {
+			req.Header.Set("Authorization", "Bearer "+p.token)
+		}
+		res, err := http.DefaultClient.Do(req)
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {

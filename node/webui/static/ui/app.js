@@ -350,6 +350,7 @@ async function send(ev) {
     if ((e.code || '').startsWith('relay_') || e.status === 502 || e.status === 503 || legacyRelay) {
       app.setRelayReachable(false);
       setText('send-error', 'The relay could not be reached, so this message was not delivered. It stays in your history here.');
+      timeline.noteFailed(app, id, text);
       box.value = '';
       cancelReply();
       refresh('current');

@@ -152,7 +152,7 @@ export function init(app) {
       const d = r.data;
       $('invite-uid').value = '';
       $('invite-kp').value = '';
-      if (d.invite) {
+      if (d.invite && !app.relay.mode) {
         $('invite-out').value = d.invite;
         show($('invite-out'), true);
         show($('invite-out-label'), true);

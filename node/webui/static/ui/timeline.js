@@ -11,7 +11,7 @@ const FETCH = 500;
 const stores = new Map(); // channel id -> store
 
 function get(id) {
-  if (!stores.has(id)) stores.set(id, { msgs: new Map(), lastSeq: 0, hasSeq: null, shown: PAGE, local: new Map(), order: 0 });
+  if (!stores.has(id)) stores.set(id, { msgs: new Map(), lastSeq: 0, hasSeq: null, shown: PAGE, local: new Map(), order: 0, failed: [] });
   return stores.get(id);
 }
 
@@ -28,10 +28,11 @@ function norm(m, st) {
   };
 }
 
-function merge(st, raw) {
+function merge(st, raw, me) {
   const m = norm(raw, st);
   if (!m.id) return;
   const old = st.msgs.get(m.id);
+  if (!old && !m.status && m.uid === me) claimFailed(st, m);
   m.order = old ? old.order : st.order++;
   st.msgs.set(m.id, m);
   if (m.seq !== null) st.lastSeq = Math.max(st.lastSeq, m.seq);
@@ -54,7 +55,7 @@ export async function refresh(app, id) {
     const q = st.hasSeq === false ? `limit=10000` : `after=${after}&limit=${FETCH}`;
     const r = await app.api.get(`/v1/channels/${enc(id)}/messages?${q}`);
     const ms = r.messages || [];
-    for (const m of ms) merge(st, m);
+    for (const m of ms) merge(st, m, app.me && app.me.user_id);
     if (st.hasSeq === false || ms.length < FETCH) break;
     const next = 'next' in r ? r.next : ms[ms.length - 1].seq;
     if (next == null || next <= after) break;
@@ -77,6 +78,25 @@ export function noteSent(app, id, messageId, status) {
   if (m) m.status = status;
 }
 
+// claimFailed marks m as not delivered if a send of its text failed
+// (today's node keeps such a message in its history without saying so).
+function claimFailed(st, m) {
+  const i = st.failed.indexOf(m.text);
+  if (i < 0) return false;
+  st.failed.splice(i, 1);
+  st.local.set(m.id, 'failed');
+  m.status = 'failed';
+  return true;
+}
+
+export function noteFailed(app, id, text) {
+  const st = get(id);
+  st.failed.push(text);
+  const me = app.me && app.me.user_id;
+  const own = ordered(st).filter((m) => m.uid === me && !m.status && m.text === text);
+  if (own.length) claimFailed(st, own[own.length - 1]);
+}
+
 export function delivery(app, id, messageId, status) {
   if (!id || !messageId || !status) return;
   noteSent(app, id, messageId, status);
@@ -85,7 +105,7 @@ export function delivery(app, id, messageId, status) {
 
 export function find(id, messageId) { return get(id).msgs.get(messageId); }
 
-const STATUS = { queued: 'Queued: sends when the relay is back', sent: 'Sent', sending: 'Sending…' };
+const STATUS = { queued: 'Queued: sends when the relay is back', sent: 'Sent', sending: 'Sending…', failed: 'Not delivered' };
 
 function senderName(app, m) {
   if (app.me && m.uid === app.me.user_id) return 'You';
@@ -94,7 +114,7 @@ function senderName(app, m) {
 
 function statusEl(m, mine) {
   if (!mine || !m.status) return h('span', { class: 'status' });
-  return h('span', { class: 'status badge' + (m.status === 'queued' ? ' queued' : ''), 'data-status': m.status }, STATUS[m.status] || m.status);
+  return h('span', { class: 'status badge' + (m.status === 'queued' ? ' queued' : m.status === 'failed' ? ' failed' : ''), 'data-status': m.status }, STATUS[m.status] || m.status);
 }
 
 function node(app, st, m) {
