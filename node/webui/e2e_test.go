@@ -47,13 +47,7 @@ func TestBrowserE2E(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser e2e skipped in -short mode")
 	}
-	_, err := os.Stat(chromiumPath())
-	need(t, err == nil, "no chromium at "+chromiumPath())
-	nodeBin, err := exec.LookPath("node")
-	need(t, err == nil, "no node (Node.js) on PATH")
-	_, err = os.Stat(filepath.Join("e2e", "node_modules", "playwright-core", "package.json"))
-	need(t, err == nil, "e2e/node_modules/playwright-core is not installed")
-
+	browserPrereqs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	root := t.TempDir()
@@ -114,17 +108,55 @@ func TestBrowserE2E(t *testing.T) {
 		nodes[name] = "http://" + p.addr() + "/"
 	}
 
+	runDriver(t, ctx, "driver.mjs", map[string]any{"nodes": nodes, "token": token, "profile": filepath.Join(root, "chromium-profile")},
+		func(args []string) error { return control(ctx, procs, args) })
+}
+
+// TestBrowserContract drives the page against a fake of the contract's
+// node API (fake_test.go): the event stream, invitations, queued sends,
+// contacts and safety numbers, which today's node does not have yet.
+func TestBrowserContract(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser e2e skipped in -short mode")
+	}
+	browserPrereqs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, urls, stop := startFake("alice", "bob")
+	defer stop()
+	runDriver(t, ctx, "contract.mjs", map[string]any{"nodes": urls, "profile": filepath.Join(t.TempDir(), "chromium-profile")},
+		func(args []string) error { return fmt.Errorf("no processes to control") })
+}
+
+// browserPrereqs returns node's path; it skips (fails under CI=true)
+// without chromium, node or the driver's npm dependency.
+func browserPrereqs(t *testing.T) string {
+	t.Helper()
+	_, err := os.Stat(chromiumPath())
+	need(t, err == nil, "no chromium at "+chromiumPath())
+	nodeBin, err := exec.LookPath("node")
+	need(t, err == nil, "no node (Node.js) on PATH")
+	_, err = os.Stat(filepath.Join("e2e", "node_modules", "playwright-core", "package.json"))
+	need(t, err == nil, "e2e/node_modules/playwright-core is not installed")
+	return nodeBin
+}
+
+// runDriver runs a driver script with node, answers its "@@ctl" requests
+// with control, and fails the test if the driver fails or runs no step.
+func runDriver(t *testing.T, ctx context.Context, script string, cfg map[string]any, control func([]string) error) {
+	t.Helper()
 	shots := os.Getenv("SPACEPANDA_SCREENSHOTS") // a directory: the driver writes the PNGs there
+	var err error
 	if shots == "" {
-		shots = filepath.Join(root, "screenshots")
+		shots = filepath.Join(t.TempDir(), "screenshots")
 	} else if shots, err = filepath.Abs(shots); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := json.Marshal(map[string]any{"nodes": nodes, "chromium": chromiumPath(), "screenshots": shots, "token": token,
-		"profile": filepath.Join(root, "chromium-profile")})
-	drv := exec.CommandContext(ctx, nodeBin, "driver.mjs")
+	cfg["chromium"], cfg["screenshots"] = chromiumPath(), shots
+	b, _ := json.Marshal(cfg)
+	drv := exec.CommandContext(ctx, browserPrereqs(t), script)
 	drv.Dir = "e2e"
-	drv.Env = append(os.Environ(), "E2E_CONFIG="+string(cfg))
+	drv.Env = append(os.Environ(), "E2E_CONFIG="+string(b))
 	drv.Stderr = &logWriter{t: t, prefix: "driver stderr: "}
 	stdin, _ := drv.StdinPipe()
 	stdout, _ := drv.StdoutPipe()
@@ -138,9 +170,8 @@ func TestBrowserE2E(t *testing.T) {
 		line := sc.Text()
 		switch {
 		case strings.HasPrefix(line, "@@ctl "):
-			f := strings.Fields(line)
 			reply := "ok"
-			if err := control(ctx, procs, f[1:]); err != nil {
+			if err := control(strings.Fields(line)[1:]); err != nil {
 				reply = "err " + strings.ReplaceAll(err.Error(), "\n", " ")
 			}
 			fmt.Fprintln(stdin, reply)
@@ -158,10 +189,10 @@ func TestBrowserE2E(t *testing.T) {
 		t.Logf("steps skipped (the node lacks the contract's routes): %s", strings.Join(skipped, "; "))
 	}
 	if err != nil {
-		t.Fatalf("driver failed: %v", err)
+		t.Fatalf("%s failed: %v", script, err)
 	}
 	if len(ran) == 0 {
-		t.Fatal("the driver ran no steps")
+		t.Fatalf("%s ran no steps", script)
 	}
 }
 

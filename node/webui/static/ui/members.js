@@ -193,14 +193,10 @@ export async function openSafety(app, uid, name) {
   show($('panel'), true);
   const path = `/v1/contacts/${enc(uid)}/safety-number`;
   try {
-    let sn;
-    try {
-      sn = await app.api.get(path);
-    } catch (e) {
-      if (e.status !== 404) throw e;
-      await app.api.put(`/v1/contacts/${enc(uid)}`, {});
-      sn = await app.api.get(path);
-    }
+    // A user the node does not know as a contact yet is added first
+    // (PUT without "verified" changes nothing for a known one).
+    if (!app.contacts.has(uid)) await app.api.put(`/v1/contacts/${enc(uid)}`, {});
+    const sn = await app.api.get(path);
     setText('safety-number', groups(sn.safety_number));
     const c = app.contacts.get(uid);
     setText('safety-state', c && c.key_changed ? 'Their key changed since you verified them. Compare again before you trust them.'
