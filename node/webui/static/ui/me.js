@@ -68,7 +68,8 @@ export function init(app) {
     try {
       const r = await busy($('link-start'), () => app.api.post('/v1/devices/link'));
       const code = $('link-code');
-      code.textContent = `${r.data.code}  (enter it on the new device before ${fmtTime(r.data.expires_at)})`;
+      code.replaceChildren(h('strong', { class: 'big-code' }, r.data.code),
+        h('span', { class: 'muted' }, ` Enter it on the new device before ${fmtTime(r.data.expires_at)}.`));
       show(code, true);
     } catch (e) { setText('link-error', words(e)); }
   });

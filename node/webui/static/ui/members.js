@@ -101,7 +101,7 @@ function memberItem(app, m) {
     h('div', { class: 'row' },
       h('strong', { title: m.uid }, label),
       m.role ? h('span', { class: 'badge' + (m.role === 'admin' ? ' admin' : ''), 'data-role': m.role }, ROLE_WORDS[m.role] || m.role) : null,
-      (c && c.verified) || m.verified ? h('span', { class: 'badge verified' }, 'verified') : null,
+      (c ? c.verified && !c.key_changed : m.verified) ? h('span', { class: 'badge verified' }, 'verified') : null,
       c && c.key_changed ? h('span', { class: 'badge removed' }, 'key changed') : null,
       m.unverified ? h('span', { class: 'badge' }, 'unverified (plain client)') : null),
     m.uid ? h('div', { class: 'uid' }, m.uid) : null,
