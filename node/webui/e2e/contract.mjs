@@ -59,6 +59,19 @@ async function run(ctx) {
     await send(bob, 'hi alice');
     await alice.locator('#timeline .msg', { hasText: 'hi alice' }).locator('.quote', { hasText: 'hello bob' }).waitFor({ timeout: T });
   });
+  await step('contract: history paging, 50 at a time', async () => {
+    const id = await alice.locator('#channel-list button[aria-current="true"]').getAttribute('data-channel');
+    for (let i = 0; i < 60; i++) {
+      const r = await alice.request.post(new URL(`/v1/channels/${id}/messages`, alice.url()).href, { data: { text: `backlog ${i}` } });
+      if (r.status() !== 202) throw new Error(`seeding: ${r.status()}`);
+    }
+    await seeMessage(bob, 'backlog 59');
+    await bob.locator('#older-btn').waitFor({ timeout: T });
+    if (await bob.locator('#timeline .msg .text', { hasText: 'hello bob' }).count()) throw new Error('the first page shows more than 50');
+    await bob.locator('#older-btn').click();
+    await seeMessage(bob, 'hello bob');
+    await bob.locator('#older-btn').waitFor({ state: 'hidden', timeout: T });
+  });
   await step('contract: relay down, own message queued, then sent', async () => {
     await fake(alice, '/fake/relay', { up: false });
     await alice.locator('#relay', { hasText: 'unreachable' }).waitFor({ timeout: T });
