@@ -134,7 +134,8 @@ func TestBadInput(t *testing.T) {
 		tc{"GET", ch + "/update", nil, 405, "method_not_allowed"},
 		tc{"POST", "/healthz", nil, 405, "method_not_allowed"},
 		tc{"GET", "/v2/identity", nil, 404, "no_route"},
-		tc{"GET", "/", nil, 404, "no_route"},
+		tc{"GET", "/nope", nil, 404, "no_route"}, // GET / is the web client (node/webui)
+		tc{"POST", "/", nil, 405, "method_not_allowed"},
 	)
 	for _, c := range cases {
 		status, code := rawDo(t, b.c, c.method, c.path, c.body)

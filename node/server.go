@@ -21,6 +21,7 @@ import (
 	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/wire"
+	"github.com/spacepanda/spacepanda/node/webui"
 	"github.com/spacepanda/spacepanda/provider"
 	"github.com/spacepanda/spacepanda/store"
 )
@@ -99,6 +100,7 @@ func (s *Server) routes() {
 		}
 		metricsHandler.ServeHTTP(w, r)
 	}))
+	webui.Mount(s.mux) // the browser client: GET / and /ui/ only
 	h("/", "not_found", s.noRoute)
 }
 
