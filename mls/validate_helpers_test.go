@@ -383,6 +383,8 @@ type vtWelcome struct {
 	leaf    tree.LeafIndex // its leaf
 	giExts  Extensions     // GroupInfo extensions; external_pub and ratchet_tree are added unless given
 	oobTree bool           // the tree travels out of band
+	// gi, when set, changes the GroupInfo before it is signed.
+	gi func(gi *GroupInfo)
 }
 
 // vtForgeWelcome adds joiner's KeyPackage leaf to w's tree and builds a
@@ -438,6 +440,9 @@ func vtForgeWelcome(t testing.TB, w vtWelcome, joiner *gtMember) (*Welcome, tree
 		exts = append(exts, Extension{ExtensionType: tree.ExtensionTypeRatchetTree, ExtensionData: gtWireOf(t, tr.Nodes())})
 	}
 	gi := &GroupInfo{GroupContext: gc, Extensions: exts, ConfirmationTag: s.MAC(ep.ConfirmationKey, gc.ConfirmedTranscriptHash), Signer: w.leaf}
+	if w.gi != nil {
+		w.gi(gi)
+	}
 	if err := SignGroupInfo(w.signer, gi); err != nil {
 		t.Fatal(err)
 	}
