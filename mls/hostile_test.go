@@ -384,7 +384,10 @@ func hsCommitCases() []hsCase {
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				g1 := f.gg.ms[1].g
 				return hsAttack{msg: gtForgeCommit(t, g1, byValue(hsRemove(g1.OwnLeafIndex()))), from: 1,
-					localOn: g1, local: func() error { _, err := g1.Commit(CommitOptions{Remove: []tree.LeafIndex{g1.OwnLeafIndex()}}); return err }}
+					localOn: g1, local: func() error {
+						_, err := g1.Commit(CommitOptions{Remove: []tree.LeafIndex{g1.OwnLeafIndex()}})
+						return err
+					}}
 			}, want: []error{ErrInvalidCommit}},
 		{name: "Update and Remove of one leaf in one commit", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
