@@ -415,6 +415,25 @@ func hsCommitCases() []hsCase {
 					PSKID: []byte("psk"), Nonce: []byte{1, 2, 3, 4, 5}}}}
 				return hsAttack{msg: gtForgeProposal(t, g1, p), from: 1, localOn: g1, local: func() error { _, _, err := g1.Propose(p); return err }}
 			}, want: []error{ErrInvalidProposal}},
+		{name: "external proposal naming an external sender the group does not have", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				o := gtNewMember(t, f.gg.s, "outsider")
+				return hsAttack{msg: vtOutsiderProposal(t, f.gg.ms[0].g, o.signer, Sender{SenderType: SenderTypeExternal, SenderIndex: 5},
+					hsRemove(1)), from: -1}
+			}, want: []error{ErrUnknownSender}},
+		{name: "external commit whose kem_output is not the suite's", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				x := gtNewMember(t, f.gg.s, "joiner")
+				gi := gtGroupInfo(t, f.gg.ms[0].g, true)
+				msg, _, err := JoinByExternalCommit(f.gg.s, x.signer, gi, nil, LeafOptions{Credential: x.cred}, f.gg.cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				bad := gtResignExternal(t, f.gg.s, x.signer, &gi.GroupContext, msg, func(c *Commit) {
+					c.Proposals[0].Proposal.ExternalInit.KEMOutput = []byte{1, 2, 3}
+				})
+				return hsAttack{msg: bad, from: -1}
+			}, want: []error{ErrInvalidCommit}},
 		{name: "path with one node too many", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				return hsAttack{msg: gtTamperCommit(t, f.gg, 1, CommitOptions{}, func(g *Group, c *Commit) {
@@ -474,6 +493,18 @@ func hsJoinCases() []hsCase {
 				p := successorParams{usage: schedule.UsageReinit, suite: gg.s, groupID: []byte("new"), pskEpoch: gg.ms[0].g.Epoch()}
 				return hsAttack{join: hsSuccessorJoin(t, gg, p)}
 			}, want: []error{ErrInvalidWelcome, ErrNoReInit}},
+		{name: "Welcome whose group uses an extension no member supports", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				w := vtWelcomeOf(f.gg)
+				w.ctx.Extensions = Extensions{{ExtensionType: 0xf0f0, ExtensionData: []byte{}}}
+				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
+			}, want: []error{ErrInvalidWelcome, ErrUnsupportedCapability}},
+		{name: "Welcome whose GroupInfo signer is a blank leaf", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				w := vtWelcomeOf(f.gg)
+				w.leaf = 7
+				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
+			}, want: []error{ErrInvalidGroupInfo}},
 		{name: "Welcome whose GroupInfo signature is not its signer's", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				w := vtWelcomeOf(f.gg)
