@@ -505,6 +505,18 @@ func hsJoinCases() []hsCase {
 				w.leaf = 7
 				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
 			}, want: []error{ErrInvalidGroupInfo}},
+		{name: "Welcome without a ratchet tree, none sent out of band", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				w := vtWelcomeOf(f.gg)
+				w.oobTree = true
+				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
+			}, want: []error{ErrInvalidWelcome}},
+		{name: "Welcome whose path_secret does not lead to the tree's keys", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				w := vtWelcomeOf(f.gg)
+				w.pathSecret = bytes.Repeat([]byte{9}, f.gg.s.HashSize())
+				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
+			}, want: []error{ErrInvalidWelcome, tree.ErrPublicKeyMismatch}},
 		{name: "Welcome whose GroupInfo signature is not its signer's", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				w := vtWelcomeOf(f.gg)

@@ -385,6 +385,8 @@ type vtWelcome struct {
 	oobTree bool           // the tree travels out of band
 	// gi, when set, changes the GroupInfo before it is signed.
 	gi func(gi *GroupInfo)
+	// pathSecret, when set, is sent to the joiner as its path_secret.
+	pathSecret []byte
 }
 
 // vtForgeWelcome adds joiner's KeyPackage leaf to w's tree and builds a
@@ -448,7 +450,7 @@ func vtForgeWelcome(t testing.TB, w vtWelcome, joiner *gtMember) (*Welcome, tree
 	}
 	var wel *Welcome
 	if joiner != nil {
-		if wel, err = BuildWelcome(s, gi, welcomeSecret, joinerSecret, nil, []WelcomeRecipient{{KeyPackage: joiner.kp}}); err != nil {
+		if wel, err = BuildWelcome(s, gi, welcomeSecret, joinerSecret, nil, []WelcomeRecipient{{KeyPackage: joiner.kp, PathSecret: w.pathSecret}}); err != nil {
 			t.Fatal(err)
 		}
 		// The joiner reads it from the wire.
