@@ -98,6 +98,19 @@ func hsSuccessorJoin(t *testing.T, gg *gtGroup, p successorParams, extra ...*Key
 	}
 }
 
+// hsProposeUpdate has member i propose an Update to a leaf with the key
+// pair (priv, pub), keeping priv as ProposeUpdate does; everyone caches it.
+func hsProposeUpdate(t *testing.T, gg *gtGroup, i int, priv, pub []byte) {
+	p, _ := gtUpdateLeaf(t, gg.ms[i].g, func(ln *tree.LeafNode) { ln.EncryptionKey = pub })
+	m, next, err := gg.ms[i].g.Propose(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.ownUpdates = map[string][]byte{string(next.pending[len(next.pending)-1].ref): priv}
+	gg.ms[i].g = next
+	gg.deliver(i, m)
+}
+
 var hsLeafDup = Extensions{{ExtensionType: 0xf000}, {ExtensionType: 0xf000}}
 
 func hsCases() []hsCase {
@@ -404,6 +417,48 @@ func hsCommitCases() []hsCase {
 				return hsAttack{msg: gtForgeCommit(t, g1, byValue(hsAdd(old.kp))), from: 1,
 					localOn: g1, local: func() error { _, err := g1.Commit(CommitOptions{Add: []*KeyPackage{old.kp}}); return err }}
 			}, want: []error{ErrInvalidCommit}},
+		{name: "two Adds whose leaves share an encryption key", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				_, kp1 := hsOutsiderKP(t, f.gg.s, func(*KeyPackage) {})
+				_, kp2 := hsOutsiderKP(t, f.gg.s, func(kp *KeyPackage) { kp.LeafNode.EncryptionKey = kp1.LeafNode.EncryptionKey })
+				return hsAttack{msg: gtForgeCommit(t, f.gg.ms[1].g, byValue(hsAdd(kp1)), byValue(hsAdd(kp2))), from: 1}
+			}, want: []error{ErrInvalidProposal, tree.ErrDuplicateKey}},
+		{name: "Add whose leaf reuses a parent node's key", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				g1 := f.gg.ms[1].g
+				_, kp := hsOutsiderKP(t, f.gg.s, func(kp *KeyPackage) { kp.LeafNode.EncryptionKey = g1.tree.EncryptionKey(1) })
+				return hsAttack{msg: gtForgeCommit(t, g1, byValue(hsAdd(kp))), from: 1}
+			}, want: []error{tree.ErrDuplicateKey}},
+		{name: "two members' Updates with one new encryption key", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				gg := f.gg
+				key := joinerFreshKey(t, gg.s)
+				for _, i := range []int{0, 2} {
+					p, _ := gtUpdateLeaf(t, gg.ms[i].g, func(ln *tree.LeafNode) { ln.EncryptionKey = key })
+					gtPropose(t, gg, i, p)
+				}
+				c := gg.ms[1].g
+				if len(c.pending) != 2 {
+					t.Fatalf("%d pending", len(c.pending))
+				}
+				return hsAttack{msg: gtForgeCommit(t, c, byRef(c.pending[0].ref), byRef(c.pending[1].ref)), from: 1}
+			}, want: []error{ErrInvalidProposal, tree.ErrDuplicateKey}},
+		{name: "default commit of two pending Updates with one new key leaves one out", item: "6", accept: true,
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				gg := f.gg
+				priv, pub, err := gg.s.GenerateHPKEKeyPair()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, i := range []int{0, 2} {
+					hsProposeUpdate(t, gg, i, priv, pub)
+				}
+				res, err := gg.ms[1].g.Commit(CommitOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return hsAttack{msg: res.Commit, from: 1}
+			}},
 		{name: "proposal by reference to an unknown ref", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				return hsAttack{msg: gtForgeCommit(t, f.gg.ms[1].g, byRef(bytes.Repeat([]byte{7}, f.gg.s.HashSize()))), from: 1}
