@@ -343,6 +343,21 @@ func hsCommitCases() []hsCase {
 				}
 				return hsAttack{msg: res.Commit, from: 0}
 			}},
+		{name: "external join by an outsider: joiner and members keep no encryption secret", item: "11", accept: true,
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				x := gtNewMember(t, f.gg.s, "joiner")
+				msg, g, err := JoinByExternalCommit(f.gg.s, x.signer, gtGroupInfo(t, f.gg.ms[0].g, true), nil, LeafOptions{Credential: x.cred}, f.gg.cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gtForgotten(t, "external joiner", g)
+				p, err := f.gg.ms[0].g.Process(msg) // the others: hsRun
+				if err != nil {
+					t.Fatal(err)
+				}
+				gtForgotten(t, "member 0", p.State)
+				return hsAttack{msg: msg, from: -1}
+			}},
 		{name: "removal of member 2 by a commit whose path leaf signature is bad", item: "7",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				o := CommitOptions{Remove: []tree.LeafIndex{f.gg.ms[2].g.OwnLeafIndex()}}
