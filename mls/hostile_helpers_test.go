@@ -17,14 +17,17 @@ import (
 //   - flat: three members added without a path (no parent nodes), so a
 //     forger may re-sign any key_package leaf of a tree it describes.
 //
+// Members send handshakes as PrivateMessage, or as PublicMessage when the
+// fixture is public.
+//
 // Each case gets deep copies (hsClone), never the fixture itself.
 type hsFixture struct {
 	gg, flat *gtGroup
 }
 
-func hsNewFixture(t testing.TB, id suite.ID) *hsFixture {
+func hsNewFixture(t testing.TB, id suite.ID, public bool) *hsFixture {
 	t.Helper()
-	cfg := Config{RatchetTreeInWelcome: true}
+	cfg := Config{RatchetTreeInWelcome: true, HandshakeAsPublic: public}
 	return &hsFixture{gg: gtCreate(t, id, cfg, 3), flat: vtSmallGroup(t, id, cfg, 3)}
 }
 

@@ -22,14 +22,27 @@ import (
 // unchanged byte for byte. Control rows show the forgers' honest output
 // is accepted, and that proposals valid only in the context of their
 // commit are accepted (RFC 9420 §12.2). Every row runs in all seven
-// suites; each suite builds its groups once and every row starts from deep
-// copies of them.
+// suites with handshakes as PrivateMessage, and in suite 1 as
+// PublicMessage; each run builds its groups once and every row starts
+// from deep copies of them.
 func TestHostileMembers(t *testing.T) {
 	cases := hsCases()
+	type run struct {
+		id     suite.ID
+		public bool
+	}
+	var runs []run
 	for _, id := range suite.All() {
-		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
+		runs = append(runs, run{id, false})
+	}
+	// Handshakes as PublicMessage too, in one cheap suite: the rows do
+	// not depend on the suite there, but the refusal must come before the
+	// membership tag and signature are of any use.
+	runs = append(runs, run{1, true})
+	for _, r := range runs {
+		t.Run(fmt.Sprintf("suite=%d/public=%v", r.id, r.public), func(t *testing.T) {
 			t.Parallel()
-			fx := hsNewFixture(t, id)
+			fx := hsNewFixture(t, r.id, r.public)
 			for _, c := range cases {
 				t.Run(c.item+"/"+c.name, func(t *testing.T) {
 					f := fx.clone(t)
@@ -279,6 +292,19 @@ func hsExtensionCases() []hsCase {
 				rc := vtReqCaps(t, tree.RequiredCapabilities{})
 				return hsAttack{msg: vtForgeCommit(t, f.gg.ms[1].g, vtCommit{props: []*Proposal{vtGCE(Extensions{rc, rc})}, path: true}), from: 1}
 			}, want: onDecode},
+		{name: "GroupContextExtensions by value with an extension no member supports", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				es := Extensions{{ExtensionType: 0xf0f0, ExtensionData: []byte{}}}
+				g1 := f.gg.ms[1].g
+				return hsAttack{msg: vtForgeCommit(t, g1, vtCommit{props: []*Proposal{vtGCE(es)}, path: true}), from: 1,
+					localOn: g1, local: func() error { _, err := g1.Commit(CommitOptions{Extensions: es}); return err }}
+			}, want: []error{ErrUnsupportedCapability}},
+		{name: "one Remove committed twice by reference", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				gtPropose(t, f.gg, 0, hsRemove(2))
+				c := f.gg.ms[1].g
+				return hsAttack{msg: gtForgeCommit(t, c, byRef(c.pending[0].ref), byRef(c.pending[0].ref)), from: 1}
+			}, want: []error{ErrInvalidCommit}},
 		{name: "Commit asked for two required_capabilities", item: "9",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				g1 := f.gg.ms[1].g
