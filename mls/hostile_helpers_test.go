@@ -68,11 +68,10 @@ func hsState(t testing.TB, g *Group) []byte {
 
 // hsAttack is a hostile input and who must refuse it.
 type hsAttack struct {
-	// msg is handed, as bytes from the wire, to every member of in (f.gg
-	// when nil) but from (-1: the sender is an outsider).
+	// msg is handed, as bytes from the wire, to every member of f.gg but
+	// from (-1: the sender is an outsider).
 	msg  *MLSMessage
 	raw  []byte // when set, sent instead of msg's encoding (a wire edit)
-	in   *gtGroup
 	from int
 	// join, when set, is an honest joiner's attempt on a forged Welcome or
 	// GroupInfo; it returns what the join produced (nil when refused).
@@ -126,17 +125,13 @@ func hsRun(t *testing.T, c hsCase, a hsAttack, f *hsFixture) {
 	if a.msg == nil && a.raw == nil {
 		t.Fatal("case built no input")
 	}
-	in := a.in
-	if in == nil {
-		in = f.gg
-	}
 	b := a.raw
 	if b == nil {
 		b = gtWire(t, a.msg)
 	}
 	private := a.msg != nil && a.msg.WireFormat == WireFormatPrivateMessage
 	var states []*Group
-	for i, m := range in.ms {
+	for i, m := range f.gg.ms {
 		if i == a.from {
 			continue
 		}
