@@ -517,6 +517,12 @@ func hsCommitCases() []hsCase {
 				return hsAttack{msg: vtOutsiderProposal(t, f.gg.ms[0].g, o.signer, Sender{SenderType: SenderTypeExternal, SenderIndex: 5},
 					hsRemove(1)), from: -1}
 			}, want: []error{ErrUnknownSender}},
+		{name: "Update from the group's external sender", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				es := gtExternalSender(t, f.gg)
+				upd, _ := gtUpdateLeaf(t, f.gg.ms[1].g, func(*tree.LeafNode) {})
+				return hsAttack{msg: gtExternalProposal(t, f.gg.ms[0].g, es, 0, upd), from: -1}
+			}, want: []error{ErrInvalidProposal}},
 		{name: "external commit whose kem_output is not the suite's", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				x := gtNewMember(t, f.gg.s, "joiner")
