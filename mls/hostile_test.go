@@ -305,6 +305,12 @@ func hsExtensionCases() []hsCase {
 				c := f.gg.ms[1].g
 				return hsAttack{msg: gtForgeCommit(t, c, byRef(c.pending[0].ref), byRef(c.pending[0].ref)), from: 1}
 			}, want: []error{ErrInvalidCommit}},
+		{name: "commit path leaf with an extension its capabilities do not list", item: "extra",
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				return hsAttack{msg: vtForgeCommit(t, f.gg.ms[1].g, vtCommit{path: true, leaf: func(ln *tree.LeafNode) {
+					ln.Extensions = Extensions{{ExtensionType: 0xf000, ExtensionData: []byte{}}}
+				}}), from: 1}
+			}, want: []error{ErrInvalidCommit, ErrInvalidLeafNode, ErrUnsupportedCapability}},
 		{name: "Commit asked for two required_capabilities", item: "9",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				g1 := f.gg.ms[1].g
@@ -411,7 +417,8 @@ func hsCommitCases() []hsCase {
 		{name: "commit at the last epoch", item: "12",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				gtSetEpoch(t, f.gg, math.MaxUint64)
-				return hsAttack{msg: gtForgeCommit(t, f.gg.ms[1].g), from: 1}
+				g1 := f.gg.ms[1].g
+				return hsAttack{msg: gtForgeCommit(t, g1), from: 1, localOn: g1, local: func() error { _, err := g1.Commit(CommitOptions{}); return err }}
 			}, want: []error{ErrEpochLimit}},
 		{name: "commit of the next epoch", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
