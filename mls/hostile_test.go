@@ -507,6 +507,42 @@ func hsCommitCases() []hsCase {
 				}
 				return hsAttack{msg: res.Commit, from: 1}
 			}},
+		{name: "default commit with a pending new_member_proposal of a present client leaves it out", item: "6", accept: true,
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				gg := f.gg
+				old := gg.ms[2]
+				old.newKeyPackage(t, KeyPackageOptions{})
+				gg.deliver(-1, vtNewMemberProposal(t, gg.ms[0].g, old.signer, old.kp))
+				res, err := gg.ms[1].g.Commit(CommitOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(res.Added) != 0 {
+					t.Fatal("a present client was added again")
+				}
+				return hsAttack{msg: res.Commit, from: 1}
+			}},
+		{name: "commit removing a leaf that a pending Remove removes too", item: "6", accept: true,
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				gg := f.gg
+				gtPropose(t, gg, 0, hsRemove(2))
+				res, err := gg.ms[1].g.Commit(CommitOptions{Remove: []tree.LeafIndex{2}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return hsAttack{msg: res.Commit, from: 1}
+			}},
+		{name: "default commit with a pending Update and a pending Remove of one leaf", item: "6", accept: true,
+			run: func(t *testing.T, f *hsFixture) hsAttack {
+				gg := f.gg
+				gg.deliver(2, gtProposeUpdate(t, gg, 2))
+				gtPropose(t, gg, 0, hsRemove(2))
+				res, err := gg.ms[1].g.Commit(CommitOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return hsAttack{msg: res.Commit, from: 1}
+			}},
 		{name: "proposal by reference to an unknown ref", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				return hsAttack{msg: gtForgeCommit(t, f.gg.ms[1].g, byRef(bytes.Repeat([]byte{7}, f.gg.s.HashSize()))), from: 1}
