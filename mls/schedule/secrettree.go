@@ -422,7 +422,10 @@ func (t *SecretTree) OpenWith(leaf tree.LeafIndex, rt RatchetType, gen uint32, u
 		return fmt.Errorf("%w: %d", ErrInvalidRatchetType, uint8(rt))
 	}
 	// A leaf used for the first time is derived aside and stored only if
-	// the message opens: a refused message changes nothing.
+	// the message opens: a refused message changes nothing. (RFC 9420 §9.2
+	// deletes a node's secret once its children are derived for a use; a
+	// message refused is no use, and a receiver's state must not depend on
+	// the refused input.)
 	lr, d, err := t.derive(leaf)
 	if err != nil {
 		return err
