@@ -38,7 +38,7 @@ func hsCommitCases() []hsCase {
 				gg := f.gg
 				w := gtNewMember(t, gg.s, "weak")
 				w.newKeyPackage(t, KeyPackageOptions{Capabilities: &tree.Capabilities{}})
-				gg.add(0, w)
+				gg.commit(0, CommitOptions{NoPath: true}, w)
 				gtPropose(t, gg, 1, vtGCE(Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{ExtensionTypeLastResort}})}))
 				res, err := gg.ms[0].g.Commit(CommitOptions{Remove: []tree.LeafIndex{w.g.OwnLeafIndex()}})
 				if err != nil {
@@ -68,7 +68,7 @@ func hsCommitCases() []hsCase {
 			}},
 		{name: "external join by an outsider: joiner and members keep no encryption secret", item: "11", accept: true,
 			run: func(t *testing.T, f *hsFixture) hsAttack {
-				x := gtNewMember(t, f.gg.s, "joiner")
+				x := f.pool[1]
 				msg, g, err := JoinByExternalCommit(f.gg.s, x.signer, gtGroupInfo(t, f.gg.ms[0].g, true), nil, LeafOptions{Credential: x.cred}, f.gg.cfg)
 				if err != nil {
 					t.Fatal(err)
@@ -158,14 +158,14 @@ func hsCommitCases() []hsCase {
 			}, want: []error{ErrInvalidCommit}},
 		{name: "two Adds whose leaves share an encryption key", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
-				_, kp1 := hsOutsiderKP(t, f.gg.s, func(*KeyPackage) {})
-				_, kp2 := hsOutsiderKP(t, f.gg.s, func(kp *KeyPackage) { kp.LeafNode.EncryptionKey = kp1.LeafNode.EncryptionKey })
+				_, kp1 := f.outsiderKP(t, 0, func(*KeyPackage) {})
+				_, kp2 := f.outsiderKP(t, 1, func(kp *KeyPackage) { kp.LeafNode.EncryptionKey = kp1.LeafNode.EncryptionKey })
 				return hsAttack{msg: gtForgeCommit(t, f.gg.ms[1].g, byValue(hsAdd(kp1)), byValue(hsAdd(kp2))), from: 1}
 			}, want: []error{ErrInvalidProposal, tree.ErrDuplicateKey}},
 		{name: "Add whose leaf reuses a parent node's key", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				g1 := f.gg.ms[1].g
-				_, kp := hsOutsiderKP(t, f.gg.s, func(kp *KeyPackage) { kp.LeafNode.EncryptionKey = g1.tree.EncryptionKey(1) })
+				_, kp := f.outsiderKP(t, 0, func(kp *KeyPackage) { kp.LeafNode.EncryptionKey = g1.tree.EncryptionKey(1) })
 				return hsAttack{msg: gtForgeCommit(t, g1, byValue(hsAdd(kp))), from: 1}
 			}, want: []error{tree.ErrDuplicateKey}},
 		{name: "two members' Updates with one new encryption key", item: "extra",
@@ -247,19 +247,21 @@ func hsCommitCases() []hsCase {
 			}, want: []error{ErrInvalidProposal}},
 		{name: "external proposal naming an external sender the group does not have", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
-				o := gtNewMember(t, f.gg.s, "outsider")
+				o := f.pool[0]
 				return hsAttack{msg: vtOutsiderProposal(t, f.gg.ms[0].g, o.signer, Sender{SenderType: SenderTypeExternal, SenderIndex: 5},
 					hsRemove(1)), from: -1}
 			}, want: []error{ErrUnknownSender}},
 		{name: "Update from the group's external sender", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
-				es := gtExternalSender(t, f.gg)
+				es := gtSigner(t, f.gg.s)
+				hsSetExtensions(t, f.gg, Extensions{vtExtSenders(t, tree.ExternalSender{SignatureKey: es.PublicKey(),
+					Credential: tree.NewBasicCredential([]byte("delivery service"))})})
 				upd, _ := gtUpdateLeaf(t, f.gg.ms[1].g, func(*tree.LeafNode) {})
 				return hsAttack{msg: gtExternalProposal(t, f.gg.ms[0].g, es, 0, upd), from: -1}
 			}, want: []error{ErrInvalidProposal}},
 		{name: "external commit whose kem_output is not the suite's", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
-				x := gtNewMember(t, f.gg.s, "joiner")
+				x := f.pool[1]
 				gi := gtGroupInfo(t, f.gg.ms[0].g, true)
 				msg, _, err := JoinByExternalCommit(f.gg.s, x.signer, gi, nil, LeafOptions{Credential: x.cred}, f.gg.cfg)
 				if err != nil {

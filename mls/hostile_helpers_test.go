@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/spacepanda/spacepanda/mls/suite"
@@ -23,16 +24,23 @@ import (
 // Each case gets deep copies (hsClone), never the fixture itself.
 type hsFixture struct {
 	gg, flat *gtGroup
+	// pool are outsiders with KeyPackages, made once per suite and shared
+	// by the rows (never changed): joiners, proposers, external joiners.
+	pool []*gtMember
 }
 
 func hsNewFixture(t testing.TB, id suite.ID, public bool) *hsFixture {
 	t.Helper()
 	cfg := Config{RatchetTreeInWelcome: true, HandshakeAsPublic: public}
-	return &hsFixture{gg: gtCreate(t, id, cfg, 3), flat: vtSmallGroup(t, id, cfg, 3)}
+	f := &hsFixture{gg: gtCreate(t, id, cfg, 3), flat: vtSmallGroup(t, id, cfg, 3)}
+	for i := range 3 {
+		f.pool = append(f.pool, gtNewMember(t, f.gg.s, fmt.Sprintf("outsider %d", i)))
+	}
+	return f
 }
 
 func (f *hsFixture) clone(t testing.TB) *hsFixture {
-	return &hsFixture{gg: hsClone(t, f.gg), flat: hsClone(t, f.flat)}
+	return &hsFixture{gg: hsClone(t, f.gg), flat: hsClone(t, f.flat), pool: f.pool}
 }
 
 // hsClone deep-copies every member's state (secret trees included), so a
@@ -48,6 +56,20 @@ func hsClone(t testing.TB, gg *gtGroup) *gtGroup {
 		out.ms[i] = &c
 	}
 	return &out
+}
+
+// hsSetExtensions gives every member's context the extensions es without a
+// commit (a test shortcut, as gtSetEpoch: the members agree, so the group
+// keeps working), for rows that need, say, an external sender.
+func hsSetExtensions(t testing.TB, gg *gtGroup, es Extensions) {
+	t.Helper()
+	for _, m := range gg.ms {
+		ctx := m.g.ctx
+		ctx.Extensions = es
+		if err := m.g.setContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // hsState is a member's whole serialized state: epoch state (context,
@@ -181,11 +203,11 @@ func hsJoinWelcome(t *testing.T, joiner *gtMember, w *Welcome, rt tree.RatchetTr
 	}
 }
 
-// hsJoinExternal is an external join attempt on gi by a fresh client.
-func hsJoinExternal(t *testing.T, s *suite.Suite, gi *GroupInfo, cfg Config) func() (any, error) {
+// hsJoinExternal is an external join attempt on gi by an outsider.
+func hsJoinExternal(t *testing.T, f *hsFixture, gi *GroupInfo, cfg Config) func() (any, error) {
 	return func() (any, error) {
-		x := gtNewMember(t, s, "external joiner")
-		_, g, err := JoinByExternalCommit(s, x.signer, gi, nil, LeafOptions{Credential: x.cred}, cfg)
+		x := f.pool[1]
+		_, g, err := JoinByExternalCommit(f.gg.s, x.signer, gi, nil, LeafOptions{Credential: x.cred}, cfg)
 		if g == nil {
 			return nil, err
 		}

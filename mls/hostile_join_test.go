@@ -11,9 +11,9 @@ import (
 
 // Rows of TestHostileMembers: Welcomes, GroupInfos and successor groups.
 
-// hsWelcomeTo forges a Welcome of w to a new joiner and returns the join.
-func hsWelcomeTo(t *testing.T, w vtWelcome, cfg Config) func() (any, error) {
-	j := gtNewMember(t, w.s, "joiner")
+// hsWelcomeTo forges a Welcome of w to outsider 0 and returns its join.
+func hsWelcomeTo(t *testing.T, f *hsFixture, w vtWelcome, cfg Config) func() (any, error) {
+	j := f.pool[0]
 	wel, _, _ := vtForgeWelcome(t, w, j)
 	return hsJoinWelcome(t, j, wel, nil, cfg)
 }
@@ -63,22 +63,22 @@ func hsJoinCases() []hsCase {
 	return []hsCase{
 		{name: "control: a forged Welcome, unmodified", item: "control", accept: true,
 			run: func(t *testing.T, f *hsFixture) hsAttack {
-				return hsAttack{join: hsWelcomeTo(t, vtWelcomeOf(f.gg), f.gg.cfg)}
+				return hsAttack{join: hsWelcomeTo(t, f, vtWelcomeOf(f.gg), f.gg.cfg)}
 			}},
 		{name: "Welcome whose tree has a leaf living beyond the maximum lifetime", item: "5",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
-				return hsAttack{join: hsWelcomeTo(t, longLife(t, f), maxCfg)}
+				return hsAttack{join: hsWelcomeTo(t, f, longLife(t, f), maxCfg)}
 			}, want: []error{ErrInvalidWelcome, ErrInvalidLeafNode, ErrExpired}},
 		{name: "GroupInfo whose tree has a leaf living beyond the maximum lifetime", item: "5",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				_, _, gi := vtForgeWelcome(t, longLife(t, f), nil)
-				return hsAttack{join: hsJoinExternal(t, f.flat.s, gi, maxCfg)}
+				return hsAttack{join: hsJoinExternal(t, f, gi, maxCfg)}
 			}, want: []error{ErrInvalidGroupInfo, ErrInvalidLeafNode, ErrExpired}},
 		{name: "branch Welcome adding a client that was not in the old group", item: "10",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				gg := f.gg
 				p := successorParams{usage: schedule.UsageBranch, suite: gg.s, pskEpoch: gg.ms[0].g.Epoch()}
-				return hsAttack{join: hsSuccessorJoin(t, gg, p, gtNewMember(t, gg.s, "mallory").kp)}
+				return hsAttack{join: hsSuccessorJoin(t, gg, p, f.pool[2].kp)}
 			}, want: []error{ErrInvalidWelcome, ErrSuccessorMembers}},
 		{name: "branch Welcome with the old group's id", item: "10",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
@@ -96,37 +96,37 @@ func hsJoinCases() []hsCase {
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				w := vtWelcomeOf(f.gg)
 				w.ctx.Extensions = Extensions{{ExtensionType: 0xf0f0, ExtensionData: []byte{}}}
-				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
+				return hsAttack{join: hsWelcomeTo(t, f, w, f.gg.cfg)}
 			}, want: []error{ErrInvalidWelcome, ErrUnsupportedCapability}},
 		{name: "Welcome whose GroupInfo signer is a blank leaf", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				w := vtWelcomeOf(f.gg)
 				w.leaf = 7
-				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
+				return hsAttack{join: hsWelcomeTo(t, f, w, f.gg.cfg)}
 			}, want: []error{ErrInvalidGroupInfo}},
 		{name: "Welcome without a ratchet tree, none sent out of band", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				w := vtWelcomeOf(f.gg)
 				w.oobTree = true
-				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
+				return hsAttack{join: hsWelcomeTo(t, f, w, f.gg.cfg)}
 			}, want: []error{ErrInvalidWelcome}},
 		{name: "Welcome whose path_secret does not lead to the tree's keys", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				w := vtWelcomeOf(f.gg)
 				w.pathSecret = bytes.Repeat([]byte{9}, f.gg.s.HashSize())
-				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
+				return hsAttack{join: hsWelcomeTo(t, f, w, f.gg.cfg)}
 			}, want: []error{ErrInvalidWelcome, tree.ErrPublicKeyMismatch}},
 		{name: "Welcome whose GroupInfo signature is not its signer's", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				w := vtWelcomeOf(f.gg)
 				w.signer = gtSigner(t, f.gg.s)
-				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
+				return hsAttack{join: hsWelcomeTo(t, f, w, f.gg.cfg)}
 			}, want: []error{ErrInvalidGroupInfo, ErrInvalidSignature}},
 		{name: "Welcome whose confirmation tag is wrong", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				w := vtWelcomeOf(f.gg)
 				w.gi = func(gi *GroupInfo) { gi.ConfirmationTag[0] ^= 1 }
-				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
+				return hsAttack{join: hsWelcomeTo(t, f, w, f.gg.cfg)}
 			}, want: []error{ErrInvalidWelcome, ErrInvalidConfirmationTag}},
 		{name: "GroupInfo for an external join whose tree does not match its tree hash", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
@@ -142,7 +142,7 @@ func hsJoinCases() []hsCase {
 				if err := SignGroupInfo(g1.signer, gi); err != nil {
 					t.Fatal(err)
 				}
-				return hsAttack{join: hsJoinExternal(t, f.flat.s, gi, f.flat.cfg)}
+				return hsAttack{join: hsJoinExternal(t, f, gi, f.flat.cfg)}
 			}, want: []error{ErrInvalidGroupInfo, tree.ErrTreeHashMismatch}},
 	}
 }

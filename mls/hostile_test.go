@@ -45,8 +45,6 @@ func TestHostileMembers(t *testing.T) {
 					hsRun(t, c, c.run(t, f), f)
 				})
 			}
-			// The fixture itself still works after all the rows.
-			gtAfter(t, hsClone(t, fx.gg), 2)
 		})
 	}
 }
@@ -64,9 +62,10 @@ func hsUpdateKey(t *testing.T, g *Group, key []byte) *Proposal {
 		LeafNode: *vtUpdateLeaf(t, g, func(ln *tree.LeafNode) { ln.EncryptionKey = key })}}
 }
 
-// hsOutsiderKP is an outsider and a KeyPackage of it changed by mutate.
-func hsOutsiderKP(t *testing.T, s *suite.Suite, mutate func(kp *KeyPackage)) (*gtMember, *KeyPackage) {
-	o := gtNewMember(t, s, "outsider")
+// outsiderKP is outsider i and a copy of its KeyPackage changed by mutate
+// (and re-signed).
+func (f *hsFixture) outsiderKP(t *testing.T, i int, mutate func(kp *KeyPackage)) (*gtMember, *KeyPackage) {
+	o := f.pool[i]
 	return o, vtKeyPackage(t, o, mutate)
 }
 
@@ -87,19 +86,19 @@ func hsKeyCases() []hsCase {
 	return []hsCase{
 		{name: "KeyPackage init_key of small order, new_member_proposal from an outsider", item: "1",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
-				o, kp := hsOutsiderKP(t, f.gg.s, func(kp *KeyPackage) { kp.InitKey = vtSuiteBadKey(t, f.gg.s) })
+				o, kp := f.outsiderKP(t, 0, func(kp *KeyPackage) { kp.InitKey = vtSuiteBadKey(t, f.gg.s) })
 				return hsAttack{msg: vtNewMemberProposal(t, f.gg.ms[0].g, o.signer, kp), from: -1}
 			}, want: append([]error{ErrInvalidProposal, ErrInvalidKeyPackage}, keyWant...)},
 		{name: "KeyPackage init_key of 3 bytes, Add committed by value", item: "1",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
-				_, kp := hsOutsiderKP(t, f.gg.s, func(kp *KeyPackage) { kp.InitKey = []byte{1, 2, 3} })
+				_, kp := f.outsiderKP(t, 0, func(kp *KeyPackage) { kp.InitKey = []byte{1, 2, 3} })
 				g1 := f.gg.ms[1].g
 				return hsAttack{msg: vtForgeCommit(t, g1, vtCommit{props: []*Proposal{hsAdd(kp)}}), from: 1,
 					localOn: g1, local: func() error { _, err := g1.Commit(CommitOptions{Add: []*KeyPackage{kp}}); return err }}
 			}, want: append([]error{ErrInvalidKeyPackage}, keyWant...)},
 		{name: "KeyPackage leaf encryption_key of 4 bytes, new_member_proposal from an outsider", item: "1",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
-				o, kp := hsOutsiderKP(t, f.gg.s, func(kp *KeyPackage) { kp.LeafNode.EncryptionKey = []byte{1, 2, 3, 4} })
+				o, kp := f.outsiderKP(t, 0, func(kp *KeyPackage) { kp.LeafNode.EncryptionKey = []byte{1, 2, 3, 4} })
 				return hsAttack{msg: vtNewMemberProposal(t, f.gg.ms[0].g, o.signer, kp), from: -1}
 			}, want: append([]error{ErrInvalidProposal, ErrInvalidKeyPackage}, keyWant...)},
 		{name: "Update leaf with an all-zero key", item: "1",
@@ -133,7 +132,7 @@ func hsKeyCases() []hsCase {
 				w := vtWelcomeOf(f.flat)
 				bad := vtSuiteBadKey(t, f.flat.s)
 				vtResignLeafAt(t, w.nodes, f.flat.ms[1], func(ln *tree.LeafNode) { ln.EncryptionKey = bad })
-				return hsAttack{join: hsWelcomeTo(t, w, f.flat.cfg)}
+				return hsAttack{join: hsWelcomeTo(t, f, w, f.flat.cfg)}
 			}, want: append([]error{ErrInvalidWelcome}, keyWant...)},
 		{name: "GroupInfo external_pub of small order or off the curve", item: "1",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
@@ -141,7 +140,7 @@ func hsKeyCases() []hsCase {
 				w.giExts = Extensions{{ExtensionType: tree.ExtensionTypeExternalPub,
 					ExtensionData: gtWireOf(t, &tree.ExternalPub{ExternalPub: vtSuiteBadKey(t, f.gg.s)})}}
 				_, _, gi := vtForgeWelcome(t, w, nil)
-				return hsAttack{join: hsJoinExternal(t, f.gg.s, gi, f.gg.cfg)}
+				return hsAttack{join: hsJoinExternal(t, f, gi, f.gg.cfg)}
 			}, want: append([]error{ErrInvalidGroupInfo, ErrInvalidExtension}, keyWant...)},
 		{name: "Welcome whose tree has two leaves with empty encryption keys", item: "4",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
@@ -149,7 +148,7 @@ func hsKeyCases() []hsCase {
 				empty := func(ln *tree.LeafNode) { ln.EncryptionKey = []byte{} }
 				vtResignLeafAt(t, w.nodes, f.flat.ms[1], empty)
 				vtResignLeafAt(t, w.nodes, f.flat.ms[2], empty)
-				return hsAttack{join: hsWelcomeTo(t, w, f.flat.cfg)}
+				return hsAttack{join: hsWelcomeTo(t, f, w, f.flat.cfg)}
 			}, want: []error{ErrInvalidWelcome, tree.ErrDuplicateKey}},
 	}
 }
@@ -178,7 +177,7 @@ func hsIdentityCases() []hsCase {
 		{name: "external resync of member 2 as another identity", item: "2",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				victim := f.gg.ms[2].g.OwnLeafIndex()
-				x := gtNewMember(t, f.gg.s, "impostor")
+				x := f.pool[1] // another identity
 				gi := gtGroupInfo(t, f.gg.ms[0].g, true)
 				_, _, err := joinByExternalCommit(f.gg.s, x.signer, gi, nil, LeafOptions{Credential: x.cred}, f.gg.cfg, externalCommitTweaks{remove: &victim})
 				vtExpect(t, err, want...)
@@ -193,7 +192,7 @@ func hsIdentityCases() []hsCase {
 				victim := f.gg.ms[2]
 				leaf := victim.g.OwnLeafIndex()
 				oldKey := victim.g.tree.Leaf(leaf).EncryptionKey
-				again := gtNewMember(t, f.gg.s, string(victim.cred.Identity))
+				again := &gtMember{signer: f.pool[2].signer, cred: victim.cred} // the victim's identity, a new key
 				tw := externalCommitTweaks{remove: &leaf, leaf: func(ln *tree.LeafNode) { ln.EncryptionKey = oldKey }}
 				bad, _, err := joinByExternalCommit(f.gg.s, again.signer, gtGroupInfo(t, f.gg.ms[0].g, true), nil,
 					LeafOptions{Credential: again.cred}, f.gg.cfg, tw)
@@ -231,7 +230,7 @@ func hsExtensionCases() []hsCase {
 				w := vtWelcomeOf(f.gg)
 				w.ctx.Extensions = Extensions{vtExtSenders(t, tree.ExternalSender{SignatureKey: gtSigner(t, f.gg.s).PublicKey(),
 					Credential: tree.Credential{CredentialType: tree.CredentialTypeX509, Certificates: [][]byte{{1}}}})}
-				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
+				return hsAttack{join: hsWelcomeTo(t, f, w, f.gg.cfg)}
 			}, want: []error{ErrInvalidWelcome, ErrInvalidExtension, ErrInvalidCredential}},
 		{name: "GroupContextExtensions by value with two required_capabilities", item: "9",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
@@ -265,7 +264,7 @@ func hsExtensionCases() []hsCase {
 			}, want: []error{ErrInvalidExtension, tree.ErrDuplicateExtension}},
 		{name: "KeyPackage with a duplicate leaf extension, new_member_proposal from an outsider", item: "9",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
-				o, kp := hsOutsiderKP(t, f.gg.s, func(kp *KeyPackage) {
+				o, kp := f.outsiderKP(t, 0, func(kp *KeyPackage) {
 					kp.LeafNode.Extensions = hsLeafDup
 					kp.LeafNode.Capabilities.Extensions = append(kp.LeafNode.Capabilities.Extensions, 0xf000)
 				})
@@ -275,7 +274,7 @@ func hsExtensionCases() []hsCase {
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				w := vtWelcomeOf(f.gg)
 				w.giExts = hsLeafDup
-				return hsAttack{join: hsWelcomeTo(t, w, f.gg.cfg)}
+				return hsAttack{join: hsWelcomeTo(t, f, w, f.gg.cfg)}
 			}, want: onDecode},
 	}
 }
