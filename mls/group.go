@@ -306,7 +306,9 @@ func CreateGroup(s *suite.Suite, signer *suite.Signer, groupID []byte, leaf Leaf
 			return nil, err
 		}
 	}
-	encPriv, encPub, err := s.GenerateHPKEKeyPair()
+	// The leaf key comes from cfg.Rand too, so that a caller-supplied
+	// source makes the group deterministic (Config.Rand).
+	encPriv, encPub, err := newHPKEKeyPair(s, rnd)
 	if err != nil {
 		return nil, err
 	}

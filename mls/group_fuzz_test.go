@@ -83,7 +83,7 @@ func FuzzProcess(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		g := gtDeepCopy(t, base)
-		before := gtSnapshot(g)
+		before, whole := gtSnapshot(g), hsState(t, g)
 		p, err := g.ProcessBytes(data)
 		after := gtSnapshot(g)
 		if !before.equal(after) {
@@ -92,6 +92,11 @@ func FuzzProcess(f *testing.F) {
 		if err != nil {
 			if p != nil {
 				t.Fatal("result with an error")
+			}
+			// Refused: not a byte of the state changed, sender
+			// ratchets included.
+			if !bytes.Equal(whole, hsState(t, g)) {
+				t.Fatalf("refused message changed the serialized state: %v", err)
 			}
 			return
 		}
@@ -154,9 +159,9 @@ func FuzzProcessCommit(f *testing.F) {
 		msg := gtForge(t, s, &FramedContent{GroupID: s.GroupID(), Epoch: s.Epoch(), Sender: MemberSender(s.OwnLeafIndex()),
 			ContentType: ContentTypeCommit, Commit: &c}, nil)
 		g := gtDeepCopy(t, base)
-		before := gtSnapshot(g)
+		before := hsState(t, g)
 		p, err := g.Process(msg)
-		if !before.equal(gtSnapshot(g)) {
+		if !bytes.Equal(before, hsState(t, g)) {
 			t.Fatalf("receiver changed (err %v)", err)
 		}
 		if err == nil {

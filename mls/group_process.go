@@ -319,7 +319,7 @@ func (g *Group) ProposeUpdate() (*MLSMessage, *Group, error) {
 	if err := g.canSend(); err != nil {
 		return nil, nil, err
 	}
-	priv, pub, err := g.suite.GenerateHPKEKeyPair()
+	priv, pub, err := newHPKEKeyPair(g.suite, g.cfg.rand())
 	if err != nil {
 		return nil, nil, err
 	}

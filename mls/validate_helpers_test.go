@@ -383,6 +383,10 @@ type vtWelcome struct {
 	leaf    tree.LeafIndex // its leaf
 	giExts  Extensions     // GroupInfo extensions; external_pub and ratchet_tree are added unless given
 	oobTree bool           // the tree travels out of band
+	// gi, when set, changes the GroupInfo before it is signed.
+	gi func(gi *GroupInfo)
+	// pathSecret, when set, is sent to the joiner as its path_secret.
+	pathSecret []byte
 }
 
 // vtForgeWelcome adds joiner's KeyPackage leaf to w's tree and builds a
@@ -438,12 +442,15 @@ func vtForgeWelcome(t testing.TB, w vtWelcome, joiner *gtMember) (*Welcome, tree
 		exts = append(exts, Extension{ExtensionType: tree.ExtensionTypeRatchetTree, ExtensionData: gtWireOf(t, tr.Nodes())})
 	}
 	gi := &GroupInfo{GroupContext: gc, Extensions: exts, ConfirmationTag: s.MAC(ep.ConfirmationKey, gc.ConfirmedTranscriptHash), Signer: w.leaf}
+	if w.gi != nil {
+		w.gi(gi)
+	}
 	if err := SignGroupInfo(w.signer, gi); err != nil {
 		t.Fatal(err)
 	}
 	var wel *Welcome
 	if joiner != nil {
-		if wel, err = BuildWelcome(s, gi, welcomeSecret, joinerSecret, nil, []WelcomeRecipient{{KeyPackage: joiner.kp}}); err != nil {
+		if wel, err = BuildWelcome(s, gi, welcomeSecret, joinerSecret, nil, []WelcomeRecipient{{KeyPackage: joiner.kp, PathSecret: w.pathSecret}}); err != nil {
 			t.Fatal(err)
 		}
 		// The joiner reads it from the wire.

@@ -206,15 +206,38 @@ func (t *SecretTree) usable(x tree.NodeIndex) bool {
 // LeafCount returns the leaf count the tree was created with.
 func (t *SecretTree) LeafCount() uint32 { return t.leafCount }
 
-// leaf returns the ratchets of leaf, deriving them on first use: from the
-// lowest stored ancestor down to the leaf, each parent is replaced by its two
-// children (RFC 9420 §9), and the leaf secret by its two ratchet roots.
+// leaf returns the ratchets of leaf, deriving (and storing) them on first
+// use.
 func (t *SecretTree) leaf(leaf tree.LeafIndex) (*leafRatchets, error) {
+	lr, d, err := t.derive(leaf)
+	if err != nil {
+		return nil, err
+	}
+	d.apply()
+	return lr, nil
+}
+
+// derivation is a leaf's ratchets derived from the tree but not yet stored
+// in it: OpenWith stores them only once the message opened, so that a
+// refused message leaves the tree as it was. nil when nothing was derived.
+type derivation struct {
+	t    *SecretTree
+	leaf tree.LeafIndex
+	lr   *leafRatchets
+	set  map[tree.NodeIndex][]byte // children derived, still needed
+	del  tree.NodeIndex            // the stored ancestor they replace
+}
+
+// derive returns the ratchets of leaf; on first use they are derived from
+// the lowest stored ancestor down to the leaf — each parent replaced by its
+// two children (RFC 9420 §9), the leaf secret by its two ratchet roots — in
+// a derivation the caller applies (or discards).
+func (t *SecretTree) derive(leaf tree.LeafIndex) (*leafRatchets, *derivation, error) {
 	if uint64(leaf) >= uint64(t.leafCount) {
-		return nil, fmt.Errorf("%w: leaf %d of %d", ErrLeafOutOfRange, leaf, t.leafCount)
+		return nil, nil, fmt.Errorf("%w: leaf %d of %d", ErrLeafOutOfRange, leaf, t.leafCount)
 	}
 	if lr := t.leaves[leaf]; lr != nil {
-		return lr, nil
+		return lr, nil, nil
 	}
 	target := leaf.Node()
 	// Find the lowest ancestor-or-self whose secret is stored.
@@ -226,51 +249,88 @@ func (t *SecretTree) leaf(leaf tree.LeafIndex) (*leafRatchets, error) {
 		p, ok := tree.Parent(x, t.full)
 		if !ok {
 			// Only reachable if the state is inconsistent (e.g. a bad restore).
-			return nil, fmt.Errorf("%w: no secret on the path of leaf %d", ErrInvalidState, leaf)
+			return nil, nil, fmt.Errorf("%w: no secret on the path of leaf %d", ErrInvalidState, leaf)
 		}
 		x = p
 	}
+	d := &derivation{t: t, leaf: leaf, set: map[tree.NodeIndex][]byte{}, del: x}
 	s := t.suite
+	sec := t.nodes[x]
 	for x != target {
-		sec := t.nodes[x]
 		l, _ := tree.Left(x, t.full)
 		r, _ := tree.Right(x, t.full)
 		ls, err := s.ExpandWithLabel(sec, "tree", []byte("left"), s.HashSize())
 		if err != nil {
-			return nil, err
+			d.discard()
+			return nil, nil, err
 		}
 		rs, err := s.ExpandWithLabel(sec, "tree", []byte("right"), s.HashSize())
 		if err != nil {
-			return nil, err
+			d.discard()
+			return nil, nil, err
 		}
-		t.nodes[l] = ls
+		if x != d.del {
+			clear(sec) // an intermediate node of this derivation: consumed (§9.2)
+			delete(d.set, x)
+		}
+		d.set[l] = ls
 		if t.usable(r) {
-			t.nodes[r] = rs
+			d.set[r] = rs
 		} else {
 			clear(rs) // covers only leaves past leafCount: never needed
 		}
-		clear(sec)
-		delete(t.nodes, x) // consumed (§9.2)
 		if tree.IsInSubtree(target, l) {
 			x = l
 		} else {
 			x = r
 		}
+		sec = d.set[x]
 	}
-	sec := t.nodes[x]
 	hs, err := s.ExpandWithLabel(sec, "handshake", nil, s.HashSize())
 	if err != nil {
-		return nil, err
+		d.discard()
+		return nil, nil, err
 	}
 	as, err := s.ExpandWithLabel(sec, "application", nil, s.HashSize())
 	if err != nil {
-		return nil, err
+		d.discard()
+		return nil, nil, err
 	}
-	clear(sec)
-	delete(t.nodes, x)
-	lr := &leafRatchets{handshake: ratchet{secret: hs}, application: ratchet{secret: as}}
-	t.leaves[leaf] = lr
-	return lr, nil
+	if x != d.del {
+		clear(sec)
+		delete(d.set, x)
+	}
+	d.lr = &leafRatchets{handshake: ratchet{secret: hs}, application: ratchet{secret: as}}
+	return d.lr, d, nil
+}
+
+// apply stores the derivation: the ancestor it started from is deleted
+// (§9.2), the derived children and the leaf's ratchets stored.
+func (d *derivation) apply() {
+	if d == nil {
+		return
+	}
+	t := d.t
+	clear(t.nodes[d.del])
+	delete(t.nodes, d.del)
+	for x, sec := range d.set {
+		t.nodes[x] = sec
+	}
+	t.leaves[d.leaf] = d.lr
+}
+
+// discard erases a derivation that is not applied.
+func (d *derivation) discard() {
+	if d == nil {
+		return
+	}
+	for _, sec := range d.set {
+		clear(sec)
+	}
+	if d.lr != nil {
+		clear(d.lr.handshake.secret)
+		clear(d.lr.application.secret)
+	}
 }
 
 func (t *SecretTree) ratchet(leaf tree.LeafIndex, rt RatchetType) (*ratchet, error) {
@@ -358,8 +418,21 @@ func (t *SecretTree) ReceiverKey(leaf tree.LeafIndex, rt RatchetType, gen uint32
 // ErrGenerationTooOld, ErrGenerationTooFar, ErrRatchetExhausted,
 // ErrLeafOutOfRange and ErrInvalidRatchetType.
 func (t *SecretTree) OpenWith(leaf tree.LeafIndex, rt RatchetType, gen uint32, use func(KeyNonce) error) error {
-	r, err := t.ratchet(leaf, rt)
+	if rt != HandshakeRatchet && rt != ApplicationRatchet {
+		return fmt.Errorf("%w: %d", ErrInvalidRatchetType, uint8(rt))
+	}
+	// A leaf used for the first time is derived aside and stored only if
+	// the message opens: a refused message changes nothing. (RFC 9420 §9.2
+	// deletes a node's secret once its children are derived for a use; a
+	// message refused is no use, and a receiver's state must not depend on
+	// the refused input.)
+	lr, d, err := t.derive(leaf)
 	if err != nil {
+		return err
+	}
+	r, err := lr.get(rt)
+	if err != nil {
+		d.discard()
 		return err
 	}
 	g := uint64(gen)
@@ -379,16 +452,20 @@ func (t *SecretTree) OpenWith(leaf tree.LeafIndex, rt RatchetType, gen uint32, u
 		return nil
 	}
 	if g-r.next > t.opts.maxForward() {
+		d.discard()
 		return fmt.Errorf("%w: generation %d, next expected %d", ErrGenerationTooFar, gen, r.next)
 	}
 	p, err := t.advance(r, gen)
 	if err != nil {
+		d.discard()
 		return err
 	}
 	if err := use(p.kn); err != nil {
 		p.abort()
+		d.discard()
 		return err
 	}
+	d.apply()
 	p.commit()
 	return nil
 }

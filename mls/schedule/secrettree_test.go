@@ -3,6 +3,7 @@ package schedule
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/spacepanda/spacepanda/mls/suite"
@@ -178,11 +179,13 @@ func TestOpenWithFailureKeepsKey(t *testing.T) {
 	st := newTestTree(t, 4, Options{})
 	bad := errors.New("forged")
 	fail := func(KeyNonce) error { return bad }
+	before := fmt.Sprint(st.State())
 	if err := st.OpenWith(3, ApplicationRatchet, 5, fail); !errors.Is(err, bad) {
 		t.Fatalf("OpenWith: %v", err)
 	}
-	if g := st.leaves[3].application.next; g != 0 {
-		t.Fatalf("failed open advanced the ratchet to %d", g)
+	// Not even the first use of the leaf is stored (its derivation).
+	if after := fmt.Sprint(st.State()); after != before || st.leaves[3] != nil {
+		t.Fatalf("failed open changed the tree: %s -> %s", before, after)
 	}
 	var got KeyNonce
 	if err := st.OpenWith(3, ApplicationRatchet, 5, func(kn KeyNonce) error { got = kn; return nil }); err != nil {
