@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/spacepanda/spacepanda/interop/mlsclient/mlspb"
-	"github.com/spacepanda/spacepanda/mls/suite"
 )
 
 // A test runner in the manner of the mlswg harness: actors are assigned to
@@ -442,58 +441,5 @@ func wantCode(t testing.TB, what string, err error, code codes.Code) {
 	t.Helper()
 	if status.Code(err) != code {
 		t.Fatalf("%s: got %v, want code %v", what, err, code)
-	}
-}
-
-// reinitUnsupported drives the ReInit flow as far as the engine's public
-// API goes: a ReInit proposed by one member and committed by another is
-// refused as Unimplemented; one committed by its proposer freezes the
-// group at every member, who agree on the epoch and offer KeyPackages of
-// the new suite; creating and joining the new group, and branching, are
-// Unimplemented.
-func (r *runner) reinitUnsupported() {
-	r.t.Helper()
-	newSuite := uint32(suite.All()[(slices.Index(suite.All(), suite.ID(r.suite))+1)%len(suite.All())])
-	propose := func(actor string) []byte {
-		p, err := r.c(actor).ReInitProposal(r.ctx, &mlspb.ReInitProposalRequest{StateId: r.state[actor], CipherSuite: newSuite,
-			GroupId: append(slices.Clone(r.groupID), "++"...), Extensions: []*mlspb.Extension{extRequiredCaps}})
-		r.check("reinit proposal", err)
-		return p.Proposal
-	}
-	p := propose("alice")
-	_, err := r.c("bob").ReInitCommit(r.ctx, &mlspb.CommitRequest{StateId: r.state["bob"], ByReference: [][]byte{p}})
-	wantCode(r.t, "reinit commit of another member's proposal", err, codes.Unimplemented)
-
-	c, err := r.c("alice").ReInitCommit(r.ctx, &mlspb.CommitRequest{StateId: r.state["alice"], ByReference: [][]byte{p}, ForcePath: true})
-	r.check("reinit commit", err)
-	hp, err := r.c("alice").HandlePendingReInitCommit(r.ctx, &mlspb.HandlePendingCommitRequest{StateId: r.state["alice"]})
-	r.check("handle pending reinit commit", err)
-	reinits := []uint32{hp.ReinitId}
-	for _, m := range r.members[1:] {
-		h, err := r.c(m).HandleReInitCommit(r.ctx, &mlspb.HandleCommitRequest{StateId: r.state[m], Proposal: [][]byte{p}, Commit: c.Commit})
-		r.check("handle reinit commit at "+m, err)
-		if !bytes.Equal(h.EpochAuthenticator, hp.EpochAuthenticator) {
-			r.t.Fatalf("%s disagrees on the reinit epoch", m)
-		}
-		if len(h.KeyPackage) == 0 {
-			r.t.Fatalf("%s offers no key package", m)
-		}
-		reinits = append(reinits, h.ReinitId)
-		_, err = r.c(m).Protect(r.ctx, &mlspb.ProtectRequest{StateId: r.state[m], Plaintext: []byte("x")})
-		wantCode(r.t, "protect in a frozen group", err, codes.FailedPrecondition)
-	}
-	r.epoch++
-	r.agree()
-	_, err = r.c("alice").ReInitWelcome(r.ctx, &mlspb.ReInitWelcomeRequest{ReinitId: hp.ReinitId})
-	wantCode(r.t, "reinit welcome", err, codes.Unimplemented)
-	_, err = r.c("bob").HandleReInitWelcome(r.ctx, &mlspb.HandleReInitWelcomeRequest{ReinitId: reinits[1]})
-	wantCode(r.t, "handle reinit welcome", err, codes.Unimplemented)
-	_, err = r.c("alice").CreateBranch(r.ctx, &mlspb.CreateBranchRequest{StateId: r.state["alice"]})
-	wantCode(r.t, "create branch", err, codes.Unimplemented)
-	_, err = r.c("bob").HandleBranch(r.ctx, &mlspb.HandleBranchRequest{StateId: r.state["bob"]})
-	wantCode(r.t, "handle branch", err, codes.Unimplemented)
-	for i, id := range reinits {
-		_, err := r.c(r.members[i]).Free(r.ctx, &mlspb.FreeRequest{StateId: id})
-		r.check("free reinit", err)
 	}
 }

@@ -14,10 +14,15 @@ import (
 // The scenarios of shared/interop/test-scenarios.md and of the harness's
 // configurations (welcome joins, external joins, commits by reference and
 // by value, application messages, external proposals and signers).
-var scenarios = []struct {
+var scenarios = append(baseScenarios, successorScenarios...)
+
+// scenario is a named sequence of RPCs.
+type scenario struct {
 	name string
 	run  func(r *runner)
-}{
+}
+
+var baseScenarios = []scenario{
 	{"join/1:1", func(r *runner) {
 		r.createGroup("alice")
 		r.addMembers("alice", "bob")
@@ -215,11 +220,6 @@ var scenarios = []struct {
 		r.fullCommit("bob", commit{byRef: [][]byte{r.externalSignerProposal("ds2", "diana", resumptionDesc(r.epoch))}})
 		r.fullCommit("alice", commit{byRef: [][]byte{r.externalSignerProposal("ds1", "bob", gceDesc(extRequiredCaps))}})
 		r.verify()
-	}},
-	{"reinit", func(r *runner) {
-		r.createGroup("alice")
-		r.addMembers("alice", "bob", "charlie")
-		r.reinitUnsupported()
 	}},
 }
 
