@@ -302,13 +302,18 @@ func (r *runner) fullCommit(committer string, c commit) {
 	r.epoch++
 }
 
-// externalJoin: joiner joins by external commit from actor's GroupInfo;
-// every member handles the commit.
-func (r *runner) externalJoin(actor, joiner string, externalTree, removePrior bool) {
+// externalJoin: joiner joins by external commit from actor's GroupInfo,
+// injecting the external PSKs psks (installed at the members); every member
+// handles the commit.
+func (r *runner) externalJoin(actor, joiner string, externalTree, removePrior bool, psks ...int) {
 	r.t.Helper()
 	gi, tree := r.groupInfo(actor, externalTree)
-	resp, err := r.c(joiner).ExternalJoin(r.ctx, &mlspb.ExternalJoinRequest{GroupInfo: gi, RatchetTree: tree,
-		EncryptHandshake: r.encrypt, Identity: []byte(joiner), RemovePrior: removePrior})
+	req := &mlspb.ExternalJoinRequest{GroupInfo: gi, RatchetTree: tree,
+		EncryptHandshake: r.encrypt, Identity: []byte(joiner), RemovePrior: removePrior}
+	for _, h := range psks {
+		req.Psks = append(req.Psks, &mlspb.PreSharedKey{PskId: r.psks[h][0], PskSecret: r.psks[h][1]})
+	}
+	resp, err := r.c(joiner).ExternalJoin(r.ctx, req)
 	r.check("external join "+joiner, err)
 	for _, m := range r.members {
 		if m == joiner {

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"testing"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/spacepanda/spacepanda/interop/mlsclient/mlspb"
 	"github.com/spacepanda/spacepanda/mls/suite"
 )
@@ -61,11 +59,10 @@ var baseScenarios = []scenario{
 		r.verify()
 		r.externalJoin("alice", "bob", false, true) // removing the prior bob
 		r.verify()
-		gi, _ := r.groupInfo("alice", false)
-		h := r.installPSK("alice")
-		_, err := r.c("frank").ExternalJoin(r.ctx, &mlspb.ExternalJoinRequest{GroupInfo: gi, Identity: []byte("frank"),
-			Psks: []*mlspb.PreSharedKey{{PskId: r.pskID(h), PskSecret: r.psks[h][1]}}})
-		wantCode(r.t, "external join with psks", err, codes.Unimplemented)
+		h1, h2 := r.installPSK(r.members...), r.installPSK(r.members...)
+		r.externalJoin("bob", "frank", true, false, h1, h2)
+		r.externalJoin("frank", "charlie", false, true, h2) // a resync with a PSK
+		r.verify()
 	}},
 	{"update", func(r *runner) {
 		r.createGroup("alice")
