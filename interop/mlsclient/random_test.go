@@ -28,7 +28,7 @@ func randomBudget(id suite.ID) (ops, maxSize int) {
 	case slow:
 		return 24, 4
 	}
-	return 120, 6
+	return 80, 6
 }
 
 // deepRandom is the harness's deep random scenario: members, chosen at

@@ -23,10 +23,16 @@ type reinit struct {
 	forcePath, externalTree       bool
 }
 
-// nextSuite is the suite a ReInit that changes suites moves to.
+// nextSuite is the suite a ReInit that changes suites moves to: the next
+// one that is not slow under the race detector (slowSuite), so that a
+// cheap suite's runs do not pay for P-521 or P-384 groups.
 func nextSuite(id uint32) uint32 {
 	all := suite.All()
-	return uint32(all[(slices.Index(all, suite.ID(id))+1)%len(all)])
+	for i := slices.Index(all, suite.ID(id)) + 1; ; i++ {
+		if next := all[i%len(all)]; !slowSuite(next) && next != suite.ID(id) {
+			return uint32(next)
+		}
+	}
 }
 
 // reinitParams are the suite and group id the ReInit names.
