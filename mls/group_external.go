@@ -39,6 +39,11 @@ type externalCommitTweaks struct {
 	extra  []*Proposal             // appended to the proposal list as they are
 	leaf   func(ln *tree.LeafNode) // changes the new leaf before it is signed
 	noSelf bool                    // skips the joiner's own check of its new leaf
+
+	// The options of JoinByExternalCommitWith (group_external_with.go).
+	prior     *tree.LeafIndex  // the joiner's prior leaf, removed (checked: occupied)
+	psks      []PreSharedKeyID // PreSharedKey proposals, by value, after the Remove
+	pskSecret []byte           // the psk_secret of psks (§8.4)
 }
 
 // joinByExternalCommit is JoinByExternalCommit with test tweaks.
@@ -135,7 +140,7 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	if err := g.setContext(newCtx); err != nil {
 		return nil, nil, err
 	}
-	if err := g.setUpEpoch(epochInput{initSecret: initSecret, commitSecret: cp.CommitSecret}); err != nil {
+	if err := g.setUpEpoch(epochInput{initSecret: initSecret, commitSecret: cp.CommitSecret, pskSecret: tw.pskSecret}); err != nil {
 		return nil, nil, err
 	}
 	ac.Auth.ConfirmationTag = g.confirmationTag
@@ -173,6 +178,12 @@ func externalProposals(t *tree.Tree, sigKey, kemOutput []byte, tw externalCommit
 	byValue(&Proposal{ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: kemOutput}})
 	nt = t.Clone()
 	old, ok := t.FindSignatureKey(sigKey)
+	if tw.prior != nil {
+		if uint32(*tw.prior) >= t.NumLeaves() || t.Leaf(*tw.prior) == nil {
+			return nil, nil, nil, fmt.Errorf("%w: the prior leaf %d to remove is not a member", ErrInvalidProposal, *tw.prior)
+		}
+		old, ok = *tw.prior, true
+	}
 	if tw.remove != nil {
 		old, ok = *tw.remove, true
 	}
@@ -182,6 +193,9 @@ func externalProposals(t *tree.Tree, sigKey, kemOutput []byte, tw externalCommit
 		if err := nt.RemoveLeaf(old); err != nil {
 			return nil, nil, nil, err
 		}
+	}
+	for i := range tw.psks {
+		byValue(&Proposal{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: tw.psks[i]}})
 	}
 	for _, p := range tw.extra {
 		byValue(p)

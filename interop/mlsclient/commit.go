@@ -33,6 +33,7 @@ func (st *state) receiveProposals(msgs [][]byte) error {
 		}
 		st.adopt(p.State)
 		st.seen[string(b)] = true
+		st.refs[string(b)] = received{ref: p.ProposalRef, typ: p.Proposal.ProposalType}
 	}
 	return nil
 }

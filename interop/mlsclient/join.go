@@ -12,6 +12,7 @@ import (
 
 	"github.com/spacepanda/spacepanda/interop/mlsclient/mlspb"
 	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/tree"
 )
@@ -139,54 +140,43 @@ func (s *Server) JoinGroup(_ context.Context, r *mlspb.JoinGroupRequest) (*mlspb
 	return &mlspb.JoinGroupResponse{StateId: s.newState(st, j.Group), EpochAuthenticator: j.Group.EpochAuthenticator()}, nil
 }
 
-// priorStates returns the live states of identity in the group.
-func (s *Server) priorStates(identity, groupID []byte) []*state {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*state
-	for _, e := range s.entries {
-		// identity and groupID never change: no need for st.mu.
-		if st, ok := e.(*state); ok && bytes.Equal(st.identity, identity) && bytes.Equal(st.groupID, groupID) {
-			out = append(out, st)
-		}
-	}
-	return out
-}
-
-// ExternalJoin joins by external commit (RFC 9420 §12.4.3.2). With
-// remove_prior the joiner takes over the signature key of its earlier state
-// in the group, held by this server, so that the engine removes that leaf
-// (a resync).
+// ExternalJoin joins by external commit (RFC 9420 §12.4.3.2) under a
+// fresh signature key. With remove_prior the commit removes the member
+// whose basic credential has the joiner's identity (a resync, §12.2); psks
+// are external PSKs the commit injects (and the new state keeps).
 func (s *Server) ExternalJoin(_ context.Context, r *mlspb.ExternalJoinRequest) (*mlspb.ExternalJoinResponse, error) {
-	if len(r.Psks) > 0 {
-		return nil, unimplemented("ExternalJoin with psks",
-			"mls.JoinByExternalCommit takes no PreSharedKey proposals (it needs a PSKs option; RFC 9420 §12.4.3.2 allows them)")
-	}
-	m, err := decodeMessage(r.GroupInfo, mls.WireFormatGroupInfo)
+	gi, t, err := verifiedGroupInfo(r.GroupInfo, r.RatchetTree)
 	if err != nil {
 		return nil, err
 	}
-	gi := m.GroupInfo
-	cs, err := suiteOf(uint32(gi.GroupContext.CipherSuite))
-	if err != nil {
-		return nil, err
-	}
+	cs := suite.MustNew(gi.GroupContext.CipherSuite)
 	rt, err := decodeTree(r.RatchetTree)
 	if err != nil {
 		return nil, err
 	}
-	var signer *suite.Signer
-	if r.RemovePrior {
-		if signer, err = s.priorSigner(r); err != nil {
-			return nil, err
-		}
-	} else if signer, _, err = newSigner(cs); err != nil {
+	signer, _, err := newSigner(cs)
+	if err != nil {
 		return nil, err
 	}
 	st := &state{identity: bytes.Clone(r.Identity), suite: cs, signer: signer, encrypt: r.EncryptHandshake,
 		psks: pskStore{}, treeInWelcome: true, groupID: gi.GroupContext.GroupID}
-	commit, g, err := mls.JoinByExternalCommit(cs, signer, gi, rt, mls.LeafOptions{Credential: tree.NewBasicCredential(r.Identity)},
-		s.config(st, st.treeInWelcome))
+	var o mls.ExternalCommitOptions
+	if r.RemovePrior {
+		prior, err := proposalScope{members: treeMembers(t)}.leafOf(r.Identity)
+		if err != nil {
+			return nil, status.Errorf(codes.FailedPrecondition, "external join: remove_prior: %v", status.Convert(err).Message())
+		}
+		o.RemovePrior = &prior
+	}
+	for _, p := range r.Psks {
+		if len(p.PskId) == 0 {
+			return nil, status.Error(codes.InvalidArgument, "external join: a PSK without psk_id")
+		}
+		st.psks[string(p.PskId)] = bytes.Clone(p.PskSecret)
+		o.PSKs = append(o.PSKs, mls.PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: bytes.Clone(p.PskId)})
+	}
+	commit, g, err := mls.JoinByExternalCommitWith(cs, signer, gi, rt, mls.LeafOptions{Credential: tree.NewBasicCredential(r.Identity)},
+		s.config(st, st.treeInWelcome), o)
 	if err != nil {
 		return nil, engineError("external join", err)
 	}
@@ -195,22 +185,6 @@ func (s *Server) ExternalJoin(_ context.Context, r *mlspb.ExternalJoinRequest) (
 		return nil, err
 	}
 	return &mlspb.ExternalJoinResponse{StateId: s.newState(st, g), Commit: b, EpochAuthenticator: g.EpochAuthenticator()}, nil
-}
-
-// priorSigner finds the signature key of the joiner's leaf in the group
-// among the states this server holds for its identity.
-func (s *Server) priorSigner(r *mlspb.ExternalJoinRequest) (*suite.Signer, error) {
-	gi, t, err := verifiedGroupInfo(r.GroupInfo, r.RatchetTree)
-	if err != nil {
-		return nil, err
-	}
-	for _, st := range s.priorStates(r.Identity, gi.GroupContext.GroupID) {
-		if _, ok := t.FindSignatureKey(st.signer.PublicKey()); ok {
-			return st.signer, nil
-		}
-	}
-	return nil, status.Errorf(codes.FailedPrecondition,
-		"external join: remove_prior needs a state of %q in the group held by this server: mls.JoinByExternalCommit removes only a leaf with the joiner's own signature key", r.Identity)
 }
 
 // NewMemberAddProposal makes a KeyPackage for the group a GroupInfo

@@ -3,7 +3,6 @@ package mlsclient
 import (
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"testing"
 
@@ -25,11 +24,11 @@ func randomBudget(id suite.ID) (ops, maxSize int) {
 	case testing.Short():
 		return 50, 6
 	case id == suite.MLS_256_DHKEMP521_AES256GCM_SHA512_P521:
-		return 16, 4
+		return 12, 4
 	case slow:
 		return 24, 4
 	}
-	return 120, 6
+	return 80, 6
 }
 
 // deepRandom is the harness's deep random scenario: members, chosen at
@@ -124,43 +123,32 @@ func deepRandom(r *runner, rng *rand.Rand, ops, maxSize int) (commits int) {
 }
 
 // TestDeepRandom runs the long random scenario in every suite, handshake
-// mode and assignment.
+// mode and assignment (see combos), in parallel.
 func TestDeepRandom(t *testing.T) {
-	clients := startClients(t, 2)
+	t.Parallel()
+	clients := newMatrixClients(t)
 	var mu sync.Mutex
 	summary := map[suite.ID][2]int{} // runs, commits
-	t.Run("suites", func(t *testing.T) {
-		for _, id := range suite.All() {
-			t.Run(fmt.Sprintf("suite-%d", id), func(t *testing.T) {
+	t.Run("runs", func(t *testing.T) {
+		for _, c := range combos() {
+			t.Run(c.String(), func(t *testing.T) {
 				t.Parallel()
-				for _, encrypt := range []bool{false, true} {
-					for shift := range 2 {
-						t.Run(fmt.Sprintf("encrypt=%v/assignment-%d", encrypt, shift), func(t *testing.T) {
-							seed := uint64(id)<<8 | uint64(shift)<<1
-							if encrypt {
-								seed |= 1
-							}
-							r := newRunner(t, clients, uint32(id), encrypt, shift)
-							ops, maxSize := randomBudget(id)
-							n := deepRandom(r, rand.New(rand.NewPCG(seed, 0x5eed)), ops, maxSize)
-							r.done()
-							mu.Lock()
-							s := summary[id]
-							summary[id] = [2]int{s[0] + 1, s[1] + n}
-							mu.Unlock()
-						})
-					}
+				seed := uint64(c.id)<<8 | uint64(c.shift)<<1
+				if c.encrypt {
+					seed |= 1
 				}
+				r := newRunner(t, clients.forSuite(c.id), uint32(c.id), c.encrypt, c.shift)
+				ops, maxSize := randomBudget(c.id)
+				n := deepRandom(r, rand.New(rand.NewPCG(seed, 0x5eed)), ops, maxSize)
+				r.done()
+				mu.Lock()
+				s := summary[c.id]
+				summary[c.id] = [2]int{s[0] + 1, s[1] + n}
+				mu.Unlock()
 			})
 		}
 	})
-	for _, id := range slices.Sorted(func(yield func(suite.ID) bool) {
-		for k := range summary {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, id := range suite.All() {
 		ops, maxSize := randomBudget(id)
 		t.Logf("suite %d: %d runs of %d operations (groups up to %d), %d commits in all", id, summary[id][0], ops, maxSize, summary[id][1])
 	}

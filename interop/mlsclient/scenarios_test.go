@@ -5,8 +5,6 @@ import (
 	"sync"
 	"testing"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/spacepanda/spacepanda/interop/mlsclient/mlspb"
 	"github.com/spacepanda/spacepanda/mls/suite"
 )
@@ -14,10 +12,15 @@ import (
 // The scenarios of shared/interop/test-scenarios.md and of the harness's
 // configurations (welcome joins, external joins, commits by reference and
 // by value, application messages, external proposals and signers).
-var scenarios = []struct {
+var scenarios = append(baseScenarios, successorScenarios...)
+
+// scenario is a named sequence of RPCs.
+type scenario struct {
 	name string
 	run  func(r *runner)
-}{
+}
+
+var baseScenarios = []scenario{
 	{"join/1:1", func(r *runner) {
 		r.createGroup("alice")
 		r.addMembers("alice", "bob")
@@ -53,14 +56,13 @@ var scenarios = []struct {
 		r.externalJoin("bob", "charlie", true, false)
 		r.addMembers("alice", "diana")
 		r.externalJoin("diana", "ellen", false, false)
-		r.verify()
+		r.agree()
 		r.externalJoin("alice", "bob", false, true) // removing the prior bob
+		r.agree()
+		h1, h2 := r.installPSK(r.members...), r.installPSK(r.members...)
+		r.externalJoin("bob", "frank", true, false, h1, h2)
+		r.externalJoin("frank", "charlie", false, true, h2) // a resync with a PSK
 		r.verify()
-		gi, _ := r.groupInfo("alice", false)
-		h := r.installPSK("alice")
-		_, err := r.c("frank").ExternalJoin(r.ctx, &mlspb.ExternalJoinRequest{GroupInfo: gi, Identity: []byte("frank"),
-			Psks: []*mlspb.PreSharedKey{{PskId: r.pskID(h), PskSecret: r.psks[h][1]}}})
-		wantCode(r.t, "external join with psks", err, codes.Unimplemented)
 	}},
 	{"update", func(r *runner) {
 		r.createGroup("alice")
@@ -216,44 +218,43 @@ var scenarios = []struct {
 		r.fullCommit("alice", commit{byRef: [][]byte{r.externalSignerProposal("ds1", "bob", gceDesc(extRequiredCaps))}})
 		r.verify()
 	}},
-	{"reinit", func(r *runner) {
-		r.createGroup("alice")
-		r.addMembers("alice", "bob", "charlie")
-		r.reinitUnsupported()
-	}},
 }
 
 // TestScenarios runs every scenario in every suite, with PublicMessage and
 // PrivateMessage handshakes, in both assignments of actors to the two
-// clients. The suites run in parallel on the same two clients: calls for
-// different states proceed concurrently.
+// clients (see combos for the slow suites). Combinations run in parallel on
+// the same clients: calls for different states proceed concurrently.
 func TestScenarios(t *testing.T) {
-	clients := startClients(t, 2)
+	t.Parallel()
+	clients := newMatrixClients(t)
 	var mu sync.Mutex
-	counts := map[string]int{}
-	t.Run("suites", func(t *testing.T) {
-		for _, id := range suite.All() {
-			t.Run(fmt.Sprintf("suite-%d", id), func(t *testing.T) {
+	counts := map[string]map[suite.ID]int{}
+	for _, sc := range scenarios {
+		counts[sc.name] = map[suite.ID]int{}
+	}
+	t.Run("runs", func(t *testing.T) {
+		for _, c := range combos() {
+			t.Run(c.String(), func(t *testing.T) {
 				t.Parallel()
-				for _, encrypt := range []bool{false, true} {
-					for shift := range 2 {
-						for _, sc := range scenarios {
-							t.Run(fmt.Sprintf("%s/encrypt=%v/assignment-%d", sc.name, encrypt, shift), func(t *testing.T) {
-								r := newRunner(t, clients, uint32(id), encrypt, shift)
-								sc.run(r)
-								r.done()
-								mu.Lock()
-								counts[sc.name]++
-								mu.Unlock()
-							})
-						}
-					}
+				for _, sc := range scenarios {
+					t.Run(sc.name, func(t *testing.T) {
+						r := newRunner(t, clients.forSuite(c.id), uint32(c.id), c.encrypt, c.shift)
+						sc.run(r)
+						r.done()
+						mu.Lock()
+						counts[sc.name][c.id]++
+						mu.Unlock()
+					})
 				}
 			})
 		}
 	})
-	t.Logf("%d RPCs", totalRPCs.Load())
+	t.Logf("%d RPCs; runs passed per suite 1..7:", totalRPCs.Load())
 	for _, sc := range scenarios {
-		t.Logf("%-40s %3d passed of %d (7 suites × 2 handshake modes × 2 assignments)", sc.name, counts[sc.name], 28)
+		line := fmt.Sprintf("%-40s", sc.name)
+		for _, id := range suite.All() {
+			line += fmt.Sprintf(" %d", counts[sc.name][id])
+		}
+		t.Log(line)
 	}
 }

@@ -20,8 +20,8 @@
 // Errors are gRPC status errors: NotFound for an unknown id,
 // InvalidArgument for input that does not decode or that the engine rejects
 // (the engine's message is kept), FailedPrecondition for a call that does not
-// fit the state (no pending commit, a PSK not stored), Unimplemented where
-// the engine's public API offers no way to do what the RPC asks.
+// fit the state (no pending commit, a PSK not stored). Every RPC is served:
+// none answers Unimplemented.
 package mlsclient
 
 import (
@@ -214,9 +214,4 @@ func engineError(op string, err error) error {
 		}
 	}
 	return status.Error(code, fmt.Sprintf("%s: %v", op, err))
-}
-
-// unimplemented is the error of an RPC the engine's public API cannot serve.
-func unimplemented(rpc, missing string) error {
-	return status.Errorf(codes.Unimplemented, "%s: not supported by the engine's public API: %s", rpc, missing)
 }

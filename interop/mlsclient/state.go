@@ -42,6 +42,15 @@ type state struct {
 	seen map[string]bool
 	// sentReInit are the ReInit proposals this member sent.
 	sentReInit map[string]*mls.ReInit
+	// refs are the references (RFC 9420 §5.2) of the proposals this
+	// member received in the current epoch, by encoded message.
+	refs map[string]received
+}
+
+// received is a proposal another member (or an external sender) sent.
+type received struct {
+	ref []byte
+	typ mls.ProposalType
 }
 
 // pskStore holds the external PSKs given by StorePSK.
@@ -72,7 +81,7 @@ func (s *Server) config(st *state, treeInWelcome bool) mls.Config {
 // proposals sent.
 func (st *state) adopt(g *mls.Group) {
 	if st.group == nil || g.Epoch() != st.group.Epoch() {
-		st.seen, st.sentReInit = map[string]bool{}, map[string]*mls.ReInit{}
+		st.seen, st.sentReInit, st.refs = map[string]bool{}, map[string]*mls.ReInit{}, map[string]received{}
 		st.pending, st.pendingCommit = nil, nil
 	}
 	st.group = g
