@@ -15,8 +15,9 @@ import (
 // took three minutes of CPU), so those two run each handshake mode once,
 // with the assignments alternating — both modes and both assignments are
 // still covered — while the other five run the full product. Every
-// combination is a parallel subtest, the slow ones first, so that the two
-// cores stay busy and no long serial tail is left.
+// combination, and every scenario in it, is a parallel subtest, the slow
+// suites first, so that the two cores stay busy and no long serial tail is
+// left.
 
 // combo is one run of a scenario.
 type combo struct {

@@ -238,6 +238,7 @@ func TestScenarios(t *testing.T) {
 				t.Parallel()
 				for _, sc := range scenarios {
 					t.Run(sc.name, func(t *testing.T) {
+						t.Parallel() // a slow suite's run is no serial chain
 						r := newRunner(t, clients.forSuite(c.id), uint32(c.id), c.encrypt, c.shift)
 						sc.run(r)
 						r.done()
