@@ -29,6 +29,25 @@ type sqlStore struct {
 	d    dialect
 	// close releases backend resources beyond the pools (the SQLite lock).
 	close func() error
+	// batch groups concurrent appends into shared transactions (nil:
+	// each Append is its own transaction).
+	batch *batcher
+	// flush makes commits durable (SQLite, synchronous=NORMAL); nil when
+	// the commit itself is (PostgreSQL).
+	flush *walFlusher
+	// unsynced holds the log ends that are committed but not yet durable.
+	unsynced unsynced
+}
+
+// durable returns once every commit made so far is durable.
+func (s *sqlStore) durable() error {
+	if s.flush == nil {
+		return nil
+	}
+	if err := s.flush.sync(); err != nil {
+		return fmt.Errorf("relay: %s: fsync: %w", s.d.name, err)
+	}
+	return nil
 }
 
 type dialect struct {
@@ -316,8 +335,17 @@ func stripComments(s string) string {
 
 func nanos(t time.Time) int64 { return t.UnixNano() }
 
-// tx runs fn in a write transaction.
+// tx runs fn in a write transaction and returns once it is durable.
 func (s *sqlStore) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := s.txNoSync(ctx, fn); err != nil {
+		return err
+	}
+	return s.durable()
+}
+
+// txNoSync runs fn in a write transaction and commits it; with a flusher
+// (SQLite) the commit is durable only after the next flush.
+func (s *sqlStore) txNoSync(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("relay: %s: begin: %w", s.d.name, err)
@@ -353,6 +381,9 @@ func (s *sqlStore) Prune(ctx context.Context, now time.Time) error {
 }
 
 func (s *sqlStore) Close() error {
+	if s.batch != nil {
+		s.batch.close()
+	}
 	var errs []error
 	if s.r != s.w {
 		errs = append(errs, s.r.Close())
