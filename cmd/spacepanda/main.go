@@ -43,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "relay":
 		return cmdRelay(args[1:], stdout, stderr)
+	case "loadtest":
+		return cmdLoadtest(args[1:], stdout, stderr)
 	case "interop-client":
 		return cmdInteropClient(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
