@@ -214,5 +214,3 @@ func sentAt(data []byte) (time.Time, bool) {
 	}
 	return time.Unix(0, int64(binary.BigEndian.Uint64(m.PrivateMessage.EncryptedSenderData))), true
 }
-
-
