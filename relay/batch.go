@@ -101,8 +101,12 @@ func (b *batcher) submit(ctx context.Context, m Message) (int64, uint64, error) 
 
 func (b *batcher) close() {
 	b.mu.Lock()
+	was := b.closed
 	b.closed = true
 	b.mu.Unlock()
+	if was {
+		return
+	}
 	close(b.quit)
 	b.wg.Wait()
 }

@@ -26,6 +26,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	urls := fs.String("url", "", "comma-separated base URLs clients reach this relay by (default: the request's Host)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() != 0 {
@@ -78,8 +81,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "spacepanda relay serving on http://%s\n", ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	log.Info("relay: serving", "addr", ln.Addr().String(), "backend", backendName(*pg))
 	select {
 	case <-ctx.Done():
+		log.Info("relay: shutting down: answering waiting requests, closing connections")
+		defer log.Info("relay: shut down")
 		cancelReqs()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -94,4 +100,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spacepanda relay: %v\n", err)
 		return 1
 	}
+}
+
+func backendName(pg string) string {
+	if pg != "" {
+		return "postgres"
+	}
+	return "sqlite"
 }

@@ -14,6 +14,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, sess Sessi
 	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's WriteTimeout
 	sub, cancel := s.hub.subscribe()
 	defer cancel()
+	s.m.streams.Inc()
+	defer s.m.streams.Dec()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)

@@ -168,7 +168,9 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 	}
 	m := Message{GroupID: gid, Kind: f.kind, Epoch: f.epoch, Sender: sess.UserID, SenderDevice: sess.DeviceID, Data: q.Message,
 		ReceivedAt: s.o.Now(), Added: q.Added, Removed: q.Removed}
-	seq, cur, err := s.st.Append(r.Context(), m)
+	var seq int64
+	var cur uint64
+	err = s.m.timed("append", func() (err error) { seq, cur, err = s.st.Append(r.Context(), m); return err })
 	switch {
 	case errors.Is(err, ErrCommitConflict):
 		ae := errf(http.StatusConflict, "commit_conflict", "%v", err)
@@ -183,6 +185,7 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 	case err != nil:
 		return err
 	}
+	s.m.posts.WithLabelValues(f.kind).Inc()
 	s.hub.publish(Event{GroupID: gid, Seq: seq})
 	writeJSON(w, http.StatusOK, map[string]any{"seq": seq, "epoch": f.epoch, "kind": f.kind})
 	return nil
@@ -236,6 +239,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, sess Ses
 	if err != nil {
 		return err
 	}
+	s.m.delivered.Add(float64(len(msgs)))
 	out := make([]messageJSON, len(msgs))
 	next := after
 	for i, m := range msgs {

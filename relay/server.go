@@ -80,6 +80,7 @@ type Server struct {
 	hub     *hub
 	lim     *limiter
 	linkLim *limiter
+	m       *metrics
 	log     *slog.Logger
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -130,7 +131,7 @@ func New(st Store, opts Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{st: st, o: opts, hub: newHub(), lim: newLimiter(opts.Rate, opts.Burst),
-		linkLim: newLimiter(opts.LinkRate, opts.LinkBurst), log: log,
+		linkLim: newLimiter(opts.LinkRate, opts.LinkBurst), m: newMetrics(st), log: log,
 		cancel: cancel, done: make(chan struct{}), sessions: map[[32]byte]Session{}}
 	go func() {
 		defer close(s.done)
@@ -200,7 +201,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/key-packages/claim", s.authed(s.handleClaim))
 	mux.HandleFunc("POST /v1/groups", s.authed(s.handleCreateGroup))
 	mux.HandleFunc("GET /v1/groups/{gid}", s.authed(s.handleGroup))
-	mux.HandleFunc("POST /v1/groups/{gid}/messages", s.authed(s.handlePost))
+	mux.HandleFunc("POST /v1/groups/{gid}/messages", s.authed(s.countPost(s.handlePost)))
 	mux.HandleFunc("GET /v1/groups/{gid}/messages", s.authed(s.handleMessages))
 	mux.HandleFunc("GET /v1/groups/{gid}/cursor", s.authed(s.handleGetCursor))
 	mux.HandleFunc("PUT /v1/groups/{gid}/cursor", s.authed(s.handlePutCursor))
@@ -214,6 +215,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/link/{mailbox}/messages", s.handleLinkPost)
 	mux.HandleFunc("GET /v1/link/{mailbox}/messages", s.handleLinkMessages)
 	mux.HandleFunc("GET /v1/events", s.authed(s.handleEvents))
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.Handle("GET /metrics", s.m.handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
@@ -265,6 +269,22 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // fail writes err: an *apiError as is, store errors by kind, anything
 // else as 500 (logged; the message is not shown).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away
+	}
+	ae := s.apiErr(err)
+	if ae.status == http.StatusInternalServerError {
+		s.log.Error("relay: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if ae.epoch != nil {
+		writeJSON(w, ae.status, map[string]any{"error": map[string]string{"code": ae.code, "message": ae.msg}, "current_epoch": *ae.epoch})
+		return
+	}
+	writeError(w, ae.status, ae.code, ae.msg)
+}
+
+// apiErr maps err to its answer.
+func (s *Server) apiErr(err error) *apiError {
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae):
@@ -284,17 +304,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae = errf(http.StatusConflict, "limit", "%v", err)
 	case errors.Is(err, ErrStale):
 		ae = errf(http.StatusConflict, "stale_group_info", "%v", err)
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		return // the client went away
 	default:
-		s.log.Error("relay: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errf(http.StatusInternalServerError, "internal", "internal error")
 	}
-	if ae.epoch != nil {
-		writeJSON(w, ae.status, map[string]any{"error": map[string]string{"code": ae.code, "message": ae.msg}, "current_epoch": *ae.epoch})
-		return
-	}
-	writeError(w, ae.status, ae.code, ae.msg)
+	return ae
 }
 
 // decode reads exactly one JSON value into v; unknown fields are refused.
@@ -533,14 +546,17 @@ func (s *Server) longPoll(ctx context.Context, key string, wait time.Duration, c
 			release()
 			return err
 		}
+		s.m.polls.Inc()
 		select {
 		case <-ch:
 		case <-timer:
 			timer = nil // one last check
 		case <-ctx.Done():
+			s.m.polls.Dec()
 			release()
 			return ctx.Err()
 		}
+		s.m.polls.Dec()
 		release()
 	}
 }

@@ -50,6 +50,7 @@ func (s *Server) handlePostWelcome(w http.ResponseWriter, r *http.Request, sess 
 	if err != nil {
 		return err
 	}
+	s.m.welcomes.Add(float64(len(ids)))
 	for i, rc := range q.Recipients {
 		s.hub.publish(Event{Recipient: rc, WelcomeID: ids[i]})
 	}
