@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -23,7 +24,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	data := fs.String("data", "", "data directory of the embedded SQLite database (relay.db)")
 	listen := fs.String("listen", "127.0.0.1:8480", "address to listen on")
 	pg := fs.String("postgres", "", "PostgreSQL URL: use this shared database instead of SQLite (several relays may share it)")
-	urls := fs.String("url", "", "comma-separated base URLs clients reach this relay by (default: the request's Host)")
+	urls := fs.String("url", "", "comma-separated base URLs clients reach this relay by, what their login signatures cover (required unless --listen is loopback; default: the listening address)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -37,6 +38,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *data == "" && *pg == "" {
 		fmt.Fprintln(stderr, "spacepanda relay: --data (or --postgres) is required")
+		return 2
+	}
+	if *urls == "" && !loopbackListen(*listen) {
+		fmt.Fprintln(stderr, "spacepanda relay: --url is required when --listen is not a loopback address (the URL clients sign at login)")
 		return 2
 	}
 	level := slog.LevelInfo
@@ -60,7 +65,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts := Options{Logger: log}
 	if *urls != "" {
 		for _, u := range strings.Split(*urls, ",") {
-			opts.URLs = append(opts.URLs, strings.TrimSuffix(strings.TrimSpace(u), "/"))
+			u = strings.TrimSuffix(strings.TrimSpace(u), "/")
+			if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || (p.Path != "" && p.Path != "/") {
+				fmt.Fprintf(stderr, "spacepanda relay: --url %q is not an http(s) base URL\n", u)
+				return 2
+			}
+			opts.URLs = append(opts.URLs, u)
 		}
 	}
 	srv := New(st, opts)
@@ -107,4 +117,17 @@ func backendName(pg string) string {
 		return "postgres"
 	}
 	return "sqlite"
+}
+
+// loopbackListen reports whether addr (host:port) listens on loopback only.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -65,7 +65,8 @@ type Options struct {
 	// api.MaxDevicesPerUser).
 	MaxDevices int
 	// URLs are the base URLs clients may use for this relay (what they
-	// sign at login). Empty: the URL the request came to, scheme and Host.
+	// sign at login). Empty: the address the connection reached (with
+	// "localhost" for a loopback address), never the Host header.
 	URLs []string
 	// Logger receives server errors (nil: discarded).
 	Logger *slog.Logger
