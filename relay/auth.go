@@ -153,6 +153,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return errf(http.StatusUnauthorized, "bad_signature", "the signature does not verify with the certified device key")
 	}
+	if err := s.identityQuota(r, string(uid)); err != nil {
+		return err
+	}
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	tok := base64.RawURLEncoding.EncodeToString(raw)

@@ -64,6 +64,24 @@ type Options struct {
 	// MaxDevices is the quota of unrevoked devices per user (0:
 	// api.MaxDevicesPerUser).
 	MaxDevices int
+	// Quotas shared by every process on the database (0: the default in
+	// parentheses). Key package claims per hour by one claimer (200), of
+	// one target user (100) and by one claimer of one target (10).
+	ClaimsPerClaimer, ClaimsPerTarget, ClaimsPerPair int
+	// NewIdentitiesPerIP is how many new users may log in first from one
+	// source address per hour (20).
+	NewIdentitiesPerIP int
+	// StreamsPerToken is how many event streams one token may hold open
+	// (4).
+	StreamsPerToken int
+	// WelcomeQueue and WelcomeQueueBytes bound a user's queued Welcomes
+	// (200; 32 MiB).
+	WelcomeQueue      int
+	WelcomeQueueBytes int64
+	// Retention bounds the group logs (zero: 90 days, and beyond the
+	// newest 100,000 entries of a group what every cursor has passed);
+	// negative fields disable a bound.
+	Retention RetentionPolicy
 	// URLs are the base URLs clients may use for this relay (what they
 	// sign at login). Empty: the address the connection reached (with
 	// "localhost" for a loopback address), never the Host header.
@@ -126,6 +144,19 @@ func New(st Store, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	opts.ClaimsPerClaimer = orDefault(opts.ClaimsPerClaimer, 200)
+	opts.ClaimsPerTarget = orDefault(opts.ClaimsPerTarget, 100)
+	opts.ClaimsPerPair = orDefault(opts.ClaimsPerPair, 10)
+	opts.NewIdentitiesPerIP = orDefault(opts.NewIdentitiesPerIP, 20)
+	opts.StreamsPerToken = orDefault(opts.StreamsPerToken, 4)
+	opts.WelcomeQueue = orDefault(opts.WelcomeQueue, 200)
+	opts.WelcomeQueueBytes = orDefault(opts.WelcomeQueueBytes, 32<<20)
+	if opts.Retention.MaxAge == 0 {
+		opts.Retention.MaxAge = 90 * 24 * time.Hour
+	}
+	if opts.Retention.MaxEntries == 0 {
+		opts.Retention.MaxEntries = 100000
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -154,6 +185,11 @@ func New(st Store, opts Options) *Server {
 			case <-t.C:
 				if err := st.Prune(ctx, s.o.Now()); err != nil && ctx.Err() == nil {
 					log.Warn("relay: prune", "err", err)
+				}
+				if n, err := st.Retain(ctx, s.retention(), s.o.Now()); err != nil && ctx.Err() == nil {
+					log.Warn("relay: retention", "err", err)
+				} else if n > 0 {
+					log.Info("relay: retention deleted log entries", "entries", n)
 				}
 			}
 		}
@@ -273,6 +309,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return // the client went away
 	}
+	var qe *quotaErr
+	if errors.As(err, &qe) {
+		setRetryAfter(w, qe.retry)
+	}
 	ae := s.apiErr(err)
 	if ae.status == http.StatusInternalServerError {
 		s.log.Error("relay: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -287,7 +327,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // apiErr maps err to its answer.
 func (s *Server) apiErr(err error) *apiError {
 	var ae *apiError
+	var qe *quotaErr
 	switch {
+	case errors.As(err, &qe):
+		ae = qe.apiError
 	case errors.As(err, &ae):
 	case errors.Is(err, ErrNotFound):
 		ae = errf(http.StatusNotFound, "not_found", "%v", err)
@@ -303,6 +346,8 @@ func (s *Server) apiErr(err error) *apiError {
 		ae = errf(http.StatusConflict, "exists", "%v", err)
 	case errors.Is(err, ErrLimit):
 		ae = errf(http.StatusConflict, "limit", "%v", err)
+	case errors.Is(err, ErrUnknownUser):
+		ae = errf(http.StatusNotFound, "unknown_recipient", "%v", err)
 	case errors.Is(err, ErrStale):
 		ae = errf(http.StatusConflict, "stale_group_info", "%v", err)
 	default:

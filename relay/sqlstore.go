@@ -267,6 +267,25 @@ CREATE TABLE link_messages (
 	PRIMARY KEY (mailbox, seq)
 );
 `,
+	// 3 (relayops): quotas shared by every relay process on the database.
+	// Fixed-window counters by key (key package claims per claimer, per
+	// target and per pair; new identities per source address), and leases
+	// of open event streams per token (renewed while the stream lives, so
+	// a crashed process's streams lapse).
+	`
+CREATE TABLE quotas (
+	quota_key    TEXT PRIMARY KEY,
+	window_start {INT} NOT NULL,
+	n            {INT} NOT NULL
+);
+CREATE TABLE streams (
+	token_hash  {BLOB} NOT NULL,
+	stream_id   TEXT NOT NULL,
+	lease_until {INT} NOT NULL,
+	PRIMARY KEY (token_hash, stream_id)
+);
+CREATE INDEX messages_received ON messages (received_at);
+`,
 }
 
 func (s *sqlStore) q(query string) string { return s.d.rebind(query) }
@@ -371,6 +390,7 @@ func (s *sqlStore) Prune(ctx context.Context, now time.Time) error {
 			`DELETE FROM tokens WHERE expires_at <= ?`,
 			`DELETE FROM link_messages WHERE mailbox IN (SELECT mailbox FROM link_mailboxes WHERE expires_at <= ?)`,
 			`DELETE FROM link_mailboxes WHERE expires_at <= ?`,
+			`DELETE FROM streams WHERE lease_until <= ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, s.q(q), nanos(now)); err != nil {
 				return s.dbErr("prune", err)

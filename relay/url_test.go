@@ -91,7 +91,6 @@ func TestRelayURLRequiredBeyondLoopback(t *testing.T) {
 	}
 }
 
-
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
