@@ -555,6 +555,22 @@ func (t *tx) PruneKeyPackages(ctx context.Context, now time.Time) (int, error) {
 	return n, wrap(err)
 }
 
+func (t *tx) TrimKeyPackages(ctx context.Context, keepOneTime, keepLastResort int) (int, error) {
+	total := 0
+	for _, c := range []struct {
+		lastResort bool
+		keep       int
+	}{{false, max(keepOneTime, 0)}, {true, max(keepLastResort, 0)}} {
+		n, err := t.exec(ctx, `DELETE FROM key_packages WHERE last_resort = ? AND ref NOT IN
+			(SELECT ref FROM key_packages WHERE last_resort = ? ORDER BY created_at DESC, ref DESC LIMIT ?)`, c.lastResort, c.lastResort, c.keep)
+		if err != nil {
+			return total, wrap(err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
 func (t *tx) PutGroup(ctx context.Context, g store.Group) error {
 	if err := g.Validate(); err != nil {
 		return err
