@@ -5,9 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
+	"github.com/spacepanda/spacepanda/internal/sqlitefile"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -23,13 +23,15 @@ import (
 // directory fails with ErrLocked (the flock goes with the process, even on
 // SIGKILL).
 func OpenSQLite(ctx context.Context, dir string) (Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("relay: data directory: %w", err)
-	}
 	path := filepath.Join(dir, "relay.db")
-	lock, err := lockFile(path + ".lock")
-	if err != nil {
-		return nil, err
+	if err := sqlitefile.Prepare(path); err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	lock, err := sqlitefile.Lock(path + ".lock")
+	if errors.Is(err, sqlitefile.ErrLocked) {
+		return nil, fmt.Errorf("%w: %w", ErrLocked, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
 	}
 	const busy = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
 	w, err := sql.Open("sqlite", path+"?"+busy+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
@@ -63,6 +65,11 @@ func OpenSQLite(ctx context.Context, dir string) (Store, error) {
 	}
 	if err := s.durable(); err != nil {
 		return fail(err)
+	}
+	// The WAL and shared-memory files exist now (0600 from the database
+	// file's mode); tighten any an older relay left wider.
+	if err := sqlitefile.Secure(path); err != nil {
+		return fail(fmt.Errorf("relay: %w", err))
 	}
 	r, err := sql.Open("sqlite", path+"?"+busy+"&_pragma=query_only(1)")
 	if err != nil {
