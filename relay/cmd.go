@@ -25,6 +25,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:8480", "address to listen on")
 	pg := fs.String("postgres", "", "PostgreSQL URL: use this shared database instead of SQLite (several relays may share it)")
 	urls := fs.String("url", "", "comma-separated base URLs clients reach this relay by, what their login signatures cover (required unless --listen is loopback; default: the listening address)")
+	newIDs := fs.Int("new-identities-per-hour", 0, "first logins of new users allowed per source address per hour (default 20)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -62,7 +63,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer st.Close()
-	opts := Options{Logger: log}
+	if *newIDs < 0 {
+		fmt.Fprintln(stderr, "spacepanda relay: --new-identities-per-hour must be >= 0")
+		return 2
+	}
+	opts := Options{Logger: log, NewIdentitiesPerIP: *newIDs}
 	if *urls != "" {
 		for _, u := range strings.Split(*urls, ",") {
 			u = strings.TrimSuffix(strings.TrimSpace(u), "/")

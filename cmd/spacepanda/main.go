@@ -19,7 +19,8 @@ commands:
   serve --data DIR [--listen 127.0.0.1:PORT] [--name NAME] [--token-file F]
         [--passphrase-file F] [--relay URL] [-v]
                       serve one identity's channels over HTTP (API v1)
-  relay (--data DIR | --postgres URL) [--listen 127.0.0.1:8480] [--url URL,...] [-v]
+  relay (--data DIR | --postgres URL) [--listen 127.0.0.1:8480] [--url URL,...]
+        [--new-identities-per-hour N] [-v]
                       run the relay (delivery service, relay/API.md)
   demo [--relay] [--keep]
                       three nodes on loopback, one channel, the whole flow

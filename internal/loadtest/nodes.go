@@ -49,9 +49,12 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer rm()
 	backend := "sqlite"
-	args := []string{"relay", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "relay")}
+	// Every node is a new identity from loopback.
+	args := []string{"relay", "--listen", "127.0.0.1:0", "--new-identities-per-hour", strconv.Itoa(cfg.Clients + 20)}
 	if cfg.Postgres != "" {
-		backend, args = "postgres", []string{"relay", "--listen", "127.0.0.1:0", "--postgres", cfg.Postgres}
+		backend, args = "postgres", append(args, "--postgres", cfg.Postgres)
+	} else {
+		args = append(args, "--data", filepath.Join(dir, "relay"))
 	}
 	relayURL, stopRelay, err := startProc(ctx, cfg.Exe, args, "spacepanda relay serving on ")
 	if err != nil {
@@ -87,7 +90,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 		var ch struct {
 			ChannelID string `json:"channel_id"`
 		}
-		if err := nodes[owner].call(ctx, "POST", "/v1/channels", map[string]any{"name": fmt.Sprintf("loadtest-%d", c)}, &ch); err != nil {
+		if err := nodes[owner].call(ctx, "POST", "/v1/channels", map[string]any{"name": ChannelName(c)}, &ch); err != nil {
 			return nil, fmt.Errorf("loadtest: create channel: %w", err)
 		}
 		chans[c] = channel{id: ch.ChannelID, members: []int{owner}}
@@ -306,3 +309,7 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// ChannelName is the name of the run's channel c (tests look for it on
+// the relay's disk).
+func ChannelName(c int) string { return fmt.Sprintf("loadtest channel %d name", c) }

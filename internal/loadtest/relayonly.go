@@ -30,7 +30,7 @@ func runRelayOnly(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer cleanup()
-	srv := relay.New(st, relay.Options{Rate: 1e9, Burst: 1 << 30, Logger: slog.New(slog.DiscardHandler)})
+	srv := relay.New(st, relay.Options{Rate: 1e9, Burst: 1 << 30, NewIdentitiesPerIP: 1 << 30, Logger: slog.New(slog.DiscardHandler)})
 	defer srv.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
