@@ -1,14 +1,11 @@
 package relay
 
 import (
-	"context"
 	"encoding/base64"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"testing"
-	"time"
 )
 
 // TestLoginBoundToRelayURL: a forwarding proxy in front of the relay
@@ -65,32 +62,4 @@ func TestLoginBoundToRelayURL(t *testing.T) {
 			})
 		}
 	}
-}
-
-// TestRelayURLRequiredBeyondLoopback: `spacepanda relay` refuses to listen
-// beyond loopback without --url, and refuses a --url that is not a base
-// URL.
-func TestRelayURLRequiredBeyondLoopback(t *testing.T) {
-	cases := []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--data", t.TempDir(), "--listen", "0.0.0.0:0"}, "--url is required"},
-		{[]string{"--data", t.TempDir(), "--listen", ":0"}, "--url is required"},
-		{[]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--url", "ftp://x"}, "not an http(s) base URL"},
-		{[]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--url", "https://relay.example/path"}, "not an http(s) base URL"},
-	}
-	for _, c := range cases {
-		var out, errb strings.Builder
-		ctx, cancel := contextWithTimeout(30 * time.Second)
-		code := Main(ctx, c.args, &out, &errb)
-		cancel()
-		if code != 2 || !strings.Contains(errb.String(), c.want) {
-			t.Errorf("%v: exit %d, stderr %q", c.args, code, errb.String())
-		}
-	}
-}
-
-func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
 }

@@ -61,3 +61,25 @@ func TestCommandLine(t *testing.T) {
 		t.Errorf("version: exit %d, %q", code, out)
 	}
 }
+
+// TestRelayURLRequiredBeyondLoopback: `spacepanda relay` refuses to listen
+// beyond loopback without --url, and refuses a --url that is not a base
+// URL.
+func TestRelayURLRequiredBeyondLoopback(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--data", t.TempDir(), "--listen", "0.0.0.0:0"}, "--url is required"},
+		{[]string{"--data", t.TempDir(), "--listen", ":0"}, "--url is required"},
+		{[]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--url", "ftp://x"}, "not an http(s) base URL"},
+		{[]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--url", "https://relay.example/path"}, "not an http(s) base URL"},
+	}
+	for _, c := range cases {
+		code, _, stderr := runSelf(t, time.Minute, append([]string{"relay"}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q", c.args, code, stderr)
+		}
+	}
+}

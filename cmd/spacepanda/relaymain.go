@@ -1,4 +1,4 @@
-package relay
+package main
 
 import (
 	"context"
@@ -8,17 +8,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
-	"time"
+
+	"github.com/spacepanda/spacepanda/relay"
 )
 
-// Main is `spacepanda relay`: it serves the relay until ctx ends, then
-// shuts down gracefully (waiting long-polls are answered at once). The
-// first stdout line is "spacepanda relay serving on http://ADDR" (tests
-// read it when --listen has port 0). It returns the exit code.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// relayMain is `spacepanda relay`: it serves the relay until ctx ends,
+// then shuts down gracefully (relay.Serve). The first stdout line is
+// "spacepanda relay serving on http://ADDR" (tests read it when --listen
+// has port 0). It returns the exit code.
+func relayMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "", "data directory of the embedded SQLite database (relay.db)")
@@ -51,12 +51,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	var st Store
+	var st relay.Store
 	var err error
 	if *pg != "" {
-		st, err = OpenPostgres(ctx, *pg)
+		st, err = relay.OpenPostgres(ctx, *pg)
 	} else {
-		st, err = OpenSQLite(ctx, *data)
+		st, err = relay.OpenSQLite(ctx, *data)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "spacepanda relay: %v\n", err)
@@ -67,7 +67,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "spacepanda relay: --new-identities-per-hour must be >= 0")
 		return 2
 	}
-	opts := Options{Logger: log, NewIdentitiesPerIP: *newIDs}
+	opts := relay.Options{Logger: log, NewIdentitiesPerIP: *newIDs}
 	if *urls != "" {
 		for _, u := range strings.Split(*urls, ",") {
 			u = strings.TrimSuffix(strings.TrimSpace(u), "/")
@@ -78,7 +78,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			opts.URLs = append(opts.URLs, u)
 		}
 	}
-	srv := New(st, opts)
+	srv := relay.New(st, opts)
 	defer srv.Close()
 
 	ln, err := net.Listen("tcp", *listen)
@@ -86,35 +86,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spacepanda relay: %v\n", err)
 		return 1
 	}
-	// Requests run under reqCtx, cancelled when shutdown starts, so that
-	// long-polls and event streams end instead of holding Shutdown.
-	reqCtx, cancelReqs := context.WithCancel(context.Background())
-	defer cancelReqs()
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
-		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	fmt.Fprintf(stdout, "spacepanda relay serving on http://%s\n", ln.Addr())
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("relay: serving", "addr", ln.Addr().String(), "backend", backendName(*pg))
-	select {
-	case <-ctx.Done():
-		log.Info("relay: shutting down: answering waiting requests, closing connections")
-		defer log.Info("relay: shut down")
-		cancelReqs()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := hs.Shutdown(sctx); err != nil {
-			hs.Close()
-		}
-		return 0
-	case err := <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			return 0
-		}
+	if err := relay.Serve(ctx, srv, ln, log.With("backend", backendName(*pg))); err != nil {
 		fmt.Fprintf(stderr, "spacepanda relay: %v\n", err)
 		return 1
 	}
+	return 0
 }
 
 func backendName(pg string) string {
