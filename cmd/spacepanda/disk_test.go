@@ -16,7 +16,8 @@ import (
 // TestRelayDiskHasNoChannelNames runs a short end-to-end session (a relay
 // and three node processes, a channel, invitations by user id, messages)
 // and greps every file of the relay's data directory, WAL included, for
-// the channel's name: the relay must never learn it (it travels inside the
+// the channel's name, and every node's store.db with its WAL: the relay must
+// never learn it (it travels inside the
 // encrypted Welcome and GroupInfo).
 func TestRelayDiskHasNoChannelNames(t *testing.T) {
 	exe, err := os.Executable()
@@ -42,6 +43,23 @@ func TestRelayDiskHasNoChannelNames(t *testing.T) {
 		t.Fatalf("relay files: %v", files)
 	}
 	name := []byte(loadtest.ChannelName(0))
+	// The nodes' stores seal names and message metadata at rest.
+	nodeFiles, _ := filepath.Glob(filepath.Join(dir, "n*", "*"))
+	if len(nodeFiles) < 3 {
+		t.Fatalf("node files: %v", nodeFiles)
+	}
+	for _, f := range nodeFiles {
+		if st, err := os.Stat(f); err != nil || st.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, name) {
+			t.Errorf("node file %s holds the channel name", f[len(dir):])
+		}
+	}
 	var leaked []string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
