@@ -210,7 +210,7 @@ func TestStreamQuota(t *testing.T) {
 // known identity logs in whatever the count.
 func TestIdentityQuota(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, st Store) {
-		_, base := newTestServer(t, st, Options{NewIdentitiesPerIP: 2})
+		_, base := newTestServer(t, st, Options{NewIdentitiesPerIP: 2, QuotaLoopback: true})
 		first := newIdent(t, "first")
 		login(t, base, first)
 		login(t, base, newIdent(t, "second"))

@@ -3,6 +3,7 @@ package relay
 import (
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -64,11 +65,17 @@ func (s *Server) claimQuota(r *http.Request, claimer, target string) error {
 // identityQuota: a first login of a user the directory does not know
 // counts against its source address.
 func (s *Server) identityQuota(r *http.Request, userID string) error {
+	ip := clientIP(r)
+	if a, err := netip.ParseAddr(ip); err == nil && a.IsLoopback() && !s.o.QuotaLoopback {
+		// Behind a reverse proxy on the same host every client is
+		// loopback: counting it would be one limit for everybody.
+		return nil
+	}
 	known, err := s.st.KnownUser(r.Context(), userID)
 	if err != nil || known {
 		return err
 	}
-	return s.take(r, "ident:"+clientIP(r), s.o.NewIdentitiesPerIP, "identity_quota", "new identities from this address")
+	return s.take(r, "ident:"+ip, s.o.NewIdentitiesPerIP, "identity_quota", "new identities from this address")
 }
 
 // welcomeQuota: each recipient's queue, in count and bytes, with this

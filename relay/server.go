@@ -60,6 +60,10 @@ type Options struct {
 	// NewIdentitiesPerIP is how many new users may log in first from one
 	// source address per hour (20).
 	NewIdentitiesPerIP int
+	// QuotaLoopback counts loopback sources against NewIdentitiesPerIP
+	// too (off: a reverse proxy on the same host makes every client
+	// loopback, and the relay listens on loopback only for local use).
+	QuotaLoopback bool
 	// StreamsPerToken is how many event streams one token may hold open
 	// (4).
 	StreamsPerToken int
