@@ -158,6 +158,8 @@ func TestLegacyStoreRefused(t *testing.T) {
 		`ALTER TABLE identity DROP COLUMN display_name`,
 		`UPDATE identity SET name = 'alice'`,
 		`DROP TABLE revocations`,
+		`ALTER TABLE channels DROP COLUMN name_sealed`,
+		`ALTER TABLE messages DROP COLUMN meta`,
 		`DELETE FROM schema_migrations WHERE version > 1`,
 	} {
 		if _, err := raw.Exec(q); err != nil {

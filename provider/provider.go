@@ -41,6 +41,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -113,6 +114,10 @@ type Options struct {
 	Engine mls.Config
 	// KeyPackageLifetime of generated key packages (0: the engine default).
 	KeyPackageLifetime time.Duration
+	// MaxStoredKeyPackages and MaxStoredLastResort bound the key packages
+	// the store keeps (0: 2000 one-time, 4 last-resort): generating more
+	// deletes the oldest (a Welcome for one of them then fails to join).
+	MaxStoredKeyPackages, MaxStoredLastResort int
 	// Capabilities of this identity's leaves, in its key packages and the
 	// groups it creates (nil: mls.DefaultCapabilities), e.g. to advertise an
 	// application's GroupContext extension (RFC 9420 §7.2).
@@ -122,18 +127,20 @@ type Options struct {
 // Provider is one device. It is safe for concurrent use: operations on
 // one group are serialised, different groups proceed in parallel.
 type Provider struct {
-	st       store.Store
-	suite    *suite.Suite
-	signer   *suite.Signer
-	devID    identity.DeviceID
-	revs     *identity.RevocationSet
-	creds    *credentials
-	rand     io.Reader
-	now      func() time.Time
-	cfg      mls.Config
-	kpLife   time.Duration
-	certLife time.Duration
-	caps     tree.Capabilities
+	st     store.Store
+	suite  *suite.Suite
+	signer *suite.Signer
+	devID  identity.DeviceID
+	revs   *identity.RevocationSet
+	creds  *credentials
+	rand   io.Reader
+	now    func() time.Time
+	cfg    mls.Config
+	kpLife time.Duration
+	// maxKPs and maxLastResort bound the stored key packages.
+	maxKPs, maxLastResort int
+	certLife              time.Duration
+	caps                  tree.Capabilities
 
 	idMu    sync.RWMutex // guards me
 	me      *self
@@ -154,6 +161,7 @@ type groupSlot struct {
 // device's own store.
 func New(ctx context.Context, st store.Store, o Options) (*Provider, error) {
 	p := &Provider{st: st, rand: o.Rand, now: o.Now, cfg: o.Engine, kpLife: o.KeyPackageLifetime,
+		maxKPs: cmp.Or(o.MaxStoredKeyPackages, 2000), maxLastResort: cmp.Or(o.MaxStoredLastResort, 4),
 		certLife: o.CertificateLifetime, revs: identity.NewRevocationSet(), groups: map[string]*groupSlot{}}
 	if p.rand == nil {
 		p.rand = rand.Reader
@@ -320,7 +328,20 @@ func (p *Provider) generateKeyPackages(ctx context.Context, n int, lastResort bo
 			LeafPrivateKey: priv.EncryptionKey, NotAfter: time.Unix(int64(kp.LeafNode.Lifetime.NotAfter), 0),
 			LastResort: lastResort, CreatedAt: now}
 	}
-	if err := p.st.Update(ctx, func(tx store.Tx) error { return tx.PutKeyPackages(ctx, recs...) }); err != nil {
+	// Packages handed out (by a relay's claims) and never used would
+	// otherwise stay until they expire: the store keeps the newest
+	// MaxStoredKeyPackages one-time ones and MaxStoredLastResort
+	// last-resort ones, expired ones never.
+	if err := p.st.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.PruneKeyPackages(ctx, now); err != nil {
+			return err
+		}
+		if err := tx.PutKeyPackages(ctx, recs...); err != nil {
+			return err
+		}
+		_, err := tx.TrimKeyPackages(ctx, max(p.maxKPs, n), p.maxLastResort)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("provider: store key packages: %w", err)
 	}
 	return out, nil

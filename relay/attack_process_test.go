@@ -194,6 +194,9 @@ func TestProcessBounds(t *testing.T) {
 		alice, bob, carol := newIdent(t, "alice"), newIdent(t, "bob"), newIdent(t, "carol")
 		ca, cb := alice.relayClient(p.base, relayclient.Options{}), bob.relayClient(p.base, relayclient.Options{})
 		gid := []byte("bounded")
+		if err := cb.Login(ctx); err != nil { // bob is in the directory, as an invitee is
+			t.Fatal(err)
+		}
 		mg := newMGroup(t, alice, gid)
 		if err := ca.CreateGroup(ctx, mg.groupInfo(alice)); err != nil {
 			t.Fatal(err)

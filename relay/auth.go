@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"net"
 	"net/http"
 	"time"
 
@@ -65,6 +66,10 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// relayURLs are the base URLs a login signature may cover: Options.URLs,
+// else the address the connection actually reached (loopback names for a
+// loopback address). Never the Host header: a forwarding proxy chooses
+// it, and would otherwise relay a login signed for its own URL.
 func (s *Server) relayURLs(r *http.Request) []string {
 	if len(s.o.URLs) > 0 {
 		return s.o.URLs
@@ -73,7 +78,23 @@ func (s *Server) relayURLs(r *http.Request) []string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return []string{scheme + "://" + r.Host}
+	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(la.String())
+	if err != nil {
+		return nil
+	}
+	hosts := []string{host}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		hosts = append(hosts, "localhost")
+	}
+	out := make([]string, len(hosts))
+	for i, h := range hosts {
+		out[i] = scheme + "://" + net.JoinHostPort(h, port)
+	}
+	return out
 }
 
 // signatureSuite is a cipher suite whose signature algorithm is the
@@ -131,6 +152,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !ok {
 		return errf(http.StatusUnauthorized, "bad_signature", "the signature does not verify with the certified device key")
+	}
+	if err := s.identityQuota(r, string(uid)); err != nil {
+		return err
 	}
 	raw := make([]byte, 32)
 	rand.Read(raw)

@@ -2,6 +2,8 @@ package relay
 
 import (
 	"fmt"
+	"net/http"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -9,32 +11,46 @@ import (
 )
 
 // BenchmarkPost measures accepted application messages per second through
-// the HTTP handler (loopback), 10 groups, parallel posters, per backend.
-// Each post is one durable transaction (SQLite: WAL fsync; PostgreSQL: as
-// the server is configured).
+// the HTTP handler (loopback), 10 groups, 8 or 64 parallel posters, per
+// backend. A post is answered once it is durable (SQLite: WAL with
+// synchronous=FULL, fsync; PostgreSQL: as the server is configured);
+// concurrent posts share a transaction (group commit).
 func BenchmarkPost(b *testing.B) {
 	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
-			st := be.open(b)
-			_, base := newTestServer(b, st, Options{Rate: 1e9, Burst: 1 << 30})
-			alice := newIdent(b, "alice")
-			ca := login(b, base, alice)
-			const groups = 10
-			for g := range groups {
-				setupGroup(b, ca, []byte(fmt.Sprint("g", g)), alice)
-			}
-			var n atomic.Int64
-			b.SetParallelism(4)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				c := &client{t: b, base: base, token: ca.token}
-				for pb.Next() {
-					gid := []byte(fmt.Sprint("g", n.Add(1)%groups))
-					c.must(200, "POST", "/v1/groups/"+gidPath(gid)+"/messages",
-						map[string]any{"message": privMsg(b, gid, 0, mls.ContentTypeApplication), "kind": "application", "epoch": 0})
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-		})
+		for _, posters := range []int{8, 64} {
+			b.Run(fmt.Sprintf("%s/posters=%d", be.name, posters), func(b *testing.B) { benchPost(b, be, posters) })
+		}
 	}
+}
+
+func benchPost(b *testing.B, be backend, posters int) {
+	st := be.open(b)
+	_, base := newTestServer(b, st, Options{Rate: 1e9, Burst: 1 << 30})
+	alice := newIdent(b, "alice")
+	ca := login(b, base, alice)
+	const groups = 10
+	for g := range groups {
+		setupGroup(b, ca, []byte(fmt.Sprint("g", g)), alice)
+	}
+	msgs := make([][]byte, groups)
+	for g := range groups {
+		msgs[g] = privMsg(b, []byte(fmt.Sprint("g", g)), 0, mls.ContentTypeApplication)
+	}
+	// Keep-alive connections for every poster, as real clients hold.
+	tr := &http.Transport{MaxIdleConnsPerHost: posters}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	var n atomic.Int64
+	b.SetParallelism(max(1, posters/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c := &client{t: b, base: base, hc: hc, token: ca.token}
+		for pb.Next() {
+			g := n.Add(1) % groups
+			gid := []byte(fmt.Sprint("g", g))
+			c.must(200, "POST", "/v1/groups/"+gidPath(gid)+"/messages",
+				map[string]any{"message": msgs[g], "kind": "application", "epoch": 0})
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }

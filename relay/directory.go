@@ -193,7 +193,7 @@ type claimedJSON struct {
 	LastResort bool   `json:"last_resort"`
 }
 
-func (s *Server) handleClaim(w http.ResponseWriter, r *http.Request, _ Session) error {
+func (s *Server) handleClaim(w http.ResponseWriter, r *http.Request, sess Session) error {
 	var q struct {
 		UserID string `json:"user_id"`
 	}
@@ -202,6 +202,9 @@ func (s *Server) handleClaim(w http.ResponseWriter, r *http.Request, _ Session) 
 	}
 	u, err := parseUserID("user_id", q.UserID)
 	if err != nil {
+		return err
+	}
+	if err := s.claimQuota(r, sess.UserID, string(u)); err != nil {
 		return err
 	}
 	kps, err := s.st.ClaimKeyPackages(r.Context(), string(u))

@@ -1,19 +1,44 @@
 package relay
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, sess Session) error {
 	user := sess.UserID
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	th := sha256.Sum256([]byte(tok))
+	idb := make([]byte, 16)
+	rand.Read(idb)
+	streamID := hex.EncodeToString(idb)
+	const lease = 90 * time.Second
+	if err := s.st.OpenStream(r.Context(), th[:], streamID, s.o.StreamsPerToken, s.o.Now().Add(lease), s.o.Now()); err != nil {
+		if errors.Is(err, ErrQuota) {
+			return &quotaErr{apiError: errf(http.StatusTooManyRequests, "stream_quota", "at most %d event streams per token", s.o.StreamsPerToken), retry: lease}
+		}
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.st.CloseStream(ctx, th[:], streamID)
+	}()
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's WriteTimeout
 	sub, cancel := s.hub.subscribe()
 	defer cancel()
+	s.m.streams.Inc()
+	defer s.m.streams.Dec()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
@@ -39,6 +64,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, sess Sessi
 		case <-r.Context().Done():
 			return nil
 		case <-heartbeat.C:
+			if rerr := s.st.RenewStream(r.Context(), th[:], streamID, s.o.Now().Add(lease)); rerr != nil && r.Context().Err() == nil {
+				s.log.Warn("relay: renew event stream lease", "err", rerr)
+			}
 			_, err = io.WriteString(w, ": keep-alive\n\n")
 			if err == nil {
 				err = rc.Flush()

@@ -147,7 +147,12 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 	}
 	m := Message{GroupID: gid, Kind: f.kind, Epoch: f.epoch, Sender: sess.UserID, SenderDevice: sess.DeviceID, Data: q.Message,
 		ReceivedAt: s.o.Now()}
-	seq, cur, err := s.appendVerified(r.Context(), sess, &m, f.wireFormat, q.GroupInfo) // verify.go
+	var seq int64
+	var cur uint64
+	err = s.m.timed("append", func() (err error) {
+		seq, cur, err = s.appendVerified(r.Context(), sess, &m, f.wireFormat, q.GroupInfo) // verify.go
+		return err
+	})
 	switch {
 	case errors.Is(err, ErrCommitConflict):
 		ae := errf(http.StatusConflict, "commit_conflict", "%v", err)
@@ -162,6 +167,7 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 	case err != nil:
 		return err
 	}
+	s.m.posts.WithLabelValues(f.kind).Inc()
 	s.hub.publish(Event{GroupID: gid, Seq: seq})
 	writeJSON(w, http.StatusOK, map[string]any{"seq": seq, "epoch": f.epoch, "kind": f.kind})
 	return nil
@@ -215,6 +221,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, sess Ses
 	if err != nil {
 		return err
 	}
+	s.m.delivered.Add(float64(len(msgs)))
 	out := make([]messageJSON, len(msgs))
 	next := after
 	for i, m := range msgs {

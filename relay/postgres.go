@@ -22,6 +22,9 @@ const pgChannel = "spacepanda_relay"
 // migrations of relays starting at once on one database.
 const pgMigrationLock = 0x5350_5265_6c61_7901
 
+// pgLanes is the number of append batches in flight per process.
+const pgLanes = 4
+
 // PostgresStore is the shared backend: several relay processes on one
 // PostgreSQL database behave as one relay. Ordering is decided in the
 // database (see sqlStore); wake-ups cross processes by LISTEN/NOTIFY: every
@@ -54,6 +57,9 @@ func OpenPostgres(ctx context.Context, url string) (*PostgresStore, error) {
 		db.Close()
 		return nil, err
 	}
+	// Lanes by group: several batches commit at once on their own
+	// connections (the pool has 16).
+	s.batch = newBatcher(s.sqlStore, pgLanes)
 	return s, nil
 }
 

@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 			os.Exit(2)
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := Main(ctx, args, os.Stdout, os.Stderr)
+		code := childMain(ctx, args, os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
 	}

@@ -46,6 +46,7 @@ func (s *sqlStore) Group(ctx context.Context, groupID []byte) (GroupState, error
 		return GroupState{}, s.dbErr("group", err)
 	}
 	g.Epoch = uint64(epoch)
+	g.LastSeq = s.unsynced.limit(groupID, g.LastSeq)
 	rows, err := s.r.QueryContext(ctx, s.q(`SELECT user_id FROM readers WHERE group_id = ? AND to_seq IS NULL ORDER BY user_id`), groupID)
 	if err != nil {
 		return GroupState{}, s.dbErr("group members", err)
@@ -102,92 +103,241 @@ func (s *sqlStore) Append(ctx context.Context, m Message) (seq int64, current ui
 }
 
 // appendWith is Append; hook, when set, runs in the transaction once the
-// entry is written (verify_store.go: the group's public state).
+// entry is written (verify_store.go: the group's public state), and an
+// error from it rolls the whole transaction back. An entry with a hook is
+// a verified handshake, rare beside application messages: it takes its
+// own transaction rather than the batcher's.
 func (s *sqlStore) appendWith(ctx context.Context, m Message, hook func(tx *sql.Tx, seq int64) error) (seq int64, current uint64, err error) {
 	if m.Epoch > math.MaxInt64 {
 		return 0, 0, fmt.Errorf("%w: epoch out of range", ErrCommitConflict)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		var epoch, last int64
-		// The group row lock serialises every append to this group, across
-		// processes (RFC 9750 §5.2 strongly consistent delivery).
-		err := tx.QueryRowContext(ctx, s.q(`SELECT epoch, last_seq FROM groups WHERE group_id = ?`+s.d.forUpdate), m.GroupID).Scan(&epoch, &last)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: group", ErrNotFound)
-		}
-		if err != nil {
-			return s.dbErr("append", err)
-		}
-		current = uint64(epoch)
-		a, err := s.access(ctx, tx, m.GroupID, m.Sender)
-		if err != nil {
-			return err
-		}
-		if a.Removed {
-			return fmt.Errorf("%w: removed from the group", ErrForbidden)
-		}
-		switch {
-		case m.Kind == "commit" && m.Epoch != current:
-			return fmt.Errorf("%w: commit for epoch %d, the group is at epoch %d", ErrCommitConflict, m.Epoch, current)
-		case m.Kind != "commit" && m.Epoch > current:
-			return fmt.Errorf("%w: %s for epoch %d, the group is at epoch %d", ErrFutureEpoch, m.Kind, m.Epoch, current)
-		}
-		seq = last + 1
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO messages (group_id, seq, kind, epoch, sender, sender_device, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-			m.GroupID, seq, m.Kind, int64(m.Epoch), m.Sender, m.SenderDevice, m.Data, nanos(m.ReceivedAt)); err != nil {
-			return s.dbErr("append", err)
-		}
-		if m.Kind == "commit" {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO commits (group_id, epoch, seq) VALUES (?, ?, ?)`), m.GroupID, int64(m.Epoch), seq); err != nil {
-				if s.d.isUnique(err) {
-					return fmt.Errorf("%w: epoch %d already has a commit", ErrCommitConflict, m.Epoch)
+	if s.batch != nil && hook == nil {
+		return s.batch.submit(ctx, m)
+	}
+	res, groups, err := s.appendTx(ctx, []appendReq{{ctx: ctx, m: m, hook: hook}})
+	if err != nil {
+		return 0, 0, err
+	}
+	err = s.durable()
+	s.settle(groups)
+	if err != nil {
+		return 0, 0, err
+	}
+	return res[0].seq, res[0].cur, res[0].err
+}
+
+// groupTx is one group's row inside an append transaction: locked at the
+// first entry, written back once at the end.
+type groupTx struct {
+	id          []byte
+	epoch, last int64
+	first       int64             // last_seq when locked
+	access      map[string]Access // senders' windows, until a commit changes them
+}
+
+// appendTx applies entries (sorted by group id) in one transaction and
+// returns each entry's result and the groups it wrote. A refused entry has
+// its error in its result and changed nothing; a non-nil error means the
+// transaction did not commit (nothing of it is written). With a flusher
+// the commit is not yet durable: the caller answers after a flush and
+// then calls settle(groups).
+func (s *sqlStore) appendTx(ctx context.Context, entries []appendReq) ([]appendRes, []*groupTx, error) {
+	res := make([]appendRes, len(entries))
+	var groups []*groupTx
+	err := s.txNoSync(ctx, func(tx *sql.Tx) error {
+		groups = groups[:0]
+		var g *groupTx
+		for i, e := range entries {
+			if g == nil || string(g.id) != string(e.m.GroupID) {
+				var err error
+				if g, err = s.lockGroup(ctx, tx, e.m.GroupID); err != nil && !refusal(err) {
+					return err
+				} else if err != nil {
+					res[i].err = err
+					g = nil
+					continue
 				}
-				return s.dbErr("append commit", err)
+				groups = append(groups, g)
 			}
-			epoch++
-			for _, u := range m.Added {
-				if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO readers (group_id, user_id, from_seq, to_seq) VALUES (?, ?, ?, NULL)
-					ON CONFLICT (group_id, user_id) DO UPDATE SET from_seq = excluded.from_seq, to_seq = NULL WHERE readers.to_seq IS NOT NULL`),
-					m.GroupID, u, seq); err != nil {
-					return s.dbErr("add reader", err)
-				}
-			}
-			for _, u := range m.Removed {
-				if _, err := tx.ExecContext(ctx, s.q(`UPDATE readers SET to_seq = ? WHERE group_id = ? AND user_id = ? AND to_seq IS NULL`),
-					seq, m.GroupID, u); err != nil {
-					return s.dbErr("remove reader", err)
-				}
-			}
-			if len(m.Added) > 0 {
-				var n int
-				if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM readers WHERE group_id = ? AND to_seq IS NULL`), m.GroupID).Scan(&n); err != nil {
-					return s.dbErr("count readers", err)
-				}
-				if n > api.MaxGroupMembers {
-					return fmt.Errorf("%w: the group would have %d members (at most %d)", ErrLimit, n, api.MaxGroupMembers)
-				}
-			}
-		}
-		if hook != nil {
-			if err := hook(tx, seq); err != nil {
+			seq, cur, err := s.appendOne(ctx, tx, g, e.m, e.hook)
+			if err != nil && !refusal(err) {
 				return err
 			}
+			res[i] = appendRes{seq: seq, cur: cur, err: err}
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET epoch = ?, last_seq = ? WHERE group_id = ?`), epoch, seq, m.GroupID); err != nil {
-			return s.dbErr("append", err)
-		}
-		if s.d.notify != nil {
-			return s.d.notify(ctx, tx, Event{GroupID: m.GroupID, Seq: seq})
+		for _, g := range groups {
+			if g.last == g.first {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET epoch = ?, last_seq = ? WHERE group_id = ?`), g.epoch, g.last, g.id); err != nil {
+				return s.dbErr("append", err)
+			}
+			if s.d.notify != nil {
+				if err := s.d.notify(ctx, tx, Event{GroupID: g.id, Seq: g.last}); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
 	if err != nil {
+		return nil, nil, err
+	}
+	if s.flush != nil {
+		s.unsynced.add(groups)
+	}
+	return res, groups, nil
+}
+
+// settle makes groups' entries of one appendTx readable once flushed.
+func (s *sqlStore) settle(groups []*groupTx) {
+	if s.flush != nil {
+		s.unsynced.done(groups)
+	}
+}
+
+// refusal reports whether err is an entry's refusal (decided before it
+// wrote, or rolled back to its savepoint) rather than a database failure.
+func refusal(err error) bool {
+	for _, e := range []error{ErrNotFound, ErrForbidden, ErrCommitConflict, ErrFutureEpoch, ErrLimit} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// lockGroup locks the group's row for the rest of tx. The row lock
+// serialises every append to this group, across processes (RFC 9750 §5.2
+// strongly consistent delivery).
+func (s *sqlStore) lockGroup(ctx context.Context, tx *sql.Tx, gid []byte) (*groupTx, error) {
+	g := &groupTx{id: gid, access: map[string]Access{}}
+	err := tx.QueryRowContext(ctx, s.q(`SELECT epoch, last_seq FROM groups WHERE group_id = ?`+s.d.forUpdate), gid).Scan(&g.epoch, &g.last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: group", ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.dbErr("append", err)
+	}
+	g.first = g.last
+	return g, nil
+}
+
+// appendOne decides and writes one entry of group g (locked) and returns
+// its seq and the group's epoch after it (before it, when refused).
+func (s *sqlStore) appendOne(ctx context.Context, tx *sql.Tx, g *groupTx, m Message, hook func(tx *sql.Tx, seq int64) error) (int64, uint64, error) {
+	current := uint64(g.epoch)
+	a, ok := g.access[m.Sender]
+	if !ok {
+		var err error
+		if a, err = s.access(ctx, tx, m.GroupID, m.Sender); err != nil {
+			return 0, current, err
+		}
+		g.access[m.Sender] = a
+	}
+	if a.Removed {
+		return 0, current, fmt.Errorf("%w: removed from the group", ErrForbidden)
+	}
+	switch {
+	case m.Kind == "commit" && m.Epoch != current:
+		return 0, current, fmt.Errorf("%w: commit for epoch %d, the group is at epoch %d", ErrCommitConflict, m.Epoch, current)
+	case m.Kind != "commit" && m.Epoch > current:
+		return 0, current, fmt.Errorf("%w: %s for epoch %d, the group is at epoch %d", ErrFutureEpoch, m.Kind, m.Epoch, current)
+	}
+	seq := g.last + 1
+	if m.Kind != "commit" {
+		if err := s.insertMessage(ctx, tx, m, seq); err != nil {
+			return 0, current, err
+		}
+		if err := runHook(hook, tx, seq); err != nil {
+			return 0, current, err
+		}
+		g.last = seq
+		return seq, current, nil
+	}
+	// A commit writes several rows and may still be refused (the group
+	// would be too large): it runs in a savepoint.
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT append_commit`); err != nil {
+		return 0, current, s.dbErr("append", err)
+	}
+	if err := s.writeCommit(ctx, tx, m, seq); err != nil {
+		if !refusal(err) {
+			return 0, current, err
+		}
+		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT append_commit`); rerr != nil {
+			return 0, current, s.dbErr("append", rerr)
+		}
 		return 0, current, err
 	}
-	if m.Kind == "commit" {
-		current++
+	if err := runHook(hook, tx, seq); err != nil {
+		return 0, current, err
 	}
-	return seq, current, nil
+	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT append_commit`); err != nil {
+		return 0, current, s.dbErr("append", err)
+	}
+	g.last, g.epoch = seq, g.epoch+1
+	clear(g.access)
+	return seq, current + 1, nil
+}
+
+// runHook runs an entry's hook. Its error is never a refusal: the
+// transaction must not commit the entry without what the hook writes.
+func runHook(hook func(tx *sql.Tx, seq int64) error, tx *sql.Tx, seq int64) error {
+	if hook == nil {
+		return nil
+	}
+	if err := hook(tx, seq); err != nil {
+		if refusal(err) {
+			return fmt.Errorf("append: %v", err) // not a refusal: roll back
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *sqlStore) insertMessage(ctx context.Context, tx *sql.Tx, m Message, seq int64) error {
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO messages (group_id, seq, kind, epoch, sender, sender_device, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		m.GroupID, seq, m.Kind, int64(m.Epoch), m.Sender, m.SenderDevice, m.Data, nanos(m.ReceivedAt)); err != nil {
+		return s.dbErr("append", err)
+	}
+	return nil
+}
+
+// writeCommit writes an accepted commit: its log entry, its epoch's row
+// in commits (the database refuses a second one) and its reader changes.
+func (s *sqlStore) writeCommit(ctx context.Context, tx *sql.Tx, m Message, seq int64) error {
+	if err := s.insertMessage(ctx, tx, m, seq); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO commits (group_id, epoch, seq) VALUES (?, ?, ?)`), m.GroupID, int64(m.Epoch), seq); err != nil {
+		if s.d.isUnique(err) {
+			return fmt.Errorf("%w: epoch %d already has a commit", ErrCommitConflict, m.Epoch)
+		}
+		return s.dbErr("append commit", err)
+	}
+	for _, u := range m.Added {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO readers (group_id, user_id, from_seq, to_seq) VALUES (?, ?, ?, NULL)
+			ON CONFLICT (group_id, user_id) DO UPDATE SET from_seq = excluded.from_seq, to_seq = NULL WHERE readers.to_seq IS NOT NULL`),
+			m.GroupID, u, seq); err != nil {
+			return s.dbErr("add reader", err)
+		}
+	}
+	for _, u := range m.Removed {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE readers SET to_seq = ? WHERE group_id = ? AND user_id = ? AND to_seq IS NULL`),
+			seq, m.GroupID, u); err != nil {
+			return s.dbErr("remove reader", err)
+		}
+	}
+	if len(m.Added) > 0 {
+		var n int
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM readers WHERE group_id = ? AND to_seq IS NULL`), m.GroupID).Scan(&n); err != nil {
+			return s.dbErr("count readers", err)
+		}
+		if n > api.MaxGroupMembers {
+			return fmt.Errorf("%w: the group would have %d members (at most %d)", ErrLimit, n, api.MaxGroupMembers)
+		}
+	}
+	return nil
 }
 
 func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, after int64, limit, maxBytes int) ([]Message, error) {
@@ -200,6 +350,8 @@ func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, 
 	if a.Removed {
 		hi = a.ToSeq
 	}
+	// Entries committed but not yet flushed stay invisible (walsync.go).
+	hi = s.unsynced.limit(groupID, hi)
 	// First the sizes, to find where the page ends without reading the
 	// data of entries that will not fit; then the page. Entries never
 	// change once written, so the two reads agree.
@@ -275,7 +427,7 @@ func (s *sqlStore) SetCursor(ctx context.Context, groupID []byte, userID, device
 	if err != nil {
 		return s.dbErr("set cursor", err)
 	}
-	return nil
+	return s.durable()
 }
 
 func (s *sqlStore) PutGroupInfo(ctx context.Context, groupID []byte, gi []byte, epoch uint64) error {

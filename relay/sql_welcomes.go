@@ -31,6 +31,16 @@ func (s *sqlStore) AddWelcome(ctx context.Context, w Welcome, recipients []strin
 				return err
 			}
 		}
+		// A member the committer named may be no user at all: its Welcome
+		// would wait forever.
+		for _, r := range recipients {
+			var one int
+			if err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM users WHERE user_id = ?`), r).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%w: %s", ErrUnknownUser, r)
+			} else if err != nil {
+				return s.dbErr("add welcome", err)
+			}
+		}
 		for _, r := range recipients {
 			var id int64
 			if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO welcomes (recipient, sender, sender_device, group_id, welcome, ratchet_tree, created_at)

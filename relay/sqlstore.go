@@ -29,6 +29,25 @@ type sqlStore struct {
 	d    dialect
 	// close releases backend resources beyond the pools (the SQLite lock).
 	close func() error
+	// batch groups concurrent appends into shared transactions (nil:
+	// each Append is its own transaction).
+	batch *batcher
+	// flush makes commits durable (SQLite, synchronous=NORMAL); nil when
+	// the commit itself is (PostgreSQL).
+	flush *walFlusher
+	// unsynced holds the log ends that are committed but not yet durable.
+	unsynced unsynced
+}
+
+// durable returns once every commit made so far is durable.
+func (s *sqlStore) durable() error {
+	if s.flush == nil {
+		return nil
+	}
+	if err := s.flush.sync(); err != nil {
+		return fmt.Errorf("relay: %s: fsync: %w", s.d.name, err)
+	}
+	return nil
 }
 
 type dialect struct {
@@ -248,7 +267,26 @@ CREATE TABLE link_messages (
 	PRIMARY KEY (mailbox, seq)
 );
 `,
-	// 3: the relay verifies the handshakes it orders (verify.go): each
+	// 3: quotas shared by every relay process on the database.
+	// Fixed-window counters by key (key package claims per claimer, per
+	// target and per pair; new identities per source address), and leases
+	// of open event streams per token (renewed while the stream lives, so
+	// a crashed process's streams lapse).
+	`
+CREATE TABLE quotas (
+	quota_key    TEXT PRIMARY KEY,
+	window_start {INT} NOT NULL,
+	n            {INT} NOT NULL
+);
+CREATE TABLE streams (
+	token_hash  {BLOB} NOT NULL,
+	stream_id   TEXT NOT NULL,
+	lease_until {INT} NOT NULL,
+	PRIMARY KEY (token_hash, stream_id)
+);
+CREATE INDEX messages_received ON messages (received_at);
+`,
+	// 4: the relay verifies the handshakes it orders (verify.go): each
 	// group's public state (mls.PublicGroup: tree, GroupContext, interim
 	// transcript hash, cached proposals), a version that every verified
 	// handshake bumps, and the tree hash and confirmed transcript hash of
@@ -333,8 +371,17 @@ func stripComments(s string) string {
 
 func nanos(t time.Time) int64 { return t.UnixNano() }
 
-// tx runs fn in a write transaction.
+// tx runs fn in a write transaction and returns once it is durable.
 func (s *sqlStore) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := s.txNoSync(ctx, fn); err != nil {
+		return err
+	}
+	return s.durable()
+}
+
+// txNoSync runs fn in a write transaction and commits it; with a flusher
+// (SQLite) the commit is durable only after the next flush.
+func (s *sqlStore) txNoSync(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("relay: %s: begin: %w", s.d.name, err)
@@ -360,6 +407,7 @@ func (s *sqlStore) Prune(ctx context.Context, now time.Time) error {
 			`DELETE FROM tokens WHERE expires_at <= ?`,
 			`DELETE FROM link_messages WHERE mailbox IN (SELECT mailbox FROM link_mailboxes WHERE expires_at <= ?)`,
 			`DELETE FROM link_mailboxes WHERE expires_at <= ?`,
+			`DELETE FROM streams WHERE lease_until <= ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, s.q(q), nanos(now)); err != nil {
 				return s.dbErr("prune", err)
@@ -370,6 +418,9 @@ func (s *sqlStore) Prune(ctx context.Context, now time.Time) error {
 }
 
 func (s *sqlStore) Close() error {
+	if s.batch != nil {
+		s.batch.close()
+	}
 	var errs []error
 	if s.r != s.w {
 		errs = append(errs, s.r.Close())

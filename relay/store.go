@@ -34,6 +34,11 @@ var (
 	// ErrStale: a GroupInfo older than the stored one, or for an epoch the
 	// relay has not reached.
 	ErrStale = errors.New("relay: stale or future epoch")
+	// ErrQuota: a rate or size quota shared by the relay's processes
+	// (claims, identities, event streams, Welcome queues) is used up.
+	ErrQuota = errors.New("relay: quota exceeded")
+	// ErrUnknownUser: a Welcome for a user the directory does not know.
+	ErrUnknownUser = errors.New("relay: unknown user")
 	// ErrLocked: another relay process holds the SQLite data directory.
 	ErrLocked = errors.New("relay: data directory in use by another process")
 	// ErrSchemaTooNew: the database was written by a newer relay.
@@ -153,10 +158,40 @@ type Store interface {
 	// (ErrNotFound for no unexpired mailbox).
 	LinkMessages(ctx context.Context, name, side string, after int64, now time.Time) ([]LinkMessage, error)
 
-	// Prune removes expired challenges, tokens and link mailboxes.
+	// Prune removes expired challenges, tokens, link mailboxes and stream
+	// leases.
 	Prune(ctx context.Context, now time.Time) error
+
+	// Take counts one use of key in the current window of length window
+	// (aligned to multiples of it) and reports whether it is within limit,
+	// and when the window ends. Counters live in the database: every
+	// process sharing it counts together.
+	Take(ctx context.Context, key string, limit int, window time.Duration, now time.Time) (ok bool, windowEnd time.Time, err error)
+	// KnownUser reports whether the directory has userID.
+	KnownUser(ctx context.Context, userID string) (bool, error)
+	// WelcomeQueue returns the number and bytes (Welcome and ratchet tree)
+	// of userID's queued Welcomes.
+	WelcomeQueue(ctx context.Context, userID string) (count, bytes int64, err error)
+	// OpenStream records an open event stream of a token, leased until
+	// until: ErrQuota if the token already holds max unexpired ones,
+	// ErrNotFound if the token is unknown.
+	OpenStream(ctx context.Context, tokenHash []byte, id string, max int, until, now time.Time) error
+	// RenewStream extends a stream's lease; CloseStream drops it.
+	RenewStream(ctx context.Context, tokenHash []byte, id string, until time.Time) error
+	CloseStream(ctx context.Context, tokenHash []byte, id string) error
+	// Retain deletes log entries the policy lets go and returns how many.
+	Retain(ctx context.Context, p RetentionPolicy, now time.Time) (int64, error)
 	// Close releases the store.
 	Close() error
+}
+
+// RetentionPolicy bounds the group logs. An entry older than MaxAge is
+// deleted (a device away longer must rejoin from a new Welcome); an entry
+// not among its group's newest MaxEntries is deleted once every device
+// cursor saved for the group is past it. Zero disables a bound.
+type RetentionPolicy struct {
+	MaxAge     time.Duration
+	MaxEntries int64
 }
 
 // Notifier is implemented by stores shared between processes: Listen calls

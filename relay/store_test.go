@@ -415,14 +415,18 @@ func TestStore(t *testing.T) {
 			if ws, _ := st.Welcomes(ctx, "xena", "x1", 10, 1<<20); len(ws) != 0 {
 				t.Fatalf("a refused Welcome was queued: %+v", ws)
 			}
-			ids, err := st.AddWelcome(ctx, w, []string{"xena", "wanda"})
-			if err != nil || len(ids) != 2 {
-				t.Fatal(ids, err)
+			if _, err := st.AddWelcome(ctx, w, []string{"xena"}); !errors.Is(err, ErrUnknownUser) {
+				t.Fatalf("a Welcome for a member who is no user: %v", err)
 			}
 			// xena has two devices: each reads the Welcome until it acks it;
 			// it is deleted when both have.
 			login(dev("xena", "x1", 1), "tok-x1")
 			login(dev("xena", "x2", 1), "tok-x2")
+			login(dev("wanda", "w1", 1), "tok-w1")
+			ids, err := st.AddWelcome(ctx, w, []string{"xena", "wanda"})
+			if err != nil || len(ids) != 2 {
+				t.Fatal(ids, err)
+			}
 			ws, err := st.Welcomes(ctx, "xena", "x1", 10, 1<<20)
 			if err != nil || len(ws) != 1 || ws[0].ID != ids[0] || ws[0].Sender != "wanda" || ws[0].SenderDevice != "w1" || ws[0].RatchetTree != nil {
 				t.Fatalf("%+v %v", ws, err)

@@ -45,11 +45,15 @@ func (s *Server) handlePostWelcome(w http.ResponseWriter, r *http.Request, sess 
 	if m, err := mls.UnmarshalMLSMessage(q.Welcome); err != nil || m.WireFormat != mls.WireFormatWelcome {
 		return errf(http.StatusBadRequest, "invalid_welcome", "not an MLSMessage(Welcome)")
 	}
+	if err := s.welcomeQuota(r, q.Recipients, int64(len(q.Welcome)+len(q.RatchetTree))); err != nil {
+		return err
+	}
 	wl := Welcome{Sender: sess.UserID, SenderDevice: sess.DeviceID, GroupID: q.GroupID, Welcome: q.Welcome, RatchetTree: q.RatchetTree, CreatedAt: s.o.Now()}
 	ids, err := s.st.AddWelcome(r.Context(), wl, q.Recipients)
 	if err != nil {
 		return err
 	}
+	s.m.welcomes.Add(float64(len(ids)))
 	for i, rc := range q.Recipients {
 		s.hub.publish(Event{Recipient: rc, WelcomeID: ids[i]})
 	}

@@ -174,6 +174,11 @@ type Writer interface {
 	// PruneKeyPackages deletes the key packages expired at now
 	// (NotAfter < now), last-resort ones included, and returns how many.
 	PruneKeyPackages(ctx context.Context, now time.Time) (int, error)
+	// TrimKeyPackages keeps the newest keepOneTime one-time and the newest
+	// keepLastResort last-resort key packages (by CreatedAt) and deletes
+	// the others, returning how many: packages handed out by a relay and
+	// never used must not pile up.
+	TrimKeyPackages(ctx context.Context, keepOneTime, keepLastResort int) (int, error)
 
 	// PutGroup creates or replaces the group's epoch state.
 	// ErrEpochRegression if g.Epoch is lower than the stored epoch.

@@ -31,6 +31,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "spacepanda bench: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
 	o := def
 	o.MinTime = *minTime
 	o.Shapes = splitList(*shapes)

@@ -1,4 +1,5 @@
-// Command spacepanda is the SpacePanda CLI: serve, demo, conformance and bench.
+// Command spacepanda is the SpacePanda CLI: serve, relay, demo,
+// conformance, bench, loadtest, interop-client and version.
 package main
 
 import (
@@ -12,19 +13,42 @@ func main() {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, `usage: spacepanda <command> [arguments]
+	fmt.Fprintln(w, `usage: spacepanda <command> [arguments]     (spacepanda <command> --help: its flags)
 
 commands:
-  demo                three nodes on loopback, one channel, the whole flow
   serve --data DIR [--listen 127.0.0.1:PORT] [--name NAME] [--token-file F]
+        [--passphrase-file F] [--relay URL] [-v]
                       serve one identity's channels over HTTP (API v1)
+  relay (--data DIR | --postgres URL) [--listen 127.0.0.1:8480] [--url URL,...]
+        [--new-identities-per-hour N] [-v]
+                      run the relay (delivery service, relay/API.md)
+  demo [--relay] [--keep]
+                      three nodes on loopback, one channel, the whole flow
   conformance [DIR]   run the official MLS test vectors in DIR
                       (default: $MLS_TEST_VECTORS, else ../shared/testvectors)
   bench [--json] [--suites 1,2] [--sizes 2,10,...] [--trees sparse,full]
+        [--ops ...] [--time D] [-q]
                       measure commit, process, join, send and receive beside
                       the crypto floor measured in the same run
-  interop-client [--port N] [--host 127.0.0.1]
-                      serve the mlswg MLS interop interface over gRPC`)
+  loadtest [--relay-only] [--postgres URL] [--clients N] [--channels N]
+        [--members N] [--duration D] [--rate R] [--json] [--plot FILE.svg|.png]
+                      load a relay (or nodes end to end) on loopback and
+                      measure posts/s, deliveries/s and latency
+  interop-client [--port N] [--host 127.0.0.1] [--max-lifetime D]
+                      serve the mlswg MLS interop interface over gRPC
+  version             print the version`)
+}
+
+// commands are the subcommands by name.
+var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"conformance":    cmdConformance,
+	"bench":          cmdBench,
+	"serve":          cmdServe,
+	"demo":           cmdDemo,
+	"relay":          cmdRelay,
+	"loadtest":       cmdLoadtest,
+	"interop-client": cmdInteropClient,
+	"version":        cmdVersion,
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -33,24 +57,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
-	case "conformance":
-		return cmdConformance(args[1:], stdout, stderr)
-	case "bench":
-		return cmdBench(args[1:], stdout, stderr)
-	case "serve":
-		return cmdServe(args[1:], stdout, stderr)
-	case "demo":
-		return cmdDemo(args[1:], stdout, stderr)
-	case "relay":
-		return cmdRelay(args[1:], stdout, stderr)
-	case "interop-client":
-		return cmdInteropClient(args[1:], stdout, stderr)
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
-	default:
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
 		fmt.Fprintf(stderr, "spacepanda: unknown command %q\n", args[0])
 		usage(stderr)
 		return 2
 	}
+	if wantsHelp(args[1:]) {
+		// Every command's flag set prints its flags on -h (flag.ErrHelp);
+		// asking for help is a success whatever the command returns for it.
+		if code := cmd([]string{"-h"}, stdout, stdout); code == 0 || code == 2 {
+			return 0
+		}
+		return 1
+	}
+	return cmd(args[1:], stdout, stderr)
+}
+
+// wantsHelp reports a help flag among a command's flags (before "--").
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if isHelp(a) {
+			return true
+		}
+	}
+	return false
 }

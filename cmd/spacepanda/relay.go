@@ -6,13 +6,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/spacepanda/spacepanda/relay"
 )
 
 // cmdRelay runs the delivery service (relay/API.md) until SIGINT or SIGTERM.
 func cmdRelay(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return relay.Main(ctx, args, stdout, stderr)
+	return relayMain(ctx, args, stdout, stderr)
 }

@@ -33,6 +33,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "spacepanda serve: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
 	if *data == "" {
 		fmt.Fprintln(stderr, "spacepanda serve: --data is required")
 		return 2

@@ -2,9 +2,7 @@ package apidoc
 
 import "net/http"
 
-// Relay is the relay's API (relay/API.md). Routes marked Pending are
-// added by the pubgroup (groups verified by the relay) and relayops
-// (operations, quotas) branches.
+// Relay is the relay's API (relay/API.md).
 func Relay() *API {
 	gid := Str("group id, unpadded base64url (RFC 4648 §5); padded base64url and standard base64 with %2F are accepted")
 	page := []Param{
@@ -28,7 +26,7 @@ func Relay() *API {
 			Summary: "Finish a login with SignWithLabel(device key, \"SpacePanda relay login\", LoginContent)",
 			Body:    Obj("certificate", B64(""), "challenge", B64(""), "signature", B64("")),
 			Status:  200, Resp: Obj("token", Str("bearer token"), "expires_at", Time(""), "user_id", UserID(""), "device_id", Str("")),
-			Errs: Errs{400: {"invalid_certificate"}, 401: {"bad_certificate", "bad_challenge", "bad_signature"}, 403: {"device_revoked"}, 409: {"device_limit"}}},
+			Errs: Errs{400: {"invalid_certificate"}, 401: {"bad_certificate", "bad_challenge", "bad_signature"}, 403: {"device_revoked"}, 409: {"device_limit"}, 429: {"identity_quota"}}},
 		{Method: "GET", Path: "/v1/users/{user_id}/devices", ID: "userDevices", Tag: "directory",
 			Summary: "A user's unrevoked devices and its revocations (verify both: the relay is not trusted with them)",
 			Status:  200, Resp: Obj("user_id", UserID(""), "devices", Arr(Obj("device_id", Str(""), "certificate", B64("")), ""),
@@ -52,7 +50,7 @@ func Relay() *API {
 			Summary: "One key package per unrevoked device of a user (one-time ones never twice)",
 			Body:    Obj("user_id", Str("")),
 			Status:  200, Resp: Obj("key_packages", Arr(Obj("device_id", Str(""), "key_package", B64(""), "last_resort", Bool("")), "")),
-			Errs: Errs{404: {"no_key_package"}, 429: {"quota_exceeded"}}},
+			Errs: Errs{404: {"no_key_package"}, 429: {"claim_quota"}}},
 		{Method: "POST", Path: "/v1/groups", ID: "createGroup", Tag: "groups",
 			Summary: "Register a new group from its signed GroupInfo; every user in its tree becomes a reader",
 			Desc:    "The relay verifies the GroupInfo and its tree and derives group id and epoch.",
@@ -100,8 +98,8 @@ func Relay() *API {
 			Body: Obj("recipients", Arr(UserID(""), ""), "welcome", B64("MLSMessage(Welcome)"), "ratchet_tree?", B64("ratchet_tree extension"),
 				"group_id", B64("")),
 			Status: 200, Resp: Obj("ids", Arr(Int(""), "one per recipient")),
-			Errs: Errs{400: {"invalid_welcome"}, 403: {"forbidden", "recipient_not_member"}, 404: {"not_found"}, 413: {"welcome_too_large"},
-				429: {"quota_exceeded"}}},
+			Errs: Errs{400: {"invalid_welcome"}, 403: {"forbidden", "recipient_not_member"}, 404: {"not_found", "unknown_recipient"},
+				413: {"welcome_too_large", "welcome_queue_too_large"}, 429: {"welcome_queue_full"}}},
 		{Method: "GET", Path: "/v1/welcomes", ID: "readWelcomes", Tag: "welcomes",
 			Summary: "The Welcomes queued for the caller's user this device has not acknowledged, oldest first",
 			Query:   []Param{page[1], {"max_bytes", withDesc(S{"type": "integer", "minimum": 1}, "default and max 4 MiB")}},
@@ -126,15 +124,16 @@ func Relay() *API {
 			Errs: Errs{401: {"unauthorized"}, 403: {"forbidden"}, 404: {"no_mailbox"}}},
 		{Method: "GET", Path: "/v1/events", ID: "events", Tag: "events",
 			Summary: "Server-sent events: message {group_id, seq}, welcome {id}, resync {}; \":\" lines are keep-alives every 25 s",
+			Errs:    Errs{429: {"stream_quota"}},
 			Status:  200, RespType: "text/event-stream", Ext: S{"x-sse-events": S{
 				"message": Ref("MessageEvent"), "welcome": Ref("WelcomeEvent"), "resync": Ref("ResyncEvent")}}},
 		{Method: "GET", Path: "/v1/openapi.json", ID: "openapi", Tag: "meta", Public: true, Summary: "This document",
 			Status: 200, Resp: S{"type": "object"}},
-		{Method: "GET", Path: "/healthz", ID: "healthz", Tag: "meta", Public: true, Pending: "relayops", Summary: "Liveness",
+		{Method: "GET", Path: "/healthz", ID: "healthz", Tag: "meta", Public: true, Summary: "Liveness",
 			Status: 200, Resp: status("ok")},
-		{Method: "GET", Path: "/readyz", ID: "readyz", Tag: "meta", Public: true, Pending: "relayops", Summary: "Readiness: the database answers",
-			Status: 200, Resp: status("ok"), Errs: Errs{503: {"not_ready"}}},
-		{Method: "GET", Path: "/metrics", ID: "metrics", Tag: "meta", Public: true, Pending: "relayops", Summary: "Prometheus metrics",
+		{Method: "GET", Path: "/readyz", ID: "readyz", Tag: "meta", Public: true, Summary: "Readiness: the database answers",
+			Status: 200, Resp: Obj("status", Enum("", "ok"), "database", Enum("", "reachable", "unknown")), Errs: Errs{503: {"not_ready"}}},
+		{Method: "GET", Path: "/metrics", ID: "metrics", Tag: "meta", Public: true, Summary: "Prometheus metrics",
 			Status: 200, RespType: "text/plain"},
 	}
 	return &API{
@@ -162,9 +161,6 @@ func Relay() *API {
 
 func relayCommon(op *Op) Errs {
 	e := Errs{500: {"internal"}, 429: {"rate_limited"}}
-	if op.Pending == "relayops" {
-		e = Errs{}
-	}
 	if !op.Public {
 		e[401] = append(e[401], "unauthorized")
 	}

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -554,6 +555,37 @@ func (t *tx) PruneKeyPackages(ctx context.Context, now time.Time) (int, error) {
 	for ref, kp := range t.st.kps {
 		if kp.NotAfter.Before(now) {
 			delete(ownMap(t, "kps", &t.st.kps), ref)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (t *tx) TrimKeyPackages(ctx context.Context, keepOneTime, keepLastResort int) (int, error) {
+	if err := t.checkCtx(ctx); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, lr := range []bool{false, true} {
+		keep := max(keepOneTime, 0)
+		if lr {
+			keep = max(keepLastResort, 0)
+		}
+		var kps []store.KeyPackage
+		for _, kp := range t.st.kps {
+			if kp.LastResort == lr {
+				kps = append(kps, kp)
+			}
+		}
+		// Newest first, as store/sqlite orders them.
+		slices.SortFunc(kps, func(a, b store.KeyPackage) int {
+			if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+				return c
+			}
+			return bytes.Compare(b.Ref, a.Ref)
+		})
+		for _, kp := range kps[min(keep, len(kps)):] {
+			delete(ownMap(t, "kps", &t.st.kps), string(kp.Ref))
 			n++
 		}
 	}

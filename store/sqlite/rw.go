@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -41,6 +43,29 @@ func adExtPSK(id []byte) seal.AD { return seal.Bind("external_psks", "secret", i
 func adResPSK(gid []byte, epoch uint64) seal.AD {
 	return seal.Bind("resumption_psks", "secret", gid, seal.Uint64(epoch))
 }
+func adName(channelID string) seal.AD { return seal.Bind("channels", "name", []byte(channelID)) }
+func adMeta(channelID string, seq uint64) seal.AD {
+	return seal.Bind("messages", "meta", []byte(channelID), seal.Uint64(seq))
+}
+func adMessageID(channelID string) seal.AD {
+	return seal.Bind("messages", "message_id", []byte(channelID))
+}
+
+// messageMeta is what a message's row holds sealed beside its body.
+type messageMeta struct {
+	ID      string `json:"id"`
+	Sender  string `json:"sender"`
+	SentAt  int64  `json:"sent_at"`
+	ReplyTo string `json:"reply_to,omitempty"`
+	RecvAt  int64  `json:"received_at"`
+}
+
+// messageIDTag is the stored form of a message id: a keyed tag, so the
+// UNIQUE (channel_id, message_id) constraint holds without the id.
+func messageIDTag(box *seal.Box, channelID, id string) string {
+	return hex.EncodeToString(box.Tag(adMessageID(channelID), []byte(id)))
+}
+
 func adBody(channelID string, seq uint64) seal.AD {
 	return seal.Bind("messages", "body", []byte(channelID), seal.Uint64(seq))
 }
@@ -289,14 +314,21 @@ func (r reader) ResumptionPSK(ctx context.Context, groupID []byte, epoch uint64)
 	return r.open("resumption psk", adResPSK(groupID, epoch), sealed)
 }
 
-const channelCols = `channel_id, group_id, name, public, created_at, extra`
+const channelCols = `channel_id, group_id, name, public, created_at, extra, name_sealed`
 
-func scanChannel(sc interface{ Scan(...any) error }) (store.Channel, error) {
+func (r reader) scanChannel(sc interface{ Scan(...any) error }) (store.Channel, error) {
 	var c store.Channel
 	var created int64
-	var extra []byte
-	if err := sc.Scan(&c.ID, &c.GroupID, &c.Name, &c.Public, &created, &extra); err != nil {
+	var extra, sealedName []byte
+	if err := sc.Scan(&c.ID, &c.GroupID, &c.Name, &c.Public, &created, &extra, &sealedName); err != nil {
 		return store.Channel{}, err
+	}
+	if sealedName != nil {
+		name, err := r.open("channel name", adName(c.ID), sealedName)
+		if err != nil {
+			return store.Channel{}, err
+		}
+		c.Name = string(name)
 	}
 	c.CreatedAt = codec.FromTime(created)
 	if len(extra) > 0 {
@@ -312,7 +344,7 @@ func (r reader) Channel(ctx context.Context, channelID string) (store.Channel, e
 	if err := r.check(ctx); err != nil {
 		return store.Channel{}, err
 	}
-	c, err := scanChannel(r.q.QueryRowContext(ctx, `SELECT `+channelCols+` FROM channels WHERE channel_id = ?`, channelID))
+	c, err := r.scanChannel(r.q.QueryRowContext(ctx, `SELECT `+channelCols+` FROM channels WHERE channel_id = ?`, channelID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Channel{}, store.ErrChannelNotFound
 	}
@@ -325,7 +357,7 @@ func (r reader) Channel(ctx context.Context, channelID string) (store.Channel, e
 func (r reader) Channels(ctx context.Context) ([]store.Channel, error) {
 	out := []store.Channel{}
 	err := r.each(ctx, `SELECT `+channelCols+` FROM channels ORDER BY channel_id`, nil, func(rows *sql.Rows) error {
-		c, err := scanChannel(rows)
+		c, err := r.scanChannel(rows)
 		if err != nil {
 			return err
 		}
@@ -335,20 +367,31 @@ func (r reader) Channels(ctx context.Context) ([]store.Channel, error) {
 	return out, err
 }
 
-const messageCols = `seq, message_id, sender, sent_at, body, reply_to, received_at`
+const messageCols = `seq, message_id, sender, sent_at, body, reply_to, received_at, meta`
 
 func (r reader) messages(ctx context.Context, channelID, query string, args []any) ([]store.Message, error) {
 	out := []store.Message{}
 	err := r.each(ctx, query, args, func(rows *sql.Rows) error {
 		m := store.Message{ChannelID: channelID}
-		var sealed []byte
+		var sealed, sealedMeta []byte
 		var sent, received int64
-		if err := rows.Scan(&m.Seq, &m.ID, &m.Sender, &sent, &sealed, &m.ReplyTo, &received); err != nil {
+		if err := rows.Scan(&m.Seq, &m.ID, &m.Sender, &sent, &sealed, &m.ReplyTo, &received, &sealedMeta); err != nil {
 			return err
 		}
 		var err error
 		if m.Body, err = r.open("message body", adBody(channelID, m.Seq), sealed); err != nil {
 			return err
+		}
+		if sealedMeta != nil {
+			pt, err := r.open("message metadata", adMeta(channelID, m.Seq), sealedMeta)
+			if err != nil {
+				return err
+			}
+			var mm messageMeta
+			if json.Unmarshal(pt, &mm) != nil {
+				return fmt.Errorf("%w: message metadata", store.ErrCorrupt)
+			}
+			m.ID, m.Sender, sent, m.ReplyTo, received = mm.ID, mm.Sender, mm.SentAt, mm.ReplyTo, mm.RecvAt
 		}
 		m.Timestamp, m.ReceivedAt = codec.FromTime(sent), codec.FromTime(received)
 		out = append(out, m)
@@ -555,6 +598,22 @@ func (t *tx) PruneKeyPackages(ctx context.Context, now time.Time) (int, error) {
 	return n, wrap(err)
 }
 
+func (t *tx) TrimKeyPackages(ctx context.Context, keepOneTime, keepLastResort int) (int, error) {
+	total := 0
+	for _, c := range []struct {
+		lastResort bool
+		keep       int
+	}{{false, max(keepOneTime, 0)}, {true, max(keepLastResort, 0)}} {
+		n, err := t.exec(ctx, `DELETE FROM key_packages WHERE last_resort = ? AND ref NOT IN
+			(SELECT ref FROM key_packages WHERE last_resort = ? ORDER BY created_at DESC, ref DESC LIMIT ?)`, c.lastResort, c.lastResort, c.keep)
+		if err != nil {
+			return total, wrap(err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
 func (t *tx) PutGroup(ctx context.Context, g store.Group) error {
 	if err := g.Validate(); err != nil {
 		return err
@@ -673,10 +732,10 @@ func (t *tx) PutChannel(ctx context.Context, c store.Channel) error {
 		extra = []byte(c.Extra)
 	}
 	// Upsert, never INSERT OR REPLACE (which would cascade to the history).
-	_, err := t.exec(ctx, `INSERT INTO channels (`+channelCols+`) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (channel_id) DO UPDATE SET group_id = excluded.group_id, name = excluded.name,
+	_, err := t.exec(ctx, `INSERT INTO channels (`+channelCols+`) VALUES (?, ?, '', ?, ?, ?, ?)
+		ON CONFLICT (channel_id) DO UPDATE SET group_id = excluded.group_id, name = '', name_sealed = excluded.name_sealed,
 			public = excluded.public, created_at = excluded.created_at, extra = excluded.extra`,
-		c.ID, c.GroupID, c.Name, c.Public, t.stamp(c.CreatedAt), extra)
+		c.ID, c.GroupID, c.Public, t.stamp(c.CreatedAt), extra, t.box.Seal(adName(c.ID), []byte(c.Name)))
 	return wrap(err)
 }
 
@@ -696,9 +755,13 @@ func (t *tx) AppendMessage(ctx context.Context, m store.Message) (uint64, error)
 	if err != nil {
 		return 0, err
 	}
-	_, err = t.exec(ctx, `INSERT INTO messages (channel_id, `+messageCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ChannelID, int64(seq), m.ID, m.Sender, codec.Time(m.Timestamp),
-		t.box.Seal(adBody(m.ChannelID, seq), m.Body), m.ReplyTo, t.stamp(m.ReceivedAt))
+	meta, err := json.Marshal(messageMeta{ID: m.ID, Sender: m.Sender, SentAt: codec.Time(m.Timestamp), ReplyTo: m.ReplyTo, RecvAt: t.stamp(m.ReceivedAt)})
+	if err != nil {
+		return 0, err
+	}
+	_, err = t.exec(ctx, `INSERT INTO messages (channel_id, `+messageCols+`) VALUES (?, ?, ?, '', 0, ?, '', 0, ?)`,
+		m.ChannelID, int64(seq), messageIDTag(t.box, m.ChannelID, m.ID),
+		t.box.Seal(adBody(m.ChannelID, seq), m.Body), t.box.Seal(adMeta(m.ChannelID, seq), meta))
 	if err != nil {
 		if err = constraint(err, store.ErrChannelNotFound); errors.Is(err, store.ErrExists) {
 			return 0, fmt.Errorf("message: %w", err)

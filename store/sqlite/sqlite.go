@@ -42,6 +42,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/spacepanda/spacepanda/internal/sqlitefile"
 	"github.com/spacepanda/spacepanda/store"
 	"github.com/spacepanda/spacepanda/store/internal/seal"
 )
@@ -113,9 +114,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || path == ":memory:" {
 		return nil, fmt.Errorf("%w: database path %q", store.ErrInvalid, path)
 	}
-	lock, err := lockFile(path + ".lock")
-	if err != nil {
-		return nil, err
+	if err := sqlitefile.Prepare(path); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	lock, err := sqlitefile.Lock(path + ".lock")
+	if errors.Is(err, sqlitefile.ErrLocked) {
+		return nil, fmt.Errorf("%w: %w", store.ErrLocked, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	w, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {
@@ -127,7 +133,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, lock: lock}
-	if err := s.init(ctx, path, opts); err != nil {
+	err = s.init(ctx, path, opts)
+	if err == nil {
+		err = sqlitefile.Secure(path) // WAL and shared memory exist now
+	}
+	if err != nil {
 		w.Close()
 		if s.r != nil {
 			s.r.Close()
@@ -158,6 +168,9 @@ func (s *Store) init(ctx context.Context, path string, opts Options) error {
 		return err
 	}
 	s.box = box
+	if err := sealLegacy(ctx, s.w, box); err != nil {
+		return err
+	}
 	s.r, err = sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return fmt.Errorf("store: open: %w", err)

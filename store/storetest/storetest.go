@@ -30,6 +30,7 @@ func Run(t *testing.T, open Open) {
 		{"Revocations", testRevocations},
 		{"KeyPackages", testKeyPackages},
 		{"KeyPackageBatchAtomic", testKeyPackageBatchAtomic},
+		{"KeyPackageTrim", testKeyPackageTrim},
 		{"JoinTransaction", testJoinTransaction},
 		{"Groups", testGroups},
 		{"GroupBlobs", testGroupBlobs},
@@ -284,6 +285,32 @@ func testKeyPackages(t *testing.T, s store.Store) {
 		_, err := s.KeyPackage(ctx, B(ref))
 		if (err == nil) != want {
 			t.Errorf("after prune, KeyPackage(%s) err = %v", ref, err)
+		}
+	}
+}
+
+func testKeyPackageTrim(t *testing.T, s store.Store) {
+	exp := t0.Add(time.Hour)
+	var kps []store.KeyPackage
+	for i, name := range []string{"a", "b", "c", "d"} {
+		kp := NewKeyPackage(name, exp, false)
+		kp.CreatedAt = t0.Add(time.Duration(i) * time.Minute)
+		kps = append(kps, kp)
+	}
+	for i, name := range []string{"lr1", "lr2"} {
+		kp := NewKeyPackage(name, exp, true)
+		kp.CreatedAt = t0.Add(time.Duration(i) * time.Minute)
+		kps = append(kps, kp)
+	}
+	update(t, s, func(tx store.Tx) error { return tx.PutKeyPackages(ctx, kps...) })
+	var n int
+	update(t, s, func(tx store.Tx) (err error) { n, err = tx.TrimKeyPackages(ctx, 2, 1); return err })
+	if n != 3 {
+		t.Fatalf("TrimKeyPackages = %d, want 3", n)
+	}
+	for ref, want := range map[string]bool{"ref-a": false, "ref-b": false, "ref-c": true, "ref-d": true, "ref-lr1": false, "ref-lr2": true} {
+		if _, err := s.KeyPackage(ctx, B(ref)); (err == nil) != want {
+			t.Errorf("after trim, KeyPackage(%s) err = %v", ref, err)
 		}
 	}
 }

@@ -7,7 +7,9 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,6 +43,7 @@ var (
 // concurrent use.
 type Box struct {
 	aead cipher.AEAD
+	tag  []byte // HMAC key of Tag, derived from the data key
 }
 
 // New returns a Box for a KeySize-byte key.
@@ -56,7 +59,19 @@ func New(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Box{aead: aead}, nil
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("spacepanda/store/v1 tag key"))
+	return &Box{aead: aead, tag: m.Sum(nil)}, nil
+}
+
+// Tag is a deterministic keyed hash (HMAC-SHA256) of value bound to ad: it
+// lets the database enforce uniqueness of a value it never sees (equal
+// values have equal tags; nothing else is learnt without the key).
+func (b *Box) Tag(ad AD, value []byte) []byte {
+	m := hmac.New(sha256.New, b.tag)
+	m.Write(appendPart(nil, ad))
+	m.Write(value)
+	return m.Sum(nil)
 }
 
 // Seal encrypts plaintext with a fresh random nonce, bound to ad.

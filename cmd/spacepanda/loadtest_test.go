@@ -1,0 +1,53 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestLoadtest runs `spacepanda loadtest --json` briefly in both modes (end
+// to end: a relay and three node processes) and checks the object: every
+// post was delivered to every other member, the figures are there, and
+// the plot was written.
+func TestLoadtest(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		args    []string
+		mode    string
+		perPost int64
+	}{
+		{"relay-only", []string{"--relay-only", "--clients", "4"}, "relay-only", 1},
+		{"end-to-end", []string{"--clients", "3", "--channels", "1", "--members", "3", "--rate", "20"}, "end-to-end", 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			plot := filepath.Join(t.TempDir(), "lat.svg")
+			args := append([]string{"loadtest", "--duration", "2s", "--json", "--plot", plot}, c.args...)
+			code, out, stderr := runSelf(t, 3*time.Minute, args...)
+			if code != 0 {
+				t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, stderr)
+			}
+			var r map[string]any
+			if err := json.Unmarshal([]byte(out), &r); err != nil {
+				t.Fatalf("not one JSON object: %q", out)
+			}
+			for _, k := range []string{"mode", "backend", "clients", "duration_s", "posts_per_s", "delivered_per_s", "p50_ms", "p99_ms"} {
+				if _, ok := r[k]; !ok {
+					t.Errorf("no %q in %s", k, out)
+				}
+			}
+			posts, deliv := int64(r["posts"].(float64)), int64(r["delivered"].(float64))
+			if r["mode"] != c.mode || r["backend"] != "sqlite" || posts == 0 || deliv < posts*c.perPost || r["post_errors"].(float64) != 0 {
+				t.Fatalf("result %s", out)
+			}
+			if st, err := os.Stat(plot); err != nil || st.Size() == 0 {
+				t.Fatalf("plot: %v", err)
+			}
+			t.Logf("%s", out)
+		})
+	}
+}

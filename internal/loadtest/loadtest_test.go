@@ -1,0 +1,76 @@
+package loadtest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRelayOnly runs the relay-only mode briefly on each backend: every
+// post is delivered, figures are filled in, both plots are written.
+func TestRelayOnly(t *testing.T) {
+	backends := map[string]string{"sqlite": ""}
+	if u := os.Getenv("SPACEPANDA_TEST_POSTGRES"); u != "" {
+		backends["postgres"] = u
+	}
+	for name, pg := range backends {
+		t.Run(name, func(t *testing.T) {
+			var progress strings.Builder
+			res, err := Run(context.Background(), Config{RelayOnly: true, Postgres: pg, Clients: 4, Duration: 2 * time.Second,
+				Dir: t.TempDir(), Progress: &progress})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkResult(t, res, "relay-only", name, 1)
+			if !strings.Contains(progress.String(), "loadtest:") {
+				t.Errorf("no progress line: %q", progress.String())
+			}
+			for _, f := range []string{"lat.svg", "lat.png"} {
+				p := filepath.Join(t.TempDir(), f)
+				if err := Plot(res, p); err != nil {
+					t.Fatal(err)
+				}
+				b, err := os.ReadFile(p)
+				if err != nil || len(b) < 100 {
+					t.Fatalf("%s: %d bytes, %v", f, len(b), err)
+				}
+			}
+			if err := Plot(res, filepath.Join(t.TempDir(), "lat.gif")); err == nil {
+				t.Error("a .gif plot was accepted")
+			}
+		})
+	}
+}
+
+func checkResult(t *testing.T, res *Result, mode, backend string, perPost int64) {
+	t.Helper()
+	t.Logf("%+v", *res)
+	if res.Mode != mode || res.Backend != backend {
+		t.Fatalf("mode %q backend %q", res.Mode, res.Backend)
+	}
+	if res.Posts == 0 || res.PostErrors != 0 {
+		t.Fatalf("%d posts, %d errors", res.Posts, res.PostErrors)
+	}
+	if res.Delivered < res.Posts*perPost {
+		t.Fatalf("%d delivered of %d posts (x%d)", res.Delivered, res.Posts, perPost)
+	}
+	if res.P50 <= 0 || res.P99 < res.P50 || res.PostsPS <= 0 || res.DeliverPS <= 0 {
+		t.Fatalf("figures: %+v", *res)
+	}
+}
+
+func TestConfigRefused(t *testing.T) {
+	for _, c := range []Config{
+		{RelayOnly: true, Clients: 0, Duration: time.Second},
+		{RelayOnly: true, Clients: 1, Duration: 0},
+		{RelayOnly: true, Clients: 1, Duration: time.Second, Rate: -1},
+		{Clients: 3, Duration: time.Second}, // end to end without a binary
+	} {
+		if _, err := Run(context.Background(), c); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}

@@ -1,0 +1,315 @@
+package loadtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// runNodes starts a relay and cfg.Clients nodes as processes, sets up
+// cfg.Channels channels of cfg.Members nodes each, and has every node send
+// to its channels through its HTTP API; every other member polls its
+// history and records each message's latency (the send time travels in
+// the text).
+func runNodes(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Exe == "" {
+		return nil, errors.New("loadtest: end to end needs the spacepanda binary")
+	}
+	if cfg.Channels < 1 {
+		cfg.Channels = max(1, cfg.Clients/2)
+	}
+	if cfg.Members < 2 {
+		cfg.Members = 3
+	}
+	cfg.Members = min(cfg.Members, cfg.Clients)
+	if cfg.Members < 2 {
+		return nil, errors.New("loadtest: end to end needs at least 2 nodes")
+	}
+	dir, rm := cfg.Dir, func() {}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "spacepanda-loadtest-")
+		if err != nil {
+			return nil, err
+		}
+		dir, rm = d, func() { os.RemoveAll(d) }
+	}
+	defer rm()
+	backend := "sqlite"
+	// Every node is a new identity from loopback.
+	args := []string{"relay", "--listen", "127.0.0.1:0", "--new-identities-per-hour", strconv.Itoa(cfg.Clients + 20)}
+	if cfg.Postgres != "" {
+		backend, args = "postgres", append(args, "--postgres", cfg.Postgres)
+	} else {
+		args = append(args, "--data", filepath.Join(dir, "relay"))
+	}
+	relayURL, stopRelay, err := startProc(ctx, cfg.Exe, args, "spacepanda relay serving on ")
+	if err != nil {
+		return nil, err
+	}
+	defer stopRelay()
+	nodes := make([]*nodeProc, cfg.Clients)
+	for i := range nodes {
+		name := fmt.Sprintf("n%d", i)
+		base, stop, err := startProc(ctx, cfg.Exe, []string{"serve", "--data", filepath.Join(dir, name), "--listen", "127.0.0.1:0",
+			"--name", name, "--relay", relayURL}, " serving on ")
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		n := &nodeProc{base: base, hc: &http.Client{Timeout: 30 * time.Second}}
+		var id struct {
+			UserID string `json:"user_id"`
+		}
+		if err := n.call(ctx, "GET", "/v1/identity", nil, &id); err != nil {
+			return nil, err
+		}
+		n.user = id.UserID
+		nodes[i] = n
+	}
+	type channel struct {
+		id      string
+		members []int
+	}
+	chans := make([]channel, cfg.Channels)
+	for c := range chans {
+		owner := c % len(nodes)
+		var ch struct {
+			ChannelID string `json:"channel_id"`
+		}
+		if err := nodes[owner].call(ctx, "POST", "/v1/channels", map[string]any{"name": ChannelName(c)}, &ch); err != nil {
+			return nil, fmt.Errorf("loadtest: create channel: %w", err)
+		}
+		chans[c] = channel{id: ch.ChannelID, members: []int{owner}}
+		for k := 1; k < cfg.Members; k++ {
+			m := (owner + k) % len(nodes)
+			p := "/v1/channels/" + url.PathEscape(ch.ChannelID)
+			if err := nodes[owner].call(ctx, "POST", p+"/invites", map[string]any{"user_id": nodes[m].user}, nil); err != nil {
+				return nil, fmt.Errorf("loadtest: invite: %w", err)
+			}
+			if err := poll(ctx, 60*time.Second, func() bool { return nodes[m].call(ctx, "GET", p, nil, nil) == nil }); err != nil {
+				return nil, fmt.Errorf("loadtest: node %d did not join channel %d: %w", m, c, err)
+			}
+			chans[c].members = append(chans[c].members, m)
+		}
+	}
+	for i, n := range nodes {
+		for _, c := range chans {
+			for _, m := range c.members {
+				if m == i {
+					n.chans = append(n.chans, c.id)
+				}
+			}
+		}
+	}
+
+	rec := newRecorder()
+	runCtx, stop := context.WithTimeout(ctx, cfg.Duration)
+	defer stop()
+	readCtx, stopReaders := context.WithCancel(ctx)
+	defer stopReaders()
+	var wg, readers sync.WaitGroup
+	wg.Go(func() { progress(runCtx, cfg.Progress, rec, cfg.Duration) })
+	for i, n := range nodes {
+		if len(n.chans) == 0 {
+			continue
+		}
+		readers.Go(func() { n.readHistories(readCtx, i, rec) })
+		wg.Go(func() {
+			pace := pacer(cfg.Rate, len(nodes))
+			for k := 0; pace(runCtx); k++ {
+				ch := n.chans[k%len(n.chans)]
+				sent := time.Now()
+				text := fmt.Sprintf("lt %d %d %d", sent.UnixNano(), i, k)
+				err := n.call(runCtx, "POST", "/v1/channels/"+url.PathEscape(ch)+"/messages", map[string]any{"text": text}, nil)
+				if runCtx.Err() != nil {
+					return
+				}
+				rec.posted(sent, err)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(rec.start)
+	// Every post reaches Members-1 others.
+	want := func() bool {
+		p, _, d := rec.counts()
+		return d >= p*(cfg.Members-1)
+	}
+	poll(ctx, 10*time.Second, want)
+	stopReaders()
+	readers.Wait()
+	res := rec.result("end-to-end", backend, cfg, elapsed)
+	return res, nil
+}
+
+type nodeProc struct {
+	base  string
+	user  string
+	hc    *http.Client
+	chans []string
+}
+
+// call sends a JSON request; any 2xx is success.
+func (n *nodeProc) call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, n.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := n.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(data[:min(len(data), 200)])))
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// readHistories polls the node's channels for new messages from others.
+func (n *nodeProc) readHistories(ctx context.Context, self int, rec *recorder) {
+	after := make([]uint64, len(n.chans))
+	for ctx.Err() == nil {
+		for i, ch := range n.chans {
+			var page struct {
+				Messages []struct {
+					Seq  uint64 `json:"seq"`
+					Text string `json:"text"`
+				} `json:"messages"`
+			}
+			q := "?limit=1000&after=" + strconv.FormatUint(after[i], 10)
+			if err := n.call(ctx, "GET", "/v1/channels/"+url.PathEscape(ch)+"/messages"+q, nil, &page); err != nil {
+				continue
+			}
+			for _, m := range page.Messages {
+				after[i] = max(after[i], m.Seq)
+				f := strings.Fields(m.Text)
+				if len(f) != 4 || f[0] != "lt" || f[2] == strconv.Itoa(self) {
+					continue
+				}
+				if ns, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					rec.delivered(time.Unix(0, ns))
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// poll calls cond until it holds or d passes.
+func poll(ctx context.Context, d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v", d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// startProc starts exe args and returns the URL its first stdout line
+// gives after marker, and a stop function (SIGTERM, then kill after 5 s).
+func startProc(ctx context.Context, exe string, args []string, marker string) (string, func(), error) {
+	cmd := exec.Command(exe, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &limitedBuffer{b: &stderr, max: 64 << 10}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case l := <-line:
+		if _, u, ok := strings.Cut(l, marker); ok {
+			return strings.TrimSpace(u), stop, nil
+		}
+		stop()
+		return "", nil, fmt.Errorf("loadtest: %s did not start (first line %q)", args[0], l)
+	case <-time.After(30 * time.Second):
+	case <-ctx.Done():
+	}
+	stop()
+	return "", nil, fmt.Errorf("loadtest: %s did not start within 30s", args[0])
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if room := l.max - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// ChannelName is the name of the run's channel c (tests look for it on
+// the relay's disk).
+func ChannelName(c int) string { return fmt.Sprintf("loadtest channel %d name", c) }

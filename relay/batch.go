@@ -1,0 +1,203 @@
+package relay
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Group commit. Concurrent appends are collected by a batcher goroutine
+// and written in one transaction, so that they share one commit and one
+// fsync (SQLite: walsync.go; PostgreSQL: its commit flush). A request is
+// answered only after the transaction holding it is durable: the
+// durability of an answered post is that of a single-post transaction.
+//
+// Ordering is unchanged: inside the batch transaction each group's row is
+// locked (SELECT ... FOR UPDATE on PostgreSQL) before its first entry and
+// held to the commit, so the one-commit-per-epoch decision is still taken
+// in the database and holds across relay processes. Entries are applied in
+// group id order (stable: a group's entries keep their arrival order), so
+// every batch of every process takes its row locks in the same order and
+// two batches cannot deadlock. A refused entry (commit conflict, future
+// epoch, not a member) is refused before it writes anything, or inside a
+// savepoint rolled back on refusal; it fails only itself. A database
+// failure inside a batch makes the batcher retry each entry of the batch
+// alone, so one entry's failure never fails the others.
+
+// Batching defaults: a batch closes when it holds batchMax entries or
+// batchWindow after its first entry, whichever comes first.
+const (
+	batchMax    = 256
+	batchWindow = 300 * time.Microsecond
+)
+
+type appendReq struct {
+	ctx  context.Context
+	m    Message
+	hook func(tx *sql.Tx, seq int64) error // appendWith's; never batched
+	done chan appendRes                    // buffered (1)
+}
+
+type appendRes struct {
+	seq int64
+	cur uint64
+	err error
+}
+
+// batcher runs the appends of one sqlStore through n lanes; a group
+// always goes to the same lane, which keeps its entries in arrival order.
+type batcher struct {
+	s     *sqlStore
+	lanes []chan appendReq
+	quit  chan struct{}
+	wg    sync.WaitGroup
+	// mu: submitters hold it shared while they queue, close exclusively,
+	// so nothing is queued after the lanes stop.
+	mu     sync.RWMutex
+	closed bool
+	max    int
+	win    time.Duration
+}
+
+func newBatcher(s *sqlStore, lanes int) *batcher {
+	b := &batcher{s: s, quit: make(chan struct{}), max: batchMax, win: batchWindow}
+	for range lanes {
+		ch := make(chan appendReq, batchMax)
+		b.lanes = append(b.lanes, ch)
+		b.wg.Go(func() { b.run(ch) })
+	}
+	return b
+}
+
+// errClosed answers appends submitted after Close.
+var errClosed = errors.New("relay: store closed")
+
+func (b *batcher) submit(ctx context.Context, m Message) (int64, uint64, error) {
+	h := fnv.New32a()
+	h.Write(m.GroupID)
+	lane := b.lanes[int(h.Sum32()%uint32(len(b.lanes)))]
+	req := appendReq{ctx: ctx, m: m, done: make(chan appendRes, 1)}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return 0, 0, errClosed
+	}
+	select {
+	case lane <- req:
+		b.mu.RUnlock()
+	case <-ctx.Done():
+		b.mu.RUnlock()
+		return 0, 0, ctx.Err()
+	}
+	// Once queued the entry is written or refused whatever the caller's
+	// context does; the answer is waited for so that a success is never
+	// reported as a failure.
+	r := <-req.done
+	return r.seq, r.cur, r.err
+}
+
+func (b *batcher) close() {
+	b.mu.Lock()
+	was := b.closed
+	b.closed = true
+	b.mu.Unlock()
+	if was {
+		return
+	}
+	close(b.quit)
+	b.wg.Wait()
+}
+
+// run collects batches from ch until quit, answering every queued request
+// (after quit: with errClosed).
+func (b *batcher) run(ch chan appendReq) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	batch := make([]appendReq, 0, b.max)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-ch:
+			batch = append(batch, r)
+		case <-b.quit:
+			for {
+				select {
+				case r := <-ch:
+					r.done <- appendRes{err: errClosed}
+				default:
+					return
+				}
+			}
+		}
+		timer.Reset(b.win)
+	collect:
+		for len(batch) < b.max {
+			select {
+			case r := <-ch:
+				batch = append(batch, r)
+			case <-timer.C:
+				break collect
+			case <-b.quit:
+				break collect
+			}
+		}
+		timer.Stop()
+		b.s.appendBatch(batch)
+	}
+}
+
+// appendBatch writes batch in one transaction and answers each entry
+// once it is durable; on a database failure it writes each entry alone.
+func (s *sqlStore) appendBatch(batch []appendReq) {
+	live := make([]appendReq, 0, len(batch))
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- appendRes{err: err} // the caller left before its turn
+			continue
+		}
+		live = append(live, r)
+	}
+	slices.SortStableFunc(live, func(a, b appendReq) int { return bytesCompare(a.m.GroupID, b.m.GroupID) })
+	res, groups, err := s.appendTx(context.Background(), live)
+	if err != nil && len(live) > 1 {
+		res = make([]appendRes, len(live))
+		groups = nil
+		for i, r := range live {
+			one, g, err := s.appendTx(context.Background(), []appendReq{r})
+			if err != nil {
+				res[i] = appendRes{err: err}
+				continue
+			}
+			res[i] = one[0]
+			groups = append(groups, g...)
+		}
+		err = nil
+	}
+	answer := func(ferr error) {
+		s.settle(groups)
+		for i, r := range live {
+			switch {
+			case err != nil:
+				r.done <- appendRes{err: err}
+			case ferr != nil && res[i].err == nil:
+				r.done <- appendRes{err: fmt.Errorf("relay: %s: fsync: %w", s.d.name, ferr)}
+			default:
+				r.done <- res[i]
+			}
+		}
+	}
+	if s.flush == nil || err != nil {
+		answer(nil)
+		return
+	}
+	s.flush.after(answer)
+}
+
+func bytesCompare(a, b []byte) int {
+	return slices.Compare(a, b)
+}
