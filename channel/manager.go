@@ -25,7 +25,8 @@ type Options struct {
 	// negative: invites do not expire).
 	InviteTTL time.Duration
 	// CommitPoster, when set, receives every commit of this member before
-	// it is merged (see WithCommitPoster); nil: commits merge at once.
+	// it is merged; nil: commits merge at once. It applies to the MLS
+	// adapter (NewMLSGroupProvider); other GroupProviders merge at once.
 	CommitPoster CommitPoster
 	// NoRoles makes CreateChannel create plain RFC 9420 groups: no roles
 	// and no GroupContext extensions, so any RFC 9420 client (e.g. ts-mls,
@@ -49,8 +50,6 @@ type Manager struct {
 	now  func() time.Time
 	rand io.Reader
 	ttl  time.Duration
-	// poster is Options.CommitPoster.
-	poster CommitPoster
 	// noRoles is Options.NoRoles.
 	noRoles bool
 	// tx is gp when its state lives in st: history rows are then written
@@ -65,7 +64,10 @@ type Manager struct {
 // history in st (the identity's own store).
 func NewManager(gp GroupProvider, st store.Store, o Options) *Manager {
 	m := &Manager{gp: gp, st: st, now: o.Now, rand: o.Rand, ttl: o.InviteTTL, locks: map[string]*sync.Mutex{},
-		poster: o.CommitPoster, noRoles: o.NoRoles}
+		noRoles: o.NoRoles}
+	if a, ok := gp.(*mlsGroupProvider); ok && o.CommitPoster != nil {
+		m.gp = &mlsGroupProvider{p: a.p, post: o.CommitPoster}
+	}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -168,6 +170,22 @@ func (m *Manager) randomBytes(n int) ([]byte, error) {
 
 // CreateChannel creates a channel whose only member is us.
 func (m *Manager) CreateChannel(ctx context.Context, name string, public bool) (*Descriptor, error) {
+	return m.CreateChannelWith(ctx, CreateOptions{Name: name, Public: public, NoRoles: m.noRoles})
+}
+
+// CreateOptions say what channel CreateChannelWith makes.
+type CreateOptions struct {
+	Name   string
+	Public bool
+	// NoRoles makes this channel a plain RFC 9420 group (see
+	// Options.NoRoles), whatever the Manager's default.
+	NoRoles bool
+}
+
+// CreateChannelWith creates a channel whose only member is us, with or
+// without roles.
+func (m *Manager) CreateChannelWith(ctx context.Context, o CreateOptions) (*Descriptor, error) {
+	name, public := o.Name, o.Public
 	if len(name) > MaxNameLen {
 		return nil, fmt.Errorf("%w: channel name longer than %d bytes", ErrInvalidEncoding, MaxNameLen)
 	}
@@ -178,7 +196,7 @@ func (m *Manager) CreateChannel(ctx context.Context, name string, public bool) (
 	d := &Descriptor{ID: ChannelID(gid), GroupID: gid, Name: name, Public: public, CreatedAt: m.now().UTC().Truncate(time.Millisecond)}
 	defer m.lock(d.ID)()
 	create := m.gp.CreateGroup
-	if pc, ok := m.gp.(plainGroupCreator); ok && m.noRoles {
+	if pc, ok := m.gp.(plainGroupCreator); ok && o.NoRoles {
 		create = pc.CreatePlainGroup
 	}
 	if err := create(ctx, gid); err != nil {
@@ -261,9 +279,9 @@ func (m *Manager) addLeaves(ctx context.Context, channelID string, keyPackages [
 	}
 	var res *AddResult
 	if rp, ok := m.gp.(RoleProvider); ok {
-		res, err = rp.AddMembersWithRole(m.withPoster(ctx), d.GroupID, keyPackages, info, role)
+		res, err = rp.AddMembersWithRole(ctx, d.GroupID, keyPackages, info, role)
 	} else {
-		res, err = m.gp.AddMembers(m.withPoster(ctx), d.GroupID, keyPackages, info)
+		res, err = m.gp.AddMembers(ctx, d.GroupID, keyPackages, info)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("channel %s: invite: %w", channelID, err)
@@ -695,7 +713,7 @@ func (m *Manager) SelfUpdate(ctx context.Context, channelID string) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	c, err := m.gp.SelfUpdate(m.withPoster(ctx), d.GroupID)
+	c, err := m.gp.SelfUpdate(ctx, d.GroupID)
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: update: %w", channelID, m.mapErr(err))
 	}
@@ -707,6 +725,16 @@ func (m *Manager) SelfUpdate(ctx context.Context, channelID string) ([]byte, err
 // forgets the channel locally: its group state and its history. The
 // proposal goes to every other member.
 func (m *Manager) Leave(ctx context.Context, channelID string) ([]byte, error) {
+	return m.leave(ctx, channelID, false)
+}
+
+// Depart is Leave keeping the channel's descriptor and history (the sync
+// engine lists the channel as left).
+func (m *Manager) Depart(ctx context.Context, channelID string) ([]byte, error) {
+	return m.leave(ctx, channelID, true)
+}
+
+func (m *Manager) leave(ctx context.Context, channelID string, keep bool) ([]byte, error) {
 	defer m.lock(channelID)()
 	d, err := m.Channel(ctx, channelID)
 	if err != nil {
@@ -732,6 +760,9 @@ func (m *Manager) Leave(ctx context.Context, channelID string) ([]byte, error) {
 		if err := m.gp.ForgetGroup(ctx, d.GroupID); err != nil {
 			return nil, fmt.Errorf("channel %s: leave: %w", channelID, err)
 		}
+	}
+	if keep {
+		return prop, nil
 	}
 	if err := m.st.Update(ctx, func(tx store.Tx) error { return tx.DeleteChannel(ctx, channelID) }); err != nil {
 		return nil, fmt.Errorf("channel %s: leave: %w", channelID, err)

@@ -344,6 +344,7 @@ func downgradeToV1(t *testing.T, path string) {
 		`ALTER TABLE identity DROP COLUMN private_identity`,
 		`ALTER TABLE identity DROP COLUMN display_name`,
 		`DROP TABLE revocations`,
+		`DROP TABLE client_records`,
 		`DELETE FROM schema_migrations WHERE version > 1`,
 	} {
 		if _, err := raw.Exec(q); err != nil {

@@ -122,6 +122,18 @@ CREATE TABLE revocations (
 	PRIMARY KEY (identity_key, device_id)
 ) STRICT, WITHOUT ROWID;
 `,
+	// 3: records of the sync engine (package client): the outbox,
+	// contacts, pending invitations. value is sealed; kind and id are the
+	// engine's own names (message ids, user ids), seq keeps insertion order.
+	`
+CREATE TABLE client_records (
+	seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind  TEXT NOT NULL,
+	id    TEXT NOT NULL,
+	value BLOB NOT NULL,                    -- sealed
+	UNIQUE (kind, id)
+) STRICT;
+`,
 }
 
 // migrate brings the schema to the newest version in one transaction, or
@@ -164,4 +176,4 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 }
 
 // SchemaVersion is the schema version this program writes.
-const SchemaVersion = 2
+const SchemaVersion = 3

@@ -1,0 +1,309 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/spacepanda/spacepanda/channel"
+	relayclient "github.com/spacepanda/spacepanda/relay/client"
+)
+
+// follower reads one group's log in order and processes it.
+type follower struct {
+	c    *Client
+	d    *channel.Descriptor
+	stop context.CancelFunc
+
+	mu     sync.Mutex // serialises processing; never held while waiting
+	cursor uint64     // last processed (or held) seq
+	saved  uint64     // cursor last saved at the relay
+	// start is the epoch we were in when following began: entries of
+	// older epochs predate us and are skipped without a report.
+	start     uint64
+	savedAt   time.Time
+	held      []relayclient.Entry
+	heldBytes int
+	done      bool
+}
+
+// Progress is how far a channel's log has been read.
+type Progress struct {
+	ChannelID string
+	Cursor    uint64
+	Held      int
+	Done      bool
+}
+
+// Progress lists the followed channels.
+func (c *Client) Progress() []Progress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Progress
+	for id, f := range c.followers {
+		f.mu.Lock()
+		out = append(out, Progress{ChannelID: id, Cursor: f.cursor, Held: len(f.held), Done: f.done})
+		f.mu.Unlock()
+	}
+	return out
+}
+
+// follow starts following d's log (once while it runs).
+func (c *Client) follow(d *channel.Descriptor) *follower {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.followers[d.ID]; ok {
+		return f
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	f := &follower{c: c, d: d, stop: cancel}
+	f.start, _ = c.mgr.Epoch(ctx, d.ID)
+	c.followers[d.ID] = f
+	c.wg.Add(1)
+	go f.run(ctx)
+	return f
+}
+
+// unfollow forgets a finished follower (a later join starts a new one).
+func (c *Client) unfollow(f *follower) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.followers[f.d.ID] == f {
+		delete(c.followers, f.d.ID)
+	}
+}
+
+func (f *follower) run(ctx context.Context) {
+	c := f.c
+	defer c.wg.Done()
+	defer f.stop()
+	defer c.unfollow(f)
+	for ctx.Err() == nil {
+		cur, err := c.relay.Cursor(ctx, f.d.GroupID)
+		c.noteRelay(ctx, err)
+		if err == nil {
+			f.mu.Lock()
+			f.cursor, f.saved = max(f.cursor, cur), cur
+			f.mu.Unlock()
+			break
+		}
+		if errors.Is(err, relayclient.ErrForbidden) {
+			f.lostAccess(ctx)
+			return
+		}
+		if errors.Is(err, relayclient.ErrNotFound) {
+			c.log.Warn("channel unknown to the relay", "channel", f.d.ID)
+			return
+		}
+		if !sleepCtx(ctx, time.Second) {
+			return
+		}
+	}
+	for ctx.Err() == nil {
+		f.mu.Lock()
+		after, done := f.cursor, f.done
+		f.mu.Unlock()
+		if done {
+			return
+		}
+		es, next, err := c.relay.Messages(ctx, f.d.GroupID, relayclient.Page{After: after, Wait: c.cfg.Wait})
+		c.noteRelay(ctx, err)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, relayclient.ErrForbidden) {
+				f.lostAccess(ctx)
+				return
+			}
+			c.log.Warn("reading the log failed", "channel", f.d.ID, "err", err)
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		f.mu.Lock()
+		f.process(ctx, es)
+		if !f.done {
+			f.cursor = max(f.cursor, next)
+		}
+		f.mu.Unlock()
+		if len(es) == 0 || time.Since(f.savedAt) > time.Second {
+			f.saveCursor(ctx)
+			f.savedAt = time.Now()
+		}
+	}
+}
+
+// lostAccess handles a 403 on the log: the relay no longer counts us a
+// member. The channel is removed; a new Welcome starts a new follower.
+func (f *follower) lostAccess(ctx context.Context) {
+	c := f.c
+	c.log.Info("no longer a reader of the channel's log", "channel", f.d.ID)
+	if st, err := c.channelState(ctx, f.d.ID); err == nil && st.State == StateActive {
+		_ = c.p.ForgetGroup(ctx, f.d.GroupID)
+		_ = c.setState(ctx, f.d.ID, ChannelState{State: StateRemoved})
+	}
+}
+
+// pull reads and processes what is in the log now (no waiting).
+func (f *follower) pull(ctx context.Context) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	es, _, err := f.c.relay.Messages(ctx, f.d.GroupID, relayclient.Page{After: f.cursor})
+	if err != nil {
+		return 0, err
+	}
+	f.process(ctx, es)
+	return len(es), nil
+}
+
+// process handles entries in log order (f.mu held). An application
+// message or proposal for an epoch we have not reached is held, within
+// the bounds, until the commit that starts it has been processed.
+func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
+	c, me := f.c, string(f.c.p.UserID())
+	var batch []relayclient.Entry
+	for _, e := range es {
+		if e.Seq <= f.cursor || f.done {
+			continue
+		}
+		f.cursor = e.Seq
+		if e.Sender == me && e.Kind != relayclient.KindCommit {
+			continue // our own message, already in our history
+		}
+		ep, err := c.mgr.Epoch(ctx, f.d.ID)
+		if err != nil {
+			f.receive(ctx, batch)
+			c.log.Warn("channel state unavailable", "channel", f.d.ID, "err", err)
+			f.done = true
+			return
+		}
+		if e.Epoch < f.start {
+			continue // before we joined
+		}
+		if e.Kind != relayclient.KindCommit && e.Epoch > ep {
+			f.hold(e)
+			continue
+		}
+		if e.Kind == relayclient.KindCommit && e.Epoch != ep {
+			if e.Epoch > ep {
+				c.log.Warn("commit for a future epoch: a commit is missing", "channel", f.d.ID, "seq", e.Seq, "epoch", e.Epoch, "ours", ep)
+				f.skipped(ctx, e, errf(ErrUnprocessable, "commit for epoch %d, we are in %d", e.Epoch, ep))
+			}
+			continue
+		}
+		batch = append(batch, e)
+		if e.Kind == relayclient.KindCommit {
+			f.receive(ctx, batch)
+			batch = nil
+			f.release(ctx)
+		}
+	}
+	f.receive(ctx, batch)
+}
+
+// ErrUnprocessable is a log entry that could not be processed (reported
+// and skipped).
+var ErrUnprocessable = errors.New("client: log entry not processable")
+
+// ErrHeldOverflow is a future-epoch message dropped over the bounds.
+var ErrHeldOverflow = errors.New("client: too many messages held for a future epoch")
+
+// hold keeps a future-epoch entry, dropping the oldest held ones beyond
+// the count and byte bounds (reported).
+func (f *follower) hold(e relayclient.Entry) {
+	lim := f.c.cfg.Limits
+	f.held = append(f.held, e)
+	f.heldBytes += len(e.Message)
+	for len(f.held) > 0 && (len(f.held) > lim.HeldCount || f.heldBytes > lim.HeldBytes) {
+		old := f.held[0]
+		f.held = f.held[1:]
+		f.heldBytes -= len(old.Message)
+		f.c.mu.Lock()
+		f.c.stats.HeldDropped++
+		f.c.mu.Unlock()
+		f.skipped(context.Background(), old, errf(ErrHeldOverflow, "epoch %d", old.Epoch))
+	}
+}
+
+// skipped reports an entry that will not be processed.
+func (f *follower) skipped(ctx context.Context, e relayclient.Entry, err error) {
+	c := f.c
+	c.mu.Lock()
+	c.stats.EntriesSkipped++
+	c.mu.Unlock()
+	c.log.Log(ctx, slog.LevelWarn, "skipping a log entry", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "sender", e.Sender, "err", err)
+	c.emit(EventDelivery, f.d.ID, map[string]any{"status": "skipped", "seq": e.Seq, "kind": e.Kind, "sender": e.Sender, "error": err.Error()})
+}
+
+// release processes the held messages whose epoch has come.
+func (f *follower) release(ctx context.Context) {
+	for len(f.held) > 0 && !f.done {
+		ep, err := f.c.mgr.Epoch(ctx, f.d.ID)
+		if err != nil {
+			return
+		}
+		var keep, ready []relayclient.Entry
+		f.heldBytes = 0
+		for _, e := range f.held {
+			if e.Epoch <= ep {
+				ready = append(ready, e)
+			} else {
+				keep = append(keep, e)
+				f.heldBytes += len(e.Message)
+			}
+		}
+		f.held = keep
+		if len(ready) == 0 {
+			return
+		}
+		f.receive(ctx, ready)
+	}
+}
+
+// receive receives entries in order, in one batch.
+func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
+	if len(es) == 0 || f.done {
+		return
+	}
+	c := f.c
+	msgs := make([][]byte, len(es))
+	for i, e := range es {
+		msgs[i] = e.Message
+	}
+	for i, res := range c.mgr.ReceiveBatchFor(ctx, f.d.ID, msgs) {
+		e := es[i]
+		if res.Err != nil {
+			if e.Sender == string(c.p.UserID()) {
+				continue // our own commit, merged while we read it
+			}
+			f.skipped(ctx, e, errors.Join(ErrUnprocessable, res.Err))
+			continue
+		}
+		if c.handle(ctx, res.Event) {
+			f.done = true
+		}
+	}
+}
+
+// saveCursor stores the read position at the relay: the last processed
+// entry, or just before the oldest held one.
+func (f *follower) saveCursor(ctx context.Context) {
+	f.mu.Lock()
+	cur := f.cursor
+	for _, e := range f.held {
+		cur = min(cur, e.Seq-1)
+	}
+	saved := f.saved
+	f.mu.Unlock()
+	if cur == saved {
+		return
+	}
+	if err := f.c.relay.SetCursor(ctx, f.d.GroupID, cur); err != nil {
+		return
+	}
+	f.mu.Lock()
+	f.saved = max(f.saved, cur)
+	f.mu.Unlock()
+}
