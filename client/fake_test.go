@@ -110,7 +110,9 @@ func (c *fakeConn) CreateGroup(_ context.Context, gid, _ []byte) error {
 	return nil
 }
 
-func forbidden() error { return &relayclient.Error{Status: 403, Code: "forbidden", Message: "not a member"} }
+func forbidden() error {
+	return &relayclient.Error{Status: 403, Code: "forbidden", Message: "not a member"}
+}
 
 func (c *fakeConn) PostCommit(_ context.Context, oc *channel.OutgoingCommit) (uint64, error) {
 	unlock, err := c.lock()
