@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spacepanda/spacepanda/channel"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
@@ -112,7 +113,7 @@ func (c *Client) afterCommit(ctx context.Context, channelID string, joined, remo
 	}
 	for u, r := range rs {
 		if o, ok := old[u]; ok && o != r {
-			c.emit(EventRole, channelID, map[string]any{"user_id": u, "role": string(r), "previous": string(o), "by": by})
+			c.emit(EventRole, channelID, map[string]any{"user_id": u, "role": RoleName(r), "previous": RoleName(o), "by": by})
 		}
 	}
 }
@@ -141,3 +142,6 @@ func (c *Client) catchUp(ctx context.Context, d *channel.Descriptor, target uint
 		}
 	}
 }
+
+// RoleName is a role as the API spells it: admin, member, read_only.
+func RoleName(r channel.Role) string { return strings.ReplaceAll(string(r), "-", "_") }

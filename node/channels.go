@@ -338,7 +338,7 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) error {
 	for _, m := range ms {
 		i, ok := byUser[m.Identity]
 		if !ok {
-			mr := MemberResponse{UserID: m.Identity, LeafIndex: m.LeafIndex, Role: string(m.Role), DisplayName: m.DisplayName,
+			mr := MemberResponse{UserID: m.Identity, LeafIndex: m.LeafIndex, Role: client.RoleName(m.Role), DisplayName: m.DisplayName,
 				Unverified: !m.Verified, Devices: []DeviceResponse{}}
 			if ct, err := s.c.Contact(r.Context(), m.Identity); err == nil {
 				mr.Verified = ct.Verified && !ct.KeyChanged
