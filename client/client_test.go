@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -299,5 +300,38 @@ func TestStrangerWelcomeIsInvitation(t *testing.T) {
 	}
 	if err := bob.DeclineInvitation(ctx, "nope"); !errors.Is(err, client.ErrInvitationNotFound) {
 		t.Fatalf("decline unknown: %v", err)
+	}
+}
+
+// TestRecoveryByExternalCommit: a member that cannot process a commit (it
+// reaches it damaged) rejoins from the relay's latest GroupInfo by
+// external commit; both members end in the same epoch, messages flow
+// again, and the history says so.
+func TestRecoveryByExternalCommit(t *testing.T) {
+	f := newFakeRelay()
+	alice, bob, ch, gid := pair(t, f, client.Limits{})
+	f.corruptNext(gid, bob.uid)
+	if _, err := alice.SelfUpdate(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob recovers", func() bool { return bob.Stats().Recoveries == 1 })
+	eventually(t, "same epoch", func() bool {
+		a, _ := alice.Manager().Epoch(ctx, ch)
+		b, _ := bob.Manager().Epoch(ctx, ch)
+		return a == b
+	})
+	if _, err := alice.Send(ctx, ch, "after the fork that was not", ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob reads", func() bool {
+		tx := texts(t, bob, ch)
+		return len(tx) == 2 && tx[1] == "after the fork that was not"
+	})
+	h, _ := bob.History(ctx, ch, 0, 0, 10)
+	if h[0].Sender != client.SystemSender || !strings.Contains(string(h[0].Body), "rejoined by external commit") {
+		t.Fatalf("history %+v", h[0])
+	}
+	if st, _ := bob.State(ctx, ch); st.Recovered != 1 || st.State != client.StateActive {
+		t.Fatalf("state %+v", st)
 	}
 }

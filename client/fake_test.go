@@ -32,6 +32,9 @@ type fakeGroup struct {
 	log     []relayclient.Entry
 	members map[string]bool
 	until   map[string]uint64 // removed reader -> last seq it may read
+	gi      []byte            // latest GroupInfo
+	// corrupt: reader -> seq of an entry that reader gets damaged.
+	corrupt map[string]uint64
 }
 
 func newFakeRelay() *fakeRelay {
@@ -105,7 +108,7 @@ func (c *fakeConn) CreateGroup(_ context.Context, gid, _ []byte) error {
 	}
 	defer unlock()
 	if _, ok := c.f.groups[string(gid)]; !ok {
-		c.f.groups[string(gid)] = &fakeGroup{members: map[string]bool{c.user: true}, until: map[string]uint64{}}
+		c.f.groups[string(gid)] = &fakeGroup{members: map[string]bool{c.user: true}, until: map[string]uint64{}, corrupt: map[string]uint64{}}
 	}
 	return nil
 }
@@ -130,6 +133,7 @@ func (c *fakeConn) PostCommit(_ context.Context, oc *channel.OutgoingCommit) (ui
 	g.log = append(g.log, relayclient.Entry{Seq: uint64(len(g.log) + 1), Message: oc.Commit, Kind: relayclient.KindCommit,
 		Epoch: oc.Epoch, Sender: c.user, ReceivedAt: time.Now()})
 	g.epoch++
+	g.gi = oc.GroupInfo
 	for _, m := range oc.Added {
 		g.members[m.Identity] = true
 		delete(g.until, m.Identity)
@@ -191,6 +195,10 @@ func (c *fakeConn) Messages(ctx context.Context, gid []byte, p relayclient.Page)
 		var out []relayclient.Entry
 		for _, e := range g.log {
 			if e.Seq > p.After && e.Seq <= until && len(out) < 100 {
+				if g.corrupt[c.user] == e.Seq {
+					e.Message = append([]byte(nil), e.Message...)
+					e.Message[len(e.Message)-1] ^= 1
+				}
 				out = append(out, e)
 			}
 		}
@@ -282,8 +290,25 @@ func (c *fakeConn) ClaimKeyPackages(context.Context, identity.UserID) ([]relaycl
 	return nil, relayclient.ErrNotFound
 }
 
-func (c *fakeConn) GroupInfo(context.Context, []byte) ([]byte, uint64, error) {
-	return nil, 0, relayclient.ErrNotFound
+func (c *fakeConn) GroupInfo(_ context.Context, gid []byte) ([]byte, uint64, error) {
+	unlock, err := c.lock()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer unlock()
+	g := c.f.groups[string(gid)]
+	if g == nil || g.gi == nil {
+		return nil, 0, relayclient.ErrNotFound
+	}
+	return g.gi, g.epoch, nil
+}
+
+// corruptNext damages, for reader, the next entry of the group's log.
+func (f *fakeRelay) corruptNext(gid []byte, reader string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g := f.groups[string(gid)]
+	g.corrupt[reader] = uint64(len(g.log) + 1)
 }
 
 func (c *fakeConn) EpochState(_ context.Context, gid []byte, epoch uint64) (*client.EpochState, error) {

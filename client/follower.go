@@ -27,6 +27,9 @@ type follower struct {
 	held      []relayclient.Entry
 	heldBytes int
 	done      bool
+	// stuck is why the log cannot be followed (a recovery is due).
+	stuck      error
+	recoveries int
 }
 
 // Progress is how far a channel's log has been read.
@@ -127,7 +130,12 @@ func (f *follower) run(ctx context.Context) {
 		if !f.done {
 			f.cursor = max(f.cursor, next)
 		}
+		stuck := f.stuck
+		f.stuck = nil
 		f.mu.Unlock()
+		if stuck != nil {
+			f.recover(ctx, stuck)
+		}
 		if len(es) == 0 || time.Since(f.savedAt) > time.Second {
 			f.saveCursor(ctx)
 			f.savedAt = time.Now()
@@ -144,6 +152,23 @@ func (f *follower) lostAccess(ctx context.Context) {
 		_ = c.p.ForgetGroup(ctx, f.d.GroupID)
 		_ = c.setState(ctx, f.d.ID, ChannelState{State: StateRemoved})
 	}
+}
+
+// recover rejoins by external commit (bounded per follower).
+func (f *follower) recover(ctx context.Context, why error) {
+	if f.recoveries >= maxRecoveries {
+		f.c.log.Error("channel cannot be followed and recoveries are exhausted", "channel", f.d.ID, "why", why)
+		return
+	}
+	f.recoveries++
+	if err := f.c.recover(ctx, f.d, why); err != nil {
+		f.c.log.Warn("recovery failed", "channel", f.d.ID, "err", err)
+		return
+	}
+	f.mu.Lock()
+	f.start, _ = f.c.mgr.Epoch(ctx, f.d.ID)
+	f.held, f.heldBytes = nil, 0
+	f.mu.Unlock()
 }
 
 // pull reads and processes what is in the log now (no waiting).
@@ -189,7 +214,9 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 		if e.Kind == relayclient.KindCommit && e.Epoch != ep {
 			if e.Epoch > ep {
 				c.log.Warn("commit for a future epoch: a commit is missing", "channel", f.d.ID, "seq", e.Seq, "epoch", e.Epoch, "ours", ep)
-				f.skipped(ctx, e, errf(ErrUnprocessable, "commit for epoch %d, we are in %d", e.Epoch, ep))
+				err := errf(ErrUnprocessable, "commit for epoch %d, we are in %d", e.Epoch, ep)
+				f.skipped(ctx, e, err)
+				f.stuck = err
 			}
 			continue
 		}
@@ -278,7 +305,11 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 			if e.Sender == string(c.p.UserID()) {
 				continue // our own commit, merged while we read it
 			}
-			f.skipped(ctx, e, errors.Join(ErrUnprocessable, res.Err))
+			err := errors.Join(ErrUnprocessable, res.Err)
+			f.skipped(ctx, e, err)
+			if e.Kind == relayclient.KindCommit {
+				f.stuck = err // the group moved on without us
+			}
 			continue
 		}
 		if c.handle(ctx, res.Event) {
