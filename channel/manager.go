@@ -354,30 +354,79 @@ func (m *Manager) join(ctx context.Context, welcome, ratchetTree []byte, hint *D
 // history, and returns its id and the ciphertext (an MLSMessage) to deliver
 // to the other members.
 func (m *Manager) SendMessage(ctx context.Context, channelID, body, replyTo string) (string, []byte, error) {
-	if len(body) > MaxBody {
-		return "", nil, ErrBodyTooLarge
-	}
-	rb, err := m.randomBytes(16)
+	cm, ct, err := m.SendChat(ctx, channelID, body, replyTo)
 	if err != nil {
 		return "", nil, err
 	}
-	cm := &ChatMessage{ID: hex.EncodeToString(rb), Timestamp: m.now().UTC().Truncate(time.Millisecond), Body: []byte(body), ReplyTo: replyTo}
+	return cm.ID, ct, nil
+}
+
+// SendChat is SendMessage returning the chat message as encoded (to
+// encrypt it again later with EncryptChat).
+func (m *Manager) SendChat(ctx context.Context, channelID, body, replyTo string) (*ChatMessage, []byte, error) {
+	id, ct, err := m.sendMessage(ctx, channelID, body, replyTo)
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, ct, nil
+}
+
+// EncryptChat encrypts an already recorded chat message again, in the
+// channel's current epoch, without touching the history: a sender whose
+// message waited while the group moved on re-sends it under the same id
+// (receivers keep one copy of an id).
+func (m *Manager) EncryptChat(ctx context.Context, channelID string, cm *ChatMessage) ([]byte, error) {
 	pt, err := MarshalChat(cm)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	defer m.lock(channelID)()
 	d, err := m.Channel(ctx, channelID)
 	if err != nil {
-		return "", nil, err
+		return nil, err
+	}
+	if rp, ok := m.gp.(RoleProvider); ok {
+		if rs, err := rp.Roles(ctx, d.GroupID); err == nil && rs.Of(m.Identity()) == RoleReadOnly {
+			return nil, fmt.Errorf("channel %s: send: %w: we are read-only", channelID, ErrPermission)
+		}
+	}
+	var ct []byte
+	if m.tx != nil {
+		ct, err = m.tx.EncryptTx(ctx, d.GroupID, pt, func(store.Tx) error { return nil })
+	} else {
+		ct, err = m.gp.Encrypt(ctx, d.GroupID, pt)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
+	}
+	return ct, nil
+}
+
+func (m *Manager) sendMessage(ctx context.Context, channelID, body, replyTo string) (*ChatMessage, []byte, error) {
+	if len(body) > MaxBody {
+		return nil, nil, ErrBodyTooLarge
+	}
+	rb, err := m.randomBytes(16)
+	if err != nil {
+		return nil, nil, err
+	}
+	cm := &ChatMessage{ID: hex.EncodeToString(rb), Timestamp: m.now().UTC().Truncate(time.Millisecond), Body: []byte(body), ReplyTo: replyTo}
+	pt, err := MarshalChat(cm)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer m.lock(channelID)()
+	d, err := m.Channel(ctx, channelID)
+	if err != nil {
+		return nil, nil, err
 	}
 	if rp, ok := m.gp.(RoleProvider); ok {
 		rs, err := rp.Roles(ctx, d.GroupID)
 		if err != nil {
-			return "", nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
+			return nil, nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
 		}
 		if rs.Of(m.Identity()) == RoleReadOnly {
-			return "", nil, fmt.Errorf("channel %s: send: %w: we are read-only", channelID, ErrPermission)
+			return nil, nil, fmt.Errorf("channel %s: send: %w: we are read-only", channelID, ErrPermission)
 		}
 	}
 	msg := store.Message{ChannelID: channelID, ID: cm.ID, Sender: m.Identity(), Timestamp: cm.Timestamp,
@@ -387,18 +436,18 @@ func (m *Manager) SendMessage(ctx context.Context, channelID, body, replyTo stri
 	if m.tx != nil {
 		ct, err := m.tx.EncryptTx(ctx, d.GroupID, pt, func(tx store.Tx) error { return appendTx(ctx, tx, &msg) })
 		if err != nil {
-			return "", nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
+			return nil, nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
 		}
-		return cm.ID, ct, nil
+		return cm, ct, nil
 	}
 	ct, err := m.gp.Encrypt(ctx, d.GroupID, pt)
 	if err != nil {
-		return "", nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
+		return nil, nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
 	}
 	if err := m.st.Update(ctx, func(tx store.Tx) error { return appendTx(ctx, tx, &msg) }); err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
-	return cm.ID, ct, nil
+	return cm, ct, nil
 }
 
 // appendTx appends msg to its channel's history in tx and sets its Seq.

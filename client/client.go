@@ -104,6 +104,10 @@ type Client struct {
 	posted    map[string]*channel.OutgoingCommit // by channel: the commit the poster just delivered
 	opLocks   map[string]*sync.Mutex
 	roles     map[string]map[string]channel.Role // last seen roles by channel
+	outcomes  map[string]string                  // message id -> last delivery status
+	stLocks   map[string]*sync.Mutex             // channel state changes (join vs removal)
+	retried   map[uint64]int                     // Welcome id -> tries while the channel existed
+	joinMu    sync.Mutex                         // one join at a time
 	stats     Stats
 }
 
@@ -141,7 +145,8 @@ func New(ctx context.Context, p *provider.Provider, cfg Config) (*Client, error)
 	cfg.defaults()
 	c := &Client{cfg: cfg, p: p, log: cfg.Logger, hub: newHub(), kpKick: make(chan struct{}, 1), obKick: make(chan struct{}, 1),
 		followers: map[string]*follower{}, posted: map[string]*channel.OutgoingCommit{}, opLocks: map[string]*sync.Mutex{},
-		roles: map[string]map[string]channel.Role{}}
+		roles: map[string]map[string]channel.Role{}, outcomes: map[string]string{},
+		stLocks: map[string]*sync.Mutex{}, retried: map[uint64]int{}}
 	if r, ok := p.Store().(store.Records); ok {
 		c.recs = r
 	} else {
@@ -249,6 +254,19 @@ func (c *Client) opLock(channelID string) func() {
 	if !ok {
 		l = &sync.Mutex{}
 		c.opLocks[channelID] = l
+	}
+	c.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// stateLock serialises a channel's joins with the handling of its removal.
+func (c *Client) stateLock(channelID string) func() {
+	c.mu.Lock()
+	l, ok := c.stLocks[channelID]
+	if !ok {
+		l = &sync.Mutex{}
+		c.stLocks[channelID] = l
 	}
 	c.mu.Unlock()
 	l.Lock()

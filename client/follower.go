@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
@@ -30,6 +31,21 @@ type follower struct {
 	// stuck is why the log cannot be followed (a recovery is due).
 	stuck      error
 	recoveries int
+	// synced: the log has been read to its end once (outbox messages of
+	// the channel wait for it).
+	synced atomic.Bool
+	// doneFlag mirrors done for readers without f.mu.
+	doneFlag atomic.Bool
+}
+
+// synced reports whether the channel's log has been read to its end since
+// the engine started (a channel not followed — no relay, or not active —
+// counts as synced: nothing to wait for).
+func (c *Client) synced(channelID string) bool {
+	c.mu.Lock()
+	f := c.followers[channelID]
+	c.mu.Unlock()
+	return f == nil || f.synced.Load()
 }
 
 // Progress is how far a channel's log has been read.
@@ -57,8 +73,10 @@ func (c *Client) Progress() []Progress {
 func (c *Client) follow(d *channel.Descriptor) *follower {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if f, ok := c.followers[d.ID]; ok {
+	if f, ok := c.followers[d.ID]; ok && !f.doneFlag.Load() {
 		return f
+	} else if ok {
+		f.stop() // finished (we were removed); a rejoin needs a new one
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	f := &follower{c: c, d: d, stop: cancel}
@@ -133,6 +151,10 @@ func (f *follower) run(ctx context.Context) {
 		stuck := f.stuck
 		f.stuck = nil
 		f.mu.Unlock()
+		if len(es) < 50 && !f.synced.Load() {
+			f.synced.Store(true)
+			c.kickOutbox()
+		}
 		if stuck != nil {
 			f.recover(ctx, stuck)
 		}
@@ -202,6 +224,7 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 			f.receive(ctx, batch)
 			c.log.Warn("channel state unavailable", "channel", f.d.ID, "err", err)
 			f.done = true
+			f.doneFlag.Store(true)
 			return
 		}
 		if e.Epoch < f.start {
@@ -303,7 +326,14 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 		e := es[i]
 		if res.Err != nil {
 			if e.Sender == string(c.p.UserID()) {
-				continue // our own commit, merged while we read it
+				// Our own commit, merged while we read it — unless we
+				// crashed between its acceptance and its merge and
+				// cannot adopt it now: then we are behind for good.
+				if ep, err := c.mgr.Epoch(ctx, f.d.ID); err == nil && ep == e.Epoch && e.Kind == relayclient.KindCommit {
+					c.log.Warn("our own accepted commit cannot be merged", "channel", f.d.ID, "seq", e.Seq, "err", res.Err)
+					f.stuck = errors.Join(ErrUnprocessable, res.Err)
+				}
+				continue
 			}
 			err := errors.Join(ErrUnprocessable, res.Err)
 			f.skipped(ctx, e, err)
@@ -314,6 +344,7 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 		}
 		if c.handle(ctx, res.Event) {
 			f.done = true
+			f.doneFlag.Store(true)
 		}
 	}
 }

@@ -21,6 +21,9 @@ var (
 	ErrNoKeyPackage = errors.New("client: no key package for the user")
 	// ErrInviteSelf is an invitation of ourselves.
 	ErrInviteSelf = errors.New("client: cannot invite yourself")
+	// ErrDeliveryRefused is a message the relay refused for good (we are
+	// no longer a member there); it stays in our history only.
+	ErrDeliveryRefused = errors.New("client: the relay refused the message")
 	// ErrLookalikeGroup is a Welcome into a group that is not the one the
 	// relay orders under that group id (joiner check).
 	ErrLookalikeGroup = errors.New("client: the Welcome's group does not match the relay's")
@@ -36,7 +39,13 @@ func (c *Client) handle(ctx context.Context, ev *channel.Event) bool {
 	case channel.EventRemoved:
 		c.log.Info("removed from the channel", "channel", ev.ChannelID, "by", ev.Sender.Identity)
 		c.emit(EventMembership, ev.ChannelID, map[string]any{"removed": []string{c.mgr.Identity()}, "by": ev.Sender.Identity})
-		_ = c.setState(ctx, ev.ChannelID, ChannelState{State: StateRemoved, RemovedBy: ev.Sender.Identity})
+		unlock := c.stateLock(ev.ChannelID)
+		// A Welcome may have brought us back already (the group exists
+		// again): then the removal is history.
+		if _, err := c.mgr.Epoch(ctx, ev.ChannelID); err != nil {
+			_ = c.setState(ctx, ev.ChannelID, ChannelState{State: StateRemoved, RemovedBy: ev.Sender.Identity})
+		}
+		unlock()
 		return true
 	default:
 		c.afterCommit(ctx, ev.ChannelID, ev.Joined, ev.Removed, ev.Sender.Identity)
@@ -295,10 +304,11 @@ func (c *Client) Send(ctx context.Context, channelID, text, replyTo string) (*Se
 	if err != nil {
 		return nil, err
 	}
-	mid, ct, err := c.mgr.SendMessage(ctx, channelID, text, replyTo)
+	cm, ct, err := c.mgr.SendChat(ctx, channelID, text, replyTo)
 	if err != nil {
 		return nil, err
 	}
+	mid := cm.ID
 	r := &SendResult{MessageID: mid, Status: "sent", SentAt: time.Now().UTC(), Ciphertext: ct}
 	m, err := mls.UnmarshalMLSMessage(ct)
 	if err != nil || m.PrivateMessage == nil {
@@ -309,12 +319,19 @@ func (c *Client) Send(ctx context.Context, channelID, text, replyTo string) (*Se
 	if c.relay == nil {
 		return r, nil
 	}
-	if err := c.enqueue(ctx, &item{Kind: itemMessage, ChannelID: channelID, GroupID: d.GroupID, Data: ct, Epoch: r.Epoch, MessageID: mid}); err != nil {
+	if err := c.enqueue(ctx, &item{Kind: itemMessage, ChannelID: channelID, GroupID: d.GroupID, Data: ct, Epoch: r.Epoch, MessageID: mid, Chat: cm}); err != nil {
 		return nil, err
 	}
 	if !c.waitOutbox(ctx, channelID, 5*time.Second) {
 		r.Status = "queued"
 		c.emit(EventDelivery, channelID, map[string]any{"kind": itemMessage, "status": "queued", "message_id": mid})
+		return r, nil
+	}
+	c.mu.Lock()
+	outcome := c.outcomes[mid]
+	c.mu.Unlock()
+	if outcome == "dropped" {
+		return r, errf(ErrDeliveryRefused, "message %s", mid)
 	}
 	return r, nil
 }
@@ -339,6 +356,8 @@ func (c *Client) JoinWelcome(ctx context.Context, welcome, ratchetTree []byte) (
 
 // JoinInvite joins from an InviteToken.
 func (c *Client) JoinInvite(ctx context.Context, tok *channel.InviteToken) (*channel.Descriptor, error) {
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
 	d, err := c.mgr.JoinChannel(ctx, tok)
 	if err != nil {
 		return nil, err
@@ -347,6 +366,8 @@ func (c *Client) JoinInvite(ctx context.Context, tok *channel.InviteToken) (*cha
 }
 
 func (c *Client) join(ctx context.Context, welcome, ratchetTree []byte) (*channel.Descriptor, error) {
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
 	// A channel we were removed from or left is joined anew: its group
 	// state is gone, its history stays.
 	before, err := c.mgr.Channels(ctx)
@@ -366,6 +387,8 @@ func (c *Client) join(ctx context.Context, welcome, ratchetTree []byte) (*channe
 
 // joined checks the joined group against the relay (13.4), then follows it.
 func (c *Client) joined(ctx context.Context, d *channel.Descriptor, existed bool) (*channel.Descriptor, error) {
+	unlock := c.stateLock(d.ID)
+	defer unlock()
 	if err := c.checkJoin(ctx, d); err != nil {
 		_ = c.p.ForgetGroup(ctx, d.GroupID)
 		if !existed {

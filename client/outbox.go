@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/spacepanda/spacepanda/channel"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
 )
 
@@ -29,17 +30,20 @@ const (
 
 // item is one outbox entry.
 type item struct {
-	ID         string    `json:"id"`
-	Kind       string    `json:"kind"`
-	ChannelID  string    `json:"channel_id"`
-	GroupID    []byte    `json:"group_id"`
-	Data       []byte    `json:"data,omitempty"`
-	Tree       []byte    `json:"tree,omitempty"`
-	Recipients []string  `json:"recipients,omitempty"`
-	Epoch      uint64    `json:"epoch"`
-	MessageID  string    `json:"message_id,omitempty"`
-	Attempts   int       `json:"attempts,omitempty"`
-	QueuedAt   time.Time `json:"queued_at"`
+	ID         string   `json:"id"`
+	Kind       string   `json:"kind"`
+	ChannelID  string   `json:"channel_id"`
+	GroupID    []byte   `json:"group_id"`
+	Data       []byte   `json:"data,omitempty"`
+	Tree       []byte   `json:"tree,omitempty"`
+	Recipients []string `json:"recipients,omitempty"`
+	Epoch      uint64   `json:"epoch"`
+	MessageID  string   `json:"message_id,omitempty"`
+	// Chat is the message as encoded, to encrypt it again when the group
+	// moved on while it waited (receivers keep past epochs only briefly).
+	Chat     *channel.ChatMessage `json:"chat,omitempty"`
+	Attempts int                  `json:"attempts,omitempty"`
+	QueuedAt time.Time            `json:"queued_at"`
 }
 
 // maxAttempts bounds the retries of an item the relay answers but refuses
@@ -152,6 +156,12 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 		if blocked[it.ChannelID] {
 			continue
 		}
+		if it.Kind == itemMessage && !c.synced(it.ChannelID) {
+			// Post in the epoch the group is in: wait until the log has
+			// been read once since we started (the follower kicks us).
+			blocked[it.ChannelID], ok = true, false
+			continue
+		}
 		err := c.deliver(ctx, it)
 		c.noteRelay(ctx, err)
 		switch {
@@ -183,6 +193,14 @@ func retryable(err error) bool {
 }
 
 func (c *Client) delivered(it *item, status string, err error) {
+	if it.Kind == itemMessage {
+		c.mu.Lock()
+		if len(c.outcomes) > 4096 {
+			c.outcomes = map[string]string{}
+		}
+		c.outcomes[it.MessageID] = status
+		c.mu.Unlock()
+	}
 	data := map[string]any{"kind": it.Kind, "status": status}
 	if it.MessageID != "" {
 		data["message_id"] = it.MessageID
@@ -203,6 +221,9 @@ func (c *Client) deliver(ctx context.Context, it *item) error {
 	case itemGroup:
 		return c.relay.CreateGroup(ctx, it.GroupID, it.Data)
 	case itemMessage:
+		if err := c.refresh(ctx, it); err != nil {
+			return err
+		}
 		_, err := c.relay.PostMessage(ctx, it.GroupID, relayclient.KindApplication, it.Epoch, it.Data)
 		return err
 	case itemProposal:
@@ -213,4 +234,23 @@ func (c *Client) deliver(ctx context.Context, it *item) error {
 			RatchetTree: it.Tree, GroupID: it.GroupID})
 	}
 	return errors.New("client: unknown outbox item kind " + it.Kind)
+}
+
+// refresh encrypts a waiting message again if the channel's epoch moved
+// on since it was encrypted (same id: receivers keep one copy).
+func (c *Client) refresh(ctx context.Context, it *item) error {
+	ep, err := c.mgr.Epoch(ctx, it.ChannelID)
+	if err != nil || ep == it.Epoch || it.Chat == nil {
+		return err
+	}
+	ct, err := c.mgr.EncryptChat(ctx, it.ChannelID, it.Chat)
+	if err != nil {
+		return err
+	}
+	it.Data, it.Epoch = ct, ep
+	b, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	return c.recs.PutRecord(ctx, recOutbox, it.ID, b)
 }

@@ -92,6 +92,10 @@ func (c *Client) welcomeLoop() {
 	}
 }
 
+// maxWelcomeRetries bounds the retries of a Welcome for a channel whose
+// group we still hold.
+const maxWelcomeRetries = 50
+
 // useWelcome joins from a queued Welcome (or keeps it as a pending
 // invitation), then acknowledges it.
 func (c *Client) useWelcome(ctx context.Context, w relayclient.Welcome) {
@@ -107,6 +111,17 @@ func (c *Client) useWelcome(ctx context.Context, w relayclient.Welcome) {
 		case err == nil:
 			c.log.Info("joined from a queued Welcome", "channel", d.ID, "from", w.From)
 		case errors.Is(err, channel.ErrChannelExists):
+			// We still hold the group: maybe a removal we have not read
+			// yet precedes this Welcome in the log. Try again later
+			// (bounded), then give up on it as a duplicate.
+			c.mu.Lock()
+			c.retried[w.ID]++
+			n := c.retried[w.ID]
+			c.mu.Unlock()
+			if n < maxWelcomeRetries {
+				sleepCtx(ctx, 200*time.Millisecond)
+				return
+			}
 		case ctx.Err() != nil:
 			return
 		default:

@@ -217,6 +217,7 @@ func classify(err error) *apiError {
 		{client.ErrInviteSelf, http.StatusBadRequest, "invite_self"},
 		{client.ErrLookalikeGroup, http.StatusConflict, "lookalike_group"},
 		{client.ErrCommitConflict, http.StatusConflict, "commit_conflict"},
+		{client.ErrDeliveryRefused, http.StatusConflict, "channel_not_active"},
 		{client.ErrInvitationNotFound, http.StatusNotFound, "not_found"},
 		{client.ErrContactNotFound, http.StatusNotFound, "not_found"},
 		{channel.ErrChannelNotFound, http.StatusNotFound, "not_found"},
