@@ -70,7 +70,13 @@ func (c *Client) Progress() []Progress {
 }
 
 // follow starts following d's log (once while it runs).
-func (c *Client) follow(d *channel.Descriptor) *follower {
+func (c *Client) follow(d *channel.Descriptor) *follower { return c.followFrom(d, false) }
+
+// followFrom is follow; joined: we just joined, and entries of epochs
+// before the current one predate us (a follower restarted with the
+// engine must read them: a late message of an older epoch may follow the
+// commit we processed before a crash).
+func (c *Client) followFrom(d *channel.Descriptor, joined bool) *follower {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f, ok := c.followers[d.ID]; ok && !f.doneFlag.Load() {
@@ -80,7 +86,9 @@ func (c *Client) follow(d *channel.Descriptor) *follower {
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	f := &follower{c: c, d: d, stop: cancel}
-	f.start, _ = c.mgr.Epoch(ctx, d.ID)
+	if joined {
+		f.start, _ = c.mgr.Epoch(ctx, d.ID)
+	}
 	c.followers[d.ID] = f
 	c.wg.Add(1)
 	go f.run(ctx)

@@ -402,7 +402,7 @@ func (c *Client) joined(ctx context.Context, d *channel.Descriptor, existed bool
 	}
 	c.emit(EventChannelState, d.ID, map[string]any{"state": StateActive})
 	if c.relay != nil {
-		c.follow(d)
+		c.followFrom(d, true)
 	}
 	c.afterCommit(ctx, d.ID, nil, nil, "")
 	return d, nil
