@@ -79,7 +79,9 @@ func (a *mlsGroupProvider) commit(ctx context.Context, groupID []byte, o mls.Com
 	if err := post(ctx, oc); err != nil {
 		return nil, err
 	}
-	if err := a.p.MergeCommit(ctx, pc); err != nil {
+	// Accepted: merge even if the caller gave up meanwhile, or the group
+	// would stay behind the delivery service.
+	if err := a.p.MergeCommit(context.WithoutCancel(ctx), pc); err != nil {
 		return nil, fmt.Errorf("channel: merge posted commit: %w", err)
 	}
 	return res, nil

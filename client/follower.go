@@ -218,6 +218,7 @@ func (f *follower) pull(ctx context.Context) (int, error) {
 // the bounds, until the commit that starts it has been processed.
 func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 	c, me := f.c, string(f.c.p.UserID())
+	f.release(ctx) // our own commits move the epoch outside the log too
 	var batch []relayclient.Entry
 	for _, e := range es {
 		if e.Seq <= f.cursor || f.done {

@@ -23,6 +23,7 @@ import (
 	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/wire"
 	"github.com/spacepanda/spacepanda/provider"
+	relayclient "github.com/spacepanda/spacepanda/relay/client"
 )
 
 // Options configure a Server.
@@ -218,6 +219,8 @@ func classify(err error) *apiError {
 		{client.ErrLookalikeGroup, http.StatusConflict, "lookalike_group"},
 		{client.ErrCommitConflict, http.StatusConflict, "commit_conflict"},
 		{client.ErrDeliveryRefused, http.StatusConflict, "channel_not_active"},
+		// The relay no longer counts us a member (our removal is on its way).
+		{relayclient.ErrForbidden, http.StatusConflict, "channel_not_active"},
 		{client.ErrInvitationNotFound, http.StatusNotFound, "not_found"},
 		{client.ErrContactNotFound, http.StatusNotFound, "not_found"},
 		{channel.ErrChannelNotFound, http.StatusNotFound, "not_found"},
