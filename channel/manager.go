@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -25,7 +26,8 @@ type Options struct {
 	// negative: invites do not expire).
 	InviteTTL time.Duration
 	// CommitPoster, when set, receives every commit of this member before
-	// it is merged (see WithCommitPoster); nil: commits merge at once.
+	// it is merged; nil: commits merge at once. It applies to the MLS
+	// adapter (NewMLSGroupProvider); other GroupProviders merge at once.
 	CommitPoster CommitPoster
 	// NoRoles makes CreateChannel create plain RFC 9420 groups: no roles
 	// and no GroupContext extensions, so any RFC 9420 client (e.g. ts-mls,
@@ -49,8 +51,6 @@ type Manager struct {
 	now  func() time.Time
 	rand io.Reader
 	ttl  time.Duration
-	// poster is Options.CommitPoster.
-	poster CommitPoster
 	// noRoles is Options.NoRoles.
 	noRoles bool
 	// tx is gp when its state lives in st: history rows are then written
@@ -65,7 +65,10 @@ type Manager struct {
 // history in st (the identity's own store).
 func NewManager(gp GroupProvider, st store.Store, o Options) *Manager {
 	m := &Manager{gp: gp, st: st, now: o.Now, rand: o.Rand, ttl: o.InviteTTL, locks: map[string]*sync.Mutex{},
-		poster: o.CommitPoster, noRoles: o.NoRoles}
+		noRoles: o.NoRoles}
+	if a, ok := gp.(*mlsGroupProvider); ok && o.CommitPoster != nil {
+		m.gp = &mlsGroupProvider{p: a.p, post: o.CommitPoster}
+	}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -168,6 +171,22 @@ func (m *Manager) randomBytes(n int) ([]byte, error) {
 
 // CreateChannel creates a channel whose only member is us.
 func (m *Manager) CreateChannel(ctx context.Context, name string, public bool) (*Descriptor, error) {
+	return m.CreateChannelWith(ctx, CreateOptions{Name: name, Public: public, NoRoles: m.noRoles})
+}
+
+// CreateOptions say what channel CreateChannelWith makes.
+type CreateOptions struct {
+	Name   string
+	Public bool
+	// NoRoles makes this channel a plain RFC 9420 group (see
+	// Options.NoRoles), whatever the Manager's default.
+	NoRoles bool
+}
+
+// CreateChannelWith creates a channel whose only member is us, with or
+// without roles.
+func (m *Manager) CreateChannelWith(ctx context.Context, o CreateOptions) (*Descriptor, error) {
+	name, public := o.Name, o.Public
 	if len(name) > MaxNameLen {
 		return nil, fmt.Errorf("%w: channel name longer than %d bytes", ErrInvalidEncoding, MaxNameLen)
 	}
@@ -178,7 +197,7 @@ func (m *Manager) CreateChannel(ctx context.Context, name string, public bool) (
 	d := &Descriptor{ID: ChannelID(gid), GroupID: gid, Name: name, Public: public, CreatedAt: m.now().UTC().Truncate(time.Millisecond)}
 	defer m.lock(d.ID)()
 	create := m.gp.CreateGroup
-	if pc, ok := m.gp.(plainGroupCreator); ok && m.noRoles {
+	if pc, ok := m.gp.(plainGroupCreator); ok && o.NoRoles {
 		create = pc.CreatePlainGroup
 	}
 	if err := create(ctx, gid); err != nil {
@@ -244,6 +263,9 @@ func (m *Manager) addLeaves(ctx context.Context, channelID string, keyPackages [
 	}
 	if check == nil {
 		err = m.checkInvite(ctx, d, role)
+		if err == nil {
+			err = m.checkNotMembers(ctx, d, keyPackages)
+		}
 	} else {
 		keyPackages, err = check(d, keyPackages)
 	}
@@ -261,15 +283,44 @@ func (m *Manager) addLeaves(ctx context.Context, channelID string, keyPackages [
 	}
 	var res *AddResult
 	if rp, ok := m.gp.(RoleProvider); ok {
-		res, err = rp.AddMembersWithRole(m.withPoster(ctx), d.GroupID, keyPackages, info, role)
+		res, err = rp.AddMembersWithRole(ctx, d.GroupID, keyPackages, info, role)
 	} else {
-		res, err = m.gp.AddMembers(m.withPoster(ctx), d.GroupID, keyPackages, info)
+		res, err = m.gp.AddMembers(ctx, d.GroupID, keyPackages, info)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("channel %s: invite: %w", channelID, err)
 	}
 	tok.Welcome, tok.RatchetTree = res.Welcome, res.RatchetTree
 	return tok, res.Commit, nil
+}
+
+// checkNotMembers refuses a key package of a device already in the
+// channel (the same signature key), before any commit is made (RFC 9420 §12.2 would refuse
+// the Add; this says so in the channel's words).
+func (m *Manager) checkNotMembers(ctx context.Context, d *Descriptor, kps [][]byte) error {
+	ip, err := m.identities()
+	if err != nil {
+		return nil // a provider without identities: the engine's check stands
+	}
+	leaves, err := m.gp.Members(ctx, d.GroupID)
+	if err != nil {
+		return m.mapErr(err)
+	}
+	for i, kp := range kps {
+		dev, err := ip.KeyPackageMember(kp)
+		if err != nil {
+			return fmt.Errorf("key package %d: %w", i, err)
+		}
+		for _, l := range leaves {
+			// The same device key: another key package of a device in the
+			// channel. (The same device id under another key is an attack,
+			// refused by the provider as ErrDuplicateDevice.)
+			if bytes.Equal(l.SignatureKey, dev.SignatureKey) {
+				return fmt.Errorf("%w: key package %d is of %s, in the channel", ErrAlreadyMember, i, dev.Identity)
+			}
+		}
+	}
+	return nil
 }
 
 // JoinChannel joins the channel of an invite. An expired invite is refused:
@@ -336,30 +387,79 @@ func (m *Manager) join(ctx context.Context, welcome, ratchetTree []byte, hint *D
 // history, and returns its id and the ciphertext (an MLSMessage) to deliver
 // to the other members.
 func (m *Manager) SendMessage(ctx context.Context, channelID, body, replyTo string) (string, []byte, error) {
-	if len(body) > MaxBody {
-		return "", nil, ErrBodyTooLarge
-	}
-	rb, err := m.randomBytes(16)
+	cm, ct, err := m.SendChat(ctx, channelID, body, replyTo)
 	if err != nil {
 		return "", nil, err
 	}
-	cm := &ChatMessage{ID: hex.EncodeToString(rb), Timestamp: m.now().UTC().Truncate(time.Millisecond), Body: []byte(body), ReplyTo: replyTo}
+	return cm.ID, ct, nil
+}
+
+// SendChat is SendMessage returning the chat message as encoded (to
+// encrypt it again later with EncryptChat).
+func (m *Manager) SendChat(ctx context.Context, channelID, body, replyTo string) (*ChatMessage, []byte, error) {
+	id, ct, err := m.sendMessage(ctx, channelID, body, replyTo)
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, ct, nil
+}
+
+// EncryptChat encrypts an already recorded chat message again, in the
+// channel's current epoch, without touching the history: a sender whose
+// message waited while the group moved on re-sends it under the same id
+// (receivers keep one copy of an id).
+func (m *Manager) EncryptChat(ctx context.Context, channelID string, cm *ChatMessage) ([]byte, error) {
 	pt, err := MarshalChat(cm)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	defer m.lock(channelID)()
 	d, err := m.Channel(ctx, channelID)
 	if err != nil {
-		return "", nil, err
+		return nil, err
+	}
+	if rp, ok := m.gp.(RoleProvider); ok {
+		if rs, err := rp.Roles(ctx, d.GroupID); err == nil && rs.Of(m.Identity()) == RoleReadOnly {
+			return nil, fmt.Errorf("channel %s: send: %w: we are read-only", channelID, ErrPermission)
+		}
+	}
+	var ct []byte
+	if m.tx != nil {
+		ct, err = m.tx.EncryptTx(ctx, d.GroupID, pt, func(store.Tx) error { return nil })
+	} else {
+		ct, err = m.gp.Encrypt(ctx, d.GroupID, pt)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
+	}
+	return ct, nil
+}
+
+func (m *Manager) sendMessage(ctx context.Context, channelID, body, replyTo string) (*ChatMessage, []byte, error) {
+	if len(body) > MaxBody {
+		return nil, nil, ErrBodyTooLarge
+	}
+	rb, err := m.randomBytes(16)
+	if err != nil {
+		return nil, nil, err
+	}
+	cm := &ChatMessage{ID: hex.EncodeToString(rb), Timestamp: m.now().UTC().Truncate(time.Millisecond), Body: []byte(body), ReplyTo: replyTo}
+	pt, err := MarshalChat(cm)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer m.lock(channelID)()
+	d, err := m.Channel(ctx, channelID)
+	if err != nil {
+		return nil, nil, err
 	}
 	if rp, ok := m.gp.(RoleProvider); ok {
 		rs, err := rp.Roles(ctx, d.GroupID)
 		if err != nil {
-			return "", nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
+			return nil, nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
 		}
 		if rs.Of(m.Identity()) == RoleReadOnly {
-			return "", nil, fmt.Errorf("channel %s: send: %w: we are read-only", channelID, ErrPermission)
+			return nil, nil, fmt.Errorf("channel %s: send: %w: we are read-only", channelID, ErrPermission)
 		}
 	}
 	msg := store.Message{ChannelID: channelID, ID: cm.ID, Sender: m.Identity(), Timestamp: cm.Timestamp,
@@ -369,18 +469,18 @@ func (m *Manager) SendMessage(ctx context.Context, channelID, body, replyTo stri
 	if m.tx != nil {
 		ct, err := m.tx.EncryptTx(ctx, d.GroupID, pt, func(tx store.Tx) error { return appendTx(ctx, tx, &msg) })
 		if err != nil {
-			return "", nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
+			return nil, nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
 		}
-		return cm.ID, ct, nil
+		return cm, ct, nil
 	}
 	ct, err := m.gp.Encrypt(ctx, d.GroupID, pt)
 	if err != nil {
-		return "", nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
+		return nil, nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
 	}
 	if err := m.st.Update(ctx, func(tx store.Tx) error { return appendTx(ctx, tx, &msg) }); err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
-	return cm.ID, ct, nil
+	return cm, ct, nil
 }
 
 // appendTx appends msg to its channel's history in tx and sets its Seq.
@@ -695,7 +795,7 @@ func (m *Manager) SelfUpdate(ctx context.Context, channelID string) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	c, err := m.gp.SelfUpdate(m.withPoster(ctx), d.GroupID)
+	c, err := m.gp.SelfUpdate(ctx, d.GroupID)
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: update: %w", channelID, m.mapErr(err))
 	}
@@ -707,6 +807,16 @@ func (m *Manager) SelfUpdate(ctx context.Context, channelID string) ([]byte, err
 // forgets the channel locally: its group state and its history. The
 // proposal goes to every other member.
 func (m *Manager) Leave(ctx context.Context, channelID string) ([]byte, error) {
+	return m.leave(ctx, channelID, false)
+}
+
+// Depart is Leave keeping the channel's descriptor and history (the sync
+// engine lists the channel as left).
+func (m *Manager) Depart(ctx context.Context, channelID string) ([]byte, error) {
+	return m.leave(ctx, channelID, true)
+}
+
+func (m *Manager) leave(ctx context.Context, channelID string, keep bool) ([]byte, error) {
 	defer m.lock(channelID)()
 	d, err := m.Channel(ctx, channelID)
 	if err != nil {
@@ -732,6 +842,9 @@ func (m *Manager) Leave(ctx context.Context, channelID string) ([]byte, error) {
 		if err := m.gp.ForgetGroup(ctx, d.GroupID); err != nil {
 			return nil, fmt.Errorf("channel %s: leave: %w", channelID, err)
 		}
+	}
+	if keep {
+		return prop, nil
 	}
 	if err := m.st.Update(ctx, func(tx store.Tx) error { return tx.DeleteChannel(ctx, channelID) }); err != nil {
 		return nil, fmt.Errorf("channel %s: leave: %w", channelID, err)

@@ -215,7 +215,7 @@ func (m *Manager) removeLeaves(ctx context.Context, channelID string, pick func(
 	if len(leaves) == 0 {
 		return nil, fmt.Errorf("%w: %s in %s", ErrMemberNotFound, what, channelID)
 	}
-	c, err := m.gp.RemoveMembers(m.withPoster(ctx), d.GroupID, leaves)
+	c, err := m.gp.RemoveMembers(ctx, d.GroupID, leaves)
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: remove: %w", channelID, err)
 	}

@@ -132,7 +132,7 @@ func (m *Manager) SetRole(ctx context.Context, channelID, member string, role Ro
 	if adminsAmong(next, ms) == 0 {
 		return nil, fmt.Errorf("%w: %q", ErrLastAdmin, member)
 	}
-	c, err := m.gp.(RoleProvider).CommitRoles(m.withPoster(ctx), d.GroupID, next)
+	c, err := m.gp.(RoleProvider).CommitRoles(ctx, d.GroupID, next)
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: set role: %w", channelID, m.mapErr(err))
 	}

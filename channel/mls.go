@@ -25,6 +25,8 @@ const ExtensionTypeChannelInfo tree.ExtensionType = 0xF5A0
 // mlsGroupProvider is the GroupProvider over one identity's provider.
 type mlsGroupProvider struct {
 	p *provider.Provider
+	// post, when set, receives each commit before it is merged.
+	post CommitPoster
 }
 
 // NewMLSGroupProvider adapts the identity's provider: every operation is

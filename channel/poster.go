@@ -33,36 +33,15 @@ type OutgoingCommit struct {
 }
 
 // CommitPoster delivers a commit before it is merged. Returning an error
-// aborts the merge; the error reaches the caller of the Manager method.
+// aborts the merge; the error reaches the caller of the Manager method. It
+// is fixed when the Manager is made (Options.CommitPoster), never switched
+// per call.
 type CommitPoster func(ctx context.Context, c *OutgoingCommit) error
 
-type posterKey struct{}
-
-// WithCommitPoster returns a context under which the Manager's commits
-// (CreateInvite(s), RemoveMember, SelfUpdate) go through post before they
-// are merged; it overrides Options.CommitPoster for that call.
-func WithCommitPoster(ctx context.Context, post CommitPoster) context.Context {
-	return context.WithValue(ctx, posterKey{}, post)
-}
-
-func commitPosterFrom(ctx context.Context) CommitPoster {
-	p, _ := ctx.Value(posterKey{}).(CommitPoster)
-	return p
-}
-
-// withPoster puts the Manager's default poster into ctx unless the call
-// brought its own.
-func (m *Manager) withPoster(ctx context.Context) context.Context {
-	if m.poster == nil || commitPosterFrom(ctx) != nil {
-		return ctx
-	}
-	return WithCommitPoster(ctx, m.poster)
-}
-
-// commit creates a commit and merges it, posting it in between when ctx
-// carries a CommitPoster.
+// commit creates a commit and merges it, posting it in between when the
+// adapter has a CommitPoster (Options.CommitPoster).
 func (a *mlsGroupProvider) commit(ctx context.Context, groupID []byte, o mls.CommitOptions) (*mls.CommitResult, error) {
-	post := commitPosterFrom(ctx)
+	post := a.post
 	if post == nil {
 		return a.p.CommitNow(ctx, groupID, o)
 	}
@@ -100,7 +79,9 @@ func (a *mlsGroupProvider) commit(ctx context.Context, groupID []byte, o mls.Com
 	if err := post(ctx, oc); err != nil {
 		return nil, err
 	}
-	if err := a.p.MergeCommit(ctx, pc); err != nil {
+	// Accepted: merge even if the caller gave up meanwhile, or the group
+	// would stay behind the delivery service.
+	if err := a.p.MergeCommit(context.WithoutCancel(ctx), pc); err != nil {
 		return nil, fmt.Errorf("channel: merge posted commit: %w", err)
 	}
 	return res, nil

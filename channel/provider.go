@@ -38,6 +38,7 @@ import (
 var (
 	ErrChannelNotFound  = errors.New("channel: channel not found")
 	ErrChannelExists    = errors.New("channel: already in this channel")
+	ErrAlreadyMember    = errors.New("channel: already a member")
 	ErrInviteExpired    = errors.New("channel: invite expired")
 	ErrInvalidInvite    = errors.New("channel: invalid invite")
 	ErrInvalidEncoding  = errors.New("channel: invalid encoding")
@@ -149,8 +150,8 @@ type Processed struct {
 // one identity's groups. Implementations are safe for concurrent use.
 //
 // Commits are merged before the call returns: the returned commit is for
-// the other members, and this member is in the new epoch. When ctx
-// carries a CommitPoster (WithCommitPoster), the MLS adapter hands it the
+// the other members, and this member is in the new epoch. When the
+// Manager has a CommitPoster (Options.CommitPoster), the MLS adapter hands it the
 // commit between creating and merging it, and merges only if it succeeds
 // (a delivery service that orders commits); other implementations may
 // ignore it.

@@ -111,7 +111,7 @@ func TestConcurrentRequests(t *testing.T) {
 					errs <- fmt.Errorf("inbox: %w", err)
 					continue
 				}
-				if r.Message == nil || r.Message.MessageID != s.r.MessageID || named(r.Message.Sender) != "alice" {
+				if r.Message == nil || r.Message.MessageID != s.r.MessageID || named(r.Message.Sender.UserID) != "alice" {
 					errs <- fmt.Errorf("inbox answer %+v for %s", r.Message, s.r.MessageID)
 				}
 			}

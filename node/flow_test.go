@@ -144,8 +144,8 @@ func (ch *channelOf) deliver(t testing.TB, from, text string, to ...string) *nod
 		if err != nil {
 			t.Fatalf("%s receives %q from %s: %v", name, text, from, err)
 		}
-		if r.Kind != "application" || r.Message == nil || r.Message.Text != text || named(r.Message.Sender) != from ||
-			r.Message.MessageID != sent.MessageID || r.Message.Timestamp == "" || r.Removed {
+		if r.Kind != "application" || r.Message == nil || r.Message.Text != text || named(r.Message.Sender.UserID) != from ||
+			r.Message.MessageID != sent.MessageID || r.Message.SentAt == "" || r.Removed {
 			t.Fatalf("%s's inbox answer %+v / %+v, want %q from %s id %s", name, r, r.Message, text, from, sent.MessageID)
 		}
 	}
@@ -302,7 +302,7 @@ func TestThreePartyFlow(t *testing.T) {
 
 	// Alice removes carol: epoch 4; carol learns it; she cannot read on.
 	_, err = alice.RemoveMember(ctx, ch.ChannelID, "nobody")
-	wantErr(t, err, http.StatusNotFound, "unknown_member")
+	wantErr(t, err, http.StatusNotFound, "not_found")
 	rm := must(alice.RemoveMember(ctx, ch.ChannelID, uidOf(t, carol)))
 	if rm.Epoch != 4 {
 		t.Fatalf("remove answer %+v", rm)
@@ -321,9 +321,9 @@ func TestThreePartyFlow(t *testing.T) {
 	secret := chn.deliver(t, "alice", "carol must not read this", "bob")
 	ids = append(ids, secret.MessageID)
 	_, err = carol.Inbox(ctx, ch.ChannelID, secret.Ciphertext)
-	wantErr(t, err, http.StatusConflict, "not_member")
+	wantErr(t, err, http.StatusConflict, "channel_not_active")
 	_, err = carol.Send(ctx, ch.ChannelID, "still here?", "")
-	wantErr(t, err, http.StatusConflict, "not_member")
+	wantErr(t, err, http.StatusConflict, "channel_not_active")
 
 	// Histories: alice and bob hold every message, in the same order;
 	// carol keeps what she saw before her removal.
@@ -337,7 +337,7 @@ func TestThreePartyFlow(t *testing.T) {
 		t.Fatalf("carol's history %v, want %v", got, ids[:5])
 	}
 	hist := must(bob.Messages(ctx, ch.ChannelID))
-	if named(hist[2].Sender) != "carol" || hist[2].Text != "hello from carol ✓" || hist[3].ReplyTo != ids[0] {
+	if named(hist[2].Sender.UserID) != "carol" || hist[2].Text != "hello from carol ✓" || hist[3].ReplyTo != ids[0] {
 		t.Fatalf("bob's history %+v", hist)
 	}
 
@@ -350,7 +350,7 @@ func TestThreePartyFlow(t *testing.T) {
 	resp := must(http.Get(alice.BaseURL + "/metrics"))
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `spacepanda_http_requests_total{code="201",route="messages_send"}`) {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `spacepanda_http_requests_total{code="202",route="messages_send"}`) {
 		t.Fatalf("metrics %d:\n%.2000s", resp.StatusCode, body)
 	}
 }
@@ -381,7 +381,7 @@ func TestTokenRequired(t *testing.T) {
 	ctx := context.Background()
 	for _, tok := range []string{"", "wrong-token-wrong-token-wrong", token + "x", strings.ToUpper(token)} {
 		c := &node.Client{BaseURL: p.c.BaseURL, Token: tok}
-		for _, path := range []string{"/v1/identity", "/healthz", "/metrics", "/v1/channels", "/nope"} {
+		for _, path := range []string{"/v1/identity", "/metrics", "/v1/channels", "/nope"} {
 			if status, code := rawDo(t, c, "GET", path, nil); status != http.StatusUnauthorized || code != "unauthorized" {
 				t.Fatalf("GET %s with token %q: %d %s", path, tok, status, code)
 			}

@@ -59,16 +59,16 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
+			return &apiError{status: http.StatusRequestEntityTooLarge, code: "too_large",
 				msg: fmt.Sprintf("request body over %d bytes", limit)}
 		}
 		if errors.Is(err, io.EOF) {
-			return badRequest("bad_json", "empty request body")
+			return badRequest("bad_request", "empty request body")
 		}
-		return badRequest("bad_json", "request body is not valid JSON for this endpoint: %v", err)
+		return badRequest("bad_request", "request body is not valid JSON for this endpoint: %v", err)
 	}
 	if dec.More() {
-		return badRequest("bad_json", "trailing data after the JSON body")
+		return badRequest("bad_request", "trailing data after the JSON body")
 	}
 	return nil
 }
@@ -76,11 +76,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 // b64 decodes a standard base64 field.
 func b64(field, s string) ([]byte, error) {
 	if s == "" {
-		return nil, badRequest("missing_field", "%s is required", field)
+		return nil, badRequest("bad_request", "%s is required", field)
 	}
 	v, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
-		return nil, badRequest("bad_base64", "%s is not standard base64", field)
+		return nil, badRequest("bad_request", "%s is not standard base64", field)
 	}
 	return v, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/spacepanda/spacepanda/channel"
+	"github.com/spacepanda/spacepanda/client"
 	"github.com/spacepanda/spacepanda/node"
 	"github.com/spacepanda/spacepanda/provider"
 )
@@ -31,14 +32,18 @@ func newInProc(tb testing.TB, name string) *inProc {
 		tb.Fatal(err)
 	}
 	userNames.Store(string(p.UserID()), name)
-	mgr := channel.NewManager(channel.NewMLSGroupProvider(p), p.Store(), channel.Options{})
+	cl, err := client.New(ctx, p, client.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	// Failures (5xx) are logged to stderr: a 5xx is a bug.
-	srv := node.New(p, mgr, node.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+	srv := node.New(cl, node.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	hs := httptest.NewServer(srv.Handler())
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	tb.Cleanup(func() {
 		hs.Close()
 		tr.CloseIdleConnections()
+		cl.Close()
 		p.Close()
 	})
 	return &inProc{srv: srv, hs: hs, c: &node.Client{BaseURL: hs.URL, HTTP: &http.Client{Transport: tr}}}

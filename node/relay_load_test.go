@@ -135,7 +135,7 @@ func rlLoad(t *testing.T, relayURL string, dur time.Duration) {
 		total := 0
 		for _, p := range members[c] {
 			for _, m := range rlHistory(t, p, chans[c]) {
-				if m.Sender == p.name {
+				if m.Sender.UserID == p.name {
 					total++
 				}
 			}
@@ -143,10 +143,10 @@ func rlLoad(t *testing.T, relayURL string, dur time.Duration) {
 		for _, p := range members[c] {
 			h := rlWaitHistory(t, p, chans[c], total)
 			for _, m := range h {
-				if m.Sender == p.name {
+				if m.Sender.UserID == p.name {
 					continue
 				}
-				ts, err1 := time.Parse(time.RFC3339Nano, m.Timestamp)
+				ts, err1 := time.Parse(time.RFC3339Nano, m.SentAt)
 				rt, err2 := time.Parse(time.RFC3339Nano, m.ReceivedAt)
 				if err1 == nil && err2 == nil {
 					lat = append(lat, rt.Sub(ts))

@@ -58,6 +58,11 @@ func rlCreate(t *testing.T, p *proc, name string) string {
 func rlInvite(t *testing.T, p *proc, ch string, user *proc) node.RelayInviteResponse {
 	t.Helper()
 	var r node.RelayInviteResponse
+	// The invitee knows the inviter: the Welcome is joined at once rather
+	// than kept as a pending invitation (TestStrangerWelcomeIsInvitation).
+	if err := user.c.Do(context.Background(), "PUT", "/v1/contacts/"+url.PathEscape(p.uid), map[string]any{}, nil); err != nil {
+		t.Fatalf("%s adds %s as a contact: %v", user.name, p.name, err)
+	}
 	if err := p.c.Do(context.Background(), "POST", rlPath(ch, "/invites"), map[string]string{"user_id": user.uid}, &r); err != nil {
 		t.Fatalf("%s invites %s: %v", p.name, user.name, err)
 	}
@@ -160,7 +165,7 @@ func rlWaitConverged(t *testing.T, ch, want string, ps ...*proc) uint64 {
 func rlTexts(h []node.RelayChatMessage) []string {
 	var out []string
 	for _, m := range h {
-		out = append(out, named(m.Sender)+":"+m.Text)
+		out = append(out, named(m.Sender.UserID)+":"+m.Text)
 	}
 	sort.Strings(out)
 	return out
@@ -222,6 +227,9 @@ func TestRelayConcurrentCommits(t *testing.T) {
 	ep0 := rlWaitConverged(t, ch, "alice,bob,carol", alice, bob, carol)
 	ctx := context.Background()
 
+	if err := dave.c.Do(ctx, "PUT", "/v1/contacts/"+url.PathEscape(alice.uid), map[string]any{}, nil); err != nil {
+		t.Fatal(err)
+	}
 	// Round 1: alice invites dave and removes carol (in that order) while
 	// bob updates his leaf (a member's own change, whatever the roles).
 	var wg sync.WaitGroup

@@ -61,7 +61,7 @@ func TestRestartBetweenKeyPackageAndJoin(t *testing.T) {
 	// (In ch2 alice already added bob's leaf, so another of his key
 	// packages is refused there.)
 	_, err = a.c.Invite(ctx, ch2.ChannelID, kps[1])
-	wantErr(t, err, http.StatusBadRequest, "invalid_commit")
+	wantErr(t, err, http.StatusConflict, "already_member")
 	ch3 := must(a.c.CreateChannel(ctx, "third", false))
 	inv3 := must(a.c.Invite(ctx, ch3.ChannelID, kps[1]))
 	must(b.c.Join(ctx, node.JoinRequest{Invite: inv3.Invite}))

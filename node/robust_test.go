@@ -57,20 +57,20 @@ func TestBadInput(t *testing.T) {
 	for _, p := range bodyEndpoints {
 		for _, body := range []string{``, `{`, `{"`, `not json`, `[]`, `null x`, `"str"`, `{"unknown_field":1}`,
 			`{}{}`, `{"count":"3","name":1,"text":2,"message":3,"key_package":4,"welcome":5}`} {
-			cases = append(cases, tc{"POST", p, []byte(body), 400, "bad_json"})
+			cases = append(cases, tc{"POST", p, []byte(body), 400, "bad_request"})
 		}
 		// Over the node's 8 MiB limit.
 		big := []byte(`{"text":"` + strings.Repeat("a", node.DefaultMaxBody) + `"}`)
-		cases = append(cases, tc{"POST", p, big, 413, "body_too_large"})
+		cases = append(cases, tc{"POST", p, big, 413, "too_large"})
 	}
 	badB64 := []string{"!!!!", "YWJj-_", "YWJjZA", "YW Jj\x00", "é"}
 	for _, s := range badB64 {
 		cases = append(cases,
-			tc{"POST", ch + "/invites", jsonBody(node.InviteRequest{KeyPackage: s}), 400, "bad_base64"},
-			tc{"POST", "/v1/join", jsonBody(node.JoinRequest{Welcome: s}), 400, "bad_base64"},
-			tc{"POST", "/v1/join", jsonBody(node.JoinRequest{Invite: s}), 400, "bad_base64"},
-			tc{"POST", "/v1/join", jsonBody(node.JoinRequest{Welcome: randB64, RatchetTree: s}), 400, "bad_base64"},
-			tc{"POST", ch + "/inbox", jsonBody(node.InboxRequest{Message: s}), 400, "bad_base64"},
+			tc{"POST", ch + "/invites", jsonBody(node.InviteRequest{KeyPackage: s}), 400, "bad_request"},
+			tc{"POST", "/v1/join", jsonBody(node.JoinRequest{Welcome: s}), 400, "bad_request"},
+			tc{"POST", "/v1/join", jsonBody(node.JoinRequest{Invite: s}), 400, "bad_request"},
+			tc{"POST", "/v1/join", jsonBody(node.JoinRequest{Welcome: randB64, RatchetTree: s}), 400, "bad_request"},
+			tc{"POST", ch + "/inbox", jsonBody(node.InboxRequest{Message: s}), 400, "bad_request"},
 		)
 	}
 	for i := range 8 {
@@ -84,46 +84,46 @@ func TestBadInput(t *testing.T) {
 		cases = append(cases,
 			tc{"POST", ch + "/invites", jsonBody(node.InviteRequest{KeyPackage: r}), 400, ""},
 			tc{"POST", "/v1/join", jsonBody(node.JoinRequest{Welcome: r}), 400, ""},
-			tc{"POST", "/v1/join", jsonBody(node.JoinRequest{Invite: r}), 400, "bad_invite"},
+			tc{"POST", "/v1/join", jsonBody(node.JoinRequest{Invite: r}), 400, "bad_request"},
 			tc{"POST", ch + "/inbox", jsonBody(node.InboxRequest{Message: r}), 400, ""},
 		)
 	}
 	cases = append(cases,
 		// Missing or out-of-range fields.
-		tc{"POST", "/v1/key-packages", []byte(`{}`), 400, "bad_count"},
-		tc{"POST", "/v1/key-packages", []byte(`{"count":-1}`), 400, "bad_count"},
-		tc{"POST", "/v1/key-packages", []byte(`{"count":501}`), 400, "bad_count"},
-		tc{"POST", "/v1/key-packages", []byte(`{"count":1e30}`), 400, "bad_json"},
-		tc{"POST", "/v1/channels", []byte(`{"name":""}`), 400, "bad_name"},
-		tc{"POST", "/v1/channels", jsonBody(node.CreateChannelRequest{Name: strings.Repeat("x", 201)}), 400, "bad_name"},
-		tc{"POST", ch + "/invites", []byte(`{}`), 400, "missing_field"},
-		tc{"POST", "/v1/join", []byte(`{}`), 400, "missing_field"},
-		tc{"POST", ch + "/messages", []byte(`{}`), 400, "missing_field"},
-		tc{"POST", ch + "/messages", jsonBody(node.SendRequest{Text: strings.Repeat("x", node.MaxTextBytes+1)}), 413, "text_too_large"},
-		tc{"POST", ch + "/inbox", []byte(`{}`), 400, "missing_field"},
-		tc{"GET", ch + "/messages?limit=0", nil, 400, "bad_query"},
-		tc{"GET", ch + "/messages?limit=x", nil, 400, "bad_query"},
-		tc{"GET", ch + "/messages?after=-1", nil, 400, "bad_query"},
+		tc{"POST", "/v1/key-packages", []byte(`{}`), 400, "bad_request"},
+		tc{"POST", "/v1/key-packages", []byte(`{"count":-1}`), 400, "bad_request"},
+		tc{"POST", "/v1/key-packages", []byte(`{"count":501}`), 400, "bad_request"},
+		tc{"POST", "/v1/key-packages", []byte(`{"count":1e30}`), 400, "bad_request"},
+		tc{"POST", "/v1/channels", []byte(`{"name":""}`), 400, "bad_request"},
+		tc{"POST", "/v1/channels", jsonBody(node.CreateChannelRequest{Name: strings.Repeat("x", 201)}), 400, "bad_request"},
+		tc{"POST", ch + "/invites", []byte(`{}`), 400, "bad_request"},
+		tc{"POST", "/v1/join", []byte(`{}`), 400, "bad_request"},
+		tc{"POST", ch + "/messages", []byte(`{}`), 400, "bad_request"},
+		tc{"POST", ch + "/messages", jsonBody(node.SendRequest{Text: strings.Repeat("x", node.MaxTextBytes+1)}), 413, "too_large"},
+		tc{"POST", ch + "/inbox", []byte(`{}`), 400, "bad_request"},
+		tc{"GET", ch + "/messages?limit=0", nil, 400, "bad_request"},
+		tc{"GET", ch + "/messages?limit=x", nil, 400, "bad_request"},
+		tc{"GET", ch + "/messages?after=-1", nil, 400, "bad_request"},
 		// A Welcome where a key package belongs, and the other way round.
 		tc{"POST", ch + "/invites", jsonBody(node.InviteRequest{KeyPackage: delivered.Ciphertext}), 400, ""},
 		tc{"POST", "/v1/join", jsonBody(node.JoinRequest{Welcome: bobKP}), 400, ""},
 		// Replays of a delivered message.
 		tc{"POST", ch + "/inbox", jsonBody(node.InboxRequest{Message: delivered.Ciphertext}), 409, "replayed_message"},
 		// Unknown channel and member ids.
-		tc{"GET", "/v1/channels/00ff", nil, 404, "unknown_channel"},
-		tc{"GET", "/v1/channels/no%20such", nil, 404, "unknown_channel"},
-		tc{"POST", "/v1/channels/00ff/invites", jsonBody(node.InviteRequest{KeyPackage: bobKP}), 404, "unknown_channel"},
-		tc{"POST", "/v1/channels/00ff/messages", jsonBody(node.SendRequest{Text: "x"}), 404, "unknown_channel"},
-		tc{"GET", "/v1/channels/00ff/messages", nil, 404, "unknown_channel"},
-		tc{"POST", "/v1/channels/00ff/inbox", jsonBody(node.InboxRequest{Message: delivered.Ciphertext}), 404, "unknown_channel"},
-		tc{"POST", "/v1/channels/00ff/inbox", jsonBody(node.InboxRequest{Message: randB64}), 404, "unknown_channel"},
-		tc{"GET", "/v1/channels/00ff/members", nil, 404, "unknown_channel"},
-		tc{"DELETE", "/v1/channels/00ff/members/bob", nil, 404, "unknown_channel"},
-		tc{"POST", "/v1/channels/00ff/update", nil, 404, "unknown_channel"},
+		tc{"GET", "/v1/channels/00ff", nil, 404, "not_found"},
+		tc{"GET", "/v1/channels/no%20such", nil, 404, "not_found"},
+		tc{"POST", "/v1/channels/00ff/invites", jsonBody(node.InviteRequest{KeyPackage: bobKP}), 404, "not_found"},
+		tc{"POST", "/v1/channels/00ff/messages", jsonBody(node.SendRequest{Text: "x"}), 404, "not_found"},
+		tc{"GET", "/v1/channels/00ff/messages", nil, 404, "not_found"},
+		tc{"POST", "/v1/channels/00ff/inbox", jsonBody(node.InboxRequest{Message: delivered.Ciphertext}), 404, "not_found"},
+		tc{"POST", "/v1/channels/00ff/inbox", jsonBody(node.InboxRequest{Message: randB64}), 404, "not_found"},
+		tc{"GET", "/v1/channels/00ff/members", nil, 404, "not_found"},
+		tc{"DELETE", "/v1/channels/00ff/members/bob", nil, 404, "not_found"},
+		tc{"POST", "/v1/channels/00ff/update", nil, 404, "not_found"},
 		// Bob is not an admin of alice's channel.
 		tc{"DELETE", ch + "/members/mallory", nil, 403, "forbidden"},
 		tc{"DELETE", ch + "/members/alice", nil, 403, "forbidden"},
-		tc{"DELETE", ch + "/members/", nil, 404, "no_route"},
+		tc{"DELETE", ch + "/members/", nil, 404, "not_found"},
 		// Wrong methods and paths.
 		tc{"PUT", "/v1/identity", nil, 405, "method_not_allowed"},
 		tc{"POST", "/v1/identity", nil, 405, "method_not_allowed"},
@@ -133,8 +133,8 @@ func TestBadInput(t *testing.T) {
 		tc{"PATCH", ch + "/messages", nil, 405, "method_not_allowed"},
 		tc{"GET", ch + "/update", nil, 405, "method_not_allowed"},
 		tc{"POST", "/healthz", nil, 405, "method_not_allowed"},
-		tc{"GET", "/v2/identity", nil, 404, "no_route"},
-		tc{"GET", "/nope", nil, 404, "no_route"}, // GET / is the web client (node/webui)
+		tc{"GET", "/v2/identity", nil, 404, "not_found"},
+		tc{"GET", "/nope", nil, 404, "not_found"}, // GET / is the web client (node/webui)
 		tc{"POST", "/", nil, 405, "method_not_allowed"},
 	)
 	for _, c := range cases {

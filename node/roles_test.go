@@ -53,7 +53,7 @@ func TestRolesAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []*node.Client{alice.c, bob.c} {
-		if got := rolesView(t, c, ch); got != "alice:admin bob:read-only " {
+		if got := rolesView(t, c, ch); got != "alice:admin bob:read_only " {
 			t.Fatalf("sees %q", got)
 		}
 	}

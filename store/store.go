@@ -412,3 +412,23 @@ func (m Message) Validate() error {
 }
 
 func invalid(what string) error { return fmt.Errorf("%w: %s", ErrInvalid, what) }
+
+// Records is an optional capability of a Store: small records of the sync
+// engine (package client) — outbox entries, contacts, pending invitations —
+// kept apart from the MLS state, each write durable on return. Kind groups
+// records; id is unique within a kind. The SQLite store implements it.
+type Records interface {
+	// PutRecord stores or replaces the record kind/id.
+	PutRecord(ctx context.Context, kind, id string, value []byte) error
+	// DeleteRecord deletes it (absent: nil).
+	DeleteRecord(ctx context.Context, kind, id string) error
+	// Records lists the records of kind in the order first stored.
+	Records(ctx context.Context, kind string) ([]Record, error)
+}
+
+// Record is one record of Records.
+type Record struct {
+	Kind, ID string
+	Seq      uint64
+	Value    []byte
+}

@@ -214,7 +214,7 @@ func runDemo(ctx context.Context, exe, root string, out, stderr io.Writer) error
 			if err != nil {
 				return fmt.Errorf("%s receives %s's message: %w", name, from, err)
 			}
-			if r.Message == nil || r.Message.Text != text || r.Message.Sender != uids[from] {
+			if r.Message == nil || r.Message.Text != text || r.Message.Sender.UserID != uids[from] {
 				return fmt.Errorf("%s got %+v, want %q from %s", name, r.Message, text, from)
 			}
 		}

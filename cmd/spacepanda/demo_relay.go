@@ -129,12 +129,24 @@ func runRelayDemo(ctx context.Context, exe, root string, out, stderr io.Writer) 
 			return err == nil, err
 		})
 	}
+	// Carol knows alice: her Welcome is joined at once. Bob does not: it
+	// waits as an invitation he accepts.
+	if err := carol.Do(ctx, "PUT", "/v1/contacts/"+url.PathEscape(uids["alice"]), map[string]any{}, nil); err != nil {
+		return fmt.Errorf("carol adds alice as a contact: %w", err)
+	}
+	d.say("carol adds alice to her contacts")
 	for _, who := range []string{"bob", "carol"} {
-		var inv node.RelayInviteResponse
+		var inv node.InviteResponse
 		if err := alice.Do(ctx, "POST", path+"/invites", map[string]string{"user_id": uids[who]}, &inv); err != nil {
 			return fmt.Errorf("invite %s: %w", who, err)
 		}
 		d.say("alice invites %s by user id (claimed key package, epoch %d)", who, inv.Epoch)
+		if who == "bob" {
+			if err := acceptInvitation(ctx, bob); err != nil {
+				return err
+			}
+			d.say("bob sees a pending invitation from a stranger and accepts it")
+		}
 		if err := joined(who); err != nil {
 			return err
 		}
@@ -153,7 +165,7 @@ func runRelayDemo(ctx context.Context, exe, root string, out, stderr io.Writer) 
 			h, err := history(ctx, nodes[who], id)
 			texts = texts[:0]
 			for _, m := range h {
-				texts = append(texts, names[m.Sender])
+				texts = append(texts, names[m.Sender.UserID])
 			}
 			return len(h) == 3, err
 		}); err != nil {
@@ -193,4 +205,22 @@ func runRelayDemo(ctx context.Context, exe, root string, out, stderr io.Writer) 
 	}
 	d.say("carol's history stops at her removal (%d messages)", len(h))
 	return nil
+}
+
+// acceptInvitation waits for c's first pending invitation and accepts it.
+func acceptInvitation(ctx context.Context, c *node.Client) error {
+	var id string
+	if err := waitFor(ctx, "an invitation", func() (bool, error) {
+		var r node.InvitationsResponse
+		if err := c.Do(ctx, "GET", "/v1/invitations", nil, &r); err != nil {
+			return false, err
+		}
+		if len(r.Invitations) > 0 {
+			id = r.Invitations[0].InvitationID
+		}
+		return id != "", nil
+	}); err != nil {
+		return err
+	}
+	return c.Do(ctx, "POST", "/v1/invitations/"+url.PathEscape(id)+"/accept", nil, nil)
 }

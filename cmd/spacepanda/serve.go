@@ -15,9 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spacepanda/spacepanda/channel"
+	"github.com/spacepanda/spacepanda/client"
 	"github.com/spacepanda/spacepanda/node"
-	"github.com/spacepanda/spacepanda/provider"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -71,37 +70,25 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	oo := provider.OpenOptions{Options: channel.ProviderOptions(provider.Options{Name: *name})}
-	if *relayURL != "" {
-		// Handshakes as PublicMessages, for the relay to verify them.
-		oo.Options = channel.RelayProviderOptions(provider.Options{Name: *name})
-	}
+	cfg := client.Config{DataDir: *data, RelayURL: *relayURL, DisplayName: *name, Logger: log}
 	if *passFile != "" {
 		b, err := os.ReadFile(*passFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "spacepanda serve: passphrase file: %v\n", err)
 			return 2
 		}
-		oo.Passphrase = bytes.TrimRight(b, "\r\n")
+		cfg.Passphrase = bytes.TrimRight(b, "\r\n")
 	}
-	p, err := provider.Open(ctx, *data, oo)
+	// The engine starts whether or not the relay answers: local history
+	// is served meanwhile and sends wait in the outbox.
+	c, err := client.Open(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "spacepanda serve: %v\n", err)
 		return 1
 	}
-	defer p.Close()
-	mgr := channel.NewManager(channel.NewMLSGroupProvider(p), p.Store(), channel.Options{})
-	srv := node.New(p, mgr, node.Options{Token: token, Logger: log})
-	handler := srv.Handler()
-	if *relayURL != "" {
-		rl := node.NewRelay(srv, node.RelayOptions{URL: *relayURL, Logger: log})
-		if err := rl.Start(ctx); err != nil {
-			fmt.Fprintf(stderr, "spacepanda serve: %v\n", err)
-			return 1
-		}
-		defer rl.Close()
-		handler = rl.Handler()
-	}
+	defer c.Close()
+	p := c.Provider()
+	handler := node.New(c, node.Options{Token: token, Logger: log}).Handler()
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

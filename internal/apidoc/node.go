@@ -3,8 +3,8 @@ package apidoc
 // Node is the node's API (CONTRACT.md "Node HTTP API", implemented by the
 // sync branch): one route set with or without a relay.
 func Node() *API {
-	status := Enum("queued: in the durable outbox; sent: the relay (or, without one, the caller) has it", "queued", "sent")
-	commit := Obj("status", status, "epoch", Int("the epoch the change makes"))
+	status := Enum("queued: in the durable outbox; sent: the relay has it; merged: no relay, applied at once (the caller carries the output)", "queued", "sent", "merged")
+	commit := Obj("status", status, "epoch", Int("the epoch the change makes"), "commit?", B64("no relay: the commit (MLSMessage) for the other members"))
 	role := Enum("", "admin", "member", "read_only")
 	channel := Obj("channel_id", Str(""), "name", Str(""), "group_id", B64(""), "epoch", Int(""),
 		"state", Enum("", "active", "removed", "left"), "roles", Bool("roles enforced in the group (false: a plain RFC 9420 channel)"),
@@ -14,10 +14,10 @@ func Node() *API {
 		"key_changed", Bool("the identity key changed since it was verified"))
 	message := Obj("seq", Int("position in this channel's history, the paging cursor"), "message_id", Str(""),
 		"sender", Obj("user_id", Str("user id (or the name a plain RFC 9420 member gives)"), "display_name", Str(""), "verified", Bool("")),
-		"text", Str(""), "reply_to?", Str("message_id"), "sent_at", Time(""), "status?", status)
+		"text", Str(""), "reply_to?", Str("message_id"), "sent_at", Time(""), "received_at?", Time("when this node stored it"), "status?", status)
 	member := Obj("user_id", Str(""), "display_name", Str(""), "role", role, "fingerprint", Str(""), "verified", Bool(""),
 		"unverified", Bool("admitted without a certificate (plain channels)"),
-		"devices", Arr(Obj("device_id", Str(""), "leaf_index", Int("")), ""))
+		"devices", Arr(Obj("device_id", Str(""), "leaf_index", Int("")), ""), "leaf_index?", Int("the first device's leaf (older clients)"))
 	ch := "/v1/channels/{id}"
 	events := S{
 		"message":       Ref("MessageEvent"),
@@ -47,7 +47,8 @@ func Node() *API {
 		{Method: "GET", Path: "/v1/openapi.json", ID: "openapi", Tag: "meta", Summary: "This document", Status: 200, Resp: S{"type": "object"}},
 		{Method: "GET", Path: "/v1/identity", ID: "identity", Tag: "identity", Summary: "This node's user and device",
 			Status: 200, Resp: Obj("user_id", UserID(""), "display_name", Str(""), "device_id", Str(""), "fingerprint", Str(""),
-				"ciphersuite", Int(""), "signature_key", B64(""), "relay", Null(Obj("url", Str(""), "reachable", Bool(""))))},
+				"ciphersuite", Int(""), "signature_key", B64(""), "relay", Null(Obj("url", Str(""), "reachable", Bool(""))),
+				"name?", Str("display_name (older clients)"))},
 		{Method: "GET", Path: "/v1/devices", ID: "devices", Tag: "identity", Summary: "The user's devices",
 			Status: 200, Resp: Obj("devices", Arr(Obj("device_id", Str(""), "current", Bool("this node"), "revoked", Bool("")), ""))},
 		{Method: "POST", Path: "/v1/devices/link", ID: "linkOffer", Tag: "identity", Summary: "Offer to link a new device: a short code to type on it",
@@ -56,10 +57,10 @@ func Node() *API {
 			Body: Obj("code", Str("")), Status: 200, Resp: Obj("user_id", UserID(""), "device_id", Str("")),
 			Errs: Errs{412: {"relay_required"}, 503: {"relay_unreachable"}}},
 		{Method: "POST", Path: "/v1/key-packages", ID: "createKeyPackages", Tag: "identity", Summary: "Make key packages (published to the relay in relay mode)",
-			Body: Obj("count", withDesc(S{"type": "integer", "minimum": 1}, "")), Status: 200,
+			Body: Obj("count", withDesc(S{"type": "integer", "minimum": 1}, "")), Status: 201,
 			Resp: Obj("key_packages", Arr(B64("MLSMessage(KeyPackage)"), ""))},
 		{Method: "GET", Path: "/v1/key-packages", ID: "countKeyPackages", Tag: "identity", Summary: "Unused key packages",
-			Status: 200, Resp: Obj("available", Int(""))},
+			Status: 200, Resp: Obj("available", Int(""), "valid?", Int("available (older clients)"), "last_resort?", Bool("a last-resort key package is published"))},
 		{Method: "POST", Path: "/v1/channels", ID: "createChannel", Tag: "channels", Summary: "Create a channel",
 			Body:   Obj("name", Str(""), "is_public?", Bool("default false"), "roles?", Bool("default true")),
 			Status: 201, Resp: Ref("Channel")},
@@ -70,11 +71,12 @@ func Node() *API {
 			Summary: "Invite a user (relay: by user id, all their devices) or a key package (no relay)",
 			Body:    OneOf(Obj("user_id", UserID(""), "role?", role), Obj("key_package", B64("MLSMessage(KeyPackage)"), "role?", role)),
 			Status:  202, Resp: Obj("status", status, "epoch", Int(""), "welcome?", B64("no relay: hand to the invitee"),
-				"ratchet_tree?", B64(""), "invite?", Str("no relay: the whole invitation in one string")),
+				"ratchet_tree?", B64(""), "invite?", Str("no relay: the whole invitation in one string"),
+				"commit?", B64("no relay: the commit for the other members"), "user_ids?", Arr(UserID(""), "the users invited")),
 			Errs: Errs{403: {"forbidden"}, 409: {"already_member", "channel_not_active"}, 412: {"relay_required"}, 503: {"relay_unreachable"}}},
 		{Method: "POST", Path: "/v1/join", ID: "join", Tag: "channels", Summary: "Join by a Welcome (no relay)",
 			Body:   OneOf(Obj("welcome", B64("MLSMessage(Welcome)"), "ratchet_tree?", B64("")), Obj("invite", Str(""))),
-			Status: 200, Resp: Ref("Channel"), Errs: Errs{409: {"already_member"}}},
+			Status: 201, Resp: Ref("Channel"), Errs: Errs{409: {"already_member"}}},
 		{Method: "GET", Path: "/v1/invitations", ID: "invitations", Tag: "channels", Summary: "Invitations received and not yet answered",
 			Status: 200, Resp: Obj("invitations", Arr(Obj("invitation_id", Str(""), "channel_name", Str(""),
 				"inviter", Obj("user_id", UserID(""), "display_name", Str("")), "received_at", Time("")), ""))},
@@ -91,7 +93,8 @@ func Node() *API {
 			Resp: Obj("user_id", UserID(""), "safety_number", Str(""), "verified", Bool("")), Errs: Errs{503: {"relay_unreachable"}}},
 		{Method: "POST", Path: ch + "/messages", ID: "send", Tag: "messages", Summary: "Send a message (queued in the outbox when the relay is away)",
 			Body:   Obj("text", Str(""), "reply_to?", Str("message_id")),
-			Status: 202, Resp: Obj("message_id", Str(""), "status", status, "sent_at", Time("")),
+			Status: 202, Resp: Obj("message_id", Str(""), "status", status, "sent_at", Time(""), "epoch?", Int(""),
+				"ciphertext?", B64("no relay: the PrivateMessage for the other members")),
 			Errs: Errs{403: {"forbidden"}, 409: {"channel_not_active"}}},
 		{Method: "GET", Path: ch + "/messages", ID: "messages", Tag: "messages", Summary: "History, paged by seq (both modes)",
 			Query: []Param{{"before", Int("seq: older than")}, {"after", Int("seq: newer than")},

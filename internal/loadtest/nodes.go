@@ -80,6 +80,17 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 		n.user = id.UserID
 		nodes[i] = n
 	}
+	// Everyone knows everyone: a Welcome from a contact joins at once
+	// (from a stranger it would wait as a pending invitation).
+	for _, n := range nodes {
+		for _, o := range nodes {
+			if o != n {
+				if err := n.call(ctx, "PUT", "/v1/contacts/"+url.PathEscape(o.user), map[string]any{}, nil); err != nil {
+					return nil, fmt.Errorf("loadtest: contact: %w", err)
+				}
+			}
+		}
+	}
 	type channel struct {
 		id      string
 		members []int

@@ -122,11 +122,19 @@ CREATE TABLE revocations (
 	PRIMARY KEY (identity_key, device_id)
 ) STRICT, WITHOUT ROWID;
 `,
-	// 3: reserved for the sync branch's tables (merged separately). The
-	// runner skips an empty slot without recording it, so a database made
-	// here gets migration 3 when a program that has it opens it.
-	``,
-	// 4 (relayops): channel names and message metadata sealed at rest.
+	// 3: records of the sync engine (package client): the outbox,
+	// contacts, pending invitations. value is sealed; kind and id are the
+	// engine's own names (message ids, user ids), seq keeps insertion order.
+	`
+CREATE TABLE client_records (
+	seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind  TEXT NOT NULL,
+	id    TEXT NOT NULL,
+	value BLOB NOT NULL,                    -- sealed
+	UNIQUE (kind, id)
+) STRICT;
+`,
+	// 4: channel names and message metadata sealed at rest.
 	// channels.name and messages.sender/sent_at/reply_to are left empty
 	// ('' or 0) and the values live sealed in name_sealed and meta;
 	// messages.message_id holds a keyed tag of the id (uniqueness without

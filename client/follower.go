@@ -1,0 +1,380 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spacepanda/spacepanda/channel"
+	relayclient "github.com/spacepanda/spacepanda/relay/client"
+)
+
+// follower reads one group's log in order and processes it.
+type follower struct {
+	c    *Client
+	d    *channel.Descriptor
+	stop context.CancelFunc
+
+	mu     sync.Mutex // serialises processing; never held while waiting
+	cursor uint64     // last processed (or held) seq
+	saved  uint64     // cursor last saved at the relay
+	// start is the epoch we were in when following began: entries of
+	// older epochs predate us and are skipped without a report.
+	start     uint64
+	savedAt   time.Time
+	held      []relayclient.Entry
+	heldBytes int
+	done      bool
+	// stuck is why the log cannot be followed (a recovery is due).
+	stuck      error
+	recoveries int
+	// synced: the log has been read to its end once (outbox messages of
+	// the channel wait for it).
+	synced atomic.Bool
+	// doneFlag mirrors done for readers without f.mu.
+	doneFlag atomic.Bool
+}
+
+// synced reports whether the channel's log has been read to its end since
+// the engine started (a channel not followed — no relay, or not active —
+// counts as synced: nothing to wait for).
+func (c *Client) synced(channelID string) bool {
+	c.mu.Lock()
+	f := c.followers[channelID]
+	c.mu.Unlock()
+	return f == nil || f.synced.Load()
+}
+
+// Progress is how far a channel's log has been read.
+type Progress struct {
+	ChannelID string
+	Cursor    uint64
+	Held      int
+	Done      bool
+}
+
+// Progress lists the followed channels.
+func (c *Client) Progress() []Progress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Progress
+	for id, f := range c.followers {
+		f.mu.Lock()
+		out = append(out, Progress{ChannelID: id, Cursor: f.cursor, Held: len(f.held), Done: f.done})
+		f.mu.Unlock()
+	}
+	return out
+}
+
+// follow starts following d's log (once while it runs).
+func (c *Client) follow(d *channel.Descriptor) *follower { return c.followFrom(d, false) }
+
+// followFrom is follow; joined: we just joined, and entries of epochs
+// before the current one predate us (a follower restarted with the
+// engine must read them: a late message of an older epoch may follow the
+// commit we processed before a crash).
+func (c *Client) followFrom(d *channel.Descriptor, joined bool) *follower {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.followers[d.ID]; ok && !f.doneFlag.Load() {
+		return f
+	} else if ok {
+		f.stop() // finished (we were removed); a rejoin needs a new one
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	f := &follower{c: c, d: d, stop: cancel}
+	if joined {
+		f.start, _ = c.mgr.Epoch(ctx, d.ID)
+	}
+	c.followers[d.ID] = f
+	c.wg.Add(1)
+	go f.run(ctx)
+	return f
+}
+
+// unfollow forgets a finished follower (a later join starts a new one).
+func (c *Client) unfollow(f *follower) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.followers[f.d.ID] == f {
+		delete(c.followers, f.d.ID)
+	}
+}
+
+func (f *follower) run(ctx context.Context) {
+	c := f.c
+	defer c.wg.Done()
+	defer f.stop()
+	defer c.unfollow(f)
+	for ctx.Err() == nil {
+		cur, err := c.relay.Cursor(ctx, f.d.GroupID)
+		c.noteRelay(ctx, err)
+		if err == nil {
+			f.mu.Lock()
+			f.cursor, f.saved = max(f.cursor, cur), cur
+			f.mu.Unlock()
+			break
+		}
+		if errors.Is(err, relayclient.ErrForbidden) {
+			f.lostAccess(ctx)
+			return
+		}
+		if errors.Is(err, relayclient.ErrNotFound) {
+			c.log.Warn("channel unknown to the relay", "channel", f.d.ID)
+			return
+		}
+		if !sleepCtx(ctx, time.Second) {
+			return
+		}
+	}
+	for ctx.Err() == nil {
+		f.mu.Lock()
+		after, done := f.cursor, f.done
+		f.mu.Unlock()
+		if done {
+			return
+		}
+		es, next, err := c.relay.Messages(ctx, f.d.GroupID, relayclient.Page{After: after, Wait: c.cfg.Wait})
+		c.noteRelay(ctx, err)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, relayclient.ErrForbidden) {
+				f.lostAccess(ctx)
+				return
+			}
+			c.log.Warn("reading the log failed", "channel", f.d.ID, "err", err)
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		f.mu.Lock()
+		f.process(ctx, es)
+		if !f.done {
+			f.cursor = max(f.cursor, next)
+		}
+		stuck := f.stuck
+		f.stuck = nil
+		f.mu.Unlock()
+		if len(es) < 50 && !f.synced.Load() {
+			f.synced.Store(true)
+			c.kickOutbox()
+		}
+		if stuck != nil {
+			f.recover(ctx, stuck)
+		}
+		if len(es) == 0 || time.Since(f.savedAt) > time.Second {
+			f.saveCursor(ctx)
+			f.savedAt = time.Now()
+		}
+	}
+}
+
+// lostAccess handles a 403 on the log: the relay no longer counts us a
+// member. The channel is removed; a new Welcome starts a new follower.
+func (f *follower) lostAccess(ctx context.Context) {
+	c := f.c
+	c.log.Info("no longer a reader of the channel's log", "channel", f.d.ID)
+	if st, err := c.channelState(ctx, f.d.ID); err == nil && st.State == StateActive {
+		_ = c.p.ForgetGroup(ctx, f.d.GroupID)
+		_ = c.setState(ctx, f.d.ID, ChannelState{State: StateRemoved})
+	}
+}
+
+// recover rejoins by external commit (bounded per follower).
+func (f *follower) recover(ctx context.Context, why error) {
+	if f.recoveries >= maxRecoveries {
+		f.c.log.Error("channel cannot be followed and recoveries are exhausted", "channel", f.d.ID, "why", why)
+		return
+	}
+	f.recoveries++
+	if err := f.c.recover(ctx, f.d, why); err != nil {
+		f.c.log.Warn("recovery failed", "channel", f.d.ID, "err", err)
+		return
+	}
+	f.mu.Lock()
+	f.start, _ = f.c.mgr.Epoch(ctx, f.d.ID)
+	f.held, f.heldBytes = nil, 0
+	f.mu.Unlock()
+}
+
+// pull reads and processes what is in the log now (no waiting).
+func (f *follower) pull(ctx context.Context) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	es, _, err := f.c.relay.Messages(ctx, f.d.GroupID, relayclient.Page{After: f.cursor})
+	if err != nil {
+		return 0, err
+	}
+	f.process(ctx, es)
+	return len(es), nil
+}
+
+// process handles entries in log order (f.mu held). An application
+// message or proposal for an epoch we have not reached is held, within
+// the bounds, until the commit that starts it has been processed.
+func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
+	c, me := f.c, string(f.c.p.UserID())
+	f.release(ctx) // our own commits move the epoch outside the log too
+	var batch []relayclient.Entry
+	for _, e := range es {
+		if e.Seq <= f.cursor || f.done {
+			continue
+		}
+		f.cursor = e.Seq
+		if e.Sender == me && e.Kind != relayclient.KindCommit {
+			continue // our own message, already in our history
+		}
+		ep, err := c.mgr.Epoch(ctx, f.d.ID)
+		if err != nil {
+			f.receive(ctx, batch)
+			c.log.Warn("channel state unavailable", "channel", f.d.ID, "err", err)
+			f.done = true
+			f.doneFlag.Store(true)
+			return
+		}
+		if e.Epoch < f.start {
+			continue // before we joined
+		}
+		if e.Kind != relayclient.KindCommit && e.Epoch > ep {
+			f.hold(e)
+			continue
+		}
+		if e.Kind == relayclient.KindCommit && e.Epoch != ep {
+			if e.Epoch > ep {
+				c.log.Warn("commit for a future epoch: a commit is missing", "channel", f.d.ID, "seq", e.Seq, "epoch", e.Epoch, "ours", ep)
+				err := errf(ErrUnprocessable, "commit for epoch %d, we are in %d", e.Epoch, ep)
+				f.skipped(ctx, e, err)
+				f.stuck = err
+			}
+			continue
+		}
+		batch = append(batch, e)
+		if e.Kind == relayclient.KindCommit {
+			f.receive(ctx, batch)
+			batch = nil
+			f.release(ctx)
+		}
+	}
+	f.receive(ctx, batch)
+}
+
+// ErrUnprocessable is a log entry that could not be processed (reported
+// and skipped).
+var ErrUnprocessable = errors.New("client: log entry not processable")
+
+// ErrHeldOverflow is a future-epoch message dropped over the bounds.
+var ErrHeldOverflow = errors.New("client: too many messages held for a future epoch")
+
+// hold keeps a future-epoch entry, dropping the oldest held ones beyond
+// the count and byte bounds (reported).
+func (f *follower) hold(e relayclient.Entry) {
+	lim := f.c.cfg.Limits
+	f.held = append(f.held, e)
+	f.heldBytes += len(e.Message)
+	for len(f.held) > 0 && (len(f.held) > lim.HeldCount || f.heldBytes > lim.HeldBytes) {
+		old := f.held[0]
+		f.held = f.held[1:]
+		f.heldBytes -= len(old.Message)
+		f.c.mu.Lock()
+		f.c.stats.HeldDropped++
+		f.c.mu.Unlock()
+		f.skipped(context.Background(), old, errf(ErrHeldOverflow, "epoch %d", old.Epoch))
+	}
+}
+
+// skipped reports an entry that will not be processed.
+func (f *follower) skipped(ctx context.Context, e relayclient.Entry, err error) {
+	c := f.c
+	c.mu.Lock()
+	c.stats.EntriesSkipped++
+	c.mu.Unlock()
+	c.log.Log(ctx, slog.LevelWarn, "skipping a log entry", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "sender", e.Sender, "err", err)
+	c.emit(EventDelivery, f.d.ID, map[string]any{"status": "skipped", "seq": e.Seq, "kind": e.Kind, "sender": e.Sender, "error": err.Error()})
+}
+
+// release processes the held messages whose epoch has come.
+func (f *follower) release(ctx context.Context) {
+	for len(f.held) > 0 && !f.done {
+		ep, err := f.c.mgr.Epoch(ctx, f.d.ID)
+		if err != nil {
+			return
+		}
+		var keep, ready []relayclient.Entry
+		f.heldBytes = 0
+		for _, e := range f.held {
+			if e.Epoch <= ep {
+				ready = append(ready, e)
+			} else {
+				keep = append(keep, e)
+				f.heldBytes += len(e.Message)
+			}
+		}
+		f.held = keep
+		if len(ready) == 0 {
+			return
+		}
+		f.receive(ctx, ready)
+	}
+}
+
+// receive receives entries in order, in one batch.
+func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
+	if len(es) == 0 || f.done {
+		return
+	}
+	c := f.c
+	msgs := make([][]byte, len(es))
+	for i, e := range es {
+		msgs[i] = e.Message
+	}
+	for i, res := range c.mgr.ReceiveBatchFor(ctx, f.d.ID, msgs) {
+		e := es[i]
+		if res.Err != nil {
+			if e.Sender == string(c.p.UserID()) {
+				// Our own commit, merged while we read it — unless we
+				// crashed between its acceptance and its merge and
+				// cannot adopt it now: then we are behind for good.
+				if ep, err := c.mgr.Epoch(ctx, f.d.ID); err == nil && ep == e.Epoch && e.Kind == relayclient.KindCommit {
+					c.log.Warn("our own accepted commit cannot be merged", "channel", f.d.ID, "seq", e.Seq, "err", res.Err)
+					f.stuck = errors.Join(ErrUnprocessable, res.Err)
+				}
+				continue
+			}
+			err := errors.Join(ErrUnprocessable, res.Err)
+			f.skipped(ctx, e, err)
+			if e.Kind == relayclient.KindCommit {
+				f.stuck = err // the group moved on without us
+			}
+			continue
+		}
+		if c.handle(ctx, res.Event) {
+			f.done = true
+			f.doneFlag.Store(true)
+		}
+	}
+}
+
+// saveCursor stores the read position at the relay: the last processed
+// entry, or just before the oldest held one.
+func (f *follower) saveCursor(ctx context.Context) {
+	f.mu.Lock()
+	cur := f.cursor
+	for _, e := range f.held {
+		cur = min(cur, e.Seq-1)
+	}
+	saved := f.saved
+	f.mu.Unlock()
+	if cur == saved {
+		return
+	}
+	if err := f.c.relay.SetCursor(ctx, f.d.GroupID, cur); err != nil {
+		return
+	}
+	f.mu.Lock()
+	f.saved = max(f.saved, cur)
+	f.mu.Unlock()
+}

@@ -1,0 +1,282 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/spacepanda/spacepanda/channel"
+	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/wire"
+	relayclient "github.com/spacepanda/spacepanda/relay/client"
+)
+
+// The outbox: what must reach the relay is stored (store.Records, kind
+// "outbox") before it leaves, and delivered in order, per channel, until
+// the relay accepts it. An unreachable relay stops the round and the
+// loop retries with backoff; an item the relay refuses for good is
+// dropped and reported.
+
+const recOutbox = "outbox"
+
+// Outbox item kinds.
+const (
+	itemGroup    = "group"    // register a channel's group
+	itemMessage  = "message"  // an application message
+	itemProposal = "proposal" // a proposal (our leave)
+	itemWelcome  = "welcome"  // the Welcome of an accepted commit
+)
+
+// item is one outbox entry.
+type item struct {
+	ID         string   `json:"id"`
+	Kind       string   `json:"kind"`
+	ChannelID  string   `json:"channel_id"`
+	GroupID    []byte   `json:"group_id"`
+	Data       []byte   `json:"data,omitempty"`
+	Tree       []byte   `json:"tree,omitempty"`
+	Recipients []string `json:"recipients,omitempty"`
+	Epoch      uint64   `json:"epoch"`
+	MessageID  string   `json:"message_id,omitempty"`
+	// Chat is the message as encoded, to encrypt it again when the group
+	// moved on while it waited (receivers keep past epochs only briefly).
+	Chat     *channel.ChatMessage `json:"chat,omitempty"`
+	Attempts int                  `json:"attempts,omitempty"`
+	QueuedAt time.Time            `json:"queued_at"`
+}
+
+// maxAttempts bounds the retries of an item the relay answers but refuses
+// for a reason that may pass (an epoch it has not reached).
+const maxAttempts = 20
+
+func newID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// enqueue stores it durably and wakes the outbox.
+func (c *Client) enqueue(ctx context.Context, it *item) error {
+	if it.ID == "" {
+		it.ID = newID()
+	}
+	if it.QueuedAt.IsZero() {
+		it.QueuedAt = time.Now().UTC()
+	}
+	b, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	if err := c.recs.PutRecord(ctx, recOutbox, it.ID, b); err != nil {
+		return err
+	}
+	c.kickOutbox()
+	return nil
+}
+
+func (c *Client) kickOutbox() {
+	select {
+	case c.obKick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Client) outboxItems(ctx context.Context) ([]*item, error) {
+	recs, err := c.recs.Records(ctx, recOutbox)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*item, 0, len(recs))
+	for _, r := range recs {
+		var it item
+		if err := json.Unmarshal(r.Value, &it); err != nil {
+			c.log.Error("dropping an unreadable outbox entry", "id", r.ID, "err", err)
+			_ = c.recs.DeleteRecord(ctx, recOutbox, r.ID)
+			continue
+		}
+		out = append(out, &it)
+	}
+	return out, nil
+}
+
+// OutboxDepth is how many items wait for the relay.
+func (c *Client) OutboxDepth(ctx context.Context) int {
+	its, _ := c.outboxItems(ctx)
+	return len(its)
+}
+
+// Queued reports the ids of our messages still in the outbox.
+func (c *Client) Queued(ctx context.Context, channelID string) map[string]bool {
+	its, _ := c.outboxItems(ctx)
+	out := map[string]bool{}
+	for _, it := range its {
+		if it.Kind == itemMessage && it.ChannelID == channelID {
+			out[it.MessageID] = true
+		}
+	}
+	return out
+}
+
+func (c *Client) outboxLoop() {
+	defer c.wg.Done()
+	delay := c.cfg.Retry
+	for c.ctx.Err() == nil {
+		if c.outboxRound(c.ctx) {
+			delay = c.cfg.Retry
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-c.obKick:
+			case <-time.After(30 * time.Second):
+			}
+			continue
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.obKick:
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// outboxRound delivers what it can; false: the relay is unreachable (or a
+// channel is held up) and the round should be retried after a backoff.
+func (c *Client) outboxRound(ctx context.Context) bool {
+	its, err := c.outboxItems(ctx)
+	if err != nil {
+		c.log.Error("reading the outbox", "err", err)
+		return false
+	}
+	blocked := map[string]bool{}
+	ok := true
+	for _, it := range its {
+		if blocked[it.ChannelID] {
+			continue
+		}
+		if it.Kind == itemMessage && !c.synced(it.ChannelID) {
+			// Post in the epoch the group is in: wait until the log has
+			// been read once since we started (the follower kicks us).
+			blocked[it.ChannelID], ok = true, false
+			continue
+		}
+		err := c.deliver(ctx, it)
+		c.noteRelay(ctx, err)
+		switch {
+		case err == nil:
+			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
+			c.delivered(it, "sent", nil)
+		case ctx.Err() != nil:
+			return false
+		case unreachable(ctx, err):
+			return false
+		case retryable(err) && it.Attempts < maxAttempts:
+			it.Attempts++
+			if b, err := json.Marshal(it); err == nil {
+				_ = c.recs.PutRecord(ctx, recOutbox, it.ID, b)
+			}
+			blocked[it.ChannelID], ok = true, false
+		default:
+			c.log.Warn("the relay refused an outgoing item; dropped", "kind", it.Kind, "channel", it.ChannelID, "err", err)
+			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
+			c.delivered(it, "dropped", err)
+		}
+	}
+	return ok
+}
+
+func retryable(err error) bool {
+	var ee *relayclient.EpochError
+	return errors.As(err, &ee) || errors.Is(err, relayclient.ErrNotMember)
+}
+
+func (c *Client) delivered(it *item, status string, err error) {
+	if it.Kind == itemMessage {
+		c.mu.Lock()
+		if len(c.outcomes) > 4096 {
+			c.outcomes = map[string]string{}
+		}
+		c.outcomes[it.MessageID] = status
+		c.mu.Unlock()
+	}
+	data := map[string]any{"kind": it.Kind, "status": status}
+	if it.MessageID != "" {
+		data["message_id"] = it.MessageID
+	}
+	if err != nil {
+		data["error"] = err.Error()
+	}
+	c.emit(EventDelivery, it.ChannelID, data)
+	if it.Kind == itemGroup && status == "sent" {
+		if d, err := c.mgr.Channel(c.ctx, it.ChannelID); err == nil {
+			c.follow(d)
+		}
+	}
+}
+
+func (c *Client) deliver(ctx context.Context, it *item) error {
+	switch it.Kind {
+	case itemGroup:
+		gi, err := c.groupInfo(ctx, it.GroupID)
+		if err != nil {
+			return err
+		}
+		return c.relay.CreateGroup(ctx, it.GroupID, gi)
+	case itemMessage:
+		if err := c.refresh(ctx, it); err != nil {
+			return err
+		}
+		_, err := c.relay.PostMessage(ctx, it.GroupID, relayclient.KindApplication, it.Epoch, it.Data)
+		return err
+	case itemProposal:
+		_, err := c.relay.PostMessage(ctx, it.GroupID, relayclient.KindProposal, it.Epoch, it.Data)
+		return err
+	case itemWelcome:
+		return c.relay.PostWelcome(ctx, relayclient.Welcome{Recipients: it.Recipients, Welcome: it.Data,
+			RatchetTree: it.Tree, GroupID: it.GroupID})
+	}
+	return errors.New("client: unknown outbox item kind " + it.Kind)
+}
+
+// refresh encrypts a waiting message again if the channel's epoch moved
+// on since it was encrypted (same id: receivers keep one copy).
+func (c *Client) refresh(ctx context.Context, it *item) error {
+	ep, err := c.mgr.Epoch(ctx, it.ChannelID)
+	if err != nil || ep == it.Epoch || it.Chat == nil {
+		return err
+	}
+	ct, err := c.mgr.EncryptChat(ctx, it.ChannelID, it.Chat)
+	if err != nil {
+		return err
+	}
+	it.Data, it.Epoch = ct, ep
+	b, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	return c.recs.PutRecord(ctx, recOutbox, it.ID, b)
+}
+
+// groupInfo is the group's current signed GroupInfo with its ratchet tree
+// (MLSMessage): what the relay registers a group from and verifies its
+// commits against.
+func (c *Client) groupInfo(ctx context.Context, groupID []byte) ([]byte, error) {
+	var out []byte
+	err := c.p.View(ctx, groupID, func(g *mls.Group) error {
+		gi, err := g.GroupInfo(true)
+		if err != nil {
+			return err
+		}
+		m, err := mls.NewMLSMessage(gi)
+		if err != nil {
+			return err
+		}
+		out, err = wire.Marshal(m)
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,100 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spacepanda/spacepanda/channel"
+	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/wire"
+	"github.com/spacepanda/spacepanda/store"
+)
+
+// Recovery instead of forks (issue 13.6): a member that cannot follow the
+// log (a commit for its epoch that does not process, or a commit for an
+// epoch it never reached) rejoins by external commit (RFC 9420
+// §12.4.3.2, resync: the new leaf replaces our old one) from the relay's
+// latest GroupInfo, posted and merged like any commit; the history
+// records it.
+
+// ErrRecovery is a failed rejoin.
+var ErrRecovery = errors.New("client: recovery by external commit failed")
+
+// maxRecoveries bounds the rejoins of one follower (a hostile member must
+// not keep us rejoining).
+const maxRecoveries = 3
+
+// recover rejoins d's group from the relay's latest GroupInfo.
+func (c *Client) recover(ctx context.Context, d *channel.Descriptor, why error) error {
+	defer c.opLock(d.ID)()
+	raw, _, err := c.relay.GroupInfo(ctx, d.GroupID)
+	c.noteRelay(ctx, err)
+	if err != nil {
+		return fmt.Errorf("%w: group info: %w", ErrRecovery, err)
+	}
+	m, err := mls.UnmarshalMLSMessage(raw)
+	if err != nil || m.GroupInfo == nil {
+		return fmt.Errorf("%w: the relay's group info does not decode: %v", ErrRecovery, err)
+	}
+	gi := m.GroupInfo
+	if string(gi.GroupContext.GroupID) != string(d.GroupID) {
+		return fmt.Errorf("%w: the relay's group info is for another group", ErrRecovery)
+	}
+	ej, err := c.p.JoinByExternalCommit(ctx, gi, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRecovery, err)
+	}
+	oc := &channel.OutgoingCommit{ChannelID: d.ID, GroupID: d.GroupID, Epoch: gi.GroupContext.Epoch}
+	if oc.Commit, err = wire.Marshal(ej.Commit); err != nil {
+		return err
+	}
+	ngi, err := ej.State.GroupInfo(true)
+	if err != nil {
+		return err
+	}
+	if oc.GroupInfo, err = marshalGroupInfo(ngi); err != nil {
+		return err
+	}
+	if _, err := c.relay.PostCommit(ctx, oc); err != nil {
+		c.noteRelay(ctx, err)
+		return fmt.Errorf("%w: post: %w", ErrRecovery, err)
+	}
+	if err := c.p.MergeExternalJoin(ctx, ej); err != nil {
+		return fmt.Errorf("%w: merge: %w", ErrRecovery, err)
+	}
+	st, _ := c.channelState(ctx, d.ID)
+	st.State, st.Recovered = StateActive, st.Recovered+1
+	_ = c.setState(ctx, d.ID, st)
+	c.note(ctx, d.ID, fmt.Sprintf("rejoined by external commit at epoch %d: %v", oc.Epoch+1, why))
+	c.mu.Lock()
+	c.stats.Recoveries++
+	c.mu.Unlock()
+	c.emit(EventChannelState, d.ID, map[string]any{"state": StateActive, "recovered": true, "epoch": oc.Epoch + 1, "reason": why.Error()})
+	c.log.Warn("rejoined a channel by external commit", "channel", d.ID, "epoch", oc.Epoch+1, "why", why)
+	return nil
+}
+
+func marshalGroupInfo(gi *mls.GroupInfo) ([]byte, error) {
+	m, err := mls.NewMLSMessage(gi)
+	if err != nil {
+		return nil, err
+	}
+	return wire.Marshal(m)
+}
+
+// SystemSender is the sender of the history's notes (recoveries).
+const SystemSender = "system"
+
+// note appends a system line to the channel's history.
+func (c *Client) note(ctx context.Context, channelID, text string) {
+	now := time.Now().UTC()
+	msg := store.Message{ChannelID: channelID, ID: "system-" + newID(), Sender: SystemSender, Timestamp: now, Body: []byte(text), ReceivedAt: now}
+	if err := c.p.Store().Update(ctx, func(tx store.Tx) error {
+		_, err := tx.AppendMessage(ctx, msg)
+		return err
+	}); err != nil {
+		c.log.Error("noting in the history", "channel", channelID, "err", err)
+	}
+}
