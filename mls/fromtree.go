@@ -5,6 +5,7 @@ import (
 
 	"github.com/spacepanda/spacepanda/mls/internal/fromtree"
 	"github.com/spacepanda/spacepanda/mls/schedule"
+	"github.com/spacepanda/spacepanda/mls/tree"
 )
 
 // The engine benchmark (package mls/bench) makes its members from a
@@ -23,7 +24,7 @@ func init() {
 // the key schedule from e's init secret, a fresh secret tree.
 func groupFromTree(e *fromtree.Epoch, m fromtree.Member, cfg Config) (*Group, error) {
 	s := e.Suite
-	ctx := GroupContext{Version: ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: e.GroupID, Epoch: e.Epoch,
+	ctx := GroupContext{Version: tree.ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: e.GroupID, Epoch: e.Epoch,
 		TreeHash: e.Tree.TreeHash(s), ConfirmedTranscriptHash: e.ConfirmedTranscriptHash}
 	g := &Group{cfg: cfg, suite: s, signer: m.Signer, tree: e.Tree.Clone(), myLeaf: m.Leaf, keys: m.Keys.Clone()}
 	if err := g.setContext(ctx); err != nil {

@@ -89,7 +89,7 @@ func checkSenderContent(wf WireFormat, fc *FramedContent) error {
 		if ct != ContentTypeProposal {
 			return wrapf(ErrInvalidMessage, "%v sender with %v content", st, ct)
 		}
-		if st == SenderTypeNewMemberProposal && (fc.Proposal == nil || fc.Proposal.ProposalType != ProposalTypeAdd) {
+		if st == SenderTypeNewMemberProposal && (fc.Proposal == nil || fc.Proposal.ProposalType != tree.ProposalTypeAdd) {
 			return wrapf(ErrInvalidMessage, "new_member_proposal must carry an Add proposal")
 		}
 	case SenderTypeNewMemberCommit:
@@ -216,7 +216,7 @@ func ProtectPrivate(s *suite.Suite, ac *AuthenticatedContent, keys PrivateKeys, 
 		rnd = rand.Reader
 	}
 	// Encode the plaintext before touching the ratchet, so a bad value burns no generation.
-	content := &PrivateMessageContent{
+	content := &privateMessageContent{
 		ContentType: fc.ContentType, ApplicationData: fc.ApplicationData,
 		Proposal: fc.Proposal, Commit: fc.Commit, Auth: ac.Auth, Padding: padding,
 	}
@@ -232,7 +232,7 @@ func ProtectPrivate(s *suite.Suite, ac *AuthenticatedContent, keys PrivateKeys, 
 	if err != nil {
 		return nil, err
 	}
-	var sd SenderData
+	var sd senderDataPlain
 	sd.LeafIndex = fc.Sender.LeafIndex
 	if _, err := io.ReadFull(rnd, sd.ReuseGuard[:]); err != nil {
 		return nil, fmt.Errorf("mls: reuse guard: %w", err)
@@ -254,7 +254,7 @@ func ProtectPrivate(s *suite.Suite, ac *AuthenticatedContent, keys PrivateKeys, 
 	if err != nil {
 		return nil, err
 	}
-	sdAAD, err := wire.Marshal(pm.SenderDataAAD())
+	sdAAD, err := wire.Marshal(pm.senderDataAAD())
 	if err != nil {
 		return nil, err
 	}
@@ -264,13 +264,13 @@ func ProtectPrivate(s *suite.Suite, ac *AuthenticatedContent, keys PrivateKeys, 
 	return pm, nil
 }
 
-// DecryptSenderData recovers the SenderData of a PrivateMessage (§6.3.2).
-func DecryptSenderData(s *suite.Suite, pm *PrivateMessage, senderDataSecret []byte) (*SenderData, error) {
+// decryptSenderData recovers the SenderData of a PrivateMessage (§6.3.2).
+func decryptSenderData(s *suite.Suite, pm *PrivateMessage, senderDataSecret []byte) (*senderDataPlain, error) {
 	sdKey, sdNonce, err := schedule.SenderDataKeyNonce(s, senderDataSecret, pm.Ciphertext)
 	if err != nil {
 		return nil, err
 	}
-	sdAAD, err := wire.Marshal(pm.SenderDataAAD())
+	sdAAD, err := wire.Marshal(pm.senderDataAAD())
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +278,7 @@ func DecryptSenderData(s *suite.Suite, pm *PrivateMessage, senderDataSecret []by
 	if err != nil {
 		return nil, fmt.Errorf("%w: sender data", ErrDecryption)
 	}
-	var sd SenderData
+	var sd senderDataPlain
 	if err := wire.Unmarshal(plain, &sd); err != nil {
 		return nil, fmt.Errorf("%w: sender data: %w", ErrDecryption, err)
 	}
@@ -294,7 +294,7 @@ func UnprotectPrivate(s *suite.Suite, pm *PrivateMessage, keys PrivateKeys, veri
 	if !pm.ContentType.valid() {
 		return nil, wrapf(ErrUnknownContentType, "%d", pm.ContentType)
 	}
-	sd, err := DecryptSenderData(s, pm, keys.SenderDataSecret)
+	sd, err := decryptSenderData(s, pm, keys.SenderDataSecret)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +311,7 @@ func UnprotectPrivate(s *suite.Suite, pm *PrivateMessage, keys PrivateKeys, veri
 		if err != nil {
 			return fmt.Errorf("%w: content", ErrDecryption)
 		}
-		content, err := UnmarshalPrivateMessageContent(pt, pm.ContentType)
+		content, err := unmarshalPrivateMessageContent(pt, pm.ContentType)
 		if err != nil {
 			return fmt.Errorf("%w: content: %w", ErrDecryption, err)
 		}
@@ -404,7 +404,7 @@ func encodeContent(ac *AuthenticatedContent, ctxBytes []byte) (*contentEncoding,
 	buf, err := wire.AppendBuild(recycledBuffer(), func(b *wire.Builder) {
 		b.AddRaw(make([]byte, room))
 		at = b.Len()
-		b.AddUint16(uint16(ProtocolVersionMLS10))
+		b.AddUint16(uint16(tree.ProtocolVersionMLS10))
 		b.AddUint16(uint16(ac.WireFormat))
 		fcStart = b.Len()
 		fc.MarshalMLS(b)

@@ -33,7 +33,7 @@ func newBenchEnv(b *testing.B, id suite.ID) *benchEnv {
 	}
 	rnd := func() []byte { x := make([]byte, s.HashSize()); rand.Read(x); return x }
 	return &benchEnv{s: s, signer: signer, encSec: rnd(), sdSec: rnd(), ctx: &GroupContext{
-		Version: ProtocolVersionMLS10, CipherSuite: id, GroupID: []byte("bench-group"),
+		Version: tree.ProtocolVersionMLS10, CipherSuite: id, GroupID: []byte("bench-group"),
 		Epoch: 7, TreeHash: rnd(), ConfirmedTranscriptHash: rnd(),
 	}}
 }

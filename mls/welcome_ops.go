@@ -9,6 +9,7 @@ import (
 
 	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/suite"
+	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
@@ -66,14 +67,14 @@ type WelcomeRecipient struct {
 	PathSecret []byte
 }
 
-// BuildWelcome is the committer's half of RFC 9420 §12.4.3.1. gi is the
+// newWelcome is the committer's half of RFC 9420 §12.4.3.1. gi is the
 // signed GroupInfo of the new epoch; welcomeSecret is the epoch's
 // welcome_secret (schedule.EpochSecrets.WelcomeSecret, which already includes
 // the PSKs); joinerSecret the epoch's joiner_secret; psks the PSK ids of the
 // Commit, in order. The GroupInfo is encrypted with the welcome key and
 // nonce, and for each recipient the GroupSecrets are sealed to its init_key
 // with EncryptWithLabel(init_key, "Welcome", encrypted_group_info, .).
-func BuildWelcome(s *suite.Suite, gi *GroupInfo, welcomeSecret, joinerSecret []byte, psks []PreSharedKeyID, recipients []WelcomeRecipient) (*Welcome, error) {
+func newWelcome(s *suite.Suite, gi *GroupInfo, welcomeSecret, joinerSecret []byte, psks []schedule.PreSharedKeyID, recipients []WelcomeRecipient) (*Welcome, error) {
 	if gi.GroupContext.CipherSuite != s.ID() {
 		return nil, fmt.Errorf("%w: group info of %v in a %v welcome", suite.ErrUnsupportedSuite, gi.GroupContext.CipherSuite, s.ID())
 	}
@@ -98,7 +99,7 @@ func BuildWelcome(s *suite.Suite, gi *GroupInfo, welcomeSecret, joinerSecret []b
 	}
 	w := &Welcome{CipherSuite: s.ID(), Secrets: make([]EncryptedGroupSecrets, 0, len(recipients)), EncryptedGroupInfo: encGI}
 	if psks == nil {
-		psks = []PreSharedKeyID{}
+		psks = []schedule.PreSharedKeyID{}
 	}
 	for i, r := range recipients {
 		if r.KeyPackage == nil {
@@ -126,7 +127,7 @@ func BuildWelcome(s *suite.Suite, gi *GroupInfo, welcomeSecret, joinerSecret []b
 		}
 		w.Secrets = append(w.Secrets, EncryptedGroupSecrets{
 			NewMember:             ref,
-			EncryptedGroupSecrets: HPKECiphertext{KEMOutput: kemOutput, Ciphertext: ct},
+			EncryptedGroupSecrets: tree.HPKECiphertext{KEMOutput: kemOutput, Ciphertext: ct},
 		})
 	}
 	return w, nil

@@ -19,17 +19,17 @@ type welcomeFixture struct {
 	committer *kpMember
 	gi        *GroupInfo
 	epoch     *schedule.EpochSecrets
-	psks      []PreSharedKeyID
+	psks      []schedule.PreSharedKeyID
 }
 
-func newWelcomeFixture(t *testing.T, id suite.ID, psks []PreSharedKeyID) *welcomeFixture {
+func newWelcomeFixture(t *testing.T, id suite.ID, psks []schedule.PreSharedKeyID) *welcomeFixture {
 	t.Helper()
 	s := suite.MustNew(id)
 	c := newKPMember(t, s, 100, "committer", KeyPackageOptions{})
 	gc := GroupContext{
-		Version: ProtocolVersionMLS10, CipherSuite: id, GroupID: []byte("group"), Epoch: 1,
+		Version: tree.ProtocolVersionMLS10, CipherSuite: id, GroupID: []byte("group"), Epoch: 1,
 		TreeHash: bytes.Repeat([]byte{1}, s.HashSize()), ConfirmedTranscriptHash: bytes.Repeat([]byte{2}, s.HashSize()),
-		Extensions: Extensions{},
+		Extensions: tree.Extensions{},
 	}
 	gcBytes, err := wire.Marshal(&gc)
 	if err != nil {
@@ -45,7 +45,7 @@ func newWelcomeFixture(t *testing.T, id suite.ID, psks []PreSharedKeyID) *welcom
 	}
 	gi := &GroupInfo{
 		GroupContext:    gc,
-		Extensions:      Extensions{},
+		Extensions:      tree.Extensions{},
 		ConfirmationTag: s.MAC(epoch.ConfirmationKey, gc.ConfirmedTranscriptHash),
 		Signer:          3,
 	}
@@ -57,7 +57,7 @@ func newWelcomeFixture(t *testing.T, id suite.ID, psks []PreSharedKeyID) *welcom
 
 func (f *welcomeFixture) build(t *testing.T, rs ...WelcomeRecipient) *Welcome {
 	t.Helper()
-	w, err := BuildWelcome(f.s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, f.psks, rs)
+	w, err := newWelcome(f.s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, f.psks, rs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,10 +107,10 @@ func (f *welcomeFixture) join(t *testing.T, w *Welcome, m *kpMember, wantPath []
 func TestWelcomeRoundTrip(t *testing.T) {
 	for _, id := range suite.All() {
 		t.Run(id.String(), func(t *testing.T) {
-			var psks []PreSharedKeyID
+			var psks []schedule.PreSharedKeyID
 			if id%2 == 0 {
 				nonce := bytes.Repeat([]byte{7}, suite.MustNew(id).HashSize())
-				psks = []PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk"), Nonce: nonce}}
+				psks = []schedule.PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk"), Nonce: nonce}}
 			}
 			f := newWelcomeFixture(t, id, psks)
 			bob := newKPMember(t, f.s, 1, "bob", KeyPackageOptions{})
@@ -119,12 +119,12 @@ func TestWelcomeRoundTrip(t *testing.T) {
 			w := f.build(t, WelcomeRecipient{KeyPackage: bob.kp, PathSecret: path}, WelcomeRecipient{KeyPackage: carol.kp})
 
 			// Over the wire and back.
-			msg, _ := NewMLSMessage(w)
+			msg, _ := NewMessage(w)
 			enc, err := wire.Marshal(msg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			back, err := UnmarshalMLSMessage(enc)
+			back, err := UnmarshalMessage(enc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -163,7 +163,7 @@ func TestWelcomeErrors(t *testing.T) {
 		}
 	})
 	t.Run("ref over the MLSMessage instead of the KeyPackage", func(t *testing.T) {
-		msg, _ := NewMLSMessage(bob.kp)
+		msg, _ := NewMessage(bob.kp)
 		enc, _ := wire.Marshal(msg)
 		_, err := DecryptGroupSecrets(s, w, s.MakeKeyPackageRef(enc), bob.priv.InitKey)
 		if !errors.Is(err, ErrNoMatchingKeyPackage) {
@@ -202,20 +202,20 @@ func TestWelcomeErrors(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 		kp7 := newKPMember(t, other, 4, "eve", KeyPackageOptions{})
-		if _, err := BuildWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, nil, []WelcomeRecipient{{KeyPackage: kp7.kp}}); !errors.Is(err, suite.ErrUnsupportedSuite) {
+		if _, err := newWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, nil, []WelcomeRecipient{{KeyPackage: kp7.kp}}); !errors.Is(err, suite.ErrUnsupportedSuite) {
 			t.Fatalf("build: got %v", err)
 		}
 	})
 	t.Run("duplicate recipient", func(t *testing.T) {
-		if _, err := BuildWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, nil,
+		if _, err := newWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, nil,
 			[]WelcomeRecipient{{KeyPackage: bob.kp}, {KeyPackage: bob.kp}}); err == nil {
 			t.Fatal("duplicate recipient accepted")
 		}
 	})
 	t.Run("two reinit PSKs", func(t *testing.T) {
 		nonce := bytes.Repeat([]byte{7}, s.HashSize())
-		reinit := PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageReinit, PSKGroupID: []byte("g"), Nonce: nonce}
-		w2, err := BuildWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, []PreSharedKeyID{reinit, reinit},
+		reinit := schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageReinit, PSKGroupID: []byte("g"), Nonce: nonce}
+		w2, err := newWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, []schedule.PreSharedKeyID{reinit, reinit},
 			[]WelcomeRecipient{{KeyPackage: bob.kp}})
 		if err != nil {
 			t.Fatal(err)
@@ -234,11 +234,13 @@ func TestGroupInfoSignature(t *testing.T) {
 		t.Fatal(err)
 	}
 	mutations := map[string]func(gi *GroupInfo){
-		"signer":     func(gi *GroupInfo) { gi.Signer++ },
-		"epoch":      func(gi *GroupInfo) { gi.GroupContext.Epoch++ },
-		"tag":        func(gi *GroupInfo) { gi.ConfirmationTag[0] ^= 1 },
-		"extensions": func(gi *GroupInfo) { gi.Extensions = Extensions{{ExtensionType: 0x0a0a, ExtensionData: []byte{}}} },
-		"signature":  func(gi *GroupInfo) { gi.Signature[3] ^= 1 },
+		"signer": func(gi *GroupInfo) { gi.Signer++ },
+		"epoch":  func(gi *GroupInfo) { gi.GroupContext.Epoch++ },
+		"tag":    func(gi *GroupInfo) { gi.ConfirmationTag[0] ^= 1 },
+		"extensions": func(gi *GroupInfo) {
+			gi.Extensions = tree.Extensions{{ExtensionType: 0x0a0a, ExtensionData: []byte{}}}
+		},
+		"signature": func(gi *GroupInfo) { gi.Signature[3] ^= 1 },
 	}
 	for name, mutate := range mutations {
 		enc, _ := wire.Marshal(f.gi)
@@ -265,14 +267,14 @@ func TestLeafNodeInGroup(t *testing.T) {
 	s := suite.MustNew(suite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
 	alice := newKPMember(t, s, 1, "alice", KeyPackageOptions{})
 	bob := newKPMember(t, s, 2, "bob", KeyPackageOptions{})
-	tr, err := tree.NewTreeWithLeaf(&alice.kp.LeafNode)
+	tr, err := tree.NewWithLeaf(&alice.kp.LeafNode)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tr.AddLeaf(&bob.kp.LeafNode); err != nil {
 		t.Fatal(err)
 	}
-	gc := &GroupContext{Version: ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: []byte("group"), Extensions: Extensions{}}
+	gc := &GroupContext{Version: tree.ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: []byte("group"), Extensions: tree.Extensions{}}
 	opts := ValidateOptions{GroupContext: gc, Members: tr}
 	if err := ValidateTreeLeaves(s, tr, opts); err != nil {
 		t.Fatalf("tree: %v", err)
@@ -352,7 +354,7 @@ func TestLeafNodeInGroup(t *testing.T) {
 	capsX := DefaultCapabilities()
 	capsX.Credentials = []tree.CredentialType{tree.CredentialTypeBasic}
 	erin := newKPMember(t, s, 5, "erin", KeyPackageOptions{Capabilities: &capsX})
-	mixed, err := tree.NewTreeWithLeaf(&dave.kp.LeafNode)
+	mixed, err := tree.NewWithLeaf(&dave.kp.LeafNode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +375,7 @@ func TestLeafNodeInGroup(t *testing.T) {
 	}
 	// required_capabilities the tree's leaves lack.
 	req := *gc
-	req.Extensions = Extensions{requiredCapsExt(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0xff00}})}
+	req.Extensions = tree.Extensions{requiredCapsExt(t, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{0xff00}})}
 	if err := ValidateTreeLeaves(s, tr, ValidateOptions{GroupContext: &req}); !errors.Is(err, ErrUnsupportedCapability) {
 		t.Errorf("tree lacking required capabilities: %v", err)
 	}

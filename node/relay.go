@@ -749,7 +749,7 @@ func (r *Relay) sendMessage(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	m, err := mls.UnmarshalMLSMessage(ct)
+	m, err := mls.UnmarshalMessage(ct)
 	if err != nil || m.PrivateMessage == nil {
 		return fmt.Errorf("node: own ciphertext does not decode: %v", err)
 	}

@@ -117,7 +117,7 @@ func FuzzRelayPost(f *testing.F) {
 			if err != nil || len(ms) != 1 || !bytes.Equal(ms[0].Data, in.Message) {
 				t.Fatalf("accepted seq %d does not round-trip: %v %v", out.Seq, ms, err)
 			}
-			if _, err := mls.UnmarshalMLSMessage(ms[0].Data); err != nil {
+			if _, err := mls.UnmarshalMessage(ms[0].Data); err != nil {
 				t.Fatalf("accepted a message that does not decode: %v", err)
 			}
 		}
@@ -131,7 +131,7 @@ func FuzzRelayPost(f *testing.F) {
 				if err != nil || len(kps) != 1 {
 					t.Fatal(kps, err)
 				}
-				if m, err := mls.UnmarshalMLSMessage(kps[0].Data); err != nil || m.KeyPackage == nil {
+				if m, err := mls.UnmarshalMessage(kps[0].Data); err != nil || m.KeyPackage == nil {
 					t.Fatalf("stored key package does not decode: %v", err)
 				}
 			}

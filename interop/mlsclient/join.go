@@ -227,7 +227,7 @@ func (s *Server) NewMemberAddProposal(_ context.Context, r *mlspb.NewMemberAddPr
 	if err != nil {
 		return nil, err
 	}
-	p := &mls.Proposal{ProposalType: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *tx.bundle.KeyPackage}}
+	p := &mls.Proposal{ProposalType: tree.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *tx.bundle.KeyPackage}}
 	msg, err := externalProposal(cs, tx.bundle.Signer, &gi.GroupContext, mls.Sender{SenderType: mls.SenderTypeNewMemberProposal}, p)
 	if err != nil {
 		s.remove(id)
@@ -265,7 +265,7 @@ func verifiedGroupInfo(b, rtBytes []byte) (*mls.GroupInfo, *tree.Tree, error) {
 			return nil, nil, err
 		}
 	}
-	t, err := tree.NewTree(rt)
+	t, err := tree.New(rt)
 	if err != nil {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "group info: ratchet tree: %v", err)
 	}

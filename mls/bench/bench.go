@@ -144,7 +144,7 @@ type commitSizes struct {
 
 // sizesOf measures the encodings of the commit in m, sent by a member of
 // a group whose context is ctx.
-func sizesOf(s *suite.Suite, m *mls.MLSMessage, ctx mls.GroupContext) (commitSizes, error) {
+func sizesOf(s *suite.Suite, m *mls.Message, ctx mls.GroupContext) (commitSizes, error) {
 	pm := m.PublicMessage
 	if pm == nil {
 		return commitSizes{}, fmt.Errorf("the commit is not a PublicMessage")
@@ -446,7 +446,7 @@ func benchOne(s *suite.Suite, n int, shape string, o Options, emit func(Row)) er
 			}
 			return nil, mls.ErrKeyPackageNotFound
 		}
-		nt, err := tree.NewTree(res.State.RatchetTree())
+		nt, err := tree.New(res.State.RatchetTree())
 		if err != nil {
 			return err
 		}
@@ -487,7 +487,7 @@ func benchOne(s *suite.Suite, n int, shape string, o Options, emit func(Row)) er
 			return err
 		}
 		a, bob = w.alice, w.bob
-		var queue []*mls.MLSMessage
+		var queue []*mls.Message
 		var d []time.Duration
 		start := time.Now()
 		for len(d) < o.MinRuns || time.Since(start) < o.MinTime {

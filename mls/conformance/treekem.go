@@ -40,13 +40,13 @@ func (c *treeKEMCase) suiteID() uint16 { return c.CipherSuite }
 // groupContext encodes the provisional GroupContext the vector prescribes.
 func (c *treeKEMCase) groupContext(treeHash []byte) ([]byte, error) {
 	gc := mls.GroupContext{
-		Version:                 mls.ProtocolVersionMLS10,
+		Version:                 tree.ProtocolVersionMLS10,
 		CipherSuite:             suite.ID(c.CipherSuite),
 		GroupID:                 c.GroupID,
 		Epoch:                   c.Epoch,
 		TreeHash:                treeHash,
 		ConfirmedTranscriptHash: c.ConfirmedTranscriptHash,
-		Extensions:              mls.Extensions{},
+		Extensions:              tree.Extensions{},
 	}
 	return wire.Marshal(&gc)
 }

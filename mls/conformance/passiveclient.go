@@ -38,7 +38,7 @@ func (c *passiveClientCase) check() error {
 	if err != nil {
 		return err
 	}
-	kpMsg, err := mls.UnmarshalMLSMessage(c.KeyPackage)
+	kpMsg, err := mls.UnmarshalMessage(c.KeyPackage)
 	if err != nil {
 		return fmt.Errorf("key_package: %w", err)
 	}
@@ -70,7 +70,7 @@ func (c *passiveClientCase) check() error {
 	for _, p := range c.ExternalPSKs {
 		psks[string(p.PSKID)] = p.PSK
 	}
-	cfg := mls.Config{PSKs: func(id *mls.PreSharedKeyID) ([]byte, error) {
+	cfg := mls.Config{PSKs: func(id *schedule.PreSharedKeyID) ([]byte, error) {
 		if id.Type == schedule.PSKTypeExternal {
 			if v, ok := psks[string(id.PSKID)]; ok {
 				return v, nil
@@ -78,7 +78,7 @@ func (c *passiveClientCase) check() error {
 		}
 		return nil, errors.New("unknown PSK")
 	}}
-	w, err := mls.UnmarshalMLSMessage(c.Welcome)
+	w, err := mls.UnmarshalMessage(c.Welcome)
 	if err != nil || w.Welcome == nil {
 		return fmt.Errorf("welcome: %v", err)
 	}

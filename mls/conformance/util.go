@@ -54,19 +54,19 @@ type vectorCase[T any] interface {
 
 // runCases runs every case of a vector file whose cases are T. Cases that
 // name a cipher suite (suiteID) are reported as "suite N #i", others as "#i".
-func runCases[T any, P vectorCase[T]](data []byte) ([]Result, error) {
+func runCases[T any, P vectorCase[T]](data []byte) ([]caseResult, error) {
 	cases, err := decodeCases[T](data)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Result, len(cases))
+	out := make([]caseResult, len(cases))
 	for i := range cases {
 		c := P(&cases[i])
 		name := fmt.Sprintf("#%d", i)
 		if s, ok := any(c).(interface{ suiteID() uint16 }); ok {
 			name = caseName(s.suiteID(), i)
 		}
-		out[i] = Result{Name: name, Err: c.check()}
+		out[i] = caseResult{Name: name, Err: c.check()}
 	}
 	return out, nil
 }

@@ -55,7 +55,7 @@ func (c *messageProtectionCase) check() error {
 		return err
 	}
 	env := &mpEnv{c: c, s: s, signer: signer, ctx: &mls.GroupContext{
-		Version: mls.ProtocolVersionMLS10, CipherSuite: suite.ID(c.CipherSuite),
+		Version: tree.ProtocolVersionMLS10, CipherSuite: suite.ID(c.CipherSuite),
 		GroupID: c.GroupID, Epoch: c.Epoch, TreeHash: c.TreeHash,
 		ConfirmedTranscriptHash: c.ConfirmedTranscriptHash,
 	}}
@@ -113,7 +113,7 @@ func rawContent(ac *mls.AuthenticatedContent) ([]byte, error) {
 }
 
 func (e *mpEnv) unprotectPublic(msgBytes []byte) (*mls.AuthenticatedContent, error) {
-	m, err := mls.UnmarshalMLSMessage(msgBytes)
+	m, err := mls.UnmarshalMessage(msgBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +161,7 @@ func (e *mpEnv) checkPublicRoundTrip(fc *mls.FramedContent, raw []byte) error {
 	if err != nil {
 		return err
 	}
-	msg, err := mls.NewMLSMessage(pm)
+	msg, err := mls.NewMessage(pm)
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func (e *mpEnv) keys() (mls.PrivateKeys, error) {
 }
 
 func (e *mpEnv) unprotectPrivate(keys mls.PrivateKeys, msgBytes []byte) (*mls.AuthenticatedContent, error) {
-	m, err := mls.UnmarshalMLSMessage(msgBytes)
+	m, err := mls.UnmarshalMessage(msgBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +244,7 @@ func (e *mpEnv) checkPrivateRoundTrip(fc *mls.FramedContent, raw []byte) error {
 	if err != nil {
 		return err
 	}
-	msg, err := mls.NewMLSMessage(pm)
+	msg, err := mls.NewMessage(pm)
 	if err != nil {
 		return err
 	}

@@ -27,11 +27,11 @@ func (c *welcomeCase) check() error {
 	if err != nil {
 		return err
 	}
-	kpMsg, err := mls.UnmarshalMLSMessage(c.KeyPackage)
+	kpMsg, err := mls.UnmarshalMessage(c.KeyPackage)
 	if err != nil {
 		return fmt.Errorf("key_package: %w", err)
 	}
-	wMsg, err := mls.UnmarshalMLSMessage(c.Welcome)
+	wMsg, err := mls.UnmarshalMessage(c.Welcome)
 	if err != nil {
 		return fmt.Errorf("welcome: %w", err)
 	}

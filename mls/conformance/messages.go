@@ -50,7 +50,7 @@ func reencode(what string, data []byte, v codec) error {
 // message decodes an MLSMessage and checks its wire format and, for public
 // messages, the content type.
 func message(what string, data []byte, wf mls.WireFormat, ct mls.ContentType) error {
-	var m mls.MLSMessage
+	var m mls.Message
 	if err := reencode(what, data, &m); err != nil {
 		return err
 	}
