@@ -1,24 +1,10 @@
 package mls
 
 import (
-	"fmt"
-
 	"github.com/spacepanda/spacepanda/mls/internal/fromtree"
 	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/tree"
 )
-
-// The engine benchmark (package mls/bench) makes its members from a
-// generated tree through mls/internal/fromtree; this is its constructor.
-func init() {
-	fromtree.NewGroup = func(e *fromtree.Epoch, m fromtree.Member, cfg any) (any, error) {
-		c, ok := cfg.(Config)
-		if !ok {
-			return nil, fmt.Errorf("mls: fromtree: config is a %T, not an mls.Config", cfg)
-		}
-		return groupFromTree(e, m, c)
-	}
-}
 
 // groupFromTree is m's state in epoch e: the group context of e's tree,
 // the key schedule from e's init secret, a fresh secret tree.

@@ -443,7 +443,7 @@ func (g *Group) protectSigned(ac *AuthenticatedContent) (*Message, error) {
 		}
 		return NewMessage(pm)
 	default:
-		pm, err := ProtectPrivate(g.suite, ac, PrivateKeys{SecretTree: g.secretTree, SenderDataSecret: g.secrets.SenderDataSecret},
+		pm, err := protectPrivate(g.suite, ac, PrivateKeys{SecretTree: g.secretTree, SenderDataSecret: g.secrets.SenderDataSecret},
 			g.padding(ac), g.cfg.rand())
 		if err != nil {
 			return nil, err

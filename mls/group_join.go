@@ -69,7 +69,7 @@ func joinWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPackageF
 	if kp.CipherSuite != w.CipherSuite {
 		return nil, fmt.Errorf("%w: welcome suite %v, key package suite %v", ErrInvalidWelcome, w.CipherSuite, kp.CipherSuite)
 	}
-	gs, err := DecryptGroupSecrets(s, w, ref, bundle.Private.InitKey)
+	gs, err := decryptGroupSecrets(s, w, ref, bundle.Private.InitKey)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func joinWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPackageF
 	if err != nil {
 		return nil, err
 	}
-	gi, err := DecryptGroupInfo(s, w, welcomeSecret)
+	gi, err := decryptGroupInfo(s, w, welcomeSecret)
 	if err != nil {
 		return nil, err
 	}

@@ -112,7 +112,7 @@ func (g *Group) processPrivate(pm *PrivateMessage) (*Processed, error) {
 	}
 	var out *Processed
 	keys := PrivateKeys{SecretTree: g.secretTree, SenderDataSecret: g.secrets.SenderDataSecret}
-	_, err := UnprotectPrivate(g.suite, pm, keys, func(ac *AuthenticatedContent) error {
+	_, err := unprotectPrivate(g.suite, pm, keys, func(ac *AuthenticatedContent) error {
 		pub, err := leafSignatureKey(g.tree, ac.Content.Sender.LeafIndex)
 		if err != nil {
 			return err
@@ -141,7 +141,7 @@ func (g *Group) processPastApplication(pm *PrivateMessage) (*Processed, error) {
 		}
 		var out *Processed
 		keys := PrivateKeys{SecretTree: pe.secretTree, SenderDataSecret: pe.senderData}
-		_, err := UnprotectPrivate(g.suite, pm, keys, func(ac *AuthenticatedContent) error {
+		_, err := unprotectPrivate(g.suite, pm, keys, func(ac *AuthenticatedContent) error {
 			pub, err := leafSignatureKey(pe.tree, ac.Content.Sender.LeafIndex)
 			if err != nil {
 				return err

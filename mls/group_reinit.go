@@ -305,7 +305,7 @@ func (j *successorJoin) psk(id *schedule.PreSharedKeyID, cfg Config) ([]byte, er
 		return nil, welcomeErrorf(ErrOldGroupRequired, "it holds a %v PSK", id.Usage)
 	}
 	old := j.old
-	// DecryptGroupSecrets let through at most one such PSK (§12.4.3.1).
+	// decryptGroupSecrets let through at most one such PSK (§12.4.3.1).
 	switch {
 	case id.Usage != j.usage:
 		return nil, welcomeErrorf(ErrSuccessorMismatch, "a %v PSK, joined as %v", id.Usage, j.usage)

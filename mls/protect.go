@@ -114,14 +114,14 @@ func checkSenderContent(wf WireFormat, fc *FramedContent) error {
 	return nil
 }
 
-// SetConfirmationTag sets ac's confirmation_tag = MAC(confirmation_key,
+// setConfirmationTag sets ac's confirmation_tag = MAC(confirmation_key,
 // confirmed_transcript_hash) (RFC 9420 §6.1).
-func SetConfirmationTag(s *suite.Suite, ac *AuthenticatedContent, confirmationKey, confirmedTranscriptHash []byte) {
+func setConfirmationTag(s *suite.Suite, ac *AuthenticatedContent, confirmationKey, confirmedTranscriptHash []byte) {
 	ac.Auth.ConfirmationTag = s.MAC(confirmationKey, confirmedTranscriptHash)
 }
 
-// VerifyConfirmationTag checks a confirmation tag in constant time.
-func VerifyConfirmationTag(s *suite.Suite, tag, confirmationKey, confirmedTranscriptHash []byte) error {
+// verifyConfirmationTag checks a confirmation tag in constant time.
+func verifyConfirmationTag(s *suite.Suite, tag, confirmationKey, confirmedTranscriptHash []byte) error {
 	if !s.VerifyMAC(confirmationKey, confirmedTranscriptHash, tag) {
 		return ErrInvalidConfirmationTag
 	}
@@ -198,10 +198,10 @@ func ratchetFor(ct ContentType) schedule.RatchetType {
 	return schedule.HandshakeRatchet
 }
 
-// ProtectPrivate encrypts ac as a PrivateMessage (§6.3), advancing the
+// protectPrivate encrypts ac as a PrivateMessage (§6.3), advancing the
 // sender's ratchet in keys.SecretTree. padding zero bytes are appended to the
 // content. rnd supplies the reuse guard (nil means crypto/rand).
-func ProtectPrivate(s *suite.Suite, ac *AuthenticatedContent, keys PrivateKeys, padding int, rnd io.Reader) (*PrivateMessage, error) {
+func protectPrivate(s *suite.Suite, ac *AuthenticatedContent, keys PrivateKeys, padding int, rnd io.Reader) (*PrivateMessage, error) {
 	fc := &ac.Content
 	if ac.WireFormat != WireFormatPrivateMessage {
 		return nil, wrapf(ErrInvalidMessage, "content signed for %v, not a PrivateMessage", ac.WireFormat)
@@ -285,12 +285,12 @@ func decryptSenderData(s *suite.Suite, pm *PrivateMessage, senderDataSecret []by
 	return &sd, nil
 }
 
-// UnprotectPrivate decrypts a PrivateMessage (§6.3). verify is called with
+// unprotectPrivate decrypts a PrivateMessage (§6.3). verify is called with
 // the decrypted AuthenticatedContent and must check everything that makes it
 // acceptable (the sender leaf is non-blank, the signature, for commits the
 // caller's further rules); only when it returns nil is the ratchet key
 // consumed, so a forged or tampered message leaves the secret tree as it was.
-func UnprotectPrivate(s *suite.Suite, pm *PrivateMessage, keys PrivateKeys, verify func(*AuthenticatedContent) error) (*AuthenticatedContent, error) {
+func unprotectPrivate(s *suite.Suite, pm *PrivateMessage, keys PrivateKeys, verify func(*AuthenticatedContent) error) (*AuthenticatedContent, error) {
 	if !pm.ContentType.valid() {
 		return nil, wrapf(ErrUnknownContentType, "%d", pm.ContentType)
 	}

@@ -153,7 +153,7 @@ func (w *Welcome) NewMembers() []KeyPackageRef {
 	return refs
 }
 
-// DecryptGroupSecrets is the joiner's first steps of RFC 9420 §12.4.3.1:
+// decryptGroupSecrets is the joiner's first steps of RFC 9420 §12.4.3.1:
 // find the entry for the KeyPackage with ref (the joiner's KeyPackage, of
 // suite s) and open it with initPriv, the private key of its init_key.
 //
@@ -163,7 +163,7 @@ func (w *Welcome) NewMembers() []KeyPackageRef {
 // GroupSecrets are malformed; schedule.ErrInvalidSecret / ErrInvalidPSK
 // when the joiner_secret has the wrong length, a psk_nonce is not KDF.Nh
 // bytes, or more than one resumption PSK of usage reinit or branch is listed.
-func DecryptGroupSecrets(s *suite.Suite, w *Welcome, ref KeyPackageRef, initPriv []byte) (*GroupSecrets, error) {
+func decryptGroupSecrets(s *suite.Suite, w *Welcome, ref KeyPackageRef, initPriv []byte) (*GroupSecrets, error) {
 	if w.CipherSuite != s.ID() {
 		return nil, fmt.Errorf("%w: welcome of %v, key package of %v", suite.ErrUnsupportedSuite, w.CipherSuite, s.ID())
 	}
@@ -200,12 +200,12 @@ func DecryptGroupSecrets(s *suite.Suite, w *Welcome, ref KeyPackageRef, initPriv
 	return gs, nil
 }
 
-// DecryptGroupInfo opens w's encrypted_group_info with the welcome key and
+// decryptGroupInfo opens w's encrypted_group_info with the welcome key and
 // nonce derived from welcomeSecret (RFC 9420 §12.4.3.1), which the joiner
 // computes as schedule.WelcomeSecret(s, joiner_secret, psk_secret). It
 // decodes the GroupInfo and checks its suite; verifying the signature
 // (VerifyGroupInfo) needs the ratchet tree and is the caller's next step.
-func DecryptGroupInfo(s *suite.Suite, w *Welcome, welcomeSecret []byte) (*GroupInfo, error) {
+func decryptGroupInfo(s *suite.Suite, w *Welcome, welcomeSecret []byte) (*GroupInfo, error) {
 	if w.CipherSuite != s.ID() {
 		return nil, fmt.Errorf("%w: welcome of %v opened as %v", suite.ErrUnsupportedSuite, w.CipherSuite, s.ID())
 	}

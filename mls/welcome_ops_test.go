@@ -72,7 +72,7 @@ func (f *welcomeFixture) join(t *testing.T, w *Welcome, m *kpMember, wantPath []
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs, err := DecryptGroupSecrets(s, w, ref, m.priv.InitKey)
+	gs, err := decryptGroupSecrets(s, w, ref, m.priv.InitKey)
 	if err != nil {
 		t.Fatalf("group secrets: %v", err)
 	}
@@ -87,7 +87,7 @@ func (f *welcomeFixture) join(t *testing.T, w *Welcome, m *kpMember, wantPath []
 	if err != nil {
 		t.Fatal(err)
 	}
-	gi, err := DecryptGroupInfo(s, w, ws)
+	gi, err := decryptGroupInfo(s, w, ws)
 	if err != nil {
 		t.Fatalf("group info: %v", err)
 	}
@@ -99,7 +99,7 @@ func (f *welcomeFixture) join(t *testing.T, w *Welcome, m *kpMember, wantPath []
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyConfirmationTag(s, gi.ConfirmationTag, e.ConfirmationKey, gi.GroupContext.ConfirmedTranscriptHash); err != nil {
+	if err := verifyConfirmationTag(s, gi.ConfirmationTag, e.ConfirmationKey, gi.GroupContext.ConfirmedTranscriptHash); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -147,7 +147,7 @@ func TestWelcomeErrors(t *testing.T) {
 
 	t.Run("no entry for our key package", func(t *testing.T) {
 		ref, _ := dave.kp.Ref(s)
-		_, err := DecryptGroupSecrets(s, w, ref, dave.priv.InitKey)
+		_, err := decryptGroupSecrets(s, w, ref, dave.priv.InitKey)
 		if !errors.Is(err, ErrNoMatchingKeyPackage) {
 			t.Fatalf("got %v, want ErrNoMatchingKeyPackage", err)
 		}
@@ -165,14 +165,14 @@ func TestWelcomeErrors(t *testing.T) {
 	t.Run("ref over the MLSMessage instead of the KeyPackage", func(t *testing.T) {
 		msg, _ := NewMessage(bob.kp)
 		enc, _ := wire.Marshal(msg)
-		_, err := DecryptGroupSecrets(s, w, s.MakeKeyPackageRef(enc), bob.priv.InitKey)
+		_, err := decryptGroupSecrets(s, w, s.MakeKeyPackageRef(enc), bob.priv.InitKey)
 		if !errors.Is(err, ErrNoMatchingKeyPackage) {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("wrong init key", func(t *testing.T) {
 		ref, _ := bob.kp.Ref(s)
-		if _, err := DecryptGroupSecrets(s, w, ref, carol.priv.InitKey); !errors.Is(err, ErrDecryption) {
+		if _, err := decryptGroupSecrets(s, w, ref, carol.priv.InitKey); !errors.Is(err, ErrDecryption) {
 			t.Fatalf("got %v, want ErrDecryption", err)
 		}
 	})
@@ -182,23 +182,23 @@ func TestWelcomeErrors(t *testing.T) {
 		bad.EncryptedGroupInfo[len(bad.EncryptedGroupInfo)/2] ^= 0x40
 		ref, _ := bob.kp.Ref(s)
 		// The group secrets are bound to encrypted_group_info (HPKE context).
-		if _, err := DecryptGroupSecrets(s, &bad, ref, bob.priv.InitKey); !errors.Is(err, ErrDecryption) {
+		if _, err := decryptGroupSecrets(s, &bad, ref, bob.priv.InitKey); !errors.Is(err, ErrDecryption) {
 			t.Fatalf("group secrets: got %v, want ErrDecryption", err)
 		}
 		// And the GroupInfo itself does not open.
-		if _, err := DecryptGroupInfo(s, &bad, f.epoch.WelcomeSecret); !errors.Is(err, ErrDecryption) {
+		if _, err := decryptGroupInfo(s, &bad, f.epoch.WelcomeSecret); !errors.Is(err, ErrDecryption) {
 			t.Fatalf("group info: got %v, want ErrDecryption", err)
 		}
 	})
 	t.Run("wrong welcome secret", func(t *testing.T) {
-		if _, err := DecryptGroupInfo(s, w, bytes.Repeat([]byte{1}, s.HashSize())); !errors.Is(err, ErrDecryption) {
+		if _, err := decryptGroupInfo(s, w, bytes.Repeat([]byte{1}, s.HashSize())); !errors.Is(err, ErrDecryption) {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("suite mismatch", func(t *testing.T) {
 		other := suite.MustNew(suite.MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519)
 		ref, _ := bob.kp.Ref(s)
-		if _, err := DecryptGroupSecrets(other, w, ref, bob.priv.InitKey); !errors.Is(err, suite.ErrUnsupportedSuite) {
+		if _, err := decryptGroupSecrets(other, w, ref, bob.priv.InitKey); !errors.Is(err, suite.ErrUnsupportedSuite) {
 			t.Fatalf("got %v", err)
 		}
 		kp7 := newKPMember(t, other, 4, "eve", KeyPackageOptions{})
@@ -221,7 +221,7 @@ func TestWelcomeErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		ref, _ := bob.kp.Ref(s)
-		if _, err := DecryptGroupSecrets(s, w2, ref, bob.priv.InitKey); !errors.Is(err, schedule.ErrInvalidPSK) {
+		if _, err := decryptGroupSecrets(s, w2, ref, bob.priv.InitKey); !errors.Is(err, schedule.ErrInvalidPSK) {
 			t.Fatalf("got %v, want ErrInvalidPSK", err)
 		}
 	})

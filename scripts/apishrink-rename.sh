@@ -49,16 +49,18 @@ if [ -d conformance ]; then
 	done
 	rmdir conformance 2>/dev/null || true
 fi
-find . -name '*.go' -not -path './.git/*' -exec grep -l "\"$M/conformance\"" {} + 2>/dev/null |
+{ find . -name '*.go' -not -path './.git/*' -exec grep -l "\"$M/conformance\"" {} + 2>/dev/null || true; } |
 	xargs -r sed -i "s#\"$M/conformance\"#\"$M/mls/conformance\"#"
 # Its public API is RunDir; the rest is for its own test.
 CONF=$(pkgfiles mls/conformance conformance)
 OUT_CONF=$(otherfiles mls/conformance conformance)
-for p in 'Kinds kinds' 'RunFile runFile' 'Kind vectorKind' 'Result caseResult' 'FileReport fileReport'; do
+for p in 'Kinds kinds' 'RunFile runFile' 'Hex hexBytes' 'Kind vectorKind' 'Result caseResult' 'FileReport fileReport'; do
 	set -- $p
 	rw "$1 -> $2" $CONF
 	rw "conformance.$1 -> conformance.$2" $OUT_CONF
 done
+# (gofmt -r renames a selector's name too: testvec.Hex is not ours)
+sed -i 's/\btestvec\.hexBytes\b/testvec.Hex/g' $CONF
 
 # --- 2. renames in package mls (stutter and unexported internals) ---
 MLS=$(pkgfiles mls mls)
@@ -131,7 +133,19 @@ for p in 'NewTree New' 'NewTreeWithLeaf NewWithLeaf'; do
 	sed -i -E "s/\btree\.$1\b/tree.$2/g" $OUT_TREE
 done
 
-# --- 5. imports: add mls/tree, mls/schedule where now used, drop mls where no longer used ---
+# --- 5. primitives only the engine's tools use: unexported, reached through
+# mls.Internals(access.Key{}) under mls/ (needs apishrink's mls/internals.go) ---
+if [ -f mls/internals.go ]; then
+	MLS_NOACC=$(grep -L '^func (internals)' $MLS || true)
+	for id in ProtectPrivate UnprotectPrivate SetConfirmationTag VerifyConfirmationTag DecryptGroupSecrets DecryptGroupInfo; do
+		low=$(echo "${id:0:1}" | tr 'A-Z' 'a-z')${id:1}
+		rw "$id -> $low" $MLS_NOACC
+		sed -i -E "/^\s*\/\//s/\b$id\b/$low/g" $MLS_NOACC
+		rw "mls.$id -> mls.Internals(access.Key{}).$id" $OUT
+	done
+fi
+
+# --- 6. imports: add mls/tree, mls/schedule where now used, drop mls where no longer used ---
 addimport() { # addimport FILE PATH: next to the module's other imports
 	if grep -q "^\s*\"$M/" "$1"; then
 		sed -i "0,\\#^\(\s*\)\"$M/#s##\1\"$2\"\n&#" "$1"
@@ -143,9 +157,9 @@ addimport() { # addimport FILE PATH: next to the module's other imports
 }
 for f in $(find . -name '*.go' -not -path './.git/*' -not -path './node_modules/*'); do
 	dir=$(dirname "$f")
-	for pkg in tree schedule; do
+	for pkg in tree schedule internal/access; do
 		[ "$dir" = "./mls/$pkg" ] && continue
-		if grep -qE "\b$pkg\.[A-Z]" "$f" && ! grep -q "\"$M/mls/$pkg\"" "$f"; then
+		if grep -v '^\s*//' "$f" | grep -E "\b${pkg##*/}\.[A-Z]" >/dev/null && ! grep -q "\"$M/mls/$pkg\"" "$f"; then
 			addimport "$f" "$M/mls/$pkg"
 			gofmt -w "$f"
 		fi

@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/internal/access"
 	"github.com/spacepanda/spacepanda/mls/internal/fromtree"
 	"github.com/spacepanda/spacepanda/mls/internal/parallel"
 	"github.com/spacepanda/spacepanda/mls/suite"
@@ -319,11 +320,11 @@ func (w *world) reset() error {
 		if err != nil {
 			return err
 		}
-		g, err := fromtree.NewGroup(w.epoch, fromtree.Member{Leaf: leaf, Signer: signer, Keys: keys}, config)
+		g, err := mls.Internals(access.Key{}).GroupFromTree(w.epoch, fromtree.Member{Leaf: leaf, Signer: signer, Keys: keys}, config)
 		if err != nil {
 			return err
 		}
-		*gp = g.(*mls.Group)
+		*gp = g
 	}
 	return nil
 }

@@ -12,13 +12,13 @@ import (
 // treeOperationsCase is one tree-operations.json case (test-vectors.md
 // "Tree Operations").
 type treeOperationsCase struct {
-	CipherSuite    uint16 `json:"cipher_suite"`
-	TreeBefore     Hex    `json:"tree_before"`
-	Proposal       Hex    `json:"proposal"`
-	ProposalSender uint32 `json:"proposal_sender"`
-	TreeHashBefore Hex    `json:"tree_hash_before"`
-	TreeAfter      Hex    `json:"tree_after"`
-	TreeHashAfter  Hex    `json:"tree_hash_after"`
+	CipherSuite    uint16   `json:"cipher_suite"`
+	TreeBefore     hexBytes `json:"tree_before"`
+	Proposal       hexBytes `json:"proposal"`
+	ProposalSender uint32   `json:"proposal_sender"`
+	TreeHashBefore hexBytes `json:"tree_hash_before"`
+	TreeAfter      hexBytes `json:"tree_after"`
+	TreeHashAfter  hexBytes `json:"tree_hash_after"`
 }
 
 func (c *treeOperationsCase) suiteID() uint16 { return c.CipherSuite }

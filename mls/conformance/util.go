@@ -10,8 +10,8 @@ import (
 	"github.com/spacepanda/spacepanda/mls/suite"
 )
 
-// Hex is the vectors' hex byte string.
-type Hex = testvec.Hex
+// hexBytes is the vectors' hex byte string.
+type hexBytes = testvec.Hex
 
 // errMismatch reports a value that differs from the vector. Vector values
 // are public test data, so printing them is fine.
