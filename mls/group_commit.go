@@ -252,7 +252,7 @@ func (g *Group) buildWelcome(res *CommitResult, sc *stagedCommit, cp *tree.Commi
 	if res.GroupInfo, err = g.groupInfo(g.cfg.RatchetTreeInWelcome, exts); err != nil {
 		return err
 	}
-	recips := make([]WelcomeRecipient, len(sc.added))
+	recips := make([]welcomeRecipient, len(sc.added))
 	for i, leaf := range sc.added {
 		recips[i].KeyPackage = sc.addedKPs[i]
 		if cp != nil {

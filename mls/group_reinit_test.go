@@ -581,7 +581,7 @@ func TestSuccessorTwoLinkPSKs(t *testing.T) {
 	}
 	secret := make([]byte, s.HashSize())
 	rand.Read(secret)
-	w, err := newWelcome(s, res.GroupInfo, secret, secret, ids, []WelcomeRecipient{{KeyPackage: f.next[1].kp}})
+	w, err := newWelcome(s, res.GroupInfo, secret, secret, ids, []welcomeRecipient{{KeyPackage: f.next[1].kp}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -443,7 +443,7 @@ func vtForgeWelcome(t testing.TB, w vtWelcome, joiner *gtMember) (*Welcome, tree
 	}
 	var wel *Welcome
 	if joiner != nil {
-		if wel, err = newWelcome(s, gi, welcomeSecret, joinerSecret, nil, []WelcomeRecipient{{KeyPackage: joiner.kp}}); err != nil {
+		if wel, err = newWelcome(s, gi, welcomeSecret, joinerSecret, nil, []welcomeRecipient{{KeyPackage: joiner.kp}}); err != nil {
 			t.Fatal(err)
 		}
 		// The joiner reads it from the wire.

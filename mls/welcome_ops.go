@@ -58,11 +58,11 @@ func refList(refs []KeyPackageRef) string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
-// WelcomeRecipient is one new member of a Welcome: the KeyPackage it was
+// welcomeRecipient is one new member of a Welcome: the KeyPackage it was
 // added with and, when the Commit had a path, the path secret of the lowest
 // common ancestor of the committer and this member (RFC 9420 §12.4.3.1;
 // nil: none, as for a Commit without path).
-type WelcomeRecipient struct {
+type welcomeRecipient struct {
 	KeyPackage *KeyPackage
 	PathSecret []byte
 }
@@ -74,7 +74,7 @@ type WelcomeRecipient struct {
 // Commit, in order. The GroupInfo is encrypted with the welcome key and
 // nonce, and for each recipient the GroupSecrets are sealed to its init_key
 // with EncryptWithLabel(init_key, "Welcome", encrypted_group_info, .).
-func newWelcome(s *suite.Suite, gi *GroupInfo, welcomeSecret, joinerSecret []byte, psks []schedule.PreSharedKeyID, recipients []WelcomeRecipient) (*Welcome, error) {
+func newWelcome(s *suite.Suite, gi *GroupInfo, welcomeSecret, joinerSecret []byte, psks []schedule.PreSharedKeyID, recipients []welcomeRecipient) (*Welcome, error) {
 	if gi.GroupContext.CipherSuite != s.ID() {
 		return nil, fmt.Errorf("%w: group info of %v in a %v welcome", suite.ErrUnsupportedSuite, gi.GroupContext.CipherSuite, s.ID())
 	}

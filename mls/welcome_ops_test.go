@@ -55,7 +55,7 @@ func newWelcomeFixture(t *testing.T, id suite.ID, psks []schedule.PreSharedKeyID
 	return &welcomeFixture{s: s, committer: c, gi: gi, epoch: epoch, psks: psks}
 }
 
-func (f *welcomeFixture) build(t *testing.T, rs ...WelcomeRecipient) *Welcome {
+func (f *welcomeFixture) build(t *testing.T, rs ...welcomeRecipient) *Welcome {
 	t.Helper()
 	w, err := newWelcome(f.s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, f.psks, rs)
 	if err != nil {
@@ -116,7 +116,7 @@ func TestWelcomeRoundTrip(t *testing.T) {
 			bob := newKPMember(t, f.s, 1, "bob", KeyPackageOptions{})
 			carol := newKPMember(t, f.s, 2, "carol", KeyPackageOptions{})
 			path := bytes.Repeat([]byte{5}, f.s.HashSize())
-			w := f.build(t, WelcomeRecipient{KeyPackage: bob.kp, PathSecret: path}, WelcomeRecipient{KeyPackage: carol.kp})
+			w := f.build(t, welcomeRecipient{KeyPackage: bob.kp, PathSecret: path}, welcomeRecipient{KeyPackage: carol.kp})
 
 			// Over the wire and back.
 			msg, _ := NewMessage(w)
@@ -143,7 +143,7 @@ func TestWelcomeErrors(t *testing.T) {
 	bob := newKPMember(t, s, 1, "bob", KeyPackageOptions{})
 	carol := newKPMember(t, s, 2, "carol", KeyPackageOptions{})
 	dave := newKPMember(t, s, 3, "dave", KeyPackageOptions{})
-	w := f.build(t, WelcomeRecipient{KeyPackage: bob.kp}, WelcomeRecipient{KeyPackage: carol.kp})
+	w := f.build(t, welcomeRecipient{KeyPackage: bob.kp}, welcomeRecipient{KeyPackage: carol.kp})
 
 	t.Run("no entry for our key package", func(t *testing.T) {
 		ref, _ := dave.kp.Ref(s)
@@ -202,13 +202,13 @@ func TestWelcomeErrors(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 		kp7 := newKPMember(t, other, 4, "eve", KeyPackageOptions{})
-		if _, err := newWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, nil, []WelcomeRecipient{{KeyPackage: kp7.kp}}); !errors.Is(err, suite.ErrUnsupportedSuite) {
+		if _, err := newWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, nil, []welcomeRecipient{{KeyPackage: kp7.kp}}); !errors.Is(err, suite.ErrUnsupportedSuite) {
 			t.Fatalf("build: got %v", err)
 		}
 	})
 	t.Run("duplicate recipient", func(t *testing.T) {
 		if _, err := newWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, nil,
-			[]WelcomeRecipient{{KeyPackage: bob.kp}, {KeyPackage: bob.kp}}); err == nil {
+			[]welcomeRecipient{{KeyPackage: bob.kp}, {KeyPackage: bob.kp}}); err == nil {
 			t.Fatal("duplicate recipient accepted")
 		}
 	})
@@ -216,7 +216,7 @@ func TestWelcomeErrors(t *testing.T) {
 		nonce := bytes.Repeat([]byte{7}, s.HashSize())
 		reinit := schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageReinit, PSKGroupID: []byte("g"), Nonce: nonce}
 		w2, err := newWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, []schedule.PreSharedKeyID{reinit, reinit},
-			[]WelcomeRecipient{{KeyPackage: bob.kp}})
+			[]welcomeRecipient{{KeyPackage: bob.kp}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -77,6 +77,7 @@ MLS_RENAMES=(
 	'PrivateContentAAD privateContentAAD'
 	'DecryptSenderData decryptSenderData'
 	'BuildWelcome newWelcome'
+	'WelcomeRecipient welcomeRecipient'
 )
 for p in "${MLS_RENAMES[@]}"; do
 	set -- $p
