@@ -58,6 +58,7 @@ for p in 'Kinds kinds' 'RunFile runFile' 'Hex hexBytes' 'Kind vectorKind' 'Resul
 	set -- $p
 	rw "$1 -> $2" $CONF
 	rw "conformance.$1 -> conformance.$2" $OUT_CONF
+	sed -i -E "s#^(\s*)// $1\b#\1// $2#" $CONF
 done
 # (gofmt -r renames a selector's name too: testvec.Hex is not ours)
 sed -i 's/\btestvec\.hexBytes\b/testvec.Hex/g' $CONF

@@ -12,13 +12,13 @@ import (
 	"sort"
 )
 
-// Result is the outcome of one test case in a vector file.
+// caseResult is the outcome of one test case in a vector file.
 type caseResult struct {
 	Name string // e.g. "suite 1 #0"
 	Err  error  // nil on success
 }
 
-// Kind runs one vector file. Run returns one Result per test case; an error
+// vectorKind runs one vector file. Run returns one Result per test case; an error
 // means the file could not be read as this kind at all.
 type vectorKind struct {
 	File string
@@ -26,7 +26,7 @@ type vectorKind struct {
 	Why  string                                  // why it is skipped when Run is nil
 }
 
-// Kinds lists every vector kind this implementation knows, in file-name order.
+// kinds lists every vector kind this implementation knows, in file-name order.
 func kinds() []vectorKind {
 	ks := []vectorKind{
 		{File: "crypto-basics.json", Run: runCases[cryptoBasicsCase]},
@@ -50,7 +50,7 @@ func kinds() []vectorKind {
 	return ks
 }
 
-// FileReport summarises one file.
+// fileReport summarises one file.
 type fileReport struct {
 	File    string
 	Skipped string // non-empty: why the file was skipped
@@ -91,7 +91,7 @@ func (r fileReport) FirstFailure() string {
 	return ""
 }
 
-// RunFile runs one kind against the file of that name in dir.
+// runFile runs one kind against the file of that name in dir.
 func runFile(dir string, k vectorKind) fileReport {
 	rep := fileReport{File: k.File}
 	if k.Run == nil {
