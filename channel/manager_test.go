@@ -263,7 +263,7 @@ func TestInviteWithRealKeyPackage(t *testing.T) {
 	alice, bob := newPeer(t, "alice", nil), newPeer(t, "bob", nil)
 	ch := must[*channel.Descriptor](t)(alice.CreateChannel(ctx, "real", false)).ID
 	kp := must[[]byte](t)(bob.GenerateKeyPackage(ctx))
-	m, err := mls.UnmarshalMLSMessage(kp)
+	m, err := mls.UnmarshalMessage(kp)
 	if err != nil || m.KeyPackage == nil {
 		t.Fatalf("key package is not an MLSMessage key package: %v", err)
 	}
@@ -314,12 +314,12 @@ func TestJoinPlainWelcome(t *testing.T) {
 	alice, bob := newPeer(t, "alice", nil), newPeer(t, "bob", nil)
 	gid := must[[]byte](t)(alice.p.CreateGroup(ctx, nil, nil))
 	kp := must[[]byte](t)(bob.GenerateKeyPackage(ctx))
-	m, _ := mls.UnmarshalMLSMessage(kp)
+	m, _ := mls.UnmarshalMessage(kp)
 	res, err := alice.p.CommitNow(ctx, gid, mls.CommitOptions{Add: []*mls.KeyPackage{m.KeyPackage}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := mls.NewMLSMessage(res.Welcome)
+	w, _ := mls.NewMessage(res.Welcome)
 	wb := must[[]byte](t)(wireMarshal(w))
 	rt := must[[]byte](t)(wireMarshal(res.RatchetTree))
 	d, err := bob.JoinWelcome(ctx, wb, rt)

@@ -70,7 +70,7 @@ func (a *mlsGroupProvider) CreatePlainGroup(ctx context.Context, groupID []byte)
 }
 
 func marshalMessage(body wire.Marshaler) ([]byte, error) {
-	m, err := mls.NewMLSMessage(body)
+	m, err := mls.NewMessage(body)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func marshalMessage(body wire.Marshaler) ([]byte, error) {
 
 // decodeKeyPackage accepts a KeyPackage in an MLSMessage (RFC 9420 §6) or bare.
 func decodeKeyPackage(b []byte) (*mls.KeyPackage, error) {
-	if m, err := mls.UnmarshalMLSMessage(b); err == nil {
+	if m, err := mls.UnmarshalMessage(b); err == nil {
 		if m.KeyPackage == nil {
 			return nil, fmt.Errorf("%w: message is a %v, not a key package", ErrInvalidEncoding, m.WireFormat)
 		}
@@ -135,7 +135,7 @@ func (a *mlsGroupProvider) addMembers(ctx context.Context, groupID []byte, keyPa
 }
 
 func (a *mlsGroupProvider) JoinFromWelcome(ctx context.Context, welcome, ratchetTree []byte) (*JoinResult, error) {
-	m, err := mls.UnmarshalMLSMessage(welcome)
+	m, err := mls.UnmarshalMessage(welcome)
 	if err != nil {
 		return nil, fmt.Errorf("%w: welcome: %w", ErrInvalidEncoding, err)
 	}
@@ -168,7 +168,7 @@ func (a *mlsGroupProvider) Store() store.Store { return a.p.Store() }
 
 func (a *mlsGroupProvider) EncryptTx(ctx context.Context, groupID, plaintext []byte, fn func(tx store.Tx) error) ([]byte, error) {
 	var out []byte
-	_, err := a.p.EncryptWith(ctx, groupID, plaintext, nil, func(tx store.Tx, m *mls.MLSMessage) error {
+	_, err := a.p.EncryptWith(ctx, groupID, plaintext, nil, func(tx store.Tx, m *mls.Message) error {
 		var err error
 		if out, err = wire.Marshal(m); err != nil {
 			return err
@@ -204,7 +204,7 @@ func (a *mlsGroupProvider) ProcessMessageTx(ctx context.Context, groupID, messag
 }
 
 // isHandshake reports whether m is a proposal or a commit.
-func isHandshake(m *mls.MLSMessage) bool {
+func isHandshake(m *mls.Message) bool {
 	switch {
 	case m.PublicMessage != nil:
 		return m.PublicMessage.Content.ContentType != mls.ContentTypeApplication
@@ -214,7 +214,7 @@ func isHandshake(m *mls.MLSMessage) bool {
 	return false
 }
 
-func isCommit(m *mls.MLSMessage) bool {
+func isCommit(m *mls.Message) bool {
 	return (m.PublicMessage != nil && m.PublicMessage.Content.ContentType == mls.ContentTypeCommit) ||
 		(m.PrivateMessage != nil && m.PrivateMessage.ContentType == mls.ContentTypeCommit)
 }
@@ -225,10 +225,10 @@ func isCommit(m *mls.MLSMessage) bool {
 // proposal removes, the group a commit removed us from) is as it would be
 // one message at a time; application messages, the bulk, batch.
 func (a *mlsGroupProvider) ProcessMessagesTx(ctx context.Context, groupID []byte, messages [][]byte, each func(tx store.Tx, i int, p *Processed) error) (int, error) {
-	var ms []*mls.MLSMessage
+	var ms []*mls.Message
 	var stop error
 	for _, b := range messages {
-		m, err := mls.UnmarshalMLSMessage(b)
+		m, err := mls.UnmarshalMessage(b)
 		if err != nil {
 			stop = fmt.Errorf("%w: %w", ErrInvalidEncoding, err)
 			break
@@ -380,7 +380,7 @@ func (a *mlsGroupProvider) ProposeLeave(ctx context.Context, groupID []byte) ([]
 	if err := a.p.View(ctx, groupID, func(g *mls.Group) error { me = g.OwnLeafIndex(); return nil }); err != nil {
 		return nil, err
 	}
-	m, err := a.p.Propose(ctx, groupID, &mls.Proposal{ProposalType: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: me}})
+	m, err := a.p.Propose(ctx, groupID, &mls.Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &mls.Remove{Removed: me}})
 	if err != nil {
 		return nil, err
 	}
@@ -456,7 +456,7 @@ func (a *mlsGroupProvider) Epoch(ctx context.Context, groupID []byte) (uint64, e
 }
 
 func (a *mlsGroupProvider) MessageGroupID(message []byte) ([]byte, error) {
-	m, err := mls.UnmarshalMLSMessage(message)
+	m, err := mls.UnmarshalMessage(message)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidEncoding, err)
 	}

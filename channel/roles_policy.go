@@ -94,7 +94,7 @@ func (RolesPolicy) CheckProposal(c *mls.ProposalCheck) error {
 	role, who := roleOfSender(rs, c.Members, c.Sender)
 	p := c.Proposal
 	switch p.ProposalType {
-	case mls.ProposalTypeRemove:
+	case tree.ProposalTypeRemove:
 		if c.Sender.SenderType == mls.SenderTypeMember && c.Sender.LeafIndex == p.Remove.Removed {
 			// Leaving: refused if it would take the last admin away.
 			after := make([]mls.Member, 0, len(c.Members))
@@ -108,11 +108,11 @@ func (RolesPolicy) CheckProposal(c *mls.ProposalCheck) error {
 		if role != RoleAdmin && !ownDevice(who, c.Members, p.Remove.Removed) {
 			return fmt.Errorf("%w: %q (%s) may not propose a removal", ErrPermission, who, roleName(role))
 		}
-	case mls.ProposalTypeAdd:
+	case tree.ProposalTypeAdd:
 		if c.Sender.SenderType == mls.SenderTypeMember && role == RoleReadOnly && !ownKeyPackage(who, p.Add) {
 			return fmt.Errorf("%w: %q is read-only and may not invite", ErrPermission, who)
 		}
-	case mls.ProposalTypeGroupContextExtensions, mls.ProposalTypeReInit:
+	case tree.ProposalTypeGroupContextExtensions, tree.ProposalTypeReInit:
 		if role != RoleAdmin {
 			return fmt.Errorf("%w: %q (%s) may not propose %v", ErrPermission, who, roleName(role), p.ProposalType)
 		}
@@ -188,25 +188,25 @@ func (RolesPolicy) CheckCommit(c *mls.CommitCheck) error {
 		pp := c.Proposals[i]
 		role, who := authorizer(pp)
 		switch pp.Proposal.ProposalType {
-		case mls.ProposalTypeRemove:
+		case tree.ProposalTypeRemove:
 			if pp.Sender.SenderType == mls.SenderTypeMember && pp.Sender.LeafIndex == pp.Proposal.Remove.Removed {
 				continue // leaving
 			}
 			if role != RoleAdmin && !ownDevice(who, c.Members, pp.Proposal.Remove.Removed) {
 				return fmt.Errorf("%w: removal by %q (%s)", ErrPermission, who, roleName(role))
 			}
-		case mls.ProposalTypeAdd:
+		case tree.ProposalTypeAdd:
 			if pp.Sender.SenderType != mls.SenderTypeMember {
 				role, who = committerRole, committer
 			}
 			if role == "" || (role == RoleReadOnly && !ownKeyPackage(who, pp.Proposal.Add)) {
 				return fmt.Errorf("%w: invitation by %q (%s)", ErrPermission, who, roleName(role))
 			}
-		case mls.ProposalTypeReInit:
+		case tree.ProposalTypeReInit:
 			if role != RoleAdmin {
 				return fmt.Errorf("%w: reinit by %q (%s)", ErrPermission, who, roleName(role))
 			}
-		case mls.ProposalTypeGroupContextExtensions:
+		case tree.ProposalTypeGroupContextExtensions:
 			gce = &c.Proposals[i]
 		}
 	}
@@ -245,9 +245,9 @@ func (RolesPolicy) CheckCommit(c *mls.CommitCheck) error {
 }
 
 // otherExtensionsChanged compares everything but the roles extension.
-func otherExtensionsChanged(a, b mls.Extensions) bool {
-	strip := func(es mls.Extensions) mls.Extensions {
-		var out mls.Extensions
+func otherExtensionsChanged(a, b tree.Extensions) bool {
+	strip := func(es tree.Extensions) tree.Extensions {
+		var out tree.Extensions
 		for _, e := range es {
 			if e.ExtensionType != ExtensionTypeChannelRoles {
 				out = append(out, e)

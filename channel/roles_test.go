@@ -234,7 +234,7 @@ func TestRolesLastAdmin(t *testing.T) {
 	if err := rogue.p.View(ctx, gid(t, ch2), func(g *mls.Group) error { me = g.OwnLeafIndex(); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	leave, err := rogue.p.Propose(ctx, gid(t, ch2), &mls.Proposal{ProposalType: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: me}})
+	leave, err := rogue.p.Propose(ctx, gid(t, ch2), &mls.Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &mls.Remove{Removed: me}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +424,7 @@ func TestRolesPlainClientRefusedAtInvite(t *testing.T) {
 		t.Fatal("epoch moved")
 	}
 	// The engine refuses it as well (required_capabilities, RFC 9420 §11.1).
-	k, err := mls.UnmarshalMLSMessage(kp)
+	k, err := mls.UnmarshalMessage(kp)
 	if err != nil {
 		t.Fatal(err)
 	}

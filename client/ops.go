@@ -310,7 +310,7 @@ func (c *Client) Send(ctx context.Context, channelID, text, replyTo string) (*Se
 	}
 	mid := cm.ID
 	r := &SendResult{MessageID: mid, Status: "sent", SentAt: time.Now().UTC(), Ciphertext: ct}
-	m, err := mls.UnmarshalMLSMessage(ct)
+	m, err := mls.UnmarshalMessage(ct)
 	if err != nil || m.PrivateMessage == nil {
 		return nil, fmt.Errorf("client: own ciphertext does not decode: %v", err)
 	}

@@ -271,7 +271,7 @@ func (c *Client) groupInfo(ctx context.Context, groupID []byte) ([]byte, error) 
 		if err != nil {
 			return err
 		}
-		m, err := mls.NewMLSMessage(gi)
+		m, err := mls.NewMessage(gi)
 		if err != nil {
 			return err
 		}

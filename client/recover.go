@@ -34,7 +34,7 @@ func (c *Client) recover(ctx context.Context, d *channel.Descriptor, why error) 
 	if err != nil {
 		return fmt.Errorf("%w: group info: %w", ErrRecovery, err)
 	}
-	m, err := mls.UnmarshalMLSMessage(raw)
+	m, err := mls.UnmarshalMessage(raw)
 	if err != nil || m.GroupInfo == nil {
 		return fmt.Errorf("%w: the relay's group info does not decode: %v", ErrRecovery, err)
 	}
@@ -77,7 +77,7 @@ func (c *Client) recover(ctx context.Context, d *channel.Descriptor, why error) 
 }
 
 func marshalGroupInfo(gi *mls.GroupInfo) ([]byte, error) {
-	m, err := mls.NewMLSMessage(gi)
+	m, err := mls.NewMessage(gi)
 	if err != nil {
 		return nil, err
 	}

@@ -66,7 +66,7 @@ func (u *user) createGroup(t *testing.T, cfg mls.Config) *mls.Group {
 	return g
 }
 
-func roundTrip(t *testing.T, m *mls.MLSMessage) []byte {
+func roundTrip(t *testing.T, m *mls.Message) []byte {
 	t.Helper()
 	b, err := wire.Marshal(m)
 	if err != nil {

@@ -51,7 +51,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	kp, _, err := mls.NewKeyPackage(s, nil, signer, tree.NewBasicCredential([]byte(me.UserID())),
-		mls.KeyPackageOptions{LeafExtensions: mls.Extensions{ext}})
+		mls.KeyPackageOptions{LeafExtensions: tree.Extensions{ext}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func ExampleGroup_ReInitGroup() {
 	b := joined.Group
 
 	// The ReInit, committed by Alice and processed by Bob: both groups freeze.
-	ri := &mls.ReInit{GroupID: []byte("new group"), Version: mls.ProtocolVersionMLS10, CipherSuite: s3.ID(), Extensions: mls.Extensions{}}
+	ri := &mls.ReInit{GroupID: []byte("new group"), Version: tree.ProtocolVersionMLS10, CipherSuite: s3.ID(), Extensions: tree.Extensions{}}
 	res, err := a.Commit(mls.CommitOptions{ReInit: ri})
 	if err != nil {
 		log.Fatal(err)

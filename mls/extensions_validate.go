@@ -32,7 +32,7 @@ var (
 // as that type's structure (all of it). The bodies of unknown types are
 // not looked at (§13.4: they are ignored). A ratchet_tree body is decoded
 // only if decodeTree: where a join uses the tree it decodes it anyway.
-func checkExtensionList(es Extensions, decodeTree bool) error {
+func checkExtensionList(es tree.Extensions, decodeTree bool) error {
 	if t, dup := es.Duplicate(); dup {
 		return fmt.Errorf("%w: %w: type 0x%04x twice", ErrInvalidExtension, tree.ErrDuplicateExtension, uint16(t))
 	}
@@ -52,7 +52,7 @@ func checkExtensionList(es Extensions, decodeTree bool) error {
 			err = wire.Unmarshal(e.ExtensionData, new(tree.ExternalPub))
 		case tree.ExtensionTypeExternalSenders:
 			err = wire.Unmarshal(e.ExtensionData, new(tree.ExternalSenders))
-		case ExtensionTypeLastResort:
+		case tree.ExtensionTypeLastResort:
 			if len(e.ExtensionData) != 0 {
 				err = fmt.Errorf("%d bytes of data, want none", len(e.ExtensionData))
 			}
@@ -68,7 +68,7 @@ func checkExtensionList(es Extensions, decodeTree bool) error {
 // extensions carry, which must be keys of suite s: external_pub an HPKE
 // public key, and every external sender's signature_key a signature key
 // (§5.1.1).
-func checkExtensions(s *suite.Suite, es Extensions, decodeTree bool) error {
+func checkExtensions(s *suite.Suite, es tree.Extensions, decodeTree bool) error {
 	if err := checkExtensionList(es, decodeTree); err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func checkExtensions(s *suite.Suite, es Extensions, decodeTree bool) error {
 
 // externalSenders decodes the external_senders extension of es, nil when
 // absent.
-func externalSenders(es Extensions) (tree.ExternalSenders, error) {
+func externalSenders(es tree.Extensions) (tree.ExternalSenders, error) {
 	e := es.Find(tree.ExtensionTypeExternalSenders)
 	if e == nil {
 		return nil, nil
@@ -117,7 +117,7 @@ func externalSenders(es Extensions) (tree.ExternalSenders, error) {
 //
 // That every member supports these extensions (§12.1.7, §13.4) is leaf
 // validation's (ValidateTreeLeaves). The error wraps ErrInvalidExtension.
-func ValidateGroupContextExtensions(s *suite.Suite, es Extensions, v CredentialValidator) error {
+func ValidateGroupContextExtensions(s *suite.Suite, es tree.Extensions, v CredentialValidator) error {
 	if err := checkExtensions(s, es, true); err != nil {
 		return err
 	}
@@ -144,9 +144,9 @@ func ValidateGroupContextExtensions(s *suite.Suite, es Extensions, v CredentialV
 func (g *Group) checkProposalExtensions(p *Proposal) error {
 	var err error
 	switch p.ProposalType {
-	case ProposalTypeGroupContextExtensions:
+	case tree.ProposalTypeGroupContextExtensions:
 		err = ValidateGroupContextExtensions(g.suite, p.GroupContextExtensions.Extensions, g.cfg.Credentials)
-	case ProposalTypeReInit:
+	case tree.ProposalTypeReInit:
 		err = checkExtensionList(p.ReInit.Extensions, true)
 	}
 	if err != nil {
@@ -204,7 +204,7 @@ func checkLeafOptions(o *LeafOptions) error {
 
 // checkNewGroup checks what CreateGroup is given: the creator's leaf
 // options, and the GroupContext extensions (ValidateGroupContextExtensions).
-func checkNewGroup(s *suite.Suite, leaf *LeafOptions, extensions Extensions, v CredentialValidator) error {
+func checkNewGroup(s *suite.Suite, leaf *LeafOptions, extensions tree.Extensions, v CredentialValidator) error {
 	if err := checkLeafOptions(leaf); err != nil {
 		return err
 	}

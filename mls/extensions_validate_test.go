@@ -14,18 +14,18 @@ import (
 )
 
 // vtExtSenders is an external_senders extension holding senders.
-func vtExtSenders(t testing.TB, senders ...tree.ExternalSender) Extension {
+func vtExtSenders(t testing.TB, senders ...tree.ExternalSender) tree.Extension {
 	t.Helper()
-	return Extension{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: gtWireOf(t, tree.ExternalSenders(senders))}
+	return tree.Extension{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: gtWireOf(t, tree.ExternalSenders(senders))}
 }
 
-func vtReqCaps(t testing.TB, rc tree.RequiredCapabilities) Extension {
+func vtReqCaps(t testing.TB, rc tree.RequiredCapabilities) tree.Extension {
 	t.Helper()
-	return Extension{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: gtWireOf(t, &rc)}
+	return tree.Extension{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: gtWireOf(t, &rc)}
 }
 
-func vtGCE(es Extensions) *Proposal {
-	return &Proposal{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: es}}
+func vtGCE(es tree.Extensions) *Proposal {
+	return &Proposal{ProposalType: tree.ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: es}}
 }
 
 // vtBadSignatureKey is a byte string of the suite's signature key length
@@ -64,7 +64,7 @@ func TestRefuseInvalidExternalSenders(t *testing.T) {
 			good := tree.ExternalSender{SignatureKey: ds.PublicKey(), Credential: tree.NewBasicCredential([]byte("delivery service"))}
 			cases := []struct {
 				name string
-				ext  Extension
+				ext  tree.Extension
 				want error
 			}{
 				{"not a key of the suite", vtExtSenders(t, tree.ExternalSender{SignatureKey: vtBadSignatureKey(t, s), Credential: good.Credential}), suite.ErrInvalidKey},
@@ -72,12 +72,12 @@ func TestRefuseInvalidExternalSenders(t *testing.T) {
 				{"x509 without a validator for it", vtExtSenders(t, tree.ExternalSender{SignatureKey: ds.PublicKey(),
 					Credential: tree.Credential{CredentialType: tree.CredentialTypeX509, Certificates: [][]byte{{1}}}}), ErrInvalidCredential},
 				{"3-byte signature key", vtExtSenders(t, tree.ExternalSender{SignatureKey: []byte{1, 2, 3}, Credential: good.Credential}), suite.ErrInvalidKey},
-				{"undecodable body", Extension{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: []byte{0x05, 1, 2}}, wire.ErrTruncated},
-				{"trailing bytes", Extension{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: append(vtExtSenders(t, good).ExtensionData, 0)}, wire.ErrTrailingData},
+				{"undecodable body", tree.Extension{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: []byte{0x05, 1, 2}}, wire.ErrTruncated},
+				{"trailing bytes", tree.Extension{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: append(vtExtSenders(t, good).ExtensionData, 0)}, wire.ErrTrailingData},
 			}
 			// Controls: the good sender passes everywhere.
 			g1 := gg.ms[1].g
-			okExt := Extensions{vtExtSenders(t, good)}
+			okExt := tree.Extensions{vtExtSenders(t, good)}
 			vtAcceptAll(t, gg, 1, vtProposal(t, g1, vtGCE(okExt)))
 			vtAcceptAll(t, gg, 1, vtForgeCommit(t, g1, vtCommit{props: []*Proposal{vtGCE(okExt)}, path: true}))
 			if vtSlowSuite(id) {
@@ -89,7 +89,7 @@ func TestRefuseInvalidExternalSenders(t *testing.T) {
 			}
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
-					es := Extensions{tc.ext}
+					es := tree.Extensions{tc.ext}
 					want := []error{ErrInvalidExtension, tc.want}
 					vtRejectAll(t, gg, 1, vtProposal(t, g1, vtGCE(es)), append(want, ErrInvalidProposal)...)
 					vtRejectAll(t, gg, 1, vtForgeCommit(t, g1, vtCommit{props: []*Proposal{vtGCE(es)}, path: true}), append(want, ErrInvalidProposal)...)
@@ -130,7 +130,7 @@ func TestExternalSendersMeetTheValidator(t *testing.T) {
 	gg := gtCreate(t, 1, cfg, 3)
 	ds := gtSigner(t, gg.s)
 	ok := tree.ExternalSender{SignatureKey: ds.PublicKey(), Credential: tree.NewBasicCredential([]byte("ds"))}
-	msg, next, err := gg.ms[1].g.Propose(vtGCE(Extensions{vtExtSenders(t, ok)}))
+	msg, next, err := gg.ms[1].g.Propose(vtGCE(tree.Extensions{vtExtSenders(t, ok)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestExternalSendersMeetTheValidator(t *testing.T) {
 	}
 	gg.commit(0, CommitOptions{})
 	mallory := tree.ExternalSender{SignatureKey: ds.PublicKey(), Credential: tree.NewBasicCredential([]byte("mallory"))}
-	vtRejectAll(t, gg, 1, vtProposal(t, gg.ms[1].g, vtGCE(Extensions{vtExtSenders(t, ok, mallory)})), ErrInvalidProposal, ErrInvalidExtension, ErrInvalidCredential)
+	vtRejectAll(t, gg, 1, vtProposal(t, gg.ms[1].g, vtGCE(tree.Extensions{vtExtSenders(t, ok, mallory)})), ErrInvalidProposal, ErrInvalidExtension, ErrInvalidCredential)
 	vtStillWorks(t, gg)
 }
 
@@ -159,11 +159,11 @@ func TestRefuseUndecodableKnownExtensions(t *testing.T) {
 			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 3)
 			s, g1 := gg.s, gg.ms[1].g
 			garbage := []byte{0x40}
-			ext := func(typ ExtensionType, data []byte) Extensions {
-				return Extensions{{ExtensionType: typ, ExtensionData: data}}
+			ext := func(typ tree.ExtensionType, data []byte) tree.Extensions {
+				return tree.Extensions{{ExtensionType: typ, ExtensionData: data}}
 			}
 			// GroupContext: required_capabilities and external_senders.
-			for _, typ := range []ExtensionType{tree.ExtensionTypeRequiredCapabilities, tree.ExtensionTypeExternalSenders} {
+			for _, typ := range []tree.ExtensionType{tree.ExtensionTypeRequiredCapabilities, tree.ExtensionTypeExternalSenders} {
 				vtRejectAll(t, gg, 1, vtProposal(t, g1, vtGCE(ext(typ, garbage))), ErrInvalidProposal, ErrInvalidExtension)
 				_, err := g1.Commit(CommitOptions{Extensions: ext(typ, garbage)})
 				vtExpect(t, err, ErrInvalidExtension)
@@ -173,8 +173,8 @@ func TestRefuseUndecodableKnownExtensions(t *testing.T) {
 			outsider := gtNewMember(t, s, "outsider")
 			for name, kp := range map[string]*KeyPackage{
 				"last_resort with data": vtKeyPackage(t, outsider, func(kp *KeyPackage) {
-					kp.Extensions = ext(ExtensionTypeLastResort, []byte{1})
-					kp.LeafNode.Capabilities.Extensions = []ExtensionType{ExtensionTypeLastResort}
+					kp.Extensions = ext(tree.ExtensionTypeLastResort, []byte{1})
+					kp.LeafNode.Capabilities.Extensions = []tree.ExtensionType{tree.ExtensionTypeLastResort}
 				}),
 				"application_id": vtKeyPackage(t, outsider, func(kp *KeyPackage) {
 					kp.LeafNode.Extensions = ext(tree.ExtensionTypeApplicationID, garbage)
@@ -187,7 +187,7 @@ func TestRefuseUndecodableKnownExtensions(t *testing.T) {
 			}
 			// An Update leaf's application_id.
 			upd := vtUpdateLeaf(t, g1, func(ln *tree.LeafNode) { ln.Extensions = ext(tree.ExtensionTypeApplicationID, garbage) })
-			vtRejectAll(t, gg, 1, vtProposal(t, g1, &Proposal{ProposalType: ProposalTypeUpdate, Update: &Update{LeafNode: *upd}}),
+			vtRejectAll(t, gg, 1, vtProposal(t, g1, &Proposal{ProposalType: tree.ProposalTypeUpdate, Update: &Update{LeafNode: *upd}}),
 				ErrInvalidProposal, ErrInvalidLeafNode, ErrInvalidExtension)
 			// GroupInfo: external_pub; ratchet_tree when the tree travels out
 			// of band (else the join fails decoding the tree it needs).
@@ -226,7 +226,7 @@ func TestRefuseDuplicateExtensions(t *testing.T) {
 			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 3)
 			s, g1 := gg.s, gg.ms[1].g
 			rc := vtReqCaps(t, tree.RequiredCapabilities{})
-			dup := Extensions{rc, rc}
+			dup := tree.Extensions{rc, rc}
 			want := []error{ErrInvalidExtension, tree.ErrDuplicateExtension}
 			onDecode := []error{tree.ErrDuplicateExtension, wire.ErrInvalidValue}
 
@@ -236,25 +236,25 @@ func TestRefuseDuplicateExtensions(t *testing.T) {
 			vtExpect(t, err, want...)
 			_, _, err = g1.Propose(vtGCE(dup))
 			vtExpect(t, err, want...)
-			ri := &ReInit{GroupID: []byte("new"), Version: ProtocolVersionMLS10, CipherSuite: s.ID(), Extensions: dup}
+			ri := &ReInit{GroupID: []byte("new"), Version: tree.ProtocolVersionMLS10, CipherSuite: s.ID(), Extensions: dup}
 			_, err = g1.Commit(CommitOptions{ReInit: ri})
 			vtExpect(t, err, want...)
-			_, _, err = g1.Propose(&Proposal{ProposalType: ProposalTypeReInit, ReInit: ri})
+			_, _, err = g1.Propose(&Proposal{ProposalType: tree.ProposalTypeReInit, ReInit: ri})
 			vtExpect(t, err, want...)
 			if !snap.equal(gtSnapshot(g1)) {
 				t.Fatal("refused sends changed the state")
 			}
-			_, err = g1.Commit(CommitOptions{GroupInfoExtensions: Extensions{{ExtensionType: 0xf000}, {ExtensionType: 0xf000}}, Add: []*KeyPackage{gtNewMember(t, s, "x").kp}})
+			_, err = g1.Commit(CommitOptions{GroupInfoExtensions: tree.Extensions{{ExtensionType: 0xf000}, {ExtensionType: 0xf000}}, Add: []*KeyPackage{gtNewMember(t, s, "x").kp}})
 			vtExpect(t, err, ErrInvalidGroupInfo)
 			cred := tree.NewBasicCredential([]byte("c"))
 			_, err = CreateGroup(s, gtSigner(t, s), nil, LeafOptions{Credential: cred}, dup, Config{})
 			vtExpect(t, err, want...)
-			leafDup := Extensions{{ExtensionType: 0xf000}, {ExtensionType: 0xf000}}
+			leafDup := tree.Extensions{{ExtensionType: 0xf000}, {ExtensionType: 0xf000}}
 			caps := DefaultCapabilities()
 			caps.Extensions = append(caps.Extensions, 0xf000)
 			_, err = CreateGroup(s, gtSigner(t, s), nil, LeafOptions{Credential: cred, Capabilities: &caps, Extensions: leafDup}, nil, Config{})
 			vtExpect(t, err, want...)
-			for _, o := range []KeyPackageOptions{{LeafExtensions: leafDup}, {Extensions: leafDup}, {Extensions: Extensions{{ExtensionType: ExtensionTypeLastResort, ExtensionData: []byte{}}}, LastResort: true}} {
+			for _, o := range []KeyPackageOptions{{LeafExtensions: leafDup}, {Extensions: leafDup}, {Extensions: tree.Extensions{{ExtensionType: tree.ExtensionTypeLastResort, ExtensionData: []byte{}}}, LastResort: true}} {
 				kp, _, err := NewKeyPackage(s, nil, gtSigner(t, s), cred, o)
 				if o.LastResort {
 					// LastResort adds the extension only when absent.
@@ -318,7 +318,7 @@ func TestRefuseDuplicateExtensions(t *testing.T) {
 // vectors (messages.json) hold KeyPackages that list them.
 func TestCapabilitiesDefaultTypes(t *testing.T) {
 	def := DefaultCapabilities()
-	if slices.ContainsFunc(def.Extensions, ExtensionType.IsDefault) || slices.ContainsFunc(def.Proposals, ProposalType.IsDefault) {
+	if slices.ContainsFunc(def.Extensions, tree.ExtensionType.IsDefault) || slices.ContainsFunc(def.Proposals, tree.ProposalType.IsDefault) {
 		t.Fatalf("DefaultCapabilities lists default types: %+v", def)
 	}
 	for _, id := range gtSuites {
@@ -327,7 +327,7 @@ func TestCapabilitiesDefaultTypes(t *testing.T) {
 		withExt := DefaultCapabilities()
 		withExt.Extensions = append(withExt.Extensions, tree.ExtensionTypeRatchetTree)
 		withProp := DefaultCapabilities()
-		withProp.Proposals = append(withProp.Proposals, ProposalTypeAdd)
+		withProp.Proposals = append(withProp.Proposals, tree.ProposalTypeAdd)
 		gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 2)
 		gi, err := gg.ms[0].g.GroupInfo(true)
 		if err != nil {
@@ -359,21 +359,21 @@ func TestCapabilitiesDefaultTypes(t *testing.T) {
 func FuzzValidateGroupContextExtensions(f *testing.F) {
 	s := gtSuite(f, 1)
 	ds := gtSigner(f, s)
-	for _, es := range []Extensions{
+	for _, es := range []tree.Extensions{
 		{},
 		{vtExtSenders(f, tree.ExternalSender{SignatureKey: ds.PublicKey(), Credential: tree.NewBasicCredential([]byte("ds"))})},
-		{vtReqCaps(f, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0xf000}, CredentialTypes: []tree.CredentialType{1}})},
+		{vtReqCaps(f, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{0xf000}, CredentialTypes: []tree.CredentialType{1}})},
 		{{ExtensionType: tree.ExtensionTypeExternalPub, ExtensionData: gtWireOf(f, &tree.ExternalPub{ExternalPub: make([]byte, 32)})}},
-		{{ExtensionType: ExtensionTypeLastResort, ExtensionData: []byte{}}, {ExtensionType: 0xff00, ExtensionData: []byte{1, 2}}},
+		{{ExtensionType: tree.ExtensionTypeLastResort, ExtensionData: []byte{}}, {ExtensionType: 0xff00, ExtensionData: []byte{1, 2}}},
 		{{ExtensionType: tree.ExtensionTypeApplicationID, ExtensionData: []byte{2, 'h', 'i'}}},
 	} {
 		f.Add(gtWireOf(f, es))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var es Extensions
+		var es tree.Extensions
 		if wire.Unmarshal(data, &es) != nil {
 			// Lists built in memory may hold duplicates the decoder refuses.
-			es = Extensions{{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: data}, {ExtensionType: ExtensionType(len(data) % 8), ExtensionData: data}}
+			es = tree.Extensions{{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: data}, {ExtensionType: tree.ExtensionType(len(data) % 8), ExtensionData: data}}
 		}
 		err := ValidateGroupContextExtensions(s, es, nil)
 		if err != nil {

@@ -151,7 +151,7 @@ func (s *Sender) UnmarshalMLS(r *wire.Reader) {
 }
 
 // marshalBody writes the content select shared by FramedContent and
-// PrivateMessageContent:
+// privateMessageContent:
 //
 //	select (content_type) {
 //	    case application: opaque application_data<V>;
@@ -285,7 +285,7 @@ func (t *FramedContentTBS) MarshalMLS(b *wire.Builder) {
 		incomplete(b, "FramedContentTBS without content")
 		return
 	}
-	b.AddUint16(uint16(ProtocolVersionMLS10))
+	b.AddUint16(uint16(tree.ProtocolVersionMLS10))
 	b.AddUint16(uint16(t.WireFormat))
 	t.Content.MarshalMLS(b)
 	if needsGroupContext(t.Content.Sender.SenderType) {
@@ -492,18 +492,18 @@ func (pm *PrivateMessage) UnmarshalMLS(r *wire.Reader) {
 	pm.Ciphertext = r.OpaqueCopy()
 }
 
-// SenderDataAAD returns the AAD for pm's sender data encryption.
-func (pm *PrivateMessage) SenderDataAAD() *SenderDataAAD {
-	return &SenderDataAAD{GroupID: pm.GroupID, Epoch: pm.Epoch, ContentType: pm.ContentType}
+// senderDataAAD returns the AAD for pm's sender data encryption.
+func (pm *PrivateMessage) senderDataAAD() *senderDataAAD {
+	return &senderDataAAD{GroupID: pm.GroupID, Epoch: pm.Epoch, ContentType: pm.ContentType}
 }
 
 // ContentAAD returns the AAD for pm's content encryption.
-func (pm *PrivateMessage) ContentAAD() *PrivateContentAAD {
-	return &PrivateContentAAD{GroupID: pm.GroupID, Epoch: pm.Epoch, ContentType: pm.ContentType,
+func (pm *PrivateMessage) ContentAAD() *privateContentAAD {
+	return &privateContentAAD{GroupID: pm.GroupID, Epoch: pm.Epoch, ContentType: pm.ContentType,
 		AuthenticatedData: pm.AuthenticatedData}
 }
 
-// PrivateMessageContent is the plaintext of PrivateMessage.ciphertext
+// privateMessageContent is the plaintext of PrivateMessage.ciphertext
 // (RFC 9420 §6.3.1).
 //
 //	struct {
@@ -519,9 +519,9 @@ func (pm *PrivateMessage) ContentAAD() *PrivateContentAAD {
 // ContentType is not encoded: it comes from PrivateMessage.content_type and
 // selects the body, as in FramedContent. Padding is the number of zero
 // bytes appended. To decode, set ContentType and call wire.Unmarshal, or
-// use UnmarshalPrivateMessageContent; the decoder takes every byte after
+// use unmarshalPrivateMessageContent; the decoder takes every byte after
 // auth as padding and rejects any non-zero byte (ErrNonZeroPadding).
-type PrivateMessageContent struct {
+type privateMessageContent struct {
 	ContentType     ContentType
 	ApplicationData []byte
 	Proposal        *Proposal
@@ -531,7 +531,7 @@ type PrivateMessageContent struct {
 }
 
 // MarshalMLS implements wire.Marshaler.
-func (c *PrivateMessageContent) MarshalMLS(b *wire.Builder) {
+func (c *privateMessageContent) MarshalMLS(b *wire.Builder) {
 	if c.Padding < 0 {
 		incomplete(b, "negative padding")
 		return
@@ -543,8 +543,8 @@ func (c *PrivateMessageContent) MarshalMLS(b *wire.Builder) {
 
 // UnmarshalMLS implements wire.Unmarshaler. c.ContentType must be set
 // beforehand; it consumes all remaining input.
-func (c *PrivateMessageContent) UnmarshalMLS(r *wire.Reader) {
-	*c = PrivateMessageContent{ContentType: c.ContentType}
+func (c *privateMessageContent) UnmarshalMLS(r *wire.Reader) {
+	*c = privateMessageContent{ContentType: c.ContentType}
 	c.ApplicationData, c.Proposal, c.Commit = unmarshalBody(r, c.ContentType)
 	c.Auth.UnmarshalFor(r, c.ContentType)
 	if r.Err() != nil {
@@ -560,17 +560,17 @@ func (c *PrivateMessageContent) UnmarshalMLS(r *wire.Reader) {
 	c.Padding = len(pad)
 }
 
-// UnmarshalPrivateMessageContent decodes the plaintext of a PrivateMessage
+// unmarshalPrivateMessageContent decodes the plaintext of a PrivateMessage
 // whose content_type is ct.
-func UnmarshalPrivateMessageContent(data []byte, ct ContentType) (*PrivateMessageContent, error) {
-	c := &PrivateMessageContent{ContentType: ct}
+func unmarshalPrivateMessageContent(data []byte, ct ContentType) (*privateMessageContent, error) {
+	c := &privateMessageContent{ContentType: ct}
 	if err := wire.Unmarshal(data, c); err != nil {
 		return nil, fmt.Errorf("mls: PrivateMessageContent: %w", err)
 	}
 	return c, nil
 }
 
-// SenderData is the plaintext of PrivateMessage.encrypted_sender_data
+// senderDataPlain is the plaintext of PrivateMessage.encrypted_sender_data
 // (RFC 9420 §6.3.2).
 //
 //	struct {
@@ -578,54 +578,54 @@ func UnmarshalPrivateMessageContent(data []byte, ct ContentType) (*PrivateMessag
 //	    uint32 generation;
 //	    opaque reuse_guard[4];
 //	} SenderData;
-type SenderData struct {
+type senderDataPlain struct {
 	LeafIndex  tree.LeafIndex
 	Generation uint32
 	ReuseGuard [4]byte
 }
 
 // MarshalMLS implements wire.Marshaler.
-func (s *SenderData) MarshalMLS(b *wire.Builder) {
+func (s *senderDataPlain) MarshalMLS(b *wire.Builder) {
 	b.AddUint32(uint32(s.LeafIndex))
 	b.AddUint32(s.Generation)
 	b.AddRaw(s.ReuseGuard[:])
 }
 
 // UnmarshalMLS implements wire.Unmarshaler.
-func (s *SenderData) UnmarshalMLS(r *wire.Reader) {
+func (s *senderDataPlain) UnmarshalMLS(r *wire.Reader) {
 	s.LeafIndex = tree.LeafIndex(r.Uint32())
 	s.Generation = r.Uint32()
 	copy(s.ReuseGuard[:], r.Raw(4))
 }
 
-// SenderDataAAD is the AAD of the sender data encryption (RFC 9420 §6.3.2).
+// senderDataAAD is the AAD of the sender data encryption (RFC 9420 §6.3.2).
 //
 //	struct {
 //	    opaque group_id<V>;
 //	    uint64 epoch;
 //	    ContentType content_type;
 //	} SenderDataAAD;
-type SenderDataAAD struct {
+type senderDataAAD struct {
 	GroupID     []byte
 	Epoch       uint64
 	ContentType ContentType
 }
 
 // MarshalMLS implements wire.Marshaler.
-func (a *SenderDataAAD) MarshalMLS(b *wire.Builder) {
+func (a *senderDataAAD) MarshalMLS(b *wire.Builder) {
 	b.AddOpaque(a.GroupID)
 	b.AddUint64(a.Epoch)
 	b.AddUint8(uint8(a.ContentType))
 }
 
 // UnmarshalMLS implements wire.Unmarshaler.
-func (a *SenderDataAAD) UnmarshalMLS(r *wire.Reader) {
+func (a *senderDataAAD) UnmarshalMLS(r *wire.Reader) {
 	a.GroupID = r.OpaqueCopy()
 	a.Epoch = r.Uint64()
 	a.ContentType = readContentType(r)
 }
 
-// PrivateContentAAD is the AAD of the content encryption (RFC 9420 §6.3.1).
+// privateContentAAD is the AAD of the content encryption (RFC 9420 §6.3.1).
 //
 //	struct {
 //	    opaque group_id<V>;
@@ -633,7 +633,7 @@ func (a *SenderDataAAD) UnmarshalMLS(r *wire.Reader) {
 //	    ContentType content_type;
 //	    opaque authenticated_data<V>;
 //	} PrivateContentAAD;
-type PrivateContentAAD struct {
+type privateContentAAD struct {
 	GroupID           []byte
 	Epoch             uint64
 	ContentType       ContentType
@@ -641,7 +641,7 @@ type PrivateContentAAD struct {
 }
 
 // MarshalMLS implements wire.Marshaler.
-func (a *PrivateContentAAD) MarshalMLS(b *wire.Builder) {
+func (a *privateContentAAD) MarshalMLS(b *wire.Builder) {
 	b.AddOpaque(a.GroupID)
 	b.AddUint64(a.Epoch)
 	b.AddUint8(uint8(a.ContentType))
@@ -649,7 +649,7 @@ func (a *PrivateContentAAD) MarshalMLS(b *wire.Builder) {
 }
 
 // UnmarshalMLS implements wire.Unmarshaler.
-func (a *PrivateContentAAD) UnmarshalMLS(r *wire.Reader) {
+func (a *privateContentAAD) UnmarshalMLS(r *wire.Reader) {
 	a.GroupID = r.OpaqueCopy()
 	a.Epoch = r.Uint64()
 	a.ContentType = readContentType(r)

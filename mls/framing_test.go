@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
@@ -39,7 +40,7 @@ func sampleContent(ct ContentType, s Sender) FramedContent {
 	case ContentTypeApplication:
 		fc.ApplicationData = []byte("hello")
 	case ContentTypeProposal:
-		fc.Proposal = &Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 1}}
+		fc.Proposal = &Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: 1}}
 	case ContentTypeCommit:
 		fc.Commit = &Commit{}
 	}
@@ -84,7 +85,7 @@ func TestPublicMessageRoundTrip(t *testing.T) {
 }
 
 func TestFramedContentTBS(t *testing.T) {
-	gc := &GroupContext{Version: ProtocolVersionMLS10, CipherSuite: 1, GroupID: []byte("group"), Epoch: 3}
+	gc := &GroupContext{Version: tree.ProtocolVersionMLS10, CipherSuite: 1, GroupID: []byte("group"), Epoch: 3}
 	gcBytes := wire.MustMarshal(gc)
 	for _, s := range allSenders {
 		fc := sampleContent(ContentTypeProposal, s)
@@ -117,13 +118,13 @@ func TestPrivateMessageContent(t *testing.T) {
 	for _, ct := range []ContentType{ContentTypeApplication, ContentTypeProposal, ContentTypeCommit} {
 		for _, pad := range []int{0, 1, 17} {
 			fc := sampleContent(ct, MemberSender(0))
-			c := PrivateMessageContent{ContentType: ct, ApplicationData: fc.ApplicationData, Proposal: fc.Proposal,
+			c := privateMessageContent{ContentType: ct, ApplicationData: fc.ApplicationData, Proposal: fc.Proposal,
 				Commit: fc.Commit, Auth: FramedContentAuthData{Signature: []byte{9}}, Padding: pad}
 			if ct == ContentTypeCommit {
 				c.Auth.ConfirmationTag = []byte{8}
 			}
 			data := wire.MustMarshal(&c)
-			got, err := UnmarshalPrivateMessageContent(data, ct)
+			got, err := unmarshalPrivateMessageContent(data, ct)
 			if err != nil {
 				t.Fatalf("%v pad %d: %v", ct, pad, err)
 			}
@@ -133,29 +134,29 @@ func TestPrivateMessageContent(t *testing.T) {
 			if pad > 0 {
 				bad := bytes.Clone(data)
 				bad[len(bad)-1] = 1
-				if _, err := UnmarshalPrivateMessageContent(bad, ct); !errors.Is(err, ErrNonZeroPadding) {
+				if _, err := unmarshalPrivateMessageContent(bad, ct); !errors.Is(err, ErrNonZeroPadding) {
 					t.Fatalf("%v: non-zero padding: %v", ct, err)
 				}
 			}
 		}
 	}
-	if _, err := UnmarshalPrivateMessageContent([]byte{0, 0}, 0); !errors.Is(err, ErrUnknownContentType) {
+	if _, err := unmarshalPrivateMessageContent([]byte{0, 0}, 0); !errors.Is(err, ErrUnknownContentType) {
 		t.Fatalf("content type 0: %v", err)
 	}
 }
 
 func TestSenderData(t *testing.T) {
-	sd := SenderData{LeafIndex: 5, Generation: 0x01020304, ReuseGuard: [4]byte{9, 8, 7, 6}}
+	sd := senderDataPlain{LeafIndex: 5, Generation: 0x01020304, ReuseGuard: [4]byte{9, 8, 7, 6}}
 	data := wire.MustMarshal(&sd)
 	if !bytes.Equal(data, []byte{0, 0, 0, 5, 1, 2, 3, 4, 9, 8, 7, 6}) {
 		t.Fatalf("%x", data)
 	}
-	var got SenderData
+	var got senderDataPlain
 	if err := roundTrip(t, data, &got); err != nil || got != sd {
 		t.Fatalf("%v %+v", err, got)
 	}
 	pm := PrivateMessage{GroupID: []byte{1}, Epoch: 2, ContentType: ContentTypeProposal, AuthenticatedData: []byte{3}}
-	if got, want := wire.MustMarshal(pm.SenderDataAAD()), []byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 2, 2}; !bytes.Equal(got, want) {
+	if got, want := wire.MustMarshal(pm.senderDataAAD()), []byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 2, 2}; !bytes.Equal(got, want) {
 		t.Fatalf("SenderDataAAD %x", got)
 	}
 	if got, want := wire.MustMarshal(pm.ContentAAD()), []byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 2, 2, 1, 3}; !bytes.Equal(got, want) {
@@ -171,7 +172,7 @@ func TestFramingDecodeRejects(t *testing.T) {
 	badCT[22] = 4
 	badSender := bytes.Clone(good)
 	badSender[14] = 5
-	gc := GroupContext{Version: ProtocolVersionMLS10}
+	gc := GroupContext{Version: tree.ProtocolVersionMLS10}
 	badGC := wire.MustMarshal(&gc)
 	badGC[1] = 2
 	tests := []struct {
@@ -186,7 +187,7 @@ func TestFramingDecodeRejects(t *testing.T) {
 		{"group context version", badGC, new(GroupContext), ErrUnsupportedVersion},
 		{"authenticated content wire format", append([]byte{0, 3}, good...), new(AuthenticatedContent), ErrUnknownWireFormat},
 		{"private message content type", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, new(PrivateMessage), ErrUnknownContentType},
-		{"sender data short", []byte{0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3}, new(SenderData), wire.ErrTruncated},
+		{"sender data short", []byte{0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3}, new(senderDataPlain), wire.ErrTruncated},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,7 +214,7 @@ func TestFramingDecodeRejects(t *testing.T) {
 
 // FuzzFraming covers the framing decoders not reached through MLSMessage:
 // AuthenticatedContent, PrivateMessageContent (each content type),
-// SenderData and the two AADs.
+// senderDataPlain and the two AADs.
 func FuzzFraming(f *testing.F) {
 	for _, c := range messageVectors(f) {
 		for _, fld := range []string{"public_message_application", "public_message_proposal", "public_message_commit"} {
@@ -221,7 +222,7 @@ func FuzzFraming(f *testing.F) {
 			f.Add(append([]byte{0, 1}, body...)) // AuthenticatedContent-shaped
 			var pm PublicMessage
 			if wire.Unmarshal(body, &pm) == nil {
-				pc := PrivateMessageContent{ContentType: pm.Content.ContentType, ApplicationData: pm.Content.ApplicationData,
+				pc := privateMessageContent{ContentType: pm.Content.ContentType, ApplicationData: pm.Content.ApplicationData,
 					Proposal: pm.Content.Proposal, Commit: pm.Content.Commit, Auth: pm.Auth, Padding: 3}
 				f.Add(append([]byte{byte(pc.ContentType)}, wire.MustMarshal(&pc)...))
 			}
@@ -230,15 +231,15 @@ func FuzzFraming(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzRoundTrip[AuthenticatedContent](t, data)
-		fuzzRoundTrip[SenderData](t, data)
-		fuzzRoundTrip[SenderDataAAD](t, data)
-		fuzzRoundTrip[PrivateContentAAD](t, data)
+		fuzzRoundTrip[senderDataPlain](t, data)
+		fuzzRoundTrip[senderDataAAD](t, data)
+		fuzzRoundTrip[privateContentAAD](t, data)
 		fuzzRoundTrip[FramedContent](t, data)
 		if len(data) == 0 {
 			return
 		}
 		ct, body := ContentType(data[0]), data[1:]
-		c, err := UnmarshalPrivateMessageContent(body, ct)
+		c, err := unmarshalPrivateMessageContent(body, ct)
 		if err != nil {
 			return
 		}

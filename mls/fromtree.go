@@ -1,29 +1,16 @@
 package mls
 
 import (
-	"fmt"
-
 	"github.com/spacepanda/spacepanda/mls/internal/fromtree"
 	"github.com/spacepanda/spacepanda/mls/schedule"
+	"github.com/spacepanda/spacepanda/mls/tree"
 )
-
-// The engine benchmark (package mls/bench) makes its members from a
-// generated tree through mls/internal/fromtree; this is its constructor.
-func init() {
-	fromtree.NewGroup = func(e *fromtree.Epoch, m fromtree.Member, cfg any) (any, error) {
-		c, ok := cfg.(Config)
-		if !ok {
-			return nil, fmt.Errorf("mls: fromtree: config is a %T, not an mls.Config", cfg)
-		}
-		return groupFromTree(e, m, c)
-	}
-}
 
 // groupFromTree is m's state in epoch e: the group context of e's tree,
 // the key schedule from e's init secret, a fresh secret tree.
 func groupFromTree(e *fromtree.Epoch, m fromtree.Member, cfg Config) (*Group, error) {
 	s := e.Suite
-	ctx := GroupContext{Version: ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: e.GroupID, Epoch: e.Epoch,
+	ctx := GroupContext{Version: tree.ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: e.GroupID, Epoch: e.Epoch,
 		TreeHash: e.Tree.TreeHash(s), ConfirmedTranscriptHash: e.ConfirmedTranscriptHash}
 	g := &Group{cfg: cfg, suite: s, signer: m.Signer, tree: e.Tree.Clone(), myLeaf: m.Leaf, keys: m.Keys.Clone()}
 	if err := g.setContext(ctx); err != nil {

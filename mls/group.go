@@ -49,7 +49,7 @@ var (
 // PSKLookup returns the secret of an external PSK, or of a resumption PSK
 // of another group (reinit/branch). It returns an error wrapping
 // ErrMissingPSK when the key is unknown.
-type PSKLookup func(id *PreSharedKeyID) ([]byte, error)
+type PSKLookup func(id *schedule.PreSharedKeyID) ([]byte, error)
 
 // Config holds the policy knobs of a group. The zero value is usable.
 type Config struct {
@@ -316,14 +316,14 @@ func CreateGroup(s *suite.Suite, signer *suite.Signer, groupID []byte, leaf Leaf
 	if err != nil {
 		return nil, err
 	}
-	t, err := tree.NewTreeWithLeaf(ln)
+	t, err := tree.NewWithLeaf(ln)
 	if err != nil {
 		return nil, err
 	}
 	g := &Group{cfg: cfg, suite: s, signer: signer, tree: t, myLeaf: 0,
 		keys: tree.PrivateKeys{0: encPriv}}
 	ctx := GroupContext{
-		Version: ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: slices.Clone(groupID),
+		Version: tree.ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: slices.Clone(groupID),
 		Epoch: 0, TreeHash: t.TreeHash(s), ConfirmedTranscriptHash: []byte{},
 		Extensions: slices.Clone(extensions),
 	}
@@ -381,7 +381,7 @@ func newLeafNode(s *suite.Suite, signer *suite.Signer, encPub []byte, o LeafOpti
 // Encrypt protects application data as a PrivateMessage (§6.3, §15). It
 // advances this member's application ratchet in place: persist the group
 // before the returned message leaves the process.
-func (g *Group) Encrypt(data, authenticatedData []byte) (*MLSMessage, error) {
+func (g *Group) Encrypt(data, authenticatedData []byte) (*Message, error) {
 	if err := g.canSend(); err != nil {
 		return nil, err
 	}
@@ -431,7 +431,7 @@ func (g *Group) canSend() error {
 }
 
 // protect signs fc and wraps it in wf with the current epoch's keys.
-func (g *Group) protect(fc *FramedContent, wf WireFormat) (*MLSMessage, error) {
+func (g *Group) protect(fc *FramedContent, wf WireFormat) (*Message, error) {
 	ac, err := SignContent(g.signer, wf, fc, &g.ctx)
 	if err != nil {
 		return nil, err
@@ -439,21 +439,21 @@ func (g *Group) protect(fc *FramedContent, wf WireFormat) (*MLSMessage, error) {
 	return g.protectSigned(ac)
 }
 
-func (g *Group) protectSigned(ac *AuthenticatedContent) (*MLSMessage, error) {
+func (g *Group) protectSigned(ac *AuthenticatedContent) (*Message, error) {
 	switch ac.WireFormat {
 	case WireFormatPublicMessage:
 		pm, err := ProtectPublic(g.suite, ac, &g.ctx, g.secrets.MembershipKey)
 		if err != nil {
 			return nil, err
 		}
-		return NewMLSMessage(pm)
+		return NewMessage(pm)
 	default:
-		pm, err := ProtectPrivate(g.suite, ac, PrivateKeys{SecretTree: g.secretTree, SenderDataSecret: g.secrets.SenderDataSecret},
+		pm, err := protectPrivate(g.suite, ac, PrivateKeys{SecretTree: g.secretTree, SenderDataSecret: g.secrets.SenderDataSecret},
 			g.padding(ac), g.cfg.rand())
 		if err != nil {
 			return nil, err
 		}
-		return NewMLSMessage(pm)
+		return NewMessage(pm)
 	}
 }
 
@@ -465,7 +465,7 @@ func (g *Group) padding(ac *AuthenticatedContent) int {
 	}
 	// The exact encoded PrivateMessageContent, whatever the content type.
 	fc := &ac.Content
-	pt, err := wire.Marshal(&PrivateMessageContent{ContentType: fc.ContentType, ApplicationData: fc.ApplicationData,
+	pt, err := wire.Marshal(&privateMessageContent{ContentType: fc.ContentType, ApplicationData: fc.ApplicationData,
 		Proposal: fc.Proposal, Commit: fc.Commit, Auth: ac.Auth})
 	if err != nil {
 		return 0 // ProtectPrivate reports the encoding error

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
@@ -19,7 +20,7 @@ type CommitOptions struct {
 	Remove []tree.LeafIndex
 	// PSKs are injected with PreSharedKey proposals (psk_nonce is filled in
 	// when empty).
-	PSKs []PreSharedKeyID
+	PSKs []schedule.PreSharedKeyID
 	// Extensions, when non-nil, replace the GroupContext extensions
 	// (a GroupContextExtensions proposal).
 	Extensions tree.Extensions
@@ -51,7 +52,7 @@ type CommitOptions struct {
 // CommitResult is a commit and everything it produced.
 type CommitResult struct {
 	// Commit goes to the existing members (the current epoch's keys protect it).
-	Commit *MLSMessage
+	Commit *Message
 	// Welcome goes to the added members (nil if none).
 	Welcome *Welcome
 	// GroupInfo describes the new epoch, signed, with external_pub; it is
@@ -154,13 +155,13 @@ func (g *Group) commitProposals(o *CommitOptions) (pors []ProposalOrRef, n int, 
 	n = len(pors)
 	add := func(p *Proposal) { pors = append(pors, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: p}) }
 	if o.Extensions != nil {
-		add(&Proposal{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: o.Extensions}})
+		add(&Proposal{ProposalType: tree.ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: o.Extensions}})
 	}
 	for _, r := range o.Remove {
-		add(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: r}})
+		add(&Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: r}})
 	}
 	for _, kp := range o.Add {
-		add(&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *kp}})
+		add(&Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *kp}})
 	}
 	for _, id := range o.PSKs {
 		if len(id.Nonce) == 0 {
@@ -169,10 +170,10 @@ func (g *Group) commitProposals(o *CommitOptions) (pors []ProposalOrRef, n int, 
 				return nil, 0, err
 			}
 		}
-		add(&Proposal{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: id}})
+		add(&Proposal{ProposalType: tree.ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: id}})
 	}
 	if o.ReInit != nil {
-		add(&Proposal{ProposalType: ProposalTypeReInit, ReInit: o.ReInit})
+		add(&Proposal{ProposalType: tree.ProposalTypeReInit, ReInit: o.ReInit})
 	}
 	if o.ReInitRef != nil {
 		if err := g.checkReInitRef(o.ReInitRef); err != nil {
@@ -251,7 +252,7 @@ func (g *Group) buildWelcome(res *CommitResult, sc *stagedCommit, cp *tree.Commi
 	if res.GroupInfo, err = g.groupInfo(g.cfg.RatchetTreeInWelcome, exts); err != nil {
 		return err
 	}
-	recips := make([]WelcomeRecipient, len(sc.added))
+	recips := make([]welcomeRecipient, len(sc.added))
 	for i, leaf := range sc.added {
 		recips[i].KeyPackage = sc.addedKPs[i]
 		if cp != nil {
@@ -260,7 +261,7 @@ func (g *Group) buildWelcome(res *CommitResult, sc *stagedCommit, cp *tree.Commi
 			}
 		}
 	}
-	res.Welcome, err = BuildWelcome(g.suite, res.GroupInfo, welcomeSecret, joinerSecret, sc.psks, recips)
+	res.Welcome, err = newWelcome(g.suite, res.GroupInfo, welcomeSecret, joinerSecret, sc.psks, recips)
 	return err
 }
 
@@ -278,7 +279,7 @@ func (g *Group) fitPending(pors []ProposalOrRef, n int, me Sender) (*Commit, *st
 	m := &misfits{pending: pending, kept: make([]bool, n), gce: -1}
 	for i, it := range pending {
 		m.kept[i] = true
-		if it.p.ProposalType == ProposalTypeGroupContextExtensions {
+		if it.p.ProposalType == tree.ProposalTypeGroupContextExtensions {
 			m.gce = i // pendingToCommit keeps one at most
 		}
 	}
@@ -329,9 +330,9 @@ func (m *misfits) drop(from, blamed []int) bool {
 		t := m.pending[i].p.ProposalType
 		gceIn := m.gce >= 0 && m.kept[m.gce] && i != m.gce
 		switch {
-		case gceIn && m.gce > i && (t == ProposalTypeAdd || t == ProposalTypeUpdate):
+		case gceIn && m.gce > i && (t == tree.ProposalTypeAdd || t == tree.ProposalTypeUpdate):
 			out = []int{m.gce}
-		case gceIn && (t == ProposalTypeAdd || t == ProposalTypeUpdate):
+		case gceIn && (t == tree.ProposalTypeAdd || t == tree.ProposalTypeUpdate):
 			m.waiting = append(m.waiting, i)
 			out = append(out, i)
 		default:
@@ -392,14 +393,14 @@ func (g *Group) newPendingFilter(removing []tree.LeafIndex, adding []*KeyPackage
 	}
 	for i, pp := range g.pending {
 		switch p := pp.proposal; p.ProposalType {
-		case ProposalTypeRemove:
+		case tree.ProposalTypeRemove:
 			if p.Remove.Removed != g.myLeaf {
 				f.removed[p.Remove.Removed] = true
 			}
-		case ProposalTypeUpdate:
+		case tree.ProposalTypeUpdate:
 			// The most recent update per leaf (§12.2 SHOULD).
 			f.lastUpdate[pp.sender.LeafIndex] = i
-		case ProposalTypeGroupContextExtensions:
+		case tree.ProposalTypeGroupContextExtensions:
 			// At most one: the most recent, unless the commit brings its own.
 			if !byValueGCE {
 				f.lastGCE = i
@@ -412,17 +413,17 @@ func (g *Group) newPendingFilter(removing []tree.LeafIndex, adding []*KeyPackage
 func (f *pendingFilter) keep(i int, pp *pendingProposal) bool {
 	g := f.g
 	switch p := pp.proposal; p.ProposalType {
-	case ProposalTypeUpdate:
+	case tree.ProposalTypeUpdate:
 		// Not our own, nor of a removed leaf (§12.2 SHOULD prefer the Remove).
 		l := pp.sender.LeafIndex
 		return l != g.myLeaf && !f.removed[l] && f.lastUpdate[l] == i
-	case ProposalTypeRemove:
+	case tree.ProposalTypeRemove:
 		r := p.Remove.Removed
 		if r == g.myLeaf || f.seenRemove[r] || slices.Contains(f.removing, r) {
 			return false
 		}
 		f.seenRemove[r] = true
-	case ProposalTypeAdd:
+	case tree.ProposalTypeAdd:
 		// One Add per client, and none of a member who stays (§12.2):
 		// two members may well propose the same KeyPackage.
 		k := p.Add.KeyPackage.LeafNode.SignatureKey
@@ -433,13 +434,13 @@ func (f *pendingFilter) keep(i int, pp *pendingProposal) bool {
 			return false
 		}
 		f.addKeys[string(k)] = true
-	case ProposalTypeGroupContextExtensions:
+	case tree.ProposalTypeGroupContextExtensions:
 		return i == f.lastGCE
-	case ProposalTypePSK:
+	case tree.ProposalTypePSK:
 		// A PSK this member cannot look up cannot be committed by it.
 		_, err := g.lookupPSK(&p.PreSharedKey.PSK)
 		return err == nil
-	case ProposalTypeReInit:
+	case tree.ProposalTypeReInit:
 		return false // a ReInit must be alone; committed explicitly
 	}
 	return true

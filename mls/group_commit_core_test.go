@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/tree"
 )
@@ -26,7 +27,7 @@ func gtTableSuites(k int) []suite.ID {
 
 // gtRejectAll has every member but the sender process bad and refuse it
 // with every error in want, its state unchanged.
-func gtRejectAll(t *testing.T, gg *gtGroup, sender int, bad *MLSMessage, want ...error) {
+func gtRejectAll(t *testing.T, gg *gtGroup, sender int, bad *Message, want ...error) {
 	t.Helper()
 	for i, m := range gg.ms {
 		if i == sender {
@@ -64,11 +65,11 @@ func gtUpdateLeaf(t testing.TB, g *Group, mutate func(*tree.LeafNode)) (*Proposa
 	if err := ln.Sign(g.suite, g.signer, g.ctx.GroupID, g.myLeaf); err != nil {
 		t.Fatal(err)
 	}
-	return &Proposal{ProposalType: ProposalTypeUpdate, Update: &Update{LeafNode: ln}}, priv
+	return &Proposal{ProposalType: tree.ProposalTypeUpdate, Update: &Update{LeafNode: ln}}, priv
 }
 
 // gtForgeProposal sends p as g's member without g's own checks.
-func gtForgeProposal(t testing.TB, g *Group, p *Proposal) *MLSMessage {
+func gtForgeProposal(t testing.TB, g *Group, p *Proposal) *Message {
 	t.Helper()
 	return gtForge(t, g, &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: MemberSender(g.OwnLeafIndex()),
 		ContentType: ContentTypeProposal, Proposal: p}, nil)
@@ -96,29 +97,29 @@ func TestSuccessorRule(t *testing.T) {
 	cases := []struct {
 		name string
 		// run returns the sender's index and the message the others refuse.
-		run func(t *testing.T, gg *gtGroup) (int, *MLSMessage)
+		run func(t *testing.T, gg *gtGroup) (int, *Message)
 	}{
-		{"update with another credential", func(t *testing.T, gg *gtGroup) (int, *MLSMessage) {
+		{"update with another credential", func(t *testing.T, gg *gtGroup) (int, *Message) {
 			p, _ := gtUpdateLeaf(t, gg.ms[1].g, gtRename("impostor"))
 			_, _, err := gg.ms[1].g.Propose(p)
 			gtExpectErr(t, err, ErrInvalidCredential)
 			return 1, gtForgeProposal(t, gg.ms[1].g, p)
 		}},
-		{"commit path with another credential", func(t *testing.T, gg *gtGroup) (int, *MLSMessage) {
+		{"commit path with another credential", func(t *testing.T, gg *gtGroup) (int, *Message) {
 			res, err := gg.ms[1].g.commit(CommitOptions{}, commitTweaks{leaf: gtRename("impostor")})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return 1, res.Commit
 		}},
-		{"commit path with another credential removing a member", func(t *testing.T, gg *gtGroup) (int, *MLSMessage) {
+		{"commit path with another credential removing a member", func(t *testing.T, gg *gtGroup) (int, *Message) {
 			res, err := gg.ms[1].g.commit(CommitOptions{Remove: []tree.LeafIndex{gg.ms[3].g.OwnLeafIndex()}}, commitTweaks{leaf: gtRename("impostor")})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return 1, res.Commit
 		}},
-		{"external resync with another identity", func(t *testing.T, gg *gtGroup) (int, *MLSMessage) {
+		{"external resync with another identity", func(t *testing.T, gg *gtGroup) (int, *Message) {
 			victim := gg.ms[2].g.OwnLeafIndex()
 			x := gtNewMember(t, gg.s, "impostor")
 			gi := gtGroupInfo(t, gg.ms[0].g, true)
@@ -231,11 +232,11 @@ func TestSuccessorValidatorHonoured(t *testing.T) {
 // commit. A pending proposal that fits no commit is left out of the
 // default commit, and a commit that references it is refused.
 func TestProposalsJudgedInCommit(t *testing.T) {
-	needLastResort := func(t *testing.T) Extensions {
-		return Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{ExtensionTypeLastResort}})}
+	needLastResort := func(t *testing.T) tree.Extensions {
+		return tree.Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{tree.ExtensionTypeLastResort}})}
 	}
-	gce := func(e Extensions) *Proposal {
-		return &Proposal{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: e}}
+	gce := func(e tree.Extensions) *Proposal {
+		return &Proposal{ProposalType: tree.ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: e}}
 	}
 	// weak lacks last_resort in its capabilities.
 	weak := func(t *testing.T, gg *gtGroup) *gtMember {
@@ -252,7 +253,7 @@ func TestProposalsJudgedInCommit(t *testing.T) {
 			w := weak(t, gg)
 			gg.add(0, w)
 			gtPropose(t, gg, 1, gce(needLastResort(t)))
-			gtPropose(t, gg, 2, &Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: w.g.OwnLeafIndex()}})
+			gtPropose(t, gg, 2, &Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: w.g.OwnLeafIndex()}})
 			gg.commit(0, CommitOptions{})
 			if len(gg.lastCommit.Proposals) != 2 || !hasLastResort(gg.ms[0].g) || !w.g.Removed() {
 				t.Fatalf("%d proposals committed, requirement %v, weak removed %v", len(gg.lastCommit.Proposals), hasLastResort(gg.ms[0].g), w.g.Removed())
@@ -270,8 +271,8 @@ func TestProposalsJudgedInCommit(t *testing.T) {
 		{"Add made valid by a GCE", func(t *testing.T, gg *gtGroup) {
 			gg.commit(1, CommitOptions{Extensions: needLastResort(t)})
 			w := weak(t, gg)
-			gtPropose(t, gg, 2, &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *w.kp}})
-			gtPropose(t, gg, 1, gce(Extensions{}))
+			gtPropose(t, gg, 2, &Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *w.kp}})
+			gtPropose(t, gg, 1, gce(tree.Extensions{}))
 			res := gg.commit(0, CommitOptions{})
 			gg.join(res, w)
 			if len(gg.lastCommit.Proposals) != 2 || hasLastResort(gg.ms[0].g) {
@@ -279,10 +280,10 @@ func TestProposalsJudgedInCommit(t *testing.T) {
 			}
 		}},
 		{"pending GCE that fits no commit", func(t *testing.T, gg *gtGroup) {
-			bad := Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0x7a7a}})}
+			bad := tree.Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{0x7a7a}})}
 			gtPropose(t, gg, 1, gce(bad))
 			j := gtNewMember(t, gg.s, "j")
-			gtPropose(t, gg, 2, &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}})
+			gtPropose(t, gg, 2, &Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}})
 			c := gg.ms[2].g
 			gtRejectAll(t, gg, 2, gtForgeCommit(t, c, byRef(c.pending[0].ref)), ErrInvalidProposal, ErrUnsupportedCapability)
 			gtRejectAll(t, gg, 2, gtForgeCommit(t, c, byRef(c.pending[0].ref), byRef(c.pending[1].ref)), ErrUnsupportedCapability)
@@ -295,9 +296,9 @@ func TestProposalsJudgedInCommit(t *testing.T) {
 		{"pending GCE after the Adds it invalidates", func(t *testing.T, gg *gtGroup) {
 			js := []*gtMember{gtNewMember(t, gg.s, "j1"), gtNewMember(t, gg.s, "j2")}
 			for _, j := range js {
-				gtPropose(t, gg, 2, &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}})
+				gtPropose(t, gg, 2, &Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}})
 			}
-			gtPropose(t, gg, 1, gce(Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0x7a7a}})}))
+			gtPropose(t, gg, 1, gce(tree.Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{0x7a7a}})}))
 			res := gg.commit(3, CommitOptions{})
 			gg.join(res, js...)
 			if len(gg.lastCommit.Proposals) != 2 || len(res.Added) != 2 {
@@ -307,7 +308,7 @@ func TestProposalsJudgedInCommit(t *testing.T) {
 		{"pending Add that no GCE rescues", func(t *testing.T, gg *gtGroup) {
 			gg.commit(1, CommitOptions{Extensions: needLastResort(t)})
 			w := weak(t, gg)
-			gtPropose(t, gg, 2, &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *w.kp}})
+			gtPropose(t, gg, 2, &Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *w.kp}})
 			c := gg.ms[1].g
 			gtRejectAll(t, gg, 1, gtForgeCommit(t, c, byRef(c.pending[0].ref)), ErrInvalidProposal, ErrUnsupportedCapability)
 			gg.commit(0, CommitOptions{})
@@ -333,7 +334,7 @@ func TestProposalsJudgedInCommit(t *testing.T) {
 // gtTamperCommit makes member i's real commit of o, lets tamper change its
 // content, and re-signs it (the committer is the attacker: signature and
 // membership tag are valid; the confirmation tag is the original one).
-func gtTamperCommit(t *testing.T, gg *gtGroup, i int, o CommitOptions, tamper func(g *Group, c *Commit)) *MLSMessage {
+func gtTamperCommit(t *testing.T, gg *gtGroup, i int, o CommitOptions, tamper func(g *Group, c *Commit)) *Message {
 	t.Helper()
 	g := gg.ms[i].g
 	c := g.clone()
@@ -415,7 +416,7 @@ func TestRemovedMemberValidatesPath(t *testing.T) {
 
 // gtResignExternal re-signs an external commit after mutate changed it, as
 // its joiner (signer) would: the joiner is the attacker.
-func gtResignExternal(t *testing.T, s *suite.Suite, signer *suite.Signer, gc *GroupContext, msg *MLSMessage, mutate func(c *Commit)) *MLSMessage {
+func gtResignExternal(t *testing.T, s *suite.Suite, signer *suite.Signer, gc *GroupContext, msg *Message, mutate func(c *Commit)) *Message {
 	t.Helper()
 	ac := gtCloneMsg(t, msg).PublicMessage.AuthenticatedContent()
 	mutate(ac.Content.Commit)
@@ -428,7 +429,7 @@ func gtResignExternal(t *testing.T, s *suite.Suite, signer *suite.Signer, gc *Gr
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewMLSMessage(pm)
+	m, err := NewMessage(pm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,8 +491,8 @@ func TestResyncReusesEncryptionKey(t *testing.T) {
 // KeyPackages given to the local API are refused with an error, not a
 // panic, and change nothing.
 func TestLocalAPINil(t *testing.T) {
-	types := []ProposalType{ProposalTypeAdd, ProposalTypeUpdate, ProposalTypeRemove, ProposalTypePSK,
-		ProposalTypeReInit, ProposalTypeExternalInit, ProposalTypeGroupContextExtensions, 0x7777}
+	types := []tree.ProposalType{tree.ProposalTypeAdd, tree.ProposalTypeUpdate, tree.ProposalTypeRemove, tree.ProposalTypePSK,
+		tree.ProposalTypeReInit, tree.ProposalTypeExternalInit, tree.ProposalTypeGroupContextExtensions, 0x7777}
 	type call struct {
 		name string
 		do   func(g *Group) error
@@ -519,11 +520,11 @@ func TestLocalAPINil(t *testing.T) {
 			return err
 		}, ErrInvalidProposal},
 		call{"Commit(PSKs: zero value)", func(g *Group) error {
-			_, err := g.Commit(CommitOptions{PSKs: []PreSharedKeyID{{}}})
+			_, err := g.Commit(CommitOptions{PSKs: []schedule.PreSharedKeyID{{}}})
 			return err
 		}, ErrMissingPSK},
 		call{"Commit(Extensions: zero value)", func(g *Group) error {
-			_, err := g.Commit(CommitOptions{Extensions: Extensions{{}}})
+			_, err := g.Commit(CommitOptions{Extensions: tree.Extensions{{}}})
 			return err
 		}, ErrInvalidProposal},
 		call{"Commit with a nil by-value proposal", func(g *Group) error {
@@ -573,10 +574,10 @@ func BenchmarkDefaultCommitWithMisfit(b *testing.B) {
 	gg := gtCreate(b, 1, Config{RatchetTreeInWelcome: true}, 3)
 	for range 30 {
 		j := gtNewMember(b, gg.s, "j")
-		gtPropose(b, gg, 1, &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}})
+		gtPropose(b, gg, 1, &Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}})
 	}
-	bad := Extensions{gtRequiredCaps(b, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0x7a7a}})}
-	gtPropose(b, gg, 2, &Proposal{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: bad}})
+	bad := tree.Extensions{gtRequiredCaps(b, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{0x7a7a}})}
+	gtPropose(b, gg, 2, &Proposal{ProposalType: tree.ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: bad}})
 	g := gg.ms[0].g
 	b.ResetTimer()
 	for b.Loop() {

@@ -83,7 +83,7 @@ func (g *Group) setUpEpoch(in epochInput) error {
 	tag := in.confirmationTag
 	if tag == nil {
 		tag = s.MAC(sec.ConfirmationKey, confirmed)
-	} else if err := VerifyConfirmationTag(s, tag, sec.ConfirmationKey, confirmed); err != nil {
+	} else if err := verifyConfirmationTag(s, tag, sec.ConfirmationKey, confirmed); err != nil {
 		return err
 	}
 	interim, err := NextInterimTranscriptHash(s, confirmed, tag)

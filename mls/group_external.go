@@ -28,7 +28,7 @@ import (
 //
 // It returns the commit to send to the group and the joiner's state in the
 // new epoch, to adopt once the Delivery Service has accepted the commit.
-func JoinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, leaf LeafOptions, cfg Config) (*MLSMessage, *Group, error) {
+func JoinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, leaf LeafOptions, cfg Config) (*Message, *Group, error) {
 	return joinByExternalCommit(s, signer, gi, ratchetTree, leaf, cfg, externalCommitTweaks{})
 }
 
@@ -41,15 +41,15 @@ type externalCommitTweaks struct {
 	noSelf bool                    // skips the joiner's own check of its new leaf
 
 	// The options of JoinByExternalCommitWith (group_external_with.go).
-	prior     *tree.LeafIndex  // the joiner's prior leaf, removed (checked: occupied)
-	psks      []PreSharedKeyID // PreSharedKey proposals, by value, after the Remove
-	pskSecret []byte           // the psk_secret of psks (§8.4)
+	prior     *tree.LeafIndex           // the joiner's prior leaf, removed (checked: occupied)
+	psks      []schedule.PreSharedKeyID // PreSharedKey proposals, by value, after the Remove
+	pskSecret []byte                    // the psk_secret of psks (§8.4)
 }
 
 // joinByExternalCommit is JoinByExternalCommit with test tweaks.
-func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, leaf LeafOptions, cfg Config, tw externalCommitTweaks) (*MLSMessage, *Group, error) {
+func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, leaf LeafOptions, cfg Config, tw externalCommitTweaks) (*Message, *Group, error) {
 	gc := gi.GroupContext
-	if gc.Version != ProtocolVersionMLS10 {
+	if gc.Version != tree.ProtocolVersionMLS10 {
 		return nil, nil, ErrUnsupportedVersion
 	}
 	if gc.CipherSuite != s.ID() {
@@ -149,7 +149,7 @@ func joinByExternalCommit(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, r
 	if err != nil {
 		return nil, nil, err
 	}
-	msg, err := NewMLSMessage(pm)
+	msg, err := NewMessage(pm)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -175,7 +175,7 @@ func externalPub(gi *GroupInfo) ([]byte, error) {
 // replaces. nt is t with that Remove applied: the tree the path goes into.
 func externalProposals(t *tree.Tree, sigKey, kemOutput []byte, tw externalCommitTweaks) (props []ProposalOrRef, nt *tree.Tree, replaces *tree.LeafNode, err error) {
 	byValue := func(p *Proposal) { props = append(props, ProposalOrRef{Type: ProposalOrRefTypeProposal, Proposal: p}) }
-	byValue(&Proposal{ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: kemOutput}})
+	byValue(&Proposal{ProposalType: tree.ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: kemOutput}})
 	nt = t.Clone()
 	old, ok := t.FindSignatureKey(sigKey)
 	if tw.prior != nil {
@@ -189,13 +189,13 @@ func externalProposals(t *tree.Tree, sigKey, kemOutput []byte, tw externalCommit
 	}
 	if ok {
 		replaces = t.Leaf(old)
-		byValue(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: old}})
+		byValue(&Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: old}})
 		if err := nt.RemoveLeaf(old); err != nil {
 			return nil, nil, nil, err
 		}
 	}
 	for i := range tw.psks {
-		byValue(&Proposal{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: tw.psks[i]}})
+		byValue(&Proposal{ProposalType: tree.ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: tw.psks[i]}})
 	}
 	for _, p := range tw.extra {
 		byValue(p)

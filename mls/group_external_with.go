@@ -22,13 +22,13 @@ type ExternalCommitOptions struct {
 	// them in an external commit); their secrets come from cfg.PSKs, and an
 	// empty psk_nonce is filled in. A reinit or branch resumption PSK is
 	// refused (§8.6: only in a new group's first commit).
-	PSKs []PreSharedKeyID
+	PSKs []schedule.PreSharedKeyID
 }
 
 // JoinByExternalCommitWith is JoinByExternalCommit with options: the prior
 // leaf to remove (a resync) and PSKs to inject. Every member that processes
 // the commit needs the PSKs too.
-func JoinByExternalCommitWith(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, leaf LeafOptions, cfg Config, o ExternalCommitOptions) (*MLSMessage, *Group, error) {
+func JoinByExternalCommitWith(s *suite.Suite, signer *suite.Signer, gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, leaf LeafOptions, cfg Config, o ExternalCommitOptions) (*Message, *Group, error) {
 	tw := externalCommitTweaks{prior: o.RemovePrior}
 	if len(o.PSKs) > 0 {
 		ids, sec, err := externalCommitPSKs(s, o.PSKs, cfg)
@@ -42,11 +42,11 @@ func JoinByExternalCommitWith(s *suite.Suite, signer *suite.Signer, gi *GroupInf
 
 // externalCommitPSKs fills in the nonces of ids (a copy) and looks up and
 // chains their secrets (§8.4).
-func externalCommitPSKs(s *suite.Suite, in []PreSharedKeyID, cfg Config) ([]PreSharedKeyID, []byte, error) {
+func externalCommitPSKs(s *suite.Suite, in []schedule.PreSharedKeyID, cfg Config) ([]schedule.PreSharedKeyID, []byte, error) {
 	if cfg.PSKs == nil {
 		return nil, nil, fmt.Errorf("%w: no PSK source configured", ErrMissingPSK)
 	}
-	ids := make([]PreSharedKeyID, len(in))
+	ids := make([]schedule.PreSharedKeyID, len(in))
 	psks := make([]schedule.PSK, len(in))
 	for i, id := range in {
 		if isSuccessorPSK(&id) {

@@ -14,7 +14,7 @@ import (
 
 // extPSKs is a PSK store for the external-commit tests.
 func extPSKs(known map[string][]byte) mls.PSKLookup {
-	return func(id *mls.PreSharedKeyID) ([]byte, error) {
+	return func(id *schedule.PreSharedKeyID) ([]byte, error) {
 		if sec, ok := known[string(id.PSKID)]; ok && id.Type == schedule.PSKTypeExternal {
 			return sec, nil
 		}
@@ -48,8 +48,8 @@ func extTwo(t *testing.T, s *suite.Suite, cfg, bobCfg mls.Config) (a, b *mls.Gro
 // commit leaves the receiver as it was.
 func TestJoinByExternalCommitWith(t *testing.T) {
 	s := suite.MustNew(suite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
-	psk := mls.PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: []byte("shared")}
-	reinitPSK := mls.PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageReinit, PSKGroupID: []byte("g"), PSKEpoch: 1}
+	psk := schedule.PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: []byte("shared")}
+	reinitPSK := schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageReinit, PSKGroupID: []byte("g"), PSKEpoch: 1}
 	both := mls.Config{PSKs: extPSKs(map[string][]byte{"shared": []byte("secret")}), RatchetTreeInWelcome: true}
 	leaf := func(i uint32) *tree.LeafIndex { l := tree.LeafIndex(i); return &l }
 	for _, c := range []struct {
@@ -61,15 +61,15 @@ func TestJoinByExternalCommitWith(t *testing.T) {
 		joinErr   error // the joiner refuses
 		bobErr    error // bob refuses (nil: accepts)
 	}{
-		{name: "psk", joiner: "carol", joinerCfg: both, bobCfg: both, o: mls.ExternalCommitOptions{PSKs: []mls.PreSharedKeyID{psk}}},
+		{name: "psk", joiner: "carol", joinerCfg: both, bobCfg: both, o: mls.ExternalCommitOptions{PSKs: []schedule.PreSharedKeyID{psk}}},
 		{name: "psk unknown to a member", joiner: "carol", joinerCfg: both, bobCfg: mls.Config{RatchetTreeInWelcome: true},
-			o: mls.ExternalCommitOptions{PSKs: []mls.PreSharedKeyID{psk}}, bobErr: mls.ErrMissingPSK},
+			o: mls.ExternalCommitOptions{PSKs: []schedule.PreSharedKeyID{psk}}, bobErr: mls.ErrMissingPSK},
 		{name: "psk unknown to the joiner", joiner: "carol", bobCfg: both,
-			o: mls.ExternalCommitOptions{PSKs: []mls.PreSharedKeyID{psk}}, joinErr: mls.ErrMissingPSK},
+			o: mls.ExternalCommitOptions{PSKs: []schedule.PreSharedKeyID{psk}}, joinErr: mls.ErrMissingPSK},
 		{name: "reinit psk", joiner: "carol", joinerCfg: both, bobCfg: both,
-			o: mls.ExternalCommitOptions{PSKs: []mls.PreSharedKeyID{reinitPSK}}, joinErr: mls.ErrInvalidProposal},
+			o: mls.ExternalCommitOptions{PSKs: []schedule.PreSharedKeyID{reinitPSK}}, joinErr: mls.ErrInvalidProposal},
 		{name: "resync of bob with psk", joiner: "bob", joinerCfg: both, bobCfg: both,
-			o: mls.ExternalCommitOptions{RemovePrior: leaf(1), PSKs: []mls.PreSharedKeyID{psk}}},
+			o: mls.ExternalCommitOptions{RemovePrior: leaf(1), PSKs: []schedule.PreSharedKeyID{psk}}},
 		{name: "resync of bob", joiner: "bob", bobCfg: both, o: mls.ExternalCommitOptions{RemovePrior: leaf(1)}},
 		{name: "resync of someone else", joiner: "mallory", bobCfg: both, o: mls.ExternalCommitOptions{RemovePrior: leaf(1)},
 			joinErr: mls.ErrInvalidCredential},
@@ -128,7 +128,7 @@ func TestJoinByExternalCommitWith(t *testing.T) {
 // leafKey is the encryption key of leaf i of a ratchet tree.
 func leafKey(t *testing.T, rt tree.RatchetTreeNodes, i tree.LeafIndex) []byte {
 	t.Helper()
-	tr, err := tree.NewTree(rt)
+	tr, err := tree.New(rt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func FuzzProcess(f *testing.F) {
 	gg.commit(1, CommitOptions{})
 	base := gtDeepCopy(f, gg.ms[2].g)
 
-	seed := func(m *MLSMessage) { f.Add(gtWire(f, m)) }
+	seed := func(m *Message) { f.Add(gtWire(f, m)) }
 	seed(old)
 	seed(gtEncrypt(f, gg.ms[0].g, "application"))
 	seed(gtEncrypt(f, gg.ms[1].g, ""))
@@ -135,7 +135,7 @@ func FuzzProcessCommit(f *testing.F) {
 	sender := gtDeepCopy(f, gg.ms[0].g)
 
 	for _, o := range []CommitOptions{{}, {Remove: []tree.LeafIndex{1}}, {Add: []*KeyPackage{gtNewMember(f, gg.s, "j").kp}},
-		{Extensions: Extensions{}}, {NoPath: true, Add: []*KeyPackage{gtNewMember(f, gg.s, "k").kp}}} {
+		{Extensions: tree.Extensions{}}, {NoPath: true, Add: []*KeyPackage{gtNewMember(f, gg.s, "k").kp}}} {
 		res, err := gtDeepCopy(f, sender).Commit(o)
 		if err != nil {
 			f.Fatal(err)
@@ -177,7 +177,7 @@ func FuzzProcessCommit(f *testing.F) {
 // must accept that commit: an accepted proposal must never block the
 // group (RFC 9420 §12.2, §12.4: invalid pending proposals are left out).
 func FuzzProposalCommit(f *testing.F) {
-	psks := func(pid *PreSharedKeyID) ([]byte, error) {
+	psks := func(pid *schedule.PreSharedKeyID) ([]byte, error) {
 		if string(pid.PSKID) == "known" {
 			return []byte("known psk"), nil
 		}
@@ -193,18 +193,18 @@ func FuzzProposalCommit(f *testing.F) {
 	j := gtNewMember(f, gg.s, "j")
 	upd := *gg.ms[1].g.tree.Leaf(gg.ms[1].g.OwnLeafIndex())
 	for _, p := range []*Proposal{
-		{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}},
-		{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 3}},
-		{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 2}},
-		{ProposalType: ProposalTypeUpdate, Update: &Update{LeafNode: upd}},
-		{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: []byte("known"), Nonce: nonce}}},
-		{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{Type: schedule.PSKTypeResumption,
+		{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}},
+		{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: 3}},
+		{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: 2}},
+		{ProposalType: tree.ProposalTypeUpdate, Update: &Update{LeafNode: upd}},
+		{ProposalType: tree.ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: schedule.PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: []byte("known"), Nonce: nonce}}},
+		{ProposalType: tree.ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption,
 			Usage: schedule.UsageApplication, PSKGroupID: base[0].GroupID(), PSKEpoch: 1, Nonce: nonce}}},
-		{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{Type: schedule.PSKTypeResumption,
+		{ProposalType: tree.ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption,
 			Usage: schedule.UsageBranch, PSKGroupID: base[0].GroupID(), PSKEpoch: 1, Nonce: nonce}}},
-		{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{
-			gtRequiredCaps(f, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{ExtensionTypeLastResort}})}}},
-		{ProposalType: ProposalTypeReInit, ReInit: &ReInit{GroupID: []byte("new"), Version: ProtocolVersionMLS10, CipherSuite: 1, Extensions: Extensions{}}},
+		{ProposalType: tree.ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: tree.Extensions{
+			gtRequiredCaps(f, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{tree.ExtensionTypeLastResort}})}}},
+		{ProposalType: tree.ProposalTypeReInit, ReInit: &ReInit{GroupID: []byte("new"), Version: tree.ProtocolVersionMLS10, CipherSuite: 1, Extensions: tree.Extensions{}}},
 	} {
 		b, err := wire.Marshal(p)
 		if err != nil {

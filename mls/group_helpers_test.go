@@ -125,7 +125,7 @@ func (gg *gtGroup) newMembers(n int) []*gtMember {
 }
 
 // wireRoundTrip encodes and decodes msg, as a network would.
-func gtWire(t testing.TB, msg *MLSMessage) []byte {
+func gtWire(t testing.TB, msg *Message) []byte {
 	t.Helper()
 	b, err := wire.Marshal(msg)
 	if err != nil {
@@ -216,7 +216,7 @@ func (gg *gtGroup) add(i int, joiners ...*gtMember) *CommitResult {
 
 // deliver hands a proposal (or other handshake) message from member i to
 // every other member, who adopt the resulting state.
-func (gg *gtGroup) deliver(i int, msg *MLSMessage) {
+func (gg *gtGroup) deliver(i int, msg *Message) {
 	gg.t.Helper()
 	b := gtWire(gg.t, msg)
 	for j, m := range gg.ms {

@@ -69,7 +69,7 @@ func joinWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPackageF
 	if kp.CipherSuite != w.CipherSuite {
 		return nil, fmt.Errorf("%w: welcome suite %v, key package suite %v", ErrInvalidWelcome, w.CipherSuite, kp.CipherSuite)
 	}
-	gs, err := DecryptGroupSecrets(s, w, ref, bundle.Private.InitKey)
+	gs, err := decryptGroupSecrets(s, w, ref, bundle.Private.InitKey)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func joinWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPackageF
 	if err != nil {
 		return nil, err
 	}
-	gi, err := DecryptGroupInfo(s, w, welcomeSecret)
+	gi, err := decryptGroupInfo(s, w, welcomeSecret)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func joinWelcome(w *Welcome, ratchetTree tree.RatchetTreeNodes, find KeyPackageF
 	if gc.CipherSuite != kp.CipherSuite {
 		return nil, fmt.Errorf("%w: group suite %v, key package suite %v", ErrInvalidWelcome, gc.CipherSuite, kp.CipherSuite)
 	}
-	if gc.Version != ProtocolVersionMLS10 {
+	if gc.Version != tree.ProtocolVersionMLS10 {
 		return nil, ErrUnsupportedVersion
 	}
 
@@ -153,7 +153,7 @@ func verifiedTree(s *suite.Suite, gi *GroupInfo, ratchetTree tree.RatchetTreeNod
 			return nil, fmt.Errorf("%w: ratchet_tree extension: %w", bad, err)
 		}
 	}
-	t, err := tree.NewTree(ratchetTree)
+	t, err := tree.New(ratchetTree)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", bad, err)
 	}
@@ -201,7 +201,7 @@ func findWelcomeKeyPackage(w *Welcome, find KeyPackageFinder) (*KeyPackageBundle
 
 // welcomePSKs looks up a Welcome's PSKs (§8.4, §12.4.3.1): all must be
 // available, at most one of reinit/branch usage (special counts them).
-func welcomePSKs(s *suite.Suite, ids []PreSharedKeyID, cfg Config, succ *successorJoin) (pskSecret []byte, special int, err error) {
+func welcomePSKs(s *suite.Suite, ids []schedule.PreSharedKeyID, cfg Config, succ *successorJoin) (pskSecret []byte, special int, err error) {
 	psks := make([]schedule.PSK, 0, len(ids))
 	for i := range ids {
 		id := &ids[i]

@@ -36,8 +36,8 @@ type Processed struct {
 // Process unprotects, verifies and applies one message (a PublicMessage or
 // PrivateMessage). A rejected message leaves the group as it was and returns
 // an error wrapping one of the package's sentinels.
-func (g *Group) Process(m *MLSMessage) (*Processed, error) {
-	if m.Version != ProtocolVersionMLS10 {
+func (g *Group) Process(m *Message) (*Processed, error) {
+	if m.Version != tree.ProtocolVersionMLS10 {
 		return nil, ErrUnsupportedVersion
 	}
 	switch m.WireFormat {
@@ -52,7 +52,7 @@ func (g *Group) Process(m *MLSMessage) (*Processed, error) {
 
 // ProcessBytes decodes an MLSMessage and processes it.
 func (g *Group) ProcessBytes(b []byte) (*Processed, error) {
-	m, err := UnmarshalMLSMessage(b)
+	m, err := UnmarshalMessage(b)
 	if err != nil {
 		return nil, err
 	}
@@ -106,13 +106,13 @@ func (g *Group) processPrivate(pm *PrivateMessage) (*Processed, error) {
 	if pm.ContentType == ContentTypeCommit {
 		// Our own commit echoed back cannot be opened (its key is used);
 		// say what it is rather than report a replay.
-		if sd, err := DecryptSenderData(g.suite, pm, g.secrets.SenderDataSecret); err == nil && sd.LeafIndex == g.myLeaf {
+		if sd, err := decryptSenderData(g.suite, pm, g.secrets.SenderDataSecret); err == nil && sd.LeafIndex == g.myLeaf {
 			return nil, ErrOwnCommit
 		}
 	}
 	var out *Processed
 	keys := PrivateKeys{SecretTree: g.secretTree, SenderDataSecret: g.secrets.SenderDataSecret}
-	_, err := UnprotectPrivate(g.suite, pm, keys, func(ac *AuthenticatedContent) error {
+	_, err := unprotectPrivate(g.suite, pm, keys, func(ac *AuthenticatedContent) error {
 		pub, err := leafSignatureKey(g.tree, ac.Content.Sender.LeafIndex)
 		if err != nil {
 			return err
@@ -141,7 +141,7 @@ func (g *Group) processPastApplication(pm *PrivateMessage) (*Processed, error) {
 		}
 		var out *Processed
 		keys := PrivateKeys{SecretTree: pe.secretTree, SenderDataSecret: pe.senderData}
-		_, err := UnprotectPrivate(g.suite, pm, keys, func(ac *AuthenticatedContent) error {
+		_, err := unprotectPrivate(g.suite, pm, keys, func(ac *AuthenticatedContent) error {
 			pub, err := leafSignatureKey(pe.tree, ac.Content.Sender.LeafIndex)
 			if err != nil {
 				return err
@@ -285,7 +285,7 @@ func (g *Group) processProposal(ac *AuthenticatedContent) (*Processed, error) {
 // commit is judged by the commit (a default Commit leaves out a pending
 // proposal that fits none). For an Update, the new leaf's private key is
 // kept until a commit includes it.
-func (g *Group) Propose(p *Proposal) (*MLSMessage, *Group, error) {
+func (g *Group) Propose(p *Proposal) (*Message, *Group, error) {
 	if err := g.canSend(); err != nil {
 		return nil, nil, err
 	}
@@ -315,7 +315,7 @@ func (g *Group) Propose(p *Proposal) (*MLSMessage, *Group, error) {
 }
 
 // ProposeUpdate proposes a new leaf for this member (fresh encryption key).
-func (g *Group) ProposeUpdate() (*MLSMessage, *Group, error) {
+func (g *Group) ProposeUpdate() (*Message, *Group, error) {
 	if err := g.canSend(); err != nil {
 		return nil, nil, err
 	}
@@ -331,7 +331,7 @@ func (g *Group) ProposeUpdate() (*MLSMessage, *Group, error) {
 	if err := cur.Sign(g.suite, g.signer, g.ctx.GroupID, g.myLeaf); err != nil {
 		return nil, nil, err
 	}
-	msg, next, err := g.Propose(&Proposal{ProposalType: ProposalTypeUpdate, Update: &Update{LeafNode: cur}})
+	msg, next, err := g.Propose(&Proposal{ProposalType: tree.ProposalTypeUpdate, Update: &Update{LeafNode: cur}})
 	if err != nil {
 		return nil, nil, err
 	}

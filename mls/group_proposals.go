@@ -26,18 +26,18 @@ type proposalItem struct {
 }
 
 // pathRequired reports whether a proposal type requires an UpdatePath (§12.4).
-func pathRequired(t ProposalType) bool {
+func pathRequired(t tree.ProposalType) bool {
 	switch t {
-	case ProposalTypeAdd, ProposalTypePSK, ProposalTypeReInit:
+	case tree.ProposalTypeAdd, tree.ProposalTypePSK, tree.ProposalTypeReInit:
 		return false
 	}
 	return true
 }
 
 // externalSenderAllowed lists the proposal types an external sender may send (§12.1.8).
-func externalSenderAllowed(t ProposalType) bool {
+func externalSenderAllowed(t tree.ProposalType) bool {
 	switch t {
-	case ProposalTypeAdd, ProposalTypeRemove, ProposalTypePSK, ProposalTypeReInit, ProposalTypeGroupContextExtensions:
+	case tree.ProposalTypeAdd, tree.ProposalTypeRemove, tree.ProposalTypePSK, tree.ProposalTypeReInit, tree.ProposalTypeGroupContextExtensions:
 		return true
 	}
 	return false
@@ -63,13 +63,13 @@ func checkProposalSender(p *Proposal, s Sender) error {
 			return fmt.Errorf("%w: %v from an external sender", ErrInvalidProposal, p.ProposalType)
 		}
 	case SenderTypeNewMemberProposal:
-		if p.ProposalType != ProposalTypeAdd {
+		if p.ProposalType != tree.ProposalTypeAdd {
 			return fmt.Errorf("%w: new_member_proposal must be an Add", ErrInvalidProposal)
 		}
 	default:
 		return fmt.Errorf("%w: proposal from a %v sender", ErrInvalidProposal, s.SenderType)
 	}
-	if p.ProposalType == ProposalTypeUpdate && s.SenderType != SenderTypeMember {
+	if p.ProposalType == tree.ProposalTypeUpdate && s.SenderType != SenderTypeMember {
 		return fmt.Errorf("%w: update from a non-member", ErrInvalidProposal)
 	}
 	return nil
@@ -92,25 +92,25 @@ func (g *Group) checkProposal(p *Proposal, sender Sender, arrival bool) error {
 		return err
 	}
 	switch p.ProposalType {
-	case ProposalTypeAdd:
+	case tree.ProposalTypeAdd:
 		if arrival {
 			return g.checkAdd(p.Add)
 		}
-	case ProposalTypeUpdate:
+	case tree.ProposalTypeUpdate:
 		if arrival {
 			return g.checkUpdate(p.Update, sender.LeafIndex)
 		}
-	case ProposalTypeRemove:
+	case tree.ProposalTypeRemove:
 		return g.checkRemove(p.Remove)
-	case ProposalTypePSK:
+	case tree.ProposalTypePSK:
 		return g.checkPSK(p.PreSharedKey)
-	case ProposalTypeReInit:
+	case tree.ProposalTypeReInit:
 		return g.checkReInit(p.ReInit)
-	case ProposalTypeExternalInit:
+	case tree.ProposalTypeExternalInit:
 		if arrival { // only ever valid by value in an external commit
 			return fmt.Errorf("%w: ExternalInit outside an external commit", ErrInvalidProposal)
 		}
-	case ProposalTypeGroupContextExtensions:
+	case tree.ProposalTypeGroupContextExtensions:
 		return checkGroupContextExtensions(p.GroupContextExtensions)
 	}
 	return nil
@@ -175,7 +175,7 @@ func (g *Group) checkReInit(ri *ReInit) error {
 // extensions this implementation interprets decode. Whether the members
 // support them is judged in the commit (§12.1.7).
 func checkGroupContextExtensions(gce *GroupContextExtensions) error {
-	seen := map[ExtensionType]bool{}
+	seen := map[tree.ExtensionType]bool{}
 	for _, e := range gce.Extensions {
 		if seen[e.ExtensionType] {
 			return fmt.Errorf("%w: GroupContextExtensions: extension type 0x%04x twice", ErrInvalidProposal, uint16(e.ExtensionType))
@@ -287,9 +287,9 @@ func (b *blamed) result() error {
 
 // checkDistinctPSKs: no PreSharedKeyID twice.
 func checkDistinctPSKs(items []proposalItem) error {
-	var ids []*PreSharedKeyID
+	var ids []*schedule.PreSharedKeyID
 	for i, it := range items {
-		if it.p.ProposalType != ProposalTypePSK {
+		if it.p.ProposalType != tree.ProposalTypePSK {
 			continue
 		}
 		id := &it.p.PreSharedKey.PSK
@@ -310,11 +310,11 @@ func checkExternalList(items []proposalItem) error {
 			return fmt.Errorf("%w: an external commit cannot include proposals by reference (§12.4.3.2)", ErrInvalidCommit)
 		}
 		switch it.p.ProposalType {
-		case ProposalTypeExternalInit:
+		case tree.ProposalTypeExternalInit:
 			nInit++
-		case ProposalTypeRemove:
+		case tree.ProposalTypeRemove:
 			nRemove++
-		case ProposalTypePSK:
+		case tree.ProposalTypePSK:
 		default:
 			return fmt.Errorf("%w: %v in an external commit", ErrInvalidCommit, it.p.ProposalType)
 		}
@@ -341,33 +341,33 @@ type listRules struct {
 
 func (r *listRules) check(i int, it proposalItem, n int) error {
 	switch it.p.ProposalType {
-	case ProposalTypeUpdate:
+	case tree.ProposalTypeUpdate:
 		if it.sender.LeafIndex == r.committer {
 			return fmt.Errorf("%w: a commit cannot include its committer's own update", ErrInvalidCommit)
 		}
 		return r.touch(it.sender.LeafIndex)
-	case ProposalTypeRemove:
+	case tree.ProposalTypeRemove:
 		l := it.p.Remove.Removed
 		if l == r.committer {
 			return fmt.Errorf("%w: a commit cannot remove its committer", ErrInvalidCommit)
 		}
 		r.removed[l] = true
 		return r.touch(l)
-	case ProposalTypeAdd:
+	case tree.ProposalTypeAdd:
 		k := string(it.p.Add.KeyPackage.LeafNode.SignatureKey)
 		if _, ok := r.added[k]; ok {
 			return fmt.Errorf("%w: two adds of the same client", ErrInvalidCommit)
 		}
 		r.added[k] = i
-	case ProposalTypeGroupContextExtensions:
+	case tree.ProposalTypeGroupContextExtensions:
 		if r.nGCE++; r.nGCE > 1 {
 			return fmt.Errorf("%w: several GroupContextExtensions proposals", ErrInvalidCommit)
 		}
-	case ProposalTypeReInit:
+	case tree.ProposalTypeReInit:
 		if n > 1 {
 			return fmt.Errorf("%w: a ReInit must be alone in its commit", ErrInvalidCommit)
 		}
-	case ProposalTypeExternalInit:
+	case tree.ProposalTypeExternalInit:
 		return fmt.Errorf("%w: ExternalInit outside an external commit", ErrInvalidCommit)
 	}
 	return nil
@@ -406,7 +406,7 @@ type applied struct {
 	newExts    bool             // a GroupContextExtensions proposal is applied
 	added      []tree.LeafIndex // leaves of the Adds, in order
 	addedKPs   []*KeyPackage
-	psks       []PreSharedKeyID
+	psks       []schedule.PreSharedKeyID
 	extInit    []byte // ExternalInit kem_output
 	// removedLeaf is the last leaf a Remove blanked: for an external
 	// commit (one Remove at most), the resynchronizing member's old leaf.
@@ -451,7 +451,7 @@ func (g *Group) applyProposals(items []proposalItem, committer Sender) (*applied
 	gce := -1 // the GroupContextExtensions proposal's index
 	for i, it := range items {
 		a.needPath = a.needPath || pathRequired(it.p.ProposalType)
-		if it.p.ProposalType == ProposalTypeGroupContextExtensions {
+		if it.p.ProposalType == tree.ProposalTypeGroupContextExtensions {
 			a.extensions, a.newExts, gce = it.p.GroupContextExtensions.Extensions, true, i
 		}
 	}
@@ -480,7 +480,7 @@ func (g *Group) applyProposals(items []proposalItem, committer Sender) (*applied
 
 // applyUpdate replaces the proposer's leaf (§12.1.2).
 func (g *Group) applyUpdate(a *applied, lv *leafValidator, it proposalItem) error {
-	if it.p.ProposalType != ProposalTypeUpdate {
+	if it.p.ProposalType != tree.ProposalTypeUpdate {
 		return nil
 	}
 	i, ln := it.sender.LeafIndex, &it.p.Update.LeafNode
@@ -498,7 +498,7 @@ func (g *Group) applyUpdate(a *applied, lv *leafValidator, it proposalItem) erro
 
 // applyRemove blanks the removed leaf (§12.1.3).
 func (g *Group) applyRemove(a *applied, _ *leafValidator, it proposalItem) error {
-	if it.p.ProposalType != ProposalTypeRemove {
+	if it.p.ProposalType != tree.ProposalTypeRemove {
 		return nil
 	}
 	r := it.p.Remove.Removed
@@ -512,7 +512,7 @@ func (g *Group) applyRemove(a *applied, _ *leafValidator, it proposalItem) error
 
 // applyAdd places the KeyPackage's leaf in the leftmost free leaf (§12.1.1).
 func (g *Group) applyAdd(a *applied, lv *leafValidator, it proposalItem) error {
-	if it.p.ProposalType != ProposalTypeAdd {
+	if it.p.ProposalType != tree.ProposalTypeAdd {
 		return nil
 	}
 	kp := &it.p.Add.KeyPackage
@@ -533,11 +533,11 @@ func (g *Group) applyAdd(a *applied, lv *leafValidator, it proposalItem) error {
 // schedule (§12.3).
 func (g *Group) applyRest(a *applied, _ *leafValidator, it proposalItem) error {
 	switch it.p.ProposalType {
-	case ProposalTypePSK:
+	case tree.ProposalTypePSK:
 		a.psks = append(a.psks, it.p.PreSharedKey.PSK)
-	case ProposalTypeExternalInit:
+	case tree.ProposalTypeExternalInit:
 		a.extInit = it.p.ExternalInit.KEMOutput
-	case ProposalTypeReInit:
+	case tree.ProposalTypeReInit:
 		a.reinit = it.p.ReInit
 	}
 	return nil
@@ -561,7 +561,7 @@ func (g *Group) checkNewExtensions(a *applied, lv *leafValidator, committer Send
 }
 
 // pskSecret looks up the PSKs of a commit and chains them (§8.4).
-func (g *Group) pskSecret(ids []PreSharedKeyID) ([]byte, error) {
+func (g *Group) pskSecret(ids []schedule.PreSharedKeyID) ([]byte, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -578,7 +578,7 @@ func (g *Group) pskSecret(ids []PreSharedKeyID) ([]byte, error) {
 
 // lookupPSK finds a PSK: resumption PSKs of this group's recent epochs
 // locally, everything else through Config.PSKs.
-func (g *Group) lookupPSK(id *PreSharedKeyID) ([]byte, error) {
+func (g *Group) lookupPSK(id *schedule.PreSharedKeyID) ([]byte, error) {
 	if sec, ok := g.successorSecret(id); ok {
 		return sec, nil
 	}

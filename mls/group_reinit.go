@@ -94,7 +94,7 @@ func (g *Group) ReInitGroup(o SuccessorOptions, cfg Config) (*CommitResult, erro
 	if ri == nil {
 		return nil, ErrNoReInit
 	}
-	if ri.Version != ProtocolVersionMLS10 {
+	if ri.Version != tree.ProtocolVersionMLS10 {
 		return nil, fmt.Errorf("%w: ReInit to version %d", ErrUnsupportedVersion, ri.Version)
 	}
 	s, err := suite.New(ri.CipherSuite)
@@ -191,7 +191,7 @@ func (g0 *Group) commitSuccessor(link *successorPSK, o SuccessorOptions) (*Commi
 	}
 	g0.successor = link
 	defer func() { g0.successor = nil }()
-	res, err := g0.Commit(CommitOptions{Add: o.Members, PSKs: []PreSharedKeyID{link.id}, SkipPending: true,
+	res, err := g0.Commit(CommitOptions{Add: o.Members, PSKs: []schedule.PreSharedKeyID{link.id}, SkipPending: true,
 		NoPath: o.NoPath, GroupInfoExtensions: o.GroupInfoExtensions})
 	if err != nil {
 		return nil, err
@@ -203,7 +203,7 @@ func (g0 *Group) commitSuccessor(link *successorPSK, o SuccessorOptions) (*Commi
 // successorPSK is the reinit or branch resumption PSK that the first
 // commit of a new group may inject, with its secret from the old group.
 type successorPSK struct {
-	id     PreSharedKeyID
+	id     schedule.PreSharedKeyID
 	secret []byte
 }
 
@@ -213,26 +213,26 @@ func (g *Group) successorLink(u schedule.ResumptionPSKUsage, epoch uint64) (*suc
 	if !ok {
 		return nil, fmt.Errorf("%w: resumption PSK of epoch %d is not kept", ErrMissingPSK, epoch)
 	}
-	return &successorPSK{secret: sec, id: PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: u,
+	return &successorPSK{secret: sec, id: schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: u,
 		PSKGroupID: slices.Clone(g.ctx.GroupID), PSKEpoch: epoch}}, nil
 }
 
 // isSuccessorPSK reports whether id is a resumption PSK of usage reinit or
 // branch.
-func isSuccessorPSK(id *PreSharedKeyID) bool {
+func isSuccessorPSK(id *schedule.PreSharedKeyID) bool {
 	return id.Type == schedule.PSKTypeResumption && id.Usage != schedule.UsageApplication
 }
 
 // successorPSKAllowed reports whether a PreSharedKey proposal for id is
 // valid in a commit of g: a reinit or branch PSK only in the first commit of
 // a new group made by ReInitGroup or Branch (RFC 9420 §12.1.4).
-func (g *Group) successorPSKAllowed(id *PreSharedKeyID) bool {
+func (g *Group) successorPSKAllowed(id *schedule.PreSharedKeyID) bool {
 	return !isSuccessorPSK(id) || (g.successor != nil && g.successor.id.Equal(id))
 }
 
 // successorSecret returns the secret of the linking PSK id while g makes
 // its first commit.
-func (g *Group) successorSecret(id *PreSharedKeyID) ([]byte, bool) {
+func (g *Group) successorSecret(id *schedule.PreSharedKeyID) ([]byte, bool) {
 	if g.successor == nil || !g.successor.id.Equal(id) {
 		return nil, false
 	}
@@ -290,7 +290,7 @@ type successorJoin struct {
 // psk returns the secret of a PSK listed in a Welcome's GroupSecrets. A
 // reinit or branch PSK is taken from the old group, and only when there is
 // one; any other is looked up through cfg.PSKs.
-func (j *successorJoin) psk(id *PreSharedKeyID, cfg Config) ([]byte, error) {
+func (j *successorJoin) psk(id *schedule.PreSharedKeyID, cfg Config) ([]byte, error) {
 	if !isSuccessorPSK(id) {
 		if cfg.PSKs == nil {
 			return nil, fmt.Errorf("%w: welcome needs a PSK and none are configured", ErrMissingPSK)
@@ -305,7 +305,7 @@ func (j *successorJoin) psk(id *PreSharedKeyID, cfg Config) ([]byte, error) {
 		return nil, welcomeErrorf(ErrOldGroupRequired, "it holds a %v PSK", id.Usage)
 	}
 	old := j.old
-	// DecryptGroupSecrets let through at most one such PSK (§12.4.3.1).
+	// decryptGroupSecrets let through at most one such PSK (§12.4.3.1).
 	switch {
 	case id.Usage != j.usage:
 		return nil, welcomeErrorf(ErrSuccessorMismatch, "a %v PSK, joined as %v", id.Usage, j.usage)
@@ -474,7 +474,7 @@ func (g *Group) checkReInitRef(ref []byte) error {
 	if i < 0 {
 		return fmt.Errorf("%w: %x", ErrUnknownProposal, ref)
 	}
-	if t := g.pending[i].proposal.ProposalType; t != ProposalTypeReInit {
+	if t := g.pending[i].proposal.ProposalType; t != tree.ProposalTypeReInit {
 		return fmt.Errorf("%w: ReInitRef names a %v proposal", ErrInvalidProposal, t)
 	}
 	return nil

@@ -21,13 +21,13 @@ import (
 var riOldConfig = Config{RatchetTreeInWelcome: true}
 
 // riExtensions are the extensions the ReInits of these tests ask for.
-func riExtensions(t testing.TB) Extensions {
-	rc, err := wire.Marshal(&tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{}, ProposalTypes: []ProposalType{},
+func riExtensions(t testing.TB) tree.Extensions {
+	rc, err := wire.Marshal(&tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{}, ProposalTypes: []tree.ProposalType{},
 		CredentialTypes: []tree.CredentialType{tree.CredentialTypeBasic}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Extensions{{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: rc}}
+	return tree.Extensions{{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: rc}}
 }
 
 // riNext is m's client in a group of suite s: the same credential, a new
@@ -53,9 +53,9 @@ func newRIFixture(t testing.TB, from, to suite.ID) *riFixture {
 	t.Helper()
 	gg := gtCreate(t, from, riOldConfig, 3)
 	f := &riFixture{gg: gg, to: gtSuite(t, to),
-		ri: &ReInit{GroupID: []byte(fmt.Sprintf("reinit of %x", gg.ms[0].g.GroupID()[:4])), Version: ProtocolVersionMLS10,
+		ri: &ReInit{GroupID: []byte(fmt.Sprintf("reinit of %x", gg.ms[0].g.GroupID()[:4])), Version: tree.ProtocolVersionMLS10,
 			CipherSuite: to, Extensions: riExtensions(t)}}
-	msg, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: ProposalTypeReInit, ReInit: f.ri})
+	msg, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: tree.ProposalTypeReInit, ReInit: f.ri})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestReInit(t *testing.T) {
 			// Without the old group the Welcome is refused, even when the
 			// PSK itself could be found (as a provider's store would).
 			w, rt := riWelcome(t, res, cfg)
-			have := func(id *PreSharedKeyID) ([]byte, error) { return f.gg.ms[1].g.resumption[id.PSKEpoch], nil }
+			have := func(id *schedule.PreSharedKeyID) ([]byte, error) { return f.gg.ms[1].g.resumption[id.PSKEpoch], nil }
 			_, err := JoinFromWelcome(w, rt, f.next[1].finder(t), Config{PSKs: have})
 			gtExpectErr(t, err, ErrOldGroupRequired)
 			gtExpectErr(t, err, ErrInvalidWelcome)
@@ -331,11 +331,11 @@ func TestSuccessorPSKOutsideItsCommit(t *testing.T) {
 	gg := gtCreate(t, 1, riOldConfig, 3)
 	g := gg.ms[1].g
 	for _, u := range []schedule.ResumptionPSKUsage{schedule.UsageReinit, schedule.UsageBranch} {
-		id := PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: u, PSKGroupID: g.GroupID(), PSKEpoch: g.Epoch(),
+		id := schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: u, PSKGroupID: g.GroupID(), PSKEpoch: g.Epoch(),
 			Nonce: bytes.Repeat([]byte{7}, gg.s.HashSize())}
-		_, err := g.Commit(CommitOptions{PSKs: []PreSharedKeyID{id}})
+		_, err := g.Commit(CommitOptions{PSKs: []schedule.PreSharedKeyID{id}})
 		gtExpectErr(t, err, ErrInvalidProposal)
-		gtReject(t, gg.ms[2].g, gtForgeCommit(t, g, byValue(&Proposal{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: id}})), ErrInvalidProposal)
+		gtReject(t, gg.ms[2].g, gtForgeCommit(t, g, byValue(&Proposal{ProposalType: tree.ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: id}})), ErrInvalidProposal)
 	}
 
 	// The branch's creator cannot inject the link a second time.
@@ -344,8 +344,8 @@ func TestSuccessorPSKOutsideItsCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again := PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageBranch, PSKGroupID: g.GroupID(), PSKEpoch: g.Epoch()}
-	_, err = res.State.Commit(CommitOptions{PSKs: []PreSharedKeyID{again}})
+	again := schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageBranch, PSKGroupID: g.GroupID(), PSKEpoch: g.Epoch()}
+	_, err = res.State.Commit(CommitOptions{PSKs: []schedule.PreSharedKeyID{again}})
 	gtExpectErr(t, err, ErrInvalidProposal)
 }
 
@@ -574,14 +574,14 @@ func TestSuccessorTwoLinkPSKs(t *testing.T) {
 	res := f.create(t, 0, cfg)
 	old := f.gg.ms[1].g
 	s := f.to
-	ids := make([]PreSharedKeyID, 2)
+	ids := make([]schedule.PreSharedKeyID, 2)
 	for i, u := range []schedule.ResumptionPSKUsage{schedule.UsageReinit, schedule.UsageBranch} {
-		ids[i] = PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: u, PSKGroupID: old.GroupID(), PSKEpoch: old.Epoch(), Nonce: make([]byte, s.HashSize())}
+		ids[i] = schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: u, PSKGroupID: old.GroupID(), PSKEpoch: old.Epoch(), Nonce: make([]byte, s.HashSize())}
 		rand.Read(ids[i].Nonce)
 	}
 	secret := make([]byte, s.HashSize())
 	rand.Read(secret)
-	w, err := BuildWelcome(s, res.GroupInfo, secret, secret, ids, []WelcomeRecipient{{KeyPackage: f.next[1].kp}})
+	w, err := newWelcome(s, res.GroupInfo, secret, secret, ids, []welcomeRecipient{{KeyPackage: f.next[1].kp}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 // still processes afterwards.
 
 // gtReject processes bad at g, asserts want and an unchanged state.
-func gtReject(t testing.TB, g *Group, bad *MLSMessage, want error) {
+func gtReject(t testing.TB, g *Group, bad *Message, want error) {
 	t.Helper()
 	snap := gtSnapshot(g)
 	b, err := wire.Marshal(bad)
@@ -33,9 +33,9 @@ func gtReject(t testing.TB, g *Group, bad *MLSMessage, want error) {
 }
 
 // gtCloneMsg deep-copies a message through its encoding.
-func gtCloneMsg(t testing.TB, m *MLSMessage) *MLSMessage {
+func gtCloneMsg(t testing.TB, m *Message) *Message {
 	t.Helper()
-	out, err := UnmarshalMLSMessage(gtWire(t, m))
+	out, err := UnmarshalMessage(gtWire(t, m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func gtCloneMsg(t testing.TB, m *MLSMessage) *MLSMessage {
 
 // gtForge signs fc as g's member and protects it in g's handshake wire
 // format; tag is the confirmation tag of a commit (nil: Nh bytes of 0xa5).
-func gtForge(t testing.TB, g *Group, fc *FramedContent, tag []byte) *MLSMessage {
+func gtForge(t testing.TB, g *Group, fc *FramedContent, tag []byte) *Message {
 	t.Helper()
 	ac, err := SignContent(g.signer, g.handshakeWireFormat(), fc, &g.ctx)
 	if err != nil {
@@ -64,7 +64,7 @@ func gtForge(t testing.TB, g *Group, fc *FramedContent, tag []byte) *MLSMessage 
 }
 
 // gtForgeCommit forges a commit with the given proposals (no path).
-func gtForgeCommit(t testing.TB, g *Group, pors ...ProposalOrRef) *MLSMessage {
+func gtForgeCommit(t testing.TB, g *Group, pors ...ProposalOrRef) *Message {
 	t.Helper()
 	return gtForge(t, g, &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: MemberSender(g.OwnLeafIndex()),
 		ContentType: ContentTypeCommit, Commit: &Commit{Proposals: pors}}, nil)
@@ -82,12 +82,12 @@ type rejectCase struct {
 	name string
 	// run builds a bad message against the 4-member group gg and returns
 	// the receiver's index, the message and the sentinel expected.
-	run func(t *testing.T, gg *gtGroup) (recv int, bad *MLSMessage, want error)
+	run func(t *testing.T, gg *gtGroup) (recv int, bad *Message, want error)
 }
 
 func rejectCases() []rejectCase {
 	return []rejectCase{
-		{"old epoch commit", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"old epoch commit", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			// A commit of epoch n replayed after the group moved to n+1.
 			res, err := gg.ms[1].g.Commit(CommitOptions{})
 			if err != nil {
@@ -96,7 +96,7 @@ func rejectCases() []rejectCase {
 			gg.deliverCommit(1, res)
 			return 2, res.Commit, ErrWrongEpoch
 		}},
-		{"future epoch", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"future epoch", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtCloneMsg(t, gtProposeUpdate(t, gg, 1))
 			if m.PublicMessage != nil {
 				m.PublicMessage.Content.Epoch++
@@ -105,19 +105,19 @@ func rejectCases() []rejectCase {
 			}
 			return 2, m, ErrWrongEpoch
 		}},
-		{"future epoch application", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"future epoch application", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtCloneMsg(t, gtEncrypt(t, gg.ms[1].g, "x"))
 			m.PrivateMessage.Epoch += 5
 			return 2, m, ErrWrongEpoch
 		}},
-		{"old epoch application beyond retention", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"old epoch application beyond retention", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtEncrypt(t, gg.ms[1].g, "x")
 			for range DefaultMaxPastEpochs + 1 {
 				gg.commit(0, CommitOptions{})
 			}
 			return 2, m, ErrWrongEpoch
 		}},
-		{"wrong group id", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"wrong group id", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtCloneMsg(t, gtProposeUpdate(t, gg, 1))
 			if m.PublicMessage != nil {
 				m.PublicMessage.Content.GroupID[0] ^= 1
@@ -126,19 +126,19 @@ func rejectCases() []rejectCase {
 			}
 			return 2, m, ErrWrongGroup
 		}},
-		{"wrong group id application", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"wrong group id application", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtCloneMsg(t, gtEncrypt(t, gg.ms[1].g, "x"))
 			m.PrivateMessage.GroupID = append(m.PrivateMessage.GroupID, 0)
 			return 2, m, ErrWrongGroup
 		}},
-		{"replayed application message", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"replayed application message", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtEncrypt(t, gg.ms[1].g, "once")
 			if _, err := gg.ms[2].g.Process(m); err != nil {
 				t.Fatal(err)
 			}
 			return 2, m, schedule.ErrKeyConsumed
 		}},
-		{"replayed proposal", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"replayed proposal", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtProposeUpdate(t, gg, 1)
 			gg.deliver(1, m)
 			if m.PrivateMessage != nil {
@@ -146,32 +146,32 @@ func rejectCases() []rejectCase {
 			}
 			return 2, m, ErrInvalidProposal
 		}},
-		{"bit-flipped ciphertext", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"bit-flipped ciphertext", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtCloneMsg(t, gtEncrypt(t, gg.ms[1].g, "hello"))
 			m.PrivateMessage.Ciphertext[3] ^= 0x10
 			return 2, m, ErrDecryption
 		}},
-		{"bit-flipped sender data", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"bit-flipped sender data", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtCloneMsg(t, gtEncrypt(t, gg.ms[1].g, "hello"))
 			m.PrivateMessage.EncryptedSenderData[0] ^= 0x01
 			return 2, m, ErrDecryption
 		}},
-		{"bit-flipped authenticated data", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"bit-flipped authenticated data", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtCloneMsg(t, gtEncrypt(t, gg.ms[1].g, "hello"))
 			m.PrivateMessage.AuthenticatedData = []byte("ad:hellO")
 			return 2, m, ErrDecryption
 		}},
-		{"bit-flipped private handshake", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"bit-flipped private handshake", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtCloneMsg(t, gtPrivateHandshake(t, gg, 1))
 			m.PrivateMessage.Ciphertext[len(m.PrivateMessage.Ciphertext)-1] ^= 0x80
 			return 2, m, ErrDecryption
 		}},
-		{"bit-flipped membership tag", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"bit-flipped membership tag", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtCloneMsg(t, gtPublicHandshake(t, gg, 1))
 			m.PublicMessage.MembershipTag[0] ^= 1
 			return 2, m, ErrInvalidMembershipTag
 		}},
-		{"bit-flipped public signature", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"bit-flipped public signature", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			g := gg.ms[1].g
 			m := gtCloneMsg(t, gtPublicHandshake(t, gg, 1))
 			// Flip the signature and recompute the membership tag, so
@@ -185,35 +185,35 @@ func rejectCases() []rejectCase {
 			m.PublicMessage = pm
 			return 2, m, ErrInvalidSignature
 		}},
-		{"bad confirmation tag", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"bad confirmation tag", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			g := gg.ms[1].g
 			ac := gtRealCommitContent(t, g)
 			tag := append([]byte(nil), ac.Auth.ConfirmationTag...)
 			tag[0] ^= 1
 			return 2, gtForge(t, g, &ac.Content, tag), ErrInvalidConfirmationTag
 		}},
-		{"missing confirmation tag", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"missing confirmation tag", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			g := gg.ms[1].g
 			ac := gtRealCommitContent(t, g)
 			return 2, gtForge(t, g, &ac.Content, []byte{}), ErrInvalidCommit
 		}},
-		{"unknown proposal reference", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"unknown proposal reference", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			return 2, gtForgeCommit(t, gg.ms[1].g, byRef(bytes.Repeat([]byte{7}, gg.s.HashSize()))), ErrUnknownProposal
 		}},
-		{"commit removes its committer", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"commit removes its committer", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			g := gg.ms[1].g
 			if _, err := g.Commit(CommitOptions{Remove: []tree.LeafIndex{g.OwnLeafIndex()}}); err == nil {
 				t.Fatal("Commit removing the committer succeeded")
 			}
-			return 2, gtForgeCommit(t, g, byValue(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: g.OwnLeafIndex()}})), ErrInvalidCommit
+			return 2, gtForgeCommit(t, g, byValue(&Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: g.OwnLeafIndex()}})), ErrInvalidCommit
 		}},
-		{"commit with its committer's own update", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"commit with its committer's own update", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			m := gtProposeUpdate(t, gg, 1)
 			gg.deliver(1, m)
 			p := gg.ms[1].g.pending[0]
 			return 2, gtForgeCommit(t, gg.ms[1].g, byRef(p.ref)), ErrInvalidCommit
 		}},
-		{"two updates for one leaf", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"two updates for one leaf", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			gg.deliver(0, gtProposeUpdate(t, gg, 0))
 			gg.deliver(0, gtProposeUpdate(t, gg, 0))
 			c := gg.ms[1].g
@@ -222,78 +222,78 @@ func rejectCases() []rejectCase {
 			}
 			return 2, gtForgeCommit(t, c, byRef(c.pending[0].ref), byRef(c.pending[1].ref)), ErrInvalidCommit
 		}},
-		{"update and remove of one leaf", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"update and remove of one leaf", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			gg.deliver(0, gtProposeUpdate(t, gg, 0))
 			c := gg.ms[1].g
 			return 2, gtForgeCommit(t, c, byRef(c.pending[0].ref),
-				byValue(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: gg.ms[0].g.OwnLeafIndex()}})), ErrInvalidCommit
+				byValue(&Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: gg.ms[0].g.OwnLeafIndex()}})), ErrInvalidCommit
 		}},
-		{"add of an existing member", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"add of an existing member", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			old := gg.ms[3]
 			old.newKeyPackage(t, KeyPackageOptions{}) // same signature key, new KeyPackage
 			_, err := gg.ms[1].g.Commit(CommitOptions{Add: []*KeyPackage{old.kp}})
 			gtExpectErr(t, err, ErrInvalidCommit)
-			return 2, gtForgeCommit(t, gg.ms[1].g, byValue(&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *old.kp}})), ErrInvalidCommit
+			return 2, gtForgeCommit(t, gg.ms[1].g, byValue(&Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *old.kp}})), ErrInvalidCommit
 		}},
-		{"two adds of one client", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"two adds of one client", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			j := gtNewMember(t, gg.s, "j")
 			kp1 := *j.kp
 			j.newKeyPackage(t, KeyPackageOptions{})
 			add := func(kp KeyPackage) ProposalOrRef {
-				return byValue(&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: kp}})
+				return byValue(&Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: kp}})
 			}
 			return 2, gtForgeCommit(t, gg.ms[1].g, add(kp1), add(*j.kp)), ErrInvalidCommit
 		}},
-		{"add with expired key package", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"add with expired key package", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			j := gtNewMember(t, gg.s, "j")
 			j.newKeyPackage(t, KeyPackageOptions{Now: time.Now().Add(-48 * time.Hour), Lifetime: time.Hour})
-			return 2, gtForgeCommit(t, gg.ms[1].g, byValue(&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}})), ErrInvalidKeyPackage
+			return 2, gtForgeCommit(t, gg.ms[1].g, byValue(&Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}})), ErrInvalidKeyPackage
 		}},
-		{"add proposal with bad key package signature", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"add proposal with bad key package signature", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			j := gtNewMember(t, gg.s, "j")
 			kp := *j.kp
 			kp.Signature = append([]byte(nil), kp.Signature...)
 			kp.Signature[5] ^= 1
-			p := &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: kp}}
+			p := &Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: kp}}
 			_, _, err := gg.ms[1].g.Propose(p)
 			gtExpectErr(t, err, ErrInvalidKeyPackage)
 			g := gg.ms[1].g
 			return 2, gtForge(t, g, &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: MemberSender(g.OwnLeafIndex()),
 				ContentType: ContentTypeProposal, Proposal: p}, nil), ErrInvalidKeyPackage
 		}},
-		{"PSK proposal with reinit usage", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"PSK proposal with reinit usage", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			g := gg.ms[1].g
-			p := &Proposal{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{Type: schedule.PSKTypeResumption,
+			p := &Proposal{ProposalType: tree.ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption,
 				Usage: schedule.UsageReinit, PSKGroupID: g.GroupID(), PSKEpoch: g.Epoch(), Nonce: bytes.Repeat([]byte{1}, gg.s.HashSize())}}}
 			_, _, err := g.Propose(p)
 			gtExpectErr(t, err, ErrInvalidProposal)
 			return 2, gtForge(t, g, &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: MemberSender(g.OwnLeafIndex()),
 				ContentType: ContentTypeProposal, Proposal: p}, nil), ErrInvalidProposal
 		}},
-		{"remove of a blank leaf", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
-			return 2, gtForgeCommit(t, gg.ms[1].g, byValue(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 1000}})), ErrInvalidProposal
+		{"remove of a blank leaf", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
+			return 2, gtForgeCommit(t, gg.ms[1].g, byValue(&Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: 1000}})), ErrInvalidProposal
 		}},
-		{"two GroupContextExtensions", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
-			gce := byValue(&Proposal{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{}}})
+		{"two GroupContextExtensions", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
+			gce := byValue(&Proposal{ProposalType: tree.ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: tree.Extensions{}}})
 			return 2, gtForgeCommit(t, gg.ms[1].g, gce, gce), ErrInvalidCommit
 		}},
-		{"ExternalInit in a member commit", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
-			return 2, gtForgeCommit(t, gg.ms[1].g, byValue(&Proposal{ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: []byte{1}}})), ErrInvalidCommit
+		{"ExternalInit in a member commit", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
+			return 2, gtForgeCommit(t, gg.ms[1].g, byValue(&Proposal{ProposalType: tree.ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: []byte{1}}})), ErrInvalidCommit
 		}},
-		{"remove without a path", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
-			return 2, gtForgeCommit(t, gg.ms[1].g, byValue(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: gg.ms[3].g.OwnLeafIndex()}})), ErrPathRequired
+		{"remove without a path", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
+			return 2, gtForgeCommit(t, gg.ms[1].g, byValue(&Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: gg.ms[3].g.OwnLeafIndex()}})), ErrPathRequired
 		}},
-		{"empty commit without a path", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"empty commit without a path", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			return 2, gtForgeCommit(t, gg.ms[1].g), ErrPathRequired
 		}},
-		{"own commit", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"own commit", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			res, err := gg.ms[1].g.Commit(CommitOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return 1, res.Commit, ErrOwnCommit
 		}},
-		{"application data as PublicMessage", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"application data as PublicMessage", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			g := gg.ms[1].g
 			fc := FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: MemberSender(g.OwnLeafIndex()),
 				ContentType: ContentTypeApplication, ApplicationData: []byte("in the clear")}
@@ -310,16 +310,16 @@ func rejectCases() []rejectCase {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return 2, &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatPublicMessage,
+			return 2, &Message{Version: tree.ProtocolVersionMLS10, WireFormat: WireFormatPublicMessage,
 				PublicMessage: &PublicMessage{Content: fc, Auth: ac.Auth, MembershipTag: tag}}, ErrInvalidMessage
 		}},
-		{"message to a removed member", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"message to a removed member", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			victim := gg.ms[3]
 			gg.commit(0, CommitOptions{Remove: []tree.LeafIndex{victim.g.OwnLeafIndex()}})
 			gg.ms = append(gg.ms, victim) // keep it as the receiver
 			return 3, gtEncrypt(t, gg.ms[1].g, "gone"), ErrNotMember
 		}},
-		{"sender leaf blank", func(t *testing.T, gg *gtGroup) (int, *MLSMessage, error) {
+		{"sender leaf blank", func(t *testing.T, gg *gtGroup) (int, *Message, error) {
 			// A message of this epoch claiming a blank leaf (encrypted
 			// with a member's keys, as a malicious insider could).
 			victim := gg.ms[1]
@@ -341,7 +341,7 @@ func rejectCases() []rejectCase {
 	}
 }
 
-func gtEncrypt(t testing.TB, g *Group, s string) *MLSMessage {
+func gtEncrypt(t testing.TB, g *Group, s string) *Message {
 	t.Helper()
 	m, err := g.Encrypt([]byte(s), []byte("ad:"+s))
 	if err != nil {
@@ -351,7 +351,7 @@ func gtEncrypt(t testing.TB, g *Group, s string) *MLSMessage {
 }
 
 // gtProposeUpdate has member i propose an update (adopting its state).
-func gtProposeUpdate(t testing.TB, gg *gtGroup, i int) *MLSMessage {
+func gtProposeUpdate(t testing.TB, gg *gtGroup, i int) *Message {
 	t.Helper()
 	m, next, err := gg.ms[i].g.ProposeUpdate()
 	if err != nil {
@@ -363,21 +363,21 @@ func gtProposeUpdate(t testing.TB, gg *gtGroup, i int) *MLSMessage {
 
 // gtPublicHandshake / gtPrivateHandshake: a proposal of member i in the
 // given wire format, whatever the group's configuration.
-func gtPublicHandshake(t testing.TB, gg *gtGroup, i int) *MLSMessage {
+func gtPublicHandshake(t testing.TB, gg *gtGroup, i int) *Message {
 	return gtHandshakeAs(t, gg, i, true)
 }
 
-func gtPrivateHandshake(t testing.TB, gg *gtGroup, i int) *MLSMessage {
+func gtPrivateHandshake(t testing.TB, gg *gtGroup, i int) *Message {
 	return gtHandshakeAs(t, gg, i, false)
 }
 
-func gtHandshakeAs(t testing.TB, gg *gtGroup, i int, public bool) *MLSMessage {
+func gtHandshakeAs(t testing.TB, gg *gtGroup, i int, public bool) *Message {
 	t.Helper()
 	g := gg.ms[i].g
 	saved := g.cfg.HandshakeAsPublic
 	g.cfg.HandshakeAsPublic = public
 	defer func() { g.cfg.HandshakeAsPublic = saved }()
-	m, _, err := g.Propose(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: gg.ms[3].g.OwnLeafIndex()}})
+	m, _, err := g.Propose(&Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: gg.ms[3].g.OwnLeafIndex()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +450,7 @@ func TestGroupLateApplicationMessages(t *testing.T) {
 					kept = 0
 				}
 				// One message per epoch distance 1..kept+1, sent before the commits.
-				var msgs []*MLSMessage
+				var msgs []*Message
 				for range kept + 2 {
 					msgs = append(msgs, gtEncrypt(t, gg.ms[1].g, fmt.Sprintf("epoch %d", gg.ms[1].g.Epoch())))
 					gg.commit(0, CommitOptions{})
@@ -492,9 +492,9 @@ func TestGroupRejectKeepsKey(t *testing.T) {
 	for _, id := range gtSuites {
 		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
 			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 4)
-			for _, mk := range []func() *MLSMessage{
-				func() *MLSMessage { return gtEncrypt(t, gg.ms[0].g, "app") },
-				func() *MLSMessage { return gtPrivateHandshake(t, gg, 0) },
+			for _, mk := range []func() *Message{
+				func() *Message { return gtEncrypt(t, gg.ms[0].g, "app") },
+				func() *Message { return gtPrivateHandshake(t, gg, 0) },
 			} {
 				good := mk()
 				for _, tamper := range []func(pm *PrivateMessage){
@@ -526,7 +526,7 @@ func TestGroupOutOfOrder(t *testing.T) {
 		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
 			cfg := Config{RatchetTreeInWelcome: true, SecretTree: schedule.Options{MaxForward: 8}}
 			gg := gtCreate(t, id, cfg, 3)
-			var msgs []*MLSMessage
+			var msgs []*Message
 			for i := range 12 {
 				msgs = append(msgs, gtEncrypt(t, gg.ms[0].g, fmt.Sprint(i)))
 			}

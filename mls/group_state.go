@@ -178,7 +178,7 @@ func loadGroup(epochState, ratchetState []byte, signer *suite.Signer, cfg Config
 	if err := g.setContext(ctx); err != nil {
 		return nil, err
 	}
-	if g.tree, err = tree.NewTree(nodes); err != nil {
+	if g.tree, err = tree.New(nodes); err != nil {
 		return nil, err
 	}
 	if g.secrets, err = schedule.UnmarshalEpochSecrets(secretsBytes); err != nil {
@@ -225,7 +225,7 @@ func loadGroup(epochState, ratchetState []byte, signer *suite.Signer, cfg Config
 		if pe.ctxBytes, err = wire.Marshal(&pe.ctx); err != nil {
 			return nil, err
 		}
-		if pe.tree, err = tree.NewTree(p.nodes); err != nil {
+		if pe.tree, err = tree.New(p.nodes); err != nil {
 			return nil, err
 		}
 		if pe.secretTree, err = schedule.RestoreSecretTree(s, pst, cfg.SecretTree); err != nil {

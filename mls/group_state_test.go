@@ -91,7 +91,7 @@ func TestGroupStateRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, m := range []*MLSMessage{m1, m2} {
+	for i, m := range []*Message{m1, m2} {
 		p, err := b.Process(m)
 		if err != nil {
 			t.Fatalf("message %d: %v", i+1, err)
@@ -176,7 +176,7 @@ func TestSendReservation(t *testing.T) {
 	}
 	save()
 	saves := 0
-	var sent []*MLSMessage
+	var sent []*Message
 	for i := 0; i < 20; i++ {
 		m, err := a.Encrypt([]byte{byte(i)}, nil)
 		if err != nil {

@@ -86,7 +86,7 @@ func testLifecycle(t *testing.T, id suite.ID, n int, oob bool) {
 	}
 	A.g = next
 	gg.deliver(gg.index(A), msg)
-	msg, next, err = B.g.Propose(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: C.g.OwnLeafIndex()}})
+	msg, next, err = B.g.Propose(&Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: C.g.OwnLeafIndex()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func gtContains(ms []*gtMember, m *gtMember) bool {
 }
 
 // deliverApp hands an application message of member i to the others.
-func (gg *gtGroup) deliverApp(i int, msg *MLSMessage) {
+func (gg *gtGroup) deliverApp(i int, msg *Message) {
 	gg.t.Helper()
 	for j, m := range gg.ms {
 		if j == i {
@@ -207,7 +207,7 @@ func TestGroupPSK(t *testing.T) {
 	for _, id := range gtSuites {
 		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
 			secret := []byte("external psk secret 0123456789ab")
-			psks := func(pid *PreSharedKeyID) ([]byte, error) {
+			psks := func(pid *schedule.PreSharedKeyID) ([]byte, error) {
 				if pid.Type == schedule.PSKTypeExternal && string(pid.PSKID) == "psk-1" {
 					return secret, nil
 				}
@@ -216,7 +216,7 @@ func TestGroupPSK(t *testing.T) {
 			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true, PSKs: psks}, 3)
 			noPSK := gg.ms[2]
 			noPSK.g.cfg.PSKs = nil // this member does not hold the PSK
-			res, err := gg.ms[0].g.Commit(CommitOptions{PSKs: []PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk-1")}}})
+			res, err := gg.ms[0].g.Commit(CommitOptions{PSKs: []schedule.PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk-1")}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -228,12 +228,12 @@ func TestGroupPSK(t *testing.T) {
 			}
 			noPSK.g.cfg.PSKs = psks
 			j := gg.newMembers(1)
-			gg.commit(1, CommitOptions{PSKs: []PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk-1")}}}, j...)
+			gg.commit(1, CommitOptions{PSKs: []schedule.PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk-1")}}}, j...)
 			gg.check()
 			gg.appAll("psk")
 			// A joiner without the PSK cannot join.
 			j2 := gg.newMembers(1)[0]
-			res = gg.commit(0, CommitOptions{Add: []*KeyPackage{j2.kp}, PSKs: []PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk-1")}}})
+			res = gg.commit(0, CommitOptions{Add: []*KeyPackage{j2.kp}, PSKs: []schedule.PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk-1")}}})
 			cfg := gg.cfg
 			cfg.PSKs = nil
 			_, err = JoinFromWelcome(res.Welcome, nil, j2.finder(t), cfg)
@@ -245,13 +245,13 @@ func TestGroupPSK(t *testing.T) {
 	}
 }
 
-func gtRequiredCaps(t testing.TB, rc tree.RequiredCapabilities) Extension {
+func gtRequiredCaps(t testing.TB, rc tree.RequiredCapabilities) tree.Extension {
 	t.Helper()
 	b, err := wire.Marshal(&rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Extension{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: b}
+	return tree.Extension{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: b}
 }
 
 // TestGroupContextExtensions: required_capabilities installed by a
@@ -261,9 +261,9 @@ func TestGroupContextExtensions(t *testing.T) {
 	for _, id := range gtSuites {
 		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
 			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 3)
-			rc := gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{ExtensionTypeLastResort},
+			rc := gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{tree.ExtensionTypeLastResort},
 				CredentialTypes: []tree.CredentialType{tree.CredentialTypeBasic}})
-			gg.commit(1, CommitOptions{Extensions: Extensions{rc}})
+			gg.commit(1, CommitOptions{Extensions: tree.Extensions{rc}})
 			gg.check()
 			if ext := gg.ms[2].g.Context().Extensions.Find(tree.ExtensionTypeRequiredCapabilities); ext == nil || !bytes.Equal(ext.ExtensionData, rc.ExtensionData) {
 				t.Fatal("required_capabilities not installed")
@@ -280,15 +280,15 @@ func TestGroupContextExtensions(t *testing.T) {
 			gtExpectErr(t, err, ErrUnsupportedCapability)
 
 			// A requirement nobody supports cannot be committed.
-			bad := gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0x7a7a}})
-			_, err = gg.ms[0].g.Commit(CommitOptions{Extensions: Extensions{bad}})
+			bad := gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{0x7a7a}})
+			_, err = gg.ms[0].g.Commit(CommitOptions{Extensions: tree.Extensions{bad}})
 			gtExpectErr(t, err, ErrInvalidProposal)
 			gtExpectErr(t, err, ErrUnsupportedCapability)
 			// As a proposal it is cached, sent or received (whether members
 			// support it is judged in the commit that includes it, §12.1.7),
 			// and the default commit leaves it out.
-			badP := &Proposal{ProposalType: ProposalTypeGroupContextExtensions,
-				GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{bad}}}
+			badP := &Proposal{ProposalType: tree.ProposalTypeGroupContextExtensions,
+				GroupContextExtensions: &GroupContextExtensions{Extensions: tree.Extensions{bad}}}
 			m, next, err := gg.ms[0].g.Propose(badP)
 			if err != nil {
 				t.Fatal(err)
@@ -317,20 +317,20 @@ func gtExternalSender(t testing.TB, gg *gtGroup) *suite.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gg.commit(0, CommitOptions{Extensions: Extensions{{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: b}}})
+	gg.commit(0, CommitOptions{Extensions: tree.Extensions{{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: b}}})
 	gg.check()
 	return es
 }
 
 // gtExternalProposal builds a PublicMessage proposal from external sender
 // index idx of the group g is in.
-func gtExternalProposal(t testing.TB, g *Group, es *suite.Signer, idx uint32, p *Proposal) *MLSMessage {
+func gtExternalProposal(t testing.TB, g *Group, es *suite.Signer, idx uint32, p *Proposal) *Message {
 	t.Helper()
 	return vtOutsiderProposal(t, g, es, Sender{SenderType: SenderTypeExternal, SenderIndex: idx}, p)
 }
 
 // deliverAll hands msg (from outside the group) to every member.
-func (gg *gtGroup) deliverAll(msg *MLSMessage) []*Processed {
+func (gg *gtGroup) deliverAll(msg *Message) []*Processed {
 	gg.t.Helper()
 	b := gtWire(gg.t, msg)
 	var out []*Processed
@@ -355,13 +355,13 @@ func TestGroupExternalProposals(t *testing.T) {
 			es := gtExternalSender(t, gg)
 			victim := gg.ms[3]
 			ps := gg.deliverAll(gtExternalProposal(t, gg.ms[0].g, es, 0,
-				&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: victim.g.OwnLeafIndex()}}))
-			if ps[0].Sender.SenderType != SenderTypeExternal || ps[0].Proposal.ProposalType != ProposalTypeRemove {
+				&Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: victim.g.OwnLeafIndex()}}))
+			if ps[0].Sender.SenderType != SenderTypeExternal || ps[0].Proposal.ProposalType != tree.ProposalTypeRemove {
 				t.Fatalf("processed %+v", ps[0])
 			}
 			joiner := gg.newMembers(1)[0]
 			gg.deliverAll(gtExternalProposal(t, gg.ms[0].g, es, 0,
-				&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *joiner.kp}}))
+				&Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *joiner.kp}}))
 			res := gg.commit(1, CommitOptions{})
 			gg.join(res, joiner)
 			if !victim.g.Removed() || gtContains(gg.ms, victim) {
@@ -371,15 +371,15 @@ func TestGroupExternalProposals(t *testing.T) {
 			gg.appAll("after external proposals")
 
 			g := gg.ms[0].g
-			rm := &Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: gg.ms[1].g.OwnLeafIndex()}}
+			rm := &Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: gg.ms[1].g.OwnLeafIndex()}}
 			for _, tc := range []struct {
 				name string
-				msg  *MLSMessage
+				msg  *Message
 				want error
 			}{
 				{"unknown sender index", gtExternalProposal(t, g, es, 1, rm), ErrUnknownSender},
 				{"wrong key", gtExternalProposal(t, g, gtSigner(t, gg.s), 0, rm), ErrInvalidSignature},
-				{"update from external", gtExternalProposal(t, g, es, 0, &Proposal{ProposalType: ProposalTypeUpdate,
+				{"update from external", gtExternalProposal(t, g, es, 0, &Proposal{ProposalType: tree.ProposalTypeUpdate,
 					Update: &Update{LeafNode: *g.tree.Leaf(0)}}), ErrInvalidProposal},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
@@ -391,7 +391,7 @@ func TestGroupExternalProposals(t *testing.T) {
 }
 
 // gtRejects asserts g rejects msg with want and is unchanged.
-func gtRejects(t testing.TB, g *Group, msg *MLSMessage, want error) {
+func gtRejects(t testing.TB, g *Group, msg *Message, want error) {
 	t.Helper()
 	snap := gtSnapshot(g)
 	b := gtWire(t, msg)
@@ -562,7 +562,7 @@ func TestGroupCommitFiltersPendingProposals(t *testing.T) {
 		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
 			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 5)
 			j := gg.newMembers(1)[0]
-			add := &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}}
+			add := &Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}}
 			for _, i := range []int{1, 2} { // two members propose the same Add
 				m, next, err := gg.ms[i].g.Propose(add)
 				if err != nil {
@@ -572,7 +572,7 @@ func TestGroupCommitFiltersPendingProposals(t *testing.T) {
 				gg.deliver(i, m)
 			}
 			victim := gg.ms[4]
-			rm := &Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: victim.g.OwnLeafIndex()}}
+			rm := &Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: victim.g.OwnLeafIndex()}}
 			for _, i := range []int{1, 3} { // two members propose the same Remove
 				m, next, err := gg.ms[i].g.Propose(rm)
 				if err != nil {
@@ -592,7 +592,7 @@ func TestGroupCommitFiltersPendingProposals(t *testing.T) {
 
 			// An Add proposed by one member and committed by value by another.
 			j2 := gg.newMembers(1)[0]
-			m, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j2.kp}})
+			m, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *j2.kp}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -606,12 +606,12 @@ func TestGroupCommitFiltersPendingProposals(t *testing.T) {
 			gg.appAll("after by-value duplicate")
 
 			// Two members propose GroupContextExtensions: the last one wins.
-			var exts []Extensions
+			var exts []tree.Extensions
 			for _, i := range []int{1, 2} {
-				e := Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{CredentialTypes: []tree.CredentialType{tree.CredentialTypeBasic},
-					ExtensionTypes: []ExtensionType{ExtensionTypeLastResort}[:i-1]})}
+				e := tree.Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{CredentialTypes: []tree.CredentialType{tree.CredentialTypeBasic},
+					ExtensionTypes: []tree.ExtensionType{tree.ExtensionTypeLastResort}[:i-1]})}
 				exts = append(exts, e)
-				m, next, err := gg.ms[i].g.Propose(&Proposal{ProposalType: ProposalTypeGroupContextExtensions,
+				m, next, err := gg.ms[i].g.Propose(&Proposal{ProposalType: tree.ProposalTypeGroupContextExtensions,
 					GroupContextExtensions: &GroupContextExtensions{Extensions: e}})
 				if err != nil {
 					t.Fatal(err)
@@ -636,7 +636,7 @@ func TestGroupCommitFiltersPendingProposals(t *testing.T) {
 // (it cannot commit that proposal: §12.2 invalid for it).
 func TestGroupPendingPSKUnknownToCommitter(t *testing.T) {
 	secret := []byte("only member 1 and 2 know this one")
-	has := func(pid *PreSharedKeyID) ([]byte, error) {
+	has := func(pid *schedule.PreSharedKeyID) ([]byte, error) {
 		if string(pid.PSKID) == "psk-x" {
 			return secret, nil
 		}
@@ -646,7 +646,7 @@ func TestGroupPendingPSKUnknownToCommitter(t *testing.T) {
 	gg.ms[1].g.cfg.PSKs = has
 	gg.ms[2].g.cfg.PSKs = has
 	nonce := bytes.Repeat([]byte{1}, gg.s.HashSize())
-	m, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{
+	m, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: tree.ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: schedule.PreSharedKeyID{
 		Type: schedule.PSKTypeExternal, PSKID: []byte("psk-x"), Nonce: nonce}}})
 	if err != nil {
 		t.Fatal(err)
@@ -657,8 +657,8 @@ func TestGroupPendingPSKUnknownToCommitter(t *testing.T) {
 	gg.check()
 	gg.appAll("ok")
 	// And a committer that holds it includes it.
-	gg.deliver(1, func() *MLSMessage {
-		m, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{
+	gg.deliver(1, func() *Message {
+		m, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: tree.ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: schedule.PreSharedKeyID{
 			Type: schedule.PSKTypeExternal, PSKID: []byte("psk-x"), Nonce: nonce}}})
 		if err != nil {
 			t.Fatal(err)
@@ -677,7 +677,7 @@ func TestGroupPendingPSKUnknownToCommitter(t *testing.T) {
 // TestGroupReInit: a committed ReInit freezes the group: no more sending.
 func TestGroupReInit(t *testing.T) {
 	gg := gtCreate(t, 2, Config{RatchetTreeInWelcome: true}, 3)
-	ri := &ReInit{GroupID: []byte("new group"), Version: ProtocolVersionMLS10, CipherSuite: 1, Extensions: Extensions{}}
+	ri := &ReInit{GroupID: []byte("new group"), Version: tree.ProtocolVersionMLS10, CipherSuite: 1, Extensions: tree.Extensions{}}
 	gg.commit(1, CommitOptions{ReInit: ri})
 	gg.check()
 	for _, m := range gg.ms {
@@ -833,7 +833,7 @@ func TestGroupConcurrentMembers(t *testing.T) {
 					m.g = p.State
 					return nil
 				})
-				msgs := make([]*MLSMessage, len(members))
+				msgs := make([]*Message, len(members))
 				gtParallel(t, members, func(m *gtMember) error {
 					msg, err := m.g.Encrypt([]byte(m.name), nil)
 					msgs[slicesIndex(members, m)] = msg
@@ -898,11 +898,11 @@ func TestGroupExternalCommitProposalList(t *testing.T) {
 		name  string
 		extra []*Proposal
 	}{
-		{"GroupContextExtensions", []*Proposal{{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{}}}}},
-		{"ReInit", []*Proposal{{ProposalType: ProposalTypeReInit, ReInit: &ReInit{GroupID: []byte("g"), Version: ProtocolVersionMLS10, CipherSuite: 1, Extensions: Extensions{}}}}},
-		{"Add", []*Proposal{{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *k.kp}}}},
-		{"second ExternalInit", []*Proposal{{ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: []byte{1, 2}}}}},
-		{"two Removes", []*Proposal{{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 1}}, {ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 2}}}},
+		{"GroupContextExtensions", []*Proposal{{ProposalType: tree.ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: tree.Extensions{}}}}},
+		{"ReInit", []*Proposal{{ProposalType: tree.ProposalTypeReInit, ReInit: &ReInit{GroupID: []byte("g"), Version: tree.ProtocolVersionMLS10, CipherSuite: 1, Extensions: tree.Extensions{}}}}},
+		{"Add", []*Proposal{{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *k.kp}}}},
+		{"second ExternalInit", []*Proposal{{ProposalType: tree.ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: []byte{1, 2}}}}},
+		{"two Removes", []*Proposal{{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: 1}}, {ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: 2}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad, _, err := joinByExternalCommit(gg.s, j.signer, gi, nil, LeafOptions{Credential: j.cred}, gg.cfg, externalCommitTweaks{extra: tc.extra})
@@ -913,12 +913,12 @@ func TestGroupExternalCommitProposalList(t *testing.T) {
 		})
 	}
 	// A PSK is allowed (when everyone holds it).
-	psks := func(*PreSharedKeyID) ([]byte, error) { return []byte("shared"), nil }
+	psks := func(*schedule.PreSharedKeyID) ([]byte, error) { return []byte("shared"), nil }
 	for _, m := range gg.ms {
 		m.g.cfg.PSKs = psks
 	}
 	ok, g, err := joinByExternalCommit(gg.s, j.signer, gi, nil, LeafOptions{Credential: j.cred}, gg.cfg, externalCommitTweaks{extra: []*Proposal{{
-		ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: []byte("p"),
+		ProposalType: tree.ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: schedule.PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: []byte("p"),
 			Nonce: bytes.Repeat([]byte{9}, gg.s.HashSize())}}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -936,10 +936,10 @@ func TestGroupNewMemberProposal(t *testing.T) {
 		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
 			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 3)
 			j := gtNewMember(t, gg.s, "self-adder")
-			mk := func(signer *suite.Signer) *MLSMessage {
+			mk := func(signer *suite.Signer) *Message {
 				g := gg.ms[0].g
 				fc := &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: Sender{SenderType: SenderTypeNewMemberProposal},
-					ContentType: ContentTypeProposal, Proposal: &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}}}
+					ContentType: ContentTypeProposal, Proposal: &Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *j.kp}}}
 				ac, err := SignContent(signer, WireFormatPublicMessage, fc, nil)
 				if err != nil {
 					t.Fatal(err)
@@ -948,7 +948,7 @@ func TestGroupNewMemberProposal(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				m, err := NewMLSMessage(pm)
+				m, err := NewMessage(pm)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -976,14 +976,14 @@ func TestGroupResumptionPSK(t *testing.T) {
 			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 3)
 			gg.commit(1, CommitOptions{})
 			g := gg.ms[0].g
-			res := PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageApplication, PSKGroupID: g.GroupID(), PSKEpoch: g.Epoch() - 1}
-			gg.commit(2, CommitOptions{PSKs: []PreSharedKeyID{res}})
+			res := schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageApplication, PSKGroupID: g.GroupID(), PSKEpoch: g.Epoch() - 1}
+			gg.commit(2, CommitOptions{PSKs: []schedule.PreSharedKeyID{res}})
 			gg.check()
 			gg.appAll("resumed")
 			for range DefaultMaxPastEpochs + 1 {
 				gg.commit(0, CommitOptions{})
 			}
-			_, err := gg.ms[0].g.Commit(CommitOptions{PSKs: []PreSharedKeyID{res}})
+			_, err := gg.ms[0].g.Commit(CommitOptions{PSKs: []schedule.PreSharedKeyID{res}})
 			gtExpectErr(t, err, ErrMissingPSK)
 		})
 	}
@@ -1012,7 +1012,7 @@ func TestGroupExternalCommitBadInputs(t *testing.T) {
 	gtExpectErr(t, err, ErrInvalidGroupInfo)
 
 	noPub := *gi
-	noPub.Extensions = Extensions{}
+	noPub.Extensions = tree.Extensions{}
 	if err := SignGroupInfo(gg.ms[0].signer, &noPub); err != nil {
 		t.Fatal(err)
 	}
@@ -1035,9 +1035,9 @@ func TestGroupCommitFitsPendingProposals(t *testing.T) {
 	for _, id := range gtSuites {
 		t.Run(fmt.Sprintf("suite=%d", id), func(t *testing.T) {
 			gg := gtCreate(t, id, Config{RatchetTreeInWelcome: true}, 3)
-			rc := gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{ExtensionTypeLastResort}})
-			m, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: ProposalTypeGroupContextExtensions,
-				GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{rc}}})
+			rc := gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{tree.ExtensionTypeLastResort}})
+			m, next, err := gg.ms[1].g.Propose(&Proposal{ProposalType: tree.ProposalTypeGroupContextExtensions,
+				GroupContextExtensions: &GroupContextExtensions{Extensions: tree.Extensions{rc}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1045,7 +1045,7 @@ func TestGroupCommitFitsPendingProposals(t *testing.T) {
 			gg.deliver(1, m)
 			weak := gtNewMember(t, gg.s, "weak")
 			weak.newKeyPackage(t, KeyPackageOptions{Capabilities: &tree.Capabilities{}})
-			m, next, err = gg.ms[2].g.Propose(&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *weak.kp}})
+			m, next, err = gg.ms[2].g.Propose(&Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *weak.kp}})
 			if err != nil {
 				t.Fatal(err)
 			}

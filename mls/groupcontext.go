@@ -2,6 +2,7 @@ package mls
 
 import (
 	"github.com/spacepanda/spacepanda/mls/suite"
+	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
@@ -20,18 +21,18 @@ import (
 // Version is fixed to mls10: decoding rejects any other value and encoding
 // fails (ErrUnsupportedVersion) unless Version is ProtocolVersionMLS10.
 type GroupContext struct {
-	Version                 ProtocolVersion
+	Version                 tree.ProtocolVersion
 	CipherSuite             suite.ID
 	GroupID                 []byte
 	Epoch                   uint64
 	TreeHash                []byte
 	ConfirmedTranscriptHash []byte
-	Extensions              Extensions
+	Extensions              tree.Extensions
 }
 
 // MarshalMLS implements wire.Marshaler.
 func (gc *GroupContext) MarshalMLS(b *wire.Builder) {
-	if gc.Version != ProtocolVersionMLS10 {
+	if gc.Version != tree.ProtocolVersionMLS10 {
 		unsupportedVersion(b, gc.Version)
 		return
 	}
@@ -56,14 +57,14 @@ func (gc *GroupContext) UnmarshalMLS(r *wire.Reader) {
 }
 
 // readVersion reads a ProtocolVersion that must be mls10.
-func readVersion(r *wire.Reader) ProtocolVersion {
-	v := ProtocolVersion(r.Uint16())
-	if r.Err() == nil && v != ProtocolVersionMLS10 {
+func readVersion(r *wire.Reader) tree.ProtocolVersion {
+	v := tree.ProtocolVersion(r.Uint16())
+	if r.Err() == nil && v != tree.ProtocolVersionMLS10 {
 		invalid(r, ErrUnsupportedVersion, "%d", uint16(v))
 	}
 	return v
 }
 
-func unsupportedVersion(b *wire.Builder, v ProtocolVersion) {
+func unsupportedVersion(b *wire.Builder, v tree.ProtocolVersion) {
 	b.SetError(wrapf(ErrUnsupportedVersion, "cannot encode version %d", uint16(v)))
 }

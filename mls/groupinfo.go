@@ -16,7 +16,7 @@ import (
 //	} GroupInfo;
 type GroupInfo struct {
 	GroupContext    GroupContext
-	Extensions      Extensions
+	Extensions      tree.Extensions
 	ConfirmationTag []byte
 	Signer          tree.LeafIndex
 	// Signature is SignWithLabel(., "GroupInfoTBS", GroupInfoTBS).

@@ -39,7 +39,7 @@ func hsCommitCases() []hsCase {
 				w := gtNewMember(t, gg.s, "weak")
 				w.newKeyPackage(t, KeyPackageOptions{Capabilities: &tree.Capabilities{}})
 				gg.commit(0, CommitOptions{NoPath: true}, w)
-				gtPropose(t, gg, 1, vtGCE(Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{ExtensionTypeLastResort}})}))
+				gtPropose(t, gg, 1, vtGCE(tree.Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{tree.ExtensionTypeLastResort}})}))
 				res, err := gg.ms[0].g.Commit(CommitOptions{Remove: []tree.LeafIndex{w.g.OwnLeafIndex()}})
 				if err != nil {
 					t.Fatal(err)
@@ -52,11 +52,11 @@ func hsCommitCases() []hsCase {
 		{name: "Add that a GroupContextExtensions of the same commit makes valid", item: "6", accept: true,
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				gg := f.gg
-				gg.commit(1, CommitOptions{Extensions: Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{ExtensionTypeLastResort}})}})
+				gg.commit(1, CommitOptions{Extensions: tree.Extensions{gtRequiredCaps(t, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{tree.ExtensionTypeLastResort}})}})
 				w := gtNewMember(t, gg.s, "weak")
 				w.newKeyPackage(t, KeyPackageOptions{Capabilities: &tree.Capabilities{}})
 				gtPropose(t, gg, 2, hsAdd(w.kp))
-				gtPropose(t, gg, 1, vtGCE(Extensions{}))
+				gtPropose(t, gg, 1, vtGCE(tree.Extensions{}))
 				res, err := gg.ms[0].g.Commit(CommitOptions{})
 				if err != nil {
 					t.Fatal(err)
@@ -241,7 +241,7 @@ func hsCommitCases() []hsCase {
 		{name: "PSK proposal with a nonce of the wrong length", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				g1 := f.gg.ms[1].g
-				p := &Proposal{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{Type: schedule.PSKTypeExternal,
+				p := &Proposal{ProposalType: tree.ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: schedule.PreSharedKeyID{Type: schedule.PSKTypeExternal,
 					PSKID: []byte("psk"), Nonce: []byte{1, 2, 3, 4, 5}}}}
 				return hsAttack{msg: gtForgeProposal(t, g1, p), from: 1, localOn: g1, local: func() error { _, _, err := g1.Propose(p); return err }}
 			}, want: []error{ErrInvalidProposal}},
@@ -254,7 +254,7 @@ func hsCommitCases() []hsCase {
 		{name: "Update from the group's external sender", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				es := gtSigner(t, f.gg.s)
-				hsSetExtensions(t, f.gg, Extensions{vtExtSenders(t, tree.ExternalSender{SignatureKey: es.PublicKey(),
+				hsSetExtensions(t, f.gg, tree.Extensions{vtExtSenders(t, tree.ExternalSender{SignatureKey: es.PublicKey(),
 					Credential: tree.NewBasicCredential([]byte("delivery service"))})})
 				upd, _ := gtUpdateLeaf(t, f.gg.ms[1].g, func(*tree.LeafNode) {})
 				return hsAttack{msg: gtExternalProposal(t, f.gg.ms[0].g, es, 0, upd), from: -1}

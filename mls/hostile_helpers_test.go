@@ -61,7 +61,7 @@ func hsClone(t testing.TB, gg *gtGroup) *gtGroup {
 // hsSetExtensions gives every member's context the extensions es without a
 // commit (a test shortcut, as gtSetEpoch: the members agree, so the group
 // keeps working), for rows that need, say, an external sender.
-func hsSetExtensions(t testing.TB, gg *gtGroup, es Extensions) {
+func hsSetExtensions(t testing.TB, gg *gtGroup, es tree.Extensions) {
 	t.Helper()
 	for _, m := range gg.ms {
 		ctx := m.g.ctx
@@ -92,7 +92,7 @@ func hsState(t testing.TB, g *Group) []byte {
 type hsAttack struct {
 	// msg is handed, as bytes from the wire, to every member of f.gg but
 	// from (-1: the sender is an outsider).
-	msg  *MLSMessage
+	msg  *Message
 	raw  []byte // when set, sent instead of msg's encoding (a wire edit)
 	from int
 	// join, when set, is an honest joiner's attempt on a forged Welcome or
@@ -217,7 +217,7 @@ func hsJoinExternal(t *testing.T, f *hsFixture, gi *GroupInfo, cfg Config) func(
 
 // hsRawEdit re-encodes msg with the first occurrence of old replaced by
 // new: an edit on the wire, for what the encoder refuses to produce.
-func hsRawEdit(t *testing.T, msg *MLSMessage, old, new []byte) []byte {
+func hsRawEdit(t *testing.T, msg *Message, old, new []byte) []byte {
 	t.Helper()
 	b := gtWire(t, msg)
 	i := bytes.Index(b, old)

@@ -95,7 +95,7 @@ func hsJoinCases() []hsCase {
 		{name: "Welcome whose group uses an extension no member supports", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				w := vtWelcomeOf(f.gg)
-				w.ctx.Extensions = Extensions{{ExtensionType: 0xf0f0, ExtensionData: []byte{}}}
+				w.ctx.Extensions = tree.Extensions{{ExtensionType: 0xf0f0, ExtensionData: []byte{}}}
 				return hsAttack{join: hsWelcomeTo(t, f, w, f.gg.cfg)}
 			}, want: []error{ErrInvalidWelcome, ErrUnsupportedCapability}},
 		{name: "Welcome whose GroupInfo signer is a blank leaf", item: "extra",

@@ -50,15 +50,15 @@ func TestHostileMembers(t *testing.T) {
 }
 
 func hsAdd(kp *KeyPackage) *Proposal {
-	return &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *kp}}
+	return &Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *kp}}
 }
 
 func hsRemove(l tree.LeafIndex) *Proposal {
-	return &Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: l}}
+	return &Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: l}}
 }
 
 func hsUpdateKey(t *testing.T, g *Group, key []byte) *Proposal {
-	return &Proposal{ProposalType: ProposalTypeUpdate, Update: &Update{
+	return &Proposal{ProposalType: tree.ProposalTypeUpdate, Update: &Update{
 		LeafNode: *vtUpdateLeaf(t, g, func(ln *tree.LeafNode) { ln.EncryptionKey = key })}}
 }
 
@@ -69,7 +69,7 @@ func (f *hsFixture) outsiderKP(t *testing.T, i int, mutate func(kp *KeyPackage))
 	return o, vtKeyPackage(t, o, mutate)
 }
 
-var hsLeafDup = Extensions{{ExtensionType: 0xf000}, {ExtensionType: 0xf000}}
+var hsLeafDup = tree.Extensions{{ExtensionType: 0xf000}, {ExtensionType: 0xf000}}
 
 func hsCases() []hsCase {
 	var cases []hsCase
@@ -137,7 +137,7 @@ func hsKeyCases() []hsCase {
 		{name: "GroupInfo external_pub of small order or off the curve", item: "1",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				w := vtWelcomeOf(f.gg)
-				w.giExts = Extensions{{ExtensionType: tree.ExtensionTypeExternalPub,
+				w.giExts = tree.Extensions{{ExtensionType: tree.ExtensionTypeExternalPub,
 					ExtensionData: gtWireOf(t, &tree.ExternalPub{ExternalPub: vtSuiteBadKey(t, f.gg.s)})}}
 				_, _, gi := vtForgeWelcome(t, w, nil)
 				return hsAttack{join: hsJoinExternal(t, f, gi, f.gg.cfg)}
@@ -207,10 +207,10 @@ func hsIdentityCases() []hsCase {
 // hsExtensionCases: external_senders (item 3), duplicate extension types
 // (item 9, RFC 9420 §13.4).
 func hsExtensionCases() []hsCase {
-	emptyID := func(t *testing.T, s *suite.Suite) Extensions {
-		return Extensions{vtExtSenders(t, tree.ExternalSender{SignatureKey: gtSigner(t, s).PublicKey(), Credential: tree.NewBasicCredential(nil)})}
+	emptyID := func(t *testing.T, s *suite.Suite) tree.Extensions {
+		return tree.Extensions{vtExtSenders(t, tree.ExternalSender{SignatureKey: gtSigner(t, s).PublicKey(), Credential: tree.NewBasicCredential(nil)})}
 	}
-	undecodable := Extensions{{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: []byte{0x05, 1, 2}}}
+	undecodable := tree.Extensions{{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: []byte{0x05, 1, 2}}}
 	onDecode := []error{tree.ErrDuplicateExtension, wire.ErrInvalidValue}
 	return []hsCase{
 		{name: "GroupContextExtensions installing an external sender with an empty identity", item: "3",
@@ -228,18 +228,18 @@ func hsExtensionCases() []hsCase {
 		{name: "Welcome whose group has an external sender with an x509 credential nobody validates", item: "3",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				w := vtWelcomeOf(f.gg)
-				w.ctx.Extensions = Extensions{vtExtSenders(t, tree.ExternalSender{SignatureKey: gtSigner(t, f.gg.s).PublicKey(),
+				w.ctx.Extensions = tree.Extensions{vtExtSenders(t, tree.ExternalSender{SignatureKey: gtSigner(t, f.gg.s).PublicKey(),
 					Credential: tree.Credential{CredentialType: tree.CredentialTypeX509, Certificates: [][]byte{{1}}}})}
 				return hsAttack{join: hsWelcomeTo(t, f, w, f.gg.cfg)}
 			}, want: []error{ErrInvalidWelcome, ErrInvalidExtension, ErrInvalidCredential}},
 		{name: "GroupContextExtensions by value with two required_capabilities", item: "9",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				rc := vtReqCaps(t, tree.RequiredCapabilities{})
-				return hsAttack{msg: vtForgeCommit(t, f.gg.ms[1].g, vtCommit{props: []*Proposal{vtGCE(Extensions{rc, rc})}, path: true}), from: 1}
+				return hsAttack{msg: vtForgeCommit(t, f.gg.ms[1].g, vtCommit{props: []*Proposal{vtGCE(tree.Extensions{rc, rc})}, path: true}), from: 1}
 			}, want: onDecode},
 		{name: "GroupContextExtensions by value with an extension no member supports", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
-				es := Extensions{{ExtensionType: 0xf0f0, ExtensionData: []byte{}}}
+				es := tree.Extensions{{ExtensionType: 0xf0f0, ExtensionData: []byte{}}}
 				g1 := f.gg.ms[1].g
 				return hsAttack{msg: vtForgeCommit(t, g1, vtCommit{props: []*Proposal{vtGCE(es)}, path: true}), from: 1,
 					localOn: g1, local: func() error { _, err := g1.Commit(CommitOptions{Extensions: es}); return err }}
@@ -253,14 +253,14 @@ func hsExtensionCases() []hsCase {
 		{name: "commit path leaf with an extension its capabilities do not list", item: "extra",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				return hsAttack{msg: vtForgeCommit(t, f.gg.ms[1].g, vtCommit{path: true, leaf: func(ln *tree.LeafNode) {
-					ln.Extensions = Extensions{{ExtensionType: 0xf000, ExtensionData: []byte{}}}
+					ln.Extensions = tree.Extensions{{ExtensionType: 0xf000, ExtensionData: []byte{}}}
 				}}), from: 1}
 			}, want: []error{ErrInvalidCommit, ErrInvalidLeafNode, ErrUnsupportedCapability}},
 		{name: "Commit asked for two required_capabilities", item: "9",
 			run: func(t *testing.T, f *hsFixture) hsAttack {
 				g1 := f.gg.ms[1].g
 				rc := vtReqCaps(t, tree.RequiredCapabilities{})
-				return hsAttack{localOn: g1, local: func() error { _, err := g1.Commit(CommitOptions{Extensions: Extensions{rc, rc}}); return err }}
+				return hsAttack{localOn: g1, local: func() error { _, err := g1.Commit(CommitOptions{Extensions: tree.Extensions{rc, rc}}); return err }}
 			}, want: []error{ErrInvalidExtension, tree.ErrDuplicateExtension}},
 		{name: "KeyPackage with a duplicate leaf extension, new_member_proposal from an outsider", item: "9",
 			run: func(t *testing.T, f *hsFixture) hsAttack {

@@ -6,18 +6,6 @@ import (
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
-// Re-exports of the tree-level types that appear throughout package mls.
-type (
-	ProtocolVersion = tree.ProtocolVersion
-	Extension       = tree.Extension
-	Extensions      = tree.Extensions
-	ExtensionType   = tree.ExtensionType
-	HPKECiphertext  = tree.HPKECiphertext
-)
-
-// ProtocolVersionMLS10 is the only version defined by RFC 9420.
-const ProtocolVersionMLS10 = tree.ProtocolVersionMLS10
-
 // KeyPackageRef is RefHash("MLS 1.0 KeyPackage Reference", KeyPackage)
 // (RFC 9420 §5.2): `opaque HashReference<V>`.
 type KeyPackageRef []byte
@@ -37,11 +25,11 @@ type KeyPackageRef []byte
 // equal to the enclosing MLSMessage's, a supported suite, leaf_node_source
 // key_package) is KeyPackage validation (§10.1), not decoding.
 type KeyPackage struct {
-	Version     ProtocolVersion
+	Version     tree.ProtocolVersion
 	CipherSuite suite.ID
 	InitKey     []byte
 	LeafNode    tree.LeafNode
-	Extensions  Extensions
+	Extensions  tree.Extensions
 	// Signature is SignWithLabel(., "KeyPackageTBS", KeyPackageTBS).
 	Signature []byte
 }
@@ -70,7 +58,7 @@ func (kp *KeyPackage) MarshalMLS(b *wire.Builder) {
 
 // UnmarshalMLS implements wire.Unmarshaler.
 func (kp *KeyPackage) UnmarshalMLS(r *wire.Reader) {
-	kp.Version = ProtocolVersion(r.Uint16())
+	kp.Version = tree.ProtocolVersion(r.Uint16())
 	kp.CipherSuite = suite.ID(r.Uint16())
 	kp.InitKey = r.OpaqueCopy()
 	kp.LeafNode.UnmarshalMLS(r)

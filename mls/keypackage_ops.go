@@ -20,13 +20,6 @@ import (
 // the reason (ErrInvalidLeafNode, ErrInvalidSignature, ErrExpired, ...).
 var ErrInvalidKeyPackage = errors.New("mls: invalid key package")
 
-// ExtensionTypeLastResort marks a KeyPackage that may be used more than
-// once when a client has run out of fresh ones (RFC 9420 §16.8). It is not
-// defined by RFC 9420 itself but by the MLS extensions draft
-// (draft-ietf-mls-extensions, "last_resort" 0x000A, empty extension_data),
-// the value other implementations (OpenMLS, mls-rs) use.
-const ExtensionTypeLastResort ExtensionType = 0x000a
-
 // DefaultKeyPackageLifetime is the lifetime of a KeyPackage made by
 // NewKeyPackage unless KeyPackageOptions.Lifetime says otherwise.
 const DefaultKeyPackageLifetime = 90 * 24 * time.Hour
@@ -55,8 +48,8 @@ type KeyPackageOptions struct {
 	Capabilities *tree.Capabilities
 	// LeafExtensions go into leaf_node.extensions, Extensions into
 	// KeyPackage.extensions; neither may hold a type twice (§13.4).
-	LeafExtensions Extensions
-	Extensions     Extensions
+	LeafExtensions tree.Extensions
+	Extensions     tree.Extensions
 	// LastResort adds the last_resort extension (ExtensionTypeLastResort).
 	LastResort bool
 }
@@ -77,10 +70,10 @@ type KeyPackagePrivate struct {
 // are not listed, as §7.2 requires. No GREASE values are added.
 func DefaultCapabilities() tree.Capabilities {
 	return tree.Capabilities{
-		Versions:     []ProtocolVersion{ProtocolVersionMLS10},
+		Versions:     []tree.ProtocolVersion{tree.ProtocolVersionMLS10},
 		CipherSuites: suite.All(),
-		Extensions:   []ExtensionType{ExtensionTypeLastResort},
-		Proposals:    []ProposalType{},
+		Extensions:   []tree.ExtensionType{tree.ExtensionTypeLastResort},
+		Proposals:    []tree.ProposalType{},
 		Credentials:  []tree.CredentialType{tree.CredentialTypeBasic},
 	}
 }
@@ -109,13 +102,13 @@ func NewKeyPackage(s *suite.Suite, rnd io.Reader, signer *suite.Signer, cred tre
 		}
 		caps = cloneCapabilities(opts.Capabilities)
 	}
-	for _, es := range []Extensions{opts.LeafExtensions, opts.Extensions} {
+	for _, es := range []tree.Extensions{opts.LeafExtensions, opts.Extensions} {
 		if err := checkExtensionList(es, true); err != nil {
 			return nil, nil, fmt.Errorf("mls: key package: %w", err)
 		}
 	}
-	if !slices.Contains(caps.Versions, ProtocolVersionMLS10) {
-		caps.Versions = append(caps.Versions, ProtocolVersionMLS10)
+	if !slices.Contains(caps.Versions, tree.ProtocolVersionMLS10) {
+		caps.Versions = append(caps.Versions, tree.ProtocolVersionMLS10)
 	}
 	if !slices.Contains(caps.CipherSuites, s.ID()) {
 		caps.CipherSuites = append(caps.CipherSuites, s.ID())
@@ -124,8 +117,8 @@ func NewKeyPackage(s *suite.Suite, rnd io.Reader, signer *suite.Signer, cred tre
 		caps.Credentials = append(caps.Credentials, cred.CredentialType)
 	}
 	exts := slices.Clone(opts.Extensions)
-	if opts.LastResort && !exts.Has(ExtensionTypeLastResort) {
-		exts = append(exts, Extension{ExtensionType: ExtensionTypeLastResort, ExtensionData: []byte{}})
+	if opts.LastResort && !exts.Has(tree.ExtensionTypeLastResort) {
+		exts = append(exts, tree.Extension{ExtensionType: tree.ExtensionTypeLastResort, ExtensionData: []byte{}})
 	}
 	for _, e := range slices.Concat(opts.LeafExtensions, exts) {
 		if !e.ExtensionType.IsDefault() && !slices.Contains(caps.Extensions, e.ExtensionType) {
@@ -151,7 +144,7 @@ func NewKeyPackage(s *suite.Suite, rnd io.Reader, signer *suite.Signer, cred tre
 		notBefore = 0
 	}
 	kp := &KeyPackage{
-		Version:     ProtocolVersionMLS10,
+		Version:     tree.ProtocolVersionMLS10,
 		CipherSuite: s.ID(),
 		InitKey:     initPub,
 		LeafNode: tree.LeafNode{
@@ -213,9 +206,9 @@ func cloneCapabilities(c *tree.Capabilities) tree.Capabilities {
 
 // nonNilExtensions returns es, or an empty list for nil, so that a created
 // value equals its decoding.
-func nonNilExtensions(es Extensions) Extensions {
+func nonNilExtensions(es tree.Extensions) tree.Extensions {
 	if es == nil {
-		return Extensions{}
+		return tree.Extensions{}
 	}
 	return slices.Clone(es)
 }
@@ -231,7 +224,7 @@ func (kp *KeyPackage) Ref(s *suite.Suite) (KeyPackageRef, error) {
 }
 
 // IsLastResort reports whether kp carries the last_resort extension.
-func (kp *KeyPackage) IsLastResort() bool { return kp.Extensions.Has(ExtensionTypeLastResort) }
+func (kp *KeyPackage) IsLastResort() bool { return kp.Extensions.Has(tree.ExtensionTypeLastResort) }
 
 // ValidateKeyPackage checks kp as RFC 9420 §10.1 requires before it is used
 // to add its owner to a group, s being the group's (or the expected) suite:
@@ -257,7 +250,7 @@ func ValidateKeyPackage(s *suite.Suite, kp *KeyPackage, now time.Time, opts Vali
 }
 
 func validateKeyPackage(s *suite.Suite, kp *KeyPackage, now time.Time, opts *ValidateOptions) error {
-	if kp.Version != ProtocolVersionMLS10 {
+	if kp.Version != tree.ProtocolVersionMLS10 {
 		return fmt.Errorf("%w: version %d", ErrUnsupportedVersion, kp.Version)
 	}
 	if kp.CipherSuite != s.ID() {
@@ -299,6 +292,6 @@ func validateKeyPackage(s *suite.Suite, kp *KeyPackage, now time.Time, opts *Val
 
 // knownExtension reports whether this implementation understands extension
 // type t (so that rules about it are enforced rather than ignored).
-func knownExtension(t ExtensionType) bool {
-	return t.IsDefault() || t == ExtensionTypeLastResort
+func knownExtension(t tree.ExtensionType) bool {
+	return t.IsDefault() || t == tree.ExtensionTypeLastResort
 }

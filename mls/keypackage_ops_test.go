@@ -77,7 +77,7 @@ func TestNewKeyPackageValidates(t *testing.T) {
 				t.Errorf("encryption key pair mismatch (%v)", err)
 			}
 			// It survives an MLSMessage round trip, still valid, same ref.
-			msg, err := NewMLSMessage(kp)
+			msg, err := NewMessage(kp)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +85,7 @@ func TestNewKeyPackageValidates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			back, err := UnmarshalMLSMessage(enc)
+			back, err := UnmarshalMessage(enc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,21 +136,21 @@ func cloneKP(t *testing.T, kp *KeyPackage) *KeyPackage {
 	return out
 }
 
-func requiredCapsExt(t *testing.T, rc tree.RequiredCapabilities) Extension {
+func requiredCapsExt(t *testing.T, rc tree.RequiredCapabilities) tree.Extension {
 	t.Helper()
 	data, err := wire.Marshal(&rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Extension{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: data}
+	return tree.Extension{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: data}
 }
 
 func TestValidateKeyPackageRejects(t *testing.T) {
 	s := suite.MustNew(suite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
 	m := newKPMember(t, s, 1, "alice", KeyPackageOptions{})
 	other := newKPMember(t, s, 2, "bob", KeyPackageOptions{})
-	group := func(exts ...Extension) *GroupContext {
-		return &GroupContext{Version: ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: []byte("g"), Extensions: exts}
+	group := func(exts ...tree.Extension) *GroupContext {
+		return &GroupContext{Version: tree.ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: []byte("g"), Extensions: exts}
 	}
 	tests := []struct {
 		name   string
@@ -200,11 +200,11 @@ func TestValidateKeyPackageRejects(t *testing.T) {
 			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrInvalidLeafNode}},
 		{name: "leaf extension not in capabilities", mutate: func(kp *KeyPackage) {
-			kp.LeafNode.Extensions = Extensions{{ExtensionType: 0xff01, ExtensionData: []byte{}}}
+			kp.LeafNode.Extensions = tree.Extensions{{ExtensionType: 0xff01, ExtensionData: []byte{}}}
 			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrInvalidLeafNode, ErrUnsupportedCapability}},
 		{name: "last_resort not in capabilities", mutate: func(kp *KeyPackage) {
-			kp.Extensions = Extensions{{ExtensionType: ExtensionTypeLastResort, ExtensionData: []byte{}}}
+			kp.Extensions = tree.Extensions{{ExtensionType: tree.ExtensionTypeLastResort, ExtensionData: []byte{}}}
 			kp.LeafNode.Capabilities.Extensions = nil
 			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrUnsupportedCapability}},
@@ -213,7 +213,7 @@ func TestValidateKeyPackageRejects(t *testing.T) {
 			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrInvalidLeafNode, ErrUnsupportedCapability}},
 		{name: "version not in capabilities", mutate: func(kp *KeyPackage) {
-			kp.LeafNode.Capabilities.Versions = []ProtocolVersion{0x0a0a}
+			kp.LeafNode.Capabilities.Versions = []tree.ProtocolVersion{0x0a0a}
 			resignKP(t, s, m.signer, kp)
 		}, want: []error{ErrInvalidLeafNode, ErrUnsupportedCapability}},
 		{name: "empty identity", mutate: func(kp *KeyPackage) {
@@ -224,19 +224,19 @@ func TestValidateKeyPackageRejects(t *testing.T) {
 			func(*CredentialCheck) error { return errors.New("unknown user") })},
 			want: []error{ErrInvalidLeafNode, ErrInvalidCredential}},
 		{name: "required extension missing", opts: ValidateOptions{GroupContext: group(requiredCapsExt(t,
-			tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0xff02}}))},
+			tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{0xff02}}))},
 			want: []error{ErrInvalidLeafNode, ErrUnsupportedCapability}},
 		{name: "required proposal missing", opts: ValidateOptions{GroupContext: group(requiredCapsExt(t,
-			tree.RequiredCapabilities{ProposalTypes: []ProposalType{0xff03}}))},
+			tree.RequiredCapabilities{ProposalTypes: []tree.ProposalType{0xff03}}))},
 			want: []error{ErrInvalidLeafNode, ErrUnsupportedCapability}},
 		{name: "required credential missing", opts: ValidateOptions{GroupContext: group(requiredCapsExt(t,
 			tree.RequiredCapabilities{CredentialTypes: []tree.CredentialType{tree.CredentialTypeX509}}))},
 			want: []error{ErrInvalidLeafNode, ErrUnsupportedCapability}},
 		{name: "group context extension unsupported", opts: ValidateOptions{GroupContext: group(
-			Extension{ExtensionType: 0xff04, ExtensionData: []byte{}})},
+			tree.Extension{ExtensionType: 0xff04, ExtensionData: []byte{}})},
 			want: []error{ErrInvalidLeafNode, ErrUnsupportedCapability}},
 		{name: "group of another suite", opts: ValidateOptions{GroupContext: &GroupContext{
-			Version: ProtocolVersionMLS10, CipherSuite: suite.MLS_256_DHKEMP384_AES256GCM_SHA384_P384}},
+			Version: tree.ProtocolVersionMLS10, CipherSuite: suite.MLS_256_DHKEMP384_AES256GCM_SHA384_P384}},
 			want: []error{suite.ErrUnsupportedSuite}},
 	}
 	for _, tc := range tests {
@@ -267,16 +267,16 @@ func TestValidateKeyPackageRejects(t *testing.T) {
 	caps.Proposals = append(caps.Proposals, 0xff03)
 	ok := newKPMember(t, s, 3, "carol", KeyPackageOptions{Capabilities: &caps})
 	gc := group(requiredCapsExt(t, tree.RequiredCapabilities{
-		ExtensionTypes:  []ExtensionType{0xff02, tree.ExtensionTypeExternalSenders},
-		ProposalTypes:   []ProposalType{0xff03, ProposalTypeAdd},
+		ExtensionTypes:  []tree.ExtensionType{0xff02, tree.ExtensionTypeExternalSenders},
+		ProposalTypes:   []tree.ProposalType{0xff03, tree.ProposalTypeAdd},
 		CredentialTypes: []tree.CredentialType{tree.CredentialTypeBasic},
-	}), Extension{ExtensionType: 0xff02, ExtensionData: []byte{}})
+	}), tree.Extension{ExtensionType: 0xff02, ExtensionData: []byte{}})
 	if err := ValidateKeyPackage(s, ok.kp, kpTestNow, ValidateOptions{GroupContext: gc}); err != nil {
 		t.Errorf("supported requirements: %v", err)
 	}
 	// Unknown (e.g. GREASE) KeyPackage extensions are ignored (§13.4).
 	grease := cloneKP(t, m.kp)
-	grease.Extensions = Extensions{{ExtensionType: 0x3a3a, ExtensionData: []byte{1, 2, 3}}}
+	grease.Extensions = tree.Extensions{{ExtensionType: 0x3a3a, ExtensionData: []byte{1, 2, 3}}}
 	resignKP(t, s, m.signer, grease)
 	if err := ValidateKeyPackage(s, grease, kpTestNow, ValidateOptions{}); err != nil {
 		t.Errorf("GREASE key package extension: %v", err)
@@ -287,7 +287,7 @@ func TestValidateKeyPackageRejects(t *testing.T) {
 // welcome vectors (generated by another implementation).
 func TestValidateKeyPackageVectors(t *testing.T) {
 	for _, c := range welcomeVectorCases(t) {
-		m, err := UnmarshalMLSMessage(c.kp)
+		m, err := UnmarshalMessage(c.kp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,7 +338,7 @@ func FuzzValidateKeyPackage(f *testing.F) {
 	for i, id := range []suite.ID{1, 2} {
 		s := suite.MustNew(id)
 		m := newKPMember(f, s, uint64(10+i), "fuzz", KeyPackageOptions{LastResort: true})
-		msg, _ := NewMLSMessage(m.kp)
+		msg, _ := NewMessage(m.kp)
 		enc, err := wire.Marshal(msg)
 		if err != nil {
 			f.Fatal(err)
@@ -346,7 +346,7 @@ func FuzzValidateKeyPackage(f *testing.F) {
 		f.Add(enc)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := UnmarshalMLSMessage(data)
+		m, err := UnmarshalMessage(data)
 		if err != nil || m.KeyPackage == nil {
 			return
 		}
@@ -354,7 +354,7 @@ func FuzzValidateKeyPackage(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded message does not encode: %v", err)
 		}
-		m2, err := UnmarshalMLSMessage(enc1)
+		m2, err := UnmarshalMessage(enc1)
 		if err != nil {
 			t.Fatalf("re-decode: %v", err)
 		}

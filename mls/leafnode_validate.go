@@ -315,7 +315,7 @@ func checkLifetime(l *tree.Lifetime, now time.Time, maxLifetime time.Duration) e
 // (§11.1).
 func checkCapabilities(ln *tree.LeafNode, gc *GroupContext) error {
 	c := &ln.Capabilities
-	version := ProtocolVersionMLS10
+	version := tree.ProtocolVersionMLS10
 	if gc != nil {
 		version = gc.Version
 	}
@@ -366,7 +366,7 @@ func checkCapabilities(ln *tree.LeafNode, gc *GroupContext) error {
 
 // supportsExtension: default extension types need not (and must not) be
 // listed (§7.2); any other must be.
-func supportsExtension(c *tree.Capabilities, t ExtensionType, where string) error {
+func supportsExtension(c *tree.Capabilities, t tree.ExtensionType, where string) error {
 	if t.IsDefault() || slices.Contains(c.Extensions, t) {
 		return nil
 	}
@@ -375,7 +375,7 @@ func supportsExtension(c *tree.Capabilities, t ExtensionType, where string) erro
 
 // requiredCapabilities decodes the required_capabilities extension of a
 // GroupContext, nil when absent.
-func requiredCapabilities(exts Extensions) (*tree.RequiredCapabilities, error) {
+func requiredCapabilities(exts tree.Extensions) (*tree.RequiredCapabilities, error) {
 	e := exts.Find(tree.ExtensionTypeRequiredCapabilities)
 	if e == nil {
 		return nil, nil

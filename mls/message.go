@@ -3,10 +3,11 @@ package mls
 import (
 	"fmt"
 
+	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
-// MLSMessage is the top-level message of RFC 9420 §6.
+// Message is the top-level message of RFC 9420 §6.
 //
 //	struct {
 //	    ProtocolVersion version = mls10;
@@ -25,8 +26,8 @@ import (
 // unknown wire formats (ErrUnknownWireFormat): the select has no length
 // prefix, so an unknown body cannot be skipped. Encoding fails unless
 // Version is ProtocolVersionMLS10.
-type MLSMessage struct {
-	Version        ProtocolVersion
+type Message struct {
+	Version        tree.ProtocolVersion
 	WireFormat     WireFormat
 	PublicMessage  *PublicMessage
 	PrivateMessage *PrivateMessage
@@ -35,10 +36,10 @@ type MLSMessage struct {
 	KeyPackage     *KeyPackage
 }
 
-// NewMLSMessage wraps body (a *PublicMessage, *PrivateMessage, *Welcome,
+// NewMessage wraps body (a *PublicMessage, *PrivateMessage, *Welcome,
 // *GroupInfo or *KeyPackage) in an mls10 MLSMessage.
-func NewMLSMessage(body wire.Marshaler) (*MLSMessage, error) {
-	m := &MLSMessage{Version: ProtocolVersionMLS10}
+func NewMessage(body wire.Marshaler) (*Message, error) {
+	m := &Message{Version: tree.ProtocolVersionMLS10}
 	switch v := body.(type) {
 	case *PublicMessage:
 		m.WireFormat, m.PublicMessage = WireFormatPublicMessage, v
@@ -57,7 +58,7 @@ func NewMLSMessage(body wire.Marshaler) (*MLSMessage, error) {
 }
 
 // body returns the selected body as a marshaler, or nil when missing.
-func (m *MLSMessage) body() wire.Marshaler {
+func (m *Message) body() wire.Marshaler {
 	switch m.WireFormat {
 	case WireFormatPublicMessage:
 		if m.PublicMessage != nil {
@@ -84,8 +85,8 @@ func (m *MLSMessage) body() wire.Marshaler {
 }
 
 // MarshalMLS implements wire.Marshaler.
-func (m *MLSMessage) MarshalMLS(b *wire.Builder) {
-	if m.Version != ProtocolVersionMLS10 {
+func (m *Message) MarshalMLS(b *wire.Builder) {
+	if m.Version != tree.ProtocolVersionMLS10 {
 		unsupportedVersion(b, m.Version)
 		return
 	}
@@ -100,8 +101,8 @@ func (m *MLSMessage) MarshalMLS(b *wire.Builder) {
 }
 
 // UnmarshalMLS implements wire.Unmarshaler.
-func (m *MLSMessage) UnmarshalMLS(r *wire.Reader) {
-	*m = MLSMessage{Version: readVersion(r)}
+func (m *Message) UnmarshalMLS(r *wire.Reader) {
+	*m = Message{Version: readVersion(r)}
 	m.WireFormat = WireFormat(r.Uint16())
 	if r.Err() != nil {
 		return
@@ -127,10 +128,10 @@ func (m *MLSMessage) UnmarshalMLS(r *wire.Reader) {
 	}
 }
 
-// UnmarshalMLSMessage decodes one MLSMessage from data (strictly: trailing
+// UnmarshalMessage decodes one MLSMessage from data (strictly: trailing
 // bytes are an error).
-func UnmarshalMLSMessage(data []byte) (*MLSMessage, error) {
-	m := new(MLSMessage)
+func UnmarshalMessage(data []byte) (*Message, error) {
+	m := new(Message)
 	if err := wire.Unmarshal(data, m); err != nil {
 		return nil, fmt.Errorf("mls: MLSMessage: %w", err)
 	}

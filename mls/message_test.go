@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/spacepanda/spacepanda/mls/schedule"
+	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
@@ -29,7 +30,7 @@ func TestMessageVectorsMLSMessage(t *testing.T) {
 	}
 	for i, c := range cases {
 		for _, f := range mlsMessageFields {
-			var m MLSMessage
+			var m Message
 			if err := roundTrip(t, c[f.field], &m); err != nil {
 				t.Fatalf("#%d %s: %v", i, f.field, err)
 			}
@@ -40,7 +41,7 @@ func TestMessageVectorsMLSMessage(t *testing.T) {
 		if err := roundTrip(t, c["group_secrets"], new(GroupSecrets)); err != nil {
 			t.Fatalf("#%d group_secrets: %v", i, err)
 		}
-		var pub MLSMessage
+		var pub Message
 		_ = wire.Unmarshal(c["public_message_commit"], &pub)
 		if pub.PublicMessage.Content.ContentType != ContentTypeCommit {
 			t.Fatalf("#%d public_message_commit has content type %v", i, pub.PublicMessage.Content.ContentType)
@@ -50,9 +51,9 @@ func TestMessageVectorsMLSMessage(t *testing.T) {
 
 func sampleGroupInfo() GroupInfo {
 	return GroupInfo{
-		GroupContext: GroupContext{Version: ProtocolVersionMLS10, CipherSuite: 2, GroupID: []byte("g"), Epoch: 9,
+		GroupContext: GroupContext{Version: tree.ProtocolVersionMLS10, CipherSuite: 2, GroupID: []byte("g"), Epoch: 9,
 			TreeHash: []byte{1}, ConfirmedTranscriptHash: []byte{2}},
-		Extensions:      Extensions{{ExtensionType: 0x4a4a, ExtensionData: []byte{}}},
+		Extensions:      tree.Extensions{{ExtensionType: 0x4a4a, ExtensionData: []byte{}}},
 		ConfirmationTag: []byte{3},
 		Signer:          4,
 		Signature:       []byte{5, 5},
@@ -71,7 +72,7 @@ func TestWelcomeGroupInfoRoundTrip(t *testing.T) {
 	for _, gs := range []GroupSecrets{
 		{JoinerSecret: []byte{1}},
 		{JoinerSecret: []byte{1}, PathSecret: []byte{}},
-		{JoinerSecret: []byte{1}, PathSecret: []byte{2}, PSKs: []PreSharedKeyID{{Type: schedule.PSKTypeResumption,
+		{JoinerSecret: []byte{1}, PathSecret: []byte{2}, PSKs: []schedule.PreSharedKeyID{{Type: schedule.PSKTypeResumption,
 			Usage: schedule.UsageBranch, PSKGroupID: []byte{3}, PSKEpoch: 4, Nonce: []byte{5}}}},
 	} {
 		var got GroupSecrets
@@ -84,15 +85,15 @@ func TestWelcomeGroupInfoRoundTrip(t *testing.T) {
 	}
 	kp := sampleKeyPackage()
 	w := Welcome{CipherSuite: 1, Secrets: []EncryptedGroupSecrets{{NewMember: KeyPackageRef{1},
-		EncryptedGroupSecrets: HPKECiphertext{KEMOutput: []byte{2}, Ciphertext: []byte{3}}}}, EncryptedGroupInfo: []byte{4}}
+		EncryptedGroupSecrets: tree.HPKECiphertext{KEMOutput: []byte{2}, Ciphertext: []byte{3}}}}, EncryptedGroupInfo: []byte{4}}
 	for _, body := range []wire.Marshaler{&w, &gi, &kp, &PrivateMessage{ContentType: ContentTypeApplication},
 		&PublicMessage{Content: sampleContent(ContentTypeApplication, MemberSender(1)), MembershipTag: []byte{1}}} {
-		m, err := NewMLSMessage(body)
+		m, err := NewMessage(body)
 		if err != nil {
 			t.Fatal(err)
 		}
 		data := wire.MustMarshal(m)
-		got, err := UnmarshalMLSMessage(data)
+		got, err := UnmarshalMessage(data)
 		if err != nil {
 			t.Fatalf("%T: %v", body, err)
 		}
@@ -100,7 +101,7 @@ func TestWelcomeGroupInfoRoundTrip(t *testing.T) {
 			t.Fatalf("%T: round trip", body)
 		}
 	}
-	if _, err := NewMLSMessage(&Commit{}); !errors.Is(err, ErrIncompleteValue) {
+	if _, err := NewMessage(&Commit{}); !errors.Is(err, ErrIncompleteValue) {
 		t.Fatal("NewMLSMessage accepted a Commit")
 	}
 }
@@ -121,21 +122,21 @@ func TestMLSMessageDecodeRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := UnmarshalMLSMessage(tt.data); !errors.Is(err, tt.want) {
+			if _, err := UnmarshalMessage(tt.data); !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
 		})
 	}
-	if _, err := UnmarshalMLSMessage([]byte{0, 1, 0, 3, 0, 1, 0, 0}); err != nil {
+	if _, err := UnmarshalMessage([]byte{0, 1, 0, 3, 0, 1, 0, 0}); err != nil {
 		t.Fatalf("minimal welcome: %v", err)
 	}
-	for _, m := range []*MLSMessage{{WireFormat: WireFormatWelcome, Welcome: &Welcome{}},
-		{Version: ProtocolVersionMLS10, WireFormat: WireFormatWelcome}} {
+	for _, m := range []*Message{{WireFormat: WireFormatWelcome, Welcome: &Welcome{}},
+		{Version: tree.ProtocolVersionMLS10, WireFormat: WireFormatWelcome}} {
 		if _, err := wire.Marshal(m); err == nil {
 			t.Errorf("encoded %+v", m)
 		}
 	}
-	if _, err := wire.Marshal(&GroupSecrets{PSKs: []PreSharedKeyID{{}}}); err == nil {
+	if _, err := wire.Marshal(&GroupSecrets{PSKs: []schedule.PreSharedKeyID{{}}}); err == nil {
 		t.Error("encoded a PSK of type 0")
 	}
 }
@@ -146,7 +147,7 @@ func FuzzMLSMessage(f *testing.F) {
 			f.Add([]byte(c[fld.field]))
 		}
 	}
-	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip[MLSMessage](t, data) })
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip[Message](t, data) })
 }
 
 func FuzzWelcome(f *testing.F) {

@@ -66,7 +66,7 @@ type CommitCheck struct {
 	// Proposals are the commit's proposals in order.
 	Proposals []PolicyProposal
 	// NewExtensions are the GroupContext extensions of the new epoch.
-	NewExtensions Extensions
+	NewExtensions tree.Extensions
 	// NewMembers are the members after the proposals are applied (for an
 	// external commit, without the joiner, whose leaf the path brings).
 	NewMembers []Member
@@ -146,7 +146,7 @@ func (g *Group) policyCheckApplication(ctx *GroupContext, t *tree.Tree, sender S
 func (g *Group) PendingRemovals() []tree.LeafIndex {
 	var out []tree.LeafIndex
 	for _, pp := range g.pending {
-		if pp.proposal.ProposalType == ProposalTypeRemove {
+		if pp.proposal.ProposalType == tree.ProposalTypeRemove {
 			out = append(out, pp.proposal.Remove.Removed)
 		}
 	}

@@ -7,20 +7,6 @@ import (
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
-// ProposalType identifies a proposal (RFC 9420 §12.1, §17.4).
-type ProposalType = tree.ProposalType
-
-// Proposal types defined by RFC 9420 §17.4.
-const (
-	ProposalTypeAdd                    = tree.ProposalTypeAdd
-	ProposalTypeUpdate                 = tree.ProposalTypeUpdate
-	ProposalTypeRemove                 = tree.ProposalTypeRemove
-	ProposalTypePSK                    = tree.ProposalTypePSK
-	ProposalTypeReInit                 = tree.ProposalTypeReInit
-	ProposalTypeExternalInit           = tree.ProposalTypeExternalInit
-	ProposalTypeGroupContextExtensions = tree.ProposalTypeGroupContextExtensions
-)
-
 // Proposal is a proposed change to the group (RFC 9420 §12.1).
 //
 //	struct {
@@ -41,7 +27,7 @@ const (
 // can be decoded: the select has no length prefix, so the body of any other
 // type cannot be delimited and is rejected with ErrUnknownProposalType.
 type Proposal struct {
-	ProposalType           ProposalType
+	ProposalType           tree.ProposalType
 	Add                    *Add
 	Update                 *Update
 	Remove                 *Remove
@@ -54,31 +40,31 @@ type Proposal struct {
 // body returns the marshaler for the selected case, or nil.
 func (p *Proposal) body() wire.Marshaler {
 	switch p.ProposalType {
-	case ProposalTypeAdd:
+	case tree.ProposalTypeAdd:
 		if p.Add != nil {
 			return p.Add
 		}
-	case ProposalTypeUpdate:
+	case tree.ProposalTypeUpdate:
 		if p.Update != nil {
 			return p.Update
 		}
-	case ProposalTypeRemove:
+	case tree.ProposalTypeRemove:
 		if p.Remove != nil {
 			return p.Remove
 		}
-	case ProposalTypePSK:
+	case tree.ProposalTypePSK:
 		if p.PreSharedKey != nil {
 			return p.PreSharedKey
 		}
-	case ProposalTypeReInit:
+	case tree.ProposalTypeReInit:
 		if p.ReInit != nil {
 			return p.ReInit
 		}
-	case ProposalTypeExternalInit:
+	case tree.ProposalTypeExternalInit:
 		if p.ExternalInit != nil {
 			return p.ExternalInit
 		}
-	case ProposalTypeGroupContextExtensions:
+	case tree.ProposalTypeGroupContextExtensions:
 		if p.GroupContextExtensions != nil {
 			return p.GroupContextExtensions
 		}
@@ -99,30 +85,30 @@ func (p *Proposal) MarshalMLS(b *wire.Builder) {
 
 // UnmarshalMLS implements wire.Unmarshaler.
 func (p *Proposal) UnmarshalMLS(r *wire.Reader) {
-	*p = Proposal{ProposalType: ProposalType(r.Uint16())}
+	*p = Proposal{ProposalType: tree.ProposalType(r.Uint16())}
 	if r.Err() != nil {
 		return
 	}
 	switch p.ProposalType {
-	case ProposalTypeAdd:
+	case tree.ProposalTypeAdd:
 		p.Add = new(Add)
 		p.Add.UnmarshalMLS(r)
-	case ProposalTypeUpdate:
+	case tree.ProposalTypeUpdate:
 		p.Update = new(Update)
 		p.Update.UnmarshalMLS(r)
-	case ProposalTypeRemove:
+	case tree.ProposalTypeRemove:
 		p.Remove = new(Remove)
 		p.Remove.UnmarshalMLS(r)
-	case ProposalTypePSK:
+	case tree.ProposalTypePSK:
 		p.PreSharedKey = new(PreSharedKey)
 		p.PreSharedKey.UnmarshalMLS(r)
-	case ProposalTypeReInit:
+	case tree.ProposalTypeReInit:
 		p.ReInit = new(ReInit)
 		p.ReInit.UnmarshalMLS(r)
-	case ProposalTypeExternalInit:
+	case tree.ProposalTypeExternalInit:
 		p.ExternalInit = new(ExternalInit)
 		p.ExternalInit.UnmarshalMLS(r)
-	case ProposalTypeGroupContextExtensions:
+	case tree.ProposalTypeGroupContextExtensions:
 		p.GroupContextExtensions = new(GroupContextExtensions)
 		p.GroupContextExtensions.UnmarshalMLS(r)
 	default:
@@ -169,14 +155,11 @@ func (rm *Remove) MarshalMLS(b *wire.Builder) { b.AddUint32(uint32(rm.Removed)) 
 // UnmarshalMLS implements wire.Unmarshaler.
 func (rm *Remove) UnmarshalMLS(r *wire.Reader) { rm.Removed = tree.LeafIndex(r.Uint32()) }
 
-// PreSharedKeyID identifies a PSK (RFC 9420 §8.4); defined in package schedule.
-type PreSharedKeyID = schedule.PreSharedKeyID
-
 // PreSharedKey requests injecting a PSK into the next epoch (RFC 9420 §12.1.4).
 //
 //	struct { PreSharedKeyID psk; } PreSharedKey;
 type PreSharedKey struct {
-	PSK PreSharedKeyID
+	PSK schedule.PreSharedKeyID
 }
 
 // MarshalMLS implements wire.Marshaler.
@@ -197,9 +180,9 @@ func (p *PreSharedKey) UnmarshalMLS(r *wire.Reader) { p.PSK.UnmarshalMLS(r) }
 //	} ReInit;
 type ReInit struct {
 	GroupID     []byte
-	Version     ProtocolVersion
+	Version     tree.ProtocolVersion
 	CipherSuite suite.ID
-	Extensions  Extensions
+	Extensions  tree.Extensions
 }
 
 // MarshalMLS implements wire.Marshaler.
@@ -213,7 +196,7 @@ func (ri *ReInit) MarshalMLS(b *wire.Builder) {
 // UnmarshalMLS implements wire.Unmarshaler.
 func (ri *ReInit) UnmarshalMLS(r *wire.Reader) {
 	ri.GroupID = r.OpaqueCopy()
-	ri.Version = ProtocolVersion(r.Uint16())
+	ri.Version = tree.ProtocolVersion(r.Uint16())
 	ri.CipherSuite = suite.ID(r.Uint16())
 	ri.Extensions.UnmarshalMLS(r)
 }
@@ -235,7 +218,7 @@ func (e *ExternalInit) UnmarshalMLS(r *wire.Reader) { e.KEMOutput = r.OpaqueCopy
 //
 //	struct { Extension extensions<V>; } GroupContextExtensions;
 type GroupContextExtensions struct {
-	Extensions Extensions
+	Extensions tree.Extensions
 }
 
 // MarshalMLS implements wire.Marshaler.

@@ -123,11 +123,11 @@ func sampleLeaf() tree.LeafNode {
 
 func sampleKeyPackage() KeyPackage {
 	return KeyPackage{
-		Version:     ProtocolVersionMLS10,
+		Version:     tree.ProtocolVersionMLS10,
 		CipherSuite: 1,
 		InitKey:     []byte{4, 5},
 		LeafNode:    sampleLeaf(),
-		Extensions:  Extensions{{ExtensionType: 0xeaea, ExtensionData: []byte{0}}},
+		Extensions:  tree.Extensions{{ExtensionType: 0xeaea, ExtensionData: []byte{0}}},
 		Signature:   []byte{6},
 	}
 }
@@ -135,14 +135,14 @@ func sampleKeyPackage() KeyPackage {
 func sampleProposals() []Proposal {
 	kp := sampleKeyPackage()
 	return []Proposal{
-		{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: kp}},
-		{ProposalType: ProposalTypeUpdate, Update: &Update{LeafNode: sampleLeaf()}},
-		{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 7}},
-		{ProposalType: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: schedule.PreSharedKeyID{
+		{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: kp}},
+		{ProposalType: tree.ProposalTypeUpdate, Update: &Update{LeafNode: sampleLeaf()}},
+		{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: 7}},
+		{ProposalType: tree.ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: schedule.PreSharedKeyID{
 			Type: schedule.PSKTypeExternal, PSKID: []byte("id"), Nonce: []byte{1, 2}}}},
-		{ProposalType: ProposalTypeReInit, ReInit: &ReInit{GroupID: []byte("g"), Version: 2, CipherSuite: 3}},
-		{ProposalType: ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: []byte{9}}},
-		{ProposalType: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{}},
+		{ProposalType: tree.ProposalTypeReInit, ReInit: &ReInit{GroupID: []byte("g"), Version: 2, CipherSuite: 3}},
+		{ProposalType: tree.ProposalTypeExternalInit, ExternalInit: &ExternalInit{KEMOutput: []byte{9}}},
+		{ProposalType: tree.ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{}},
 	}
 }
 
@@ -180,7 +180,7 @@ func TestCommitRoundTrip(t *testing.T) {
 		},
 		Path: &tree.UpdatePath{LeafNode: sampleLeaf(), Nodes: []tree.UpdatePathNode{{
 			EncryptionKey:       []byte{1},
-			EncryptedPathSecret: []HPKECiphertext{{KEMOutput: []byte{2}, Ciphertext: []byte{3}}},
+			EncryptedPathSecret: []tree.HPKECiphertext{{KEMOutput: []byte{2}, Ciphertext: []byte{3}}},
 		}}},
 	}
 	for _, c := range []Commit{c, {}} {
@@ -221,7 +221,7 @@ func TestProposalDecodeRejects(t *testing.T) {
 
 func TestEncodeIncomplete(t *testing.T) {
 	for _, v := range []wire.Marshaler{
-		&Proposal{ProposalType: ProposalTypeAdd},
+		&Proposal{ProposalType: tree.ProposalTypeAdd},
 		&Proposal{ProposalType: 0x0a0a},
 		&ProposalOrRef{Type: ProposalOrRefTypeProposal},
 		&ProposalOrRef{},

@@ -89,7 +89,7 @@ func checkSenderContent(wf WireFormat, fc *FramedContent) error {
 		if ct != ContentTypeProposal {
 			return wrapf(ErrInvalidMessage, "%v sender with %v content", st, ct)
 		}
-		if st == SenderTypeNewMemberProposal && (fc.Proposal == nil || fc.Proposal.ProposalType != ProposalTypeAdd) {
+		if st == SenderTypeNewMemberProposal && (fc.Proposal == nil || fc.Proposal.ProposalType != tree.ProposalTypeAdd) {
 			return wrapf(ErrInvalidMessage, "new_member_proposal must carry an Add proposal")
 		}
 	case SenderTypeNewMemberCommit:
@@ -114,14 +114,14 @@ func checkSenderContent(wf WireFormat, fc *FramedContent) error {
 	return nil
 }
 
-// SetConfirmationTag sets ac's confirmation_tag = MAC(confirmation_key,
+// setConfirmationTag sets ac's confirmation_tag = MAC(confirmation_key,
 // confirmed_transcript_hash) (RFC 9420 §6.1).
-func SetConfirmationTag(s *suite.Suite, ac *AuthenticatedContent, confirmationKey, confirmedTranscriptHash []byte) {
+func setConfirmationTag(s *suite.Suite, ac *AuthenticatedContent, confirmationKey, confirmedTranscriptHash []byte) {
 	ac.Auth.ConfirmationTag = s.MAC(confirmationKey, confirmedTranscriptHash)
 }
 
-// VerifyConfirmationTag checks a confirmation tag in constant time.
-func VerifyConfirmationTag(s *suite.Suite, tag, confirmationKey, confirmedTranscriptHash []byte) error {
+// verifyConfirmationTag checks a confirmation tag in constant time.
+func verifyConfirmationTag(s *suite.Suite, tag, confirmationKey, confirmedTranscriptHash []byte) error {
 	if !s.VerifyMAC(confirmationKey, confirmedTranscriptHash, tag) {
 		return ErrInvalidConfirmationTag
 	}
@@ -198,10 +198,10 @@ func ratchetFor(ct ContentType) schedule.RatchetType {
 	return schedule.HandshakeRatchet
 }
 
-// ProtectPrivate encrypts ac as a PrivateMessage (§6.3), advancing the
+// protectPrivate encrypts ac as a PrivateMessage (§6.3), advancing the
 // sender's ratchet in keys.SecretTree. padding zero bytes are appended to the
 // content. rnd supplies the reuse guard (nil means crypto/rand).
-func ProtectPrivate(s *suite.Suite, ac *AuthenticatedContent, keys PrivateKeys, padding int, rnd io.Reader) (*PrivateMessage, error) {
+func protectPrivate(s *suite.Suite, ac *AuthenticatedContent, keys PrivateKeys, padding int, rnd io.Reader) (*PrivateMessage, error) {
 	fc := &ac.Content
 	if ac.WireFormat != WireFormatPrivateMessage {
 		return nil, wrapf(ErrInvalidMessage, "content signed for %v, not a PrivateMessage", ac.WireFormat)
@@ -216,7 +216,7 @@ func ProtectPrivate(s *suite.Suite, ac *AuthenticatedContent, keys PrivateKeys, 
 		rnd = rand.Reader
 	}
 	// Encode the plaintext before touching the ratchet, so a bad value burns no generation.
-	content := &PrivateMessageContent{
+	content := &privateMessageContent{
 		ContentType: fc.ContentType, ApplicationData: fc.ApplicationData,
 		Proposal: fc.Proposal, Commit: fc.Commit, Auth: ac.Auth, Padding: padding,
 	}
@@ -232,7 +232,7 @@ func ProtectPrivate(s *suite.Suite, ac *AuthenticatedContent, keys PrivateKeys, 
 	if err != nil {
 		return nil, err
 	}
-	var sd SenderData
+	var sd senderDataPlain
 	sd.LeafIndex = fc.Sender.LeafIndex
 	if _, err := io.ReadFull(rnd, sd.ReuseGuard[:]); err != nil {
 		return nil, fmt.Errorf("mls: reuse guard: %w", err)
@@ -254,7 +254,7 @@ func ProtectPrivate(s *suite.Suite, ac *AuthenticatedContent, keys PrivateKeys, 
 	if err != nil {
 		return nil, err
 	}
-	sdAAD, err := wire.Marshal(pm.SenderDataAAD())
+	sdAAD, err := wire.Marshal(pm.senderDataAAD())
 	if err != nil {
 		return nil, err
 	}
@@ -264,13 +264,13 @@ func ProtectPrivate(s *suite.Suite, ac *AuthenticatedContent, keys PrivateKeys, 
 	return pm, nil
 }
 
-// DecryptSenderData recovers the SenderData of a PrivateMessage (§6.3.2).
-func DecryptSenderData(s *suite.Suite, pm *PrivateMessage, senderDataSecret []byte) (*SenderData, error) {
+// decryptSenderData recovers the SenderData of a PrivateMessage (§6.3.2).
+func decryptSenderData(s *suite.Suite, pm *PrivateMessage, senderDataSecret []byte) (*senderDataPlain, error) {
 	sdKey, sdNonce, err := schedule.SenderDataKeyNonce(s, senderDataSecret, pm.Ciphertext)
 	if err != nil {
 		return nil, err
 	}
-	sdAAD, err := wire.Marshal(pm.SenderDataAAD())
+	sdAAD, err := wire.Marshal(pm.senderDataAAD())
 	if err != nil {
 		return nil, err
 	}
@@ -278,23 +278,23 @@ func DecryptSenderData(s *suite.Suite, pm *PrivateMessage, senderDataSecret []by
 	if err != nil {
 		return nil, fmt.Errorf("%w: sender data", ErrDecryption)
 	}
-	var sd SenderData
+	var sd senderDataPlain
 	if err := wire.Unmarshal(plain, &sd); err != nil {
 		return nil, fmt.Errorf("%w: sender data: %w", ErrDecryption, err)
 	}
 	return &sd, nil
 }
 
-// UnprotectPrivate decrypts a PrivateMessage (§6.3). verify is called with
+// unprotectPrivate decrypts a PrivateMessage (§6.3). verify is called with
 // the decrypted AuthenticatedContent and must check everything that makes it
 // acceptable (the sender leaf is non-blank, the signature, for commits the
 // caller's further rules); only when it returns nil is the ratchet key
 // consumed, so a forged or tampered message leaves the secret tree as it was.
-func UnprotectPrivate(s *suite.Suite, pm *PrivateMessage, keys PrivateKeys, verify func(*AuthenticatedContent) error) (*AuthenticatedContent, error) {
+func unprotectPrivate(s *suite.Suite, pm *PrivateMessage, keys PrivateKeys, verify func(*AuthenticatedContent) error) (*AuthenticatedContent, error) {
 	if !pm.ContentType.valid() {
 		return nil, wrapf(ErrUnknownContentType, "%d", pm.ContentType)
 	}
-	sd, err := DecryptSenderData(s, pm, keys.SenderDataSecret)
+	sd, err := decryptSenderData(s, pm, keys.SenderDataSecret)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +311,7 @@ func UnprotectPrivate(s *suite.Suite, pm *PrivateMessage, keys PrivateKeys, veri
 		if err != nil {
 			return fmt.Errorf("%w: content", ErrDecryption)
 		}
-		content, err := UnmarshalPrivateMessageContent(pt, pm.ContentType)
+		content, err := unmarshalPrivateMessageContent(pt, pm.ContentType)
 		if err != nil {
 			return fmt.Errorf("%w: content: %w", ErrDecryption, err)
 		}
@@ -404,7 +404,7 @@ func encodeContent(ac *AuthenticatedContent, ctxBytes []byte) (*contentEncoding,
 	buf, err := wire.AppendBuild(recycledBuffer(), func(b *wire.Builder) {
 		b.AddRaw(make([]byte, room))
 		at = b.Len()
-		b.AddUint16(uint16(ProtocolVersionMLS10))
+		b.AddUint16(uint16(tree.ProtocolVersionMLS10))
 		b.AddUint16(uint16(ac.WireFormat))
 		fcStart = b.Len()
 		fc.MarshalMLS(b)

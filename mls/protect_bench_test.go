@@ -33,7 +33,7 @@ func newBenchEnv(b *testing.B, id suite.ID) *benchEnv {
 	}
 	rnd := func() []byte { x := make([]byte, s.HashSize()); rand.Read(x); return x }
 	return &benchEnv{s: s, signer: signer, encSec: rnd(), sdSec: rnd(), ctx: &GroupContext{
-		Version: ProtocolVersionMLS10, CipherSuite: id, GroupID: []byte("bench-group"),
+		Version: tree.ProtocolVersionMLS10, CipherSuite: id, GroupID: []byte("bench-group"),
 		Epoch: 7, TreeHash: rnd(), ConfirmedTranscriptHash: rnd(),
 	}}
 }
@@ -53,7 +53,7 @@ func (e *benchEnv) protect(b *testing.B, keys PrivateKeys, body []byte) *Private
 	if err != nil {
 		b.Fatal(err)
 	}
-	pm, err := ProtectPrivate(e.s, ac, keys, 0, nil)
+	pm, err := protectPrivate(e.s, ac, keys, 0, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func BenchmarkUnprotectApplication(b *testing.B) {
 				f := fl.run(false)
 				b.StartTimer()
 				t0 := time.Now()
-				_, err := UnprotectPrivate(e.s, msgs[i], recv, func(ac *AuthenticatedContent) error {
+				_, err := unprotectPrivate(e.s, msgs[i], recv, func(ac *AuthenticatedContent) error {
 					return VerifySignature(e.s, pub, ac, e.ctx)
 				})
 				m.add(time.Since(t0), f)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/spacepanda/spacepanda/mls/internal/parallel"
+	"github.com/spacepanda/spacepanda/mls/tree"
 )
 
 // Large messages are authenticated with their hashes (signature, membership
@@ -31,7 +32,7 @@ func largeCommit(t *testing.T, gg *gtGroup, i int) *CommitResult {
 
 // reprotect re-signs (if resign) and re-tags the public commit m as member
 // i after edit changed its content, so that only what edit broke is wrong.
-func reprotect(t *testing.T, g *Group, m *MLSMessage, resign bool, edit func(ac *AuthenticatedContent)) *MLSMessage {
+func reprotect(t *testing.T, g *Group, m *Message, resign bool, edit func(ac *AuthenticatedContent)) *Message {
 	t.Helper()
 	ac := m.PublicMessage.AuthenticatedContent()
 	if resign {
@@ -47,7 +48,7 @@ func reprotect(t *testing.T, g *Group, m *MLSMessage, resign bool, edit func(ac 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatPublicMessage, PublicMessage: pm}
+	return &Message{Version: tree.ProtocolVersionMLS10, WireFormat: WireFormatPublicMessage, PublicMessage: pm}
 }
 
 // TestLargeCommitRejects: every way of breaking a large public commit is
@@ -57,35 +58,35 @@ func reprotect(t *testing.T, g *Group, m *MLSMessage, resign bool, edit func(ac 
 func TestLargeCommitRejects(t *testing.T) {
 	cases := []struct {
 		name   string
-		break_ func(t *testing.T, gg *gtGroup, m *MLSMessage) *MLSMessage
+		break_ func(t *testing.T, gg *gtGroup, m *Message) *Message
 		want   error
 	}{
-		{"membership tag", func(t *testing.T, gg *gtGroup, m *MLSMessage) *MLSMessage {
+		{"membership tag", func(t *testing.T, gg *gtGroup, m *Message) *Message {
 			m.PublicMessage.MembershipTag[0] ^= 1
 			return m
 		}, ErrInvalidMembershipTag},
-		{"body byte", func(t *testing.T, gg *gtGroup, m *MLSMessage) *MLSMessage {
+		{"body byte", func(t *testing.T, gg *gtGroup, m *Message) *Message {
 			m.PublicMessage.Content.AuthenticatedData[len(largeAD)/2] ^= 1
 			return m
 		}, ErrInvalidMembershipTag},
-		{"signature", func(t *testing.T, gg *gtGroup, m *MLSMessage) *MLSMessage {
+		{"signature", func(t *testing.T, gg *gtGroup, m *Message) *Message {
 			return reprotect(t, gg.ms[1].g, m, false, func(ac *AuthenticatedContent) { ac.Auth.Signature[5] ^= 1 })
 		}, ErrInvalidSignature},
-		{"signature and membership tag", func(t *testing.T, gg *gtGroup, m *MLSMessage) *MLSMessage {
+		{"signature and membership tag", func(t *testing.T, gg *gtGroup, m *Message) *Message {
 			m = reprotect(t, gg.ms[1].g, m, false, func(ac *AuthenticatedContent) { ac.Auth.Signature[5] ^= 1 })
 			m.PublicMessage.MembershipTag[0] ^= 1
 			return m
 		}, ErrInvalidMembershipTag},
-		{"content changed after signing", func(t *testing.T, gg *gtGroup, m *MLSMessage) *MLSMessage {
+		{"content changed after signing", func(t *testing.T, gg *gtGroup, m *Message) *Message {
 			return reprotect(t, gg.ms[1].g, m, false, func(ac *AuthenticatedContent) { ac.Content.AuthenticatedData[7] ^= 1 })
 		}, ErrInvalidSignature},
-		{"confirmation tag", func(t *testing.T, gg *gtGroup, m *MLSMessage) *MLSMessage {
+		{"confirmation tag", func(t *testing.T, gg *gtGroup, m *Message) *Message {
 			return reprotect(t, gg.ms[1].g, m, true, func(ac *AuthenticatedContent) { ac.Auth.ConfirmationTag[0] ^= 1 })
 		}, ErrInvalidConfirmationTag},
-		{"sender outside the tree", func(t *testing.T, gg *gtGroup, m *MLSMessage) *MLSMessage {
+		{"sender outside the tree", func(t *testing.T, gg *gtGroup, m *Message) *Message {
 			return reprotect(t, gg.ms[1].g, m, false, func(ac *AuthenticatedContent) { ac.Content.Sender.LeafIndex = 1000 })
 		}, ErrUnknownSender},
-		{"sender outside the tree and membership tag", func(t *testing.T, gg *gtGroup, m *MLSMessage) *MLSMessage {
+		{"sender outside the tree and membership tag", func(t *testing.T, gg *gtGroup, m *Message) *Message {
 			m = reprotect(t, gg.ms[1].g, m, false, func(ac *AuthenticatedContent) { ac.Content.Sender.LeafIndex = 1000 })
 			m.PublicMessage.MembershipTag[0] ^= 1
 			return m

@@ -84,7 +84,7 @@ func NewPublicGroup(gi *GroupInfo, ratchetTree tree.RatchetTreeNodes, cfg Config
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidGroupInfo, err)
 	}
-	if gi.GroupContext.Version != ProtocolVersionMLS10 {
+	if gi.GroupContext.Version != tree.ProtocolVersionMLS10 {
 		return nil, fmt.Errorf("%w: version %v", ErrInvalidGroupInfo, gi.GroupContext.Version)
 	}
 	if len(gi.ConfirmationTag) == 0 {
@@ -153,8 +153,8 @@ func (pg *PublicGroup) WithConfig(cfg Config) *PublicGroup {
 // the epoch, the sender/content pairing and the signature over
 // FramedContentTBS by the sender's key (§6.1); not the membership tag.
 // The caller must call enc.close.
-func (pg *PublicGroup) authenticate(m *MLSMessage) (*AuthenticatedContent, *contentEncoding, error) {
-	if m.Version != ProtocolVersionMLS10 {
+func (pg *PublicGroup) authenticate(m *Message) (*AuthenticatedContent, *contentEncoding, error) {
+	if m.Version != tree.ProtocolVersionMLS10 {
 		return nil, nil, ErrUnsupportedVersion
 	}
 	if m.WireFormat != WireFormatPublicMessage || m.PublicMessage == nil {
@@ -180,7 +180,7 @@ func (pg *PublicGroup) authenticate(m *MLSMessage) (*AuthenticatedContent, *cont
 // interim transcript hash uses the commit's (unverifiable) confirmation
 // tag. A refused commit returns an error wrapping one of the package's
 // sentinels; pg is unchanged either way.
-func (pg *PublicGroup) ProcessCommit(m *MLSMessage) (*PublicCommit, error) {
+func (pg *PublicGroup) ProcessCommit(m *Message) (*PublicCommit, error) {
 	ac, enc, err := pg.authenticate(m)
 	if err != nil {
 		return nil, err
@@ -242,7 +242,7 @@ func (pg *PublicGroup) removedLeaves(c *Commit, committer Sender) ([]PublicLeaf,
 	}
 	var out []PublicLeaf
 	for _, it := range items {
-		if it.p.ProposalType == ProposalTypeRemove {
+		if it.p.ProposalType == tree.ProposalTypeRemove {
 			i := it.p.Remove.Removed
 			out = append(out, PublicLeaf{Index: i, Leaf: pg.g.tree.Leaf(i)})
 		}
@@ -254,7 +254,7 @@ func (pg *PublicGroup) removedLeaves(c *Commit, committer Sender) ([]PublicLeaf,
 // signature, the checks of its type on arrival, §12.1) and returns the
 // state with it cached by reference for a later commit, and its
 // reference. At most MaxPublicProposals are cached per epoch.
-func (pg *PublicGroup) ProcessProposal(m *MLSMessage) (*PublicGroup, []byte, error) {
+func (pg *PublicGroup) ProcessProposal(m *Message) (*PublicGroup, []byte, error) {
 	ac, enc, err := pg.authenticate(m)
 	if err != nil {
 		return nil, nil, err
@@ -312,7 +312,7 @@ func (pg *PublicGroup) VerifyGroupInfo(gi *GroupInfo) error {
 		if err := wire.Unmarshal(ext.ExtensionData, &nodes); err != nil {
 			return fmt.Errorf("%w: ratchet_tree: %w", ErrInvalidGroupInfo, err)
 		}
-		t, err := tree.NewTree(nodes)
+		t, err := tree.New(nodes)
 		if err != nil {
 			return fmt.Errorf("%w: ratchet_tree: %w", ErrInvalidGroupInfo, err)
 		}

@@ -55,7 +55,7 @@ func BenchmarkPublicGroupCommit(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				m, err := UnmarshalMLSMessage(msg)
+				m, err := UnmarshalMessage(msg)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -75,7 +75,7 @@ func loadPublicGroup(data []byte, cfg Config) (*PublicGroup, error) {
 	if err := g.setContext(ctx); err != nil {
 		return nil, err
 	}
-	if g.tree, err = tree.NewTree(nodes); err != nil {
+	if g.tree, err = tree.New(nodes); err != nil {
 		return nil, err
 	}
 	return &PublicGroup{g: g}, nil

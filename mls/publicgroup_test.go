@@ -47,9 +47,9 @@ func pgRoundTrip(t testing.TB, gi *GroupInfo) *GroupInfo {
 	return &out
 }
 
-func pgDecode(t testing.TB, msg *MLSMessage) *MLSMessage {
+func pgDecode(t testing.TB, msg *Message) *Message {
 	t.Helper()
-	m, err := UnmarshalMLSMessage(gtWire(t, msg))
+	m, err := UnmarshalMessage(gtWire(t, msg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,13 +136,13 @@ func TestPublicGroupTracksHonestCommits(t *testing.T) {
 	tr.ms[2].g = next
 	tr.proposal(2, msg)
 	joiner := tr.newMembers(1)[0]
-	msg, next, err = tr.ms[1].g.Propose(&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *joiner.kp}})
+	msg, next, err = tr.ms[1].g.Propose(&Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *joiner.kp}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tr.ms[1].g = next
 	tr.proposal(1, msg)
-	msg, next, err = tr.ms[1].g.Propose(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: tr.ms[4].g.OwnLeafIndex()}})
+	msg, next, err = tr.ms[1].g.Propose(&Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: tr.ms[4].g.OwnLeafIndex()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestPublicGroupTracksHonestCommits(t *testing.T) {
 }
 
 // proposal delivers member i's proposal to the others and the view.
-func (tr *pgTracker) proposal(i int, msg *MLSMessage) {
+func (tr *pgTracker) proposal(i int, msg *Message) {
 	tr.t.Helper()
 	pg, ref, err := tr.pg.ProcessProposal(pgDecode(tr.t, msg))
 	if err != nil || len(ref) == 0 {
@@ -190,7 +190,7 @@ func TestPublicGroupRefusesForgedCommits(t *testing.T) {
 	stale := pgDecode(t, honest.Commit)
 	stale.PublicMessage.Content.Epoch--
 
-	resign := func(mutate func(fc *FramedContent)) *MLSMessage {
+	resign := func(mutate func(fc *FramedContent)) *Message {
 		m := pgDecode(t, honest.Commit)
 		fc := m.PublicMessage.Content
 		mutate(&fc)
@@ -198,15 +198,15 @@ func TestPublicGroupRefusesForgedCommits(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		msg  func() *MLSMessage
+		msg  func() *Message
 		want error
 	}{
-		{"bad signature", func() *MLSMessage {
+		{"bad signature", func() *Message {
 			m := pgDecode(t, honest.Commit)
 			m.PublicMessage.Auth.Signature[0] ^= 1
 			return m
 		}, ErrInvalidSignature},
-		{"signed by an outsider as a member", func() *MLSMessage {
+		{"signed by an outsider as a member", func() *Message {
 			m := pgDecode(t, honest.Commit)
 			fc := m.PublicMessage.Content
 			ac, err := SignContent(outsider.signer, WireFormatPublicMessage, &fc, &g.ctx)
@@ -218,51 +218,51 @@ func TestPublicGroupRefusesForgedCommits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, _ := NewMLSMessage(pm)
+			out, _ := NewMessage(pm)
 			return out
 		}, ErrInvalidSignature},
-		{"sender outside the tree", func() *MLSMessage {
+		{"sender outside the tree", func() *Message {
 			return resign(func(fc *FramedContent) { fc.Sender = MemberSender(99) })
 		}, ErrUnknownSender},
-		{"wrong epoch", func() *MLSMessage { return stale }, ErrWrongEpoch},
-		{"wrong group", func() *MLSMessage {
+		{"wrong epoch", func() *Message { return stale }, ErrWrongEpoch},
+		{"wrong group", func() *Message {
 			return resign(func(fc *FramedContent) { fc.GroupID = []byte("another group") })
 		}, ErrWrongGroup},
-		{"path with a node missing", func() *MLSMessage {
+		{"path with a node missing", func() *Message {
 			return resign(func(fc *FramedContent) {
 				p := *fc.Commit.Path
 				p.Nodes = p.Nodes[:len(p.Nodes)-1]
 				fc.Commit = &Commit{Proposals: fc.Commit.Proposals, Path: &p}
 			})
 		}, ErrInvalidCommit},
-		{"path with an extra node", func() *MLSMessage {
+		{"path with an extra node", func() *Message {
 			return resign(func(fc *FramedContent) {
 				p := *fc.Commit.Path
 				p.Nodes = append(append([]tree.UpdatePathNode(nil), p.Nodes...), p.Nodes[0])
 				fc.Commit = &Commit{Proposals: fc.Commit.Proposals, Path: &p}
 			})
 		}, ErrInvalidCommit},
-		{"no path where one is required", func() *MLSMessage {
+		{"no path where one is required", func() *Message {
 			return resign(func(fc *FramedContent) { fc.Commit = &Commit{} })
 		}, ErrPathRequired},
-		{"committer removes itself", func() *MLSMessage {
-			return gtForgeCommit(t, g, byValue(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: g.OwnLeafIndex()}}))
+		{"committer removes itself", func() *Message {
+			return gtForgeCommit(t, g, byValue(&Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: g.OwnLeafIndex()}}))
 		}, ErrInvalidCommit},
-		{"two removes of one leaf", func() *MLSMessage {
-			rm := &Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 3}}
+		{"two removes of one leaf", func() *Message {
+			rm := &Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: 3}}
 			return gtForgeCommit(t, g, byValue(rm), byValue(rm))
 		}, ErrInvalidCommit},
-		{"remove of a blank leaf", func() *MLSMessage {
-			return gtForgeCommit(t, g, byValue(&Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 40}}))
+		{"remove of a blank leaf", func() *Message {
+			return gtForgeCommit(t, g, byValue(&Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: 40}}))
 		}, ErrInvalidProposal},
-		{"unknown proposal reference", func() *MLSMessage {
+		{"unknown proposal reference", func() *Message {
 			return gtForgeCommit(t, g, ProposalOrRef{Type: ProposalOrRefTypeReference, Reference: bytes.Repeat([]byte{7}, 32)})
 		}, ErrUnknownProposal},
-		{"add of a member already in the group", func() *MLSMessage {
-			return gtForgeCommit(t, g, byValue(&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *tr.ms[2].kp}}))
+		{"add of a member already in the group", func() *Message {
+			return gtForgeCommit(t, g, byValue(&Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *tr.ms[2].kp}}))
 		}, ErrInvalidCommit},
-		{"a proposal, not a commit", func() *MLSMessage {
-			return vtProposal(t, g, &Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 3}})
+		{"a proposal, not a commit", func() *Message {
+			return vtProposal(t, g, &Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: 3}})
 		}, ErrInvalidMessage},
 	}
 	before, _ := tr.pg.MarshalBinary()
@@ -287,7 +287,7 @@ func TestPublicGroupRefusesOtherMessages(t *testing.T) {
 	tr := pgNew(t, 2)
 	junk := make([]byte, 300)
 	rand.Read(junk)
-	if m, err := UnmarshalMLSMessage(junk); err == nil {
+	if m, err := UnmarshalMessage(junk); err == nil {
 		if _, err := tr.pg.ProcessCommit(m); err == nil {
 			t.Fatal("random bytes accepted as a commit")
 		}
@@ -308,7 +308,7 @@ func TestPublicGroupRefusesOtherMessages(t *testing.T) {
 	if _, _, err := tr.pg.ProcessProposal(pgDecode(t, app)); !errors.Is(err, ErrInvalidMessage) {
 		t.Fatalf("application message as a proposal: %v", err)
 	}
-	bad := vtProposal(t, tr.ms[0].g, &Proposal{ProposalType: ProposalTypeRemove, Remove: &Remove{Removed: 9}})
+	bad := vtProposal(t, tr.ms[0].g, &Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &Remove{Removed: 9}})
 	if _, _, err := tr.pg.ProcessProposal(pgDecode(t, bad)); !errors.Is(err, ErrInvalidProposal) {
 		t.Fatalf("remove of a missing leaf: %v", err)
 	}

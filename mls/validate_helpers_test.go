@@ -35,7 +35,7 @@ func vtExpect(t testing.TB, err error, want ...error) {
 
 // vtRejectAll hands bad to every member of gg but sender (-1: none) and
 // asserts each refuses it with want, its state unchanged.
-func vtRejectAll(t testing.TB, gg *gtGroup, sender int, bad *MLSMessage, want ...error) {
+func vtRejectAll(t testing.TB, gg *gtGroup, sender int, bad *Message, want ...error) {
 	t.Helper()
 	b := gtWire(t, bad)
 	for i, m := range gg.ms {
@@ -53,7 +53,7 @@ func vtRejectAll(t testing.TB, gg *gtGroup, sender int, bad *MLSMessage, want ..
 
 // vtAcceptAll hands msg to every member but sender and asserts each
 // accepts it, without adopting the result (a control for a forger).
-func vtAcceptAll(t testing.TB, gg *gtGroup, sender int, msg *MLSMessage) {
+func vtAcceptAll(t testing.TB, gg *gtGroup, sender int, msg *Message) {
 	t.Helper()
 	b := gtWire(t, msg)
 	for i, m := range gg.ms {
@@ -179,15 +179,15 @@ func gtWireOf(t testing.TB, v wire.Marshaler) []byte {
 
 // vtNewMemberProposal is the new_member_proposal of RFC 9420 §12.1.8: an
 // outsider asks to be added with kp, signed with its own key.
-func vtNewMemberProposal(t testing.TB, g *Group, signer *suite.Signer, kp *KeyPackage) *MLSMessage {
+func vtNewMemberProposal(t testing.TB, g *Group, signer *suite.Signer, kp *KeyPackage) *Message {
 	t.Helper()
 	return vtOutsiderProposal(t, g, signer, Sender{SenderType: SenderTypeNewMemberProposal},
-		&Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *kp}})
+		&Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *kp}})
 }
 
 // vtOutsiderProposal is proposal p from a sender outside the group
 // (external or new_member_proposal), a PublicMessage signed by signer.
-func vtOutsiderProposal(t testing.TB, g *Group, signer *suite.Signer, sender Sender, p *Proposal) *MLSMessage {
+func vtOutsiderProposal(t testing.TB, g *Group, signer *suite.Signer, sender Sender, p *Proposal) *Message {
 	t.Helper()
 	fc := &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: sender, ContentType: ContentTypeProposal, Proposal: p}
 	ac, err := SignContent(signer, WireFormatPublicMessage, fc, nil)
@@ -198,7 +198,7 @@ func vtOutsiderProposal(t testing.TB, g *Group, signer *suite.Signer, sender Sen
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := NewMLSMessage(pm)
+	msg, err := NewMessage(pm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func vtOutsiderProposal(t testing.TB, g *Group, signer *suite.Signer, sender Sen
 
 // vtProposal is a proposal of member g, signed and protected as g sends
 // handshakes.
-func vtProposal(t testing.TB, g *Group, p *Proposal) *MLSMessage {
+func vtProposal(t testing.TB, g *Group, p *Proposal) *Message {
 	t.Helper()
 	return gtForge(t, g, &FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: MemberSender(g.OwnLeafIndex()),
 		ContentType: ContentTypeProposal, Proposal: p}, nil)
@@ -249,7 +249,7 @@ type vtCommit struct {
 // it is valid in every other respect (signature, parent hashes, tree hash,
 // path secrets, confirmation tag). A test first checks that the receivers
 // accept the unmodified forgery.
-func vtForgeCommit(t testing.TB, g *Group, c vtCommit) *MLSMessage {
+func vtForgeCommit(t testing.TB, g *Group, c vtCommit) *Message {
 	t.Helper()
 	s, me := g.suite, g.myLeaf
 	nt := g.tree.Clone()
@@ -260,14 +260,14 @@ func vtForgeCommit(t testing.TB, g *Group, c vtCommit) *MLSMessage {
 	for _, p := range c.props {
 		pors = append(pors, byValue(p))
 		switch p.ProposalType {
-		case ProposalTypeAdd:
+		case tree.ProposalTypeAdd:
 			ln := p.Add.KeyPackage.LeafNode
 			i, err := nt.AddLeaf(&ln)
 			if err != nil {
 				t.Fatal(err)
 			}
 			added = append(added, i)
-		case ProposalTypeGroupContextExtensions:
+		case tree.ProposalTypeGroupContextExtensions:
 			newCtx.Extensions = p.GroupContextExtensions.Extensions
 		default:
 			t.Fatalf("vtForgeCommit: %v not supported", p.ProposalType)
@@ -366,7 +366,7 @@ func vtReplacePathKey(t testing.TB, g *Group, nt *tree.Tree, x tree.NodeIndex, k
 		t.Fatal(err)
 	}
 	nodes[me.Node()] = &tree.Node{Leaf: &ln}
-	out, err := tree.NewTree(nodes)
+	out, err := tree.New(nodes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,10 +379,10 @@ type vtWelcome struct {
 	s       *suite.Suite
 	ctx     GroupContext // tree hash filled in
 	nodes   tree.RatchetTreeNodes
-	signer  *suite.Signer  // the GroupInfo signer
-	leaf    tree.LeafIndex // its leaf
-	giExts  Extensions     // GroupInfo extensions; external_pub and ratchet_tree are added unless given
-	oobTree bool           // the tree travels out of band
+	signer  *suite.Signer   // the GroupInfo signer
+	leaf    tree.LeafIndex  // its leaf
+	giExts  tree.Extensions // GroupInfo extensions; external_pub and ratchet_tree are added unless given
+	oobTree bool            // the tree travels out of band
 	// gi, when set, changes the GroupInfo before it is signed.
 	gi func(gi *GroupInfo)
 	// pathSecret, when set, is sent to the joiner as its path_secret.
@@ -398,7 +398,7 @@ type vtWelcome struct {
 func vtForgeWelcome(t testing.TB, w vtWelcome, joiner *gtMember) (*Welcome, tree.RatchetTreeNodes, *GroupInfo) {
 	t.Helper()
 	s := w.s
-	tr, err := tree.NewTree(w.nodes)
+	tr, err := tree.New(w.nodes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,10 +436,10 @@ func vtForgeWelcome(t testing.TB, w vtWelcome, joiner *gtMember) (*Welcome, tree
 	}
 	exts := slices.Clone(w.giExts)
 	if !exts.Has(tree.ExtensionTypeExternalPub) {
-		exts = append(exts, Extension{ExtensionType: tree.ExtensionTypeExternalPub, ExtensionData: gtWireOf(t, &tree.ExternalPub{ExternalPub: extPub})})
+		exts = append(exts, tree.Extension{ExtensionType: tree.ExtensionTypeExternalPub, ExtensionData: gtWireOf(t, &tree.ExternalPub{ExternalPub: extPub})})
 	}
 	if !w.oobTree && !exts.Has(tree.ExtensionTypeRatchetTree) {
-		exts = append(exts, Extension{ExtensionType: tree.ExtensionTypeRatchetTree, ExtensionData: gtWireOf(t, tr.Nodes())})
+		exts = append(exts, tree.Extension{ExtensionType: tree.ExtensionTypeRatchetTree, ExtensionData: gtWireOf(t, tr.Nodes())})
 	}
 	gi := &GroupInfo{GroupContext: gc, Extensions: exts, ConfirmationTag: s.MAC(ep.ConfirmationKey, gc.ConfirmedTranscriptHash), Signer: w.leaf}
 	if w.gi != nil {
@@ -450,7 +450,7 @@ func vtForgeWelcome(t testing.TB, w vtWelcome, joiner *gtMember) (*Welcome, tree
 	}
 	var wel *Welcome
 	if joiner != nil {
-		if wel, err = BuildWelcome(s, gi, welcomeSecret, joinerSecret, nil, []WelcomeRecipient{{KeyPackage: joiner.kp, PathSecret: w.pathSecret}}); err != nil {
+		if wel, err = newWelcome(s, gi, welcomeSecret, joinerSecret, nil, []welcomeRecipient{{KeyPackage: joiner.kp, PathSecret: w.pathSecret}}); err != nil {
 			t.Fatal(err)
 		}
 		// The joiner reads it from the wire.

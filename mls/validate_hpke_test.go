@@ -32,7 +32,7 @@ func TestRefuseInvalidHPKEKeys(t *testing.T) {
 		vtRejectAll(t, gg, -1, vtNewMemberProposal(t, gg.ms[0].g, outsider.signer, kp),
 			ErrInvalidProposal, ErrInvalidKeyPackage, suite.ErrInvalidKey)
 		g1 := gg.ms[1].g
-		p := &Proposal{ProposalType: ProposalTypeAdd, Add: &Add{KeyPackage: *kp}}
+		p := &Proposal{ProposalType: tree.ProposalTypeAdd, Add: &Add{KeyPackage: *kp}}
 		vtRejectAll(t, gg, 1, vtForgeCommit(t, g1, vtCommit{props: []*Proposal{p}}),
 			ErrInvalidProposal, ErrInvalidKeyPackage, suite.ErrInvalidKey)
 		_, err := g1.Commit(CommitOptions{Add: []*KeyPackage{kp}})
@@ -49,7 +49,7 @@ func TestRefuseInvalidHPKEKeys(t *testing.T) {
 		}},
 		{"update leaf", false, func(t *testing.T, gg *gtGroup, _ *gtMember, k []byte) {
 			g1 := gg.ms[1].g
-			upd := &Proposal{ProposalType: ProposalTypeUpdate, Update: &Update{
+			upd := &Proposal{ProposalType: tree.ProposalTypeUpdate, Update: &Update{
 				LeafNode: *vtUpdateLeaf(t, g1, func(ln *tree.LeafNode) { ln.EncryptionKey = k })}}
 			vtRejectAll(t, gg, 1, vtProposal(t, g1, upd), ErrInvalidProposal, ErrInvalidLeafNode, suite.ErrInvalidKey)
 			_, _, err := g1.Propose(upd)
@@ -120,7 +120,7 @@ func TestJoinRefusesInvalidTreeKeys(t *testing.T) {
 			}
 			extPub := func(k []byte) vtWelcome {
 				w := vtWelcomeOf(gg)
-				w.giExts = Extensions{{ExtensionType: tree.ExtensionTypeExternalPub, ExtensionData: gtWireOf(t, &tree.ExternalPub{ExternalPub: k})}}
+				w.giExts = tree.Extensions{{ExtensionType: tree.ExtensionTypeExternalPub, ExtensionData: gtWireOf(t, &tree.ExternalPub{ExternalPub: k})}}
 				return w
 			}
 			// Controls.
@@ -161,7 +161,7 @@ func joinerFreshKey(t testing.TB, s *suite.Suite) []byte {
 
 func vtTree(t testing.TB, nodes tree.RatchetTreeNodes) *tree.Tree {
 	t.Helper()
-	tr, err := tree.NewTree(nodes)
+	tr, err := tree.New(nodes)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,9 @@
 package mls
 
 import (
+	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/suite"
+	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
@@ -21,7 +23,7 @@ import (
 type GroupSecrets struct {
 	JoinerSecret []byte
 	PathSecret   []byte
-	PSKs         []PreSharedKeyID
+	PSKs         []schedule.PreSharedKeyID
 }
 
 // MarshalMLS implements wire.Marshaler.
@@ -37,11 +39,11 @@ func (g *GroupSecrets) MarshalMLS(b *wire.Builder) {
 
 // UnmarshalMLS implements wire.Unmarshaler.
 func (g *GroupSecrets) UnmarshalMLS(r *wire.Reader) {
-	*g = GroupSecrets{PSKs: []PreSharedKeyID{}}
+	*g = GroupSecrets{PSKs: []schedule.PreSharedKeyID{}}
 	g.JoinerSecret = r.OpaqueCopy()
 	r.Optional(func(r *wire.Reader) { g.PathSecret = r.OpaqueCopy() })
 	r.VectorEach(func(r *wire.Reader) {
-		var p PreSharedKeyID
+		var p schedule.PreSharedKeyID
 		p.UnmarshalMLS(r)
 		g.PSKs = append(g.PSKs, p)
 	})
@@ -56,7 +58,7 @@ func (g *GroupSecrets) UnmarshalMLS(r *wire.Reader) {
 //	} EncryptedGroupSecrets;
 type EncryptedGroupSecrets struct {
 	NewMember             KeyPackageRef
-	EncryptedGroupSecrets HPKECiphertext
+	EncryptedGroupSecrets tree.HPKECiphertext
 }
 
 // MarshalMLS implements wire.Marshaler.

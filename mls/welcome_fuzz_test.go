@@ -47,7 +47,7 @@ func FuzzJoinWelcome(f *testing.F) {
 	seed(Config{}, CommitOptions{NoPath: true})
 	seed(Config{RatchetTreeInWelcome: true}, CommitOptions{})
 	seed(Config{}, CommitOptions{Remove: []tree.LeafIndex{2}})
-	seed(Config{RatchetTreeInWelcome: true}, CommitOptions{Extensions: Extensions{}, GroupInfoExtensions: Extensions{{ExtensionType: 0xf0f0, ExtensionData: []byte{1}}}})
+	seed(Config{RatchetTreeInWelcome: true}, CommitOptions{Extensions: tree.Extensions{}, GroupInfoExtensions: tree.Extensions{{ExtensionType: 0xf0f0, ExtensionData: []byte{1}}}})
 
 	f.Fuzz(func(t *testing.T, wb, rtb []byte) {
 		var w Welcome
@@ -140,7 +140,7 @@ func FuzzJoinGroupInfo(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, err := BuildWelcome(s, &gi, welcomeSecret, joinerSecret, nil, []WelcomeRecipient{{KeyPackage: j.kp}})
+		w, err := newWelcome(s, &gi, welcomeSecret, joinerSecret, nil, []welcomeRecipient{{KeyPackage: j.kp}})
 		if err != nil {
 			return
 		}

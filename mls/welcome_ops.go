@@ -9,6 +9,7 @@ import (
 
 	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/suite"
+	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
@@ -57,23 +58,23 @@ func refList(refs []KeyPackageRef) string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
-// WelcomeRecipient is one new member of a Welcome: the KeyPackage it was
+// welcomeRecipient is one new member of a Welcome: the KeyPackage it was
 // added with and, when the Commit had a path, the path secret of the lowest
 // common ancestor of the committer and this member (RFC 9420 §12.4.3.1;
 // nil: none, as for a Commit without path).
-type WelcomeRecipient struct {
+type welcomeRecipient struct {
 	KeyPackage *KeyPackage
 	PathSecret []byte
 }
 
-// BuildWelcome is the committer's half of RFC 9420 §12.4.3.1. gi is the
+// newWelcome is the committer's half of RFC 9420 §12.4.3.1. gi is the
 // signed GroupInfo of the new epoch; welcomeSecret is the epoch's
 // welcome_secret (schedule.EpochSecrets.WelcomeSecret, which already includes
 // the PSKs); joinerSecret the epoch's joiner_secret; psks the PSK ids of the
 // Commit, in order. The GroupInfo is encrypted with the welcome key and
 // nonce, and for each recipient the GroupSecrets are sealed to its init_key
 // with EncryptWithLabel(init_key, "Welcome", encrypted_group_info, .).
-func BuildWelcome(s *suite.Suite, gi *GroupInfo, welcomeSecret, joinerSecret []byte, psks []PreSharedKeyID, recipients []WelcomeRecipient) (*Welcome, error) {
+func newWelcome(s *suite.Suite, gi *GroupInfo, welcomeSecret, joinerSecret []byte, psks []schedule.PreSharedKeyID, recipients []welcomeRecipient) (*Welcome, error) {
 	if gi.GroupContext.CipherSuite != s.ID() {
 		return nil, fmt.Errorf("%w: group info of %v in a %v welcome", suite.ErrUnsupportedSuite, gi.GroupContext.CipherSuite, s.ID())
 	}
@@ -98,7 +99,7 @@ func BuildWelcome(s *suite.Suite, gi *GroupInfo, welcomeSecret, joinerSecret []b
 	}
 	w := &Welcome{CipherSuite: s.ID(), Secrets: make([]EncryptedGroupSecrets, 0, len(recipients)), EncryptedGroupInfo: encGI}
 	if psks == nil {
-		psks = []PreSharedKeyID{}
+		psks = []schedule.PreSharedKeyID{}
 	}
 	for i, r := range recipients {
 		if r.KeyPackage == nil {
@@ -126,7 +127,7 @@ func BuildWelcome(s *suite.Suite, gi *GroupInfo, welcomeSecret, joinerSecret []b
 		}
 		w.Secrets = append(w.Secrets, EncryptedGroupSecrets{
 			NewMember:             ref,
-			EncryptedGroupSecrets: HPKECiphertext{KEMOutput: kemOutput, Ciphertext: ct},
+			EncryptedGroupSecrets: tree.HPKECiphertext{KEMOutput: kemOutput, Ciphertext: ct},
 		})
 	}
 	return w, nil
@@ -152,7 +153,7 @@ func (w *Welcome) NewMembers() []KeyPackageRef {
 	return refs
 }
 
-// DecryptGroupSecrets is the joiner's first steps of RFC 9420 §12.4.3.1:
+// decryptGroupSecrets is the joiner's first steps of RFC 9420 §12.4.3.1:
 // find the entry for the KeyPackage with ref (the joiner's KeyPackage, of
 // suite s) and open it with initPriv, the private key of its init_key.
 //
@@ -162,7 +163,7 @@ func (w *Welcome) NewMembers() []KeyPackageRef {
 // GroupSecrets are malformed; schedule.ErrInvalidSecret / ErrInvalidPSK
 // when the joiner_secret has the wrong length, a psk_nonce is not KDF.Nh
 // bytes, or more than one resumption PSK of usage reinit or branch is listed.
-func DecryptGroupSecrets(s *suite.Suite, w *Welcome, ref KeyPackageRef, initPriv []byte) (*GroupSecrets, error) {
+func decryptGroupSecrets(s *suite.Suite, w *Welcome, ref KeyPackageRef, initPriv []byte) (*GroupSecrets, error) {
 	if w.CipherSuite != s.ID() {
 		return nil, fmt.Errorf("%w: welcome of %v, key package of %v", suite.ErrUnsupportedSuite, w.CipherSuite, s.ID())
 	}
@@ -199,12 +200,12 @@ func DecryptGroupSecrets(s *suite.Suite, w *Welcome, ref KeyPackageRef, initPriv
 	return gs, nil
 }
 
-// DecryptGroupInfo opens w's encrypted_group_info with the welcome key and
+// decryptGroupInfo opens w's encrypted_group_info with the welcome key and
 // nonce derived from welcomeSecret (RFC 9420 §12.4.3.1), which the joiner
 // computes as schedule.WelcomeSecret(s, joiner_secret, psk_secret). It
 // decodes the GroupInfo and checks its suite; verifying the signature
 // (VerifyGroupInfo) needs the ratchet tree and is the caller's next step.
-func DecryptGroupInfo(s *suite.Suite, w *Welcome, welcomeSecret []byte) (*GroupInfo, error) {
+func decryptGroupInfo(s *suite.Suite, w *Welcome, welcomeSecret []byte) (*GroupInfo, error) {
 	if w.CipherSuite != s.ID() {
 		return nil, fmt.Errorf("%w: welcome of %v opened as %v", suite.ErrUnsupportedSuite, w.CipherSuite, s.ID())
 	}

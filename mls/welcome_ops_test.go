@@ -19,17 +19,17 @@ type welcomeFixture struct {
 	committer *kpMember
 	gi        *GroupInfo
 	epoch     *schedule.EpochSecrets
-	psks      []PreSharedKeyID
+	psks      []schedule.PreSharedKeyID
 }
 
-func newWelcomeFixture(t *testing.T, id suite.ID, psks []PreSharedKeyID) *welcomeFixture {
+func newWelcomeFixture(t *testing.T, id suite.ID, psks []schedule.PreSharedKeyID) *welcomeFixture {
 	t.Helper()
 	s := suite.MustNew(id)
 	c := newKPMember(t, s, 100, "committer", KeyPackageOptions{})
 	gc := GroupContext{
-		Version: ProtocolVersionMLS10, CipherSuite: id, GroupID: []byte("group"), Epoch: 1,
+		Version: tree.ProtocolVersionMLS10, CipherSuite: id, GroupID: []byte("group"), Epoch: 1,
 		TreeHash: bytes.Repeat([]byte{1}, s.HashSize()), ConfirmedTranscriptHash: bytes.Repeat([]byte{2}, s.HashSize()),
-		Extensions: Extensions{},
+		Extensions: tree.Extensions{},
 	}
 	gcBytes, err := wire.Marshal(&gc)
 	if err != nil {
@@ -45,7 +45,7 @@ func newWelcomeFixture(t *testing.T, id suite.ID, psks []PreSharedKeyID) *welcom
 	}
 	gi := &GroupInfo{
 		GroupContext:    gc,
-		Extensions:      Extensions{},
+		Extensions:      tree.Extensions{},
 		ConfirmationTag: s.MAC(epoch.ConfirmationKey, gc.ConfirmedTranscriptHash),
 		Signer:          3,
 	}
@@ -55,9 +55,9 @@ func newWelcomeFixture(t *testing.T, id suite.ID, psks []PreSharedKeyID) *welcom
 	return &welcomeFixture{s: s, committer: c, gi: gi, epoch: epoch, psks: psks}
 }
 
-func (f *welcomeFixture) build(t *testing.T, rs ...WelcomeRecipient) *Welcome {
+func (f *welcomeFixture) build(t *testing.T, rs ...welcomeRecipient) *Welcome {
 	t.Helper()
-	w, err := BuildWelcome(f.s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, f.psks, rs)
+	w, err := newWelcome(f.s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, f.psks, rs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func (f *welcomeFixture) join(t *testing.T, w *Welcome, m *kpMember, wantPath []
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs, err := DecryptGroupSecrets(s, w, ref, m.priv.InitKey)
+	gs, err := decryptGroupSecrets(s, w, ref, m.priv.InitKey)
 	if err != nil {
 		t.Fatalf("group secrets: %v", err)
 	}
@@ -87,7 +87,7 @@ func (f *welcomeFixture) join(t *testing.T, w *Welcome, m *kpMember, wantPath []
 	if err != nil {
 		t.Fatal(err)
 	}
-	gi, err := DecryptGroupInfo(s, w, ws)
+	gi, err := decryptGroupInfo(s, w, ws)
 	if err != nil {
 		t.Fatalf("group info: %v", err)
 	}
@@ -99,7 +99,7 @@ func (f *welcomeFixture) join(t *testing.T, w *Welcome, m *kpMember, wantPath []
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyConfirmationTag(s, gi.ConfirmationTag, e.ConfirmationKey, gi.GroupContext.ConfirmedTranscriptHash); err != nil {
+	if err := verifyConfirmationTag(s, gi.ConfirmationTag, e.ConfirmationKey, gi.GroupContext.ConfirmedTranscriptHash); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -107,24 +107,24 @@ func (f *welcomeFixture) join(t *testing.T, w *Welcome, m *kpMember, wantPath []
 func TestWelcomeRoundTrip(t *testing.T) {
 	for _, id := range suite.All() {
 		t.Run(id.String(), func(t *testing.T) {
-			var psks []PreSharedKeyID
+			var psks []schedule.PreSharedKeyID
 			if id%2 == 0 {
 				nonce := bytes.Repeat([]byte{7}, suite.MustNew(id).HashSize())
-				psks = []PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk"), Nonce: nonce}}
+				psks = []schedule.PreSharedKeyID{{Type: schedule.PSKTypeExternal, PSKID: []byte("psk"), Nonce: nonce}}
 			}
 			f := newWelcomeFixture(t, id, psks)
 			bob := newKPMember(t, f.s, 1, "bob", KeyPackageOptions{})
 			carol := newKPMember(t, f.s, 2, "carol", KeyPackageOptions{})
 			path := bytes.Repeat([]byte{5}, f.s.HashSize())
-			w := f.build(t, WelcomeRecipient{KeyPackage: bob.kp, PathSecret: path}, WelcomeRecipient{KeyPackage: carol.kp})
+			w := f.build(t, welcomeRecipient{KeyPackage: bob.kp, PathSecret: path}, welcomeRecipient{KeyPackage: carol.kp})
 
 			// Over the wire and back.
-			msg, _ := NewMLSMessage(w)
+			msg, _ := NewMessage(w)
 			enc, err := wire.Marshal(msg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			back, err := UnmarshalMLSMessage(enc)
+			back, err := UnmarshalMessage(enc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,11 +143,11 @@ func TestWelcomeErrors(t *testing.T) {
 	bob := newKPMember(t, s, 1, "bob", KeyPackageOptions{})
 	carol := newKPMember(t, s, 2, "carol", KeyPackageOptions{})
 	dave := newKPMember(t, s, 3, "dave", KeyPackageOptions{})
-	w := f.build(t, WelcomeRecipient{KeyPackage: bob.kp}, WelcomeRecipient{KeyPackage: carol.kp})
+	w := f.build(t, welcomeRecipient{KeyPackage: bob.kp}, welcomeRecipient{KeyPackage: carol.kp})
 
 	t.Run("no entry for our key package", func(t *testing.T) {
 		ref, _ := dave.kp.Ref(s)
-		_, err := DecryptGroupSecrets(s, w, ref, dave.priv.InitKey)
+		_, err := decryptGroupSecrets(s, w, ref, dave.priv.InitKey)
 		if !errors.Is(err, ErrNoMatchingKeyPackage) {
 			t.Fatalf("got %v, want ErrNoMatchingKeyPackage", err)
 		}
@@ -163,16 +163,16 @@ func TestWelcomeErrors(t *testing.T) {
 		}
 	})
 	t.Run("ref over the MLSMessage instead of the KeyPackage", func(t *testing.T) {
-		msg, _ := NewMLSMessage(bob.kp)
+		msg, _ := NewMessage(bob.kp)
 		enc, _ := wire.Marshal(msg)
-		_, err := DecryptGroupSecrets(s, w, s.MakeKeyPackageRef(enc), bob.priv.InitKey)
+		_, err := decryptGroupSecrets(s, w, s.MakeKeyPackageRef(enc), bob.priv.InitKey)
 		if !errors.Is(err, ErrNoMatchingKeyPackage) {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("wrong init key", func(t *testing.T) {
 		ref, _ := bob.kp.Ref(s)
-		if _, err := DecryptGroupSecrets(s, w, ref, carol.priv.InitKey); !errors.Is(err, ErrDecryption) {
+		if _, err := decryptGroupSecrets(s, w, ref, carol.priv.InitKey); !errors.Is(err, ErrDecryption) {
 			t.Fatalf("got %v, want ErrDecryption", err)
 		}
 	})
@@ -182,46 +182,46 @@ func TestWelcomeErrors(t *testing.T) {
 		bad.EncryptedGroupInfo[len(bad.EncryptedGroupInfo)/2] ^= 0x40
 		ref, _ := bob.kp.Ref(s)
 		// The group secrets are bound to encrypted_group_info (HPKE context).
-		if _, err := DecryptGroupSecrets(s, &bad, ref, bob.priv.InitKey); !errors.Is(err, ErrDecryption) {
+		if _, err := decryptGroupSecrets(s, &bad, ref, bob.priv.InitKey); !errors.Is(err, ErrDecryption) {
 			t.Fatalf("group secrets: got %v, want ErrDecryption", err)
 		}
 		// And the GroupInfo itself does not open.
-		if _, err := DecryptGroupInfo(s, &bad, f.epoch.WelcomeSecret); !errors.Is(err, ErrDecryption) {
+		if _, err := decryptGroupInfo(s, &bad, f.epoch.WelcomeSecret); !errors.Is(err, ErrDecryption) {
 			t.Fatalf("group info: got %v, want ErrDecryption", err)
 		}
 	})
 	t.Run("wrong welcome secret", func(t *testing.T) {
-		if _, err := DecryptGroupInfo(s, w, bytes.Repeat([]byte{1}, s.HashSize())); !errors.Is(err, ErrDecryption) {
+		if _, err := decryptGroupInfo(s, w, bytes.Repeat([]byte{1}, s.HashSize())); !errors.Is(err, ErrDecryption) {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("suite mismatch", func(t *testing.T) {
 		other := suite.MustNew(suite.MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519)
 		ref, _ := bob.kp.Ref(s)
-		if _, err := DecryptGroupSecrets(other, w, ref, bob.priv.InitKey); !errors.Is(err, suite.ErrUnsupportedSuite) {
+		if _, err := decryptGroupSecrets(other, w, ref, bob.priv.InitKey); !errors.Is(err, suite.ErrUnsupportedSuite) {
 			t.Fatalf("got %v", err)
 		}
 		kp7 := newKPMember(t, other, 4, "eve", KeyPackageOptions{})
-		if _, err := BuildWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, nil, []WelcomeRecipient{{KeyPackage: kp7.kp}}); !errors.Is(err, suite.ErrUnsupportedSuite) {
+		if _, err := newWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, nil, []welcomeRecipient{{KeyPackage: kp7.kp}}); !errors.Is(err, suite.ErrUnsupportedSuite) {
 			t.Fatalf("build: got %v", err)
 		}
 	})
 	t.Run("duplicate recipient", func(t *testing.T) {
-		if _, err := BuildWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, nil,
-			[]WelcomeRecipient{{KeyPackage: bob.kp}, {KeyPackage: bob.kp}}); err == nil {
+		if _, err := newWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, nil,
+			[]welcomeRecipient{{KeyPackage: bob.kp}, {KeyPackage: bob.kp}}); err == nil {
 			t.Fatal("duplicate recipient accepted")
 		}
 	})
 	t.Run("two reinit PSKs", func(t *testing.T) {
 		nonce := bytes.Repeat([]byte{7}, s.HashSize())
-		reinit := PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageReinit, PSKGroupID: []byte("g"), Nonce: nonce}
-		w2, err := BuildWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, []PreSharedKeyID{reinit, reinit},
-			[]WelcomeRecipient{{KeyPackage: bob.kp}})
+		reinit := schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageReinit, PSKGroupID: []byte("g"), Nonce: nonce}
+		w2, err := newWelcome(s, f.gi, f.epoch.WelcomeSecret, f.epoch.JoinerSecret, []schedule.PreSharedKeyID{reinit, reinit},
+			[]welcomeRecipient{{KeyPackage: bob.kp}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ref, _ := bob.kp.Ref(s)
-		if _, err := DecryptGroupSecrets(s, w2, ref, bob.priv.InitKey); !errors.Is(err, schedule.ErrInvalidPSK) {
+		if _, err := decryptGroupSecrets(s, w2, ref, bob.priv.InitKey); !errors.Is(err, schedule.ErrInvalidPSK) {
 			t.Fatalf("got %v, want ErrInvalidPSK", err)
 		}
 	})
@@ -234,11 +234,13 @@ func TestGroupInfoSignature(t *testing.T) {
 		t.Fatal(err)
 	}
 	mutations := map[string]func(gi *GroupInfo){
-		"signer":     func(gi *GroupInfo) { gi.Signer++ },
-		"epoch":      func(gi *GroupInfo) { gi.GroupContext.Epoch++ },
-		"tag":        func(gi *GroupInfo) { gi.ConfirmationTag[0] ^= 1 },
-		"extensions": func(gi *GroupInfo) { gi.Extensions = Extensions{{ExtensionType: 0x0a0a, ExtensionData: []byte{}}} },
-		"signature":  func(gi *GroupInfo) { gi.Signature[3] ^= 1 },
+		"signer": func(gi *GroupInfo) { gi.Signer++ },
+		"epoch":  func(gi *GroupInfo) { gi.GroupContext.Epoch++ },
+		"tag":    func(gi *GroupInfo) { gi.ConfirmationTag[0] ^= 1 },
+		"extensions": func(gi *GroupInfo) {
+			gi.Extensions = tree.Extensions{{ExtensionType: 0x0a0a, ExtensionData: []byte{}}}
+		},
+		"signature": func(gi *GroupInfo) { gi.Signature[3] ^= 1 },
 	}
 	for name, mutate := range mutations {
 		enc, _ := wire.Marshal(f.gi)
@@ -265,14 +267,14 @@ func TestLeafNodeInGroup(t *testing.T) {
 	s := suite.MustNew(suite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
 	alice := newKPMember(t, s, 1, "alice", KeyPackageOptions{})
 	bob := newKPMember(t, s, 2, "bob", KeyPackageOptions{})
-	tr, err := tree.NewTreeWithLeaf(&alice.kp.LeafNode)
+	tr, err := tree.NewWithLeaf(&alice.kp.LeafNode)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tr.AddLeaf(&bob.kp.LeafNode); err != nil {
 		t.Fatal(err)
 	}
-	gc := &GroupContext{Version: ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: []byte("group"), Extensions: Extensions{}}
+	gc := &GroupContext{Version: tree.ProtocolVersionMLS10, CipherSuite: s.ID(), GroupID: []byte("group"), Extensions: tree.Extensions{}}
 	opts := ValidateOptions{GroupContext: gc, Members: tr}
 	if err := ValidateTreeLeaves(s, tr, opts); err != nil {
 		t.Fatalf("tree: %v", err)
@@ -352,7 +354,7 @@ func TestLeafNodeInGroup(t *testing.T) {
 	capsX := DefaultCapabilities()
 	capsX.Credentials = []tree.CredentialType{tree.CredentialTypeBasic}
 	erin := newKPMember(t, s, 5, "erin", KeyPackageOptions{Capabilities: &capsX})
-	mixed, err := tree.NewTreeWithLeaf(&dave.kp.LeafNode)
+	mixed, err := tree.NewWithLeaf(&dave.kp.LeafNode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +375,7 @@ func TestLeafNodeInGroup(t *testing.T) {
 	}
 	// required_capabilities the tree's leaves lack.
 	req := *gc
-	req.Extensions = Extensions{requiredCapsExt(t, tree.RequiredCapabilities{ExtensionTypes: []ExtensionType{0xff00}})}
+	req.Extensions = tree.Extensions{requiredCapsExt(t, tree.RequiredCapabilities{ExtensionTypes: []tree.ExtensionType{0xff00}})}
 	if err := ValidateTreeLeaves(s, tr, ValidateOptions{GroupContext: &req}); !errors.Is(err, ErrUnsupportedCapability) {
 		t.Errorf("tree lacking required capabilities: %v", err)
 	}

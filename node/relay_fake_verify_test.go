@@ -16,7 +16,7 @@ import (
 // fakeFraming returns the kind and epoch of a message (b64).
 func fakeFraming(msg string) (kind string, epoch uint64) {
 	b, _ := base64.StdEncoding.DecodeString(msg)
-	m, err := mls.UnmarshalMLSMessage(b)
+	m, err := mls.UnmarshalMessage(b)
 	if err != nil {
 		return "", 0
 	}
@@ -40,7 +40,7 @@ func fakeFraming(msg string) (kind string, epoch uint64) {
 // ratchet tree of a GroupInfo (b64).
 func fakeGroupInfo(gi string) (gid []byte, users map[string]bool) {
 	b, _ := base64.StdEncoding.DecodeString(gi)
-	m, err := mls.UnmarshalMLSMessage(b)
+	m, err := mls.UnmarshalMessage(b)
 	if err != nil || m.WireFormat != mls.WireFormatGroupInfo {
 		return nil, nil
 	}

@@ -164,7 +164,7 @@ func agentCommand(ctx context.Context, p *provider.Provider, pending map[string]
 		if err := need(2); err != nil {
 			return nil, err
 		}
-		m, err := mls.UnmarshalMLSMessage(args[0])
+		m, err := mls.UnmarshalMessage(args[0])
 		if err != nil {
 			return nil, err
 		}
@@ -197,7 +197,7 @@ func agentCommand(ctx context.Context, p *provider.Provider, pending map[string]
 		if err := need(2); err != nil {
 			return nil, err
 		}
-		m, err := mls.UnmarshalMLSMessage(args[1])
+		m, err := mls.UnmarshalMessage(args[1])
 		if err != nil {
 			return nil, err
 		}
@@ -213,7 +213,7 @@ func agentCommand(ctx context.Context, p *provider.Provider, pending map[string]
 		}
 		var o mls.CommitOptions
 		for _, kb := range args[1:] {
-			m, err := mls.UnmarshalMLSMessage(kb)
+			m, err := mls.UnmarshalMessage(kb)
 			if err != nil {
 				return nil, err
 			}
@@ -273,7 +273,7 @@ func commitFields(r *mls.CommitResult) ([]string, error) {
 	}
 	res := []string{enc(cb)}
 	if r.Welcome != nil {
-		wm, err := mls.NewMLSMessage(r.Welcome)
+		wm, err := mls.NewMessage(r.Welcome)
 		if err != nil {
 			return nil, err
 		}

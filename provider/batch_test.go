@@ -63,18 +63,18 @@ func batchPair(t *testing.T) (alice, bob *provider.Provider, bst *countingStore,
 	return alice, bob, bst, gid, func() *provider.Provider { return openOn(t, bst, "bob") }
 }
 
-func msgOf(t testing.TB, s string) *mls.MLSMessage {
+func msgOf(t testing.TB, s string) *mls.Message {
 	t.Helper()
-	m, err := mls.UnmarshalMLSMessage(mustDec(t, s))
+	m, err := mls.UnmarshalMessage(mustDec(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-func texts(t testing.TB, p *provider.Provider, gid []byte, n int, prefix string) []*mls.MLSMessage {
+func texts(t testing.TB, p *provider.Provider, gid []byte, n int, prefix string) []*mls.Message {
 	t.Helper()
-	out := make([]*mls.MLSMessage, n)
+	out := make([]*mls.Message, n)
 	for i := range out {
 		out[i] = msgOf(t, encrypt(t, p, gid, fmt.Sprintf("%s%d", prefix, i)))
 	}
@@ -184,7 +184,7 @@ func TestProcessBatchBadMessageInMiddle(t *testing.T) {
 	bad := msgOf(t, marshal(t, msgs[2]))
 	ct := bad.PrivateMessage.Ciphertext
 	ct[len(ct)-1] ^= 1
-	batch := []*mls.MLSMessage{msgs[0], msgs[1], bad, msgs[3], msgs[4]}
+	batch := []*mls.Message{msgs[0], msgs[1], bad, msgs[3], msgs[4]}
 	var called []int
 	n, err := bob.ProcessBatch(ctx, gid, batch, func(tx store.Tx, i int, res *mls.Processed) error {
 		called = append(called, i)
@@ -218,7 +218,7 @@ func TestProcessBatchCommitInMiddle(t *testing.T) {
 		t.Fatal(err)
 	}
 	newer := texts(t, alice, gid, 2, "new")
-	batch := []*mls.MLSMessage{old[0], old[1], res.Commit, newer[0], newer[1]}
+	batch := []*mls.Message{old[0], old[1], res.Commit, newer[0], newer[1]}
 	before := bst.commits.Load()
 	var kinds []string
 	n, err := bob.ProcessBatch(ctx, gid, batch, func(tx store.Tx, i int, r *mls.Processed) error {
@@ -291,7 +291,7 @@ func TestEncryptWith(t *testing.T) {
 	alice, bob, bst, gid, restart := batchPair(t)
 	for i := range 2 * provider.DefaultSendReservation {
 		fail := i%5 == 0
-		m, err := bob.EncryptWith(ctx, gid, fmt.Appendf(nil, "b%d", i), nil, func(tx store.Tx, m *mls.MLSMessage) error {
+		m, err := bob.EncryptWith(ctx, gid, fmt.Appendf(nil, "b%d", i), nil, func(tx store.Tx, m *mls.Message) error {
 			if m == nil {
 				return errors.New("no message")
 			}

@@ -119,7 +119,7 @@ func BenchmarkReceive(b *testing.B) {
 			// Bob's messages, made in batches so the receiver's out-of-order
 			// window is never exceeded.
 			const batch = 256
-			msgs := make([]*mls.MLSMessage, 0, batch)
+			msgs := make([]*mls.Message, 0, batch)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if len(msgs) == 0 {

@@ -61,7 +61,7 @@ func (w *crashWorld) others() []*member {
 func (w *crashWorld) deliverFromBob(msg string, except *member) {
 	t := w.t
 	t.Helper()
-	m, err := mls.UnmarshalMLSMessage(mustDec(t, msg))
+	m, err := mls.UnmarshalMessage(mustDec(t, msg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func (w *crashWorld) bobSend(bob *agent) error {
 		return nil // byte-identical: a duplicate delivery, not a reuse
 	}
 	w.seen[msg] = true
-	m, err := mls.UnmarshalMLSMessage(mustDec(w.t, msg))
+	m, err := mls.UnmarshalMessage(mustDec(w.t, msg))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func (w *crashWorld) bobCommit(bob *agent, rng *rand.Rand) error {
 	w.deliverFromBob(res[0], nil)
 	switch kind {
 	case "add":
-		wm, err := mls.UnmarshalMLSMessage(mustDec(w.t, res[1]))
+		wm, err := mls.UnmarshalMessage(mustDec(w.t, res[1]))
 		if err != nil {
 			w.t.Fatal(err)
 		}

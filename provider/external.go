@@ -14,7 +14,7 @@ import (
 // has accepted it, MergeExternalJoin. Until then nothing is stored.
 type ExternalJoin struct {
 	GroupID []byte
-	Commit  *mls.MLSMessage
+	Commit  *mls.Message
 	State   *mls.Group
 }
 

@@ -162,7 +162,7 @@ func (p *Provider) Join(ctx context.Context, w *mls.Welcome, ratchetTree tree.Ra
 // no generation is ever used twice, even across a crash. With the engine's
 // SendReservation (DefaultSendReservation unless set), one synced write
 // covers a block of sends: after a crash the rest of the block is skipped.
-func (p *Provider) Encrypt(ctx context.Context, groupID, data, authenticatedData []byte) (*mls.MLSMessage, error) {
+func (p *Provider) Encrypt(ctx context.Context, groupID, data, authenticatedData []byte) (*mls.Message, error) {
 	return p.EncryptWith(ctx, groupID, data, authenticatedData, nil)
 }
 
@@ -174,8 +174,8 @@ func (p *Provider) Encrypt(ctx context.Context, groupID, data, authenticatedData
 // fails, nothing is stored and no message is returned (so a generation it
 // used may be used again: its ciphertext never left). fn must only use tx
 // and must not call the provider.
-func (p *Provider) EncryptWith(ctx context.Context, groupID, data, authenticatedData []byte, fn func(tx store.Tx, m *mls.MLSMessage) error) (*mls.MLSMessage, error) {
-	var out *mls.MLSMessage
+func (p *Provider) EncryptWith(ctx context.Context, groupID, data, authenticatedData []byte, fn func(tx store.Tx, m *mls.Message) error) (*mls.Message, error) {
+	var out *mls.Message
 	err := p.withGroup(ctx, groupID, func(s *groupSlot) error {
 		m, err := s.g.Encrypt(data, authenticatedData)
 		if err != nil {
@@ -211,7 +211,7 @@ func (p *Provider) EncryptWith(ctx context.Context, groupID, data, authenticated
 
 // Process handles one incoming message for the group and stores the result
 // before returning it. A rejected message changes nothing.
-func (p *Provider) Process(ctx context.Context, groupID []byte, m *mls.MLSMessage) (*mls.Processed, error) {
+func (p *Provider) Process(ctx context.Context, groupID []byte, m *mls.Message) (*mls.Processed, error) {
 	return p.ProcessWith(ctx, groupID, m, nil)
 }
 
@@ -222,7 +222,7 @@ func (p *Provider) Process(ctx context.Context, groupID []byte, m *mls.MLSMessag
 // message counts as not processed (it can be processed again) and
 // ProcessWith returns fn's error. fn must only use tx (and read res), must
 // not keep res.State, and must not call the provider.
-func (p *Provider) ProcessWith(ctx context.Context, groupID []byte, m *mls.MLSMessage, fn func(tx store.Tx, res *mls.Processed) error) (*mls.Processed, error) {
+func (p *Provider) ProcessWith(ctx context.Context, groupID []byte, m *mls.Message, fn func(tx store.Tx, res *mls.Processed) error) (*mls.Processed, error) {
 	var out *mls.Processed
 	each := func(tx store.Tx, _ int, res *mls.Processed) error {
 		out = res
@@ -231,7 +231,7 @@ func (p *Provider) ProcessWith(ctx context.Context, groupID []byte, m *mls.MLSMe
 		}
 		return nil
 	}
-	n, err := p.ProcessBatch(ctx, groupID, []*mls.MLSMessage{m}, each)
+	n, err := p.ProcessBatch(ctx, groupID, []*mls.Message{m}, each)
 	if n == 0 {
 		return nil, err
 	}
@@ -257,7 +257,7 @@ func (p *Provider) ProcessWith(ctx context.Context, groupID []byte, m *mls.MLSMe
 // A commit may be anywhere in the batch: the messages after it are
 // processed in the epoch it starts, and the state stored is the one after
 // the last message.
-func (p *Provider) ProcessBatch(ctx context.Context, groupID []byte, msgs []*mls.MLSMessage, each func(tx store.Tx, i int, res *mls.Processed) error) (int, error) {
+func (p *Provider) ProcessBatch(ctx context.Context, groupID []byte, msgs []*mls.Message, each func(tx store.Tx, i int, res *mls.Processed) error) (int, error) {
 	var n int
 	err := p.withGroup(ctx, groupID, func(s *groupSlot) error {
 		var err error
@@ -294,7 +294,7 @@ const (
 // returns how many messages were processed and stored and the error that
 // stopped it; eachAt is the index each failed on (then nothing is stored
 // and s.g is dropped), or -1.
-func (p *Provider) processBatch(ctx context.Context, s *groupSlot, msgs []*mls.MLSMessage, each func(tx store.Tx, i int, res *mls.Processed) error) (n, eachAt int, err error) {
+func (p *Provider) processBatch(ctx context.Context, s *groupSlot, msgs []*mls.Message, each func(tx store.Tx, i int, res *mls.Processed) error) (n, eachAt int, err error) {
 	// The pending commit is read once: only this batch could change it,
 	// and only by a commit, after which it is void.
 	pend, err := p.storedPending(ctx, s.g.GroupID())
@@ -350,7 +350,7 @@ func (p *Provider) processBatch(ctx context.Context, s *groupSlot, msgs []*mls.M
 
 // processOne processes m against g in memory and says what must be
 // stored. pend is the group's stored pending commit (nil if none or void).
-func (p *Provider) processOne(g *mls.Group, pend *pendingRecord, m *mls.MLSMessage) (*mls.Processed, saveKind, error) {
+func (p *Provider) processOne(g *mls.Group, pend *pendingRecord, m *mls.Message) (*mls.Processed, saveKind, error) {
 	if res, err := p.echoedCommit(g, pend, m); res != nil || err != nil {
 		return res, saveNewEpoch, err
 	}
@@ -491,17 +491,17 @@ func (p *Provider) CommitNow(ctx context.Context, groupID []byte, o mls.CommitOp
 }
 
 // Propose sends a proposal and stores the group with it cached.
-func (p *Provider) Propose(ctx context.Context, groupID []byte, prop *mls.Proposal) (*mls.MLSMessage, error) {
-	return p.propose(ctx, groupID, func(g *mls.Group) (*mls.MLSMessage, *mls.Group, error) { return g.Propose(prop) })
+func (p *Provider) Propose(ctx context.Context, groupID []byte, prop *mls.Proposal) (*mls.Message, error) {
+	return p.propose(ctx, groupID, func(g *mls.Group) (*mls.Message, *mls.Group, error) { return g.Propose(prop) })
 }
 
 // ProposeUpdate proposes a fresh leaf key for this member.
-func (p *Provider) ProposeUpdate(ctx context.Context, groupID []byte) (*mls.MLSMessage, error) {
-	return p.propose(ctx, groupID, func(g *mls.Group) (*mls.MLSMessage, *mls.Group, error) { return g.ProposeUpdate() })
+func (p *Provider) ProposeUpdate(ctx context.Context, groupID []byte) (*mls.Message, error) {
+	return p.propose(ctx, groupID, func(g *mls.Group) (*mls.Message, *mls.Group, error) { return g.ProposeUpdate() })
 }
 
-func (p *Provider) propose(ctx context.Context, groupID []byte, f func(*mls.Group) (*mls.MLSMessage, *mls.Group, error)) (*mls.MLSMessage, error) {
-	var out *mls.MLSMessage
+func (p *Provider) propose(ctx context.Context, groupID []byte, f func(*mls.Group) (*mls.Message, *mls.Group, error)) (*mls.Message, error) {
+	var out *mls.Message
 	err := p.withGroup(ctx, groupID, func(s *groupSlot) error {
 		m, next, err := f(s.g)
 		if err != nil {
@@ -636,7 +636,7 @@ func (p *Provider) putGroupDropPending(ctx context.Context, tx store.Tx, g *mls.
 // commit handed back by the delivery service (after a restart lost the
 // in-memory PendingCommit): the result's State is its epoch, to be stored
 // like any commit's. It returns nil, nil when m is something else.
-func (p *Provider) echoedCommit(g *mls.Group, pend *pendingRecord, m *mls.MLSMessage) (*mls.Processed, error) {
+func (p *Provider) echoedCommit(g *mls.Group, pend *pendingRecord, m *mls.Message) (*mls.Processed, error) {
 	if pend == nil || (m.PublicMessage == nil && m.PrivateMessage == nil) {
 		return nil, nil
 	}
@@ -675,7 +675,7 @@ func (p *Provider) PendingCommit(ctx context.Context, groupID []byte) (*PendingC
 		if err != nil {
 			return fmt.Errorf("provider: stored pending commit of group %x: %w", groupID, err)
 		}
-		cm, err := mls.UnmarshalMLSMessage(pend.Commit)
+		cm, err := mls.UnmarshalMessage(pend.Commit)
 		if err != nil {
 			return err
 		}

@@ -454,7 +454,7 @@ func TestDuplicateDevice(t *testing.T) {
 	// The rogue commits it: refused by both honest members.
 	dave := open(t, t.TempDir(), "dave")
 	c := mallory.AddCommit(t, second, marshalKP(t, newKeyPackage(t, dave)))
-	m, err := mls.UnmarshalMLSMessage(c)
+	m, err := mls.UnmarshalMessage(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +479,7 @@ func TestDuplicateDevice(t *testing.T) {
 
 func decodeKP(t testing.TB, b []byte) *mls.KeyPackage {
 	t.Helper()
-	m, err := mls.UnmarshalMLSMessage(b)
+	m, err := mls.UnmarshalMessage(b)
 	if err != nil || m.KeyPackage == nil {
 		t.Fatalf("key package: %v", err)
 	}
@@ -488,7 +488,7 @@ func decodeKP(t testing.TB, b []byte) *mls.KeyPackage {
 
 func marshalKP(t testing.TB, kp *mls.KeyPackage) []byte {
 	t.Helper()
-	m, err := mls.NewMLSMessage(kp)
+	m, err := mls.NewMessage(kp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +498,7 @@ func marshalKP(t testing.TB, kp *mls.KeyPackage) []byte {
 func marshalMsg(t testing.TB, v wire.Marshaler) []byte {
 	t.Helper()
 	if w, ok := v.(*mls.Welcome); ok {
-		m, err := mls.NewMLSMessage(w)
+		m, err := mls.NewMessage(w)
 		if err != nil {
 			t.Fatal(err)
 		}

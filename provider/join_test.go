@@ -40,7 +40,7 @@ func open(t testing.TB, dir, name string) *provider.Provider {
 // keyPackage decodes a key package as published (an MLSMessage, base64).
 func keyPackage(t testing.TB, s string) *mls.KeyPackage {
 	t.Helper()
-	m, err := mls.UnmarshalMLSMessage(mustDec(t, s))
+	m, err := mls.UnmarshalMessage(mustDec(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func keyPackage(t testing.TB, s string) *mls.KeyPackage {
 // invite adds the key packages to the group with a commit and returns the
 // commit (for the existing members) and the Welcome and tree (base64, for
 // the agent's join command).
-func invite(t testing.TB, p *provider.Provider, gid []byte, kps ...*mls.KeyPackage) (commit *mls.MLSMessage, welcome, rt string) {
+func invite(t testing.TB, p *provider.Provider, gid []byte, kps ...*mls.KeyPackage) (commit *mls.Message, welcome, rt string) {
 	t.Helper()
 	res, err := p.CommitNow(ctx, gid, mls.CommitOptions{Add: kps})
 	if err != nil {
@@ -97,7 +97,7 @@ func encrypt(t testing.TB, p *provider.Provider, gid []byte, text string) string
 // receive processes a base64 message at p and returns its application data.
 func receive(t testing.TB, p *provider.Provider, gid []byte, msg string) string {
 	t.Helper()
-	m, err := mls.UnmarshalMLSMessage(mustDec(t, msg))
+	m, err := mls.UnmarshalMessage(mustDec(t, msg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestInviteCreationWithRealKeyPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, welcome, rt := invite(t, alice, gid, kp)
-	wm, err := mls.UnmarshalMLSMessage(mustDec(t, welcome))
+	wm, err := mls.UnmarshalMessage(mustDec(t, welcome))
 	if err != nil || wm.Welcome == nil {
 		t.Fatalf("welcome: %v", err)
 	}
@@ -339,7 +339,7 @@ func TestJoinTwiceWithOneKeyPackage(t *testing.T) {
 // with it works.
 func TestFailedJoinKeepsKeyPackage(t *testing.T) {
 	alice, gid, bobDir, welcome, rt := setupJoin(t)
-	wm, err := mls.UnmarshalMLSMessage(mustDec(t, welcome))
+	wm, err := mls.UnmarshalMessage(mustDec(t, welcome))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +456,7 @@ func TestExpiredKeyPackages(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, w, rt := invite(t, alice, gid, keyPackage(t, enc(shortKPs[0])))
-	wm, _ := mls.UnmarshalMLSMessage(mustDec(t, w))
+	wm, _ := mls.UnmarshalMessage(mustDec(t, w))
 	var nodes tree.RatchetTreeNodes
 	if err := wire.Unmarshal(mustDec(t, rt), &nodes); err != nil {
 		t.Fatal(err)

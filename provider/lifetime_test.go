@@ -40,7 +40,7 @@ func newKeyPackage(t testing.TB, p *provider.Provider) *mls.KeyPackage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := mls.UnmarshalMLSMessage(kps[0])
+	m, err := mls.UnmarshalMessage(kps[0])
 	if err != nil || m.KeyPackage == nil {
 		t.Fatalf("key package: %v", err)
 	}

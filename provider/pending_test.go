@@ -75,7 +75,7 @@ func TestPendingCommitEchoAndDiscard(t *testing.T) {
 	bob.Close()
 	bob = open(t, bobDir, "bob")
 	receive(t, alice, gid, sent)
-	m, _ := mls.UnmarshalMLSMessage(mustDec(t, sent))
+	m, _ := mls.UnmarshalMessage(mustDec(t, sent))
 	res, err := bob.Process(ctx, gid, m)
 	if err != nil {
 		t.Fatalf("own commit echoed after restart: %v", err)

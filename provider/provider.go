@@ -53,6 +53,7 @@ import (
 
 	"github.com/spacepanda/spacepanda/identity"
 	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
@@ -265,7 +266,7 @@ func (p *Provider) Store() store.Store { return p.st }
 // Now is the provider's clock.
 func (p *Provider) Now() time.Time { return p.now() }
 
-func (p *Provider) lookupPSK(id *mls.PreSharedKeyID) ([]byte, error) {
+func (p *Provider) lookupPSK(id *schedule.PreSharedKeyID) ([]byte, error) {
 	ctx := context.Background()
 	if id.Type == 1 { // external
 		return p.st.ExternalPSK(ctx, id.PSKID)
@@ -317,7 +318,7 @@ func (p *Provider) generateKeyPackages(ctx context.Context, n int, lastResort bo
 		if err != nil {
 			return nil, err
 		}
-		msg, err := mls.NewMLSMessage(kp)
+		msg, err := mls.NewMessage(kp)
 		if err != nil {
 			return nil, err
 		}

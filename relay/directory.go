@@ -89,7 +89,7 @@ func (s *Server) checkKeyPackage(data []byte, sess Session, now time.Time) (KeyP
 	if len(data) > api.MaxKeyPackageSize {
 		return KeyPackage{}, errf(http.StatusRequestEntityTooLarge, "key_package_too_large", "a key package is at most %d bytes", api.MaxKeyPackageSize)
 	}
-	m, err := mls.UnmarshalMLSMessage(data)
+	m, err := mls.UnmarshalMessage(data)
 	if err != nil || m.WireFormat != mls.WireFormatKeyPackage {
 		return KeyPackage{}, errf(http.StatusBadRequest, "invalid_key_package", "not an MLSMessage(KeyPackage)")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spacepanda/spacepanda/internal/apitest"
 	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/tree"
 )
 
 // FuzzRelayPost throws arbitrary request bodies (and group-id path
@@ -42,7 +43,7 @@ func FuzzRelayPost(f *testing.F) {
 	f.Add(uint8(0), gp, j(map[string]any{"message": privMsg(f, gid, 0, mls.ContentTypeApplication), "kind": "application", "epoch": 0}))
 	f.Add(uint8(0), gp, j(map[string]any{"message": add.commit, "group_info": add.groupInfo}))
 	f.Add(uint8(0), gp, j(map[string]any{"message": add.commit, "group_info": mg.groupInfo(alice)}))
-	f.Add(uint8(0), gp, j(map[string]any{"message": mg.propose(alice, &mls.Proposal{ProposalType: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: 0}})}))
+	f.Add(uint8(0), gp, j(map[string]any{"message": mg.propose(alice, &mls.Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &mls.Remove{Removed: 0}})}))
 	f.Add(uint8(0), gp, []byte(`{"message":"AAEAAQ==","kind":"proposal","epoch":18446744073709551615}`))
 	f.Add(uint8(1), "", j(map[string]any{"key_packages": [][]byte{alice.keyPackage(f, false)}, "last_resort": alice.keyPackage(f, true)}))
 	f.Add(uint8(2), "", j(map[string]any{"recipients": []string{alice.uid()}, "welcome": welcomeMsg(f), "group_id": gid}))
@@ -125,7 +126,7 @@ func FuzzRelayPost(f *testing.F) {
 			if err != nil || len(ms) != 1 || !bytes.Equal(ms[0].Data, in.Message) {
 				t.Fatalf("accepted seq %d does not round-trip: %v %v", out.Seq, ms, err)
 			}
-			if _, err := mls.UnmarshalMLSMessage(ms[0].Data); err != nil {
+			if _, err := mls.UnmarshalMessage(ms[0].Data); err != nil {
 				t.Fatalf("accepted a message that does not decode: %v", err)
 			}
 		}
@@ -139,7 +140,7 @@ func FuzzRelayPost(f *testing.F) {
 				if err != nil || len(kps) != 1 {
 					t.Fatal(kps, err)
 				}
-				if m, err := mls.UnmarshalMLSMessage(kps[0].Data); err != nil || m.KeyPackage == nil {
+				if m, err := mls.UnmarshalMessage(kps[0].Data); err != nil || m.KeyPackage == nil {
 					t.Fatalf("stored key package does not decode: %v", err)
 				}
 			}

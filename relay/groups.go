@@ -86,7 +86,7 @@ func readFraming(data, gid []byte) (framing, error) {
 	if len(data) > api.MaxCommitSize {
 		return framing{}, errf(http.StatusRequestEntityTooLarge, "message_too_large", "a message is at most %d bytes", api.MaxCommitSize)
 	}
-	m, err := mls.UnmarshalMLSMessage(data)
+	m, err := mls.UnmarshalMessage(data)
 	if err != nil {
 		return framing{}, errf(http.StatusBadRequest, "invalid_message", "not an MLSMessage")
 	}
@@ -291,7 +291,7 @@ func (s *Server) handlePutGroupInfo(w http.ResponseWriter, r *http.Request, sess
 	if len(q.GroupInfo) > api.MaxGroupInfoSize {
 		return errf(http.StatusRequestEntityTooLarge, "group_info_too_large", "a GroupInfo is at most %d bytes", api.MaxGroupInfoSize)
 	}
-	m, err := mls.UnmarshalMLSMessage(q.GroupInfo)
+	m, err := mls.UnmarshalMessage(q.GroupInfo)
 	if err != nil || m.WireFormat != mls.WireFormatGroupInfo {
 		return errf(http.StatusBadRequest, "invalid_group_info", "not an MLSMessage(GroupInfo)")
 	}

@@ -202,7 +202,7 @@ func (id *ident) keyPackageWith(t testing.TB, who string, cert []byte, lastResor
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.LeafExtensions = mls.Extensions{ext}
+		o.LeafExtensions = tree.Extensions{ext}
 	}
 	kp, _, err := mls.NewKeyPackage(id.cs, nil, id.signer, tree.NewBasicCredential([]byte(who)), o)
 	if err != nil {
@@ -213,7 +213,7 @@ func (id *ident) keyPackageWith(t testing.TB, who string, cert []byte, lastResor
 
 func mlsBytes(t testing.TB, body wire.Marshaler) []byte {
 	t.Helper()
-	m, err := mls.NewMLSMessage(body)
+	m, err := mls.NewMessage(body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,9 +234,9 @@ func privMsg(t testing.TB, gid []byte, epoch uint64, ct mls.ContentType) []byte 
 }
 
 func groupInfoMsg(t testing.TB, gid []byte, epoch uint64) []byte {
-	gi := &mls.GroupInfo{GroupContext: mls.GroupContext{Version: mls.ProtocolVersionMLS10, CipherSuite: 1, GroupID: gid, Epoch: epoch,
-		TreeHash: make([]byte, 32), ConfirmedTranscriptHash: make([]byte, 32), Extensions: mls.Extensions{}},
-		Extensions: mls.Extensions{}, ConfirmationTag: make([]byte, 32), Signature: make([]byte, 64)}
+	gi := &mls.GroupInfo{GroupContext: mls.GroupContext{Version: tree.ProtocolVersionMLS10, CipherSuite: 1, GroupID: gid, Epoch: epoch,
+		TreeHash: make([]byte, 32), ConfirmedTranscriptHash: make([]byte, 32), Extensions: tree.Extensions{}},
+		Extensions: tree.Extensions{}, ConfirmationTag: make([]byte, 32), Signature: make([]byte, 64)}
 	return mlsBytes(t, gi)
 }
 

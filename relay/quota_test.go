@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
 )
 
 // quotaRig is a relay with tight quotas, a victim with key packages and a

@@ -16,6 +16,7 @@ import (
 	"github.com/spacepanda/spacepanda/identity"
 	"github.com/spacepanda/spacepanda/internal/apitest"
 	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/tree"
 )
 
 func TestAuth(t *testing.T) {
@@ -476,8 +477,8 @@ func TestGroups(t *testing.T) {
 			t.Fatalf("post: %d %s", r.status, r.raw)
 		}
 		// kind and epoch come from the framing when left out.
-		prop := mg.propose(alice, &mls.Proposal{ProposalType: mls.ProposalTypeGroupContextExtensions,
-			GroupContextExtensions: &mls.GroupContextExtensions{Extensions: mls.Extensions{}}})
+		prop := mg.propose(alice, &mls.Proposal{ProposalType: tree.ProposalTypeGroupContextExtensions,
+			GroupContextExtensions: &mls.GroupContextExtensions{Extensions: tree.Extensions{}}})
 		if r := ca.must(200, "POST", gp+"/messages", map[string]any{"message": prop}); r.body["kind"] != "proposal" || r.num("seq") != 2 {
 			t.Fatalf("framing: %s", r.raw)
 		}
@@ -516,7 +517,7 @@ func TestGroups(t *testing.T) {
 		if r.status != 409 || r.code() != "commit_conflict" || r.num("current_epoch") != 1 {
 			t.Fatalf("losing commit: %d %s", r.status, r.raw)
 		}
-		rm := mg.propose(bob, &mls.Proposal{ProposalType: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: mg.leaf(bob, alice)}})
+		rm := mg.propose(bob, &mls.Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &mls.Remove{Removed: mg.leaf(bob, alice)}})
 		cb.must(200, "POST", gp+"/messages", map[string]any{"message": rm}) // 4
 		addCarol := mg.commit(bob, mls.CommitOptions{}, carol)
 		if r := cb.postCommit(gid, addCarol); r.status != 200 { // 5

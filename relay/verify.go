@@ -52,7 +52,7 @@ func parseGroupInfo(data []byte, code string) (*mls.GroupInfo, error) {
 	if len(data) > api.MaxGroupInfoSize {
 		return nil, errf(http.StatusRequestEntityTooLarge, "group_info_too_large", "a GroupInfo is at most %d bytes", api.MaxGroupInfoSize)
 	}
-	m, err := mls.UnmarshalMLSMessage(data)
+	m, err := mls.UnmarshalMessage(data)
 	if err != nil || m.WireFormat != mls.WireFormatGroupInfo {
 		return nil, errf(http.StatusBadRequest, code, "not an MLSMessage(GroupInfo)")
 	}
@@ -236,7 +236,7 @@ func (s *Server) verifyHandshake(ctx context.Context, sess Session, m *Message, 
 	if err != nil {
 		return PublicState{}, nil, err
 	}
-	msg, err := mls.UnmarshalMLSMessage(m.Data)
+	msg, err := mls.UnmarshalMessage(m.Data)
 	if err != nil {
 		return PublicState{}, nil, errf(http.StatusBadRequest, "invalid_message", "not an MLSMessage")
 	}
@@ -257,7 +257,7 @@ func (s *Server) verifyHandshake(ctx context.Context, sess Session, m *Message, 
 }
 
 // verifyProposal: a valid proposal; a member's is the caller's own device.
-func (s *Server) verifyProposal(sess Session, pg *mls.PublicGroup, msg *mls.MLSMessage) (*mls.PublicGroup, error) {
+func (s *Server) verifyProposal(sess Session, pg *mls.PublicGroup, msg *mls.Message) (*mls.PublicGroup, error) {
 	next, _, err := pg.ProcessProposal(msg)
 	if err != nil {
 		return nil, errf(http.StatusBadRequest, "invalid_proposal", "%v", err)
@@ -275,7 +275,7 @@ func (s *Server) verifyProposal(sess Session, pg *mls.PublicGroup, msg *mls.MLSM
 // device (added, updated or the committer's new one), with
 // the GroupInfo of the epoch it starts. m.Added and m.Removed become the
 // users that gain their first leaf and lose their last one.
-func (s *Server) verifyCommit(ctx context.Context, sess Session, pg *mls.PublicGroup, msg *mls.MLSMessage, m *Message, groupInfo []byte) (*mls.PublicGroup, error) {
+func (s *Server) verifyCommit(ctx context.Context, sess Session, pg *mls.PublicGroup, msg *mls.Message, m *Message, groupInfo []byte) (*mls.PublicGroup, error) {
 	if groupInfo == nil {
 		return nil, errf(http.StatusBadRequest, "invalid_commit", "a commit needs the GroupInfo of the epoch it starts (group_info)")
 	}

@@ -54,7 +54,7 @@ func newMGroup(t testing.TB, creator *ident, gid []byte) *mgroup {
 func (mg *mgroup) keyPackage(id *ident) *mls.KeyPackage {
 	mg.t.Helper()
 	kp, priv, err := mls.NewKeyPackage(id.cs, nil, id.signer, tree.NewBasicCredential([]byte(id.uid())),
-		mls.KeyPackageOptions{LeafExtensions: mls.Extensions{id.certExtension(mg.t)}})
+		mls.KeyPackageOptions{LeafExtensions: tree.Extensions{id.certExtension(mg.t)}})
 	if err != nil {
 		mg.t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func (mg *mgroup) leaf(by, id *ident) tree.LeafIndex {
 	return 0
 }
 
-func mlsWire(t testing.TB, m *mls.MLSMessage) []byte {
+func mlsWire(t testing.TB, m *mls.Message) []byte {
 	t.Helper()
 	b, err := wire.Marshal(m)
 	if err != nil {
@@ -239,7 +239,7 @@ func (mg *mgroup) groupInfoNoTree(by *ident) []byte {
 // flipSignature breaks the signature of a PublicMessage (MLSMessage).
 func flipSignature(t testing.TB, msg []byte) []byte {
 	t.Helper()
-	m, err := mls.UnmarshalMLSMessage(msg)
+	m, err := mls.UnmarshalMessage(msg)
 	if err != nil || m.PublicMessage == nil {
 		t.Fatalf("not a PublicMessage: %v", err)
 	}

@@ -189,7 +189,7 @@ func TestProcessVerifiedProposals(t *testing.T) {
 		gid := []byte("proposals")
 		gp := "/v1/groups/" + gidPath(gid)
 		mg := setupGroup(t, ca, gid, alice, bob, carol)
-		unsent, _, err := mg.g[bob].Propose(&mls.Proposal{ProposalType: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: mg.leaf(bob, carol)}})
+		unsent, _, err := mg.g[bob].Propose(&mls.Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &mls.Remove{Removed: mg.leaf(bob, carol)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +207,7 @@ func TestProcessVerifiedProposals(t *testing.T) {
 		}
 		// Bob proposes carol's removal (the relay caches it); alice
 		// commits it by reference; carol is out.
-		prop := mg.propose(bob, &mls.Proposal{ProposalType: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: mg.leaf(bob, carol)}})
+		prop := mg.propose(bob, &mls.Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &mls.Remove{Removed: mg.leaf(bob, carol)}})
 		cb.must(200, "POST", gp+"/messages", map[string]any{"message": prop})
 		st := mg.commit(alice, mls.CommitOptions{})
 		if ps := st.res.Commit.PublicMessage.Content.Commit.Proposals; len(ps) != 1 || ps[0].Type != mls.ProposalOrRefTypeReference {

@@ -42,7 +42,7 @@ func (s *Server) handlePostWelcome(w http.ResponseWriter, r *http.Request, sess 
 	if len(q.RatchetTree) > api.MaxRatchetTreeSize {
 		return errf(http.StatusRequestEntityTooLarge, "welcome_too_large", "a Welcome's ratchet tree is at most %d bytes", api.MaxRatchetTreeSize)
 	}
-	if m, err := mls.UnmarshalMLSMessage(q.Welcome); err != nil || m.WireFormat != mls.WireFormatWelcome {
+	if m, err := mls.UnmarshalMessage(q.Welcome); err != nil || m.WireFormat != mls.WireFormatWelcome {
 		return errf(http.StatusBadRequest, "invalid_welcome", "not an MLSMessage(Welcome)")
 	}
 	if err := s.welcomeQuota(r, q.Recipients, int64(len(q.Welcome)+len(q.RatchetTree))); err != nil {

@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/spacepanda/spacepanda/conformance"
 	"github.com/spacepanda/spacepanda/internal/testvec"
+	"github.com/spacepanda/spacepanda/mls/conformance"
 )
 
 func cmdConformance(args []string, stdout, stderr io.Writer) int {

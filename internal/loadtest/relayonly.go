@@ -230,7 +230,7 @@ func groupInfo(id client.Identity, gid []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := mls.NewMLSMessage(gi)
+	m, err := mls.NewMessage(gi)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +243,7 @@ func appMessage(gid []byte, sent time.Time) ([]byte, error) {
 	ct := make([]byte, 200)
 	rand.Read(ct)
 	binary.BigEndian.PutUint64(ct, uint64(sent.UnixNano()))
-	m, err := mls.NewMLSMessage(&mls.PrivateMessage{GroupID: gid, Epoch: 0, ContentType: mls.ContentTypeApplication,
+	m, err := mls.NewMessage(&mls.PrivateMessage{GroupID: gid, Epoch: 0, ContentType: mls.ContentTypeApplication,
 		AuthenticatedData: []byte{}, EncryptedSenderData: ct[:16], Ciphertext: ct[16:]})
 	if err != nil {
 		return nil, err
@@ -252,7 +252,7 @@ func appMessage(gid []byte, sent time.Time) ([]byte, error) {
 }
 
 func sentAt(data []byte) (time.Time, bool) {
-	m, err := mls.UnmarshalMLSMessage(data)
+	m, err := mls.UnmarshalMessage(data)
 	if err != nil || m.WireFormat != mls.WireFormatPrivateMessage || len(m.PrivateMessage.EncryptedSenderData) < 8 {
 		return time.Time{}, false
 	}

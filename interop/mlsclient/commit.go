@@ -9,6 +9,7 @@ import (
 
 	"github.com/spacepanda/spacepanda/interop/mlsclient/mlspb"
 	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/tree"
 )
 
 // receiveProposals processes proposals and caches each valid one in the
@@ -39,7 +40,7 @@ func (st *state) receiveProposals(msgs [][]byte) error {
 }
 
 // contentType is the content type an MLSMessage shows before it is opened.
-func contentType(m *mls.MLSMessage) mls.ContentType {
+func contentType(m *mls.Message) mls.ContentType {
 	if m.PrivateMessage != nil {
 		return m.PrivateMessage.ContentType
 	}
@@ -63,18 +64,18 @@ func commitOptions(sc proposalScope, descs []*mlspb.ProposalDescription, o *mls.
 			return err
 		}
 		switch p.ProposalType {
-		case mls.ProposalTypeAdd:
+		case tree.ProposalTypeAdd:
 			o.Add = append(o.Add, &p.Add.KeyPackage)
-		case mls.ProposalTypeRemove:
+		case tree.ProposalTypeRemove:
 			o.Remove = append(o.Remove, p.Remove.Removed)
-		case mls.ProposalTypePSK:
+		case tree.ProposalTypePSK:
 			o.PSKs = append(o.PSKs, p.PreSharedKey.PSK)
-		case mls.ProposalTypeGroupContextExtensions:
+		case tree.ProposalTypeGroupContextExtensions:
 			if o.Extensions != nil {
 				return status.Error(codes.InvalidArgument, "commit: two groupContextExtensions proposals")
 			}
 			o.Extensions = p.GroupContextExtensions.Extensions
-		case mls.ProposalTypeReInit:
+		case tree.ProposalTypeReInit:
 			o.ReInit = p.ReInit
 		}
 	}

@@ -74,7 +74,7 @@ func (s *Server) AddExternalSigner(_ context.Context, r *mlspb.AddExternalSigner
 			return e.ExtensionType == tree.ExtensionTypeExternalSenders
 		})
 		next = append(next, tree.Extension{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: data})
-		return &mls.Proposal{ProposalType: mls.ProposalTypeGroupContextExtensions,
+		return &mls.Proposal{ProposalType: tree.ProposalTypeGroupContextExtensions,
 			GroupContextExtensions: &mls.GroupContextExtensions{Extensions: next}}, nil
 	})
 }

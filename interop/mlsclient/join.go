@@ -173,7 +173,7 @@ func (s *Server) ExternalJoin(_ context.Context, r *mlspb.ExternalJoinRequest) (
 			return nil, status.Error(codes.InvalidArgument, "external join: a PSK without psk_id")
 		}
 		st.psks[string(p.PskId)] = bytes.Clone(p.PskSecret)
-		o.PSKs = append(o.PSKs, mls.PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: bytes.Clone(p.PskId)})
+		o.PSKs = append(o.PSKs, schedule.PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: bytes.Clone(p.PskId)})
 	}
 	commit, g, err := mls.JoinByExternalCommitWith(cs, signer, gi, rt, mls.LeafOptions{Credential: tree.NewBasicCredential(r.Identity)},
 		s.config(st, st.treeInWelcome), o)
@@ -201,7 +201,7 @@ func (s *Server) NewMemberAddProposal(_ context.Context, r *mlspb.NewMemberAddPr
 	if err != nil {
 		return nil, err
 	}
-	p := &mls.Proposal{ProposalType: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *tx.bundle.KeyPackage}}
+	p := &mls.Proposal{ProposalType: tree.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *tx.bundle.KeyPackage}}
 	msg, err := externalProposal(cs, tx.bundle.Signer, &gi.GroupContext, mls.Sender{SenderType: mls.SenderTypeNewMemberProposal}, p)
 	if err != nil {
 		s.remove(id)
@@ -239,7 +239,7 @@ func verifiedGroupInfo(b, rtBytes []byte) (*mls.GroupInfo, *tree.Tree, error) {
 			return nil, nil, err
 		}
 	}
-	t, err := tree.NewTree(rt)
+	t, err := tree.New(rt)
 	if err != nil {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "group info: ratchet tree: %v", err)
 	}

@@ -74,32 +74,32 @@ func (sc proposalScope) proposal(d *mlspb.ProposalDescription) (*mls.Proposal, e
 		if err != nil {
 			return nil, err
 		}
-		return &mls.Proposal{ProposalType: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *m.KeyPackage}}, nil
+		return &mls.Proposal{ProposalType: tree.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *m.KeyPackage}}, nil
 	case descRemove:
 		leaf, err := sc.leafOf(d.RemovedId)
 		if err != nil {
 			return nil, err
 		}
-		return &mls.Proposal{ProposalType: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}}, nil
+		return &mls.Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}}, nil
 	case descExternalPSK, descResumptionPSK:
 		nonce, err := sc.nonce()
 		if err != nil {
 			return nil, err
 		}
-		id := mls.PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: d.PskId, Nonce: nonce}
+		id := schedule.PreSharedKeyID{Type: schedule.PSKTypeExternal, PSKID: d.PskId, Nonce: nonce}
 		if string(d.ProposalType) == descResumptionPSK {
-			id = mls.PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageApplication,
+			id = schedule.PreSharedKeyID{Type: schedule.PSKTypeResumption, Usage: schedule.UsageApplication,
 				PSKGroupID: bytes.Clone(sc.groupID), PSKEpoch: d.EpochId, Nonce: nonce}
 		} else if len(d.PskId) == 0 {
 			return nil, status.Error(codes.InvalidArgument, "external PSK proposal without psk_id")
 		}
-		return &mls.Proposal{ProposalType: mls.ProposalTypePSK, PreSharedKey: &mls.PreSharedKey{PSK: id}}, nil
+		return &mls.Proposal{ProposalType: tree.ProposalTypePSK, PreSharedKey: &mls.PreSharedKey{PSK: id}}, nil
 	case descGCE:
 		exts, err := extensions(d.Extensions)
 		if err != nil {
 			return nil, err
 		}
-		return &mls.Proposal{ProposalType: mls.ProposalTypeGroupContextExtensions,
+		return &mls.Proposal{ProposalType: tree.ProposalTypeGroupContextExtensions,
 			GroupContextExtensions: &mls.GroupContextExtensions{Extensions: exts}}, nil
 	case descReInit:
 		cs, err := suiteOf(d.CipherSuite)
@@ -110,8 +110,8 @@ func (sc proposalScope) proposal(d *mlspb.ProposalDescription) (*mls.Proposal, e
 		if err != nil {
 			return nil, err
 		}
-		return &mls.Proposal{ProposalType: mls.ProposalTypeReInit, ReInit: &mls.ReInit{GroupID: d.GroupId,
-			Version: mls.ProtocolVersionMLS10, CipherSuite: cs.ID(), Extensions: exts}}, nil
+		return &mls.Proposal{ProposalType: tree.ProposalTypeReInit, ReInit: &mls.ReInit{GroupID: d.GroupId,
+			Version: tree.ProtocolVersionMLS10, CipherSuite: cs.ID(), Extensions: exts}}, nil
 	}
 	return nil, status.Errorf(codes.InvalidArgument, "unknown proposal type %q", d.ProposalType)
 }
@@ -122,7 +122,7 @@ func (s *Server) propose(id uint32, op string, build func(st *state) (*mls.Propo
 	out := &mlspb.ProposalResponse{}
 	err := s.withState(id, func(st *state) error {
 		var (
-			msg  *mls.MLSMessage
+			msg  *mls.Message
 			next *mls.Group
 			err  error
 		)

@@ -47,7 +47,7 @@ func (st *state) reinitOptions(r *mlspb.CommitRequest) (mls.CommitOptions, error
 	for _, b := range r.ByReference {
 		if ri, ok := st.sentReInit[string(b)]; ok {
 			o.ReInit, n = ri, n+1
-		} else if rp, ok := st.refs[string(b)]; ok && rp.typ == mls.ProposalTypeReInit {
+		} else if rp, ok := st.refs[string(b)]; ok && rp.typ == tree.ProposalTypeReInit {
 			o.ReInitRef, n = rp.ref, n+1
 		} else {
 			return o, status.Error(codes.InvalidArgument, "reinit commit: a by-reference proposal is not a ReInit (RFC 9420 §12.2: a ReInit is committed alone)")

@@ -50,14 +50,14 @@ type state struct {
 // received is a proposal another member (or an external sender) sent.
 type received struct {
 	ref []byte
-	typ mls.ProposalType
+	typ tree.ProposalType
 }
 
 // pskStore holds the external PSKs given by StorePSK.
 type pskStore map[string][]byte
 
 // lookup implements mls.PSKLookup for external PSKs.
-func (p pskStore) lookup(id *mls.PreSharedKeyID) ([]byte, error) {
+func (p pskStore) lookup(id *schedule.PreSharedKeyID) ([]byte, error) {
 	if id.Type == schedule.PSKTypeExternal {
 		if sec, ok := p[string(id.PSKID)]; ok {
 			return sec, nil
@@ -219,8 +219,8 @@ func (s *Server) StorePSK(_ context.Context, r *mlspb.StorePSKRequest) (*mlspb.S
 }
 
 // decodeMessage decodes an MLSMessage and checks its wire format.
-func decodeMessage(b []byte, want ...mls.WireFormat) (*mls.MLSMessage, error) {
-	m, err := mls.UnmarshalMLSMessage(b)
+func decodeMessage(b []byte, want ...mls.WireFormat) (*mls.Message, error) {
+	m, err := mls.UnmarshalMessage(b)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "decode message: %v", err)
 	}
@@ -234,10 +234,10 @@ func decodeMessage(b []byte, want ...mls.WireFormat) (*mls.MLSMessage, error) {
 
 // encodeMessage encodes an MLSMessage, wrapping a bare body first.
 func encodeMessage(v wire.Marshaler) ([]byte, error) {
-	m, ok := v.(*mls.MLSMessage)
+	m, ok := v.(*mls.Message)
 	if !ok {
 		var err error
-		if m, err = mls.NewMLSMessage(v); err != nil {
+		if m, err = mls.NewMessage(v); err != nil {
 			return nil, status.Errorf(codes.Internal, "encode message: %v", err)
 		}
 	}

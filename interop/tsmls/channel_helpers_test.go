@@ -177,7 +177,7 @@ func (c *chGo) Process(raw []byte) (*eiProcessed, error) {
 	}
 	c.last = ev
 	out := &eiProcessed{Sender: ev.Sender.Identity, Removed: ev.Kind == channel.EventRemoved}
-	if dec, err := mls.UnmarshalMLSMessage(raw); err == nil {
+	if dec, err := mls.UnmarshalMessage(raw); err == nil {
 		out.WireFormat = dec.WireFormat
 	}
 	switch ev.Kind {

@@ -29,11 +29,11 @@ func newChecker(t testing.TB, id suite.ID) *checker {
 	return &checker{t: t, id: id, s: s, seen: map[mls.WireFormat]int{}}
 }
 
-// message decodes an MLSMessage with mls.UnmarshalMLSMessage, checks its wire
+// message decodes an MLSMessage with mls.UnmarshalMessage, checks its wire
 // format and that wire.Marshal re-encodes it byte for byte.
-func (c *checker) message(what string, raw []byte, want mls.WireFormat) *mls.MLSMessage {
+func (c *checker) message(what string, raw []byte, want mls.WireFormat) *mls.Message {
 	c.t.Helper()
-	m, err := mls.UnmarshalMLSMessage(raw)
+	m, err := mls.UnmarshalMessage(raw)
 	if err != nil {
 		c.t.Fatalf("%s: our decoder rejects ts-mls bytes: %v\n%x", what, err, raw)
 	}
@@ -99,7 +99,7 @@ func (c *checker) welcome(what string, raw []byte, keyPackages ...[]byte) {
 		c.t.Fatalf("%s: %d EncryptedGroupSecrets for %d key packages", what, len(w.Secrets), len(keyPackages))
 	}
 	for i, raw := range keyPackages {
-		kpm, err := mls.UnmarshalMLSMessage(raw)
+		kpm, err := mls.UnmarshalMessage(raw)
 		if err != nil {
 			c.t.Fatalf("%s: key package %d: %v", what, i, err)
 		}
@@ -122,7 +122,7 @@ func (c *checker) welcome(what string, raw []byte, keyPackages ...[]byte) {
 
 // handshake checks a commit or proposal in the expected framing and returns
 // the decoded message.
-func (c *checker) handshake(what string, raw []byte, public bool) *mls.MLSMessage {
+func (c *checker) handshake(what string, raw []byte, public bool) *mls.Message {
 	c.t.Helper()
 	if public {
 		m := c.message(what, raw, mls.WireFormatPublicMessage)
@@ -184,7 +184,7 @@ func (c *checker) ratchetTree(what string, raw, groupID, treeHash []byte) *tree.
 	if !bytes.Equal(again, raw) {
 		c.t.Fatalf("%s: re-encoding differs\nts-mls: %x\nours:   %x", what, raw, again)
 	}
-	tr, err := tree.NewTree(nodes)
+	tr, err := tree.New(nodes)
 	if err != nil {
 		c.t.Fatalf("%s: NewTree: %v", what, err)
 	}
@@ -203,7 +203,7 @@ func (c *checker) ratchetTree(what string, raw, groupID, treeHash []byte) *tree.
 // (RFC 9420 §8.2) carry before's confirmed hash to after's, and that the
 // commit's signature verifies under before's GroupContext with the sender's
 // key from before's tree.
-func (c *checker) transcript(what string, commit *mls.MLSMessage, before *mls.GroupInfo, beforeTree *tree.Tree, after *mls.GroupInfo) {
+func (c *checker) transcript(what string, commit *mls.Message, before *mls.GroupInfo, beforeTree *tree.Tree, after *mls.GroupInfo) {
 	c.t.Helper()
 	ac := commit.PublicMessage.AuthenticatedContent()
 	interim, err := mls.NextInterimTranscriptHash(c.s, before.GroupContext.ConfirmedTranscriptHash, before.ConfirmationTag)

@@ -241,7 +241,7 @@ func (m *eiTS) Process(msg []byte) (*eiProcessed, error) {
 		return nil, err
 	}
 	out := &eiProcessed{Kind: r.Kind, Data: r.Data, Sender: r.Sender, Removed: r.Removed}
-	if dec, err := mls.UnmarshalMLSMessage(msg); err == nil {
+	if dec, err := mls.UnmarshalMessage(msg); err == nil {
 		out.WireFormat = dec.WireFormat
 	}
 	return out, nil
@@ -323,7 +323,7 @@ func (m *eiGo) marshal(what string, v wire.Marshaler) []byte {
 
 func (m *eiGo) message(what string, body wire.Marshaler) []byte {
 	m.t.Helper()
-	msg, err := mls.NewMLSMessage(body)
+	msg, err := mls.NewMessage(body)
 	if err != nil {
 		m.fail("wrapping "+what, err)
 	}
@@ -356,7 +356,7 @@ func (m *eiGo) CreateGroup(gid []byte) {
 }
 
 // CreateGroupWith is CreateGroup with GroupContext extensions.
-func (m *eiGo) CreateGroupWith(gid []byte, ext mls.Extensions) {
+func (m *eiGo) CreateGroupWith(gid []byte, ext tree.Extensions) {
 	m.t.Helper()
 	g, err := mls.CreateGroup(m.s, m.signer, gid, mls.LeafOptions{Credential: m.cred}, ext, m.cfg)
 	if err != nil {
@@ -365,9 +365,9 @@ func (m *eiGo) CreateGroupWith(gid []byte, ext mls.Extensions) {
 	m.g = g
 }
 
-func (m *eiGo) decode(what string, raw []byte, wf mls.WireFormat) *mls.MLSMessage {
+func (m *eiGo) decode(what string, raw []byte, wf mls.WireFormat) *mls.Message {
 	m.t.Helper()
-	msg, err := mls.UnmarshalMLSMessage(raw)
+	msg, err := mls.UnmarshalMessage(raw)
 	if err != nil {
 		m.fail("decoding "+what, err)
 	}
@@ -513,12 +513,12 @@ func (m *eiGo) propose(what string, p *mls.Proposal) []byte {
 func (m *eiGo) ProposeAdd(kp []byte) []byte {
 	m.t.Helper()
 	k := m.decode("KeyPackage", kp, mls.WireFormatKeyPackage).KeyPackage
-	return m.propose("add", &mls.Proposal{ProposalType: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *k}})
+	return m.propose("add", &mls.Proposal{ProposalType: tree.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *k}})
 }
 
 func (m *eiGo) ProposeRemove(victim string) []byte {
 	m.t.Helper()
-	return m.propose("remove", &mls.Proposal{ProposalType: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: m.leafOf(victim)}})
+	return m.propose("remove", &mls.Proposal{ProposalType: tree.ProposalTypeRemove, Remove: &mls.Remove{Removed: m.leafOf(victim)}})
 }
 
 // ProposeUpdate proposes a fresh leaf (ts-mls has no command for it).
@@ -542,7 +542,7 @@ func (m *eiGo) Send(data []byte) []byte {
 }
 
 func (m *eiGo) Process(raw []byte) (*eiProcessed, error) {
-	msg, err := mls.UnmarshalMLSMessage(raw)
+	msg, err := mls.UnmarshalMessage(raw)
 	if err != nil {
 		return nil, fmt.Errorf("decoding: %w", err)
 	}

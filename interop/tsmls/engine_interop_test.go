@@ -405,7 +405,7 @@ func TestExternalPubQuirk(t *testing.T) {
 		if err := alice.p.Call(map[string]any{"cmd": "group_info", "group_id": alice.gid, "raw_external_pub": raw}, &r); err != nil {
 			t.Fatal(err)
 		}
-		m, err := mls.UnmarshalMLSMessage(r.GroupInfo)
+		m, err := mls.UnmarshalMessage(r.GroupInfo)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -436,7 +436,7 @@ func TestEngineKeyPackageExtensions(t *testing.T) {
 	gr.step("alice (ts) adds bob (go, last_resort) and carol (go, unknown leaf extension, 1h lifetime)")
 	c := alice.Add(bob.KeyPackageWith(mls.KeyPackageOptions{LastResort: true}),
 		carol.KeyPackageWith(mls.KeyPackageOptions{Lifetime: time.Hour,
-			LeafExtensions: mls.Extensions{{ExtensionType: 0xff00, ExtensionData: []byte("app data")}}}))
+			LeafExtensions: tree.Extensions{{ExtensionType: 0xff00, ExtensionData: []byte("app data")}}}))
 	gr.commit(alice, c, false, []eiMember{bob, carol})
 	gr.step("bob (go) updates")
 	gr.commit(bob, bob.Update(), false, nil)
@@ -459,7 +459,7 @@ func TestEngineGroupContextExtensions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice.CreateGroupWith([]byte("gc extensions"), mls.Extensions{
+	alice.CreateGroupWith([]byte("gc extensions"), tree.Extensions{
 		{ExtensionType: tree.ExtensionTypeRequiredCapabilities, ExtensionData: rc},
 		{ExtensionType: tree.ExtensionTypeExternalSenders, ExtensionData: es},
 	})

@@ -280,7 +280,7 @@ func scenario(t *testing.T, id suite.ID, opts tsmls.HandshakeOptions) {
 	deliver(t, gid, prop, carol, tsmls.KindProposal, nil, 6, alice)
 	add = commitChecked(t, c, public, alice, gid, "commit proposals", func() (*tsmls.CommitResult, error) { return alice.Commit(gid) })
 	if public {
-		cm, _ := mls.UnmarshalMLSMessage(add.Commit)
+		cm, _ := mls.UnmarshalMessage(add.Commit)
 		ps := cm.PublicMessage.Content.Commit.Proposals
 		if len(ps) != 1 || ps[0].Type != mls.ProposalOrRefTypeReference {
 			t.Fatalf("commit of a pending proposal: %d proposals, want one by reference", len(ps))
@@ -360,7 +360,7 @@ func TestMultiAddAndLifetime(t *testing.T) {
 		n := node{name, p}
 		joiners = append(joiners, n)
 		kp := keyPackage(t, c, n)
-		m, _ := mls.UnmarshalMLSMessage(kp)
+		m, _ := mls.UnmarshalMessage(kp)
 		lt := m.KeyPackage.LeafNode.Lifetime
 		if lt.NotAfter-lt.NotBefore != 7*24*3600+3600 {
 			t.Fatalf("lifetime %+v", lt)
@@ -441,7 +441,7 @@ func TestECDSACompressedKeyQuirk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := mls.UnmarshalMLSMessage(kp)
+	m, err := mls.UnmarshalMessage(kp)
 	if err != nil {
 		t.Fatalf("decoding: %v", err)
 	}

@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/internal/access"
 	"github.com/spacepanda/spacepanda/mls/internal/fromtree"
 	"github.com/spacepanda/spacepanda/mls/internal/parallel"
 	"github.com/spacepanda/spacepanda/mls/suite"
@@ -144,7 +145,7 @@ type commitSizes struct {
 
 // sizesOf measures the encodings of the commit in m, sent by a member of
 // a group whose context is ctx.
-func sizesOf(s *suite.Suite, m *mls.MLSMessage, ctx mls.GroupContext) (commitSizes, error) {
+func sizesOf(s *suite.Suite, m *mls.Message, ctx mls.GroupContext) (commitSizes, error) {
 	pm := m.PublicMessage
 	if pm == nil {
 		return commitSizes{}, fmt.Errorf("the commit is not a PublicMessage")
@@ -319,11 +320,11 @@ func (w *world) reset() error {
 		if err != nil {
 			return err
 		}
-		g, err := fromtree.NewGroup(w.epoch, fromtree.Member{Leaf: leaf, Signer: signer, Keys: keys}, config)
+		g, err := mls.Internals(access.Key{}).GroupFromTree(w.epoch, fromtree.Member{Leaf: leaf, Signer: signer, Keys: keys}, config)
 		if err != nil {
 			return err
 		}
-		*gp = g.(*mls.Group)
+		*gp = g
 	}
 	return nil
 }
@@ -446,7 +447,7 @@ func benchOne(s *suite.Suite, n int, shape string, o Options, emit func(Row)) er
 			}
 			return nil, mls.ErrKeyPackageNotFound
 		}
-		nt, err := tree.NewTree(res.State.RatchetTree())
+		nt, err := tree.New(res.State.RatchetTree())
 		if err != nil {
 			return err
 		}
@@ -487,7 +488,7 @@ func benchOne(s *suite.Suite, n int, shape string, o Options, emit func(Row)) er
 			return err
 		}
 		a, bob = w.alice, w.bob
-		var queue []*mls.MLSMessage
+		var queue []*mls.Message
 		var d []time.Duration
 		start := time.Now()
 		for len(d) < o.MinRuns || time.Since(start) < o.MinTime {

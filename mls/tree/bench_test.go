@@ -143,7 +143,7 @@ func benchValidate(b *testing.B, bt *treetest.Built) {
 	nodes := bt.Tree.Nodes()
 	want := bt.Tree.TreeHash(bt.Suite)
 	for b.Loop() {
-		t, err := tree.NewTree(nodes)
+		t, err := tree.New(nodes)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -26,7 +26,7 @@ func TestCredentialCountsFollowChanges(t *testing.T) {
 			t.Fatalf("counts %d %v %v, recount %d %v %v", m, u, s, fm, fu, fs)
 		}
 	}
-	tr, err := NewTreeWithLeaf(mk(0, 1, 1, 2))
+	tr, err := NewWithLeaf(mk(0, 1, 1, 2))
 	if err != nil {
 		t.Fatal(err)
 	}

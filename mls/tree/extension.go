@@ -271,3 +271,10 @@ func readUint32s[T ~uint32](r *wire.Reader) []T {
 	}
 	return out
 }
+
+// ExtensionTypeLastResort marks a KeyPackage that may be used more than
+// once when a client has run out of fresh ones (RFC 9420 §16.8). It is not
+// defined by RFC 9420 itself but by the MLS extensions draft
+// (draft-ietf-mls-extensions, "last_resort" 0x000A, empty extension_data),
+// the value other implementations (OpenMLS, mls-rs) use.
+const ExtensionTypeLastResort ExtensionType = 0x000a

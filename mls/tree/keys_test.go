@@ -15,7 +15,7 @@ func TestEmptyKeysIndexed(t *testing.T) {
 	leaf := func(enc, sig string) *LeafNode {
 		return &LeafNode{EncryptionKey: []byte(enc), SignatureKey: []byte(sig), LeafNodeSource: LeafNodeSourceKeyPackage}
 	}
-	tr, err := NewTree(RatchetTreeNodes{{Leaf: leaf("", "s0")}, nil, {Leaf: leaf("e1", "")}})
+	tr, err := New(RatchetTreeNodes{{Leaf: leaf("", "s0")}, nil, {Leaf: leaf("e1", "")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestEmptyKeysIndexed(t *testing.T) {
 		t.Fatalf("added leaf's empty key: %d %v", x, ok)
 	}
 	// Two empty keys in a received tree.
-	two, err := NewTree(RatchetTreeNodes{{Leaf: leaf("", "s0")}, nil, {Leaf: leaf("", "s1")}})
+	two, err := New(RatchetTreeNodes{{Leaf: leaf("", "s0")}, nil, {Leaf: leaf("", "s1")}})
 	if err != nil {
 		t.Fatal(err)
 	}

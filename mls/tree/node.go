@@ -38,7 +38,7 @@ const ProtocolVersionMLS10 ProtocolVersion = 1
 
 // ProposalType identifies a proposal ("MLS Proposal Types" registry,
 // RFC 9420 §17.4). It lives here because Capabilities lists proposal types;
-// package mls re-exports it (mls.ProposalType is an alias).
+// package mls uses it from here (one home for the vocabulary).
 type ProposalType uint16
 
 // Proposal types defined by RFC 9420 §17.4.

@@ -83,7 +83,7 @@ type Tree struct {
 // full tree of 2^d leaves. Semantic checks (hashes, signatures, key
 // uniqueness, unmerged leaves) are Validate's. The tree keeps the node
 // pointers; they must not be modified afterwards.
-func NewTree(nodes RatchetTreeNodes) (*Tree, error) {
+func New(nodes RatchetTreeNodes) (*Tree, error) {
 	if len(nodes) == 0 {
 		return nil, fmt.Errorf("%w: empty tree", ErrMalformedTree)
 	}
@@ -149,11 +149,11 @@ func validSource(s LeafNodeSource) bool {
 
 // NewTreeWithLeaf returns a one-leaf tree holding leaf: a new group's tree
 // (RFC 9420 §11).
-func NewTreeWithLeaf(leaf *LeafNode) (*Tree, error) {
+func NewWithLeaf(leaf *LeafNode) (*Tree, error) {
 	if leaf == nil || !validSource(leaf.LeafNodeSource) {
 		return nil, ErrInvalidLeafNode
 	}
-	return NewTree(RatchetTreeNodes{{Leaf: leaf}})
+	return New(RatchetTreeNodes{{Leaf: leaf}})
 }
 
 // Clone returns a copy of t that can be changed independently. It copies

@@ -25,7 +25,7 @@ func build(t testing.TB, n int, opts treetest.Options) *treetest.Built {
 // freshHash recomputes the tree hash without any cache.
 func freshHash(t testing.TB, s *suite.Suite, tr *tree.Tree) []byte {
 	t.Helper()
-	nt, err := tree.NewTree(tr.Nodes())
+	nt, err := tree.New(tr.Nodes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestResolutionRFCExample(t *testing.T) {
 	}
 	nodes[3] = &tree.Node{Parent: &tree.ParentNode{EncryptionKey: []byte("X"), UnmergedLeaves: []tree.LeafIndex{1}}}
 	nodes[9] = &tree.Node{Parent: &tree.ParentNode{EncryptionKey: []byte("Y")}}
-	tr, err := tree.NewTree(nodes)
+	tr, err := tree.New(nodes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestValidateRejects(t *testing.T) {
 	mutate := func(f func(nodes tree.RatchetTreeNodes)) *tree.Tree {
 		nodes := b.Tree.Nodes()
 		f(nodes)
-		tr, err := tree.NewTree(nodes)
+		tr, err := tree.New(nodes)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -373,7 +373,7 @@ func FuzzNewTree(f *testing.F) {
 		if err := wire.Unmarshal(data, &nodes); err != nil {
 			return
 		}
-		tr, err := tree.NewTree(nodes)
+		tr, err := tree.New(nodes)
 		if err != nil {
 			return
 		}

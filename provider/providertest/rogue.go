@@ -115,7 +115,7 @@ func (r *Rogue) KeyPackage(tb testing.TB, identityText string, exts ...tree.Exte
 		tb.Fatal(err)
 	}
 	r.bundles = append(r.bundles, &mls.KeyPackageBundle{KeyPackage: kp, Private: priv, Signer: r.Signer})
-	m, err := mls.NewMLSMessage(kp)
+	m, err := mls.NewMessage(kp)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func (anything) ValidateSuccessor(prev, next *tree.LeafNode) error { return nil 
 // ratchetTree nil: the tree is in the Welcome.
 func (r *Rogue) Join(tb testing.TB, welcome, ratchetTree []byte) {
 	tb.Helper()
-	m, err := mls.UnmarshalMLSMessage(welcome)
+	m, err := mls.UnmarshalMessage(welcome)
 	if err != nil || m.Welcome == nil {
 		tb.Fatalf("rogue join: not a Welcome: %v", err)
 	}
@@ -180,7 +180,7 @@ func (r *Rogue) AddCommit(tb testing.TB, keyPackages ...[]byte) []byte {
 	tb.Helper()
 	var o mls.CommitOptions
 	for _, b := range keyPackages {
-		m, err := mls.UnmarshalMLSMessage(b)
+		m, err := mls.UnmarshalMessage(b)
 		if err != nil || m.KeyPackage == nil {
 			tb.Fatalf("not a key package: %v", err)
 		}
@@ -227,7 +227,7 @@ func (r *Rogue) ProposeUpdate(tb testing.TB, change func(ln *tree.LeafNode)) []b
 	if err := ln.Sign(r.Suite, r.Signer, g.GroupID(), g.OwnLeafIndex()); err != nil {
 		tb.Fatal(err)
 	}
-	msg, next, err := g.Propose(&mls.Proposal{ProposalType: mls.ProposalTypeUpdate, Update: &mls.Update{LeafNode: ln}})
+	msg, next, err := g.Propose(&mls.Proposal{ProposalType: tree.ProposalTypeUpdate, Update: &mls.Update{LeafNode: ln}})
 	if err != nil {
 		tb.Fatalf("rogue update: %v", err)
 	}
@@ -263,7 +263,7 @@ func (r *Rogue) TamperOwnLeaf(tb testing.TB, pairs ...[2][]byte) {
 	r.Group = g
 }
 
-func marshal(tb testing.TB, m *mls.MLSMessage) []byte {
+func marshal(tb testing.TB, m *mls.Message) []byte {
 	tb.Helper()
 	b, err := wire.Marshal(m)
 	if err != nil {

@@ -63,7 +63,7 @@ func (d *device) keyPackage(t *testing.T, lastResort bool) []byte {
 	cert, _ := identity.ParseCertificate(d.cert)
 	ext, _ := cert.Extension()
 	kp, _, err := mls.NewKeyPackage(d.cs, nil, d.signer, tree.NewBasicCredential([]byte(d.user.UserID())),
-		mls.KeyPackageOptions{LastResort: lastResort, LeafExtensions: mls.Extensions{ext}})
+		mls.KeyPackageOptions{LastResort: lastResort, LeafExtensions: tree.Extensions{ext}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func (d *device) keyPackage(t *testing.T, lastResort bool) []byte {
 
 func marshal(t *testing.T, body wire.Marshaler) []byte {
 	t.Helper()
-	m, err := mls.NewMLSMessage(body)
+	m, err := mls.NewMessage(body)
 	if err != nil {
 		t.Fatal(err)
 	}

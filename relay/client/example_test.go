@@ -47,8 +47,8 @@ func Example() {
 	c := relayclient.New(hs.URL, relayclient.Identity{Certificate: certBytes, Signer: signer}, relayclient.Options{})
 	ext, _ := cert.Extension()
 	kp, _, _ := mls.NewKeyPackage(cs, nil, signer, tree.NewBasicCredential([]byte(user.UserID())),
-		mls.KeyPackageOptions{LeafExtensions: mls.Extensions{ext}})
-	msg, _ := mls.NewMLSMessage(kp)
+		mls.KeyPackageOptions{LeafExtensions: tree.Extensions{ext}})
+	msg, _ := mls.NewMessage(kp)
 	enc, _ := wire.Marshal(msg)
 	if _, err := c.PublishKeyPackages(ctx, [][]byte{enc}, nil); err != nil { // logs in first
 		log.Fatal(err)

@@ -41,7 +41,7 @@ func commitAdding(t *testing.T, g *mls.Group, d *device) (*mls.CommitResult, []b
 	t.Helper()
 	o := mls.CommitOptions{}
 	if d != nil {
-		m, err := mls.UnmarshalMLSMessage(d.keyPackage(t, false))
+		m, err := mls.UnmarshalMessage(d.keyPackage(t, false))
 		if err != nil {
 			t.Fatal(err)
 		}

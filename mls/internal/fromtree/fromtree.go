@@ -3,10 +3,10 @@
 // they had joined that epoch: the benchmark does not build a
 // 10,000-member group with 10,000 commits.
 //
-// Package mls provides the constructor: its init sets NewGroup, once, and
-// nothing changes it afterwards. Being internal to mls, this package is
-// out of reach of anything outside the engine; package mls exports nothing
-// for it.
+// The constructor is mls.Internals(access.Key{}).GroupFromTree: package
+// mls cannot be imported here (it imports this package), and being internal
+// to mls, neither this package nor the key is in reach of anything outside
+// the engine.
 package fromtree
 
 import (
@@ -35,7 +35,3 @@ type Member struct {
 	// and those of the parents on its path it shares with the tree.
 	Keys tree.PrivateKeys
 }
-
-// NewGroup returns m's state in e, an *mls.Group, with cfg, an mls.Config
-// (this package cannot name either: package mls imports it).
-var NewGroup func(e *Epoch, m Member, cfg any) (any, error)

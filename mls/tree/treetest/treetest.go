@@ -109,7 +109,7 @@ func Build(s *suite.Suite, n int, opts Options) (*Built, error) {
 	if err := bd.finalize(tree.Root(nl), nil, true); err != nil {
 		return nil, err
 	}
-	t, err := tree.NewTree(nodes.Trimmed())
+	t, err := tree.New(nodes.Trimmed())
 	if err != nil {
 		return nil, err
 	}

@@ -12,9 +12,9 @@ func TestVectors(t *testing.T) {
 	if !ok {
 		t.Skipf("MLS test vectors not found (set %s, or place them at ../shared/testvectors)", testvec.EnvVar)
 	}
-	for _, k := range Kinds() {
+	for _, k := range kinds() {
 		t.Run(k.File, func(t *testing.T) {
-			rep := RunFile(dir, k)
+			rep := runFile(dir, k)
 			if rep.Skipped != "" {
 				t.Skip(rep.Skipped)
 			}

@@ -12,13 +12,13 @@ import (
 // treeOperationsCase is one tree-operations.json case (test-vectors.md
 // "Tree Operations").
 type treeOperationsCase struct {
-	CipherSuite    uint16 `json:"cipher_suite"`
-	TreeBefore     Hex    `json:"tree_before"`
-	Proposal       Hex    `json:"proposal"`
-	ProposalSender uint32 `json:"proposal_sender"`
-	TreeHashBefore Hex    `json:"tree_hash_before"`
-	TreeAfter      Hex    `json:"tree_after"`
-	TreeHashAfter  Hex    `json:"tree_hash_after"`
+	CipherSuite    uint16   `json:"cipher_suite"`
+	TreeBefore     hexBytes `json:"tree_before"`
+	Proposal       hexBytes `json:"proposal"`
+	ProposalSender uint32   `json:"proposal_sender"`
+	TreeHashBefore hexBytes `json:"tree_hash_before"`
+	TreeAfter      hexBytes `json:"tree_after"`
+	TreeHashAfter  hexBytes `json:"tree_hash_after"`
 }
 
 func (c *treeOperationsCase) suiteID() uint16 { return c.CipherSuite }
@@ -29,7 +29,7 @@ func decodeTree(data []byte) (*tree.Tree, error) {
 	if err := wire.Unmarshal(data, &nodes); err != nil {
 		return nil, fmt.Errorf("decode ratchet tree: %w", err)
 	}
-	return tree.NewTree(nodes)
+	return tree.New(nodes)
 }
 
 func (c *treeOperationsCase) check() error {
@@ -49,11 +49,11 @@ func (c *treeOperationsCase) check() error {
 		return fmt.Errorf("decode proposal: %w", err)
 	}
 	switch p.ProposalType {
-	case mls.ProposalTypeAdd:
+	case tree.ProposalTypeAdd:
 		_, err = t.AddLeaf(&p.Add.KeyPackage.LeafNode)
-	case mls.ProposalTypeUpdate:
+	case tree.ProposalTypeUpdate:
 		err = t.UpdateLeaf(tree.LeafIndex(c.ProposalSender), &p.Update.LeafNode)
-	case mls.ProposalTypeRemove:
+	case tree.ProposalTypeRemove:
 		err = t.RemoveLeaf(p.Remove.Removed)
 	default:
 		return fmt.Errorf("unexpected proposal type %v", p.ProposalType)

@@ -18,14 +18,14 @@ type treeMathCase struct {
 	Sibling []*uint32 `json:"sibling"`
 }
 
-func runTreeMath(data []byte) ([]Result, error) {
+func runTreeMath(data []byte) ([]caseResult, error) {
 	cases, err := decodeCases[treeMathCase](data)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Result, 0, len(cases))
+	out := make([]caseResult, 0, len(cases))
 	for i, c := range cases {
-		out = append(out, Result{Name: fmt.Sprintf("n_leaves %d #%d", c.NLeaves, i), Err: c.check()})
+		out = append(out, caseResult{Name: fmt.Sprintf("n_leaves %d #%d", c.NLeaves, i), Err: c.check()})
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/internal/access"
 	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/suite"
 	"github.com/spacepanda/spacepanda/mls/tree"
@@ -13,24 +14,24 @@ import (
 )
 
 type messageProtectionCase struct {
-	CipherSuite             uint16 `json:"cipher_suite"`
-	GroupID                 Hex    `json:"group_id"`
-	Epoch                   uint64 `json:"epoch"`
-	TreeHash                Hex    `json:"tree_hash"`
-	ConfirmedTranscriptHash Hex    `json:"confirmed_transcript_hash"`
-	SignaturePriv           Hex    `json:"signature_priv"`
-	SignaturePub            Hex    `json:"signature_pub"`
-	EncryptionSecret        Hex    `json:"encryption_secret"`
-	SenderDataSecret        Hex    `json:"sender_data_secret"`
-	MembershipKey           Hex    `json:"membership_key"`
-	Proposal                Hex    `json:"proposal"`
-	ProposalPub             Hex    `json:"proposal_pub"`
-	ProposalPriv            Hex    `json:"proposal_priv"`
-	Commit                  Hex    `json:"commit"`
-	CommitPub               Hex    `json:"commit_pub"`
-	CommitPriv              Hex    `json:"commit_priv"`
-	Application             Hex    `json:"application"`
-	ApplicationPriv         Hex    `json:"application_priv"`
+	CipherSuite             uint16   `json:"cipher_suite"`
+	GroupID                 hexBytes `json:"group_id"`
+	Epoch                   uint64   `json:"epoch"`
+	TreeHash                hexBytes `json:"tree_hash"`
+	ConfirmedTranscriptHash hexBytes `json:"confirmed_transcript_hash"`
+	SignaturePriv           hexBytes `json:"signature_priv"`
+	SignaturePub            hexBytes `json:"signature_pub"`
+	EncryptionSecret        hexBytes `json:"encryption_secret"`
+	SenderDataSecret        hexBytes `json:"sender_data_secret"`
+	MembershipKey           hexBytes `json:"membership_key"`
+	Proposal                hexBytes `json:"proposal"`
+	ProposalPub             hexBytes `json:"proposal_pub"`
+	ProposalPriv            hexBytes `json:"proposal_priv"`
+	Commit                  hexBytes `json:"commit"`
+	CommitPub               hexBytes `json:"commit_pub"`
+	CommitPriv              hexBytes `json:"commit_priv"`
+	Application             hexBytes `json:"application"`
+	ApplicationPriv         hexBytes `json:"application_priv"`
 }
 
 func (c *messageProtectionCase) suiteID() uint16 { return c.CipherSuite }
@@ -55,7 +56,7 @@ func (c *messageProtectionCase) check() error {
 		return err
 	}
 	env := &mpEnv{c: c, s: s, signer: signer, ctx: &mls.GroupContext{
-		Version: mls.ProtocolVersionMLS10, CipherSuite: suite.ID(c.CipherSuite),
+		Version: tree.ProtocolVersionMLS10, CipherSuite: suite.ID(c.CipherSuite),
 		GroupID: c.GroupID, Epoch: c.Epoch, TreeHash: c.TreeHash,
 		ConfirmedTranscriptHash: c.ConfirmedTranscriptHash,
 	}}
@@ -113,7 +114,7 @@ func rawContent(ac *mls.AuthenticatedContent) ([]byte, error) {
 }
 
 func (e *mpEnv) unprotectPublic(msgBytes []byte) (*mls.AuthenticatedContent, error) {
-	m, err := mls.UnmarshalMLSMessage(msgBytes)
+	m, err := mls.UnmarshalMessage(msgBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -155,13 +156,13 @@ func (e *mpEnv) checkPublicRoundTrip(fc *mls.FramedContent, raw []byte) error {
 	}
 	if fc.ContentType == mls.ContentTypeCommit {
 		// A commit needs a confirmation tag; any MAC will do for framing.
-		mls.SetConfirmationTag(e.s, ac, e.c.MembershipKey, e.c.ConfirmedTranscriptHash)
+		mls.Internals(access.Key{}).SetConfirmationTag(e.s, ac, e.c.MembershipKey, e.c.ConfirmedTranscriptHash)
 	}
 	pm, err := mls.ProtectPublic(e.s, ac, e.ctx, e.c.MembershipKey)
 	if err != nil {
 		return err
 	}
-	msg, err := mls.NewMLSMessage(pm)
+	msg, err := mls.NewMessage(pm)
 	if err != nil {
 		return err
 	}
@@ -190,14 +191,14 @@ func (e *mpEnv) keys() (mls.PrivateKeys, error) {
 }
 
 func (e *mpEnv) unprotectPrivate(keys mls.PrivateKeys, msgBytes []byte) (*mls.AuthenticatedContent, error) {
-	m, err := mls.UnmarshalMLSMessage(msgBytes)
+	m, err := mls.UnmarshalMessage(msgBytes)
 	if err != nil {
 		return nil, err
 	}
 	if m.PrivateMessage == nil {
 		return nil, fmt.Errorf("not a PrivateMessage but %v", m.WireFormat)
 	}
-	return mls.UnprotectPrivate(e.s, m.PrivateMessage, keys, func(ac *mls.AuthenticatedContent) error {
+	return mls.Internals(access.Key{}).UnprotectPrivate(e.s, m.PrivateMessage, keys, func(ac *mls.AuthenticatedContent) error {
 		if leaf, _ := mls.SenderLeaf(ac); leaf != mpSender {
 			return fmt.Errorf("sender leaf %d, want %d", leaf, mpSender)
 		}
@@ -234,17 +235,17 @@ func (e *mpEnv) checkPrivateRoundTrip(fc *mls.FramedContent, raw []byte) error {
 		return err
 	}
 	if fc.ContentType == mls.ContentTypeCommit {
-		mls.SetConfirmationTag(e.s, ac, e.c.MembershipKey, e.c.ConfirmedTranscriptHash)
+		mls.Internals(access.Key{}).SetConfirmationTag(e.s, ac, e.c.MembershipKey, e.c.ConfirmedTranscriptHash)
 	}
 	sendKeys, err := e.keys()
 	if err != nil {
 		return err
 	}
-	pm, err := mls.ProtectPrivate(e.s, ac, sendKeys, 7, nil)
+	pm, err := mls.Internals(access.Key{}).ProtectPrivate(e.s, ac, sendKeys, 7, nil)
 	if err != nil {
 		return err
 	}
-	msg, err := mls.NewMLSMessage(pm)
+	msg, err := mls.NewMessage(pm)
 	if err != nil {
 		return err
 	}
@@ -260,7 +261,7 @@ func (e *mpEnv) checkPrivateRoundTrip(fc *mls.FramedContent, raw []byte) error {
 	tampered := *pm
 	tampered.Ciphertext = bytes.Clone(pm.Ciphertext)
 	tampered.Ciphertext[len(tampered.Ciphertext)-1] ^= 1
-	if _, err := mls.UnprotectPrivate(e.s, &tampered, recvKeys, nil); !errors.Is(err, mls.ErrDecryption) {
+	if _, err := mls.Internals(access.Key{}).UnprotectPrivate(e.s, &tampered, recvKeys, nil); !errors.Is(err, mls.ErrDecryption) {
 		return fmt.Errorf("tampered ciphertext: got %v, want ErrDecryption", err)
 	}
 	ac2, err := e.unprotectPrivate(recvKeys, enc)

@@ -12,26 +12,26 @@ import (
 
 // treeKEMCase is one treekem.json case (test-vectors.md "TreeKEM").
 type treeKEMCase struct {
-	CipherSuite             uint16 `json:"cipher_suite"`
-	GroupID                 Hex    `json:"group_id"`
-	Epoch                   uint64 `json:"epoch"`
-	ConfirmedTranscriptHash Hex    `json:"confirmed_transcript_hash"`
-	RatchetTree             Hex    `json:"ratchet_tree"`
+	CipherSuite             uint16   `json:"cipher_suite"`
+	GroupID                 hexBytes `json:"group_id"`
+	Epoch                   uint64   `json:"epoch"`
+	ConfirmedTranscriptHash hexBytes `json:"confirmed_transcript_hash"`
+	RatchetTree             hexBytes `json:"ratchet_tree"`
 	LeavesPrivate           []struct {
-		Index          uint32 `json:"index"`
-		EncryptionPriv Hex    `json:"encryption_priv"`
-		SignaturePriv  Hex    `json:"signature_priv"`
+		Index          uint32   `json:"index"`
+		EncryptionPriv hexBytes `json:"encryption_priv"`
+		SignaturePriv  hexBytes `json:"signature_priv"`
 		PathSecrets    []struct {
-			Node       uint32 `json:"node"`
-			PathSecret Hex    `json:"path_secret"`
+			Node       uint32   `json:"node"`
+			PathSecret hexBytes `json:"path_secret"`
 		} `json:"path_secrets"`
 	} `json:"leaves_private"`
 	UpdatePaths []struct {
-		Sender        uint32 `json:"sender"`
-		UpdatePath    Hex    `json:"update_path"`
-		PathSecrets   []Hex  `json:"path_secrets"`
-		CommitSecret  Hex    `json:"commit_secret"`
-		TreeHashAfter Hex    `json:"tree_hash_after"`
+		Sender        uint32     `json:"sender"`
+		UpdatePath    hexBytes   `json:"update_path"`
+		PathSecrets   []hexBytes `json:"path_secrets"`
+		CommitSecret  hexBytes   `json:"commit_secret"`
+		TreeHashAfter hexBytes   `json:"tree_hash_after"`
 	} `json:"update_paths"`
 }
 
@@ -40,13 +40,13 @@ func (c *treeKEMCase) suiteID() uint16 { return c.CipherSuite }
 // groupContext encodes the provisional GroupContext the vector prescribes.
 func (c *treeKEMCase) groupContext(treeHash []byte) ([]byte, error) {
 	gc := mls.GroupContext{
-		Version:                 mls.ProtocolVersionMLS10,
+		Version:                 tree.ProtocolVersionMLS10,
 		CipherSuite:             suite.ID(c.CipherSuite),
 		GroupID:                 c.GroupID,
 		Epoch:                   c.Epoch,
 		TreeHash:                treeHash,
 		ConfirmedTranscriptHash: c.ConfirmedTranscriptHash,
-		Extensions:              mls.Extensions{},
+		Extensions:              tree.Extensions{},
 	}
 	return wire.Marshal(&gc)
 }

@@ -4,16 +4,17 @@ import (
 	"fmt"
 
 	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/internal/access"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
 
 type transcriptCase struct {
-	CipherSuite                  uint16 `json:"cipher_suite"`
-	ConfirmationKey              Hex    `json:"confirmation_key"`
-	AuthenticatedContent         Hex    `json:"authenticated_content"`
-	InterimTranscriptHashBefore  Hex    `json:"interim_transcript_hash_before"`
-	ConfirmedTranscriptHashAfter Hex    `json:"confirmed_transcript_hash_after"`
-	InterimTranscriptHashAfter   Hex    `json:"interim_transcript_hash_after"`
+	CipherSuite                  uint16   `json:"cipher_suite"`
+	ConfirmationKey              hexBytes `json:"confirmation_key"`
+	AuthenticatedContent         hexBytes `json:"authenticated_content"`
+	InterimTranscriptHashBefore  hexBytes `json:"interim_transcript_hash_before"`
+	ConfirmedTranscriptHashAfter hexBytes `json:"confirmed_transcript_hash_after"`
+	InterimTranscriptHashAfter   hexBytes `json:"interim_transcript_hash_after"`
 }
 
 func (c *transcriptCase) suiteID() uint16 { return c.CipherSuite }
@@ -30,7 +31,7 @@ func (c *transcriptCase) check() error {
 	if ac.Content.ContentType != mls.ContentTypeCommit {
 		return fmt.Errorf("authenticated_content holds %v, not a commit", ac.Content.ContentType)
 	}
-	if err := mls.VerifyConfirmationTag(s, ac.Auth.ConfirmationTag, c.ConfirmationKey, c.ConfirmedTranscriptHashAfter); err != nil {
+	if err := mls.Internals(access.Key{}).VerifyConfirmationTag(s, ac.Auth.ConfirmationTag, c.ConfirmationKey, c.ConfirmedTranscriptHashAfter); err != nil {
 		return err
 	}
 	confirmed, err := mls.NextConfirmedTranscriptHash(s, c.InterimTranscriptHashBefore, &ac)

@@ -10,8 +10,8 @@ import (
 	"github.com/spacepanda/spacepanda/mls/suite"
 )
 
-// Hex is the vectors' hex byte string.
-type Hex = testvec.Hex
+// hexBytes is the vectors' hex byte string.
+type hexBytes = testvec.Hex
 
 // errMismatch reports a value that differs from the vector. Vector values
 // are public test data, so printing them is fine.
@@ -54,19 +54,19 @@ type vectorCase[T any] interface {
 
 // runCases runs every case of a vector file whose cases are T. Cases that
 // name a cipher suite (suiteID) are reported as "suite N #i", others as "#i".
-func runCases[T any, P vectorCase[T]](data []byte) ([]Result, error) {
+func runCases[T any, P vectorCase[T]](data []byte) ([]caseResult, error) {
 	cases, err := decodeCases[T](data)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Result, len(cases))
+	out := make([]caseResult, len(cases))
 	for i := range cases {
 		c := P(&cases[i])
 		name := fmt.Sprintf("#%d", i)
 		if s, ok := any(c).(interface{ suiteID() uint16 }); ok {
 			name = caseName(s.suiteID(), i)
 		}
-		out[i] = Result{Name: name, Err: c.check()}
+		out[i] = caseResult{Name: name, Err: c.check()}
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/spacepanda/spacepanda/mls"
+	"github.com/spacepanda/spacepanda/mls/internal/access"
 	"github.com/spacepanda/spacepanda/mls/schedule"
 	"github.com/spacepanda/spacepanda/mls/wire"
 )
@@ -13,11 +14,11 @@ import (
 // package's init key, verify the GroupInfo signature and its
 // confirmation_tag from a key schedule started at joiner_secret with no PSKs.
 type welcomeCase struct {
-	CipherSuite uint16 `json:"cipher_suite"`
-	InitPriv    Hex    `json:"init_priv"`
-	SignerPub   Hex    `json:"signer_pub"`
-	KeyPackage  Hex    `json:"key_package"`
-	Welcome     Hex    `json:"welcome"`
+	CipherSuite uint16   `json:"cipher_suite"`
+	InitPriv    hexBytes `json:"init_priv"`
+	SignerPub   hexBytes `json:"signer_pub"`
+	KeyPackage  hexBytes `json:"key_package"`
+	Welcome     hexBytes `json:"welcome"`
 }
 
 func (c *welcomeCase) suiteID() uint16 { return c.CipherSuite }
@@ -27,11 +28,11 @@ func (c *welcomeCase) check() error {
 	if err != nil {
 		return err
 	}
-	kpMsg, err := mls.UnmarshalMLSMessage(c.KeyPackage)
+	kpMsg, err := mls.UnmarshalMessage(c.KeyPackage)
 	if err != nil {
 		return fmt.Errorf("key_package: %w", err)
 	}
-	wMsg, err := mls.UnmarshalMLSMessage(c.Welcome)
+	wMsg, err := mls.UnmarshalMessage(c.Welcome)
 	if err != nil {
 		return fmt.Errorf("welcome: %w", err)
 	}
@@ -48,7 +49,7 @@ func (c *welcomeCase) check() error {
 	if err != nil {
 		return err
 	}
-	gs, err := mls.DecryptGroupSecrets(s, w, ref, c.InitPriv)
+	gs, err := mls.Internals(access.Key{}).DecryptGroupSecrets(s, w, ref, c.InitPriv)
 	if err != nil {
 		return err
 	}
@@ -56,7 +57,7 @@ func (c *welcomeCase) check() error {
 	if err != nil {
 		return err
 	}
-	gi, err := mls.DecryptGroupInfo(s, w, welcomeSecret)
+	gi, err := mls.Internals(access.Key{}).DecryptGroupInfo(s, w, welcomeSecret)
 	if err != nil {
 		return err
 	}
@@ -71,5 +72,5 @@ func (c *welcomeCase) check() error {
 	if err != nil {
 		return err
 	}
-	return mls.VerifyConfirmationTag(s, gi.ConfirmationTag, epoch.ConfirmationKey, gi.GroupContext.ConfirmedTranscriptHash)
+	return mls.Internals(access.Key{}).VerifyConfirmationTag(s, gi.ConfirmationTag, epoch.ConfirmationKey, gi.GroupContext.ConfirmedTranscriptHash)
 }

@@ -8,36 +8,36 @@ import (
 )
 
 type keyScheduleCase struct {
-	CipherSuite       uint16 `json:"cipher_suite"`
-	GroupID           Hex    `json:"group_id"`
-	InitialInitSecret Hex    `json:"initial_init_secret"`
+	CipherSuite       uint16   `json:"cipher_suite"`
+	GroupID           hexBytes `json:"group_id"`
+	InitialInitSecret hexBytes `json:"initial_init_secret"`
 	Epochs            []struct {
-		TreeHash                Hex `json:"tree_hash"`
-		CommitSecret            Hex `json:"commit_secret"`
-		PSKSecret               Hex `json:"psk_secret"`
-		ConfirmedTranscriptHash Hex `json:"confirmed_transcript_hash"`
+		TreeHash                hexBytes `json:"tree_hash"`
+		CommitSecret            hexBytes `json:"commit_secret"`
+		PSKSecret               hexBytes `json:"psk_secret"`
+		ConfirmedTranscriptHash hexBytes `json:"confirmed_transcript_hash"`
 
-		GroupContext Hex `json:"group_context"`
+		GroupContext hexBytes `json:"group_context"`
 
-		JoinerSecret  Hex `json:"joiner_secret"`
-		WelcomeSecret Hex `json:"welcome_secret"`
-		InitSecret    Hex `json:"init_secret"`
+		JoinerSecret  hexBytes `json:"joiner_secret"`
+		WelcomeSecret hexBytes `json:"welcome_secret"`
+		InitSecret    hexBytes `json:"init_secret"`
 
-		SenderDataSecret   Hex `json:"sender_data_secret"`
-		EncryptionSecret   Hex `json:"encryption_secret"`
-		ExporterSecret     Hex `json:"exporter_secret"`
-		EpochAuthenticator Hex `json:"epoch_authenticator"`
-		ExternalSecret     Hex `json:"external_secret"`
-		ConfirmationKey    Hex `json:"confirmation_key"`
-		MembershipKey      Hex `json:"membership_key"`
-		ResumptionPSK      Hex `json:"resumption_psk"`
+		SenderDataSecret   hexBytes `json:"sender_data_secret"`
+		EncryptionSecret   hexBytes `json:"encryption_secret"`
+		ExporterSecret     hexBytes `json:"exporter_secret"`
+		EpochAuthenticator hexBytes `json:"epoch_authenticator"`
+		ExternalSecret     hexBytes `json:"external_secret"`
+		ConfirmationKey    hexBytes `json:"confirmation_key"`
+		MembershipKey      hexBytes `json:"membership_key"`
+		ResumptionPSK      hexBytes `json:"resumption_psk"`
 
-		ExternalPub Hex `json:"external_pub"`
+		ExternalPub hexBytes `json:"external_pub"`
 		Exporter    struct {
-			Label   string `json:"label"`
-			Context Hex    `json:"context"`
-			Length  int    `json:"length"`
-			Secret  Hex    `json:"secret"`
+			Label   string   `json:"label"`
+			Context hexBytes `json:"context"`
+			Length  int      `json:"length"`
+			Secret  hexBytes `json:"secret"`
 		} `json:"exporter"`
 	} `json:"epochs"`
 }

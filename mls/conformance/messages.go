@@ -11,23 +11,23 @@ import (
 // messagesCase is one case of messages.json: serialized messages that must
 // decode and re-encode byte-identically (test-vectors.md "Messages").
 type messagesCase struct {
-	MLSWelcome                     Hex `json:"mls_welcome"`
-	MLSGroupInfo                   Hex `json:"mls_group_info"`
-	MLSKeyPackage                  Hex `json:"mls_key_package"`
-	RatchetTree                    Hex `json:"ratchet_tree"`
-	GroupSecrets                   Hex `json:"group_secrets"`
-	AddProposal                    Hex `json:"add_proposal"`
-	UpdateProposal                 Hex `json:"update_proposal"`
-	RemoveProposal                 Hex `json:"remove_proposal"`
-	PreSharedKeyProposal           Hex `json:"pre_shared_key_proposal"`
-	ReInitProposal                 Hex `json:"re_init_proposal"`
-	ExternalInitProposal           Hex `json:"external_init_proposal"`
-	GroupContextExtensionsProposal Hex `json:"group_context_extensions_proposal"`
-	Commit                         Hex `json:"commit"`
-	PublicMessageApplication       Hex `json:"public_message_application"`
-	PublicMessageProposal          Hex `json:"public_message_proposal"`
-	PublicMessageCommit            Hex `json:"public_message_commit"`
-	PrivateMessage                 Hex `json:"private_message"`
+	MLSWelcome                     hexBytes `json:"mls_welcome"`
+	MLSGroupInfo                   hexBytes `json:"mls_group_info"`
+	MLSKeyPackage                  hexBytes `json:"mls_key_package"`
+	RatchetTree                    hexBytes `json:"ratchet_tree"`
+	GroupSecrets                   hexBytes `json:"group_secrets"`
+	AddProposal                    hexBytes `json:"add_proposal"`
+	UpdateProposal                 hexBytes `json:"update_proposal"`
+	RemoveProposal                 hexBytes `json:"remove_proposal"`
+	PreSharedKeyProposal           hexBytes `json:"pre_shared_key_proposal"`
+	ReInitProposal                 hexBytes `json:"re_init_proposal"`
+	ExternalInitProposal           hexBytes `json:"external_init_proposal"`
+	GroupContextExtensionsProposal hexBytes `json:"group_context_extensions_proposal"`
+	Commit                         hexBytes `json:"commit"`
+	PublicMessageApplication       hexBytes `json:"public_message_application"`
+	PublicMessageProposal          hexBytes `json:"public_message_proposal"`
+	PublicMessageCommit            hexBytes `json:"public_message_commit"`
+	PrivateMessage                 hexBytes `json:"private_message"`
 }
 
 type codec interface {
@@ -50,7 +50,7 @@ func reencode(what string, data []byte, v codec) error {
 // message decodes an MLSMessage and checks its wire format and, for public
 // messages, the content type.
 func message(what string, data []byte, wf mls.WireFormat, ct mls.ContentType) error {
-	var m mls.MLSMessage
+	var m mls.Message
 	if err := reencode(what, data, &m); err != nil {
 		return err
 	}

@@ -11,10 +11,10 @@ import (
 // "Tree Validation").
 type treeValidationCase struct {
 	CipherSuite uint16     `json:"cipher_suite"`
-	Tree        Hex        `json:"tree"`
-	GroupID     Hex        `json:"group_id"`
+	Tree        hexBytes   `json:"tree"`
+	GroupID     hexBytes   `json:"group_id"`
 	Resolutions [][]uint32 `json:"resolutions"`
-	TreeHashes  []Hex      `json:"tree_hashes"`
+	TreeHashes  []hexBytes `json:"tree_hashes"`
 }
 
 func (c *treeValidationCase) suiteID() uint16 { return c.CipherSuite }

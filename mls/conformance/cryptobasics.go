@@ -9,44 +9,44 @@ import (
 type cryptoBasicsCase struct {
 	CipherSuite uint16 `json:"cipher_suite"`
 	RefHash     struct {
-		Label string `json:"label"`
-		Value Hex    `json:"value"`
-		Out   Hex    `json:"out"`
+		Label string   `json:"label"`
+		Value hexBytes `json:"value"`
+		Out   hexBytes `json:"out"`
 	} `json:"ref_hash"`
 	ExpandWithLabel struct {
-		Secret  Hex    `json:"secret"`
-		Label   string `json:"label"`
-		Context Hex    `json:"context"`
-		Length  int    `json:"length"`
-		Out     Hex    `json:"out"`
+		Secret  hexBytes `json:"secret"`
+		Label   string   `json:"label"`
+		Context hexBytes `json:"context"`
+		Length  int      `json:"length"`
+		Out     hexBytes `json:"out"`
 	} `json:"expand_with_label"`
 	DeriveSecret struct {
-		Secret Hex    `json:"secret"`
-		Label  string `json:"label"`
-		Out    Hex    `json:"out"`
+		Secret hexBytes `json:"secret"`
+		Label  string   `json:"label"`
+		Out    hexBytes `json:"out"`
 	} `json:"derive_secret"`
 	DeriveTreeSecret struct {
-		Secret     Hex    `json:"secret"`
-		Label      string `json:"label"`
-		Generation uint32 `json:"generation"`
-		Length     int    `json:"length"`
-		Out        Hex    `json:"out"`
+		Secret     hexBytes `json:"secret"`
+		Label      string   `json:"label"`
+		Generation uint32   `json:"generation"`
+		Length     int      `json:"length"`
+		Out        hexBytes `json:"out"`
 	} `json:"derive_tree_secret"`
 	SignWithLabel struct {
-		Priv      Hex    `json:"priv"`
-		Pub       Hex    `json:"pub"`
-		Content   Hex    `json:"content"`
-		Label     string `json:"label"`
-		Signature Hex    `json:"signature"`
+		Priv      hexBytes `json:"priv"`
+		Pub       hexBytes `json:"pub"`
+		Content   hexBytes `json:"content"`
+		Label     string   `json:"label"`
+		Signature hexBytes `json:"signature"`
 	} `json:"sign_with_label"`
 	EncryptWithLabel struct {
-		Priv       Hex    `json:"priv"`
-		Pub        Hex    `json:"pub"`
-		Label      string `json:"label"`
-		Context    Hex    `json:"context"`
-		Plaintext  Hex    `json:"plaintext"`
-		KEMOutput  Hex    `json:"kem_output"`
-		Ciphertext Hex    `json:"ciphertext"`
+		Priv       hexBytes `json:"priv"`
+		Pub        hexBytes `json:"pub"`
+		Label      string   `json:"label"`
+		Context    hexBytes `json:"context"`
+		Plaintext  hexBytes `json:"plaintext"`
+		KEMOutput  hexBytes `json:"kem_output"`
+		Ciphertext hexBytes `json:"ciphertext"`
 	} `json:"encrypt_with_label"`
 }
 

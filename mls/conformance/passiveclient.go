@@ -14,20 +14,20 @@ import (
 type passiveClientCase struct {
 	CipherSuite  uint16 `json:"cipher_suite"`
 	ExternalPSKs []struct {
-		PSKID Hex `json:"psk_id"`
-		PSK   Hex `json:"psk"`
+		PSKID hexBytes `json:"psk_id"`
+		PSK   hexBytes `json:"psk"`
 	} `json:"external_psks"`
-	KeyPackage                Hex  `json:"key_package"`
-	SignaturePriv             Hex  `json:"signature_priv"`
-	EncryptionPriv            Hex  `json:"encryption_priv"`
-	InitPriv                  Hex  `json:"init_priv"`
-	Welcome                   Hex  `json:"welcome"`
-	RatchetTree               *Hex `json:"ratchet_tree"`
-	InitialEpochAuthenticator Hex  `json:"initial_epoch_authenticator"`
+	KeyPackage                hexBytes  `json:"key_package"`
+	SignaturePriv             hexBytes  `json:"signature_priv"`
+	EncryptionPriv            hexBytes  `json:"encryption_priv"`
+	InitPriv                  hexBytes  `json:"init_priv"`
+	Welcome                   hexBytes  `json:"welcome"`
+	RatchetTree               *hexBytes `json:"ratchet_tree"`
+	InitialEpochAuthenticator hexBytes  `json:"initial_epoch_authenticator"`
 	Epochs                    []struct {
-		Proposals          []Hex `json:"proposals"`
-		Commit             Hex   `json:"commit"`
-		EpochAuthenticator Hex   `json:"epoch_authenticator"`
+		Proposals          []hexBytes `json:"proposals"`
+		Commit             hexBytes   `json:"commit"`
+		EpochAuthenticator hexBytes   `json:"epoch_authenticator"`
 	} `json:"epochs"`
 }
 
@@ -38,7 +38,7 @@ func (c *passiveClientCase) check() error {
 	if err != nil {
 		return err
 	}
-	kpMsg, err := mls.UnmarshalMLSMessage(c.KeyPackage)
+	kpMsg, err := mls.UnmarshalMessage(c.KeyPackage)
 	if err != nil {
 		return fmt.Errorf("key_package: %w", err)
 	}
@@ -70,7 +70,7 @@ func (c *passiveClientCase) check() error {
 	for _, p := range c.ExternalPSKs {
 		psks[string(p.PSKID)] = p.PSK
 	}
-	cfg := mls.Config{PSKs: func(id *mls.PreSharedKeyID) ([]byte, error) {
+	cfg := mls.Config{PSKs: func(id *schedule.PreSharedKeyID) ([]byte, error) {
 		if id.Type == schedule.PSKTypeExternal {
 			if v, ok := psks[string(id.PSKID)]; ok {
 				return v, nil
@@ -78,7 +78,7 @@ func (c *passiveClientCase) check() error {
 		}
 		return nil, errors.New("unknown PSK")
 	}}
-	w, err := mls.UnmarshalMLSMessage(c.Welcome)
+	w, err := mls.UnmarshalMessage(c.Welcome)
 	if err != nil || w.Welcome == nil {
 		return fmt.Errorf("welcome: %v", err)
 	}

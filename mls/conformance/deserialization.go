@@ -9,8 +9,8 @@ import (
 // deserializationCase is one deserialization.json case (test-vectors.md
 // "Vector Deserialization"): a vector's varint length header.
 type deserializationCase struct {
-	Header Hex    `json:"vlbytes_header"`
-	Length uint64 `json:"length"`
+	Header hexBytes `json:"vlbytes_header"`
+	Length uint64   `json:"length"`
 }
 
 func (c *deserializationCase) check() error {

@@ -7,11 +7,11 @@ import (
 type pskSecretCase struct {
 	CipherSuite uint16 `json:"cipher_suite"`
 	PSKs        []struct {
-		PSKID    Hex `json:"psk_id"`
-		PSK      Hex `json:"psk"`
-		PSKNonce Hex `json:"psk_nonce"`
+		PSKID    hexBytes `json:"psk_id"`
+		PSK      hexBytes `json:"psk"`
+		PSKNonce hexBytes `json:"psk_nonce"`
 	} `json:"psks"`
-	PSKSecret Hex `json:"psk_secret"`
+	PSKSecret hexBytes `json:"psk_secret"`
 }
 
 func (c *pskSecretCase) suiteID() uint16 { return c.CipherSuite }

@@ -12,23 +12,23 @@ import (
 	"sort"
 )
 
-// Result is the outcome of one test case in a vector file.
-type Result struct {
+// caseResult is the outcome of one test case in a vector file.
+type caseResult struct {
 	Name string // e.g. "suite 1 #0"
 	Err  error  // nil on success
 }
 
-// Kind runs one vector file. Run returns one Result per test case; an error
+// vectorKind runs one vector file. Run returns one Result per test case; an error
 // means the file could not be read as this kind at all.
-type Kind struct {
+type vectorKind struct {
 	File string
-	Run  func(data []byte) ([]Result, error) // nil: not implemented yet
-	Why  string                              // why it is skipped when Run is nil
+	Run  func(data []byte) ([]caseResult, error) // nil: not implemented yet
+	Why  string                                  // why it is skipped when Run is nil
 }
 
-// Kinds lists every vector kind this implementation knows, in file-name order.
-func Kinds() []Kind {
-	ks := []Kind{
+// kinds lists every vector kind this implementation knows, in file-name order.
+func kinds() []vectorKind {
+	ks := []vectorKind{
 		{File: "crypto-basics.json", Run: runCases[cryptoBasicsCase]},
 		{File: "tree-math.json", Run: runTreeMath},
 		{File: "deserialization.json", Run: runCases[deserializationCase]},
@@ -50,16 +50,16 @@ func Kinds() []Kind {
 	return ks
 }
 
-// FileReport summarises one file.
-type FileReport struct {
+// fileReport summarises one file.
+type fileReport struct {
 	File    string
 	Skipped string // non-empty: why the file was skipped
-	Results []Result
+	Results []caseResult
 	Err     error // the file could not be run at all
 }
 
 // Passed counts successful cases.
-func (r FileReport) Passed() int {
+func (r fileReport) Passed() int {
 	n := 0
 	for _, c := range r.Results {
 		if c.Err == nil {
@@ -70,7 +70,7 @@ func (r FileReport) Passed() int {
 }
 
 // Failed counts failed cases (a file that could not run counts as one).
-func (r FileReport) Failed() int {
+func (r fileReport) Failed() int {
 	n := len(r.Results) - r.Passed()
 	if r.Err != nil {
 		n++
@@ -79,7 +79,7 @@ func (r FileReport) Failed() int {
 }
 
 // FirstFailure returns the first failing case, formatted.
-func (r FileReport) FirstFailure() string {
+func (r fileReport) FirstFailure() string {
 	if r.Err != nil {
 		return r.Err.Error()
 	}
@@ -91,9 +91,9 @@ func (r FileReport) FirstFailure() string {
 	return ""
 }
 
-// RunFile runs one kind against the file of that name in dir.
-func RunFile(dir string, k Kind) FileReport {
-	rep := FileReport{File: k.File}
+// runFile runs one kind against the file of that name in dir.
+func runFile(dir string, k vectorKind) fileReport {
+	rep := fileReport{File: k.File}
 	if k.Run == nil {
 		rep.Skipped = k.Why
 		return rep
@@ -114,8 +114,8 @@ func RunFile(dir string, k Kind) FileReport {
 // RunDir runs every known kind in dir and writes one line per file and a
 // total line to w. It returns the number of passed and failed cases.
 func RunDir(dir string, w io.Writer) (passed, failed int) {
-	for _, k := range Kinds() {
-		rep := RunFile(dir, k)
+	for _, k := range kinds() {
+		rep := runFile(dir, k)
 		switch {
 		case rep.Skipped != "":
 			fmt.Fprintf(w, "skip %s: %s\n", rep.File, rep.Skipped)

@@ -10,18 +10,18 @@ import (
 type secretTreeCase struct {
 	CipherSuite uint16 `json:"cipher_suite"`
 	SenderData  struct {
-		SenderDataSecret Hex `json:"sender_data_secret"`
-		Ciphertext       Hex `json:"ciphertext"`
-		Key              Hex `json:"key"`
-		Nonce            Hex `json:"nonce"`
+		SenderDataSecret hexBytes `json:"sender_data_secret"`
+		Ciphertext       hexBytes `json:"ciphertext"`
+		Key              hexBytes `json:"key"`
+		Nonce            hexBytes `json:"nonce"`
 	} `json:"sender_data"`
-	EncryptionSecret Hex `json:"encryption_secret"`
+	EncryptionSecret hexBytes `json:"encryption_secret"`
 	Leaves           [][]struct {
-		Generation       uint32 `json:"generation"`
-		HandshakeKey     Hex    `json:"handshake_key"`
-		HandshakeNonce   Hex    `json:"handshake_nonce"`
-		ApplicationKey   Hex    `json:"application_key"`
-		ApplicationNonce Hex    `json:"application_nonce"`
+		Generation       uint32   `json:"generation"`
+		HandshakeKey     hexBytes `json:"handshake_key"`
+		HandshakeNonce   hexBytes `json:"handshake_nonce"`
+		ApplicationKey   hexBytes `json:"application_key"`
+		ApplicationNonce hexBytes `json:"application_nonce"`
 	} `json:"leaves"`
 }
 
