@@ -158,6 +158,7 @@ func TestLegacyStoreRefused(t *testing.T) {
 		`ALTER TABLE identity DROP COLUMN display_name`,
 		`UPDATE identity SET name = 'alice'`,
 		`DROP TABLE revocations`,
+		`DROP TABLE client_records`,
 		`ALTER TABLE channels DROP COLUMN name_sealed`,
 		`ALTER TABLE messages DROP COLUMN meta`,
 		`DELETE FROM schema_migrations WHERE version > 1`,
