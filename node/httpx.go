@@ -159,6 +159,29 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "code", ae.code, "err", err)
 	}
 	var body errorBody
-	body.Error.Code, body.Error.Message = ae.code, ae.msg
+	body.Error.Code, body.Error.Message = ae.code, publicMessage(ae.msg)
 	writeJSON(w, ae.status, body)
+}
+
+// publicMessage makes an error message one line without the package
+// prefixes a wrapped error chain repeats ("channel: ", "mls: ", …) and
+// without a part said twice in a row: the code says where it comes from.
+func publicMessage(msg string) string {
+	msg, _, _ = strings.Cut(msg, "\n")
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	parts := strings.Split(strings.ToValidUTF8(msg, "?"), ": ")
+	out := parts[:0]
+	for _, p := range parts {
+		switch p {
+		case "channel", "mls", "wire", "provider", "client", "identity", "tree", "suite", "schedule", "store", "relay", "relayclient", "node", "json":
+			continue
+		}
+		if len(out) > 0 && out[len(out)-1] == p {
+			continue
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, ": ")
 }

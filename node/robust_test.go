@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -205,4 +206,31 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("%s's history %v, want %v", name, got, ids)
 		}
 	}
+}
+
+// TestErrorMessagesOneLine: a refusal's message names its parts once,
+// without the package prefixes of the wrapped error chain.
+func TestErrorMessagesOneLine(t *testing.T) {
+	ctx := context.Background()
+	a := newInProc(t, "alice")
+	ch := must(a.c.CreateChannel(ctx, "c", false))
+	req, _ := http.NewRequest("POST", a.c.BaseURL+"/v1/channels/"+ch.ChannelID+"/invites", strings.NewReader(`{"key_package":"AAAA"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 400 {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	for _, bad := range []string{"\n", "channel: ", "mls: ", "wire: "} {
+		if strings.Contains(body.Error.Message, bad) {
+			t.Errorf("message %q contains %q", body.Error.Message, bad)
+		}
+	}
+	t.Log(body.Error.Code, body.Error.Message)
 }
