@@ -2,12 +2,15 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
 	"github.com/spacepanda/spacepanda/client"
+	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/store"
 )
 
@@ -242,7 +245,7 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request) error {
 	}
 	ev, err := s.c.Receive(r.Context(), id, msg)
 	if err != nil {
-		return err
+		return s.replayed(r.Context(), id, msg, err)
 	}
 	resp := InboxResponse{Epoch: ev.Epoch, Message: s.chatOf(r.Context(), ev.Message, nil)}
 	switch ev.Kind {
@@ -428,4 +431,31 @@ func (s *Server) relayStatus(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, st)
 	return nil
+}
+
+// replayed turns a wrong-epoch refusal of a handshake message from an
+// epoch the channel has passed into 409 already_processed: it was
+// processed (or superseded by the commit that was) — a replay, not a
+// message from the future.
+func (s *Server) replayed(ctx context.Context, channelID string, msg []byte, err error) error {
+	if !errors.Is(err, mls.ErrWrongEpoch) {
+		return err
+	}
+	m, derr := mls.UnmarshalMessage(msg)
+	if derr != nil || m.PublicMessage == nil && m.PrivateMessage == nil {
+		return err
+	}
+	var epoch uint64
+	var handshake bool
+	if m.PublicMessage != nil {
+		epoch, handshake = m.PublicMessage.Content.Epoch, m.PublicMessage.Content.ContentType != mls.ContentTypeApplication
+	} else {
+		epoch, handshake = m.PrivateMessage.Epoch, m.PrivateMessage.ContentType != mls.ContentTypeApplication
+	}
+	cur, cerr := s.mgr.Epoch(ctx, channelID)
+	if cerr != nil || !handshake || epoch >= cur {
+		return err
+	}
+	return &apiError{status: http.StatusConflict, code: "already_processed",
+		msg: fmt.Sprintf("a handshake message of epoch %d: the channel is at epoch %d", epoch, cur), err: err}
 }

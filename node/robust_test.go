@@ -234,3 +234,18 @@ func TestErrorMessagesOneLine(t *testing.T) {
 	}
 	t.Log(body.Error.Code, body.Error.Message)
 }
+
+// TestReplayedCommitAlreadyProcessed: a commit handed to the node a second
+// time is 409 already_processed (not wrong_epoch), state unchanged.
+func TestReplayedCommitAlreadyProcessed(t *testing.T) {
+	ctx := context.Background()
+	a, b, chn := inProcPair(t)
+	up := must(a.c.Update(ctx, chn.id))
+	must(b.c.Inbox(ctx, chn.id, up.Commit))
+	before := must(b.c.Channel(ctx, chn.id)).Epoch
+	_, err := b.c.Inbox(ctx, chn.id, up.Commit)
+	wantErr(t, err, http.StatusConflict, "already_processed")
+	if after := must(b.c.Channel(ctx, chn.id)).Epoch; after != before {
+		t.Fatalf("epoch %d after the replay, was %d", after, before)
+	}
+}
