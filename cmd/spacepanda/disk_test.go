@@ -3,14 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/spacepanda/spacepanda/internal/loadtest"
-	_ "modernc.org/sqlite"
 )
 
 // TestRelayDiskHasNoChannelNames runs a short end-to-end session (a relay
@@ -70,37 +68,7 @@ func TestRelayDiskHasNoChannelNames(t *testing.T) {
 			leaked = append(leaked, filepath.Base(f))
 		}
 	}
-	if len(leaked) == 0 {
-		return
+	if len(leaked) > 0 {
+		t.Fatalf("the relay's files %v hold the channel name", leaked)
 	}
-	// Where is it? Anything but the stored GroupInfo fails the test.
-	db, err := sql.Open("sqlite", filepath.Join(dir, "relay", "relay.db")+"?_pragma=query_only(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var inGroupInfo, elsewhere int
-	for _, q := range []struct {
-		query string
-		n     *int
-	}{
-		{`SELECT COUNT(*) FROM groups WHERE instr(group_info, ?) > 0`, &inGroupInfo},
-		{`SELECT (SELECT COUNT(*) FROM welcomes WHERE instr(welcome, ?1) > 0 OR instr(COALESCE(ratchet_tree, x''), ?1) > 0)
-			+ (SELECT COUNT(*) FROM messages WHERE instr(data, ?1) > 0)
-			+ (SELECT COUNT(*) FROM key_packages WHERE instr(data, ?1) > 0)
-			+ (SELECT COUNT(*) FROM link_messages WHERE instr(data, ?1) > 0)`, &elsewhere},
-	} {
-		if err := db.QueryRow(q.query, name).Scan(q.n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if elsewhere > 0 || inGroupInfo == 0 {
-		t.Fatalf("the channel name is in %v: %d Welcome/log/key package rows, %d GroupInfos", leaked, elsewhere, inGroupInfo)
-	}
-	// Known, outside the relay's code: the node puts the channel
-	// descriptor (name included) in the group context extensions, which a
-	// GroupInfo carries in the clear (RFC 9420 §12.4.3), and the node
-	// uploads that GroupInfo. Fixing it belongs to channel/ (seal the
-	// descriptor under a key the members share); until then this says so.
-	t.Skipf("KNOWN LEAK: the channel name reaches the relay inside the plaintext GroupInfo (group context extensions) of %d group(s), files %v", inGroupInfo, leaked)
 }
