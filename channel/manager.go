@@ -9,9 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
+	"github.com/spacepanda/spacepanda/internal/keylock"
 	"github.com/spacepanda/spacepanda/provider"
 	"github.com/spacepanda/spacepanda/store"
 )
@@ -57,14 +57,13 @@ type Manager struct {
 	// in the transaction that stores the state a message changed.
 	tx txGroupProvider
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	locks keylock.Set // one per channel
 }
 
 // NewManager returns the manager of gp's identity, keeping channels and
 // history in st (the identity's own store).
 func NewManager(gp GroupProvider, st store.Store, o Options) *Manager {
-	m := &Manager{gp: gp, st: st, now: o.Now, rand: o.Rand, ttl: o.InviteTTL, locks: map[string]*sync.Mutex{},
+	m := &Manager{gp: gp, st: st, now: o.Now, rand: o.Rand, ttl: o.InviteTTL,
 		noRoles: o.NoRoles}
 	if a, ok := gp.(*mlsGroupProvider); ok && o.CommitPoster != nil {
 		m.gp = &mlsGroupProvider{p: a.p, post: o.CommitPoster}
@@ -120,17 +119,7 @@ func sameStore(a, b store.Store) (same bool) {
 	return a == b
 }
 
-func (m *Manager) lock(channelID string) func() {
-	m.mu.Lock()
-	l, ok := m.locks[channelID]
-	if !ok {
-		l = &sync.Mutex{}
-		m.locks[channelID] = l
-	}
-	m.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (m *Manager) lock(channelID string) func() { return m.locks.Lock(channelID) }
 
 // ChannelID is the channel id of a group: the hex of its group id.
 func ChannelID(groupID []byte) string { return hex.EncodeToString(groupID) }

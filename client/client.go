@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
+	"github.com/spacepanda/spacepanda/internal/keylock"
 	"github.com/spacepanda/spacepanda/provider"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
 	"github.com/spacepanda/spacepanda/store"
@@ -102,10 +103,10 @@ type Client struct {
 	mu        sync.Mutex
 	followers map[string]*follower
 	posted    map[string]*channel.OutgoingCommit // by channel: the commit the poster just delivered
-	opLocks   map[string]*sync.Mutex
+	opLocks   keylock.Set                        // the engine's state changes, by channel
 	roles     map[string]map[string]channel.Role // last seen roles by channel
 	outcomes  map[string]string                  // message id -> last delivery status
-	stLocks   map[string]*sync.Mutex             // channel state changes (join vs removal)
+	stLocks   keylock.Set                        // channel state changes (join vs removal)
 	retried   map[uint64]int                     // Welcome id -> tries while the channel existed
 	joinMu    sync.Mutex                         // one join at a time
 	stats     Stats
@@ -148,9 +149,9 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 func New(ctx context.Context, p *provider.Provider, cfg Config) (*Client, error) {
 	cfg.defaults()
 	c := &Client{cfg: cfg, p: p, log: cfg.Logger, hub: newHub(), kpKick: make(chan struct{}, 1), obKick: make(chan struct{}, 1),
-		followers: map[string]*follower{}, posted: map[string]*channel.OutgoingCommit{}, opLocks: map[string]*sync.Mutex{},
+		followers: map[string]*follower{}, posted: map[string]*channel.OutgoingCommit{},
 		roles: map[string]map[string]channel.Role{}, outcomes: map[string]string{},
-		stLocks: map[string]*sync.Mutex{}, retried: map[uint64]int{}}
+		retried: map[uint64]int{}}
 	if r, ok := p.Store().(store.Records); ok {
 		c.recs = r
 	} else {
@@ -252,30 +253,10 @@ func (c *Client) noteRelay(ctx context.Context, err error) {
 }
 
 // opLock serialises the engine's state changes of one channel.
-func (c *Client) opLock(channelID string) func() {
-	c.mu.Lock()
-	l, ok := c.opLocks[channelID]
-	if !ok {
-		l = &sync.Mutex{}
-		c.opLocks[channelID] = l
-	}
-	c.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (c *Client) opLock(channelID string) func() { return c.opLocks.Lock(channelID) }
 
 // stateLock serialises a channel's joins with the handling of its removal.
-func (c *Client) stateLock(channelID string) func() {
-	c.mu.Lock()
-	l, ok := c.stLocks[channelID]
-	if !ok {
-		l = &sync.Mutex{}
-		c.stLocks[channelID] = l
-	}
-	c.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (c *Client) stateLock(channelID string) func() { return c.stLocks.Lock(channelID) }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

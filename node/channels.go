@@ -59,12 +59,7 @@ func (s *Server) createChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp, err := s.describe(r.Context(), d, true)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, resp)
-	return nil
+	return s.writeChannel(w, r, http.StatusCreated, d)
 }
 
 func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) error {
@@ -90,12 +85,7 @@ func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp, err := s.describe(r.Context(), d, true)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, resp)
-	return nil
+	return s.writeChannel(w, r, http.StatusOK, d)
 }
 
 func (s *Server) createInvite(w http.ResponseWriter, r *http.Request) error {
@@ -178,12 +168,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	resp, err := s.describe(r.Context(), d, true)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, resp)
-	return nil
+	return s.writeChannel(w, r, http.StatusCreated, d)
 }
 
 // MaxTextBytes bounds a chat message's text.
@@ -458,4 +443,14 @@ func (s *Server) replayed(ctx context.Context, channelID string, msg []byte, err
 	}
 	return &apiError{status: http.StatusConflict, code: "already_processed",
 		msg: fmt.Sprintf("a handshake message of epoch %d: the channel is at epoch %d", epoch, cur), err: err}
+}
+
+// writeChannel answers the channel d as the API describes it.
+func (s *Server) writeChannel(w http.ResponseWriter, r *http.Request, status int, d *channel.Descriptor) error {
+	resp, err := s.describe(r.Context(), d, true)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, status, resp)
+	return nil
 }

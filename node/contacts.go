@@ -28,12 +28,7 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	resp, err := s.describe(r.Context(), d, true)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, resp)
-	return nil
+	return s.writeChannel(w, r, http.StatusOK, d)
 }
 
 func (s *Server) declineInvitation(w http.ResponseWriter, r *http.Request) error {
