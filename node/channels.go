@@ -25,7 +25,7 @@ func (s *Server) describe(ctx context.Context, d *channel.Descriptor) (ChannelRe
 	if err != nil {
 		return resp, err
 	}
-	resp.State, resp.RemovedBy = st.State, st.RemovedBy
+	resp.State, resp.RemovedBy, resp.RecoveryCausedBy = st.State, st.RemovedBy, st.RecoveryCausedBy
 	if st.State != client.StateActive {
 		return resp, nil
 	}
