@@ -3,15 +3,19 @@ package node_test
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
+	"github.com/spacepanda/spacepanda/identity"
 	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/mls/suite"
+	"github.com/spacepanda/spacepanda/mls/tree"
 	"github.com/spacepanda/spacepanda/mls/wire"
 	"github.com/spacepanda/spacepanda/provider/providertest"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
@@ -180,4 +184,98 @@ func TestRelayUnprocessableCommit(t *testing.T) {
 			return has["alice:after"] && has["bob:reply"], fmt.Sprint(tx)
 		})
 	}
+}
+
+// TestRelayIdentityAttacks (issue 12): a member with valid keys, through
+// the real relay, tries to become the admin: a second leaf claiming the
+// admin's user id (with its own certificate, a copy of the admin's, or
+// none), and its own leaf swapped to the admin's user id by Update
+// proposal or by commit path. Each is refused with 400 and a code before
+// it reaches a node; every honest node keeps its epoch, its members and
+// the admin as one user with one device, and the channel works.
+func TestRelayIdentityAttacks(t *testing.T) {
+	rp := startRelayProc(t)
+	alice, bob := rlNode(t, "alice", rp.url()), rlNode(t, "bob", rp.url())
+	ch := rlCreate(t, alice, "who is who")
+	rlInvite(t, alice, ch, bob)
+	rlWaitJoined(t, bob, ch)
+	mallory := newRelayRogue(t, rp.url())
+	userNames.Store(mallory.uid(), "mallory")
+	ctx := context.Background()
+	if err := alice.c.Do(ctx, "POST", rlPath(ch, "/invites"), map[string]string{"user_id": mallory.uid()}, nil); err != nil {
+		t.Fatalf("alice invites mallory: %v", err)
+	}
+	mallory.join(ch)
+	ep := rlWaitConverged(t, ch, "alice,bob,mallory", alice, bob)
+
+	dir, err := mallory.rc.Devices(ctx, identity.UserID(alice.uid))
+	if err != nil || len(dir.Devices) != 1 {
+		t.Fatalf("alice's directory entry: %+v %v", dir, err)
+	}
+	aliceCert, err := identity.ParseCertificate(dir.Devices[0].Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostorKP := func(ext ...tree.Extension) []byte {
+		other := providertest.NewRogue(t, mallory.Suite.ID(), channel.RolesCapabilities())
+		return other.KeyPackage(t, alice.uid, ext...)
+	}
+	swapped := func(ln *tree.LeafNode) {
+		ln.Credential = tree.NewBasicCredential([]byte(alice.uid))
+		for i, e := range ln.Extensions {
+			if e.ExtensionType == providertest.Ext(t, aliceCert).ExtensionType {
+				ln.Extensions[i] = providertest.Ext(t, aliceCert)
+			}
+		}
+	}
+	for _, c := range []struct {
+		name string
+		post func() error
+	}{
+		{"impostor leaf, own certificate", func() error {
+			return mallory.postCommit(mallory.AddCommit(t, impostorKP(providertest.Ext(t, mallory.Cert))))
+		}},
+		{"impostor leaf, the admin's certificate", func() error {
+			return mallory.postCommit(mallory.AddCommit(t, impostorKP(providertest.Ext(t, aliceCert))))
+		}},
+		{"impostor leaf, no certificate", func() error { return mallory.postCommit(mallory.AddCommit(t, impostorKP())) }},
+		{"identity swap by Update", func() error {
+			_, err := mallory.rc.PostMessage(ctx, mallory.gid, relayclient.Post{Message: mallory.ProposeUpdate(t, swapped)})
+			return err
+		}},
+		{"identity swap by commit path", func() error {
+			mallory.TamperOwnLeaf(t, [2][]byte{[]byte(mallory.uid()), []byte(alice.uid)})
+			return mallory.postCommit(mallory.Commit(t, mls.CommitOptions{}))
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			saved := mallory.Group
+			defer func() { mallory.Group = saved }()
+			var re *relayclient.Error
+			err := c.post()
+			if !errors.As(err, &re) || re.Status != http.StatusBadRequest || re.Code == "" {
+				t.Fatalf("the relay answered %v, want 400 with a code", err)
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+	// Nothing moved: same epoch and members everywhere, alice one user
+	// with one device, and the channel works.
+	if got := rlWaitConverged(t, ch, "alice,bob,mallory", alice, bob); got != ep {
+		t.Fatalf("epoch %d after the refusals, %d before", got, ep)
+	}
+	ms, err := bob.c.Members(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.UserID == alice.uid && (len(m.Devices) != 1 || m.Role != "admin") {
+			t.Fatalf("alice in bob's member list: %+v", m)
+		}
+	}
+	rlSend(t, alice, ch, "still me")
+	rlEventually(t, 30*time.Second, "bob reads alice", func() (bool, string) {
+		tx := rlTexts(rlHistory(t, bob, ch))
+		return len(tx) == 1 && tx[0] == "alice:still me", fmt.Sprint(tx)
+	})
 }
