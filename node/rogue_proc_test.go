@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -277,5 +278,85 @@ func TestRelayIdentityAttacks(t *testing.T) {
 	rlEventually(t, 30*time.Second, "bob reads alice", func() (bool, string) {
 		tx := rlTexts(rlHistory(t, bob, ch))
 		return len(tx) == 1 && tx[0] == "alice:still me", fmt.Sprint(tx)
+	})
+}
+
+// junk is a PrivateMessage of the group whose framing the relay checks —
+// group id, epoch, content type — and whose ciphertext is random: only a
+// member can tell it apart from a real message.
+func (r *relayRogue) junk(epoch uint64) []byte {
+	r.t.Helper()
+	b := make([]byte, 64)
+	rand.Read(b)
+	m, err := mls.NewMessage(&mls.PrivateMessage{GroupID: r.gid, Epoch: epoch, ContentType: mls.ContentTypeApplication,
+		AuthenticatedData: []byte{}, EncryptedSenderData: b[:24], Ciphertext: b[24:]})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out, err := wire.Marshal(m)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return out
+}
+
+// TestRelayJunkFromMember (issue 13): a member floods the log with 400
+// messages no one can read, and tries 400 more for epoch 2^40. The relay
+// refuses the far-epoch ones (409 future_epoch); every honest node skips
+// the readable-framed junk with a report instead of retrying or holding
+// it, reads what follows, and — restarted — does not read the junk again.
+func TestRelayJunkFromMember(t *testing.T) {
+	rp := startRelayProc(t)
+	alice, bob := rlNode(t, "alice", rp.url()), rlNode(t, "bob", rp.url())
+	ch := rlCreate(t, alice, "flooded")
+	rlInvite(t, alice, ch, bob)
+	rlWaitJoined(t, bob, ch)
+	mallory := newRelayRogue(t, rp.url())
+	userNames.Store(mallory.uid(), "mallory")
+	ctx := context.Background()
+	if err := alice.c.Do(ctx, "POST", rlPath(ch, "/invites"), map[string]string{"user_id": mallory.uid()}, nil); err != nil {
+		t.Fatalf("alice invites mallory: %v", err)
+	}
+	mallory.join(ch)
+	ep := rlWaitConverged(t, ch, "alice,bob,mallory", alice, bob)
+	for range 400 {
+		_, err := mallory.rc.PostMessage(ctx, mallory.gid, relayclient.Post{Message: mallory.junk(1 << 40)})
+		if !errors.Is(err, relayclient.ErrFutureEpoch) {
+			t.Fatalf("junk for epoch 2^40: %v, want 409 future_epoch", err)
+		}
+	}
+	for range 400 {
+		if _, err := mallory.rc.PostMessage(ctx, mallory.gid, relayclient.Post{Message: mallory.junk(ep)}); err != nil {
+			t.Fatalf("junk of the current epoch: %v", err)
+		}
+	}
+	rlSend(t, alice, ch, "after the junk")
+	realOnly := func(p *proc) []string {
+		var out []string
+		for _, m := range rlHistory(t, p, ch) {
+			if m.Sender.UserID != "system" {
+				out = append(out, named(m.Sender.UserID)+":"+m.Text)
+			}
+		}
+		return out
+	}
+	rlEventually(t, 60*time.Second, "bob reads past the junk", func() (bool, string) {
+		h := realOnly(bob)
+		return len(h) == 1 && h[0] == "alice:after the junk", fmt.Sprint(h)
+	})
+	notes := len(rlHistory(t, bob, ch))
+	bob.restartHard()
+	rlSend(t, alice, ch, "after the restart")
+	rlEventually(t, 60*time.Second, "bob reads on after a restart", func() (bool, string) {
+		h := realOnly(bob)
+		return len(h) == 2 && h[1] == "alice:after the restart", fmt.Sprint(h)
+	})
+	if n := len(rlHistory(t, bob, ch)); n != notes+1 {
+		t.Fatalf("bob's history grew by %d entries across the restart, want 1: the junk was read again", n-notes)
+	}
+	rlSend(t, bob, ch, "still here")
+	rlEventually(t, 30*time.Second, "alice reads bob", func() (bool, string) {
+		h := realOnly(alice)
+		return len(h) == 3 && h[2] == "bob:still here", fmt.Sprint(h)
 	})
 }
