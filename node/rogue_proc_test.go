@@ -360,3 +360,94 @@ func TestRelayJunkFromMember(t *testing.T) {
 		return len(h) == 3 && h[2] == "bob:still here", fmt.Sprint(h)
 	})
 }
+
+// lookAlike is a Welcome (and its tree) of a group the rogue makes under
+// the real group's id and extensions, adding the devices of user.
+func (r *relayRogue) lookAlike(user string) (welcome, ratchetTree []byte) {
+	t := r.t
+	t.Helper()
+	ks, err := r.rc.ClaimKeyPackages(context.Background(), identity.UserID(user))
+	if err != nil {
+		t.Fatalf("rogue claims %s's key packages: %v", user, err)
+	}
+	var o mls.CommitOptions
+	for _, k := range ks {
+		m, err := mls.UnmarshalMessage(k.KeyPackage)
+		if err != nil || m.KeyPackage == nil {
+			t.Fatalf("claimed key package: %v", err)
+		}
+		o.Add = append(o.Add, m.KeyPackage)
+	}
+	caps := r.Caps
+	g, err := mls.CreateGroup(r.Suite, r.Signer, r.gid, mls.LeafOptions{Credential: tree.NewBasicCredential([]byte(r.UserID())),
+		Capabilities: &caps, Extensions: tree.Extensions{providertest.Ext(t, r.Cert)}}, r.Group.Context().Extensions, providertest.Config())
+	if err != nil {
+		t.Fatalf("look-alike group: %v", err)
+	}
+	res, err := g.Commit(o)
+	if err != nil {
+		t.Fatalf("look-alike add: %v", err)
+	}
+	wm, err := mls.NewMessage(res.Welcome)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if welcome, err = wire.Marshal(wm); err != nil {
+		t.Fatal(err)
+	}
+	if ratchetTree, err = wire.Marshal(res.RatchetTree); err != nil {
+		t.Fatal(err)
+	}
+	return welcome, ratchetTree
+}
+
+// TestRelayLookalikeWelcome (issue 13.4): a member who knows the group id
+// makes a look-alike group under it and sends its Welcome to the next
+// invitee. Before the real commit adds the invitee, the relay refuses it
+// (403 recipient_not_member); after, the invitee holds the real group and
+// the look-alike changes nothing: it stays in the real channel, at the
+// others' epoch, reading what they send.
+func TestRelayLookalikeWelcome(t *testing.T) {
+	rp := startRelayProc(t)
+	alice, bob, carol := rlNode(t, "alice", rp.url()), rlNode(t, "bob", rp.url()), rlNode(t, "carol", rp.url())
+	ch := rlCreate(t, alice, "the real one")
+	mallory := newRelayRogue(t, rp.url())
+	userNames.Store(mallory.uid(), "mallory")
+	ctx := context.Background()
+	if err := alice.c.Do(ctx, "POST", rlPath(ch, "/invites"), map[string]string{"user_id": mallory.uid()}, nil); err != nil {
+		t.Fatalf("alice invites mallory: %v", err)
+	}
+	mallory.join(ch)
+	rlInvite(t, alice, ch, carol)
+	rlWaitJoined(t, carol, ch)
+
+	// bob knows mallory (a contact): her Welcome would be joined at once.
+	if err := bob.c.Do(ctx, "PUT", "/v1/contacts/"+url.PathEscape(mallory.uid()), map[string]any{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	w, rt := mallory.lookAlike(bob.uid)
+	_, err := mallory.rc.PostWelcome(ctx, relayclient.Welcome{Recipients: []string{bob.uid}, Welcome: w, RatchetTree: rt, GroupID: mallory.gid})
+	var re *relayclient.Error
+	if !errors.As(err, &re) || re.Status != http.StatusForbidden || re.Code != "recipient_not_member" {
+		t.Fatalf("a look-alike Welcome ahead of the real add: %v, want 403 recipient_not_member", err)
+	}
+
+	rlInvite(t, alice, ch, bob)
+	rlWaitJoined(t, bob, ch)
+	ep := rlWaitConverged(t, ch, "alice,bob,carol,mallory", alice, bob, carol)
+	w, rt = mallory.lookAlike(bob.uid)
+	if _, err := mallory.rc.PostWelcome(ctx, relayclient.Welcome{Recipients: []string{bob.uid}, Welcome: w, RatchetTree: rt, GroupID: mallory.gid}); err != nil {
+		t.Fatalf("a look-alike Welcome once bob is a member: %v", err)
+	}
+	rlSend(t, alice, ch, "the real channel")
+	rlEventually(t, 30*time.Second, "bob reads the real channel", func() (bool, string) {
+		tx := rlTexts(rlHistory(t, bob, ch))
+		return len(tx) == 1 && tx[0] == "alice:the real channel", fmt.Sprint(tx)
+	})
+	if got := rlWaitConverged(t, ch, "alice,bob,carol,mallory", alice, bob, carol); got != ep {
+		t.Fatalf("epoch %d, %d before the look-alike", got, ep)
+	}
+	if c := channelOfNode(t, bob, ch); c.Name != "the real one" || c.State != "active" {
+		t.Fatalf("bob's channel after the look-alike: %+v", c)
+	}
+}
