@@ -406,7 +406,8 @@ func (r *relayRogue) lookAlike(user string) (welcome, ratchetTree []byte) {
 // invitee. Before the real commit adds the invitee, the relay refuses it
 // (403 recipient_not_member); after, the invitee holds the real group and
 // the look-alike changes nothing: it stays in the real channel, at the
-// others' epoch, reading what they send.
+// others' epoch, reading what they send, and reports the look-alike
+// skipped (a delivery event) once it gives it up.
 func TestRelayLookalikeWelcome(t *testing.T) {
 	rp := startRelayProc(t)
 	alice, bob, carol := rlNode(t, "alice", rp.url()), rlNode(t, "bob", rp.url()), rlNode(t, "carol", rp.url())
@@ -450,4 +451,9 @@ func TestRelayLookalikeWelcome(t *testing.T) {
 	if c := channelOfNode(t, bob, ch); c.Name != "the real one" || c.State != "active" {
 		t.Fatalf("bob's channel after the look-alike: %+v", c)
 	}
+	// Once it has waited out a removal it might precede, bob's node gives
+	// the look-alike up and says so.
+	readEvents(t, bob.c.BaseURL, "", 1<<20, func(e sseEvent) bool {
+		return e.event == "delivery" && e.data["kind"] == "welcome" && e.data["status"] == "skipped" && e.data["sender"] == mallory.uid()
+	})
 }
