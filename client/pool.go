@@ -99,7 +99,15 @@ const maxWelcomeRetries = 50
 // useWelcome joins from a queued Welcome (or keeps it as a pending
 // invitation), then acknowledges it.
 func (c *Client) useWelcome(ctx context.Context, w relayclient.Welcome) {
-	keep, err := c.screenWelcome(ctx, w)
+	var keep bool
+	var err error
+	if w.From != c.mgr.Identity() || w.FromDevice != c.p.DeviceID().String() {
+		keep, err = c.screenWelcome(ctx, w)
+	} else {
+		// A Welcome this device sent to another of our devices reaches
+		// our user's queue, so us too: nothing to join.
+		keep = true
+	}
 	switch {
 	case err != nil:
 		c.log.Warn("keeping a Welcome as an invitation failed", "from", w.From, "err", err)

@@ -22,6 +22,10 @@ commands:
   relay (--data DIR | --postgres URL) [--listen 127.0.0.1:8480] [--url URL,...]
         [--new-identities-per-hour N] [-v]
                       run the relay (delivery service, relay/API.md)
+  link [--node URL] [--token-file F] [--code CODE | --list | --revoke ID]
+                      link a device to its user through the nodes: without
+                      --code, show a code on the existing device; with it,
+                      enter the code on the new one (serve --link)
   demo [--relay] [--keep]
                       three nodes on loopback, one channel, the whole flow
   conformance [DIR]   run the official MLS test vectors in DIR
@@ -44,6 +48,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"conformance":    cmdConformance,
 	"bench":          cmdBench,
 	"serve":          cmdServe,
+	"link":           cmdLink,
 	"demo":           cmdDemo,
 	"relay":          cmdRelay,
 	"loadtest":       cmdLoadtest,
