@@ -309,6 +309,42 @@ func (c *Client) addOwnDevice(ctx context.Context, channelID string, dev identit
 	}
 }
 
+// addOtherDevices adds this user's other certified devices to a channel
+// this device just created, in the background once the relay has the
+// group, bounded by a minute.
+func (c *Client) addOtherDevices(channelID string) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
+	defer cancel()
+	if !c.waitOutbox(ctx, channelID, time.Minute) {
+		return
+	}
+	devs, err := c.Devices(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("listing our devices for a new channel", "channel", channelID, "err", err)
+		}
+		return
+	}
+	added := false
+	for _, d := range devs {
+		if d.Current || d.Revoked {
+			continue
+		}
+		dev, err := identity.ParseDeviceID(d.DeviceID)
+		if err != nil {
+			continue
+		}
+		if err := c.addOwnDevice(ctx, channelID, dev); err != nil && ctx.Err() == nil {
+			c.log.Warn("adding our device to a new channel", "channel", channelID, "device", dev, "err", err)
+		}
+		added = true
+	}
+	if added {
+		c.kickPool()
+	}
+}
+
 // AcceptLink links this device, started with Config.Link, to the user of
 // the device showing code: it answers that device's offer through the
 // relay, installs the certificate it receives, then logs in as the user

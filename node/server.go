@@ -235,6 +235,8 @@ func classify(err error) *apiError {
 		{client.ErrLookalikeGroup, http.StatusConflict, "lookalike_group"},
 		{client.ErrCommitConflict, http.StatusConflict, "commit_conflict"},
 		{client.ErrDeliveryRefused, http.StatusConflict, "channel_not_active"},
+		// Our user revoked this device: the relay refuses it.
+		{relayclient.ErrRevoked, http.StatusConflict, "device_revoked"},
 		// The relay no longer counts us a member (our removal is on its way).
 		{relayclient.ErrForbidden, http.StatusConflict, "channel_not_active"},
 		{client.ErrInvitationNotFound, http.StatusNotFound, "not_found"},

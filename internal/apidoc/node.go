@@ -54,7 +54,7 @@ func Node() *API {
 				"name?", Str("display_name (older clients)"))},
 		{Method: "GET", Path: "/v1/devices", ID: "devices", Tag: "identity", Summary: "The user's devices (relay: as its directory lists them, each certificate checked)",
 			Status: 200, Resp: Obj("devices", Arr(Obj("device_id", Str(""), "current", Bool("this node"), "revoked", Bool("")), "")),
-			Errs: Errs{409: {"not_linked"}, 503: {"relay_unreachable"}}},
+			Errs: Errs{409: {"not_linked", "device_revoked"}, 503: {"relay_unreachable"}}},
 		{Method: "POST", Path: "/v1/devices/link", ID: "linkOffer", Tag: "identity", Summary: "Offer to link a new device: a short code to type on it",
 			Desc: "On the device holding the user's identity key. In the background the node certifies the device that answers with the code " +
 				"and adds it to the user's active channels; the offer ends then, at expires_at, or when an answer fails to authenticate.",
