@@ -286,3 +286,51 @@ func TestLinkCLI(t *testing.T) {
 		t.Fatalf("--list: %q, want 2 devices with %s", out, id.DeviceID)
 	}
 }
+
+// TestLinkWrongCode: a code under which no offer is open, and a code
+// with an open offer's mailbox but another secret (the PAKE fails at the
+// offering device, which ends the offer), are each refused with
+// link_failed; the new device stays without a user, and links with a
+// fresh code afterwards.
+func TestLinkWrongCode(t *testing.T) {
+	relay := startRelayProc(t)
+	a1 := rlNode(t, "alice", relay.url())
+	a2 := startLinkProc(t, "alice-laptop", relay.url())
+	ctx := context.Background()
+	var ne *node.Error
+	accept := func(code string) error {
+		return a2.c.Do(ctx, "POST", "/v1/devices/link/accept", node.LinkAcceptRequest{Code: code}, nil)
+	}
+	if err := accept("not a code"); !asNodeError(err, &ne) || ne.Code != "bad_link_code" {
+		t.Fatalf("a malformed code: %v", err)
+	}
+	var offer node.LinkOfferResponse
+	if err := a1.c.Do(ctx, "POST", "/v1/devices/link", nil, &offer); err != nil {
+		t.Fatal(err)
+	}
+	// Another mailbox: no offer there.
+	other := "ZZZZ" + offer.Code[4:]
+	if offer.Code[:4] == "ZZZZ" {
+		other = "YYYY" + offer.Code[4:]
+	}
+	if err := accept(other); !asNodeError(err, &ne) || ne.Code != "link_failed" {
+		t.Fatalf("a code without an offer: %v", err)
+	}
+	// The offer's mailbox, another secret.
+	last := offer.Code[len(offer.Code)-1]
+	wrong := offer.Code[:len(offer.Code)-1] + map[bool]string{true: "1", false: "0"}[last == '0']
+	if err := accept(wrong); !asNodeError(err, &ne) || ne.Code != "link_failed" {
+		t.Fatalf("a wrong secret: %v", err)
+	}
+	if err := a2.c.Do(ctx, "GET", "/v1/devices", nil, nil); !asNodeError(err, &ne) || ne.Code != "not_linked" {
+		t.Fatalf("after failed links the device has a user: %v", err)
+	}
+	if ds := deviceList(t, a1); len(ds) != 1 {
+		t.Fatalf("alice's devices after failed links: %+v", ds)
+	}
+	// The spent offer is gone; the right code of it fails too.
+	if err := accept(offer.Code); !asNodeError(err, &ne) || ne.Code != "link_failed" {
+		t.Fatalf("the code of an offer a wrong guess ended: %v", err)
+	}
+	linkDevice(t, a1, a2)
+}
