@@ -314,10 +314,11 @@ func (c *Client) startRelay(online bool) {
 			c.follow(d)
 		}
 	}
-	c.wg.Add(3)
+	c.wg.Add(4)
 	go c.poolLoop()
 	go c.welcomeLoop()
 	go c.outboxLoop()
+	go c.reconcileDevices() // devices.go
 }
 
 // online logs in and tops the key package pool up.

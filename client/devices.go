@@ -273,16 +273,19 @@ func (c *Client) addLinkedDevice(ctx context.Context, dev identity.DeviceID) {
 		if st, _ := c.channelState(ctx, d.ID); st.State != StateActive {
 			continue
 		}
-		if err := c.addOwnDevice(ctx, d.ID, dev); err != nil && ctx.Err() == nil {
+		if err := c.addOwnDevice(ctx, d.ID, dev, true); err != nil && ctx.Err() == nil {
 			c.log.Warn("adding a linked device to a channel failed", "channel", d.ID, "device", dev, "err", err)
 		}
 	}
 	c.kickPool() // the claims took one key package of each of our devices
 }
 
-// addOwnDevice claims a key package of device dev of our user (waiting
-// until it publishes one) and adds it to the channel.
-func (c *Client) addOwnDevice(ctx context.Context, channelID string, dev identity.DeviceID) error {
+// errNoDeviceKeyPackage: the device has no key package at the relay.
+var errNoDeviceKeyPackage = errors.New("client: the device has published no key package")
+
+// addOwnDevice claims a key package of device dev of our user (with wait,
+// waiting until it publishes one) and adds it to the channel.
+func (c *Client) addOwnDevice(ctx context.Context, channelID string, dev identity.DeviceID, wait bool) error {
 	uid := c.p.UserID()
 	for delay := c.cfg.Retry; ; delay = min(2*delay, 2*time.Second) {
 		claimed, err := c.relay.ClaimKeyPackages(ctx, uid)
@@ -302,6 +305,9 @@ func (c *Client) addOwnDevice(ctx context.Context, channelID string, dev identit
 				return nil
 			}
 			return err
+		}
+		if !wait {
+			return errNoDeviceKeyPackage
 		}
 		if !sleepCtx(ctx, delay) {
 			return ctx.Err()
@@ -335,10 +341,81 @@ func (c *Client) addOtherDevices(channelID string) {
 		if err != nil {
 			continue
 		}
-		if err := c.addOwnDevice(ctx, channelID, dev); err != nil && ctx.Err() == nil {
+		if err := c.addOwnDevice(ctx, channelID, dev, true); err != nil && ctx.Err() == nil {
 			c.log.Warn("adding our device to a new channel", "channel", channelID, "device", dev, "err", err)
 		}
 		added = true
+	}
+	if added {
+		c.kickPool()
+	}
+}
+
+// reconcileDevices, when the engine starts working with the relay, makes
+// each active channel hold exactly our user's current devices: devices
+// of ours the channel lacks are added (one that has published no key
+// package is left for the next start), and devices of ours it holds that
+// we know to be revoked are removed. It finishes what a crash between
+// linking (or revoking) and the channel commits left undone, and learns
+// the revocations the relay's directory holds. Bounded by two minutes.
+func (c *Client) reconcileDevices() {
+	defer c.wg.Done()
+	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Minute)
+	defer cancel()
+	devs, err := c.Devices(ctx)
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, ErrRelayRequired) {
+			c.log.Debug("listing our devices", "err", err)
+		}
+		return
+	}
+	if len(devs) == 1 {
+		return // this device alone: nothing to add or remove
+	}
+	var want []identity.DeviceID
+	for _, d := range devs {
+		if dev, err := identity.ParseDeviceID(d.DeviceID); err == nil && !d.Current && !d.Revoked {
+			want = append(want, dev)
+		}
+	}
+	ds, err := c.mgr.Channels(ctx)
+	if err != nil {
+		return
+	}
+	uid, added := c.p.UserID(), false
+	for _, d := range ds {
+		if st, _ := c.channelState(ctx, d.ID); st.State != StateActive {
+			continue
+		}
+		leaves, err := c.mgr.Leaves(ctx, d.ID)
+		if err != nil {
+			continue
+		}
+		have, revoked := map[identity.DeviceID]bool{}, false
+		for _, l := range leaves {
+			if l.Verified && l.UserID == uid {
+				have[l.DeviceID] = true
+				revoked = revoked || l.Revoked
+			}
+		}
+		if revoked {
+			if _, err := c.commit(ctx, d.ID, func(ctx context.Context) error {
+				_, err := c.mgr.RemoveRevoked(ctx, d.ID)
+				return err
+			}); err != nil && !errors.Is(err, channel.ErrMemberNotFound) && ctx.Err() == nil {
+				c.log.Warn("removing our revoked devices", "channel", d.ID, "err", err)
+			}
+		}
+		for _, dev := range want {
+			if have[dev] {
+				continue
+			}
+			err := c.addOwnDevice(ctx, d.ID, dev, false)
+			added = added || err == nil
+			if err != nil && !errors.Is(err, errNoDeviceKeyPackage) && ctx.Err() == nil {
+				c.log.Warn("adding our device to a channel", "channel", d.ID, "device", dev, "err", err)
+			}
+		}
 	}
 	if added {
 		c.kickPool()
