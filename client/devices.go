@@ -288,6 +288,15 @@ var errNoDeviceKeyPackage = errors.New("client: the device has published no key 
 func (c *Client) addOwnDevice(ctx context.Context, channelID string, dev identity.DeviceID, wait bool) error {
 	uid := c.p.UserID()
 	for delay := c.cfg.Retry; ; delay = min(2*delay, 2*time.Second) {
+		// A claim takes a key package of each of our devices: claim only
+		// once the relay lists the device (it logged in; it publishes
+		// its key packages right after).
+		if wait && !c.deviceListed(ctx, dev) {
+			if !sleepCtx(ctx, delay) {
+				return ctx.Err()
+			}
+			continue
+		}
 		claimed, err := c.relay.ClaimKeyPackages(ctx, uid)
 		c.noteRelay(ctx, err)
 		if err != nil && !errors.Is(err, relayclient.ErrNotFound) && !unreachable(ctx, err) {
@@ -422,6 +431,20 @@ func (c *Client) reconcileDevices() {
 	}
 }
 
+// deviceListed reports whether the relay's directory lists our device dev.
+func (c *Client) deviceListed(ctx context.Context, dev identity.DeviceID) bool {
+	devs, err := c.Devices(ctx)
+	if err != nil {
+		return false
+	}
+	for _, d := range devs {
+		if d.DeviceID == dev.String() && !d.Revoked {
+			return true
+		}
+	}
+	return false
+}
+
 // AcceptLink links this device, started with Config.Link, to the user of
 // the device showing code: it answers that device's offer through the
 // relay, installs the certificate it receives, then logs in as the user
@@ -467,16 +490,18 @@ func (c *Client) AcceptLink(ctx context.Context, code string) (identity.UserID, 
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrLinkFailed, err)
 	}
-	if err := c.p.InstallCertificate(ctx, cert); err != nil {
-		return "", err
-	}
 	enc, err := cert.Marshal()
 	if err != nil {
 		return "", err
 	}
+	if err := c.p.InstallCertificate(ctx, cert); err != nil {
+		return "", err
+	}
+	// Linked and stored: from here on the engine starts whatever becomes
+	// of the request.
 	lr.linked(enc, c.p)
 	c.log.Info("linked to user", "user", cert.UserID().Short(), "device", cert.Device.ID)
-	octx, ocancel := context.WithTimeout(ctx, 10*time.Second)
+	octx, ocancel := context.WithTimeout(c.ctx, 10*time.Second)
 	online := c.online(octx)
 	ocancel()
 	c.goRelay(online)
