@@ -334,3 +334,37 @@ func TestLinkWrongCode(t *testing.T) {
 	}
 	linkDevice(t, a1, a2)
 }
+
+// TestLinkSurvivesOfferingDeviceCrash: the offering device is killed
+// (SIGKILL) as soon as the new device is linked, usually before its
+// background commit adds the new device to the channel; started again,
+// it adds the device its channel lacks (reconcileDevices), and both
+// devices read and send.
+func TestLinkSurvivesOfferingDeviceCrash(t *testing.T) {
+	relay := startRelayProc(t)
+	a1, bob := rlNode(t, "alice", relay.url()), rlNode(t, "bob", relay.url())
+	ch := rlCreate(t, bob, "general")
+	rlInvite(t, bob, ch, a1)
+	rlWaitJoined(t, a1, ch)
+	ep := rlWaitConverged(t, ch, "alice,bob", a1, bob)
+	a2 := startLinkProc(t, "alice-laptop", relay.url())
+	linkDevice(t, a1, a2)
+	a1.kill()
+	e, _, _ := rlState(bob, ch)
+	t.Logf("epoch at bob when alice's first device died: %d (added before the crash: %v)", e, e > ep)
+	a1.start()
+	addContact(t, a2, bob)
+	rlWaitJoined(t, a2, ch)
+	rlWaitConverged(t, ch, "alice,bob", a1, a2, bob)
+	if got := devicesOf(bob, ch, a1.uid); len(got) != 2 {
+		t.Fatalf("bob lists alice's devices %v", got)
+	}
+	rlSend(t, a2, ch, "from the laptop")
+	rlSend(t, a1, ch, "from the first device")
+	for _, p := range []*proc{a1, a2, bob} {
+		h := rlWaitHistory(t, p, ch, 2)
+		if got := fmt.Sprint(rlTexts(h)); got != "[alice:from the first device alice:from the laptop]" {
+			t.Fatalf("%s history %s", p.name, got)
+		}
+	}
+}
