@@ -232,7 +232,7 @@ func (f *follower) pull(ctx context.Context) (int, error) {
 // message or proposal for an epoch we have not reached is held, within
 // the bounds, until the commit that starts it has been processed.
 func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
-	c, me := f.c, string(f.c.p.UserID())
+	c := f.c
 	f.release(ctx) // our own commits move the epoch outside the log too
 	var batch []relayclient.Entry
 	for _, e := range es {
@@ -240,7 +240,7 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 			continue
 		}
 		f.cursor = e.Seq
-		if e.Sender == me && e.Kind != relayclient.KindCommit {
+		if f.c.ownEntry(e) && e.Kind != relayclient.KindCommit {
 			continue // our own message, already in our history
 		}
 		ep, err := c.mgr.Epoch(ctx, f.d.ID)
@@ -275,6 +275,13 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 		}
 	}
 	f.receive(ctx, batch)
+}
+
+// ownEntry reports whether this device posted the entry (another device
+// of our user posts under the same user id; a relay that does not say
+// the device: our user's entries are ours).
+func (c *Client) ownEntry(e relayclient.Entry) bool {
+	return e.Sender == string(c.p.UserID()) && (e.SenderDevice == "" || e.SenderDevice == c.p.DeviceID().String())
 }
 
 // ErrUnprocessable is a log entry that could not be processed (reported
@@ -349,7 +356,7 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 	for i, res := range c.mgr.ReceiveBatchFor(ctx, f.d.ID, msgs) {
 		e := es[i]
 		if res.Err != nil {
-			if e.Sender == string(c.p.UserID()) {
+			if c.ownEntry(e) {
 				// Our own commit, merged while we read it — unless we
 				// crashed between its acceptance and its merge and
 				// cannot adopt it now: then we are behind for good.

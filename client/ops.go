@@ -104,6 +104,8 @@ func (c *Client) CreateChannel(ctx context.Context, name string, public, roles b
 			return nil, err
 		}
 		c.waitOutbox(ctx, d.ID, 5*time.Second)
+		c.wg.Add(1)
+		go c.addOtherDevices(d.ID) // devices.go
 	}
 	return d, nil
 }

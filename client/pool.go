@@ -107,7 +107,15 @@ const maxWelcomeRetries = 50
 // invitation), then acknowledges it; deferred: it is left for a later
 // round (not acknowledged).
 func (c *Client) useWelcome(ctx context.Context, w relayclient.Welcome) (deferred bool) {
-	keep, err := c.screenWelcome(ctx, w)
+	var keep bool
+	var err error
+	if w.From != c.mgr.Identity() || w.FromDevice != c.p.DeviceID().String() {
+		keep, err = c.screenWelcome(ctx, w)
+	} else {
+		// A Welcome this device sent to another of our devices reaches
+		// our user's queue, so us too: nothing to join.
+		keep = true
+	}
 	switch {
 	case err != nil:
 		c.log.Warn("keeping a Welcome as an invitation failed", "from", w.From, "err", err)
