@@ -733,6 +733,13 @@ func (m *Manager) settle(ctx context.Context, d *Descriptor, ev *Event, p *Proce
 			return ev, fmt.Errorf("channel %s: forget after removal: %w", d.ID, err)
 		}
 	}
+	if rl, ok := m.gp.(revocationLearner); ok && len(p.Revocations) > 0 {
+		// Each is verified (signed by its user's identity key) before it
+		// is kept; one that is not is a member's junk and teaches nothing.
+		// The commit is merged already: learning is additive, and a crash
+		// before it forgets only this copy of the revocation.
+		_ = rl.learnRevocations(ctx, p.Revocations)
+	}
 	return ev, nil
 }
 
