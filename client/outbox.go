@@ -162,7 +162,7 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 		if blocked[it.ChannelID] {
 			continue
 		}
-		if (it.Kind == itemMessage || it.Kind == itemChange) && !c.synced(it.ChannelID) {
+		if it.Kind == itemMessage && !c.synced(it.ChannelID) {
 			// Post in the epoch the group is in: wait until the log has
 			// been read once since we started (the follower kicks us).
 			blocked[it.ChannelID], ok = true, false
