@@ -168,6 +168,9 @@ func (c *Client) submit(ctx context.Context, channelID string, ch *change) (*Com
 // or another refusal: failed; unreachable: retried with the backoff.
 func (c *Client) deliverChange(ctx context.Context, it *item) error {
 	err := c.deliverChange1(ctx, it)
+	if it.Kind != itemChange {
+		return err // now the Welcome of the accepted change: delivered as one
+	}
 	var re *relayclient.Error
 	var ce *relayclient.CommitConflictError
 	var ee *relayclient.EpochError
@@ -312,6 +315,13 @@ func (c *Client) resolveStaged(ctx context.Context, d *channel.Descriptor, it *i
 		it.Change.Staged = nil
 		return false, c.putItem(ctx, it)
 	}
+	// The pending commit before the epoch: the follower may adopt our
+	// commit from the log meanwhile (dropping the pending one as it
+	// moves the epoch, in one step).
+	pc, err := c.p.PendingCommit(ctx, d.GroupID)
+	if err != nil {
+		return false, err
+	}
 	ep, err := c.mgr.Epoch(ctx, d.ID)
 	if err != nil {
 		return false, &permanentError{err}
@@ -319,10 +329,6 @@ func (c *Client) resolveStaged(ctx context.Context, d *channel.Descriptor, it *i
 	if ep == st.Epoch {
 		// Posted, answer unknown: post the very commit again (it is
 		// still our pending one). Ordered meanwhile, it conflicts.
-		pc, err := c.p.PendingCommit(ctx, d.GroupID)
-		if err != nil {
-			return false, err
-		}
 		if pc == nil {
 			return forget()
 		}

@@ -29,12 +29,18 @@ func openDir(t *testing.T, f *fakeRelay, dir, name string) *member {
 }
 
 // TestWelcomeSurvivesCrashAfterAcceptedCommit: the relay orders alice's
-// invite of carol and dies before it answers; alice's engine stops
-// there (nothing else runs: the relay is down). Restarted, alice finds
-// her commit ordered (the epoch it starts is the relay's) and posts the
-// Welcome stored before the commit left: carol joins, in the same epoch
-// as alice and bob, and reads what follows.
+// invite of carol and dies before it answers (or just after, before the
+// Welcome is posted); alice's engine stops there (nothing else runs: the
+// relay is down). Restarted, alice finds her commit ordered (the epoch it
+// starts is the relay's) and posts the Welcome stored before the commit
+// left: carol joins, in the same epoch as alice and bob, and reads what
+// follows.
 func TestWelcomeSurvivesCrashAfterAcceptedCommit(t *testing.T) {
+	t.Run("answer lost", func(t *testing.T) { testWelcomeSurvives(t, true) })
+	t.Run("down before the Welcome", func(t *testing.T) { testWelcomeSurvives(t, false) })
+}
+
+func testWelcomeSurvives(t *testing.T, loseAnswer bool) {
 	f := newFakeRelay()
 	dir := filepath.Join(t.TempDir(), "alice")
 	alice := openDir(t, f, dir, "alice")
@@ -56,11 +62,15 @@ func TestWelcomeSurvivesCrashAfterAcceptedCommit(t *testing.T) {
 	ep0, _ := alice.Manager().Epoch(ctx, ch)
 
 	f.mu.Lock()
-	f.loseAnswer = true
+	f.loseAnswer, f.downAfterCommit = loseAnswer, !loseAnswer
 	f.mu.Unlock()
 	res, err := alice.Invite(ctx, ch, client.InviteRequest{KeyPackages: [][]byte{kp}})
-	if err != nil || res.Status != "queued" {
-		t.Fatalf("invite whose answer is lost: %+v %v", res, err)
+	want := "queued" // the answer lost: alice cannot tell
+	if !loseAnswer {
+		want = "sent" // the commit is in; its Welcome waits
+	}
+	if err != nil || res.Status != want {
+		t.Fatalf("invite: %v %v, want %s", res.Status, err, want)
 	}
 	f.mu.Lock()
 	ordered := f.groups[string(d.GroupID)].epoch

@@ -26,6 +26,8 @@ type fakeRelay struct {
 	// loseAnswer: the next commit is ordered, then the relay goes down
 	// before it answers (the committer cannot tell).
 	loseAnswer bool
+	// downAfterCommit: the relay goes down after answering the next commit.
+	downAfterCommit bool
 	// epochState answers EpochState (nil: errors.ErrUnsupported).
 	epochState func(gid []byte, epoch uint64) (*client.EpochState, error)
 }
@@ -149,6 +151,9 @@ func (c *fakeConn) PostCommit(_ context.Context, oc *channel.OutgoingCommit) (ui
 	if c.f.loseAnswer {
 		c.f.loseAnswer, c.f.down = false, true
 		return 0, errDown
+	}
+	if c.f.downAfterCommit {
+		c.f.downAfterCommit, c.f.down = false, true
 	}
 	return uint64(len(g.log)), nil
 }
