@@ -157,6 +157,11 @@ func (c *Client) submit(ctx context.Context, channelID string, ch *change) (*Com
 				continue
 			}
 		}
+		select {
+		case <-w.done:
+			return w.res, w.err
+		default:
+		}
 		// The relay is away (or slow): the change waits in the outbox.
 		c.emit(EventDelivery, channelID, map[string]any{"kind": itemChange, "status": ChangeQueued, "change_id": it.ID, "op": ch.Op})
 		return &CommitResult{Committed: true, Status: ChangeQueued, ID: it.ID}, nil
