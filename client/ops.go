@@ -166,7 +166,10 @@ func (c *Client) result(ctx context.Context, channelID string, oc *channel.Outgo
 	return r
 }
 
-// Invite adds a user (or key packages' owners) by a commit.
+// Invite adds a user (or key packages' owners) by a commit. With a relay
+// it goes through the outbox (changes.go): the result is "sent", or
+// "queued" with the change's ID while the relay is away; an impossible
+// invite answers its error when the relay is up, else ends "failed".
 func (c *Client) Invite(ctx context.Context, channelID string, req InviteRequest) (*CommitResult, error) {
 	role := req.Role
 	if role == "" {
@@ -206,7 +209,8 @@ func (c *Client) Invite(ctx context.Context, channelID string, req InviteRequest
 	return r, nil
 }
 
-// Remove removes every device of a user by a commit.
+// Remove removes every device of a user by a commit (with a relay,
+// through the outbox as Invite).
 func (c *Client) Remove(ctx context.Context, channelID, userID string) (*CommitResult, error) {
 	if c.relay != nil {
 		return c.submit(ctx, channelID, &change{Op: opRemove, UserID: userID})
@@ -221,7 +225,8 @@ func (c *Client) Remove(ctx context.Context, channelID, userID string) (*CommitR
 	return c.result(ctx, channelID, oc), nil
 }
 
-// SetRole gives a member a role; the same role again commits nothing.
+// SetRole gives a member a role; the same role again commits nothing
+// (with a relay, through the outbox as Invite).
 func (c *Client) SetRole(ctx context.Context, channelID, userID string, role channel.Role) (*CommitResult, error) {
 	if _, err := channel.ParseRole(string(role)); err != nil {
 		return nil, err
@@ -242,7 +247,8 @@ func (c *Client) SetRole(ctx context.Context, channelID, userID string, role cha
 	return c.result(ctx, channelID, oc), nil
 }
 
-// SelfUpdate commits a fresh leaf key (and pending proposals).
+// SelfUpdate commits a fresh leaf key (and pending proposals); with a
+// relay, through the outbox as Invite.
 func (c *Client) SelfUpdate(ctx context.Context, channelID string) (*CommitResult, error) {
 	if c.relay != nil {
 		return c.submit(ctx, channelID, &change{Op: opUpdate})
