@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,4 +176,62 @@ func TestImpossibleChangeFails(t *testing.T) {
 	if _, err := alice.SetRole(ctx, ch, bob.uid, channel.RoleAdmin); !errors.Is(err, channel.ErrMemberNotFound) {
 		t.Fatalf("role of a non-member with the relay up: %v", err)
 	}
+}
+
+// TestQueuedChangeOfActorWhoLostRole: alice and bob are admins; with the
+// relay down alice queues bob's demotion and bob queues alice's. When the
+// relay returns one is ordered first, and the other's author is no
+// longer an admin: that change ends failed (not permitted), once, and
+// both members agree on the roles.
+func TestQueuedChangeOfActorWhoLostRole(t *testing.T) {
+	f := newFakeRelay()
+	alice, bob, ch, _ := pair(t, f, client.Limits{})
+	if _, err := alice.SetRole(ctx, ch, bob.uid, channel.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob sees he is admin", func() bool {
+		r, err := bob.Manager().Role(ctx, ch, bob.uid)
+		return err == nil && r == channel.RoleAdmin
+	})
+	f.setDown(true)
+	ra, err := alice.SetRole(ctx, ch, bob.uid, channel.RoleMember)
+	if err != nil || ra.Status != "queued" {
+		t.Fatalf("alice demotes bob while down: %+v %v", ra, err)
+	}
+	rb, err := bob.SetRole(ctx, ch, alice.uid, channel.RoleMember)
+	if err != nil || rb.Status != "queued" {
+		t.Fatalf("bob demotes alice while down: %+v %v", rb, err)
+	}
+	f.setDown(false)
+	final := func(m *member, id string) client.ChangeStatus {
+		var got client.ChangeStatus
+		eventually(t, "the change is done", func() bool {
+			cs, err := m.Changes(ctx, ch)
+			for _, c := range cs {
+				if c.ID == id {
+					got = c
+				}
+			}
+			return err == nil && got.Status != "" && got.Status != client.ChangeQueued
+		})
+		return got
+	}
+	a, b := final(alice, ra.ID), final(bob, rb.ID)
+	if (a.Status == client.ChangeSent) == (b.Status == client.ChangeSent) {
+		t.Fatalf("want exactly one demotion: alice's %+v, bob's %+v", a, b)
+	}
+	lost := a
+	if a.Status == client.ChangeSent {
+		lost = b
+	}
+	if lost.Status != client.ChangeFailed || !strings.Contains(lost.Error, "not permitted") {
+		t.Fatalf("the loser's change: %+v", lost)
+	}
+	eventually(t, "same roles", func() bool {
+		ea, _ := alice.Manager().Epoch(ctx, ch)
+		eb, _ := bob.Manager().Epoch(ctx, ch)
+		ra, _ := alice.Manager().Roles(ctx, ch)
+		rb, _ := bob.Manager().Roles(ctx, ch)
+		return ea == eb && fmt.Sprint(ra) == fmt.Sprint(rb)
+	})
 }
