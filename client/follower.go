@@ -28,8 +28,16 @@ type follower struct {
 	held      []relayclient.Entry
 	heldBytes int
 	done      bool
-	// stuck is why the log cannot be followed (a recovery is due).
-	stuck      error
+	// stuck is why the log cannot be followed (a recovery is due);
+	// stuckBy posted the commit we could not process ("" when a commit is
+	// missing or is our own).
+	stuck   error
+	stuckBy string
+	// causedBy is the author of the unprocessable commit that started the
+	// recovery under way: a failed rejoin (another member rejoined first)
+	// leaves us behind a commit that is not that author's.
+	causedBy   string
+	cause      error
 	recoveries int
 	// synced: the log has been read to its end once (outbox messages of
 	// the channel wait for it).
@@ -156,15 +164,15 @@ func (f *follower) run(ctx context.Context) {
 		if !f.done {
 			f.cursor = max(f.cursor, next)
 		}
-		stuck := f.stuck
-		f.stuck = nil
+		stuck, by := f.stuck, f.stuckBy
+		f.stuck, f.stuckBy = nil, ""
 		f.mu.Unlock()
 		if len(es) < 50 && !f.synced.Load() {
 			f.synced.Store(true)
 			c.kickOutbox()
 		}
 		if stuck != nil {
-			f.recover(ctx, stuck)
+			f.recover(ctx, stuck, by)
 		}
 		if len(es) == 0 || time.Since(f.savedAt) > time.Second {
 			f.saveCursor(ctx)
@@ -185,16 +193,23 @@ func (f *follower) lostAccess(ctx context.Context) {
 }
 
 // recover rejoins by external commit (bounded per follower).
-func (f *follower) recover(ctx context.Context, why error) {
+func (f *follower) recover(ctx context.Context, why error, by string) {
 	if f.recoveries >= maxRecoveries {
 		f.c.log.Error("channel cannot be followed and recoveries are exhausted", "channel", f.d.ID, "why", why)
 		return
 	}
 	f.recoveries++
-	if err := f.c.recover(ctx, f.d, why); err != nil {
+	if by != "" {
+		f.causedBy, f.cause = by, why
+	}
+	if f.cause != nil {
+		why = f.cause
+	}
+	if err := f.c.recover(ctx, f.d, why, f.causedBy); err != nil {
 		f.c.log.Warn("recovery failed", "channel", f.d.ID, "err", err)
 		return
 	}
+	f.causedBy, f.cause = "", nil
 	f.mu.Lock()
 	f.start, _ = f.c.mgr.Epoch(ctx, f.d.ID)
 	f.held, f.heldBytes = nil, 0
@@ -248,7 +263,7 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 				c.log.Warn("commit for a future epoch: a commit is missing", "channel", f.d.ID, "seq", e.Seq, "epoch", e.Epoch, "ours", ep)
 				err := errf(ErrUnprocessable, "commit for epoch %d, we are in %d", e.Epoch, ep)
 				f.skipped(ctx, e, err)
-				f.stuck = err
+				f.stuck, f.stuckBy = err, ""
 			}
 			continue
 		}
@@ -340,14 +355,14 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 				// cannot adopt it now: then we are behind for good.
 				if ep, err := c.mgr.Epoch(ctx, f.d.ID); err == nil && ep == e.Epoch && e.Kind == relayclient.KindCommit {
 					c.log.Warn("our own accepted commit cannot be merged", "channel", f.d.ID, "seq", e.Seq, "err", res.Err)
-					f.stuck = errors.Join(ErrUnprocessable, res.Err)
+					f.stuck, f.stuckBy = errors.Join(ErrUnprocessable, res.Err), ""
 				}
 				continue
 			}
 			err := errors.Join(ErrUnprocessable, res.Err)
 			f.skipped(ctx, e, err)
 			if e.Kind == relayclient.KindCommit {
-				f.stuck = err // the group moved on without us
+				f.stuck, f.stuckBy = err, e.Sender // the group moved on without us
 			}
 			continue
 		}

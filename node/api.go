@@ -60,6 +60,9 @@ type ChannelResponse struct {
 	IsPublic    bool   `json:"is_public"`
 	Unread      int    `json:"unread"`
 	RemovedBy   string `json:"removed_by,omitempty"`
+	// RecoveryCausedBy is the member whose commit this node could not
+	// process, forcing its last rejoin by external commit.
+	RecoveryCausedBy string `json:"recovery_caused_by,omitempty"`
 }
 
 type ChannelsResponse struct {

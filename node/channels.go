@@ -17,13 +17,15 @@ import (
 // rfc3339 is the time format of every API time.
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func (s *Server) describe(ctx context.Context, d *channel.Descriptor, withMembers bool) (ChannelResponse, error) {
+// describe is the channel d as the API shows it; a channel that is not
+// active carries only its state.
+func (s *Server) describe(ctx context.Context, d *channel.Descriptor) (ChannelResponse, error) {
 	resp := ChannelResponse{ChannelID: d.ID, Name: d.Name, GroupID: enc64(d.GroupID), IsPublic: d.Public}
 	st, err := s.c.State(ctx, d.ID)
 	if err != nil {
 		return resp, err
 	}
-	resp.State, resp.RemovedBy = st.State, st.RemovedBy
+	resp.State, resp.RemovedBy, resp.RecoveryCausedBy = st.State, st.RemovedBy, st.RecoveryCausedBy
 	if st.State != client.StateActive {
 		return resp, nil
 	}
@@ -36,13 +38,11 @@ func (s *Server) describe(ctx context.Context, d *channel.Descriptor, withMember
 	resp.Epoch = ep
 	_, rerr := s.mgr.Roles(ctx, d.ID)
 	resp.Roles = rerr == nil
-	if withMembers {
-		ms, err := s.mgr.Members(ctx, d.ID)
-		if err != nil {
-			return resp, err
-		}
-		resp.MemberCount = len(ms)
+	ms, err := s.mgr.Members(ctx, d.ID)
+	if err != nil {
+		return resp, err
 	}
+	resp.MemberCount = len(ms)
 	return resp, nil
 }
 
@@ -69,7 +69,7 @@ func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp := ChannelsResponse{Channels: []ChannelResponse{}}
 	for _, d := range ds {
-		c, err := s.describe(r.Context(), d, true)
+		c, err := s.describe(r.Context(), d)
 		if err != nil {
 			s.log.Warn("describing a channel", "channel", d.ID, "err", err)
 			c.State = client.StateRemoved
@@ -467,7 +467,7 @@ func (s *Server) replayed(ctx context.Context, channelID string, msg []byte, err
 
 // writeChannel answers the channel d as the API describes it.
 func (s *Server) writeChannel(w http.ResponseWriter, r *http.Request, status int, d *channel.Descriptor) error {
-	resp, err := s.describe(r.Context(), d, true)
+	resp, err := s.describe(r.Context(), d)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,8 @@ func Node() *API {
 	channel := Obj("channel_id", Str(""), "name", Str(""), "group_id", B64(""), "epoch", Int(""),
 		"state", Enum("", "active", "removed", "left"), "roles", Bool("roles enforced in the group (false: a plain RFC 9420 channel)"),
 		"is_public", Bool("listed for anyone with the invite link to join by external commit"),
-		"member_count", Int(""), "unread", Int(""), "removed_by?", UserID("who removed us (state removed)"))
+		"member_count", Int(""), "unread", Int(""), "removed_by?", UserID("who removed us (state removed)"),
+		"recovery_caused_by?", UserID("the member whose commit we could not process, forcing our last rejoin by external commit"))
 	contact := Obj("user_id", UserID(""), "display_name", Str(""), "fingerprint", Str("30 digits"), "verified", Bool(""),
 		"key_changed", Bool("the identity key changed since it was verified"))
 	message := Obj("seq", Int("position in this channel's history, the paging cursor"), "message_id", Str(""),
@@ -43,12 +44,14 @@ func Node() *API {
 			"message_id?", Str(""), "change_id?", Str(""), "op?", Str("a change's op"), "user_id?", UserID("a change's invitee or target"),
 			"epoch?", Int("the epoch a sent change made"), "status", Enum("", "queued", "sent", "failed", "dropped", "skipped", "refused"),
 			"error?", Str("")), "event: delivery — an own message, state change or Welcome changed status in the outbox"),
-		"Change":            change,
-		"MembershipEvent":   withDesc(Obj("channel_id", Str(""), "epoch", Int(""), "added", Arr(Str("user id"), ""), "removed", Arr(Str("user id"), "")), "event: membership"),
-		"RoleEvent":         withDesc(Obj("channel_id", Str(""), "epoch", Int(""), "user_id", Str(""), "role", role), "event: role"),
-		"ChannelStateEvent": withDesc(Obj("channel_id", Str(""), "state", Enum("", "active", "removed", "left"), "epoch", Int(""), "removed_by?", UserID("")), "event: channel_state"),
-		"InvitationEvent":   withDesc(Obj("invitation_id", Str(""), "channel_name", Str(""), "inviter", Obj("user_id", UserID(""), "display_name", Str(""))), "event: invitation"),
-		"RelayStatusEvent":  withDesc(Obj("relay", Enum("", "reachable", "unreachable")), "event: relay_status"),
+		"Change":          change,
+		"MembershipEvent": withDesc(Obj("channel_id", Str(""), "epoch", Int(""), "added", Arr(Str("user id"), ""), "removed", Arr(Str("user id"), "")), "event: membership"),
+		"RoleEvent":       withDesc(Obj("channel_id", Str(""), "epoch", Int(""), "user_id", Str(""), "role", role), "event: role"),
+		"ChannelStateEvent": withDesc(Obj("channel_id", Str(""), "state", Enum("", "active", "removed", "left"), "epoch", Int(""), "removed_by?", UserID(""),
+			"recovered?", Bool("we rejoined by external commit"), "reason?", Str("why we rejoined"),
+			"caused_by?", UserID("the member whose commit we could not process")), "event: channel_state"),
+		"InvitationEvent":  withDesc(Obj("invitation_id", Str(""), "channel_name", Str(""), "inviter", Obj("user_id", UserID(""), "display_name", Str(""))), "event: invitation"),
+		"RelayStatusEvent": withDesc(Obj("relay", Enum("", "reachable", "unreachable")), "event: relay_status"),
 	}
 	ops := []Op{
 		{Method: "GET", Path: "/healthz", ID: "healthz", Tag: "meta", Public: true, Summary: "Liveness (nothing private)",

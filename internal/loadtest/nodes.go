@@ -1,7 +1,6 @@
 package loadtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,13 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/spacepanda/spacepanda/internal/childproc"
 )
 
 // runNodes starts a relay and cfg.Clients nodes as processes, sets up
@@ -56,7 +55,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	} else {
 		args = append(args, "--data", filepath.Join(dir, "relay"))
 	}
-	relayURL, stopRelay, err := startProc(ctx, cfg.Exe, args, "spacepanda relay serving on ")
+	relayURL, stopRelay, err := childproc.Start(ctx, cfg.Exe, args, "spacepanda relay serving on ", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -64,8 +63,8 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	nodes := make([]*nodeProc, cfg.Clients)
 	for i := range nodes {
 		name := fmt.Sprintf("n%d", i)
-		base, stop, err := startProc(ctx, cfg.Exe, []string{"serve", "--data", filepath.Join(dir, name), "--listen", "127.0.0.1:0",
-			"--name", name, "--relay", relayURL}, " serving on ")
+		base, stop, err := childproc.Start(ctx, cfg.Exe, []string{"serve", "--data", filepath.Join(dir, name), "--listen", "127.0.0.1:0",
+			"--name", name, "--relay", relayURL}, " serving on ", nil)
 		if err != nil {
 			return nil, err
 		}
@@ -256,69 +255,6 @@ func poll(ctx context.Context, d time.Duration, cond func() bool) error {
 		}
 	}
 	return nil
-}
-
-// startProc starts exe args and returns the URL its first stdout line
-// gives after marker, and a stop function (SIGTERM, then kill after 5 s).
-func startProc(ctx context.Context, exe string, args []string, marker string) (string, func(), error) {
-	cmd := exec.Command(exe, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &limitedBuffer{b: &stderr, max: 64 << 10}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case l := <-line:
-		if _, u, ok := strings.Cut(l, marker); ok {
-			return strings.TrimSpace(u), stop, nil
-		}
-		stop()
-		return "", nil, fmt.Errorf("loadtest: %s did not start (first line %q)", args[0], l)
-	case <-time.After(30 * time.Second):
-	case <-ctx.Done():
-	}
-	stop()
-	return "", nil, fmt.Errorf("loadtest: %s did not start within 30s", args[0])
-}
-
-// limitedBuffer keeps the first max bytes written to it.
-type limitedBuffer struct {
-	mu  sync.Mutex
-	b   *bytes.Buffer
-	max int
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := l.max - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
 }
 
 // ChannelName is the name of the run's channel c (tests look for it on
