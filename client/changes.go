@@ -127,6 +127,9 @@ func (c *Client) submit(ctx context.Context, channelID string, ch *change) (*Com
 	if err != nil {
 		return nil, err
 	}
+	if err := c.precheck(ctx, channelID, ch); err != nil {
+		return nil, err
+	}
 	it := &item{ID: newID(), Kind: itemChange, ChannelID: channelID, GroupID: d.GroupID, Change: ch}
 	w := &changeWaiter{done: make(chan struct{})}
 	c.mu.Lock()
@@ -166,6 +169,29 @@ func (c *Client) submit(ctx context.Context, channelID string, ch *change) (*Com
 		c.emit(EventDelivery, channelID, map[string]any{"kind": itemChange, "status": ChangeQueued, "change_id": it.ID, "op": ch.Op})
 		return &CommitResult{Committed: true, Status: ChangeQueued, ID: it.ID}, nil
 	}
+}
+
+// precheck refuses at once a change our role does not allow now (the
+// engine checks again when the change is carried out, in the epoch it is
+// staged on).
+func (c *Client) precheck(ctx context.Context, channelID string, ch *change) error {
+	mine, err := c.mgr.Role(ctx, channelID, c.mgr.Identity())
+	if err != nil {
+		return nil // no roles (or no group: the engine says so later)
+	}
+	need := []channel.Role{channel.RoleAdmin}
+	switch {
+	case ch.Op == opUpdate:
+		return nil
+	case ch.Op == opInvite && ch.Role == channel.RoleMember:
+		need = append(need, channel.RoleMember)
+	}
+	for _, r := range need {
+		if mine == r {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s as %s", channel.ErrPermission, ch.Op, RoleName(mine))
 }
 
 // deliverChange carries out a change (outbox goroutine). nil: done (a

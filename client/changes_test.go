@@ -116,6 +116,10 @@ func TestImpossibleChangeFails(t *testing.T) {
 	alice, bob, ch, _ := pair(t, f, client.Limits{})
 	ep0, _ := alice.Manager().Epoch(ctx, ch)
 	f.setDown(true)
+	// What our role does not allow is refused at once, relay or not.
+	if _, err := bob.Remove(ctx, ch, alice.uid); !errors.Is(err, channel.ErrPermission) {
+		t.Fatalf("a member removes the admin while down: %v", err)
+	}
 	rm, err := alice.Remove(ctx, ch, bob.uid)
 	if err != nil || rm.Status != "queued" {
 		t.Fatalf("remove while down: %+v %v", rm, err)
