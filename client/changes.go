@@ -33,7 +33,8 @@ import (
 // was ours, and the record becomes the Welcome's outbox entry in one
 // write; otherwise the intent is staged again. A Welcome of an accepted
 // commit is never dropped by a crash, and never sent for a commit the
-// relay did not order.
+// relay did not order (RFC 9750 "Welcome Messages": only the Welcome of
+// the commit that succeeded may reach the new members).
 //
 // An intent that cannot be carried out any more (the invitee is already a
 // member, the target left, we lost the role that allowed it) ends as
