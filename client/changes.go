@@ -141,10 +141,14 @@ func (c *Client) submit(ctx context.Context, channelID string, ch *change) (*Com
 		delete(c.waiters, it.ID)
 		c.mu.Unlock()
 	}()
+	// The status first: the outbox may finish the change before enqueue
+	// returns, and its final status must not be overwritten.
+	it.QueuedAt = time.Now().UTC()
+	c.putChangeStatus(ctx, it, ChangeQueued, 0, nil)
 	if err := c.enqueue(ctx, it); err != nil {
+		_ = c.recs.DeleteRecord(ctx, recChange, it.ID)
 		return nil, err
 	}
-	c.putChangeStatus(ctx, it, ChangeQueued, 0, nil)
 	t := time.NewTimer(changeWait)
 	defer t.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
