@@ -444,10 +444,12 @@ func (c *Client) changeAccepted(ctx context.Context, it *item, res *CommitResult
 	if st != nil && len(st.Welcome) > 0 {
 		w := &item{ID: it.ID, Kind: itemWelcome, ChannelID: it.ChannelID, GroupID: it.GroupID, Data: st.Welcome,
 			Tree: st.Tree, Recipients: userIDs(st.Added), Epoch: st.Epoch + 1, QueuedAt: it.QueuedAt}
+		// The change's status first: after a crash in between, the
+		// change is found ordered again and its Welcome stored then.
+		c.delivered(it, "sent", nil)
 		if err := c.putItem(ctx, w); err != nil {
 			return err
 		}
-		c.delivered(it, "sent", nil)
 		*it = *w
 		return c.deliver(ctx, it)
 	}
@@ -499,6 +501,9 @@ func (c *Client) putChangeStatus(ctx context.Context, it *item, status string, e
 	if jerr != nil {
 		return
 	}
+	// Also while the engine closes: the status goes with the outbox
+	// step that made it (the store closes after the outbox stopped).
+	ctx = context.WithoutCancel(ctx)
 	if err := c.recs.PutRecord(ctx, recChange, it.ID, b); err != nil {
 		c.log.Warn("storing a change's status", "err", err)
 		return

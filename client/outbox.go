@@ -171,6 +171,11 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 		err := c.deliver(ctx, it)
 		c.noteRelay(ctx, err)
 		switch {
+		case err == nil && it.Kind == itemChange:
+			// Its status first: after a crash in between, the change is
+			// found ordered again (changes.go).
+			c.delivered(it, "sent", nil)
+			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 		case err == nil:
 			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 			c.delivered(it, "sent", nil)
@@ -187,8 +192,8 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 		default:
 			if it.Kind == itemChange {
 				c.log.Warn("a state change failed", "op", it.Change.Op, "channel", it.ChannelID, "err", err)
-				_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 				c.delivered(it, ChangeFailed, err)
+				_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 				continue
 			}
 			c.log.Warn("the relay refused an outgoing item; dropped", "kind", it.Kind, "channel", it.ChannelID, "err", err)
