@@ -107,6 +107,8 @@ type Client struct {
 	mu        sync.Mutex
 	followers map[string]*follower
 	posted    map[string]*channel.OutgoingCommit // by channel: the commit the poster just delivered
+	inflight  map[string]*item                   // by channel: the change being delivered
+	waiters   map[string]*changeWaiter           // change id -> its caller
 	opLocks   keylock.Set                        // the engine's state changes, by channel
 	roles     map[string]map[string]channel.Role // last seen roles by channel
 	outcomes  map[string]string                  // message id -> last delivery status
@@ -157,6 +159,7 @@ func New(ctx context.Context, p *provider.Provider, cfg Config) (*Client, error)
 	cfg.defaults()
 	c := &Client{cfg: cfg, p: p, log: cfg.Logger, hub: newHub(), kpKick: make(chan struct{}, 1), obKick: make(chan struct{}, 1),
 		followers: map[string]*follower{}, posted: map[string]*channel.OutgoingCommit{},
+		inflight: map[string]*item{}, waiters: map[string]*changeWaiter{},
 		roles: map[string]map[string]channel.Role{}, outcomes: map[string]string{},
 		retried: map[uint64]int{}}
 	if r, ok := p.Store().(store.Records); ok {

@@ -23,6 +23,16 @@ var errNothingToDo = errors.New("client: nothing to commit")
 // the merge; without one it is accepted at once.
 func (c *Client) post(ctx context.Context, oc *channel.OutgoingCommit) error {
 	if c.relay != nil {
+		// A change from the outbox: durable with its Welcome before the
+		// commit leaves (changes.go).
+		c.mu.Lock()
+		inChange := c.inflight[oc.ChannelID] != nil
+		c.mu.Unlock()
+		if inChange {
+			if err := c.stage(ctx, oc); err != nil {
+				return err
+			}
+		}
 		_, err := c.relay.PostCommit(ctx, oc)
 		c.noteRelay(ctx, err)
 		if err != nil {
@@ -31,7 +41,7 @@ func (c *Client) post(ctx context.Context, oc *channel.OutgoingCommit) error {
 			}
 			return err
 		}
-		if oc.Welcome != nil {
+		if oc.Welcome != nil && !inChange {
 			// Durable before the merge: a crash now loses no Welcome.
 			w := &item{Kind: itemWelcome, ChannelID: oc.ChannelID, GroupID: oc.GroupID, Data: oc.Welcome,
 				Tree: oc.RatchetTree, Recipients: userIDs(oc.Added), Epoch: oc.Epoch + 1}

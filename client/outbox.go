@@ -28,6 +28,7 @@ const (
 	itemMessage  = "message"  // an application message
 	itemProposal = "proposal" // a proposal (our leave)
 	itemWelcome  = "welcome"  // the Welcome of an accepted commit
+	// itemChange: a state change (changes.go)
 )
 
 // item is one outbox entry.
@@ -46,6 +47,9 @@ type item struct {
 	Chat     *channel.ChatMessage `json:"chat,omitempty"`
 	Attempts int                  `json:"attempts,omitempty"`
 	QueuedAt time.Time            `json:"queued_at"`
+	// Change is the intent of a state change.
+	Change *change       `json:"change,omitempty"`
+	result *CommitResult // a delivered change's result
 }
 
 // maxAttempts bounds the retries of an item the relay answers but refuses
@@ -167,6 +171,11 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 		err := c.deliver(ctx, it)
 		c.noteRelay(ctx, err)
 		switch {
+		case err == nil && it.Kind == itemChange:
+			// Its status first: after a crash in between, the change is
+			// found ordered again (changes.go).
+			c.delivered(it, "sent", nil)
+			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 		case err == nil:
 			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 			c.delivered(it, "sent", nil)
@@ -181,6 +190,12 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 			}
 			blocked[it.ChannelID], ok = true, false
 		default:
+			if it.Kind == itemChange {
+				c.log.Warn("a state change failed", "op", it.Change.Op, "channel", it.ChannelID, "err", err)
+				c.delivered(it, ChangeFailed, err)
+				_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
+				continue
+			}
 			c.log.Warn("the relay refused an outgoing item; dropped", "kind", it.Kind, "channel", it.ChannelID, "err", err)
 			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 			c.delivered(it, "dropped", err)
@@ -191,7 +206,11 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 
 func retryable(err error) bool {
 	var ee *relayclient.EpochError
-	return errors.As(err, &ee) || errors.Is(err, relayclient.ErrNotMember)
+	var pe *permanentError
+	if errors.As(err, &pe) {
+		return false
+	}
+	return errors.As(err, &ee) || errors.Is(err, relayclient.ErrNotMember) || errors.Is(err, ErrCommitConflict)
 }
 
 func (c *Client) delivered(it *item, status string, err error) {
@@ -206,6 +225,20 @@ func (c *Client) delivered(it *item, status string, err error) {
 	data := map[string]any{"kind": it.Kind, "status": status}
 	if it.MessageID != "" {
 		data["message_id"] = it.MessageID
+	}
+	if it.Kind == itemChange {
+		data["change_id"], data["op"] = it.ID, it.Change.Op
+		if it.Change.UserID != "" {
+			data["user_id"] = it.Change.UserID
+		}
+		if it.result != nil && it.result.Committed {
+			data["epoch"] = it.result.Epoch
+		}
+		var pe *permanentError
+		if errors.As(err, &pe) {
+			err = pe.err
+		}
+		c.changeDone(c.ctx, it, status, err)
 	}
 	if err != nil {
 		data["error"] = err.Error()
@@ -235,6 +268,8 @@ func (c *Client) deliver(ctx context.Context, it *item) error {
 	case itemProposal:
 		_, err := c.relay.PostMessage(ctx, it.GroupID, relayclient.KindProposal, it.Epoch, it.Data)
 		return err
+	case itemChange:
+		return c.deliverChange(ctx, it)
 	case itemWelcome:
 		return c.relay.PostWelcome(ctx, relayclient.Welcome{Recipients: it.Recipients, Welcome: it.Data,
 			RatchetTree: it.Tree, GroupID: it.GroupID})

@@ -60,6 +60,10 @@ func unreachable(ctx context.Context, err error) bool {
 	if errors.Is(err, ErrRelayUnreachable) {
 		return true
 	}
+	var pe *permanentError
+	if errors.As(err, &pe) {
+		return false // a state change that cannot be carried out
+	}
 	var re *relayclient.Error
 	if errors.As(err, &re) {
 		return re.Status >= 500 || re.Status == http.StatusTooManyRequests

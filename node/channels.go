@@ -119,7 +119,7 @@ func (s *Server) createInvite(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := InviteResponse{Status: res.Status, Epoch: res.Epoch, UserIDs: res.Added, LastResort: res.LastResort}
+	resp := InviteResponse{Status: res.Status, ID: res.ID, Epoch: res.Epoch, UserIDs: res.Added, LastResort: res.LastResort}
 	if !s.c.HasRelay() {
 		resp.Commit, resp.Welcome, resp.RatchetTree = enc64(res.Commit), enc64(res.Welcome), enc64(res.RatchetTree)
 		if res.Invite != nil {
@@ -349,11 +349,31 @@ func (s *Server) commitResponse(w http.ResponseWriter, res *client.CommitResult)
 	if !res.Committed {
 		status = http.StatusOK
 	}
-	resp := CommitResponse{Status: res.Status, Epoch: res.Epoch}
+	resp := CommitResponse{Status: res.Status, ID: res.ID, Epoch: res.Epoch}
 	if !s.c.HasRelay() && res.Commit != nil {
 		resp.Commit = enc64(res.Commit)
 	}
 	writeJSON(w, status, resp)
+	return nil
+}
+
+// listChanges lists the channel's recent state changes through the
+// outbox (relay) with their status: queued, sent, or failed and why.
+func (s *Server) listChanges(w http.ResponseWriter, r *http.Request) error {
+	cs, err := s.c.Changes(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	resp := ChangesResponse{Changes: make([]ChangeResponse, 0, len(cs))}
+	for _, c := range cs {
+		cr := ChangeResponse{ID: c.ID, Op: c.Op, UserID: c.UserID, Role: c.Role, Status: c.Status, Error: c.Error,
+			Epoch: c.Epoch, QueuedAt: rfc3339(c.QueuedAt)}
+		if !c.DoneAt.IsZero() {
+			cr.DoneAt = rfc3339(c.DoneAt)
+		}
+		resp.Changes = append(resp.Changes, cr)
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

@@ -98,6 +98,7 @@ func (s *Server) routes() {
 	h("DELETE /v1/channels/{id}/members/{user_id}", "members_remove", s.removeMember)
 	h("PUT /v1/channels/{id}/members/{user_id}/role", "members_set_role", s.setRole)
 	h("POST /v1/channels/{id}/update", "update", s.update)
+	h("GET /v1/channels/{id}/changes", "changes", s.listChanges)
 	h("GET /v1/openapi.json", "openapi", serveOpenAPI)
 	h("GET /v1/invitations", "invitations_list", s.listInvitations)
 	h("POST /v1/invitations/{id}/accept", "invitations_accept", s.acceptInvitation)

@@ -4,8 +4,16 @@ package apidoc
 // sync branch): one route set with or without a relay.
 func Node() *API {
 	status := Enum("queued: in the durable outbox; sent: the relay has it; merged: no relay, applied at once (the caller carries the output)", "queued", "sent", "merged")
-	commit := Obj("status", status, "epoch", Int("the epoch the change makes"), "commit?", B64("no relay: the commit (MLSMessage) for the other members"))
 	role := Enum("", "admin", "member", "read_only")
+	commit := Obj("status", status, "id?", Str("relay: the change in the outbox (GET .../changes, delivery events)"),
+		"epoch", Int("the epoch the change makes (0 while queued)"), "commit?", B64("no relay: the commit (MLSMessage) for the other members"))
+	changeStatus := Enum("queued: in the durable outbox; sent: the relay ordered the commit (or nothing was to commit); failed: impossible now (error says why), not retried", "queued", "sent", "failed")
+	change := Obj("id", Str(""), "op", Enum("", "invite", "remove", "role", "update"), "user_id?", UserID("the invitee or target"),
+		"role?", role, "status", changeStatus, "error?", Str("why it failed"), "epoch?", Int("the epoch the change made"),
+		"queued_at", Time(""), "done_at?", Time(""))
+	queuedDesc := "With a relay the change is stored in the durable outbox first and carried out on the channel's current epoch when the relay takes it: " +
+		"202 sent with the epoch it made, or 202 queued with its id while the relay is unreachable (GET .../changes and delivery events tell the outcome; " +
+		"a change that became impossible ends failed, with the reason). An impossible change with the relay up answers its error."
 	channel := Obj("channel_id", Str(""), "name", Str(""), "group_id", B64(""), "epoch", Int(""),
 		"state", Enum("", "active", "removed", "left"), "roles", Bool("roles enforced in the group (false: a plain RFC 9420 channel)"),
 		"is_public", Bool("listed for anyone with the invite link to join by external commit"),
@@ -31,8 +39,12 @@ func Node() *API {
 	}
 	schemas := map[string]S{
 		"Channel": channel, "Contact": contact, "Message": message, "Member": member,
-		"MessageEvent":    withDesc(Obj("channel_id", Str(""), "message", Ref("Message")), "event: message — a message arrived or was sent"),
-		"DeliveryEvent":   withDesc(Obj("channel_id", Str(""), "message_id", Str(""), "status", status), "event: delivery — an own message left the outbox"),
+		"MessageEvent": withDesc(Obj("channel_id", Str(""), "message", Ref("Message")), "event: message — a message arrived or was sent"),
+		"DeliveryEvent": withDesc(Obj("channel_id", Str(""), "kind?", Enum("", "message", "change", "welcome", "proposal", "group"),
+			"message_id?", Str(""), "change_id?", Str(""), "op?", Str("a change's op"), "user_id?", UserID("a change's invitee or target"),
+			"epoch?", Int("the epoch a sent change made"), "status", Enum("", "queued", "sent", "failed", "dropped", "skipped", "refused"),
+			"error?", Str("")), "event: delivery — an own message, state change or Welcome changed status in the outbox"),
+		"Change":          change,
 		"MembershipEvent": withDesc(Obj("channel_id", Str(""), "epoch", Int(""), "added", Arr(Str("user id"), ""), "removed", Arr(Str("user id"), "")), "event: membership"),
 		"RoleEvent":       withDesc(Obj("channel_id", Str(""), "epoch", Int(""), "user_id", Str(""), "role", role), "event: role"),
 		"ChannelStateEvent": withDesc(Obj("channel_id", Str(""), "state", Enum("", "active", "removed", "left"), "epoch", Int(""), "removed_by?", UserID(""),
@@ -85,8 +97,10 @@ func Node() *API {
 			Body:    OneOf(Obj("user_id", UserID(""), "role?", role), Obj("key_package", B64("MLSMessage(KeyPackage)"), "role?", role)),
 			Status:  202, Resp: Obj("status", status, "epoch", Int(""), "welcome?", B64("no relay: hand to the invitee"),
 				"ratchet_tree?", B64(""), "invite?", Str("no relay: the whole invitation in one string"),
-				"commit?", B64("no relay: the commit for the other members"), "user_ids?", Arr(UserID(""), "the users invited")),
-			Errs: Errs{403: {"forbidden"}, 409: {"already_member", "channel_not_active"}, 412: {"relay_required"}, 503: {"relay_unreachable"}}},
+				"commit?", B64("no relay: the commit for the other members"), "user_ids?", Arr(UserID(""), "the users invited"),
+				"id?", Str("relay: the change in the outbox")),
+			Desc: queuedDesc + " The invitee's key packages are claimed when the change is carried out.",
+			Errs: Errs{403: {"forbidden"}, 404: {"no_key_package"}, 409: {"already_member", "channel_not_active"}, 412: {"relay_required"}}},
 		{Method: "POST", Path: "/v1/join", ID: "join", Tag: "channels", Summary: "Join by a Welcome (no relay)",
 			Body:   OneOf(Obj("welcome", B64("MLSMessage(Welcome)"), "ratchet_tree?", B64("")), Obj("invite", Str(""))),
 			Status: 201, Resp: Ref("Channel"), Errs: Errs{409: {"already_member"}}},
@@ -119,14 +133,16 @@ func Node() *API {
 		{Method: "GET", Path: ch + "/members", ID: "members", Tag: "members", Summary: "Members, by user",
 			Status: 200, Resp: Obj("members", Arr(Ref("Member"), ""))},
 		{Method: "DELETE", Path: ch + "/members/{user_id}", ID: "removeMember", Tag: "members", Summary: "Remove a user (all their devices)",
-			Status: 202, Resp: commit, Errs: Errs{403: {"forbidden"}, 409: {"channel_not_active", "wrong_epoch"}}},
+			Desc: queuedDesc, Status: 202, Resp: commit, Errs: Errs{403: {"forbidden"}, 409: {"channel_not_active", "wrong_epoch"}}},
 		{Method: "DELETE", Path: ch + "/members/me", ID: "leave", Tag: "members", Summary: "Leave the channel",
 			Status: 202, Resp: commit, Errs: Errs{409: {"channel_not_active"}}},
 		{Method: "PUT", Path: ch + "/members/{user_id}/role", ID: "setRole", Tag: "members", Summary: "Set a role (the same role again: 200, no commit)",
-			Desc: "202 with the commit's epoch; the member's role already: 200 with the current epoch, no commit.",
+			Desc: "202 with the commit's epoch; the member's role already: 200 with the current epoch, no commit. " + queuedDesc,
 			Body: Obj("role", role), Status: 202, Also: []int{200}, Resp: commit, Errs: Errs{403: {"forbidden"}, 409: {"channel_not_active", "wrong_epoch"}}},
 		{Method: "POST", Path: ch + "/update", ID: "update", Tag: "members", Summary: "Self-update (fresh keys)",
-			Status: 202, Resp: commit, Errs: Errs{409: {"channel_not_active", "wrong_epoch"}}},
+			Desc: queuedDesc, Status: 202, Resp: commit, Errs: Errs{409: {"channel_not_active", "wrong_epoch"}}},
+		{Method: "GET", Path: ch + "/changes", ID: "changes", Tag: "members", Summary: "Recent state changes through the outbox (relay), oldest first, with their status",
+			Status: 200, Resp: Obj("changes", Arr(Ref("Change"), ""))},
 		{Method: "GET", Path: "/v1/events", ID: "events", Tag: "events",
 			Summary: "Server-sent events: id increasing, Last-Event-ID resumes; event one of message, delivery, membership, role, channel_state, invitation, relay_status; data one JSON object (x-sse-events)",
 			Header:  []Param{{"Last-Event-ID", Str("resume after this event id")}},
