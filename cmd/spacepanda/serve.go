@@ -70,6 +70,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer startProfile(stderr)()
 	cfg := client.Config{DataDir: *data, RelayURL: *relayURL, DisplayName: *name, Logger: log}
 	if *passFile != "" {
 		b, err := os.ReadFile(*passFile)

@@ -56,7 +56,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	} else {
 		args = append(args, "--data", filepath.Join(dir, "relay"))
 	}
-	relayURL, stopRelay, err := startProc(ctx, cfg.Exe, args, "spacepanda relay serving on ")
+	relayURL, stopRelay, err := startProc(ctx, cfg.Exe, args, "spacepanda relay serving on ", cfg.profileEnv("relay"))
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	for i := range nodes {
 		name := fmt.Sprintf("n%d", i)
 		base, stop, err := startProc(ctx, cfg.Exe, []string{"serve", "--data", filepath.Join(dir, name), "--listen", "127.0.0.1:0",
-			"--name", name, "--relay", relayURL}, " serving on ")
+			"--name", name, "--relay", relayURL}, " serving on ", cfg.profileEnv(name))
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +97,9 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	chans := make([]channel, cfg.Channels)
 	for c := range chans {
-		owner := c % len(nodes)
+		// Consecutive members, so that channels cover every node when
+		// Channels*Members >= Clients (each node then sends).
+		owner := c * cfg.Members % len(nodes)
 		var ch struct {
 			ChannelID string `json:"channel_id"`
 		}
@@ -134,13 +136,19 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	defer stopReaders()
 	var wg, readers sync.WaitGroup
 	wg.Go(func() { progress(runCtx, cfg.Progress, rec, cfg.Duration) })
+	senders := 0 // the offered rate is shared by the nodes that send
+	for _, n := range nodes {
+		if len(n.chans) > 0 {
+			senders++
+		}
+	}
 	for i, n := range nodes {
 		if len(n.chans) == 0 {
 			continue
 		}
 		readers.Go(func() { n.readHistories(readCtx, i, rec) })
 		wg.Go(func() {
-			pace := pacer(cfg.Rate, len(nodes))
+			pace := pacer(cfg.Rate, senders)
 			for k := 0; pace(runCtx); k++ {
 				ch := n.chans[k%len(n.chans)]
 				sent := time.Now()
@@ -164,6 +172,18 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	stopReaders()
 	readers.Wait()
 	res := rec.result("end-to-end", backend, cfg, elapsed)
+	// What throttled the nodes: the relay's 429s they waited out, and
+	// what was still queued at the end.
+	for _, n := range nodes {
+		var st struct {
+			RateLimited int64 `json:"rate_limited"`
+			OutboxDepth int64 `json:"outbox_depth"`
+		}
+		if n.call(ctx, "GET", "/v1/relay", nil, &st) == nil {
+			res.RateLimited += st.RateLimited
+			res.OutboxLeft += st.OutboxDepth
+		}
+	}
 	return res, nil
 }
 
@@ -260,8 +280,9 @@ func poll(ctx context.Context, d time.Duration, cond func() bool) error {
 
 // startProc starts exe args and returns the URL its first stdout line
 // gives after marker, and a stop function (SIGTERM, then kill after 5 s).
-func startProc(ctx context.Context, exe string, args []string, marker string) (string, func(), error) {
+func startProc(ctx context.Context, exe string, args []string, marker string, env []string) (string, func(), error) {
 	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedBuffer{b: &stderr, max: 64 << 10}
 	out, err := cmd.StdoutPipe()
@@ -303,6 +324,15 @@ func startProc(ctx context.Context, exe string, args []string, marker string) (s
 	}
 	stop()
 	return "", nil, fmt.Errorf("loadtest: %s did not start within 30s", args[0])
+}
+
+// profileEnv is the environment that has process name (the relay and
+// node n0 only) write a CPU profile into cfg.ProfileDir.
+func (cfg *Config) profileEnv(name string) []string {
+	if cfg.ProfileDir == "" || (name != "relay" && name != "n0") {
+		return nil
+	}
+	return []string{"SPACEPANDA_CPUPROFILE=" + filepath.Join(cfg.ProfileDir, name+".pprof")}
 }
 
 // limitedBuffer keeps the first max bytes written to it.
