@@ -99,6 +99,8 @@ type Client struct {
 	reachable atomic.Int32 // 0 unknown, 1 reachable, 2 unreachable
 	kpKick    chan struct{}
 	obKick    chan struct{}
+	sendq     *sendQueue    // queued messages (sendloop.go)
+	obGen     atomic.Uint64 // general outbox enqueues (from 1)
 
 	mu        sync.Mutex
 	followers map[string]*follower
@@ -148,7 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 // New starts the engine over an open provider (Close leaves p open).
 func New(ctx context.Context, p *provider.Provider, cfg Config) (*Client, error) {
 	cfg.defaults()
-	c := &Client{cfg: cfg, p: p, log: cfg.Logger, hub: newHub(), kpKick: make(chan struct{}, 1), obKick: make(chan struct{}, 1),
+	c := &Client{cfg: cfg, p: p, log: cfg.Logger, hub: newHub(), kpKick: make(chan struct{}, 1), obKick: make(chan struct{}, 1), sendq: newSendQueue(),
 		followers: map[string]*follower{}, posted: map[string]*channel.OutgoingCommit{},
 		roles: map[string]map[string]channel.Role{}, outcomes: map[string]string{},
 		retried: map[uint64]int{}}
@@ -166,8 +168,10 @@ func New(ctx context.Context, p *provider.Provider, cfg Config) (*Client, error)
 		c.relay = NewRelay(relayclient.New(cfg.RelayURL, relayclient.Identity{Certificate: cert, Signer: p}, relayclient.Options{HTTP: cfg.HTTP}))
 	}
 	c.mgr = channel.NewManager(channel.NewMLSGroupProvider(p), p.Store(), channel.Options{CommitPoster: c.post})
+	c.obGen.Store(1)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.relay != nil {
+		c.loadQueued(ctx)
 		c.log = c.log.With("relay", c.relay.URL())
 		// One bounded attempt now, so that a node whose relay answers is
 		// logged in with its key packages published when Open returns;
@@ -292,6 +296,7 @@ func (c *Client) startRelay(online bool) {
 			c.follow(d)
 		}
 	}
+	c.startSenders()
 	c.wg.Add(3)
 	go c.poolLoop()
 	go c.welcomeLoop()

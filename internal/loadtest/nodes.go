@@ -48,6 +48,11 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 		dir, rm = d, func() { os.RemoveAll(d) }
 	}
 	defer rm()
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o700); err != nil {
+			return nil, fmt.Errorf("loadtest: profile directory: %w", err)
+		}
+	}
 	backend := "sqlite"
 	// Every node is a new identity from loopback.
 	args := []string{"relay", "--listen", "127.0.0.1:0", "--new-identities-per-hour", strconv.Itoa(cfg.Clients + 20)}
@@ -229,36 +234,115 @@ func (n *nodeProc) call(ctx context.Context, method, path string, body, out any)
 	return nil
 }
 
-// readHistories polls the node's channels for new messages from others.
+// readHistories reads the node's channels for new messages from others
+// as a client of the node would: it follows the node's event stream (GET
+// /v1/events) and reads a channel's history after each "message" event
+// of it (and every second, in case the stream broke).
 func (n *nodeProc) readHistories(ctx context.Context, self int, rec *recorder) {
 	after := make([]uint64, len(n.chans))
-	for ctx.Err() == nil {
-		for i, ch := range n.chans {
-			var page struct {
-				Messages []struct {
-					Seq  uint64 `json:"seq"`
-					Text string `json:"text"`
-				} `json:"messages"`
-			}
-			q := "?limit=1000&after=" + strconv.FormatUint(after[i], 10)
-			if err := n.call(ctx, "GET", "/v1/channels/"+url.PathEscape(ch)+"/messages"+q, nil, &page); err != nil {
+	index := map[string]int{}
+	for i, ch := range n.chans {
+		index[ch] = i
+	}
+	dirty := make(chan int, 1024)
+	go n.followEvents(ctx, index, dirty)
+	read := func(i int) {
+		var page struct {
+			Messages []struct {
+				Seq  uint64 `json:"seq"`
+				Text string `json:"text"`
+			} `json:"messages"`
+		}
+		q := "?limit=1000&after=" + strconv.FormatUint(after[i], 10)
+		if err := n.call(ctx, "GET", "/v1/channels/"+url.PathEscape(n.chans[i])+"/messages"+q, nil, &page); err != nil {
+			return
+		}
+		for _, m := range page.Messages {
+			after[i] = max(after[i], m.Seq)
+			f := strings.Fields(m.Text)
+			if len(f) != 4 || f[0] != "lt" || f[2] == strconv.Itoa(self) {
 				continue
 			}
-			for _, m := range page.Messages {
-				after[i] = max(after[i], m.Seq)
-				f := strings.Fields(m.Text)
-				if len(f) != 4 || f[0] != "lt" || f[2] == strconv.Itoa(self) {
-					continue
+			if ns, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				rec.delivered(time.Unix(0, ns))
+			}
+		}
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case i := <-dirty:
+			// Events that came meanwhile are served by the same read.
+			seen := map[int]bool{i: true}
+		drain:
+			for {
+				select {
+				case j := <-dirty:
+					seen[j] = true
+				default:
+					break drain
 				}
-				if ns, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-					rec.delivered(time.Unix(0, ns))
+			}
+			for j := range seen {
+				read(j)
+			}
+		case <-tick.C:
+			for i := range n.chans {
+				read(i)
+			}
+		}
+	}
+}
+
+// followEvents sends the index of a channel with a new message to dirty,
+// reconnecting (from the last event id) until ctx ends.
+func (n *nodeProc) followEvents(ctx context.Context, index map[string]int, dirty chan<- int) {
+	last := ""
+	for ctx.Err() == nil {
+		req, err := http.NewRequestWithContext(ctx, "GET", n.base+"/v1/events?after="+last, nil)
+		if err != nil {
+			return
+		}
+		resp, err := (&http.Client{}).Do(req) // no timeout: a stream
+		if err != nil {
+			sleep(ctx, 100*time.Millisecond)
+			continue
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		event := ""
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				last = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "event: "):
+				event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: ") && event == "message":
+				var d struct {
+					ChannelID string `json:"channel_id"`
+				}
+				if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &d) == nil {
+					if i, ok := index[d.ChannelID]; ok {
+						select {
+						case dirty <- i:
+						default: // full: reads are due anyway
+						}
+					}
 				}
 			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(10 * time.Millisecond):
-		}
+		resp.Body.Close()
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
 	}
 }
 
