@@ -153,16 +153,34 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		readers.Go(func() { n.readHistories(readCtx, i, rec) })
 		wg.Go(func() {
+			// With a rate the load is offered open loop: a send starts on
+			// time whether or not the node answered the last ones (up to
+			// maxInFlight at once per node), so that a slow node shows as
+			// latency rather than as a lower offered rate.
+			inflight := make(chan struct{}, maxInFlight)
+			if cfg.Rate <= 0 {
+				inflight = make(chan struct{}, 1)
+			}
+			var posts sync.WaitGroup
+			defer posts.Wait()
 			pace := pacer(cfg.Rate, senders)
 			for k := 0; pace(runCtx); k++ {
+				select {
+				case inflight <- struct{}{}:
+				case <-runCtx.Done():
+					return
+				}
 				ch := n.chans[k%len(n.chans)]
 				sent := time.Now()
 				text := fmt.Sprintf("lt %d %d %d", sent.UnixNano(), i, k)
-				err := n.call(runCtx, "POST", "/v1/channels/"+url.PathEscape(ch)+"/messages", map[string]any{"text": text}, nil)
-				if runCtx.Err() != nil {
-					return
-				}
-				rec.posted(sent, err)
+				posts.Go(func() {
+					defer func() { <-inflight }()
+					// Not runCtx: a send in flight at the end completes.
+					pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+					defer cancel()
+					err := n.call(pctx, "POST", "/v1/channels/"+url.PathEscape(ch)+"/messages", map[string]any{"text": text}, nil)
+					rec.posted(sent, err)
+				})
 			}
 		})
 	}
@@ -409,6 +427,10 @@ func startProc(ctx context.Context, exe string, args []string, marker string, en
 	stop()
 	return "", nil, fmt.Errorf("loadtest: %s did not start within 30s", args[0])
 }
+
+// maxInFlight bounds the sends a node has outstanding (end to end, with a
+// rate).
+const maxInFlight = 32
 
 // profileEnv is the environment that has process name (the relay and
 // node n0 only) write a CPU profile into cfg.ProfileDir.
