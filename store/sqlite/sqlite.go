@@ -171,6 +171,9 @@ func (s *Store) init(ctx context.Context, path string, opts Options) error {
 	if err := sealLegacy(ctx, s.w, box); err != nil {
 		return err
 	}
+	if err := sealRecords(ctx, s.w, box); err != nil {
+		return err
+	}
 	s.r, err = sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return fmt.Errorf("store: open: %w", err)
