@@ -132,6 +132,7 @@ type groupTx struct {
 	id          []byte
 	epoch, last int64
 	first       int64             // last_seq when locked
+	bytes       int64             // data bytes appended (last-first entries)
 	access      map[string]Access // senders' windows, until a commit changes them
 }
 
@@ -169,7 +170,8 @@ func (s *sqlStore) appendTx(ctx context.Context, entries []appendReq) ([]appendR
 			if g.last == g.first {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET epoch = ?, last_seq = ? WHERE group_id = ?`), g.epoch, g.last, g.id); err != nil {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET epoch = ?, last_seq = ?, log_entries = log_entries + ?, log_bytes = log_bytes + ?
+				WHERE group_id = ?`), g.epoch, g.last, g.last-g.first, g.bytes, g.id); err != nil {
 				return s.dbErr("append", err)
 			}
 			if s.d.notify != nil {
@@ -252,7 +254,7 @@ func (s *sqlStore) appendOne(ctx context.Context, tx *sql.Tx, g *groupTx, m Mess
 		if err := runHook(hook, tx, seq); err != nil {
 			return 0, current, err
 		}
-		g.last = seq
+		g.last, g.bytes = seq, g.bytes+int64(len(m.Data))
 		return seq, current, nil
 	}
 	// A commit writes several rows and may still be refused (the group
@@ -275,7 +277,7 @@ func (s *sqlStore) appendOne(ctx context.Context, tx *sql.Tx, g *groupTx, m Mess
 	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT append_commit`); err != nil {
 		return 0, current, s.dbErr("append", err)
 	}
-	g.last, g.epoch = seq, g.epoch+1
+	g.last, g.epoch, g.bytes = seq, g.epoch+1, g.bytes+int64(len(m.Data))
 	clear(g.access)
 	return seq, current + 1, nil
 }

@@ -97,24 +97,54 @@ func (s *sqlStore) CloseStream(ctx context.Context, tokenHash []byte, id string)
 func (s *sqlStore) Retain(ctx context.Context, p RetentionPolicy, now time.Time) (int64, error) {
 	var total int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if p.MaxAge > 0 {
-			res, err := tx.ExecContext(ctx, s.q(`DELETE FROM messages WHERE received_at < ?`), nanos(now.Add(-p.MaxAge)))
+		total = 0
+		// What each DELETE removes comes back (RETURNING), to take it off
+		// the groups' log counters in the same transaction.
+		gone := map[string]*[2]int64{} // group id -> entries, bytes
+		del := func(q string, args ...any) error {
+			rows, err := tx.QueryContext(ctx, s.q(q+` RETURNING group_id, LENGTH(data)`), args...)
 			if err != nil {
 				return s.dbErr("retain", err)
 			}
-			n, _ := res.RowsAffected()
-			total += n
+			defer rows.Close()
+			for rows.Next() {
+				var gid []byte
+				var n int64
+				if err := rows.Scan(&gid, &n); err != nil {
+					return s.dbErr("retain", err)
+				}
+				c := gone[string(gid)]
+				if c == nil {
+					c = new([2]int64)
+					gone[string(gid)] = c
+				}
+				c[0]++
+				c[1] += n
+				total++
+			}
+			if err := rows.Err(); err != nil {
+				return s.dbErr("retain", err)
+			}
+			return nil
+		}
+		if p.MaxAge > 0 {
+			if err := del(`DELETE FROM messages WHERE received_at < ?`, nanos(now.Add(-p.MaxAge))); err != nil {
+				return err
+			}
 		}
 		if p.MaxEntries > 0 {
 			// Beyond the newest MaxEntries of a group, an entry goes once
 			// every device cursor saved in the group is past it.
-			res, err := tx.ExecContext(ctx, s.q(`DELETE FROM messages WHERE seq <= (SELECT g.last_seq FROM groups g WHERE g.group_id = messages.group_id) - ?
-				AND seq <= COALESCE((SELECT MIN(c.after) FROM cursors c WHERE c.group_id = messages.group_id), 0)`), p.MaxEntries)
-			if err != nil {
+			if err := del(`DELETE FROM messages WHERE seq <= (SELECT g.last_seq FROM groups g WHERE g.group_id = messages.group_id) - ?
+				AND seq <= COALESCE((SELECT MIN(c.after) FROM cursors c WHERE c.group_id = messages.group_id), 0)`, p.MaxEntries); err != nil {
+				return err
+			}
+		}
+		for gid, c := range gone {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET log_entries = log_entries - ?, log_bytes = log_bytes - ? WHERE group_id = ?`),
+				c[0], c[1], []byte(gid)); err != nil {
 				return s.dbErr("retain", err)
 			}
-			n, _ := res.RowsAffected()
-			total += n
 		}
 		return nil
 	})
