@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spacepanda/spacepanda/channel"
 	"github.com/spacepanda/spacepanda/mls"
+	relayclient "github.com/spacepanda/spacepanda/relay/client"
 	"github.com/spacepanda/spacepanda/store"
 )
 
@@ -44,6 +46,8 @@ type sendQueue struct {
 	ids     map[string]bool          // item ids queued
 	started bool                     // senders run (the relay is online)
 	waiters map[string]chan struct{} // message id -> closed at its first outcome
+	// noBatch: the relay has no batch endpoint (postBatch).
+	noBatch atomic.Bool
 	// emptyAt is the Client.obGen at which the general outbox was last
 	// read without items (0: not yet).
 	emptyAt atomic.Uint64
@@ -56,6 +60,12 @@ type chanQueue struct {
 
 func newSendQueue() *sendQueue {
 	return &sendQueue{chans: map[string]*chanQueue{}, ids: map[string]bool{}, waiters: map[string]chan struct{}{}}
+}
+
+// batchPoster is a Relay that posts application messages of a group in
+// one request (the relay adapter; relay/API.md).
+type batchPoster interface {
+	PostMessages(ctx context.Context, groupID []byte, msgs [][]byte) ([]relayclient.PostResult, error)
 }
 
 // recordsTx is tx's records, when the engine's records are the store's.
@@ -311,42 +321,21 @@ func (c *Client) sendRound(ctx context.Context, channelID string, cq *chanQueue)
 	if !c.synced(channelID) || c.outboxBefore(ctx, channelID, batch[0].QueuedAt) {
 		return 0, false
 	}
-	type outcome struct {
-		it     *item
-		status string
-		err    error
-	}
 	var done []outcome
-	ok = true
-	for _, it := range batch {
-		err := c.deliver(ctx, it)
-		c.noteRelay(ctx, err)
-		if err == nil {
-			done = append(done, outcome{it, "sent", nil})
-			continue
-		}
-		if ctx.Err() != nil || unreachable(ctx, err) {
-			ok = false
-			break
-		}
-		if retryable(err) && it.Attempts < maxAttempts {
-			it.Attempts++
-			if b, err := json.Marshal(it); err == nil {
-				_ = c.recs.PutRecord(ctx, it.rec, it.ID, b)
-			}
-			ok = false
-			break
-		}
-		c.log.Warn("the relay refused an outgoing message; dropped", "channel", channelID, "err", err)
-		done = append(done, outcome{it, "dropped", err})
+	if bp, isBP := c.relay.(batchPoster); isBP && len(batch) > 1 && !c.sendq.noBatch.Load() {
+		done, ok = c.postBatch(ctx, bp, channelID, batch)
+	} else {
+		done, ok = c.postEach(ctx, channelID, batch)
 	}
 	if len(done) > 0 {
 		// The outcomes are known: report them, then delete the entries
 		// (a crash in between posts them again; receivers keep one copy
 		// of a message id).
 		its := make([]*item, len(done))
+		gone := map[string]bool{}
 		for i, o := range done {
 			its[i] = o.it
+			gone[o.it.ID] = true
 			c.delivered(o.it, o.status, o.err)
 			q.mu.Lock()
 			if w := q.waiters[o.it.MessageID]; w != nil {
@@ -357,7 +346,7 @@ func (c *Client) sendRound(ctx context.Context, channelID string, cq *chanQueue)
 		}
 		c.deleteQueued(ctx, its)
 		q.mu.Lock()
-		cq.items = cq.items[len(done):]
+		cq.items = slices.DeleteFunc(cq.items, func(it *item) bool { return gone[it.ID] })
 		for _, it := range its {
 			delete(q.ids, it.ID)
 		}
@@ -366,7 +355,7 @@ func (c *Client) sendRound(ctx context.Context, channelID string, cq *chanQueue)
 	if !ok {
 		// Whoever waits for a message of this batch learns it is queued.
 		q.mu.Lock()
-		for _, it := range batch[len(done):] {
+		for _, it := range batch {
 			if w := q.waiters[it.MessageID]; w != nil {
 				close(w)
 				delete(q.waiters, it.MessageID)
@@ -375,6 +364,102 @@ func (c *Client) sendRound(ctx context.Context, channelID string, cq *chanQueue)
 		q.mu.Unlock()
 	}
 	return len(done), ok
+}
+
+type outcome struct {
+	it     *item
+	status string
+	err    error
+}
+
+// settle decides what err (a post's outcome) does to it: done (sent or
+// dropped for good), or kept for a retry; false: the round stops (the
+// relay is unreachable or the message must wait).
+func (c *Client) settle(ctx context.Context, channelID string, it *item, err error) (*outcome, bool) {
+	switch {
+	case err == nil:
+		return &outcome{it, "sent", nil}, true
+	case ctx.Err() != nil || unreachable(ctx, err):
+		return nil, false
+	case retryable(err) && it.Attempts < maxAttempts:
+		it.Attempts++
+		if b, err := json.Marshal(it); err == nil {
+			_ = c.recs.PutRecord(ctx, it.recKind(), it.ID, b)
+		}
+		return nil, false
+	}
+	c.log.Warn("the relay refused an outgoing message; dropped", "channel", channelID, "err", err)
+	return &outcome{it, "dropped", err}, true
+}
+
+// postEach posts batch one message at a time, stopping at the first that
+// must wait.
+func (c *Client) postEach(ctx context.Context, channelID string, batch []*item) ([]outcome, bool) {
+	var done []outcome
+	for _, it := range batch {
+		err := c.deliver(ctx, it)
+		c.noteRelay(ctx, err)
+		o, ok := c.settle(ctx, channelID, it, err)
+		if o != nil {
+			done = append(done, *o)
+		}
+		if !ok {
+			return done, false
+		}
+	}
+	return done, true
+}
+
+// maxBatchBytes bounds the messages of one batch request (base64 in JSON
+// stays well under the relay's request limit).
+const maxBatchBytes = 3 << 20
+
+// postBatch posts batch in one request (fewer round trips and one
+// transaction at the relay). Each message is settled by its own result; a
+// refused one stays queued while those after it that the relay accepted
+// are done (the relay refuses one sender's messages of one epoch alike).
+func (c *Client) postBatch(ctx context.Context, bp batchPoster, channelID string, batch []*item) ([]outcome, bool) {
+	var msgs [][]byte
+	size := 0
+	for _, it := range batch {
+		if err := c.refresh(ctx, it); err != nil {
+			batch = batch[:len(msgs)]
+			break
+		}
+		if size += len(it.Data); size > maxBatchBytes && len(msgs) > 0 {
+			batch = batch[:len(msgs)]
+			break
+		}
+		msgs = append(msgs, it.Data)
+	}
+	if len(msgs) == 0 {
+		return c.postEach(ctx, channelID, batch[:1])
+	}
+	rs, err := bp.PostMessages(ctx, batch[0].GroupID, msgs)
+	var re *relayclient.Error
+	if errors.As(err, &re) && (re.Status == http.StatusNotFound && re.Code == "http_error" || re.Status == http.StatusMethodNotAllowed) {
+		c.sendq.noBatch.Store(true) // a relay without the batch endpoint
+		return c.postEach(ctx, channelID, batch)
+	}
+	c.noteRelay(ctx, err)
+	if err != nil {
+		// The request failed as a whole: as the first message's outcome.
+		o, ok := c.settle(ctx, channelID, batch[0], err)
+		if o != nil {
+			return []outcome{*o}, ok
+		}
+		return nil, ok
+	}
+	var done []outcome
+	ok := true
+	for i, r := range rs {
+		o, more := c.settle(ctx, channelID, batch[i], r.Err)
+		if o != nil {
+			done = append(done, *o)
+		}
+		ok = ok && more
+	}
+	return done, ok
 }
 
 // deleteQueued deletes the entries of its, in one transaction when the
