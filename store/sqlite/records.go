@@ -118,7 +118,7 @@ func (s *Store) Records(ctx context.Context, kind string) ([]store.Record, error
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, value FROM client_records WHERE kind = ? AND id_sealed = 1 ORDER BY seq`, kind)
+	rows, err := s.stmts.QueryContext(ctx, `SELECT seq, id, value FROM client_records WHERE kind = ? AND id_sealed = 1 ORDER BY seq`, kind)
 	if err != nil {
 		return nil, fmt.Errorf("store: records: %w", err)
 	}
