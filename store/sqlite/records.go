@@ -139,13 +139,14 @@ func (s *Store) Records(ctx context.Context, kind string) ([]store.Record, error
 	return out, rows.Err()
 }
 
-// sealRecords seals the ids of the records written before migration 5, at
-// open, in one transaction; then, if there were any, the file is rebuilt
-// (VACUUM, with secure_delete) so that no page keeps the old ids, and the
-// WAL is truncated.
+// sealRecords seals the record ids and channel extras written before
+// migration 5, at open, in one transaction; then, if there were any, the
+// file is rebuilt (VACUUM, with secure_delete) so that no page keeps the
+// old values, and the WAL is truncated.
 func sealRecords(ctx context.Context, db *sql.DB, box *seal.Box) (err error) {
 	var n int
-	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM client_records WHERE id_sealed = 0`).Scan(&n); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM client_records WHERE id_sealed = 0) +
+		(SELECT COUNT(*) FROM channels WHERE extra IS NOT NULL)`).Scan(&n); err != nil {
 		return fmt.Errorf("store: seal records: %w", err)
 	}
 	if n == 0 {
@@ -185,6 +186,24 @@ func sealRecords(ctx context.Context, db *sql.DB, box *seal.Box) (err error) {
 		}
 		tag, sealed := sealRecord(box, r.kind, r.id, v)
 		if _, err := tx.ExecContext(ctx, `UPDATE client_records SET id = ?, value = ?, id_sealed = 1 WHERE seq = ?`, tag, sealed, r.seq); err != nil {
+			return fmt.Errorf("store: seal records: %w", err)
+		}
+	}
+	type chRow struct {
+		id    string
+		extra []byte
+	}
+	var chans []chRow
+	if err := collect(ctx, tx, `SELECT channel_id, extra FROM channels WHERE extra IS NOT NULL`, func(r *sql.Rows) error {
+		var c chRow
+		err := r.Scan(&c.id, &c.extra)
+		chans = append(chans, c)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, c := range chans {
+		if _, err := tx.ExecContext(ctx, `UPDATE channels SET extra = NULL, extra_sealed = ? WHERE channel_id = ?`, box.Seal(adExtra(c.id), c.extra), c.id); err != nil {
 			return fmt.Errorf("store: seal records: %w", err)
 		}
 	}

@@ -44,7 +44,8 @@ func recordsOf(t *testing.T, s *sqlite.Store, kind string) string {
 }
 
 // TestRecordIDsSealedAtRest: record ids (message, user and channel ids of
-// the sync engine) and values are nowhere in store.db or its WAL, read
+// the sync engine) and values, and a channel's extra (its state: who
+// removed us), are nowhere in store.db or its WAL, read
 // back in the order first stored, replace and delete by id, in a
 // transaction too; a value moved to another row does not open.
 func TestRecordIDsSealedAtRest(t *testing.T) {
@@ -68,10 +69,16 @@ func TestRecordIDsSealedAtRest(t *testing.T) {
 		if err := rt.DeleteRecord(ctx, "contact", "secret-record-id-2"); err != nil {
 			return err
 		}
+		if err := tx.PutChannel(ctx, store.Channel{ID: "c1", GroupID: []byte("g"), Extra: []byte(`{"removed_by":"secret-remover-id"}`)}); err != nil {
+			return err
+		}
 		return rt.PutRecord(ctx, "outbox", "secret-record-id-4", []byte("in-a-tx"))
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c, err := s.Channel(ctx, "c1"); err != nil || string(c.Extra) != `{"removed_by":"secret-remover-id"}` {
+		t.Fatalf("channel extra %q %v", c.Extra, err)
 	}
 	want := "[secret-record-id-1=replaced secret-record-id-3=value-of-secret-record-id-3]"
 	if got := recordsOf(t, s, "contact"); got != want {
@@ -80,7 +87,7 @@ func TestRecordIDsSealedAtRest(t *testing.T) {
 	if got := recordsOf(t, s, "outbox"); got != "[secret-record-id-4=in-a-tx]" {
 		t.Fatalf("records %s", got)
 	}
-	grepFiles(t, path, "secret-record-id", "value-of-", "replaced", "in-a-tx")
+	grepFiles(t, path, "secret-record-id", "value-of-", "replaced", "in-a-tx", "secret-remover-id")
 	raw := rawDB(t, path)
 	if _, err := raw.Exec(`UPDATE client_records SET value = (SELECT value FROM client_records WHERE kind = 'outbox') WHERE kind = 'contact'`); err != nil {
 		t.Fatal(err)
@@ -90,9 +97,10 @@ func TestRecordIDsSealedAtRest(t *testing.T) {
 	}
 }
 
-// TestMigrateV4Records: a version 4 file, its record ids in the clear
-// (and one deleted record's id left in a free page), opens: the records
-// read back the same, in order, and no id is left in the file or its WAL.
+// TestMigrateV4Records: a version 4 file, its record ids and a channel's
+// state (who removed us) in the clear, and one deleted record's id left in
+// a free page, opens: the records and the state read back the same, in
+// order, and none of them is left in the file or its WAL.
 func TestMigrateV4Records(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "store.db")
@@ -105,6 +113,8 @@ func TestMigrateV4Records(t *testing.T) {
 	for _, q := range []string{
 		`DELETE FROM schema_migrations WHERE version = 5`,
 		`ALTER TABLE client_records DROP COLUMN id_sealed`,
+		`ALTER TABLE channels DROP COLUMN extra_sealed`,
+		`INSERT INTO channels (channel_id, group_id, name, public, created_at, extra) VALUES ('c1', x'01', '', 0, 1, CAST('{"state":"removed","removed_by":"sp1legacyremover000000001"}' AS BLOB))`,
 	} {
 		if _, err := raw.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -144,6 +154,9 @@ func TestMigrateV4Records(t *testing.T) {
 	if got := recordsOf(t, s, "contact"); got != `[sp1legacyuserid0000000001={"user_id":"sp1legacyuserid0000000001"}]` {
 		t.Fatalf("migrated contacts %s", got)
 	}
+	if c, err := s.Channel(ctx, "c1"); err != nil || string(c.Extra) != `{"state":"removed","removed_by":"sp1legacyremover000000001"}` {
+		t.Fatalf("migrated channel extra %q %v", c.Extra, err)
+	}
 	if err := s.DeleteRecord(ctx, "outbox", "legacy-message-entry-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -155,5 +168,5 @@ func TestMigrateV4Records(t *testing.T) {
 	if v != 5 {
 		t.Fatalf("schema version %d", v)
 	}
-	grepFiles(t, path, "sp1legacyuserid", "legacy-message-entry", "legacy-deleted-entry", "entry one", "entry two")
+	grepFiles(t, path, "sp1legacyuserid", "legacy-message-entry", "legacy-deleted-entry", "entry one", "entry two", "sp1legacyremover")
 }

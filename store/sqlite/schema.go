@@ -150,8 +150,11 @@ ALTER TABLE messages ADD COLUMN meta BLOB;
 	// travels inside the sealed value; id_sealed is 0 on rows written
 	// before, sealed at open (sealRecords), the data key being needed.
 	// kind stays in the clear: a small fixed set of the engine's names.
+	// channels.extra (the engine's channel state: who removed us) moves
+	// sealed to extra_sealed, likewise at open.
 	`
 ALTER TABLE client_records ADD COLUMN id_sealed INTEGER NOT NULL DEFAULT 0 CHECK (id_sealed IN (0, 1));
+ALTER TABLE channels ADD COLUMN extra_sealed BLOB;
 `,
 }
 
