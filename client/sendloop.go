@@ -22,8 +22,9 @@ import (
 // written (kind recMessages) in the very transaction that appends the
 // message to the history and, when this send stores it, advances the
 // ratchet (channel.Manager.SendChatWith): its generation is durable before
-// its ciphertext is posted, and a crash leaves the three together or none
-// of them. The queue is kept in memory too, so that neither a send nor a
+// its ciphertext is posted (RFC 9420 §6.3.1: a client MUST keep persistent
+// state as to where in the key schedule it is), and a crash leaves the
+// three together or none of them. The queue is kept in memory too, so that neither a send nor a
 // history read reads the outbox back; at start it is loaded from the
 // store. The rest of the outbox (outbox.go: group registrations,
 // proposals, Welcomes) stays in its own loop; a channel's messages and its
