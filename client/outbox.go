@@ -227,6 +227,9 @@ func (c *Client) delivered(it *item, status string, err error) {
 		data["error"] = err.Error()
 	}
 	c.emit(EventDelivery, it.ChannelID, data)
+	if it.Kind != itemMessage {
+		c.sendq.kickChannel(it.ChannelID) // its messages may have waited for it (sendloop.go)
+	}
 	if it.Kind == itemGroup && status == "sent" {
 		if d, err := c.mgr.Channel(c.ctx, it.ChannelID); err == nil {
 			c.follow(d)

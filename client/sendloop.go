@@ -215,6 +215,18 @@ func (q *sendQueue) kickAll() {
 	}
 }
 
+// kickChannel wakes a channel's sender.
+func (q *sendQueue) kickChannel(channelID string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if cq := q.chans[channelID]; cq != nil {
+		select {
+		case cq.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // before reports whether the channel has a message queued before t (the
 // general outbox waits for it).
 func (q *sendQueue) before(channelID string, t time.Time) bool {
@@ -352,6 +364,13 @@ func (c *Client) sendRound(ctx context.Context, channelID string, cq *chanQueue)
 			delete(q.ids, it.ID)
 		}
 		q.mu.Unlock()
+		if c.obGen.Load() != q.emptyAt.Load() {
+			// The general outbox may hold an item that waited for these.
+			select {
+			case c.obKick <- struct{}{}:
+			default:
+			}
+		}
 	}
 	if !ok {
 		// Whoever waits for a message of this batch learns it is queued.
