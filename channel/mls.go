@@ -166,7 +166,7 @@ func (a *mlsGroupProvider) Encrypt(ctx context.Context, groupID, plaintext []byt
 // Store is the identity's store, where the provider keeps the groups.
 func (a *mlsGroupProvider) Store() store.Store { return a.p.Store() }
 
-func (a *mlsGroupProvider) EncryptTx(ctx context.Context, groupID, plaintext []byte, fn func(tx store.Tx) error) ([]byte, error) {
+func (a *mlsGroupProvider) EncryptTx(ctx context.Context, groupID, plaintext []byte, fn func(tx store.Tx, ct []byte) error) ([]byte, error) {
 	var out []byte
 	_, err := a.p.EncryptWith(ctx, groupID, plaintext, nil, func(tx store.Tx, m *mls.Message) error {
 		var err error
@@ -174,7 +174,7 @@ func (a *mlsGroupProvider) EncryptTx(ctx context.Context, groupID, plaintext []b
 			return err
 		}
 		if fn != nil {
-			return fn(tx)
+			return fn(tx, out)
 		}
 		return nil
 	})

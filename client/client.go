@@ -103,6 +103,8 @@ type Client struct {
 	reachable atomic.Int32 // 0 unknown, 1 reachable, 2 unreachable
 	kpKick    chan struct{}
 	obKick    chan struct{}
+	sendq     *sendQueue    // queued messages (sendloop.go)
+	obGen     atomic.Uint64 // general outbox enqueues (from 1)
 
 	mu        sync.Mutex
 	followers map[string]*follower
@@ -157,7 +159,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 // New starts the engine over an open provider (Close leaves p open).
 func New(ctx context.Context, p *provider.Provider, cfg Config) (*Client, error) {
 	cfg.defaults()
-	c := &Client{cfg: cfg, p: p, log: cfg.Logger, hub: newHub(), kpKick: make(chan struct{}, 1), obKick: make(chan struct{}, 1),
+	c := &Client{cfg: cfg, p: p, log: cfg.Logger, hub: newHub(), kpKick: make(chan struct{}, 1), obKick: make(chan struct{}, 1), sendq: newSendQueue(),
 		followers: map[string]*follower{}, posted: map[string]*channel.OutgoingCommit{},
 		inflight: map[string]*item{}, waiters: map[string]*changeWaiter{},
 		roles: map[string]map[string]channel.Role{}, outcomes: map[string]string{},
@@ -179,8 +181,10 @@ func New(ctx context.Context, p *provider.Provider, cfg Config) (*Client, error)
 		c.relay = a
 	}
 	c.mgr = channel.NewManager(channel.NewMLSGroupProvider(p), p.Store(), channel.Options{CommitPoster: c.post})
+	c.obGen.Store(1)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.relay != nil {
+		c.loadQueued(ctx)
 		c.log = c.log.With("relay", c.relay.URL())
 	}
 	if c.relay != nil && p.Certificate() != nil {
@@ -317,7 +321,8 @@ func (c *Client) startRelay(online bool) {
 			c.follow(d)
 		}
 	}
-	c.wg.Add(4)
+	c.startSenders()
+	c.wg.Add(3)
 	go c.poolLoop()
 	go c.welcomeLoop()
 	go c.outboxLoop()

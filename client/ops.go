@@ -311,7 +311,8 @@ func (c *Client) Send(ctx context.Context, channelID, text, replyTo string) (*Se
 	if err != nil {
 		return nil, err
 	}
-	cm, ct, err := c.mgr.SendChat(ctx, channelID, text, replyTo)
+	var it *item // the outbox entry, stored with the message (sendloop.go)
+	cm, ct, err := c.mgr.SendChatWith(ctx, channelID, text, replyTo, c.messageTx(ctx, d, &it))
 	if err != nil {
 		return nil, err
 	}
@@ -326,10 +327,11 @@ func (c *Client) Send(ctx context.Context, channelID, text, replyTo string) (*Se
 	if c.relay == nil {
 		return r, nil
 	}
-	if err := c.enqueue(ctx, &item{Kind: itemMessage, ChannelID: channelID, GroupID: d.GroupID, Data: ct, Epoch: r.Epoch, MessageID: mid, Chat: cm}); err != nil {
+	w, err := c.queueMessage(ctx, it)
+	if err != nil {
 		return nil, err
 	}
-	if !c.waitOutbox(ctx, channelID, 5*time.Second) {
+	if !c.waitSent(ctx, mid, w, 5*time.Second) {
 		r.Status = "queued"
 		c.emit(EventDelivery, channelID, map[string]any{"kind": itemMessage, "status": "queued", "message_id": mid})
 		return r, nil

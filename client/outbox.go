@@ -50,6 +50,19 @@ type item struct {
 	// Change is the intent of a state change.
 	Change *change       `json:"change,omitempty"`
 	result *CommitResult // a delivered change's result
+
+	// Messages (sendloop.go): the record kind of the entry, and whether
+	// it is written.
+	rec    string
+	stored bool
+}
+
+// recKind is the record kind of it's entry.
+func (it *item) recKind() string {
+	if it.rec != "" {
+		return it.rec
+	}
+	return recOutbox
 }
 
 // maxAttempts bounds the retries of an item the relay answers but refuses
@@ -77,6 +90,7 @@ func (c *Client) enqueue(ctx context.Context, it *item) error {
 	if err := c.recs.PutRecord(ctx, recOutbox, it.ID, b); err != nil {
 		return err
 	}
+	c.obGen.Add(1) // after the write: invalidates an "empty" a sender read before it (sendloop.go)
 	c.kickOutbox()
 	return nil
 }
@@ -86,6 +100,7 @@ func (c *Client) kickOutbox() {
 	case c.obKick <- struct{}{}:
 	default:
 	}
+	c.sendq.kickAll()
 }
 
 func (c *Client) outboxItems(ctx context.Context) ([]*item, error) {
@@ -109,19 +124,18 @@ func (c *Client) outboxItems(ctx context.Context) ([]*item, error) {
 // OutboxDepth is how many items wait for the relay.
 func (c *Client) OutboxDepth(ctx context.Context) int {
 	its, _ := c.outboxItems(ctx)
-	return len(its)
+	n := c.sendq.depth()
+	for _, it := range its {
+		if it.Kind != itemMessage { // messages: counted in the send queue
+			n++
+		}
+	}
+	return n
 }
 
 // Queued reports the ids of our messages still in the outbox.
 func (c *Client) Queued(ctx context.Context, channelID string) map[string]bool {
-	its, _ := c.outboxItems(ctx)
-	out := map[string]bool{}
-	for _, it := range its {
-		if it.Kind == itemMessage && it.ChannelID == channelID {
-			out[it.MessageID] = true
-		}
-	}
-	return out
+	return c.sendq.queued(channelID)
 }
 
 func (c *Client) outboxLoop() {
@@ -162,9 +176,11 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 		if blocked[it.ChannelID] {
 			continue
 		}
-		if it.Kind == itemMessage && !c.synced(it.ChannelID) {
-			// Post in the epoch the group is in: wait until the log has
-			// been read once since we started (the follower kicks us).
+		if it.Kind == itemMessage {
+			continue // the channel's sender posts it (sendloop.go)
+		}
+		if c.sendq.before(it.ChannelID, it.QueuedAt) {
+			// After the channel's messages queued before it.
 			blocked[it.ChannelID], ok = true, false
 			continue
 		}
@@ -244,6 +260,9 @@ func (c *Client) delivered(it *item, status string, err error) {
 		data["error"] = err.Error()
 	}
 	c.emit(EventDelivery, it.ChannelID, data)
+	if it.Kind != itemMessage {
+		c.sendq.kickChannel(it.ChannelID) // its messages may have waited for it (sendloop.go)
+	}
 	if it.Kind == itemGroup && status == "sent" {
 		if d, err := c.mgr.Channel(c.ctx, it.ChannelID); err == nil {
 			c.follow(d)
@@ -293,7 +312,7 @@ func (c *Client) refresh(ctx context.Context, it *item) error {
 	if err != nil {
 		return err
 	}
-	return c.recs.PutRecord(ctx, recOutbox, it.ID, b)
+	return c.recs.PutRecord(ctx, it.recKind(), it.ID, b)
 }
 
 // groupInfo is the group's current signed GroupInfo with its ratchet tree

@@ -123,6 +123,12 @@ func (a *relayAdapter) PostMessage(ctx context.Context, groupID []byte, kind str
 	return a.rc().PostMessage(ctx, groupID, relayclient.Post{Message: msg, Kind: kind, Epoch: epoch})
 }
 
+// PostMessages posts application messages of one group in one request
+// (batchPoster).
+func (a *relayAdapter) PostMessages(ctx context.Context, groupID []byte, msgs [][]byte) ([]relayclient.PostResult, error) {
+	return a.rc().PostMessages(ctx, groupID, msgs)
+}
+
 func (a *relayAdapter) PostWelcome(ctx context.Context, w relayclient.Welcome) error {
 	_, err := a.rc().PostWelcome(ctx, w)
 	return err

@@ -197,7 +197,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) chatOf(ctx context.Context, m *store.Message, queued map[string]bool) *ChatMessage {
+func (s *Server) chatOf(ctx context.Context, m *store.Message, queued map[string]bool, senders map[string]*client.Contact) *ChatMessage {
 	if m == nil {
 		return nil
 	}
@@ -209,10 +209,26 @@ func (s *Server) chatOf(ctx context.Context, m *store.Message, queued map[string
 		if queued[m.ID] {
 			cm.Status = "queued"
 		}
-	} else if ct, err := s.c.Contact(ctx, m.Sender); err == nil {
+	} else if ct := s.contactOf(ctx, m.Sender, senders); ct != nil {
 		cm.Sender.DisplayName, cm.Sender.Verified = ct.DisplayName, ct.Verified && !ct.KeyChanged
 	}
 	return cm
+}
+
+// contactOf is the contact of user (nil: none), looked up once in seen
+// (nil: no memo).
+func (s *Server) contactOf(ctx context.Context, user string, seen map[string]*client.Contact) *client.Contact {
+	if ct, ok := seen[user]; ok {
+		return ct
+	}
+	ct, err := s.c.Contact(ctx, user)
+	if err != nil {
+		ct = nil
+	}
+	if seen != nil {
+		seen[user] = ct
+	}
+	return ct
 }
 
 func (s *Server) inbox(w http.ResponseWriter, r *http.Request) error {
@@ -232,7 +248,7 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.replayed(r.Context(), id, msg, err)
 	}
-	resp := InboxResponse{Epoch: ev.Epoch, Message: s.chatOf(r.Context(), ev.Message, nil)}
+	resp := InboxResponse{Epoch: ev.Epoch, Message: s.chatOf(r.Context(), ev.Message, nil, nil)}
 	switch ev.Kind {
 	case channel.EventChatMessage:
 		resp.Kind = "application"
@@ -302,8 +318,9 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	queued := s.c.Queued(r.Context(), id)
+	senders := map[string]*client.Contact{} // each sender looked up once per page
 	for i := range msgs {
-		resp.Messages = append(resp.Messages, *s.chatOf(r.Context(), &msgs[i], queued))
+		resp.Messages = append(resp.Messages, *s.chatOf(r.Context(), &msgs[i], queued, senders))
 	}
 	if more && len(msgs) > 0 {
 		n := msgs[len(msgs)-1].Seq

@@ -126,16 +126,38 @@ func (s *sqlStore) appendWith(ctx context.Context, m Message, hook func(tx *sql.
 	return res[0].seq, res[0].cur, res[0].err
 }
 
+// AppendAll implements Store: the entries are queued to the batcher in
+// order, one after the other, so that its lane keeps them in order.
+func (s *sqlStore) AppendAll(ctx context.Context, ms []Message) []AppendResult {
+	out := make([]AppendResult, len(ms))
+	if s.batch == nil {
+		for i, m := range ms {
+			out[i].Seq, out[i].CurrentEpoch, out[i].Err = s.appendWith(ctx, m, nil)
+		}
+		return out
+	}
+	for i, m := range ms {
+		if m.Epoch > math.MaxInt64 {
+			out[i].Err = fmt.Errorf("%w: epoch out of range", ErrCommitConflict)
+			ms[i].Kind = "" // not queued
+		}
+	}
+	for i, r := range s.batch.submitAll(ctx, ms) {
+		if out[i].Err == nil {
+			out[i] = AppendResult{Seq: r.seq, CurrentEpoch: r.cur, Err: r.err}
+		}
+	}
+	return out
+}
+
 // groupTx is one group's row inside an append transaction: locked at the
 // first entry, written back once at the end.
 type groupTx struct {
 	id          []byte
 	epoch, last int64
 	first       int64             // last_seq when locked
+	bytes       int64             // data bytes appended (last-first entries)
 	access      map[string]Access // senders' windows, until a commit changes them
-	// bytes is the data this transaction added to the log (its entries
-	// are last - first).
-	bytes int64
 }
 
 // appendTx applies entries (sorted by group id) in one transaction and

@@ -27,7 +27,7 @@ type demoNode struct {
 // data directory and waits until it answers.
 func startNode(ctx context.Context, exe, name, dir string, stderr io.Writer, extra ...string) (*demoNode, error) {
 	args := append([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--name", name}, extra...)
-	addr, stop, err := childproc.Start(ctx, exe, args, "serving on ", stderr)
+	addr, stop, err := childproc.Start(ctx, exe, args, "serving on ", stderr, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

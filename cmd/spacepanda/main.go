@@ -37,6 +37,7 @@ commands:
                       the crypto floor measured in the same run
   loadtest [--relay-only] [--postgres URL] [--clients N] [--channels N]
         [--members N] [--duration D] [--rate R] [--json] [--plot FILE.svg|.png]
+        [--profile DIR]
                       load a relay (or nodes end to end) on loopback and
                       measure posts/s, deliveries/s and latency
   interop-client [--port N] [--host 127.0.0.1] [--max-lifetime D]

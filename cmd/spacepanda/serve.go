@@ -75,6 +75,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "spacepanda serve: --link needs --relay (the relay carries the link exchange)")
 		return 2
 	}
+	defer startProfile(stderr)()
 	cfg := client.Config{DataDir: *data, RelayURL: *relayURL, DisplayName: *name, Logger: log, Link: *link}
 	if *passFile != "" {
 		b, err := os.ReadFile(*passFile)

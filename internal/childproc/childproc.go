@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -17,14 +18,18 @@ import (
 // StartTimeout is how long Start waits for the announcing line.
 const StartTimeout = 30 * time.Second
 
-// Start runs exe with args, stderr going to stderr (nil discards it), and
-// waits for its first stdout line to hold marker: the rest of that line,
+// Start runs exe with args, stderr going to stderr (nil discards it) and
+// env added to this process's environment, and waits for its first stdout
+// line to hold marker: the rest of that line,
 // trimmed, is addr. stop sends SIGTERM and kills the process if it has not
 // exited 5 s later; it returns once the process is gone. ctx bounds only
 // the wait for the line: the process lives until stop.
-func Start(ctx context.Context, exe string, args []string, marker string, stderr io.Writer) (addr string, stop func(), err error) {
+func Start(ctx context.Context, exe string, args []string, marker string, stderr io.Writer, env []string) (addr string, stop func(), err error) {
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = stderr
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err

@@ -26,7 +26,7 @@ func TestStart(t *testing.T) {
 		{line: "something else", err: `did not start (first line "something else")`},
 	} {
 		t.Setenv("CHILDPROC_LINE", tc.line)
-		addr, stop, err := Start(context.Background(), os.Args[0], []string{"-test.run=^$"}, "serving on ", nil)
+		addr, stop, err := Start(context.Background(), os.Args[0], []string{"-test.run=^$"}, "serving on ", nil, nil)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("%q: err = %v, want %q", tc.line, err, tc.err)
