@@ -322,7 +322,7 @@ func (c *Client) startRelay(online bool) {
 		}
 	}
 	c.startSenders()
-	c.wg.Add(3)
+	c.wg.Add(4)
 	go c.poolLoop()
 	go c.welcomeLoop()
 	go c.outboxLoop()
