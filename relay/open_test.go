@@ -174,10 +174,6 @@ func TestMigrateFromNames(t *testing.T) {
 			if _, _, err := st.Append(ctx, Message{GroupID: []byte("g"), Kind: "commit", Epoch: 1, Sender: "erin", Data: []byte("c2"), ReceivedAt: time.Now()}); err != nil {
 				t.Fatalf("the migrated log takes the next commit: %v", err)
 			}
-			// Migration 5 counted the log it found; the append added to it.
-			if z, err := st.(sizer).Sizes(ctx); err != nil || z.Messages != 3 || z.MessageBytes != 4 {
-				t.Fatalf("sizes of the migrated log: %+v %v", z, err)
-			}
 		})
 	}
 }

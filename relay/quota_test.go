@@ -1,11 +1,9 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 )
@@ -279,59 +277,5 @@ func TestRetention(t *testing.T) {
 		if got := seqs("big"); got[len(got)-1] != 11 {
 			t.Fatalf("after retention: %v", got)
 		}
-	})
-}
-
-// TestLogSizesCounted: the log's entry and byte counts that /metrics
-// shows are kept by appends (batched or not, refused ones left out) and by
-// retention, and equal what the log holds (TestMigrateFromNames: a
-// log from before the counters is counted by the migration).
-func TestLogSizesCounted(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, st Store) {
-		ctx := context.Background()
-		now := time.Now()
-		db, sz := rawDB(st), st.(sizer)
-		check := func(what string) {
-			t.Helper()
-			var n, b int64
-			if err := db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM messages`).Scan(&n, &b); err != nil {
-				t.Fatal(err)
-			}
-			z, err := sz.Sizes(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if z.Messages != n || z.MessageBytes != b {
-				t.Fatalf("%s: sizes say %d entries, %d bytes; the log holds %d, %d", what, z.Messages, z.MessageBytes, n, b)
-			}
-		}
-		for _, g := range []string{"a", "b"} {
-			if err := st.CreateGroup(ctx, []byte(g), "alice", 0, now); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var wg sync.WaitGroup
-		for i := range 40 {
-			wg.Go(func() {
-				g := []string{"a", "b"}[i%2]
-				st.Append(ctx, Message{GroupID: []byte(g), Kind: "application", Sender: "alice", Data: bytes.Repeat([]byte{'x'}, 10+i), ReceivedAt: now.Add(-time.Duration(i) * time.Hour)})
-			})
-		}
-		wg.Wait()
-		check("after concurrent appends")
-		st.Append(ctx, Message{GroupID: []byte("a"), Kind: "commit", Sender: "alice", Data: []byte("commit"), ReceivedAt: now})
-		st.Append(ctx, Message{GroupID: []byte("a"), Kind: "commit", Sender: "alice", Data: []byte("late commit"), ReceivedAt: now})           // conflict
-		st.Append(ctx, Message{GroupID: []byte("b"), Kind: "application", Epoch: 9, Sender: "alice", Data: []byte("future"), ReceivedAt: now}) // refused
-		st.Append(ctx, Message{GroupID: []byte("b"), Kind: "application", Sender: "mallory", Data: []byte("stranger"), ReceivedAt: now})       // refused
-		check("after a commit and refusals")
-		if n, err := st.Retain(ctx, RetentionPolicy{MaxAge: 24 * time.Hour}, now); err != nil || n == 0 {
-			t.Fatalf("retain by age: %d %v", n, err)
-		}
-		check("after retention by age")
-		st.SetCursor(ctx, []byte("a"), "alice", "d1", 100)
-		if n, err := st.Retain(ctx, RetentionPolicy{MaxEntries: 3}, now); err != nil || n == 0 {
-			t.Fatalf("retain by count: %d %v", n, err)
-		}
-		check("after retention by count")
 	})
 }
