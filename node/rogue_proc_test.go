@@ -118,6 +118,32 @@ func (r *relayRogue) postCommit(commit []byte) error {
 	return err
 }
 
+// rogueInvited is mallory, a rogue device of a new user, invited to
+// alice's channel ch and joined.
+func rogueInvited(t *testing.T, rp *relayProc, alice *proc, ch string) *relayRogue {
+	t.Helper()
+	mallory := newRelayRogue(t, rp.url())
+	userNames.Store(mallory.uid(), "mallory")
+	if err := alice.c.Do(context.Background(), "POST", rlPath(ch, "/invites"), map[string]string{"user_id": mallory.uid()}, nil); err != nil {
+		t.Fatalf("alice invites mallory: %v", err)
+	}
+	mallory.join(ch)
+	return mallory
+}
+
+// rogueChannel is alice's channel name with bob and mallory in it, at
+// epoch ep on both nodes, through a relay process.
+func rogueChannel(t *testing.T, name string) (alice, bob *proc, mallory *relayRogue, ch string, ep uint64) {
+	t.Helper()
+	rp := startRelayProc(t)
+	alice, bob = rlNode(t, "alice", rp.url()), rlNode(t, "bob", rp.url())
+	ch = rlCreate(t, alice, name)
+	rlInvite(t, alice, ch, bob)
+	rlWaitJoined(t, bob, ch)
+	mallory = rogueInvited(t, rp, alice, ch)
+	return alice, bob, mallory, ch, rlWaitConverged(t, ch, "alice,bob,mallory", alice, bob)
+}
+
 // TestRelayUnprocessableCommit (issue 13.6): a member with valid keys
 // posts a commit the relay can verify — signature, sender, tree, GroupInfo
 // — but whose membership tag, which only members can check, is wrong, so
@@ -125,19 +151,8 @@ func (r *relayRogue) postCommit(commit []byte) error {
 // report, rejoins by external commit, and says who caused it; one admin
 // action (removing the author) leaves a working channel without it.
 func TestRelayUnprocessableCommit(t *testing.T) {
-	rp := startRelayProc(t)
-	alice, bob := rlNode(t, "alice", rp.url()), rlNode(t, "bob", rp.url())
-	ch := rlCreate(t, alice, "sabotaged")
-	rlInvite(t, alice, ch, bob)
-	rlWaitJoined(t, bob, ch)
-	mallory := newRelayRogue(t, rp.url())
-	userNames.Store(mallory.uid(), "mallory")
+	alice, bob, mallory, ch, ep := rogueChannel(t, "sabotaged")
 	ctx := context.Background()
-	if err := alice.c.Do(ctx, "POST", rlPath(ch, "/invites"), map[string]string{"user_id": mallory.uid()}, nil); err != nil {
-		t.Fatalf("alice invites mallory: %v", err)
-	}
-	mallory.join(ch)
-	ep := rlWaitConverged(t, ch, "alice,bob,mallory", alice, bob)
 	if mallory.Group.Epoch() != ep {
 		t.Fatalf("mallory at epoch %d, the nodes at %d", mallory.Group.Epoch(), ep)
 	}
@@ -195,19 +210,8 @@ func TestRelayUnprocessableCommit(t *testing.T) {
 // it reaches a node; every honest node keeps its epoch, its members and
 // the admin as one user with one device, and the channel works.
 func TestRelayIdentityAttacks(t *testing.T) {
-	rp := startRelayProc(t)
-	alice, bob := rlNode(t, "alice", rp.url()), rlNode(t, "bob", rp.url())
-	ch := rlCreate(t, alice, "who is who")
-	rlInvite(t, alice, ch, bob)
-	rlWaitJoined(t, bob, ch)
-	mallory := newRelayRogue(t, rp.url())
-	userNames.Store(mallory.uid(), "mallory")
+	alice, bob, mallory, ch, ep := rogueChannel(t, "who is who")
 	ctx := context.Background()
-	if err := alice.c.Do(ctx, "POST", rlPath(ch, "/invites"), map[string]string{"user_id": mallory.uid()}, nil); err != nil {
-		t.Fatalf("alice invites mallory: %v", err)
-	}
-	mallory.join(ch)
-	ep := rlWaitConverged(t, ch, "alice,bob,mallory", alice, bob)
 
 	dir, err := mallory.rc.Devices(ctx, identity.UserID(alice.uid))
 	if err != nil || len(dir.Devices) != 1 {
@@ -306,19 +310,8 @@ func (r *relayRogue) junk(epoch uint64) []byte {
 // the readable-framed junk with a report instead of retrying or holding
 // it, reads what follows, and — restarted — does not read the junk again.
 func TestRelayJunkFromMember(t *testing.T) {
-	rp := startRelayProc(t)
-	alice, bob := rlNode(t, "alice", rp.url()), rlNode(t, "bob", rp.url())
-	ch := rlCreate(t, alice, "flooded")
-	rlInvite(t, alice, ch, bob)
-	rlWaitJoined(t, bob, ch)
-	mallory := newRelayRogue(t, rp.url())
-	userNames.Store(mallory.uid(), "mallory")
+	alice, bob, mallory, ch, ep := rogueChannel(t, "flooded")
 	ctx := context.Background()
-	if err := alice.c.Do(ctx, "POST", rlPath(ch, "/invites"), map[string]string{"user_id": mallory.uid()}, nil); err != nil {
-		t.Fatalf("alice invites mallory: %v", err)
-	}
-	mallory.join(ch)
-	ep := rlWaitConverged(t, ch, "alice,bob,mallory", alice, bob)
 	for range 400 {
 		_, err := mallory.rc.PostMessage(ctx, mallory.gid, relayclient.Post{Message: mallory.junk(1 << 40)})
 		if !errors.Is(err, relayclient.ErrFutureEpoch) {
@@ -412,13 +405,8 @@ func TestRelayLookalikeWelcome(t *testing.T) {
 	rp := startRelayProc(t)
 	alice, bob, carol := rlNode(t, "alice", rp.url()), rlNode(t, "bob", rp.url()), rlNode(t, "carol", rp.url())
 	ch := rlCreate(t, alice, "the real one")
-	mallory := newRelayRogue(t, rp.url())
-	userNames.Store(mallory.uid(), "mallory")
+	mallory := rogueInvited(t, rp, alice, ch)
 	ctx := context.Background()
-	if err := alice.c.Do(ctx, "POST", rlPath(ch, "/invites"), map[string]string{"user_id": mallory.uid()}, nil); err != nil {
-		t.Fatalf("alice invites mallory: %v", err)
-	}
-	mallory.join(ch)
 	rlInvite(t, alice, ch, carol)
 	rlWaitJoined(t, carol, ch)
 
