@@ -25,6 +25,11 @@ type fakeRelay struct {
 	cursors  map[string]uint64
 	// epochState answers EpochState (nil: errors.ErrUnsupported).
 	epochState func(gid []byte, epoch uint64) (*client.EpochState, error)
+	// paused: readers whose log pages stay empty (as if nothing came yet).
+	paused map[string]bool
+	// onGroupInfo runs (without the lock) after a GroupInfo is read,
+	// before it is answered.
+	onGroupInfo func(user string)
 }
 
 type fakeGroup struct {
@@ -39,7 +44,22 @@ type fakeGroup struct {
 
 func newFakeRelay() *fakeRelay {
 	return &fakeRelay{changed: make(chan struct{}), groups: map[string]*fakeGroup{},
-		welcomes: map[string][]relayclient.Welcome{}, cursors: map[string]uint64{}}
+		welcomes: map[string][]relayclient.Welcome{}, cursors: map[string]uint64{}, paused: map[string]bool{}}
+}
+
+// pause holds back reader's log pages until resume.
+func (f *fakeRelay) pause(reader string, paused bool) {
+	f.mu.Lock()
+	f.paused[reader] = paused
+	f.bumpLocked()
+	f.mu.Unlock()
+}
+
+// logLen is the length of the group's log.
+func (f *fakeRelay) logLen(gid []byte) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.groups[string(gid)].log)
 }
 
 var errDown = errors.New("fake relay: connection refused")
@@ -194,6 +214,9 @@ func (c *fakeConn) Messages(ctx context.Context, gid []byte, p relayclient.Page)
 		}
 		var out []relayclient.Entry
 		for _, e := range g.log {
+			if c.f.paused[c.user] {
+				break
+			}
 			if e.Seq > p.After && e.Seq <= until && len(out) < 100 {
 				if g.corrupt[c.user] == e.Seq {
 					e.Message = append([]byte(nil), e.Message...)
@@ -295,12 +318,24 @@ func (c *fakeConn) GroupInfo(_ context.Context, gid []byte) ([]byte, uint64, err
 	if err != nil {
 		return nil, 0, err
 	}
-	defer unlock()
 	g := c.f.groups[string(gid)]
 	if g == nil || g.gi == nil {
+		unlock()
 		return nil, 0, relayclient.ErrNotFound
 	}
-	return g.gi, g.epoch, nil
+	gi, ep, hook := g.gi, g.epoch, c.f.onGroupInfo
+	unlock()
+	if hook != nil {
+		hook(c.user) // after the answer is read: it may be stale now
+	}
+	return gi, ep, nil
+}
+
+// setOnGroupInfo sets the hook run after a GroupInfo is read.
+func (f *fakeRelay) setOnGroupInfo(hook func(user string)) {
+	f.mu.Lock()
+	f.onGroupInfo = hook
+	f.mu.Unlock()
 }
 
 // corruptNext damages, for reader, the next entry of the group's log.

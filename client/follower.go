@@ -3,7 +3,9 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,7 +161,12 @@ func (f *follower) run(ctx context.Context) {
 		stuck := f.stuck
 		f.stuck = nil
 		f.mu.Unlock()
-		if len(es) < 50 && !f.synced.Load() {
+		if stuck != nil {
+			// A message of ours encrypted now would be in an epoch the
+			// group has left: the outbox waits for the rejoin, then
+			// encrypts it again in the new epoch (refresh).
+			f.synced.Store(false)
+		} else if len(es) < 50 && !f.synced.Load() {
 			f.synced.Store(true)
 			c.kickOutbox()
 		}
@@ -195,9 +202,14 @@ func (f *follower) recover(ctx context.Context, why error) {
 		f.c.log.Warn("recovery failed", "channel", f.d.ID, "err", err)
 		return
 	}
+	// The messages of the epochs we rejoined past — held ones, and those
+	// still ahead in the log up to our external commit, some sent after it
+	// in an older epoch — cannot be read by the new leaf. They are not
+	// "before we joined" (we were a member all along): each goes through
+	// receive, which fails and reports it (history note, event). Held
+	// entries of the new epoch or later stay held.
 	f.mu.Lock()
-	f.start, _ = f.c.mgr.Epoch(ctx, f.d.ID)
-	f.held, f.heldBytes = nil, 0
+	f.release(ctx)
 	f.mu.Unlock()
 }
 
@@ -294,7 +306,18 @@ func (f *follower) skipped(ctx context.Context, e relayclient.Entry, err error) 
 	c.mu.Unlock()
 	c.log.Log(ctx, slog.LevelWarn, "skipping a log entry", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "sender", e.Sender, "err", err)
 	c.emit(EventDelivery, f.d.ID, map[string]any{"status": "skipped", "seq": e.Seq, "kind": e.Kind, "sender": e.Sender, "error": err.Error()})
+	if e.Kind == relayclient.KindApplication && !errors.Is(err, ErrHeldOverflow) {
+		// (Not for held entries dropped over the bounds: a flood for a far
+		// epoch must not flood the history; the event and log report it.)
+		// The history says a message is missing, and whose.
+		c.note(ctx, f.d.ID, fmt.Sprintf("%s %s (log seq %d, epoch %d) could not be read: %s", unreadPrefix, e.Sender, e.Seq, e.Epoch, oneLine(err)))
+	}
 }
+
+// unreadPrefix starts the history note of a message that could not be read.
+const unreadPrefix = "a message from"
+
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ": ") }
 
 // release processes the held messages whose epoch has come.
 func (f *follower) release(ctx context.Context) {

@@ -1,0 +1,149 @@
+package client_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/spacepanda/spacepanda/client"
+)
+
+// unreadNotes are the history's reports of log entries that could not be
+// read.
+func unreadNotes(t *testing.T, m *member, ch string) []string {
+	t.Helper()
+	h, err := m.History(ctx, ch, 0, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, x := range h {
+		if x.Sender == client.SystemSender && strings.Contains(string(x.Body), "could not be read") {
+			out = append(out, string(x.Body))
+		}
+	}
+	return out
+}
+
+// TestRecoveryReportsUnreadable: a member that rejoins by external commit
+// cannot read the messages of the epochs it rejoined past — one it held
+// for the epoch of the commit it could not process, and one sent in that
+// epoch while it was rejoining. Both are reported in its history (they
+// were silently dropped); later messages are read.
+func TestRecoveryReportsUnreadable(t *testing.T) {
+	f := newFakeRelay()
+	alice, bob, ch, gid := pair(t, f, client.Limits{})
+	f.pause(bob.uid, true)
+	f.corruptNext(gid, bob.uid)
+	if _, err := alice.SelfUpdate(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	// Bob reads it in the same page as the commit he cannot process: held.
+	if _, err := alice.Send(ctx, ch, "held, then rejoined past", ""); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	f.setOnGroupInfo(func(u string) {
+		if u == bob.uid {
+			once.Do(func() {
+				// Ordered after bob's cursor, before his external commit.
+				if _, err := alice.Send(ctx, ch, "sent while bob rejoins", ""); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	})
+	f.pause(bob.uid, false)
+	eventually(t, "bob recovers", func() bool { return bob.Stats().Recoveries == 1 })
+	if _, err := alice.Send(ctx, ch, "after", ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob reads what follows", func() bool {
+		tx := chat(t, bob, ch)
+		return len(tx) > 0 && tx[len(tx)-1] == "after"
+	})
+	for _, x := range chat(t, bob, ch) {
+		if x != "after" {
+			t.Fatalf("bob read %q, which he cannot decrypt", x)
+		}
+	}
+	notes := unreadNotes(t, bob, ch)
+	if len(notes) != 2 {
+		t.Fatalf("bob reports %d unreadable messages, want 2: %q", len(notes), notes)
+	}
+	for _, n := range notes {
+		if !strings.Contains(n, alice.uid) {
+			t.Fatalf("report does not name the sender: %q", n)
+		}
+	}
+}
+
+// TestSimultaneousRecoveries: two members cannot process the same commit
+// and rejoin at the same time. The one whose external commit loses the
+// race rejoins from the winner's GroupInfo at once (it did not count as a
+// failed recovery and skip the winner's commit); the message the winner
+// sent before the loser's rejoin is reported at the loser; everyone ends
+// in one epoch and reads what follows.
+func TestSimultaneousRecoveries(t *testing.T) {
+	f := newFakeRelay()
+	alice, bob, ch, gid := pair(t, f, client.Limits{})
+	carol := open(t, f, "carol", client.Limits{})
+	invite(t, alice, carol, ch)
+	f.corruptNext(gid, bob.uid)
+	f.corruptNext(gid, carol.uid)
+	var once sync.Once
+	f.setOnGroupInfo(func(u string) {
+		if u != carol.uid {
+			return
+		}
+		// Carol has read the GroupInfo; bob rejoins from the same one
+		// before she posts, and speaks.
+		once.Do(func() {
+			eventually(t, "bob recovers first", func() bool { return bob.Stats().Recoveries == 1 })
+			if _, err := bob.Send(ctx, ch, "bob is back", ""); err != nil {
+				t.Error(err)
+			}
+		})
+	})
+	if _, err := alice.SelfUpdate(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "carol recovers", func() bool { return carol.Stats().Recoveries == 1 })
+	eventually(t, "one epoch", func() bool {
+		a, _ := alice.Manager().Epoch(ctx, ch)
+		b, _ := bob.Manager().Epoch(ctx, ch)
+		c, _ := carol.Manager().Epoch(ctx, ch)
+		return a == b && b == c
+	})
+	if _, err := alice.Send(ctx, ch, "all here", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{bob, carol} {
+		eventually(t, m.uid+" reads what follows", func() bool {
+			tx := chat(t, m, ch)
+			return len(tx) > 0 && tx[len(tx)-1] == "all here"
+		})
+	}
+	if tx := texts(t, alice, ch); !contains(tx, "bob is back") {
+		t.Fatalf("alice misses bob's message: %q", tx)
+	}
+	if notes := unreadNotes(t, carol, ch); len(notes) != 1 || !strings.Contains(notes[0], bob.uid) {
+		t.Fatalf("carol's reports %q, want bob's one message", notes)
+	}
+	// The corrupt commit and bob's message; not bob's external commit.
+	if n := carol.Stats().EntriesSkipped; n != 2 {
+		t.Fatalf("carol skipped %d entries, want 2", n)
+	}
+	if r := carol.Stats().Recoveries; r != 1 {
+		t.Fatalf("carol rejoined %d times", r)
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
