@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
+	"github.com/spacepanda/spacepanda/mls/schedule"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
 )
 
@@ -23,6 +25,7 @@ type follower struct {
 	mu     sync.Mutex // serialises processing; never held while waiting
 	cursor uint64     // last processed (or held) seq
 	saved  uint64     // cursor last saved at the relay
+	local  uint64     // read position last stored locally (recCursor)
 	// start is the epoch we were in when following began: entries of
 	// older epochs predate us and are skipped without a report.
 	start     uint64
@@ -116,7 +119,14 @@ func (f *follower) run(ctx context.Context) {
 		c.noteRelay(ctx, err)
 		if err == nil {
 			f.mu.Lock()
-			f.cursor, f.saved = max(f.cursor, cur), cur
+			f.saved = cur
+			if local, ok := c.localCursor(ctx, f.d.ID); ok {
+				// Ours is the position our durable state is at: the
+				// relay's lags (saved at most once a second), or is ahead
+				// of a store restored from a backup.
+				cur = local
+			}
+			f.cursor, f.local = max(f.cursor, cur), cur
 			f.mu.Unlock()
 			break
 		}
@@ -158,6 +168,7 @@ func (f *follower) run(ctx context.Context) {
 		if !f.done {
 			f.cursor = max(f.cursor, next)
 		}
+		f.storeCursor(ctx)
 		stuck := f.stuck
 		f.stuck = nil
 		f.mu.Unlock()
@@ -222,6 +233,7 @@ func (f *follower) pull(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	f.process(ctx, es)
+	f.storeCursor(ctx)
 	return len(es), nil
 }
 
@@ -367,6 +379,12 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 				}
 				continue
 			}
+			if errors.Is(res.Err, schedule.ErrKeyConsumed) {
+				// A message we have read (the page was read again after
+				// a crash), or a replay: nothing is missing.
+				c.log.Debug("a message read before", "channel", f.d.ID, "seq", e.Seq)
+				continue
+			}
 			err := errors.Join(ErrUnprocessable, res.Err)
 			f.skipped(ctx, e, err)
 			if e.Kind == relayclient.KindCommit {
@@ -381,14 +399,55 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 	}
 }
 
-// saveCursor stores the read position at the relay: the last processed
-// entry, or just before the oldest held one.
-func (f *follower) saveCursor(ctx context.Context) {
-	f.mu.Lock()
+// readPosition is the last processed entry, or just before the oldest
+// held one (f.mu held).
+func (f *follower) readPosition() uint64 {
 	cur := f.cursor
 	for _, e := range f.held {
 		cur = min(cur, e.Seq-1)
 	}
+	return cur
+}
+
+// recCursor is the record kind of the read positions (by channel id).
+const recCursor = "cursor"
+
+// storeCursor stores the read position locally after each processed page
+// (f.mu held): a restarted engine reads on from there and does not take
+// the messages it read for unreadable ones (their keys are used up). A
+// crash between processing and this write re-reads that page: its
+// messages are then replays (ErrKeyConsumed), ignored.
+func (f *follower) storeCursor(ctx context.Context) {
+	cur := f.readPosition()
+	if cur == f.local || f.done {
+		return
+	}
+	if err := f.c.recs.PutRecord(ctx, recCursor, f.d.ID, strconv.AppendUint(nil, cur, 10)); err != nil {
+		f.c.log.Warn("storing the read position", "channel", f.d.ID, "err", err)
+		return
+	}
+	f.local = cur
+}
+
+// localCursor is the stored read position of a channel.
+func (c *Client) localCursor(ctx context.Context, channelID string) (uint64, bool) {
+	recs, err := c.recs.Records(ctx, recCursor)
+	if err != nil {
+		return 0, false
+	}
+	for _, r := range recs {
+		if r.ID == channelID {
+			n, err := strconv.ParseUint(string(r.Value), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// saveCursor stores the read position at the relay.
+func (f *follower) saveCursor(ctx context.Context) {
+	f.mu.Lock()
+	cur := f.readPosition()
 	saved := f.saved
 	f.mu.Unlock()
 	if cur == saved {
