@@ -27,6 +27,8 @@ type fakeRelay struct {
 	epochState func(gid []byte, epoch uint64) (*client.EpochState, error)
 	// paused: readers whose log pages stay empty (as if nothing came yet).
 	paused map[string]bool
+	// cut: users for whom the relay is down.
+	cut map[string]bool
 	// onGroupInfo runs (without the lock) after a GroupInfo is read,
 	// before it is answered.
 	onGroupInfo func(user string)
@@ -44,7 +46,7 @@ type fakeGroup struct {
 
 func newFakeRelay() *fakeRelay {
 	return &fakeRelay{changed: make(chan struct{}), groups: map[string]*fakeGroup{},
-		welcomes: map[string][]relayclient.Welcome{}, cursors: map[string]uint64{}, paused: map[string]bool{}}
+		welcomes: map[string][]relayclient.Welcome{}, cursors: map[string]uint64{}, paused: map[string]bool{}, cut: map[string]bool{}}
 }
 
 // pause holds back reader's log pages until resume.
@@ -101,9 +103,17 @@ func (c *fakeConn) wait(ctx context.Context, ch chan struct{}, d time.Duration) 
 	}
 }
 
+// setCut makes the relay unreachable for user alone (or reachable again).
+func (f *fakeRelay) setCut(user string, cut bool) {
+	f.mu.Lock()
+	f.cut[user] = cut
+	f.bumpLocked()
+	f.mu.Unlock()
+}
+
 func (c *fakeConn) lock() (func(), error) {
 	c.f.mu.Lock()
-	if c.f.down {
+	if c.f.down || c.f.cut[c.user] {
 		c.f.mu.Unlock()
 		return nil, errDown
 	}

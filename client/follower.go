@@ -159,6 +159,11 @@ func (f *follower) run(ctx context.Context) {
 				f.lostAccess(ctx)
 				return
 			}
+			// The group may move on while we cannot read: our messages
+			// wait until the log has been read again (and are encrypted
+			// again in the epoch it is in), or they would go out in an
+			// epoch the others may no longer keep.
+			f.synced.Store(false)
 			c.log.Warn("reading the log failed", "channel", f.d.ID, "err", err)
 			sleepCtx(ctx, time.Second)
 			continue

@@ -211,3 +211,31 @@ func TestRestartDoesNotReportReadMessages(t *testing.T) {
 		t.Fatalf("bob skipped %d entries after the restart", n)
 	}
 }
+
+// TestOutboxWaitsForTheLogAfterAnOutage: a member whose relay was out of
+// reach while the group moved on several epochs does not post its waiting
+// message in the epoch it was left in (the others no longer keep it: the
+// message was lost to them, reported unreadable); the outbox waits until
+// the log has been read again, and the message is encrypted in the
+// current epoch.
+func TestOutboxWaitsForTheLogAfterAnOutage(t *testing.T) {
+	f := newFakeRelay()
+	alice, bob, ch, _ := pair(t, f, client.Limits{})
+	f.setCut(bob.uid, true)
+	for range 5 {
+		if _, err := alice.SelfUpdate(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := bob.Send(ctx, ch, "written during the outage", "")
+	if err != nil || r.Status != "queued" {
+		t.Fatalf("send while cut off: %+v %v", r, err)
+	}
+	f.setCut(bob.uid, false)
+	eventually(t, "alice reads bob's message, or reports it", func() bool {
+		return len(chat(t, alice, ch)) == 1 || len(unreadNotes(t, alice, ch)) > 0
+	})
+	if n := unreadNotes(t, alice, ch); len(n) != 0 {
+		t.Fatalf("alice could not read bob's message: %q", n)
+	}
+}
