@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
@@ -253,7 +254,14 @@ func (c *Client) refresh(ctx context.Context, it *item) error {
 	if err != nil {
 		return err
 	}
-	it.Data, it.Epoch = ct, ep
+	// The epoch it is encrypted in, not ep: a commit merged meanwhile
+	// makes them differ, and the relay refuses (for good) a message whose
+	// stated epoch is not its own.
+	m, err := mls.UnmarshalMessage(ct)
+	if err != nil || m.PrivateMessage == nil {
+		return fmt.Errorf("client: own ciphertext does not decode: %v", err)
+	}
+	it.Data, it.Epoch = ct, m.PrivateMessage.Epoch
 	b, err := json.Marshal(it)
 	if err != nil {
 		return err
