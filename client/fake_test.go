@@ -25,7 +25,8 @@ type fakeRelay struct {
 	cursors  map[string]uint64
 	// epochState answers EpochState (nil: errors.ErrUnsupported).
 	epochState func(gid []byte, epoch uint64) (*client.EpochState, error)
-	// paused: readers whose log pages stay empty (as if nothing came yet).
+	// paused: readers whose long-polled log pages stay empty (as if
+	// nothing came yet); reads that do not wait are answered.
 	paused map[string]bool
 	// cut: users for whom the relay is down.
 	cut map[string]bool
@@ -49,7 +50,7 @@ func newFakeRelay() *fakeRelay {
 		welcomes: map[string][]relayclient.Welcome{}, cursors: map[string]uint64{}, paused: map[string]bool{}, cut: map[string]bool{}}
 }
 
-// pause holds back reader's log pages until resume.
+// pause holds back reader's long-polled log pages (its follower's).
 func (f *fakeRelay) pause(reader string, paused bool) {
 	f.mu.Lock()
 	f.paused[reader] = paused
@@ -208,6 +209,7 @@ func (c *fakeConn) PostWelcome(_ context.Context, w relayclient.Welcome) error {
 }
 
 func (c *fakeConn) Messages(ctx context.Context, gid []byte, p relayclient.Page) ([]relayclient.Entry, uint64, error) {
+	waiting := p.Wait > 0
 	for {
 		unlock, err := c.lock()
 		if err != nil {
@@ -224,7 +226,7 @@ func (c *fakeConn) Messages(ctx context.Context, gid []byte, p relayclient.Page)
 		}
 		var out []relayclient.Entry
 		for _, e := range g.log {
-			if c.f.paused[c.user] {
+			if c.f.paused[c.user] && waiting {
 				break
 			}
 			if e.Seq > p.After && e.Seq <= until && len(out) < 100 {

@@ -239,3 +239,67 @@ func TestOutboxWaitsForTheLogAfterAnOutage(t *testing.T) {
 		t.Fatalf("alice could not read bob's message: %q", n)
 	}
 }
+
+// TestNoSendWhileStuck: a message written while its sender cannot follow
+// the log (it is rejoining) waits, and goes out encrypted in the epoch
+// the sender rejoined into — not in the epoch it was stuck in, which the
+// others, several commits on, no longer keep.
+func TestNoSendWhileStuck(t *testing.T) {
+	f := newFakeRelay()
+	alice, bob, ch, gid := pair(t, f, client.Limits{})
+	f.pause(bob.uid, true)
+	f.corruptNext(gid, bob.uid)
+	for range 5 {
+		if _, err := alice.SelfUpdate(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var once sync.Once
+	f.setOnGroupInfo(func(u string) {
+		if u == bob.uid {
+			once.Do(func() {
+				// Bob is stuck in the epoch before alice's first update.
+				if _, err := bob.Send(ctx, ch, "written while stuck", ""); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	})
+	f.pause(bob.uid, false)
+	eventually(t, "alice reads bob's message, or reports it", func() bool {
+		return len(chat(t, alice, ch)) == 1 || len(unreadNotes(t, alice, ch)) > 0
+	})
+	if n := unreadNotes(t, alice, ch); len(n) != 0 {
+		t.Fatalf("alice could not read bob's message: %q", n)
+	}
+}
+
+// TestCommitsReadTheLogFirst: a member whose follower lags behind the log
+// and commits several times (its own commits move its epoch at once) reads
+// what the log holds before each commit: a message ordered before its
+// commits, in an epoch it would otherwise no longer keep when its follower
+// reached it, is read, not reported unreadable.
+func TestCommitsReadTheLogFirst(t *testing.T) {
+	f := newFakeRelay()
+	alice, bob, ch, _ := pair(t, f, client.Limits{})
+	f.pause(bob.uid, true)
+	if _, err := alice.Send(ctx, ch, "before bob's updates", ""); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := bob.SelfUpdate(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.pause(bob.uid, false)
+	if _, err := alice.Send(ctx, ch, "after", ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob reads what follows", func() bool {
+		tx := chat(t, bob, ch)
+		return len(tx) > 0 && tx[len(tx)-1] == "after"
+	})
+	if tx := chat(t, bob, ch); len(tx) != 2 {
+		t.Fatalf("bob has %q; reports %q", tx, unreadNotes(t, bob, ch))
+	}
+}
