@@ -255,6 +255,7 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 		}
 		f.cursor = e.Seq
 		if e.Sender == me && e.Kind != relayclient.KindCommit {
+			c.log.Debug("log entry: ours", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "epoch", e.Epoch)
 			continue // our own message, already in our history
 		}
 		ep, err := c.mgr.Epoch(ctx, f.d.ID)
@@ -266,9 +267,11 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 			return
 		}
 		if e.Epoch < f.start {
+			c.log.Debug("log entry: before we joined", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "epoch", e.Epoch, "start", f.start)
 			continue // before we joined
 		}
 		if e.Kind != relayclient.KindCommit && e.Epoch > ep {
+			c.log.Debug("log entry: held", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "epoch", e.Epoch, "ours", ep)
 			f.hold(e)
 			continue
 		}
@@ -278,6 +281,8 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 				err := errf(ErrUnprocessable, "commit for epoch %d, we are in %d", e.Epoch, ep)
 				f.skipped(ctx, e, err)
 				f.stuck = err
+			} else {
+				c.log.Debug("log entry: commit of a past epoch", "channel", f.d.ID, "seq", e.Seq, "epoch", e.Epoch, "ours", ep)
 			}
 			continue
 		}
@@ -384,10 +389,12 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 				}
 				continue
 			}
-			if errors.Is(res.Err, schedule.ErrKeyConsumed) {
+			if errors.Is(res.Err, schedule.ErrKeyConsumed) || errors.Is(res.Err, channel.ErrDuplicateMessage) {
 				// A message we have read (the page was read again after
-				// a crash), or a replay: nothing is missing.
-				c.log.Debug("a message read before", "channel", f.d.ID, "seq", e.Seq)
+				// a crash, or a waiting message was posted twice, the
+				// second time encrypted again with the same id), or a
+				// replay: nothing is missing.
+				c.log.Debug("log entry: read before", "channel", f.d.ID, "seq", e.Seq, "err", res.Err)
 				continue
 			}
 			err := errors.Join(ErrUnprocessable, res.Err)
@@ -397,6 +404,7 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 			}
 			continue
 		}
+		c.log.Debug("log entry: processed", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "epoch", e.Epoch, "sender", e.Sender)
 		if c.handle(ctx, res.Event) {
 			f.done = true
 			f.doneFlag.Store(true)

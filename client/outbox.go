@@ -168,9 +168,12 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 		err := c.deliver(ctx, it)
 		c.noteRelay(ctx, err)
 		switch {
+		// The outcome is known before the item goes: Send, which waits
+		// for the item to go, then reads the outcome (a drop reported
+		// as "sent" was a lost accepted message in TestChaos).
 		case err == nil:
-			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 			c.delivered(it, "sent", nil)
+			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 		case ctx.Err() != nil:
 			return false
 		case unreachable(ctx, err):
@@ -182,9 +185,9 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 			}
 			blocked[it.ChannelID], ok = true, false
 		default:
-			c.log.Warn("the relay refused an outgoing item; dropped", "kind", it.Kind, "channel", it.ChannelID, "err", err)
-			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
+			c.log.Warn("the relay refused an outgoing item; dropped", "kind", it.Kind, "channel", it.ChannelID, "message_id", it.MessageID, "err", err)
 			c.delivered(it, "dropped", err)
+			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 		}
 	}
 	return ok
@@ -231,7 +234,10 @@ func (c *Client) deliver(ctx context.Context, it *item) error {
 		if err := c.refresh(ctx, it); err != nil {
 			return err
 		}
-		_, err := c.relay.PostMessage(ctx, it.GroupID, relayclient.KindApplication, it.Epoch, it.Data)
+		seq, err := c.relay.PostMessage(ctx, it.GroupID, relayclient.KindApplication, it.Epoch, it.Data)
+		if err == nil {
+			c.log.Debug("message posted", "channel", it.ChannelID, "message_id", it.MessageID, "seq", seq, "epoch", it.Epoch)
+		}
 		return err
 	case itemProposal:
 		_, err := c.relay.PostMessage(ctx, it.GroupID, relayclient.KindProposal, it.Epoch, it.Data)
