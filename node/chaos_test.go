@@ -90,7 +90,8 @@ const (
 // an epoch it rejoined past after falling out of step); the test asserts
 // the report, per sender. Nothing is duplicated anywhere.
 // SPACEPANDA_CHAOS_SEED replays a run's choices (not its timing);
-// SPACEPANDA_CHAOS_LOGS=dir keeps every process's stderr of a failed run.
+// SPACEPANDA_CHAOS_LOGS=dir keeps every process's stderr (and, of a
+// failed run, the nodes' goroutine stacks).
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos: six processes and SIGKILLs")
@@ -105,19 +106,21 @@ func TestChaos(t *testing.T) {
 	t.Logf("seed %d (SPACEPANDA_CHAOS_SEED=%d replays it)", seed, seed)
 	rp := startRelayProc(t)
 	var ns []*chaosNode
+	logs := os.Getenv("SPACEPANDA_CHAOS_LOGS")
 	for i := range 5 {
-		ns = append(ns, &chaosNode{p: rlNode(t, fmt.Sprintf("n%d", i), rp.url())})
+		args := []string{"--relay", rp.url()}
+		if logs != "" {
+			args = append(args, "-v") // debug: every log entry's fate
+		}
+		ns = append(ns, &chaosNode{p: startProc(t, fmt.Sprintf("n%d", i), args...)})
 	}
 	var relayPast strings.Builder
-	if dir := os.Getenv("SPACEPANDA_CHAOS_LOGS"); dir != "" {
+	if dir := logs; dir != "" {
 		t.Cleanup(func() {
-			if !t.Failed() {
-				return
-			}
 			for _, n := range ns {
 				// SIGQUIT: the Go runtime writes every goroutine's stack.
 				n.mu.Lock()
-				if n.p.cmd != nil && n.p.cmd.Process != nil {
+				if t.Failed() && n.p.cmd != nil && n.p.cmd.Process != nil {
 					n.p.cmd.Process.Signal(syscall.SIGQUIT)
 					<-n.p.done
 					n.p.cmd = nil
@@ -289,7 +292,7 @@ func TestChaos(t *testing.T) {
 				if !have[a.id] {
 					missing[a.sender]++
 					if missing[a.sender] > notes[a.sender] {
-						bad = append(bad, a.text)
+						bad = append(bad, a.text+" "+a.id)
 					}
 				}
 			}
