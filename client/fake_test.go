@@ -30,6 +30,8 @@ type fakeRelay struct {
 	paused map[string]bool
 	// cut: users for whom the relay is down.
 	cut map[string]bool
+	// cursorGate: users whose cursor reads wait until the channel closes.
+	cursorGate map[string]chan struct{}
 	// onGroupInfo runs (without the lock) after a GroupInfo is read,
 	// before it is answered.
 	onGroupInfo func(user string)
@@ -47,7 +49,8 @@ type fakeGroup struct {
 
 func newFakeRelay() *fakeRelay {
 	return &fakeRelay{changed: make(chan struct{}), groups: map[string]*fakeGroup{},
-		welcomes: map[string][]relayclient.Welcome{}, cursors: map[string]uint64{}, paused: map[string]bool{}, cut: map[string]bool{}}
+		welcomes: map[string][]relayclient.Welcome{}, cursors: map[string]uint64{}, paused: map[string]bool{}, cut: map[string]bool{},
+		cursorGate: map[string]chan struct{}{}}
 }
 
 // pause holds back reader's long-polled log pages (its follower's).
@@ -101,6 +104,20 @@ func (c *fakeConn) wait(ctx context.Context, ch chan struct{}, d time.Duration) 
 	case <-ch:
 	case <-t.C:
 	case <-ctx.Done():
+	}
+}
+
+// holdCursor makes user's cursor reads wait until the returned release.
+func (f *fakeRelay) holdCursor(user string) (release func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	f.cursorGate[user] = ch
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		delete(f.cursorGate, user)
+		f.mu.Unlock()
+		close(ch)
 	}
 }
 
@@ -251,7 +268,17 @@ func (c *fakeConn) Messages(ctx context.Context, gid []byte, p relayclient.Page)
 	}
 }
 
-func (c *fakeConn) Cursor(_ context.Context, gid []byte) (uint64, error) {
+func (c *fakeConn) Cursor(ctx context.Context, gid []byte) (uint64, error) {
+	c.f.mu.Lock()
+	gate := c.f.cursorGate[c.user]
+	c.f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
 	unlock, err := c.lock()
 	if err != nil {
 		return 0, err

@@ -26,6 +26,8 @@ type follower struct {
 	cursor uint64     // last processed (or held) seq
 	saved  uint64     // cursor last saved at the relay
 	local  uint64     // read position last stored locally (recCursor)
+	// hasLocal: a stored read position was found when following began.
+	hasLocal bool
 	// start is the epoch we were in when following began: entries of
 	// older epochs predate us and are skipped without a report.
 	start     uint64
@@ -94,6 +96,12 @@ func (c *Client) followFrom(d *channel.Descriptor, joined bool) *follower {
 	if joined {
 		f.start, _ = c.mgr.Epoch(ctx, d.ID)
 	}
+	// Our stored read position is known at once: a pull (a commit of ours
+	// reads the log first) may come before run has asked the relay, and
+	// read from the log's start.
+	if cur, ok := c.localCursor(ctx, d.ID); ok {
+		f.cursor, f.local, f.hasLocal = cur, cur, true
+	}
 	c.followers[d.ID] = f
 	c.wg.Add(1)
 	go f.run(ctx)
@@ -120,13 +128,13 @@ func (f *follower) run(ctx context.Context) {
 		if err == nil {
 			f.mu.Lock()
 			f.saved = cur
-			if local, ok := c.localCursor(ctx, f.d.ID); ok {
-				// Ours is the position our durable state is at: the
-				// relay's lags (saved at most once a second), or is ahead
-				// of a store restored from a backup.
-				cur = local
+			if !f.hasLocal {
+				// Ours (f.cursor already), when stored, is the position
+				// our durable state is at: the relay's lags (saved at
+				// most once a second), or is ahead of a store restored
+				// from a backup.
+				f.cursor = max(f.cursor, cur)
 			}
-			f.cursor, f.local = max(f.cursor, cur), cur
 			f.mu.Unlock()
 			break
 		}

@@ -303,3 +303,57 @@ func TestCommitsReadTheLogFirst(t *testing.T) {
 		t.Fatalf("bob has %q; reports %q", tx, unreadNotes(t, bob, ch))
 	}
 }
+
+// TestCommitRightAfterRestart: a member that commits as soon as it is
+// restarted, before its follower has learnt where it was in the log,
+// reads on from where it was — not from the log's start, taking every
+// message of the epochs it no longer keeps for unreadable.
+func TestCommitRightAfterRestart(t *testing.T) {
+	f := newFakeRelay()
+	alice := open(t, f, "alice", client.Limits{})
+	dir := filepath.Join(t.TempDir(), "bob")
+	c0, err := client.Open(ctx, client.Config{DataDir: dir, DisplayName: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := c0.Manager().Identity()
+	c0.Close()
+	start := func() *member {
+		c, err := client.Open(ctx, client.Config{DataDir: dir, DisplayName: "bob", Relay: f.conn(uid),
+			Wait: 2 * time.Second, Retry: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &member{Client: c, uid: uid}
+	}
+	bob := start()
+	d, err := alice.CreateChannel(ctx, "general", false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invite(t, alice, bob, d.ID)
+	for i := range 5 {
+		if _, err := alice.Send(ctx, d.ID, fmt.Sprint("m", i), ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.SelfUpdate(ctx, d.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "bob reads", func() bool { return len(chat(t, bob, d.ID)) == 5 })
+	bob.Close()
+	release := f.holdCursor(uid)
+	bob = start()
+	defer bob.Close()
+	if _, err := bob.SelfUpdate(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if _, err := alice.Send(ctx, d.ID, "after the restart", ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob reads after the restart", func() bool { return len(chat(t, bob, d.ID)) == 6 })
+	if n := unreadNotes(t, bob, d.ID); len(n) != 0 {
+		t.Fatalf("bob read the log again from its start: %q", n)
+	}
+}
