@@ -20,6 +20,7 @@ import (
 type follower struct {
 	c    *Client
 	d    *channel.Descriptor
+	ctx  context.Context // ends when the follower is stopped
 	stop context.CancelFunc
 
 	mu     sync.Mutex // serialises processing; never held while waiting
@@ -86,13 +87,15 @@ func (c *Client) follow(d *channel.Descriptor) *follower { return c.followFrom(d
 func (c *Client) followFrom(d *channel.Descriptor, joined bool) *follower {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if f, ok := c.followers[d.ID]; ok && !f.doneFlag.Load() {
+	if f, ok := c.followers[d.ID]; ok && !f.doneFlag.Load() && !joined {
 		return f
 	} else if ok {
-		f.stop() // finished (we were removed); a rejoin needs a new one
+		// Finished (we were removed), or following the group we held
+		// before this join: the joined group needs its own follower.
+		f.stop()
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
-	f := &follower{c: c, d: d, stop: cancel}
+	f := &follower{c: c, d: d, ctx: ctx, stop: cancel}
 	if joined {
 		f.start, _ = c.mgr.Epoch(ctx, d.ID)
 	}
@@ -206,8 +209,23 @@ func (f *follower) run(ctx context.Context) {
 
 // lostAccess handles a 403 on the log: the relay no longer counts us a
 // member. The channel is removed; a new Welcome starts a new follower.
+//
+// It is serialised with joins (joinMu, then the channel's state lock, the
+// joins' order): a Welcome joined meanwhile replaced this follower, and
+// its group must not be forgotten, nor the channel marked removed — that
+// left a node holding a group in a channel marked removed, refusing every
+// later Welcome as a duplicate (TestChaos: n4 never came back).
 func (f *follower) lostAccess(ctx context.Context) {
 	c := f.c
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	defer c.stateLock(f.d.ID)()
+	c.mu.Lock()
+	replaced := c.followers[f.d.ID] != f
+	c.mu.Unlock()
+	if replaced || ctx.Err() != nil {
+		return
+	}
 	c.log.Info("no longer a reader of the channel's log", "channel", f.d.ID)
 	if st, err := c.channelState(ctx, f.d.ID); err == nil && st.State == StateActive {
 		_ = c.p.ForgetGroup(ctx, f.d.GroupID)
@@ -245,8 +263,11 @@ func (f *follower) pull(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	f.process(ctx, es)
-	f.storeCursor(ctx)
+	// Entries read are processed to the end in the follower's context, not
+	// the caller's: a request given up halfway must not leave entries
+	// behind the cursor unprocessed.
+	f.process(f.ctx, es)
+	f.storeCursor(f.ctx)
 	return len(es), nil
 }
 
@@ -376,8 +397,8 @@ func (f *follower) release(ctx context.Context) {
 
 // receive receives entries in order, in one batch.
 func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
-	if len(es) == 0 || f.done {
-		return
+	if len(es) == 0 || f.done || ctx.Err() != nil {
+		return // (stopped: a newer follower reads them)
 	}
 	c := f.c
 	msgs := make([][]byte, len(es))
@@ -440,7 +461,7 @@ const recCursor = "cursor"
 // messages are then replays (ErrKeyConsumed), ignored.
 func (f *follower) storeCursor(ctx context.Context) {
 	cur := f.readPosition()
-	if cur == f.local || f.done {
+	if cur == f.local || f.done || ctx.Err() != nil {
 		return
 	}
 	if err := f.c.recs.PutRecord(ctx, recCursor, f.d.ID, strconv.AppendUint(nil, cur, 10)); err != nil {
