@@ -30,6 +30,9 @@ type fakeRelay struct {
 	paused map[string]bool
 	// cut: users for whom the relay is down.
 	cut map[string]bool
+	// loseCommitAnswer: users whose next accepted commit is answered with
+	// a connection error (the relay took it and died before answering).
+	loseCommitAnswer map[string]bool
 	// cursorGate: users whose cursor reads wait until the channel closes.
 	cursorGate map[string]chan struct{}
 	// onGroupInfo runs (without the lock) after a GroupInfo is read,
@@ -50,7 +53,7 @@ type fakeGroup struct {
 func newFakeRelay() *fakeRelay {
 	return &fakeRelay{changed: make(chan struct{}), groups: map[string]*fakeGroup{},
 		welcomes: map[string][]relayclient.Welcome{}, cursors: map[string]uint64{}, paused: map[string]bool{}, cut: map[string]bool{},
-		cursorGate: map[string]chan struct{}{}}
+		cursorGate: map[string]chan struct{}{}, loseCommitAnswer: map[string]bool{}}
 }
 
 // pause holds back reader's long-polled log pages (its follower's).
@@ -191,6 +194,10 @@ func (c *fakeConn) PostCommit(_ context.Context, oc *channel.OutgoingCommit) (ui
 		g.until[m.Identity] = uint64(len(g.log))
 	}
 	c.f.bumpLocked()
+	if c.f.loseCommitAnswer[c.user] {
+		delete(c.f.loseCommitAnswer, c.user)
+		return 0, errors.New("fake relay: connection reset after the commit was stored")
+	}
 	return uint64(len(g.log)), nil
 }
 

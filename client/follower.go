@@ -434,6 +434,9 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 			continue
 		}
 		c.log.Debug("log entry: processed", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "epoch", e.Epoch, "sender", e.Sender)
+		if e.Kind == relayclient.KindCommit {
+			c.kickOutbox() // a held Welcome of ours may be due
+		}
 		if c.handle(ctx, res.Event) {
 			f.done = true
 			f.doneFlag.Store(true)

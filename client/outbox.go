@@ -46,7 +46,10 @@ type item struct {
 	// moved on while it waited (receivers keep past epochs only briefly).
 	Chat     *channel.ChatMessage `json:"chat,omitempty"`
 	Attempts int                  `json:"attempts,omitempty"`
-	QueuedAt time.Time            `json:"queued_at"`
+	// Hold: a Welcome stored before its commit went out waits until the
+	// channel's epoch reaches Epoch (the commit is in and merged).
+	Hold     bool      `json:"hold,omitempty"`
+	QueuedAt time.Time `json:"queued_at"`
 }
 
 // maxAttempts bounds the retries of an item the relay answers but refuses
@@ -158,6 +161,12 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 	for _, it := range its {
 		if blocked[it.ChannelID] {
 			continue
+		}
+		if it.Kind == itemWelcome && it.Hold {
+			if ep, err := c.mgr.Epoch(ctx, it.ChannelID); err == nil && ep < it.Epoch {
+				ok = false // its commit is not merged (yet): later
+				continue
+			}
 		}
 		if it.Kind == itemMessage && !c.synced(it.ChannelID) {
 			// Post in the epoch the group is in: wait until the log has

@@ -357,3 +357,35 @@ func TestCommitRightAfterRestart(t *testing.T) {
 		t.Fatalf("bob read the log again from its start: %q", n)
 	}
 }
+
+// TestWelcomeOfACommitWhoseAnswerWasLost: the relay takes an invite's
+// commit and dies before answering. The inviter's request fails, but the
+// commit is in the log: the inviter adopts it from there, and its Welcome,
+// stored before the commit went out, is delivered — the invitee joins (it
+// never did: the Welcome was stored only on an answer).
+func TestWelcomeOfACommitWhoseAnswerWasLost(t *testing.T) {
+	f := newFakeRelay()
+	alice, bob, ch, _ := pair(t, f, client.Limits{})
+	carol := open(t, f, "carol", client.Limits{})
+	if _, err := carol.PutContact(ctx, alice.uid, nil); err != nil {
+		t.Fatal(err)
+	}
+	kp, err := carol.Manager().GenerateKeyPackage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.loseCommitAnswer[alice.uid] = true
+	f.mu.Unlock()
+	if _, err := alice.Invite(ctx, ch, client.InviteRequest{KeyPackages: [][]byte{kp}}); err == nil {
+		t.Fatal("invite answered although its answer was lost")
+	}
+	eventually(t, "carol joins", func() bool {
+		st, err := carol.State(ctx, ch)
+		return err == nil && st.State == client.StateActive
+	})
+	if _, err := bob.Send(ctx, ch, "hello carol", ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "carol reads", func() bool { return len(chat(t, carol, ch)) == 1 })
+}
