@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spacepanda/spacepanda/channel"
+	"github.com/spacepanda/spacepanda/mls"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
 )
 
@@ -33,7 +34,8 @@ func (c *Client) post(ctx context.Context, oc *channel.OutgoingCommit) error {
 			// Welcome. (The Welcome of a commit that lost its epoch, if
 			// it ever went out, is refused by the joiner's check, 13.4.)
 			w = &item{Kind: itemWelcome, ChannelID: oc.ChannelID, GroupID: oc.GroupID, Data: oc.Welcome,
-				Tree: oc.RatchetTree, Recipients: userIDs(oc.Added), Epoch: oc.Epoch + 1, Hold: true}
+				Tree: oc.RatchetTree, Recipients: userIDs(oc.Added), Epoch: oc.Epoch + 1, Hold: true,
+				Confirm: confirmedHash(oc.GroupInfo)}
 			if err := c.enqueue(ctx, w); err != nil {
 				return fmt.Errorf("client: storing the Welcome: %w", err)
 			}
@@ -54,6 +56,17 @@ func (c *Client) post(ctx context.Context, oc *channel.OutgoingCommit) error {
 	c.posted[oc.ChannelID] = oc
 	c.mu.Unlock()
 	return nil
+}
+
+// confirmedHash is the confirmed transcript hash of the epoch a commit
+// starts, from its GroupInfo (nil if it does not decode): what tells our
+// commit from another for that epoch.
+func confirmedHash(groupInfo []byte) []byte {
+	m, err := mls.UnmarshalMessage(groupInfo)
+	if err != nil || m.GroupInfo == nil {
+		return nil
+	}
+	return m.GroupInfo.GroupContext.ConfirmedTranscriptHash
 }
 
 // refused reports whether the relay answered a post with a refusal (the

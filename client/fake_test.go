@@ -3,12 +3,14 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
 	"github.com/spacepanda/spacepanda/client"
 	"github.com/spacepanda/spacepanda/identity"
+	"github.com/spacepanda/spacepanda/mls"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
 )
 
@@ -30,6 +32,11 @@ type fakeRelay struct {
 	paused map[string]bool
 	// cut: users for whom the relay is down.
 	cut map[string]bool
+	// dropCommit: users whose next commit is lost on its way (not stored,
+	// answered with a connection error).
+	dropCommit map[string]bool
+	// welcomesPosted counts the Welcomes posted, by recipient.
+	welcomesPosted map[string]int
 	// loseCommitAnswer: users whose next accepted commit is answered with
 	// a connection error (the relay took it and died before answering).
 	loseCommitAnswer map[string]bool
@@ -46,6 +53,7 @@ type fakeGroup struct {
 	members map[string]bool
 	until   map[string]uint64 // removed reader -> last seq it may read
 	gi      []byte            // latest GroupInfo
+	gis     map[uint64][]byte // GroupInfo by epoch
 	// corrupt: reader -> seq of an entry that reader gets damaged.
 	corrupt map[string]uint64
 }
@@ -53,7 +61,8 @@ type fakeGroup struct {
 func newFakeRelay() *fakeRelay {
 	return &fakeRelay{changed: make(chan struct{}), groups: map[string]*fakeGroup{},
 		welcomes: map[string][]relayclient.Welcome{}, cursors: map[string]uint64{}, paused: map[string]bool{}, cut: map[string]bool{},
-		cursorGate: map[string]chan struct{}{}, loseCommitAnswer: map[string]bool{}}
+		cursorGate: map[string]chan struct{}{}, loseCommitAnswer: map[string]bool{},
+		dropCommit: map[string]bool{}, welcomesPosted: map[string]int{}}
 }
 
 // pause holds back reader's long-polled log pages (its follower's).
@@ -178,6 +187,10 @@ func (c *fakeConn) PostCommit(_ context.Context, oc *channel.OutgoingCommit) (ui
 	if g == nil || !g.members[c.user] {
 		return 0, forbidden()
 	}
+	if c.f.dropCommit[c.user] {
+		delete(c.f.dropCommit, c.user)
+		return 0, errors.New("fake relay: connection reset before the commit arrived")
+	}
 	if oc.Epoch != g.epoch {
 		return 0, &relayclient.CommitConflictError{Err: &relayclient.Error{Status: 409, Code: "commit_conflict"}, CurrentEpoch: g.epoch}
 	}
@@ -185,6 +198,10 @@ func (c *fakeConn) PostCommit(_ context.Context, oc *channel.OutgoingCommit) (ui
 		Epoch: oc.Epoch, Sender: c.user, ReceivedAt: time.Now()})
 	g.epoch++
 	g.gi = oc.GroupInfo
+	if g.gis == nil {
+		g.gis = map[uint64][]byte{}
+	}
+	g.gis[g.epoch] = oc.GroupInfo
 	for _, m := range oc.Added {
 		g.members[m.Identity] = true
 		delete(g.until, m.Identity)
@@ -223,6 +240,7 @@ func (c *fakeConn) PostWelcome(_ context.Context, w relayclient.Welcome) error {
 	}
 	defer unlock()
 	for _, r := range w.Recipients {
+		c.f.welcomesPosted[r]++
 		c.f.nextWID++
 		q := w
 		q.ID, q.From = c.f.nextWID, c.user
@@ -382,6 +400,31 @@ func (f *fakeRelay) setOnGroupInfo(hook func(user string)) {
 	f.mu.Lock()
 	f.onGroupInfo = hook
 	f.mu.Unlock()
+}
+
+// publicEpochs makes EpochState answer from the GroupInfos posted with
+// the commits (what the real relay tracks).
+func (f *fakeRelay) publicEpochs() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.epochState = func(gid []byte, epoch uint64) (*client.EpochState, error) {
+		f.mu.Lock()
+		g := f.groups[string(gid)]
+		var raw []byte
+		if g != nil {
+			raw = g.gis[epoch]
+		}
+		f.mu.Unlock()
+		if raw == nil {
+			return nil, relayclient.ErrNotFound
+		}
+		m, err := mls.UnmarshalMessage(raw)
+		if err != nil || m.GroupInfo == nil {
+			return nil, fmt.Errorf("fake relay: group info: %v", err)
+		}
+		gc := m.GroupInfo.GroupContext
+		return &client.EpochState{Epoch: gc.Epoch, TreeHash: gc.TreeHash, ConfirmedTranscriptHash: gc.ConfirmedTranscriptHash}, nil
+	}
 }
 
 // corruptNext damages, for reader, the next entry of the group's log.

@@ -46,16 +46,6 @@ type follower struct {
 	doneFlag atomic.Bool
 }
 
-// synced reports whether the channel's log has been read to its end since
-// the engine started (a channel not followed — no relay, or not active —
-// counts as synced: nothing to wait for).
-func (c *Client) synced(channelID string) bool {
-	c.mu.Lock()
-	f := c.followers[channelID]
-	c.mu.Unlock()
-	return f == nil || f.synced.Load()
-}
-
 // Progress is how far a channel's log has been read.
 type Progress struct {
 	ChannelID string
@@ -407,6 +397,11 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 	}
 	for i, res := range c.mgr.ReceiveBatchFor(ctx, f.d.ID, msgs) {
 		e := es[i]
+		if res.Err != nil && ctx.Err() != nil {
+			// Stopped (Close) while processing: not an entry that does
+			// not process. Our stored position is before it: read again.
+			return
+		}
 		if res.Err != nil {
 			if e.Sender == string(c.p.UserID()) {
 				// Our own commit, merged while we read it — unless we

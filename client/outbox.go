@@ -48,7 +48,11 @@ type item struct {
 	Attempts int                  `json:"attempts,omitempty"`
 	// Hold: a Welcome stored before its commit went out waits until the
 	// channel's epoch reaches Epoch (the commit is in and merged).
-	Hold     bool      `json:"hold,omitempty"`
+	Hold bool `json:"hold,omitempty"`
+	// Confirm is the confirmed transcript hash of the epoch the held
+	// Welcome's commit starts: a commit whose post went unanswered may
+	// have lost its epoch, and its Welcome must not go out then.
+	Confirm  []byte    `json:"confirm,omitempty"`
 	QueuedAt time.Time `json:"queued_at"`
 }
 
@@ -167,8 +171,16 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 				ok = false // its commit is not merged (yet): later
 				continue
 			}
+			if lost, err := c.commitLost(ctx, it); err != nil {
+				ok = false
+				continue
+			} else if lost {
+				c.log.Info("the commit of a held Welcome lost its epoch; Welcome dropped", "channel", it.ChannelID, "epoch", it.Epoch-1)
+				_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
+				continue
+			}
 		}
-		if it.Kind == itemMessage && !c.synced(it.ChannelID) {
+		if it.Kind == itemMessage && !c.following(ctx, it.ChannelID) {
 			// Post in the epoch the group is in: wait until the log has
 			// been read once since we started (the follower kicks us).
 			blocked[it.ChannelID], ok = true, false
@@ -200,6 +212,39 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 		}
 	}
 	return ok
+}
+
+// commitLost reports whether the epoch a held Welcome's commit starts was
+// started by another commit (the relay's public state of that epoch says
+// so; a relay that cannot tell: not lost).
+func (c *Client) commitLost(ctx context.Context, it *item) (bool, error) {
+	if it.Confirm == nil {
+		return false, nil
+	}
+	st, err := c.relay.EpochState(ctx, it.GroupID, it.Epoch)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return string(st.ConfirmedTranscriptHash) != string(it.Confirm), nil
+}
+
+// following reports whether a message of the channel may go out now: the
+// channel's log is followed and has been read to its end. Not while a
+// join is being checked (the group joined may be a look-alike: a message
+// encrypted in it reached nobody) or no follower runs; a channel that is
+// not active lets it through (the relay refuses it, and it is dropped).
+func (c *Client) following(ctx context.Context, channelID string) bool {
+	c.mu.Lock()
+	f := c.followers[channelID]
+	c.mu.Unlock()
+	if f == nil || f.doneFlag.Load() {
+		st, err := c.channelState(ctx, channelID)
+		return err != nil || st.State != StateActive
+	}
+	return f.synced.Load()
 }
 
 func retryable(err error) bool {

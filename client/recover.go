@@ -84,6 +84,9 @@ func (c *Client) rejoin(ctx context.Context, d *channel.Descriptor, why error) e
 		c.noteRelay(ctx, err)
 		return fmt.Errorf("%w: post: %w", ErrRecovery, err)
 	}
+	// Accepted: merge even if the caller gave up meanwhile, or we would
+	// stay in the state our own external commit removed.
+	ctx = context.WithoutCancel(ctx)
 	if err := c.p.MergeExternalJoin(ctx, ej); err != nil {
 		return fmt.Errorf("%w: merge: %w", ErrRecovery, err)
 	}

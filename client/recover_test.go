@@ -389,3 +389,35 @@ func TestWelcomeOfACommitWhoseAnswerWasLost(t *testing.T) {
 	}
 	eventually(t, "carol reads", func() bool { return len(chat(t, carol, ch)) == 1 })
 }
+
+// TestHeldWelcomeOfALostCommitDropped: an invite's commit is lost on its
+// way to the relay (no answer), and another commit takes the epoch. The
+// Welcome stored for it is dropped once the relay's public state of that
+// epoch shows another commit — not handed to the invitee, whose key
+// package it would use up on a group that does not exist.
+func TestHeldWelcomeOfALostCommitDropped(t *testing.T) {
+	f := newFakeRelay()
+	f.publicEpochs()
+	alice, bob, ch, _ := pair(t, f, client.Limits{})
+	carol := open(t, f, "carol", client.Limits{})
+	kp, err := carol.Manager().GenerateKeyPackage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.dropCommit[alice.uid] = true
+	f.mu.Unlock()
+	if _, err := alice.Invite(ctx, ch, client.InviteRequest{KeyPackages: [][]byte{kp}}); err == nil {
+		t.Fatal("invite answered although its commit was lost")
+	}
+	if _, err := bob.SelfUpdate(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "alice's outbox settles", func() bool { return alice.OutboxDepth(ctx) == 0 })
+	f.mu.Lock()
+	n := f.welcomesPosted[carol.uid]
+	f.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d Welcomes of a lost commit posted to carol", n)
+	}
+}
