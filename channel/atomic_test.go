@@ -226,3 +226,43 @@ func TestReceiveBatchFake(t *testing.T) {
 		t.Fatalf("%s / %s / %s / %s", evString(rs[0]), evString(rs[1]), evString(rs[2]), evString(rs[3]))
 	}
 }
+
+// SendChatWith runs its hook in the transaction that appends the message,
+// with the ciphertext returned: a failing hook records nothing and
+// returns no ciphertext, and the next message still reaches the receiver
+// (no generation is used twice).
+func TestSendChatWithHookInTransaction(t *testing.T) {
+	ctx := context.Background()
+	st := &flakyStore{Store: memory.New()}
+	alice, bob := newPeer(t, "alice", nil), newPeerOn(t, "bob", nil, st)
+	ch := must[*channel.Descriptor](t)(alice.CreateChannel(ctx, "c", false)).ID
+	invite(t, alice, bob, ch)
+	commits := st.commits.Load()
+	_, ct, err := bob.SendChatWith(ctx, ch, "lost", "", func(tx store.Tx, cm *channel.ChatMessage, ct []byte) error {
+		// The history row is in this transaction already.
+		if ms, err := tx.Messages(ctx, ch, 0, 10); err != nil || len(ms) != 1 || ms[0].ID != cm.ID {
+			t.Errorf("history row not in the hook's transaction: %v %v", ms, err)
+		}
+		return errDiskFull
+	})
+	if !errors.Is(err, errDiskFull) || ct != nil {
+		t.Fatalf("failing hook: ct %d bytes, %v", len(ct), err)
+	}
+	if h := historyOf(t, bob, ch); h != "[]" || st.commits.Load() != commits {
+		t.Fatalf("failing hook left history %s, %d commits", h, st.commits.Load()-commits)
+	}
+	var seen []byte
+	cm, ct, err := bob.SendChatWith(ctx, ch, "kept", "", func(tx store.Tx, _ *channel.ChatMessage, ct []byte) error {
+		seen = bytes.Clone(ct)
+		return nil
+	})
+	if err != nil || !bytes.Equal(seen, ct) {
+		t.Fatalf("hook saw %d bytes of %d, %v", len(seen), len(ct), err)
+	}
+	if ev := deliver(t, alice, ct, "bob", "kept"); ev.Message.ID != cm.ID {
+		t.Fatalf("delivered id %s, sent %s", ev.Message.ID, cm.ID)
+	}
+	if h := historyOf(t, bob, ch); h != "[1:kept]" {
+		t.Fatalf("history %s", h)
+	}
+}

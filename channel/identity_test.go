@@ -490,3 +490,38 @@ func TestOwnDeviceRules(t *testing.T) {
 }
 
 var _ = time.Second
+
+// TestRevocationTravelsWithRemoval: the commit removing a revoked device
+// carries its revocation, so every member learns it from the group — not
+// only from a relay directory that may leave it out — and then refuses
+// the device's key packages when inviting its user elsewhere.
+func TestRevocationTravelsWithRemoval(t *testing.T) {
+	ctx := context.Background()
+	bob := newSQLPeer(t, "bob", channel.Options{}, false)
+	laptop := newSQLPeer(t, "alice", channel.Options{}, false)
+	phone := linkPeer(t, laptop, "alice's phone")
+	alice := identity.UserID(laptop.Identity())
+	ch := must[*channel.Descriptor](t)(bob.CreateChannel(ctx, "team", false)).ID
+	tok, _ := must2(t)(bob.InviteUser(ctx, ch, alice, [][]byte{must[[]byte](t)(laptop.GenerateKeyPackage(ctx)), must[[]byte](t)(phone.GenerateKeyPackage(ctx))}, channel.RoleMember))
+	for _, p := range []*peer{laptop, phone} {
+		if _, err := p.JoinChannel(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stolen := must[[]byte](t)(phone.GenerateKeyPackage(ctx)) // a key package the thief keeps
+
+	must[*identity.Revocation](t)(laptop.p.Revoke(ctx, phone.p.DeviceID()))
+	if bob.p.IsRevoked(laptop.p.IdentityKey(), phone.p.DeviceID()) {
+		t.Fatal("bob knows the revocation before the removal")
+	}
+	c := must[[]byte](t)(laptop.RemoveRevoked(ctx, ch))
+	receiveKind(t, bob, c, channel.EventMemberRemoved)
+	if !bob.p.IsRevoked(laptop.p.IdentityKey(), phone.p.DeviceID()) {
+		t.Fatal("the removal did not teach bob the revocation")
+	}
+	other := must[*channel.Descriptor](t)(bob.CreateChannel(ctx, "elsewhere", false)).ID
+	if _, _, err := bob.InviteUser(ctx, other, alice, [][]byte{must[[]byte](t)(laptop.GenerateKeyPackage(ctx)), stolen}, channel.RoleMember); !errors.Is(err, identity.ErrRevoked) {
+		t.Fatalf("inviting alice with the revoked phone's key package: %v", err)
+	}
+	talk(t, ch, laptop, bob)
+}

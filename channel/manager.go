@@ -94,7 +94,8 @@ type txGroupProvider interface {
 	// EncryptTx is Encrypt where fn runs in a transaction committed
 	// before the ciphertext is returned (with the ratchet, when this send
 	// must store it). If fn fails, no ciphertext is returned.
-	EncryptTx(ctx context.Context, groupID, plaintext []byte, fn func(tx store.Tx) error) ([]byte, error)
+	// fn is given the ciphertext.
+	EncryptTx(ctx context.Context, groupID, plaintext []byte, fn func(tx store.Tx, ct []byte) error) ([]byte, error)
 	// ProcessMessageTx is ProcessMessage where fn runs in the transaction
 	// that stores the state the message leads to; if fn fails, nothing is
 	// stored and the message counts as not processed. fn must not call
@@ -386,7 +387,17 @@ func (m *Manager) SendMessage(ctx context.Context, channelID, body, replyTo stri
 // SendChat is SendMessage returning the chat message as encoded (to
 // encrypt it again later with EncryptChat).
 func (m *Manager) SendChat(ctx context.Context, channelID, body, replyTo string) (*ChatMessage, []byte, error) {
-	id, ct, err := m.sendMessage(ctx, channelID, body, replyTo)
+	return m.SendChatWith(ctx, channelID, body, replyTo, nil)
+}
+
+// SendChatWith is SendChat where fn (if not nil) runs in the transaction
+// that appends the message to the history (with the ratchet, when this
+// send stores it), given the message and its ciphertext: what must be
+// durable with the message before the ciphertext leaves (the sync
+// engine's outbox entry). If fn fails, nothing is recorded and no
+// ciphertext is returned.
+func (m *Manager) SendChatWith(ctx context.Context, channelID, body, replyTo string, fn func(tx store.Tx, cm *ChatMessage, ct []byte) error) (*ChatMessage, []byte, error) {
+	id, ct, err := m.sendMessage(ctx, channelID, body, replyTo, fn)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -414,7 +425,7 @@ func (m *Manager) EncryptChat(ctx context.Context, channelID string, cm *ChatMes
 	}
 	var ct []byte
 	if m.tx != nil {
-		ct, err = m.tx.EncryptTx(ctx, d.GroupID, pt, func(store.Tx) error { return nil })
+		ct, err = m.tx.EncryptTx(ctx, d.GroupID, pt, func(store.Tx, []byte) error { return nil })
 	} else {
 		ct, err = m.gp.Encrypt(ctx, d.GroupID, pt)
 	}
@@ -424,7 +435,7 @@ func (m *Manager) EncryptChat(ctx context.Context, channelID string, cm *ChatMes
 	return ct, nil
 }
 
-func (m *Manager) sendMessage(ctx context.Context, channelID, body, replyTo string) (*ChatMessage, []byte, error) {
+func (m *Manager) sendMessage(ctx context.Context, channelID, body, replyTo string, fn func(store.Tx, *ChatMessage, []byte) error) (*ChatMessage, []byte, error) {
 	if len(body) > MaxBody {
 		return nil, nil, ErrBodyTooLarge
 	}
@@ -456,7 +467,12 @@ func (m *Manager) sendMessage(ctx context.Context, channelID, body, replyTo stri
 	// The ciphertext leaves only once its history row is durable (with
 	// the ratchet, when this send stores it).
 	if m.tx != nil {
-		ct, err := m.tx.EncryptTx(ctx, d.GroupID, pt, func(tx store.Tx) error { return appendTx(ctx, tx, &msg) })
+		ct, err := m.tx.EncryptTx(ctx, d.GroupID, pt, func(tx store.Tx, ct []byte) error {
+			if err := appendTx(ctx, tx, &msg); err != nil || fn == nil {
+				return err
+			}
+			return fn(tx, cm, ct)
+		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
 		}
@@ -466,7 +482,12 @@ func (m *Manager) sendMessage(ctx context.Context, channelID, body, replyTo stri
 	if err != nil {
 		return nil, nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
 	}
-	if err := m.st.Update(ctx, func(tx store.Tx) error { return appendTx(ctx, tx, &msg) }); err != nil {
+	if err := m.st.Update(ctx, func(tx store.Tx) error {
+		if err := appendTx(ctx, tx, &msg); err != nil || fn == nil {
+			return err
+		}
+		return fn(tx, cm, ct)
+	}); err != nil {
 		return nil, nil, err
 	}
 	return cm, ct, nil
@@ -732,6 +753,13 @@ func (m *Manager) settle(ctx context.Context, d *Descriptor, ev *Event, p *Proce
 		if err := m.gp.ForgetGroup(ctx, d.GroupID); err != nil {
 			return ev, fmt.Errorf("channel %s: forget after removal: %w", d.ID, err)
 		}
+	}
+	if rl, ok := m.gp.(revocationLearner); ok && len(p.Revocations) > 0 {
+		// Each is verified (signed by its user's identity key) before it
+		// is kept; one that is not is a member's junk and teaches nothing.
+		// The commit is merged already: learning is additive, and a crash
+		// before it forgets only this copy of the revocation.
+		_ = rl.learnRevocations(ctx, p.Revocations)
 	}
 	return ev, nil
 }

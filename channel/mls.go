@@ -166,7 +166,7 @@ func (a *mlsGroupProvider) Encrypt(ctx context.Context, groupID, plaintext []byt
 // Store is the identity's store, where the provider keeps the groups.
 func (a *mlsGroupProvider) Store() store.Store { return a.p.Store() }
 
-func (a *mlsGroupProvider) EncryptTx(ctx context.Context, groupID, plaintext []byte, fn func(tx store.Tx) error) ([]byte, error) {
+func (a *mlsGroupProvider) EncryptTx(ctx context.Context, groupID, plaintext []byte, fn func(tx store.Tx, ct []byte) error) ([]byte, error) {
 	var out []byte
 	_, err := a.p.EncryptWith(ctx, groupID, plaintext, nil, func(tx store.Tx, m *mls.Message) error {
 		var err error
@@ -174,7 +174,7 @@ func (a *mlsGroupProvider) EncryptTx(ctx context.Context, groupID, plaintext []b
 			return err
 		}
 		if fn != nil {
-			return fn(tx)
+			return fn(tx, out)
 		}
 		return nil
 	})
@@ -287,6 +287,9 @@ func (a *mlsGroupProvider) processed(res *mls.Processed, isCommit bool, before [
 		// Also when we were removed: the state then holds the new tree,
 		// so Removed lists what the commit removed, not everyone.
 		out.Joined, out.Removed = a.diffMembers(before, snapshotOf(g))
+		// Authenticated data we cannot read is another application's: the
+		// commit stands, and teaches nothing.
+		out.Revocations, _ = decodeRevocations(res.AuthenticatedData)
 	}
 	return out
 }
@@ -367,6 +370,10 @@ func (a *mlsGroupProvider) RemoveMembers(ctx context.Context, groupID []byte, le
 				return nil, err
 			}
 		}
+	}
+	// The revoked devices go with their revocations (revocations.go).
+	if o.AuthenticatedData, err = encodeRevocations(a.revocationsOf(ms, leaves)); err != nil {
+		return nil, err
 	}
 	res, err := a.commit(ctx, groupID, o)
 	if err != nil {

@@ -144,6 +144,9 @@ type Processed struct {
 	// For KindProposal: the leaves a Remove proposal targets (a member
 	// leaving proposes its own removal).
 	ProposedRemovals []uint32
+	// For KindCommit: the device revocations the commit carries in its
+	// authenticated data (revocations.go), not verified yet.
+	Revocations []*identity.Revocation
 }
 
 // GroupProvider is what the channel layer needs from an MLS implementation:

@@ -46,6 +46,10 @@ type Config struct {
 	Retry time.Duration
 	// CommitRetries bounds the retries of a refused commit (0: 8).
 	CommitRetries int
+	// Link makes a new data directory a device waiting to be linked to an
+	// existing user (AcceptLink) instead of a new user; the engine starts
+	// working with the relay once it is linked.
+	Link bool
 }
 
 // Limits bound the messages held for a future epoch.
@@ -99,16 +103,22 @@ type Client struct {
 	reachable atomic.Int32 // 0 unknown, 1 reachable, 2 unreachable
 	kpKick    chan struct{}
 	obKick    chan struct{}
+	sendq     *sendQueue    // queued messages (sendloop.go)
+	obGen     atomic.Uint64 // general outbox enqueues (from 1)
 
 	mu        sync.Mutex
 	followers map[string]*follower
 	posted    map[string]*channel.OutgoingCommit // by channel: the commit the poster just delivered
+	inflight  map[string]*item                   // by channel: the change being delivered
+	waiters   map[string]*changeWaiter           // change id -> its caller
 	opLocks   keylock.Set                        // the engine's state changes, by channel
 	roles     map[string]map[string]channel.Role // last seen roles by channel
 	outcomes  map[string]string                  // message id -> last delivery status
 	stLocks   keylock.Set                        // channel state changes (join vs removal)
 	retried   map[uint64]int                     // Welcome id -> tries while the channel existed
 	joinMu    sync.Mutex                         // one join at a time
+	linkMu    sync.Mutex                         // one AcceptLink at a time
+	started   atomic.Bool                        // startRelay is running
 	stats     Stats
 }
 
@@ -127,10 +137,11 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("client: Config.DataDir is required")
 	}
-	oo := provider.OpenOptions{Options: channel.ProviderOptions(provider.Options{Name: cfg.DisplayName}), Passphrase: cfg.Passphrase}
+	po := provider.Options{Name: cfg.DisplayName, Link: cfg.Link}
+	oo := provider.OpenOptions{Options: channel.ProviderOptions(po), Passphrase: cfg.Passphrase}
 	if cfg.RelayURL != "" {
 		// Handshakes as PublicMessages, for the relay to verify them.
-		oo.Options = channel.RelayProviderOptions(provider.Options{Name: cfg.DisplayName})
+		oo.Options = channel.RelayProviderOptions(po)
 	}
 	p, err := provider.Open(ctx, cfg.DataDir, oo)
 	if err != nil {
@@ -148,8 +159,9 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 // New starts the engine over an open provider (Close leaves p open).
 func New(ctx context.Context, p *provider.Provider, cfg Config) (*Client, error) {
 	cfg.defaults()
-	c := &Client{cfg: cfg, p: p, log: cfg.Logger, hub: newHub(), kpKick: make(chan struct{}, 1), obKick: make(chan struct{}, 1),
+	c := &Client{cfg: cfg, p: p, log: cfg.Logger, hub: newHub(), kpKick: make(chan struct{}, 1), obKick: make(chan struct{}, 1), sendq: newSendQueue(),
 		followers: map[string]*follower{}, posted: map[string]*channel.OutgoingCommit{},
+		inflight: map[string]*item{}, waiters: map[string]*changeWaiter{},
 		roles: map[string]map[string]channel.Role{}, outcomes: map[string]string{},
 		retried: map[uint64]int{}}
 	if r, ok := p.Store().(store.Records); ok {
@@ -163,21 +175,29 @@ func New(ctx context.Context, p *provider.Provider, cfg Config) (*Client, error)
 		if crt := p.Certificate(); crt != nil {
 			cert, _ = crt.Marshal() // a parsed certificate re-encodes
 		}
-		c.relay = NewRelay(relayclient.New(cfg.RelayURL, relayclient.Identity{Certificate: cert, Signer: p}, relayclient.Options{HTTP: cfg.HTTP}))
+		ro := relayclient.Options{HTTP: cfg.HTTP}
+		a := &relayAdapter{opts: ro}
+		a.p.Store(relayclient.New(cfg.RelayURL, relayclient.Identity{Certificate: cert, Signer: p}, ro))
+		c.relay = a
 	}
 	c.mgr = channel.NewManager(channel.NewMLSGroupProvider(p), p.Store(), channel.Options{CommitPoster: c.post})
+	c.obGen.Store(1)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.relay != nil {
+		c.loadQueued(ctx)
 		c.log = c.log.With("relay", c.relay.URL())
+	}
+	if c.relay != nil && p.Certificate() != nil {
 		// One bounded attempt now, so that a node whose relay answers is
 		// logged in with its key packages published when Open returns;
 		// otherwise the engine keeps trying in the background.
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		online := c.online(octx)
 		cancel()
-		c.wg.Add(1)
-		go c.startRelay(online)
+		c.goRelay(online)
 	}
+	// A device waiting to be linked has no user to log in as: AcceptLink
+	// starts the relay work.
 	return c, nil
 }
 
@@ -269,6 +289,15 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// goRelay starts startRelay, once.
+func (c *Client) goRelay(online bool) {
+	if c.started.Swap(true) {
+		return
+	}
+	c.wg.Add(1)
+	go c.startRelay(online)
+}
+
 // startRelay logs in (retrying while the relay is unreachable), then
 // starts the key package pool, the Welcome queue, the outbox and one
 // follower per active channel.
@@ -292,10 +321,12 @@ func (c *Client) startRelay(online bool) {
 			c.follow(d)
 		}
 	}
-	c.wg.Add(3)
+	c.startSenders()
+	c.wg.Add(4)
 	go c.poolLoop()
 	go c.welcomeLoop()
 	go c.outboxLoop()
+	go c.reconcileDevices() // devices.go
 }
 
 // online logs in and tops the key package pool up.

@@ -229,8 +229,10 @@ func TestOutboxWhileRelayDown(t *testing.T) {
 	if q := alice.Queued(ctx, ch); !q[res.MessageID] {
 		t.Fatalf("message not listed as queued: %v", q)
 	}
-	if _, err := alice.SelfUpdate(ctx, ch); !errors.Is(err, client.ErrRelayUnreachable) {
-		t.Fatalf("commit while down: %v", err)
+	ep0, _ := alice.Manager().Epoch(ctx, ch)
+	up, err := alice.SelfUpdate(ctx, ch)
+	if err != nil || up.Status != "queued" || up.ID == "" {
+		t.Fatalf("commit while down: %+v %v", up, err)
 	}
 	f.setDown(false)
 	eventually(t, "bob gets the queued message", func() bool {
@@ -238,6 +240,15 @@ func TestOutboxWhileRelayDown(t *testing.T) {
 		return len(tx) == 1 && tx[0] == "while down"
 	})
 	eventually(t, "alice's outbox drains", func() bool { return alice.OutboxDepth(ctx) == 0 })
+	eventually(t, "the queued update reaches bob", func() bool {
+		a, _ := alice.Manager().Epoch(ctx, ch)
+		b, _ := bob.Manager().Epoch(ctx, ch)
+		return a == ep0+1 && b == ep0+1
+	})
+	eventually(t, "the update's status is sent", func() bool {
+		cs, err := alice.Changes(ctx, ch)
+		return err == nil && len(cs) > 0 && cs[len(cs)-1].ID == up.ID && cs[len(cs)-1].Status == client.ChangeSent && cs[len(cs)-1].Epoch == ep0+1
+	})
 }
 
 // TestRemovedThenReinvited: a removed member's channel is "removed" (with

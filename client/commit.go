@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/spacepanda/spacepanda/channel"
-	"github.com/spacepanda/spacepanda/mls"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
 )
 
@@ -25,63 +23,37 @@ var errNothingToDo = errors.New("client: nothing to commit")
 // the merge; without one it is accepted at once.
 func (c *Client) post(ctx context.Context, oc *channel.OutgoingCommit) error {
 	if c.relay != nil {
-		var w *item
-		if oc.Welcome != nil {
-			// Durable before the commit goes out, held until our epoch
-			// reaches the commit's: a relay that takes the commit and
-			// dies before answering (we adopt the commit from the log
-			// later), or our own crash before the merge, loses no
-			// Welcome. (The Welcome of a commit that lost its epoch, if
-			// it ever went out, is refused by the joiner's check, 13.4.)
-			w = &item{Kind: itemWelcome, ChannelID: oc.ChannelID, GroupID: oc.GroupID, Data: oc.Welcome,
-				Tree: oc.RatchetTree, Recipients: userIDs(oc.Added), Epoch: oc.Epoch + 1, Hold: true,
-				Confirm: confirmedHash(oc.GroupInfo)}
-			if err := c.enqueue(ctx, w); err != nil {
-				return fmt.Errorf("client: storing the Welcome: %w", err)
+		// A change from the outbox: durable with its Welcome before the
+		// commit leaves (changes.go).
+		c.mu.Lock()
+		inChange := c.inflight[oc.ChannelID] != nil
+		c.mu.Unlock()
+		if inChange {
+			if err := c.stage(ctx, oc); err != nil {
+				return err
 			}
 		}
 		_, err := c.relay.PostCommit(ctx, oc)
 		c.noteRelay(ctx, err)
 		if err != nil {
-			if w != nil && refused(err) {
-				_ = c.recs.DeleteRecord(context.WithoutCancel(ctx), recOutbox, w.ID) // the commit is not in
-			}
 			if unreachable(ctx, err) {
 				return fmt.Errorf("%w: %w", ErrRelayUnreachable, err)
 			}
 			return err
+		}
+		if oc.Welcome != nil && !inChange {
+			// Durable before the merge: a crash now loses no Welcome.
+			w := &item{Kind: itemWelcome, ChannelID: oc.ChannelID, GroupID: oc.GroupID, Data: oc.Welcome,
+				Tree: oc.RatchetTree, Recipients: userIDs(oc.Added), Epoch: oc.Epoch + 1}
+			if err := c.enqueue(ctx, w); err != nil {
+				c.log.Error("storing a Welcome failed; the commit is in", "channel", oc.ChannelID, "err", err)
+			}
 		}
 	}
 	c.mu.Lock()
 	c.posted[oc.ChannelID] = oc
 	c.mu.Unlock()
 	return nil
-}
-
-// confirmedHash is the confirmed transcript hash of the epoch a commit
-// starts, from its GroupInfo (nil if it does not decode): what tells our
-// commit from another for that epoch.
-func confirmedHash(groupInfo []byte) []byte {
-	m, err := mls.UnmarshalMessage(groupInfo)
-	if err != nil || m.GroupInfo == nil {
-		return nil
-	}
-	return m.GroupInfo.GroupContext.ConfirmedTranscriptHash
-}
-
-// refused reports whether the relay answered a post with a refusal (the
-// post is certainly not in), rather than failing to answer.
-func refused(err error) bool {
-	var cc *relayclient.CommitConflictError
-	var ee *relayclient.EpochError
-	var re *relayclient.Error
-	switch {
-	case errors.As(err, &cc), errors.As(err, &ee):
-		return true
-	case errors.As(err, &re):
-		return re.Status >= 400 && re.Status < 500 && re.Status != http.StatusTooManyRequests
-	}
-	return false
 }
 
 func (c *Client) takePosted(channelID string) *channel.OutgoingCommit {
@@ -130,7 +102,6 @@ func (c *Client) commit(ctx context.Context, channelID string, op func(ctx conte
 		}
 		oc := c.takePosted(channelID)
 		if oc != nil {
-			c.kickOutbox() // its Welcome, held until the merge
 			c.afterCommit(ctx, channelID, oc.Added, oc.Removed, c.mgr.Identity())
 		}
 		return oc, nil

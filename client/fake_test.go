@@ -25,6 +25,11 @@ type fakeRelay struct {
 	welcomes map[string][]relayclient.Welcome
 	nextWID  uint64
 	cursors  map[string]uint64
+	// loseAnswer: the next commit is ordered, then the relay goes down
+	// before it answers (the committer cannot tell).
+	loseAnswer bool
+	// downAfterCommit: the relay goes down after answering the next commit.
+	downAfterCommit bool
 	// epochState answers EpochState (nil: errors.ErrUnsupported).
 	epochState func(gid []byte, epoch uint64) (*client.EpochState, error)
 	// paused: readers whose long-polled log pages stay empty (as if
@@ -214,6 +219,13 @@ func (c *fakeConn) PostCommit(_ context.Context, oc *channel.OutgoingCommit) (ui
 	if c.f.loseCommitAnswer[c.user] {
 		delete(c.f.loseCommitAnswer, c.user)
 		return 0, errors.New("fake relay: connection reset after the commit was stored")
+	}
+	if c.f.loseAnswer {
+		c.f.loseAnswer, c.f.down = false, true
+		return 0, errDown
+	}
+	if c.f.downAfterCommit {
+		c.f.downAfterCommit, c.f.down = false, true
 	}
 	return uint64(len(g.log)), nil
 }

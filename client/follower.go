@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,8 +35,16 @@ type follower struct {
 	held      []relayclient.Entry
 	heldBytes int
 	done      bool
-	// stuck is why the log cannot be followed (a recovery is due).
-	stuck      error
+	// stuck is why the log cannot be followed (a recovery is due);
+	// stuckBy posted the commit we could not process ("" when a commit is
+	// missing or is our own).
+	stuck   error
+	stuckBy string
+	// causedBy is the author of the unprocessable commit that started the
+	// recovery under way: a failed rejoin (another member rejoined first)
+	// leaves us behind a commit that is not that author's.
+	causedBy   string
+	cause      error
 	recoveries int
 	// synced: the log has been read to its end once (outbox messages of
 	// the channel wait for it).
@@ -175,8 +182,8 @@ func (f *follower) run(ctx context.Context) {
 			f.cursor = max(f.cursor, next)
 		}
 		f.storeCursor(ctx)
-		stuck := f.stuck
-		f.stuck = nil
+		stuck, by := f.stuck, f.stuckBy
+		f.stuck, f.stuckBy = nil, ""
 		f.mu.Unlock()
 		if stuck != nil {
 			// A message of ours encrypted now would be in an epoch the
@@ -188,7 +195,7 @@ func (f *follower) run(ctx context.Context) {
 			c.kickOutbox()
 		}
 		if stuck != nil {
-			f.recover(ctx, stuck)
+			f.recover(ctx, stuck, by)
 		}
 		if len(es) == 0 || time.Since(f.savedAt) > time.Second {
 			f.saveCursor(ctx)
@@ -224,13 +231,19 @@ func (f *follower) lostAccess(ctx context.Context) {
 }
 
 // recover rejoins by external commit (bounded per follower).
-func (f *follower) recover(ctx context.Context, why error) {
+func (f *follower) recover(ctx context.Context, why error, by string) {
 	if f.recoveries >= maxRecoveries {
 		f.c.log.Error("channel cannot be followed and recoveries are exhausted", "channel", f.d.ID, "why", why)
 		return
 	}
 	f.recoveries++
-	if err := f.c.recover(ctx, f.d, why); err != nil {
+	if by != "" {
+		f.causedBy, f.cause = by, why
+	}
+	if f.cause != nil {
+		why = f.cause
+	}
+	if err := f.c.recover(ctx, f.d, why, f.causedBy); err != nil {
 		f.c.log.Warn("recovery failed", "channel", f.d.ID, "err", err)
 		return
 	}
@@ -240,6 +253,7 @@ func (f *follower) recover(ctx context.Context, why error) {
 	// "before we joined" (we were a member all along): each goes through
 	// receive, which fails and reports it (history note, event). Held
 	// entries of the new epoch or later stay held.
+	f.causedBy, f.cause = "", nil
 	f.mu.Lock()
 	f.release(ctx)
 	f.mu.Unlock()
@@ -265,7 +279,7 @@ func (f *follower) pull(ctx context.Context) (int, error) {
 // message or proposal for an epoch we have not reached is held, within
 // the bounds, until the commit that starts it has been processed.
 func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
-	c, me := f.c, string(f.c.p.UserID())
+	c := f.c
 	f.release(ctx) // our own commits move the epoch outside the log too
 	var batch []relayclient.Entry
 	for _, e := range es {
@@ -273,7 +287,7 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 			continue
 		}
 		f.cursor = e.Seq
-		if e.Sender == me && e.Kind != relayclient.KindCommit {
+		if f.c.ownEntry(e) && e.Kind != relayclient.KindCommit {
 			c.log.Debug("log entry: ours", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "epoch", e.Epoch)
 			continue // our own message, already in our history
 		}
@@ -299,7 +313,7 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 				c.log.Warn("commit for a future epoch: a commit is missing", "channel", f.d.ID, "seq", e.Seq, "epoch", e.Epoch, "ours", ep)
 				err := errf(ErrUnprocessable, "commit for epoch %d, we are in %d", e.Epoch, ep)
 				f.skipped(ctx, e, err)
-				f.stuck = err
+				f.stuck, f.stuckBy = err, ""
 			} else {
 				c.log.Debug("log entry: commit of a past epoch", "channel", f.d.ID, "seq", e.Seq, "epoch", e.Epoch, "ours", ep)
 			}
@@ -313,6 +327,13 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 		}
 	}
 	f.receive(ctx, batch)
+}
+
+// ownEntry reports whether this device posted the entry (another device
+// of our user posts under the same user id; a relay that does not say
+// the device: our user's entries are ours).
+func (c *Client) ownEntry(e relayclient.Entry) bool {
+	return e.Sender == string(c.p.UserID()) && (e.SenderDevice == "" || e.SenderDevice == c.p.DeviceID().String())
 }
 
 // ErrUnprocessable is a log entry that could not be processed (reported
@@ -358,8 +379,6 @@ func (f *follower) skipped(ctx context.Context, e relayclient.Entry, err error) 
 // unreadPrefix starts the history note of a message that could not be read.
 const unreadPrefix = "a message from"
 
-func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ": ") }
-
 // release processes the held messages whose epoch has come.
 func (f *follower) release(ctx context.Context) {
 	for len(f.held) > 0 && !f.done {
@@ -403,13 +422,13 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 			return
 		}
 		if res.Err != nil {
-			if e.Sender == string(c.p.UserID()) {
+			if c.ownEntry(e) {
 				// Our own commit, merged while we read it — unless we
 				// crashed between its acceptance and its merge and
 				// cannot adopt it now: then we are behind for good.
 				if ep, err := c.mgr.Epoch(ctx, f.d.ID); err == nil && ep == e.Epoch && e.Kind == relayclient.KindCommit {
 					c.log.Warn("our own accepted commit cannot be merged", "channel", f.d.ID, "seq", e.Seq, "err", res.Err)
-					f.stuck = errors.Join(ErrUnprocessable, res.Err)
+					f.stuck, f.stuckBy = errors.Join(ErrUnprocessable, res.Err), ""
 				}
 				continue
 			}
@@ -424,7 +443,7 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 			err := errors.Join(ErrUnprocessable, res.Err)
 			f.skipped(ctx, e, err)
 			if e.Kind == relayclient.KindCommit {
-				f.stuck = err // the group moved on without us
+				f.stuck, f.stuckBy = err, e.Sender // the group moved on without us
 			}
 			continue
 		}

@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
-	"github.com/spacepanda/spacepanda/identity"
 	"github.com/spacepanda/spacepanda/mls"
-	relayclient "github.com/spacepanda/spacepanda/relay/client"
 	"github.com/spacepanda/spacepanda/store"
 )
 
@@ -104,6 +102,8 @@ func (c *Client) CreateChannel(ctx context.Context, name string, public, roles b
 			return nil, err
 		}
 		c.waitOutbox(ctx, d.ID, 5*time.Second)
+		c.wg.Add(1)
+		go c.addOtherDevices(d.ID) // devices.go
 	}
 	return d, nil
 }
@@ -142,8 +142,11 @@ type InviteRequest struct {
 type CommitResult struct {
 	// Committed is false when nothing needed committing (same role).
 	Committed bool
-	// Status is "sent" (the relay accepted it) or "merged" (no relay).
+	// Status is "sent" (the relay accepted it), "queued" (in the outbox
+	// while the relay is away: ID names the change, see Changes) or
+	// "merged" (no relay).
 	Status string
+	ID     string
 	Epoch  uint64
 	// Commit, Welcome, RatchetTree and Invite are for the caller to carry
 	// (without a relay).
@@ -165,14 +168,19 @@ func (c *Client) result(ctx context.Context, channelID string, oc *channel.Outgo
 	return r
 }
 
-// Invite adds a user (or key packages' owners) by a commit.
+// Invite adds a user (or key packages' owners) by a commit. With a relay
+// it goes through the outbox (changes.go): the result is "sent", or
+// "queued" with the change's ID while the relay is away; an impossible
+// invite answers its error when the relay is up, else ends "failed".
 func (c *Client) Invite(ctx context.Context, channelID string, req InviteRequest) (*CommitResult, error) {
 	role := req.Role
 	if role == "" {
 		role = channel.RoleMember
 	}
+	if _, err := channel.ParseRole(string(role)); err != nil {
+		return nil, err
+	}
 	kps := req.KeyPackages
-	lastResort := false
 	if req.UserID != "" {
 		if c.relay == nil {
 			return nil, errf(ErrRelayRequired, "inviting by user id")
@@ -180,25 +188,12 @@ func (c *Client) Invite(ctx context.Context, channelID string, req InviteRequest
 		if req.UserID == c.mgr.Identity() {
 			return nil, ErrInviteSelf
 		}
-		if _, err := c.requireActive(ctx, channelID); err != nil {
-			return nil, err
-		}
-		claimed, err := c.relay.ClaimKeyPackages(ctx, identity.UserID(req.UserID))
-		c.noteRelay(ctx, err)
-		if errors.Is(err, relayclient.ErrNotFound) || (err == nil && len(claimed) == 0) {
-			return nil, errf(ErrNoKeyPackage, "the relay has no key package for %q", req.UserID)
-		}
-		if err != nil {
-			if unreachable(ctx, err) {
-				return nil, fmt.Errorf("%w: %w", ErrRelayUnreachable, err)
-			}
-			return nil, err
-		}
-		for _, k := range claimed {
-			kps = append(kps, k.KeyPackage)
-			lastResort = lastResort || k.LastResort
-		}
 	}
+	if c.relay != nil {
+		// The key packages are claimed when the change is delivered.
+		return c.submit(ctx, channelID, &change{Op: opInvite, UserID: req.UserID, Role: role, KeyPackages: kps})
+	}
+	lastResort := false
 	var tok *channel.InviteToken
 	oc, err := c.commit(ctx, channelID, func(ctx context.Context) error {
 		var err error
@@ -216,8 +211,12 @@ func (c *Client) Invite(ctx context.Context, channelID string, req InviteRequest
 	return r, nil
 }
 
-// Remove removes every device of a user by a commit.
+// Remove removes every device of a user by a commit (with a relay,
+// through the outbox as Invite).
 func (c *Client) Remove(ctx context.Context, channelID, userID string) (*CommitResult, error) {
+	if c.relay != nil {
+		return c.submit(ctx, channelID, &change{Op: opRemove, UserID: userID})
+	}
 	oc, err := c.commit(ctx, channelID, func(ctx context.Context) error {
 		_, err := c.mgr.RemoveMember(ctx, channelID, userID)
 		return err
@@ -228,10 +227,14 @@ func (c *Client) Remove(ctx context.Context, channelID, userID string) (*CommitR
 	return c.result(ctx, channelID, oc), nil
 }
 
-// SetRole gives a member a role; the same role again commits nothing.
+// SetRole gives a member a role; the same role again commits nothing
+// (with a relay, through the outbox as Invite).
 func (c *Client) SetRole(ctx context.Context, channelID, userID string, role channel.Role) (*CommitResult, error) {
 	if _, err := channel.ParseRole(string(role)); err != nil {
 		return nil, err
+	}
+	if c.relay != nil {
+		return c.submit(ctx, channelID, &change{Op: opRole, UserID: userID, Role: role})
 	}
 	oc, err := c.commit(ctx, channelID, func(ctx context.Context) error {
 		if cur, err := c.mgr.Role(ctx, channelID, userID); err == nil && cur == role {
@@ -246,8 +249,12 @@ func (c *Client) SetRole(ctx context.Context, channelID, userID string, role cha
 	return c.result(ctx, channelID, oc), nil
 }
 
-// SelfUpdate commits a fresh leaf key (and pending proposals).
+// SelfUpdate commits a fresh leaf key (and pending proposals); with a
+// relay, through the outbox as Invite.
 func (c *Client) SelfUpdate(ctx context.Context, channelID string) (*CommitResult, error) {
+	if c.relay != nil {
+		return c.submit(ctx, channelID, &change{Op: opUpdate})
+	}
 	oc, err := c.commit(ctx, channelID, func(ctx context.Context) error {
 		_, err := c.mgr.SelfUpdate(ctx, channelID)
 		return err
@@ -304,7 +311,8 @@ func (c *Client) Send(ctx context.Context, channelID, text, replyTo string) (*Se
 	if err != nil {
 		return nil, err
 	}
-	cm, ct, err := c.mgr.SendChat(ctx, channelID, text, replyTo)
+	var it *item // the outbox entry, stored with the message (sendloop.go)
+	cm, ct, err := c.mgr.SendChatWith(ctx, channelID, text, replyTo, c.messageTx(ctx, d, &it))
 	if err != nil {
 		return nil, err
 	}
@@ -319,10 +327,11 @@ func (c *Client) Send(ctx context.Context, channelID, text, replyTo string) (*Se
 	if c.relay == nil {
 		return r, nil
 	}
-	if err := c.enqueue(ctx, &item{Kind: itemMessage, ChannelID: channelID, GroupID: d.GroupID, Data: ct, Epoch: r.Epoch, MessageID: mid, Chat: cm}); err != nil {
+	w, err := c.queueMessage(ctx, it)
+	if err != nil {
 		return nil, err
 	}
-	if !c.waitOutbox(ctx, channelID, 5*time.Second) {
+	if !c.waitSent(ctx, mid, w, 5*time.Second) {
 		r.Status = "queued"
 		c.emit(EventDelivery, channelID, map[string]any{"kind": itemMessage, "status": "queued", "message_id": mid})
 		return r, nil

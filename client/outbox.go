@@ -29,6 +29,7 @@ const (
 	itemMessage  = "message"  // an application message
 	itemProposal = "proposal" // a proposal (our leave)
 	itemWelcome  = "welcome"  // the Welcome of an accepted commit
+	// itemChange: a state change (changes.go)
 )
 
 // item is one outbox entry.
@@ -46,14 +47,23 @@ type item struct {
 	// moved on while it waited (receivers keep past epochs only briefly).
 	Chat     *channel.ChatMessage `json:"chat,omitempty"`
 	Attempts int                  `json:"attempts,omitempty"`
-	// Hold: a Welcome stored before its commit went out waits until the
-	// channel's epoch reaches Epoch (the commit is in and merged).
-	Hold bool `json:"hold,omitempty"`
-	// Confirm is the confirmed transcript hash of the epoch the held
-	// Welcome's commit starts: a commit whose post went unanswered may
-	// have lost its epoch, and its Welcome must not go out then.
-	Confirm  []byte    `json:"confirm,omitempty"`
-	QueuedAt time.Time `json:"queued_at"`
+	QueuedAt time.Time            `json:"queued_at"`
+	// Change is the intent of a state change.
+	Change *change       `json:"change,omitempty"`
+	result *CommitResult // a delivered change's result
+
+	// Messages (sendloop.go): the record kind of the entry, and whether
+	// it is written.
+	rec    string
+	stored bool
+}
+
+// recKind is the record kind of it's entry.
+func (it *item) recKind() string {
+	if it.rec != "" {
+		return it.rec
+	}
+	return recOutbox
 }
 
 // maxAttempts bounds the retries of an item the relay answers but refuses
@@ -81,6 +91,7 @@ func (c *Client) enqueue(ctx context.Context, it *item) error {
 	if err := c.recs.PutRecord(ctx, recOutbox, it.ID, b); err != nil {
 		return err
 	}
+	c.obGen.Add(1) // after the write: invalidates an "empty" a sender read before it (sendloop.go)
 	c.kickOutbox()
 	return nil
 }
@@ -90,6 +101,7 @@ func (c *Client) kickOutbox() {
 	case c.obKick <- struct{}{}:
 	default:
 	}
+	c.sendq.kickAll()
 }
 
 func (c *Client) outboxItems(ctx context.Context) ([]*item, error) {
@@ -113,19 +125,18 @@ func (c *Client) outboxItems(ctx context.Context) ([]*item, error) {
 // OutboxDepth is how many items wait for the relay.
 func (c *Client) OutboxDepth(ctx context.Context) int {
 	its, _ := c.outboxItems(ctx)
-	return len(its)
+	n := c.sendq.depth()
+	for _, it := range its {
+		if it.Kind != itemMessage { // messages: counted in the send queue
+			n++
+		}
+	}
+	return n
 }
 
 // Queued reports the ids of our messages still in the outbox.
 func (c *Client) Queued(ctx context.Context, channelID string) map[string]bool {
-	its, _ := c.outboxItems(ctx)
-	out := map[string]bool{}
-	for _, it := range its {
-		if it.Kind == itemMessage && it.ChannelID == channelID {
-			out[it.MessageID] = true
-		}
-	}
-	return out
+	return c.sendq.queued(channelID)
 }
 
 func (c *Client) outboxLoop() {
@@ -166,32 +177,25 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 		if blocked[it.ChannelID] {
 			continue
 		}
-		if it.Kind == itemWelcome && it.Hold {
-			if ep, err := c.mgr.Epoch(ctx, it.ChannelID); err == nil && ep < it.Epoch {
-				ok = false // its commit is not merged (yet): later
-				continue
-			}
-			if lost, err := c.commitLost(ctx, it); err != nil {
-				ok = false
-				continue
-			} else if lost {
-				c.log.Info("the commit of a held Welcome lost its epoch; Welcome dropped", "channel", it.ChannelID, "epoch", it.Epoch-1)
-				_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
-				continue
-			}
+		if it.Kind == itemMessage {
+			continue // the channel's sender posts it (sendloop.go)
 		}
-		if it.Kind == itemMessage && !c.following(ctx, it.ChannelID) {
-			// Post in the epoch the group is in: wait until the log has
-			// been read once since we started (the follower kicks us).
+		if c.sendq.before(it.ChannelID, it.QueuedAt) {
+			// After the channel's messages queued before it.
 			blocked[it.ChannelID], ok = true, false
 			continue
 		}
 		err := c.deliver(ctx, it)
 		c.noteRelay(ctx, err)
 		switch {
-		// The outcome is known before the item goes: Send, which waits
-		// for the item to go, then reads the outcome (a drop reported
-		// as "sent" was a lost accepted message in TestChaos).
+		case err == nil && it.Kind == itemChange:
+			// Its status first: after a crash in between, the change is
+			// found ordered again (changes.go).
+			c.delivered(it, "sent", nil)
+			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
+		// The outcome is known before the item goes: a waiter reads it
+		// once the item is gone (a drop reported as "sent" was a lost
+		// accepted message in TestChaos).
 		case err == nil:
 			c.delivered(it, "sent", nil)
 			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
@@ -206,29 +210,18 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 			}
 			blocked[it.ChannelID], ok = true, false
 		default:
+			if it.Kind == itemChange {
+				c.log.Warn("a state change failed", "op", it.Change.Op, "channel", it.ChannelID, "err", err)
+				c.delivered(it, ChangeFailed, err)
+				_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
+				continue
+			}
 			c.log.Warn("the relay refused an outgoing item; dropped", "kind", it.Kind, "channel", it.ChannelID, "message_id", it.MessageID, "err", err)
 			c.delivered(it, "dropped", err)
 			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 		}
 	}
 	return ok
-}
-
-// commitLost reports whether the epoch a held Welcome's commit starts was
-// started by another commit (the relay's public state of that epoch says
-// so; a relay that cannot tell: not lost).
-func (c *Client) commitLost(ctx context.Context, it *item) (bool, error) {
-	if it.Confirm == nil {
-		return false, nil
-	}
-	st, err := c.relay.EpochState(ctx, it.GroupID, it.Epoch)
-	switch {
-	case errors.Is(err, errors.ErrUnsupported):
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	return string(st.ConfirmedTranscriptHash) != string(it.Confirm), nil
 }
 
 // following reports whether a message of the channel may go out now: the
@@ -249,7 +242,11 @@ func (c *Client) following(ctx context.Context, channelID string) bool {
 
 func retryable(err error) bool {
 	var ee *relayclient.EpochError
-	return errors.As(err, &ee) || errors.Is(err, relayclient.ErrNotMember)
+	var pe *permanentError
+	if errors.As(err, &pe) {
+		return false
+	}
+	return errors.As(err, &ee) || errors.Is(err, relayclient.ErrNotMember) || errors.Is(err, ErrCommitConflict)
 }
 
 func (c *Client) delivered(it *item, status string, err error) {
@@ -265,10 +262,27 @@ func (c *Client) delivered(it *item, status string, err error) {
 	if it.MessageID != "" {
 		data["message_id"] = it.MessageID
 	}
+	if it.Kind == itemChange {
+		data["change_id"], data["op"] = it.ID, it.Change.Op
+		if it.Change.UserID != "" {
+			data["user_id"] = it.Change.UserID
+		}
+		if it.result != nil && it.result.Committed {
+			data["epoch"] = it.result.Epoch
+		}
+		var pe *permanentError
+		if errors.As(err, &pe) {
+			err = pe.err
+		}
+		c.changeDone(c.ctx, it, status, err)
+	}
 	if err != nil {
 		data["error"] = err.Error()
 	}
 	c.emit(EventDelivery, it.ChannelID, data)
+	if it.Kind != itemMessage {
+		c.sendq.kickChannel(it.ChannelID) // its messages may have waited for it (sendloop.go)
+	}
 	if it.Kind == itemGroup && status == "sent" {
 		if d, err := c.mgr.Channel(c.ctx, it.ChannelID); err == nil {
 			c.follow(d)
@@ -296,6 +310,8 @@ func (c *Client) deliver(ctx context.Context, it *item) error {
 	case itemProposal:
 		_, err := c.relay.PostMessage(ctx, it.GroupID, relayclient.KindProposal, it.Epoch, it.Data)
 		return err
+	case itemChange:
+		return c.deliverChange(ctx, it)
 	case itemWelcome:
 		return c.relay.PostWelcome(ctx, relayclient.Welcome{Recipients: it.Recipients, Welcome: it.Data,
 			RatchetTree: it.Tree, GroupID: it.GroupID})
@@ -326,7 +342,7 @@ func (c *Client) refresh(ctx context.Context, it *item) error {
 	if err != nil {
 		return err
 	}
-	return c.recs.PutRecord(ctx, recOutbox, it.ID, b)
+	return c.recs.PutRecord(ctx, it.recKind(), it.ID, b)
 }
 
 // groupInfo is the group's current signed GroupInfo with its ratchet tree

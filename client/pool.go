@@ -83,11 +83,18 @@ func (c *Client) welcomeLoop() {
 			}
 			continue
 		}
+		deferred := false
 		for _, w := range ws {
-			c.useWelcome(c.ctx, w)
+			deferred = c.useWelcome(c.ctx, w) || deferred
 		}
 		if len(ws) > 0 {
 			c.kickPool()
+		}
+		if deferred {
+			// Unacknowledged Welcomes come back at once: one pause per
+			// round, however many there are (a member posting Welcomes
+			// for our channels must not slow the others down).
+			sleepCtx(c.ctx, 200*time.Millisecond)
 		}
 	}
 }
@@ -97,13 +104,22 @@ func (c *Client) welcomeLoop() {
 const maxWelcomeRetries = 50
 
 // useWelcome joins from a queued Welcome (or keeps it as a pending
-// invitation), then acknowledges it.
-func (c *Client) useWelcome(ctx context.Context, w relayclient.Welcome) {
-	keep, err := c.screenWelcome(ctx, w)
+// invitation), then acknowledges it; deferred: it is left for a later
+// round (not acknowledged).
+func (c *Client) useWelcome(ctx context.Context, w relayclient.Welcome) (deferred bool) {
+	var keep bool
+	var err error
+	if w.From != c.mgr.Identity() || w.FromDevice != c.p.DeviceID().String() {
+		keep, err = c.screenWelcome(ctx, w)
+	} else {
+		// A Welcome this device sent to another of our devices reaches
+		// our user's queue, so us too: nothing to join.
+		keep = true
+	}
 	switch {
 	case err != nil:
 		c.log.Warn("keeping a Welcome as an invitation failed", "from", w.From, "err", err)
-		return // not acknowledged: it comes again
+		return true // not acknowledged: it comes again
 	case keep:
 	default:
 		d, err := c.join(ctx, w.Welcome, w.RatchetTree)
@@ -119,11 +135,12 @@ func (c *Client) useWelcome(ctx context.Context, w relayclient.Welcome) {
 			n := c.retried[w.ID]
 			c.mu.Unlock()
 			if n < maxWelcomeRetries {
-				sleepCtx(ctx, 200*time.Millisecond)
-				return
+				return true
 			}
+			c.log.Warn("a queued Welcome for a channel we hold", "channel", channel.ChannelID(w.GroupID), "from", w.From)
+			c.emit(EventDelivery, "", map[string]any{"status": "skipped", "kind": "welcome", "sender": w.From, "error": err.Error()})
 		case ctx.Err() != nil:
-			return
+			return false
 		default:
 			// A Welcome we cannot use stays useless: acknowledge it
 			// rather than retry forever, and say so.
@@ -134,4 +151,5 @@ func (c *Client) useWelcome(ctx context.Context, w relayclient.Welcome) {
 	if err := c.relay.AckWelcome(ctx, w.ID); err != nil && !errors.Is(err, relayclient.ErrNotFound) {
 		c.log.Warn("acknowledging a Welcome failed", "id", w.ID, "err", err)
 	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
@@ -31,16 +32,17 @@ const maxRecoveries = 3
 // the epoch to another commit.
 const maxRejoinRaces = 4
 
-// recover rejoins d's group from the relay's latest GroupInfo. An
-// external commit that loses the race for its epoch (another member
-// rejoining at the same time, or any commit) is made again from the
-// winner's GroupInfo: the winner's commit is one we cannot process, and
-// waiting for the follower to find that out costs a recovery and loses
-// the messages of the winner's epoch too.
-func (c *Client) recover(ctx context.Context, d *channel.Descriptor, why error) error {
+// recover rejoins d's group from the relay's latest GroupInfo; by is the
+// user whose commit we could not process ("" if none). An external
+// commit that loses the race for its epoch (another member rejoining at
+// the same time, or any commit) is made again from the winner's
+// GroupInfo: the winner's commit is one we cannot process, and waiting
+// for the follower to find that out costs a recovery and loses the
+// messages of the winner's epoch too.
+func (c *Client) recover(ctx context.Context, d *channel.Descriptor, why error, by string) error {
 	defer c.opLock(d.ID)()
 	for race := 0; ; race++ {
-		err := c.rejoin(ctx, d, why)
+		err := c.rejoin(ctx, d, why, by)
 		var ce *relayclient.CommitConflictError
 		if !errors.As(err, &ce) || race == maxRejoinRaces {
 			return err
@@ -51,7 +53,7 @@ func (c *Client) recover(ctx context.Context, d *channel.Descriptor, why error) 
 
 // rejoin is one external commit from the relay's latest GroupInfo (under
 // the channel's op lock).
-func (c *Client) rejoin(ctx context.Context, d *channel.Descriptor, why error) error {
+func (c *Client) rejoin(ctx context.Context, d *channel.Descriptor, why error, by string) error {
 	raw, _, err := c.relay.GroupInfo(ctx, d.GroupID)
 	c.noteRelay(ctx, err)
 	if err != nil {
@@ -91,14 +93,23 @@ func (c *Client) rejoin(ctx context.Context, d *channel.Descriptor, why error) e
 		return fmt.Errorf("%w: merge: %w", ErrRecovery, err)
 	}
 	st, _ := c.channelState(ctx, d.ID)
-	st.State, st.Recovered = StateActive, st.Recovered+1
+	st.State, st.Recovered, st.RecoveryCausedBy = StateActive, st.Recovered+1, by
 	_ = c.setState(ctx, d.ID, st)
-	c.note(ctx, d.ID, fmt.Sprintf("rejoined by external commit at epoch %d: %v", oc.Epoch+1, why))
+	reason := oneLine(why)
+	text := fmt.Sprintf("rejoined by external commit at epoch %d: %s", oc.Epoch+1, reason)
+	if by != "" {
+		text = fmt.Sprintf("rejoined by external commit at epoch %d: a commit by %s could not be processed (%s)", oc.Epoch+1, by, reason)
+	}
+	c.note(ctx, d.ID, text)
 	c.mu.Lock()
 	c.stats.Recoveries++
 	c.mu.Unlock()
-	c.emit(EventChannelState, d.ID, map[string]any{"state": StateActive, "recovered": true, "epoch": oc.Epoch + 1, "reason": why.Error()})
-	c.log.Warn("rejoined a channel by external commit", "channel", d.ID, "epoch", oc.Epoch+1, "why", why)
+	ev := map[string]any{"state": StateActive, "recovered": true, "epoch": oc.Epoch + 1, "reason": reason}
+	if by != "" {
+		ev["caused_by"] = by
+	}
+	c.emit(EventChannelState, d.ID, ev)
+	c.log.Warn("rejoined a channel by external commit", "channel", d.ID, "epoch", oc.Epoch+1, "caused_by", by, "why", why)
 	return nil
 }
 
@@ -124,3 +135,6 @@ func (c *Client) note(ctx context.Context, channelID, text string) {
 		c.log.Error("noting in the history", "channel", channelID, "err", err)
 	}
 }
+
+// oneLine is err's message on one line (errors.Join puts each on its own).
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }

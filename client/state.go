@@ -22,8 +22,11 @@ const (
 type ChannelState struct {
 	State     string `json:"state,omitempty"`
 	RemovedBy string `json:"removed_by,omitempty"`
-	// Recovered counts rejoins by external commit.
-	Recovered int `json:"recovered,omitempty"`
+	// Recovered counts rejoins by external commit; RecoveryCausedBy is
+	// the user whose commit we could not process, forcing the last one
+	// (the relay authenticated its device; empty: we fell behind).
+	Recovered        int    `json:"recovered,omitempty"`
+	RecoveryCausedBy string `json:"recovery_caused_by,omitempty"`
 }
 
 func (c *Client) channelState(ctx context.Context, channelID string) (ChannelState, error) {

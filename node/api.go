@@ -60,6 +60,9 @@ type ChannelResponse struct {
 	IsPublic    bool   `json:"is_public"`
 	Unread      int    `json:"unread"`
 	RemovedBy   string `json:"removed_by,omitempty"`
+	// RecoveryCausedBy is the member whose commit this node could not
+	// process, forcing its last rejoin by external commit.
+	RecoveryCausedBy string `json:"recovery_caused_by,omitempty"`
 }
 
 type ChannelsResponse struct {
@@ -77,7 +80,8 @@ type InviteRequest struct {
 }
 
 type InviteResponse struct {
-	Status string `json:"status"` // sent (relay), merged (no relay)
+	Status string `json:"status"`       // sent or queued (relay), merged (no relay)
+	ID     string `json:"id,omitempty"` // the change (relay), see CommitResponse
 	Epoch  uint64 `json:"epoch"`
 	// Without a relay: what the caller carries.
 	Welcome     string `json:"welcome,omitempty"`
@@ -176,9 +180,29 @@ type MembersResponse struct {
 
 type CommitResponse struct {
 	Status string `json:"status"` // sent, queued, merged
-	Epoch  uint64 `json:"epoch"`
+	// ID names a state change made through the outbox (relay): queued,
+	// its status is in GET .../changes and in delivery events.
+	ID    string `json:"id,omitempty"`
+	Epoch uint64 `json:"epoch"` // 0 while queued
 	// Commit (no relay) is the MLSMessage for the other members.
 	Commit string `json:"commit,omitempty"`
+}
+
+// ChangeResponse is one state change of GET /v1/channels/{id}/changes.
+type ChangeResponse struct {
+	ID       string `json:"id"`
+	Op       string `json:"op"` // invite, remove, role, update
+	UserID   string `json:"user_id,omitempty"`
+	Role     string `json:"role,omitempty"`
+	Status   string `json:"status"` // queued, sent, failed
+	Error    string `json:"error,omitempty"`
+	Epoch    uint64 `json:"epoch,omitempty"`
+	QueuedAt string `json:"queued_at"`
+	DoneAt   string `json:"done_at,omitempty"`
+}
+
+type ChangesResponse struct {
+	Changes []ChangeResponse `json:"changes"`
 }
 
 type InvitationResponse struct {

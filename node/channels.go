@@ -17,13 +17,15 @@ import (
 // rfc3339 is the time format of every API time.
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func (s *Server) describe(ctx context.Context, d *channel.Descriptor, withMembers bool) (ChannelResponse, error) {
+// describe is the channel d as the API shows it; a channel that is not
+// active carries only its state.
+func (s *Server) describe(ctx context.Context, d *channel.Descriptor) (ChannelResponse, error) {
 	resp := ChannelResponse{ChannelID: d.ID, Name: d.Name, GroupID: enc64(d.GroupID), IsPublic: d.Public}
 	st, err := s.c.State(ctx, d.ID)
 	if err != nil {
 		return resp, err
 	}
-	resp.State, resp.RemovedBy = st.State, st.RemovedBy
+	resp.State, resp.RemovedBy, resp.RecoveryCausedBy = st.State, st.RemovedBy, st.RecoveryCausedBy
 	if st.State != client.StateActive {
 		return resp, nil
 	}
@@ -36,13 +38,11 @@ func (s *Server) describe(ctx context.Context, d *channel.Descriptor, withMember
 	resp.Epoch = ep
 	_, rerr := s.mgr.Roles(ctx, d.ID)
 	resp.Roles = rerr == nil
-	if withMembers {
-		ms, err := s.mgr.Members(ctx, d.ID)
-		if err != nil {
-			return resp, err
-		}
-		resp.MemberCount = len(ms)
+	ms, err := s.mgr.Members(ctx, d.ID)
+	if err != nil {
+		return resp, err
 	}
+	resp.MemberCount = len(ms)
 	return resp, nil
 }
 
@@ -69,7 +69,7 @@ func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp := ChannelsResponse{Channels: []ChannelResponse{}}
 	for _, d := range ds {
-		c, err := s.describe(r.Context(), d, true)
+		c, err := s.describe(r.Context(), d)
 		if err != nil {
 			s.log.Warn("describing a channel", "channel", d.ID, "err", err)
 			c.State = client.StateRemoved
@@ -119,7 +119,7 @@ func (s *Server) createInvite(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := InviteResponse{Status: res.Status, Epoch: res.Epoch, UserIDs: res.Added, LastResort: res.LastResort}
+	resp := InviteResponse{Status: res.Status, ID: res.ID, Epoch: res.Epoch, UserIDs: res.Added, LastResort: res.LastResort}
 	if !s.c.HasRelay() {
 		resp.Commit, resp.Welcome, resp.RatchetTree = enc64(res.Commit), enc64(res.Welcome), enc64(res.RatchetTree)
 		if res.Invite != nil {
@@ -197,7 +197,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) chatOf(ctx context.Context, m *store.Message, queued map[string]bool) *ChatMessage {
+func (s *Server) chatOf(ctx context.Context, m *store.Message, queued map[string]bool, senders map[string]*client.Contact) *ChatMessage {
 	if m == nil {
 		return nil
 	}
@@ -209,10 +209,26 @@ func (s *Server) chatOf(ctx context.Context, m *store.Message, queued map[string
 		if queued[m.ID] {
 			cm.Status = "queued"
 		}
-	} else if ct, err := s.c.Contact(ctx, m.Sender); err == nil {
+	} else if ct := s.contactOf(ctx, m.Sender, senders); ct != nil {
 		cm.Sender.DisplayName, cm.Sender.Verified = ct.DisplayName, ct.Verified && !ct.KeyChanged
 	}
 	return cm
+}
+
+// contactOf is the contact of user (nil: none), looked up once in seen
+// (nil: no memo).
+func (s *Server) contactOf(ctx context.Context, user string, seen map[string]*client.Contact) *client.Contact {
+	if ct, ok := seen[user]; ok {
+		return ct
+	}
+	ct, err := s.c.Contact(ctx, user)
+	if err != nil {
+		ct = nil
+	}
+	if seen != nil {
+		seen[user] = ct
+	}
+	return ct
 }
 
 func (s *Server) inbox(w http.ResponseWriter, r *http.Request) error {
@@ -232,7 +248,7 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.replayed(r.Context(), id, msg, err)
 	}
-	resp := InboxResponse{Epoch: ev.Epoch, Message: s.chatOf(r.Context(), ev.Message, nil)}
+	resp := InboxResponse{Epoch: ev.Epoch, Message: s.chatOf(r.Context(), ev.Message, nil, nil)}
 	switch ev.Kind {
 	case channel.EventChatMessage:
 		resp.Kind = "application"
@@ -302,8 +318,9 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	queued := s.c.Queued(r.Context(), id)
+	senders := map[string]*client.Contact{} // each sender looked up once per page
 	for i := range msgs {
-		resp.Messages = append(resp.Messages, *s.chatOf(r.Context(), &msgs[i], queued))
+		resp.Messages = append(resp.Messages, *s.chatOf(r.Context(), &msgs[i], queued, senders))
 	}
 	if more && len(msgs) > 0 {
 		n := msgs[len(msgs)-1].Seq
@@ -349,11 +366,31 @@ func (s *Server) commitResponse(w http.ResponseWriter, res *client.CommitResult)
 	if !res.Committed {
 		status = http.StatusOK
 	}
-	resp := CommitResponse{Status: res.Status, Epoch: res.Epoch}
+	resp := CommitResponse{Status: res.Status, ID: res.ID, Epoch: res.Epoch}
 	if !s.c.HasRelay() && res.Commit != nil {
 		resp.Commit = enc64(res.Commit)
 	}
 	writeJSON(w, status, resp)
+	return nil
+}
+
+// listChanges lists the channel's recent state changes through the
+// outbox (relay) with their status: queued, sent, or failed and why.
+func (s *Server) listChanges(w http.ResponseWriter, r *http.Request) error {
+	cs, err := s.c.Changes(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	resp := ChangesResponse{Changes: make([]ChangeResponse, 0, len(cs))}
+	for _, c := range cs {
+		cr := ChangeResponse{ID: c.ID, Op: c.Op, UserID: c.UserID, Role: c.Role, Status: c.Status, Error: c.Error,
+			Epoch: c.Epoch, QueuedAt: rfc3339(c.QueuedAt)}
+		if !c.DoneAt.IsZero() {
+			cr.DoneAt = rfc3339(c.DoneAt)
+		}
+		resp.Changes = append(resp.Changes, cr)
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -447,7 +484,7 @@ func (s *Server) replayed(ctx context.Context, channelID string, msg []byte, err
 
 // writeChannel answers the channel d as the API describes it.
 func (s *Server) writeChannel(w http.ResponseWriter, r *http.Request, status int, d *channel.Descriptor) error {
-	resp, err := s.describe(r.Context(), d, true)
+	resp, err := s.describe(r.Context(), d)
 	if err != nil {
 		return err
 	}

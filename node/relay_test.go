@@ -1,18 +1,14 @@
 package node_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -331,62 +327,12 @@ func TestRelayOfflineCatchUp(t *testing.T) {
 }
 
 // rlRelayProc starts `spacepanda relay` (SQLite in a temporary directory,
-// or extra flags such as --postgres URL) and returns its URL; "" when the
-// binary has no relay command or SPACEPANDA_TEST_FAKE_RELAY is set.
+// or extra flags such as --postgres URL) and returns its URL; "" when
+// SPACEPANDA_TEST_FAKE_RELAY is set.
 func rlRelayProc(t *testing.T, extra []string) string {
 	t.Helper()
 	if os.Getenv("SPACEPANDA_TEST_FAKE_RELAY") != "" {
 		return ""
 	}
-	args := append([]string{"relay", "--listen", "127.0.0.1:0"}, extra...)
-	if len(extra) == 0 {
-		args = append(args, "--data", t.TempDir())
-	}
-	cmd := exec.Command(spacepandaBin(t), args...)
-	stderr := &lockedBuf{}
-	cmd.Stderr = stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("relay stderr:\n%s", stderr)
-		}
-	})
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case l, ok := <-line:
-		if u, found := strings.CutPrefix(l, "spacepanda relay serving on "); ok && found {
-			return u
-		}
-		<-done
-		if strings.Contains(stderr.String(), "unknown command") {
-			return ""
-		}
-		t.Fatalf("relay did not start (first line %q); stderr:\n%s", l, stderr)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("relay did not start within 30s; stderr:\n%s", stderr)
-	}
-	return ""
+	return startRelayProcWith(t, extra).url()
 }

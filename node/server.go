@@ -79,6 +79,10 @@ func (s *Server) routes() {
 		s.mux.Handle(pattern, s.instrument(route, f))
 	}
 	h("GET /v1/identity", "identity", s.identity)
+	h("GET /v1/devices", "devices_list", s.listDevices)
+	h("POST /v1/devices/link", "devices_link_offer", s.offerLink)
+	h("POST /v1/devices/link/accept", "devices_link_accept", s.acceptLink)
+	h("DELETE /v1/devices/{id}", "devices_revoke", s.revokeDevice)
 	h("POST /v1/key-packages", "key_packages_create", s.createKeyPackages)
 	h("GET /v1/key-packages", "key_packages_count", s.countKeyPackages)
 	h("POST /v1/channels", "channels_create", s.createChannel)
@@ -94,6 +98,7 @@ func (s *Server) routes() {
 	h("DELETE /v1/channels/{id}/members/{user_id}", "members_remove", s.removeMember)
 	h("PUT /v1/channels/{id}/members/{user_id}/role", "members_set_role", s.setRole)
 	h("POST /v1/channels/{id}/update", "update", s.update)
+	h("GET /v1/channels/{id}/changes", "changes", s.listChanges)
 	h("GET /v1/openapi.json", "openapi", serveOpenAPI)
 	h("GET /v1/invitations", "invitations_list", s.listInvitations)
 	h("POST /v1/invitations/{id}/accept", "invitations_accept", s.acceptInvitation)
@@ -215,6 +220,15 @@ func classify(err error) *apiError {
 	}
 	rules := []rule{
 		{client.ErrNotActive, http.StatusConflict, "channel_not_active"},
+		{client.ErrAlreadyLinked, http.StatusConflict, "already_linked"},
+		{client.ErrLinkFailed, http.StatusConflict, "link_failed"},
+		{identity.ErrLinkAuth, http.StatusConflict, "link_failed"},
+		{identity.ErrLinkCode, http.StatusBadRequest, "bad_link_code"},
+		{client.ErrRevokeSelf, http.StatusBadRequest, "revoke_self"},
+		{client.ErrDeviceNotFound, http.StatusNotFound, "not_found"},
+		{provider.ErrNotLinked, http.StatusConflict, "not_linked"},
+		{provider.ErrNoIdentityKey, http.StatusConflict, "no_identity_key"},
+		{provider.ErrSelfRevoked, http.StatusConflict, "device_revoked"},
 		{client.ErrRelayUnreachable, http.StatusServiceUnavailable, "relay_unreachable"},
 		{client.ErrRelayRequired, http.StatusPreconditionFailed, "relay_required"},
 		{client.ErrNoKeyPackage, http.StatusNotFound, "no_key_package"},
@@ -222,6 +236,8 @@ func classify(err error) *apiError {
 		{client.ErrLookalikeGroup, http.StatusConflict, "lookalike_group"},
 		{client.ErrCommitConflict, http.StatusConflict, "commit_conflict"},
 		{client.ErrDeliveryRefused, http.StatusConflict, "channel_not_active"},
+		// Our user revoked this device: the relay refuses it.
+		{relayclient.ErrRevoked, http.StatusConflict, "device_revoked"},
 		// The relay no longer counts us a member (our removal is on its way).
 		{relayclient.ErrForbidden, http.StatusConflict, "channel_not_active"},
 		{client.ErrInvitationNotFound, http.StatusNotFound, "not_found"},

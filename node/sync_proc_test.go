@@ -20,18 +20,24 @@ import (
 	"github.com/spacepanda/spacepanda/node"
 )
 
-// relayProc is a relay binary on a fixed port and data directory, so it
-// can be killed and started again at the same address.
+// relayProc is a relay binary on a fixed port and data directory (or the
+// database its args name), so it can be killed and started again at the
+// same address.
 type relayProc struct {
 	t      *testing.T
 	dir    string
+	args   []string // backend flags; none: --data dir
 	addr   string
 	cmd    *exec.Cmd
 	done   chan struct{}
 	stderr *lockedBuf
 }
 
-func startRelayProc(t *testing.T) *relayProc {
+func startRelayProc(t *testing.T) *relayProc { t.Helper(); return startRelayProcWith(t, nil) }
+
+// startRelayProcWith starts a relay with backend flags args (none: SQLite
+// in a temporary directory).
+func startRelayProcWith(t *testing.T, args []string) *relayProc {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,7 +45,7 @@ func startRelayProc(t *testing.T) *relayProc {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	r := &relayProc{t: t, dir: t.TempDir(), addr: addr}
+	r := &relayProc{t: t, dir: t.TempDir(), args: args, addr: addr}
 	r.start()
 	t.Cleanup(func() {
 		r.kill()
@@ -55,7 +61,11 @@ func (r *relayProc) url() string { return "http://" + r.addr }
 func (r *relayProc) start() {
 	t := r.t
 	t.Helper()
-	r.cmd = exec.Command(spacepandaBin(t), "relay", "--listen", r.addr, "--data", r.dir)
+	args := r.args
+	if len(args) == 0 {
+		args = []string{"--data", r.dir}
+	}
+	r.cmd = exec.Command(spacepandaBin(t), append([]string{"relay", "--listen", r.addr}, args...)...)
 	r.stderr = &lockedBuf{}
 	r.cmd.Stderr = r.stderr
 	out, err := r.cmd.StdoutPipe()

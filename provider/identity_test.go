@@ -161,6 +161,7 @@ func TestLegacyStoreRefused(t *testing.T) {
 		`DROP TABLE client_records`,
 		`ALTER TABLE channels DROP COLUMN name_sealed`,
 		`ALTER TABLE messages DROP COLUMN meta`,
+		`ALTER TABLE channels DROP COLUMN extra_sealed`,
 		`DELETE FROM schema_migrations WHERE version > 1`,
 	} {
 		if _, err := raw.Exec(q); err != nil {

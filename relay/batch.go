@@ -101,6 +101,52 @@ func (b *batcher) submit(ctx context.Context, m Message) (int64, uint64, error) 
 	return r.seq, r.cur, r.err
 }
 
+// submitAll is submit for entries of one group, queued in order (an
+// entry whose Kind is empty is skipped: its result stays zero).
+func (b *batcher) submitAll(ctx context.Context, ms []Message) []appendRes {
+	out := make([]appendRes, len(ms))
+	if len(ms) == 0 {
+		return out
+	}
+	h := fnv.New32a()
+	h.Write(ms[0].GroupID)
+	lane := b.lanes[int(h.Sum32()%uint32(len(b.lanes)))]
+	reqs := make([]*appendReq, len(ms))
+	var stop error // once one is not queued, neither are those after it (order)
+	b.mu.RLock()
+	for i, m := range ms {
+		switch {
+		case m.Kind == "":
+			continue
+		case stop != nil:
+		case b.closed:
+			stop = errClosed
+		case ctx.Err() != nil:
+			stop = ctx.Err()
+		}
+		if stop != nil {
+			out[i].err = stop
+			continue
+		}
+		r := &appendReq{ctx: ctx, m: m, done: make(chan appendRes, 1)}
+		select {
+		case lane <- *r:
+			reqs[i] = r
+		case <-ctx.Done():
+			stop = ctx.Err()
+			out[i].err = stop
+		}
+	}
+	b.mu.RUnlock()
+	// Every queued entry is answered (see submit).
+	for i, r := range reqs {
+		if r != nil {
+			out[i] = <-r.done
+		}
+	}
+	return out
+}
+
 func (b *batcher) close() {
 	b.mu.Lock()
 	was := b.closed

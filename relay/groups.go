@@ -173,6 +173,76 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 	return nil
 }
 
+// handlePostBatch appends up to api.MaxBatchMessages application messages
+// (PrivateMessages of this group) in order: each is accepted or refused
+// as POST /v1/groups/{gid}/messages would, and they share the batcher's
+// transactions (one sender's queue in one request and one fsync). A
+// request with any message that is not such an application message is
+// refused whole (400, 413), before anything is appended.
+func (s *Server) handlePostBatch(w http.ResponseWriter, r *http.Request, sess Session) error {
+	gid, err := pathGroupID(r)
+	if err != nil {
+		return err
+	}
+	var q struct {
+		Messages [][]byte `json:"messages"`
+	}
+	if err := decode(r, &q); err != nil {
+		return err
+	}
+	if len(q.Messages) == 0 || len(q.Messages) > api.MaxBatchMessages {
+		return errf(http.StatusBadRequest, "bad_request", "a batch holds 1 to %d messages", api.MaxBatchMessages)
+	}
+	now := s.o.Now()
+	ms := make([]Message, len(q.Messages))
+	for i, data := range q.Messages {
+		f, err := readFraming(data, gid)
+		if err != nil {
+			return err
+		}
+		if f.kind != api.KindApplication || f.wireFormat != mls.WireFormatPrivateMessage {
+			return errf(http.StatusBadRequest, "invalid_message", "message %d: a batch holds application messages (PrivateMessages) only", i)
+		}
+		ms[i] = Message{GroupID: gid, Kind: f.kind, Epoch: f.epoch, Sender: sess.UserID, SenderDevice: sess.DeviceID, Data: data, ReceivedAt: now}
+	}
+	var rs []AppendResult
+	s.m.timed("append", func() error {
+		rs = s.st.AppendAll(r.Context(), ms)
+		return nil
+	})
+	type result struct {
+		Seq          int64             `json:"seq,omitempty"`
+		Epoch        uint64            `json:"epoch"`
+		Error        map[string]string `json:"error,omitempty"`
+		CurrentEpoch *uint64           `json:"current_epoch,omitempty"`
+	}
+	out := make([]result, len(rs))
+	var last int64
+	for i, res := range rs {
+		if res.Err != nil {
+			ae := s.apiErr(res.Err)
+			if ae.status >= 500 {
+				s.log.Error("relay: batch append", "err", res.Err)
+			}
+			s.m.refused.WithLabelValues(ae.code).Inc()
+			out[i] = result{Epoch: ms[i].Epoch, Error: map[string]string{"code": ae.code, "message": publicMessage(ae.msg)}}
+			if errors.Is(res.Err, ErrFutureEpoch) {
+				cur := res.CurrentEpoch
+				out[i].CurrentEpoch = &cur
+			}
+			continue
+		}
+		s.m.posts.WithLabelValues(api.KindApplication).Inc()
+		out[i] = result{Seq: res.Seq, Epoch: ms[i].Epoch}
+		last = max(last, res.Seq)
+	}
+	if last > 0 {
+		s.hub.publish(Event{GroupID: gid, Seq: last})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+	return nil
+}
+
 type messageJSON struct {
 	Seq          int64  `json:"seq"`
 	Message      []byte `json:"message"`

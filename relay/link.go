@@ -85,6 +85,9 @@ func (s *Server) handleCloseMailbox(w http.ResponseWriter, r *http.Request, sess
 	if err := s.st.CloseMailbox(r.Context(), mb, sess.UserID, sess.DeviceID); err != nil {
 		return linkErr(err)
 	}
+	// Wake the other side's long-poll: it answers no_mailbox at once (a
+	// new device whose wrong code ended the offer learns it now).
+	s.hub.publish(Event{Mailbox: mb})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

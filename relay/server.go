@@ -232,6 +232,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/groups", s.authed(s.handleCreateGroup))
 	mux.HandleFunc("GET /v1/groups/{gid}", s.authed(s.handleGroup))
 	mux.HandleFunc("POST /v1/groups/{gid}/messages", s.authed(s.countPost(s.handlePost)))
+	mux.HandleFunc("POST /v1/groups/{gid}/messages/batch", s.authed(s.countPost(s.handlePostBatch)))
 	mux.HandleFunc("GET /v1/groups/{gid}/messages", s.authed(s.handleMessages))
 	mux.HandleFunc("GET /v1/groups/{gid}/cursor", s.authed(s.handleGetCursor))
 	mux.HandleFunc("PUT /v1/groups/{gid}/cursor", s.authed(s.handlePutCursor))

@@ -126,12 +126,37 @@ func (s *sqlStore) appendWith(ctx context.Context, m Message, hook func(tx *sql.
 	return res[0].seq, res[0].cur, res[0].err
 }
 
+// AppendAll implements Store: the entries are queued to the batcher in
+// order, one after the other, so that its lane keeps them in order.
+func (s *sqlStore) AppendAll(ctx context.Context, ms []Message) []AppendResult {
+	out := make([]AppendResult, len(ms))
+	if s.batch == nil {
+		for i, m := range ms {
+			out[i].Seq, out[i].CurrentEpoch, out[i].Err = s.appendWith(ctx, m, nil)
+		}
+		return out
+	}
+	for i, m := range ms {
+		if m.Epoch > math.MaxInt64 {
+			out[i].Err = fmt.Errorf("%w: epoch out of range", ErrCommitConflict)
+			ms[i].Kind = "" // not queued
+		}
+	}
+	for i, r := range s.batch.submitAll(ctx, ms) {
+		if out[i].Err == nil {
+			out[i] = AppendResult{Seq: r.seq, CurrentEpoch: r.cur, Err: r.err}
+		}
+	}
+	return out
+}
+
 // groupTx is one group's row inside an append transaction: locked at the
 // first entry, written back once at the end.
 type groupTx struct {
 	id          []byte
 	epoch, last int64
 	first       int64             // last_seq when locked
+	bytes       int64             // data bytes appended (last-first entries)
 	access      map[string]Access // senders' windows, until a commit changes them
 }
 
@@ -169,7 +194,8 @@ func (s *sqlStore) appendTx(ctx context.Context, entries []appendReq) ([]appendR
 			if g.last == g.first {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET epoch = ?, last_seq = ? WHERE group_id = ?`), g.epoch, g.last, g.id); err != nil {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET epoch = ?, last_seq = ?, log_entries = log_entries + ?, log_bytes = log_bytes + ? WHERE group_id = ?`),
+				g.epoch, g.last, g.last-g.first, g.bytes, g.id); err != nil {
 				return s.dbErr("append", err)
 			}
 			if s.d.notify != nil {
@@ -252,7 +278,7 @@ func (s *sqlStore) appendOne(ctx context.Context, tx *sql.Tx, g *groupTx, m Mess
 		if err := runHook(hook, tx, seq); err != nil {
 			return 0, current, err
 		}
-		g.last = seq
+		g.last, g.bytes = seq, g.bytes+int64(len(m.Data))
 		return seq, current, nil
 	}
 	// A commit writes several rows and may still be refused (the group
@@ -275,7 +301,7 @@ func (s *sqlStore) appendOne(ctx context.Context, tx *sql.Tx, g *groupTx, m Mess
 	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT append_commit`); err != nil {
 		return 0, current, s.dbErr("append", err)
 	}
-	g.last, g.epoch = seq, g.epoch+1
+	g.last, g.epoch, g.bytes = seq, g.epoch+1, g.bytes+int64(len(m.Data))
 	clear(g.access)
 	return seq, current + 1, nil
 }

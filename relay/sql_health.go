@@ -12,13 +12,14 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Sizes counts what the relay holds (for /metrics).
+// Sizes counts what the relay holds (for /metrics). The log is summed from
+// the groups' counters (migration 5), not read.
 func (s *sqlStore) Sizes(ctx context.Context) (Sizes, error) {
 	var z Sizes
 	err := s.r.QueryRowContext(ctx, `SELECT
 		(SELECT COUNT(*) FROM groups),
-		(SELECT COUNT(*) FROM messages),
-		(SELECT COALESCE(SUM(LENGTH(data)), 0) FROM messages),
+		(SELECT COALESCE(SUM(log_entries), 0) FROM groups),
+		(SELECT COALESCE(SUM(log_bytes), 0) FROM groups),
 		(SELECT COUNT(*) FROM welcomes),
 		(SELECT COALESCE(SUM(LENGTH(welcome) + COALESCE(LENGTH(ratchet_tree), 0)), 0) FROM welcomes),
 		(SELECT COUNT(*) FROM key_packages),

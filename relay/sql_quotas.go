@@ -97,26 +97,59 @@ func (s *sqlStore) CloseStream(ctx context.Context, tokenHash []byte, id string)
 func (s *sqlStore) Retain(ctx context.Context, p RetentionPolicy, now time.Time) (int64, error) {
 	var total int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		total = 0
+		gone := map[string]*logSize{} // by group: what the deletions took
 		if p.MaxAge > 0 {
-			res, err := tx.ExecContext(ctx, s.q(`DELETE FROM messages WHERE received_at < ?`), nanos(now.Add(-p.MaxAge)))
-			if err != nil {
-				return s.dbErr("retain", err)
+			if err := s.deleteEntries(ctx, tx, gone, `DELETE FROM messages WHERE received_at < ?`, nanos(now.Add(-p.MaxAge))); err != nil {
+				return err
 			}
-			n, _ := res.RowsAffected()
-			total += n
 		}
 		if p.MaxEntries > 0 {
 			// Beyond the newest MaxEntries of a group, an entry goes once
 			// every device cursor saved in the group is past it.
-			res, err := tx.ExecContext(ctx, s.q(`DELETE FROM messages WHERE seq <= (SELECT g.last_seq FROM groups g WHERE g.group_id = messages.group_id) - ?
-				AND seq <= COALESCE((SELECT MIN(c.after) FROM cursors c WHERE c.group_id = messages.group_id), 0)`), p.MaxEntries)
-			if err != nil {
+			if err := s.deleteEntries(ctx, tx, gone, `DELETE FROM messages WHERE seq <= (SELECT g.last_seq FROM groups g WHERE g.group_id = messages.group_id) - ?
+				AND seq <= COALESCE((SELECT MIN(c.after) FROM cursors c WHERE c.group_id = messages.group_id), 0)`, p.MaxEntries); err != nil {
+				return err
+			}
+		}
+		for gid, z := range gone {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET log_entries = log_entries - ?, log_bytes = log_bytes - ? WHERE group_id = ?`),
+				z.entries, z.bytes, []byte(gid)); err != nil {
 				return s.dbErr("retain", err)
 			}
-			n, _ := res.RowsAffected()
-			total += n
+			total += z.entries
 		}
 		return nil
 	})
 	return total, err
+}
+
+// logSize is a count of log entries and their data bytes.
+type logSize struct{ entries, bytes int64 }
+
+// deleteEntries runs a DELETE of log entries and adds what it took, by
+// group, to gone (the groups' counters are lowered by it).
+func (s *sqlStore) deleteEntries(ctx context.Context, tx *sql.Tx, gone map[string]*logSize, query string, args ...any) error {
+	rows, err := tx.QueryContext(ctx, s.q(query+` RETURNING group_id, LENGTH(data)`), args...)
+	if err != nil {
+		return s.dbErr("retain", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var gid []byte
+		var n int64
+		if err := rows.Scan(&gid, &n); err != nil {
+			return s.dbErr("retain", err)
+		}
+		z := gone[string(gid)]
+		if z == nil {
+			z = &logSize{}
+			gone[string(gid)] = z
+		}
+		z.entries, z.bytes = z.entries+1, z.bytes+n
+	}
+	if err := rows.Err(); err != nil {
+		return s.dbErr("retain", err)
+	}
+	return nil
 }

@@ -303,6 +303,16 @@ CREATE TABLE group_epochs (
 	PRIMARY KEY (group_id, epoch)
 );
 `,
+	// 5: each group counts its log's entries and data bytes, kept by
+	// appends and retention in their transactions, so that /metrics sums
+	// one row per group instead of reading the whole log.
+	`
+ALTER TABLE groups ADD COLUMN log_entries {INT} NOT NULL DEFAULT 0;
+ALTER TABLE groups ADD COLUMN log_bytes {INT} NOT NULL DEFAULT 0;
+UPDATE groups SET
+	log_entries = (SELECT COUNT(*) FROM messages m WHERE m.group_id = groups.group_id),
+	log_bytes = (SELECT COALESCE(SUM(LENGTH(m.data)), 0) FROM messages m WHERE m.group_id = groups.group_id);
+`,
 }
 
 func (s *sqlStore) q(query string) string { return s.d.rebind(query) }

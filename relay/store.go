@@ -110,6 +110,10 @@ type Store interface {
 	// one is ErrFutureEpoch. An accepted commit advances the epoch and
 	// applies m.Added/m.Removed to the readers.
 	Append(ctx context.Context, m Message) (seq int64, currentEpoch uint64, err error)
+	// AppendAll appends application messages of one group in order, each
+	// accepted or refused as Append would (results in the order of ms),
+	// sharing transactions where the store batches.
+	AppendAll(ctx context.Context, ms []Message) []AppendResult
 	// Messages returns the entries with seq > after that userID may see,
 	// in order: at most limit of them, and at most maxBytes of message
 	// data, except that the first entry is returned whatever its size.
@@ -326,4 +330,11 @@ type LinkMessage struct {
 	Seq  int64
 	Side string
 	Data []byte
+}
+
+// AppendResult is one entry's outcome of Store.AppendAll.
+type AppendResult struct {
+	Seq          int64
+	CurrentEpoch uint64
+	Err          error
 }

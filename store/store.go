@@ -426,6 +426,15 @@ type Records interface {
 	Records(ctx context.Context, kind string) ([]Record, error)
 }
 
+// RecordsTx is an optional capability of a Tx of a Store that implements
+// Records: records written in the transaction, durable with it (the sync
+// engine stores a message's outbox entry with its history row and ratchet,
+// and deletes the entries of a posted batch in one commit).
+type RecordsTx interface {
+	PutRecord(ctx context.Context, kind, id string, value []byte) error
+	DeleteRecord(ctx context.Context, kind, id string) error
+}
+
 // Record is one record of Records.
 type Record struct {
 	Kind, ID string

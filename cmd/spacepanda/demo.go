@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -9,19 +8,18 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/spacepanda/spacepanda/internal/childproc"
 	"github.com/spacepanda/spacepanda/node"
 )
 
 // demoNode is one `spacepanda serve` child process.
 type demoNode struct {
 	name string
-	cmd  *exec.Cmd
+	stop func()
 	c    *node.Client
 }
 
@@ -29,37 +27,11 @@ type demoNode struct {
 // data directory and waits until it answers.
 func startNode(ctx context.Context, exe, name, dir string, stderr io.Writer, extra ...string) (*demoNode, error) {
 	args := append([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--name", name}, extra...)
-	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Stderr = stderr
-	out, err := cmd.StdoutPipe()
+	addr, stop, err := childproc.Start(ctx, exe, args, "serving on ", stderr, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	n := &demoNode{name: name, cmd: cmd}
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case l, ok := <-line:
-		_, addr, found := strings.Cut(l, "serving on ")
-		if !ok || !found {
-			n.stop()
-			return nil, fmt.Errorf("%s: node did not start (first line %q)", name, l)
-		}
-		n.c = &node.Client{BaseURL: addr}
-	case <-time.After(30 * time.Second):
-		n.stop()
-		return nil, fmt.Errorf("%s: node did not start within 30s", name)
-	}
+	n := &demoNode{name: name, stop: stop, c: &node.Client{BaseURL: addr}}
 	for i := 0; ; i++ {
 		if err := n.c.Do(ctx, "GET", "/healthz", nil, nil); err == nil {
 			return n, nil
@@ -68,20 +40,6 @@ func startNode(ctx context.Context, exe, name, dir string, stderr io.Writer, ext
 			return nil, fmt.Errorf("%s: not healthy: %w", name, err)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (n *demoNode) stop() {
-	if n.cmd.Process != nil {
-		n.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { n.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			n.cmd.Process.Kill()
-			<-done
-		}
 	}
 }
 

@@ -1,64 +1,22 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/spacepanda/spacepanda/internal/childproc"
 	"github.com/spacepanda/spacepanda/node"
 )
 
 // startRelay starts `spacepanda relay` on a free loopback port.
 func startRelay(ctx context.Context, exe, dir string, stderr io.Writer) (string, func(), error) {
-	cmd := exec.CommandContext(ctx, exe, "relay", "--data", dir, "--listen", "127.0.0.1:0")
-	cmd.Stderr = stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case l := <-line:
-		if u, ok := strings.CutPrefix(l, "spacepanda relay serving on "); ok {
-			return u, stop, nil
-		}
-		stop()
-		return "", nil, fmt.Errorf("relay did not start (first line %q)", l)
-	case <-time.After(30 * time.Second):
-		stop()
-		return "", nil, errors.New("relay did not start within 30s")
-	}
+	return childproc.Start(ctx, exe, []string{"relay", "--data", dir, "--listen", "127.0.0.1:0"}, "spacepanda relay serving on ", stderr, nil)
 }
 
 // waitFor polls the nodes' HTTP API (the demo driver, not the nodes) until

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spacepanda/spacepanda/internal/loadtest"
+	"github.com/spacepanda/spacepanda/store/sqlite"
 )
 
 // TestRelayDiskHasNoChannelNames runs a short end-to-end session (a relay
@@ -41,21 +42,73 @@ func TestRelayDiskHasNoChannelNames(t *testing.T) {
 		t.Fatalf("relay files: %v", files)
 	}
 	name := []byte(loadtest.ChannelName(0))
-	// The nodes' stores seal names and message metadata at rest.
-	nodeFiles, _ := filepath.Glob(filepath.Join(dir, "n*", "*"))
-	if len(nodeFiles) < 3 {
-		t.Fatalf("node files: %v", nodeFiles)
+	// The nodes' stores seal names, message metadata and the sync
+	// engine's record ids (contacts are user ids, outbox entries message
+	// ids) at rest: no node file holds the channel name, a message id, or
+	// another node's user id (a node's own id is in its public key
+	// packages and credential).
+	nodeDirs, _ := filepath.Glob(filepath.Join(dir, "n*"))
+	if len(nodeDirs) != 3 {
+		t.Fatalf("node directories: %v", nodeDirs)
 	}
-	for _, f := range nodeFiles {
-		if st, err := os.Stat(f); err != nil || st.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(f)
+	users := map[string]string{} // node dir -> user id
+	var messageIDs []string
+	for _, nd := range nodeDirs {
+		st, err := sqlite.Open(ctx, filepath.Join(nd, "store.db"), sqlite.Options{KeyFile: filepath.Join(nd, "store.key")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(b, name) {
-			t.Errorf("node file %s holds the channel name", f[len(dir):])
+		id, err := st.Identity(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users[nd] = id.UserID
+		chans, err := st.Channels(ctx)
+		if err != nil || len(chans) != 1 {
+			t.Fatalf("%s: channels %v %v", nd, chans, err)
+		}
+		ms, err := st.Messages(ctx, chans[0].ID, 0, 100000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			messageIDs = append(messageIDs, m.ID)
+		}
+		if cs, err := st.Records(ctx, "contact"); err != nil || len(cs) != 2 {
+			t.Fatalf("%s: %d contacts, %v", nd, len(cs), err)
+		}
+		st.Close()
+	}
+	if len(messageIDs) == 0 {
+		t.Fatal("no messages in the nodes' histories")
+	}
+	for _, nd := range nodeDirs {
+		secrets := map[string]string{string(name): "the channel name"}
+		for _, m := range messageIDs {
+			secrets[m] = "message id " + m
+		}
+		for od, u := range users {
+			if od != nd {
+				secrets[u] = "user id " + u
+			}
+		}
+		files, _ := filepath.Glob(filepath.Join(nd, "*"))
+		if len(files) < 2 {
+			t.Fatalf("node files: %v", files)
+		}
+		for _, f := range files {
+			if st, err := os.Stat(f); err != nil || st.IsDir() {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for s, what := range secrets {
+				if bytes.Contains(b, []byte(s)) {
+					t.Errorf("node file %s holds %s", f[len(dir):], what)
+				}
+			}
 		}
 	}
 	var leaked []string

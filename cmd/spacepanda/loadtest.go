@@ -28,6 +28,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) int {
 	rate := fs.Float64("rate", 0, "offered messages per second over all clients (0: as fast as answered)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	plot := fs.String("plot", "", "draw latency over time and its distribution to FILE.svg or FILE.png")
+	profile := fs.String("profile", "", "end to end: write CPU profiles of the relay and node n0 to DIR/relay.pprof and DIR/n0.pprof")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -60,7 +61,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := loadtest.Run(ctx, loadtest.Config{RelayOnly: *relayOnly, Postgres: *pg, Clients: *clients, Channels: *channels,
-		Members: *members, Duration: *duration, Rate: *rate, Exe: exe, Progress: stderr})
+		Members: *members, Duration: *duration, Rate: *rate, Exe: exe, ProfileDir: *profile, Progress: stderr})
 	if err != nil {
 		fmt.Fprintf(stderr, "spacepanda loadtest: %v\n", err)
 		return 1

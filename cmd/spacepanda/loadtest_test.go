@@ -21,12 +21,18 @@ func TestLoadtest(t *testing.T) {
 		perPost int64
 	}{
 		{"relay-only", []string{"--relay-only", "--clients", "4"}, "relay-only", 1},
-		{"end-to-end", []string{"--clients", "3", "--channels", "1", "--members", "3", "--rate", "20"}, "end-to-end", 2},
+		{"end-to-end", []string{"--clients", "3", "--channels", "1", "--members", "3", "--rate", "20", "--profile", "PROF"}, "end-to-end", 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			plot := filepath.Join(t.TempDir(), "lat.svg")
+			prof := t.TempDir()
 			args := append([]string{"loadtest", "--duration", "2s", "--json", "--plot", plot}, c.args...)
+			for i, a := range args {
+				if a == "PROF" {
+					args[i] = prof
+				}
+			}
 			code, out, stderr := runSelf(t, 3*time.Minute, args...)
 			if code != 0 {
 				t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, stderr)
@@ -46,6 +52,13 @@ func TestLoadtest(t *testing.T) {
 			}
 			if st, err := os.Stat(plot); err != nil || st.Size() == 0 {
 				t.Fatalf("plot: %v", err)
+			}
+			if c.mode == "end-to-end" { // --profile: the relay's and node n0's CPU profiles
+				for _, f := range []string{"relay.pprof", "n0.pprof"} {
+					if st, err := os.Stat(filepath.Join(prof, f)); err != nil || st.Size() == 0 {
+						t.Errorf("profile %s: %v", f, err)
+					}
+				}
 			}
 			t.Logf("%s", out)
 		})

@@ -1,4 +1,4 @@
-// Command spacepanda is the SpacePanda CLI: serve, relay, demo,
+// Command spacepanda is the SpacePanda CLI: serve, link, relay, demo,
 // conformance, bench, loadtest, interop-client and version.
 package main
 
@@ -17,11 +17,16 @@ func usage(w io.Writer) {
 
 commands:
   serve --data DIR [--listen 127.0.0.1:PORT] [--name NAME] [--token-file F]
-        [--passphrase-file F] [--relay URL] [-v]
+        [--passphrase-file F] [--relay URL] [--link] [-v]
                       serve one identity's channels over HTTP (API v1)
   relay (--data DIR | --postgres URL) [--listen 127.0.0.1:8480] [--url URL,...]
         [--new-identities-per-hour N] [-v]
                       run the relay (delivery service, relay/API.md)
+  link [--node URL] [--token-file F] [--code CODE | --list | --revoke ID] [--no-wait]
+                      a user's devices, through the nodes: without --code,
+                      show a link code on the first device and wait for the
+                      new one; with it, enter the code on the new device
+                      (started with serve --link)
   demo [--relay] [--keep]
                       three nodes on loopback, one channel, the whole flow
   conformance [DIR]   run the official MLS test vectors in DIR
@@ -32,6 +37,7 @@ commands:
                       the crypto floor measured in the same run
   loadtest [--relay-only] [--postgres URL] [--clients N] [--channels N]
         [--members N] [--duration D] [--rate R] [--json] [--plot FILE.svg|.png]
+        [--profile DIR]
                       load a relay (or nodes end to end) on loopback and
                       measure posts/s, deliveries/s and latency
   interop-client [--port N] [--host 127.0.0.1] [--max-lifetime D]
@@ -44,6 +50,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"conformance":    cmdConformance,
 	"bench":          cmdBench,
 	"serve":          cmdServe,
+	"link":           cmdLink,
 	"demo":           cmdDemo,
 	"relay":          cmdRelay,
 	"loadtest":       cmdLoadtest,

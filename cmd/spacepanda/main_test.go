@@ -44,7 +44,7 @@ func TestCommandLine(t *testing.T) {
 		"serve": {"serve", "--data", t.TempDir(), "stray"}, "relay": {"relay", "--data", t.TempDir(), "stray"},
 		"demo": {"demo", "stray"}, "bench": {"bench", "stray"}, "loadtest": {"loadtest", "stray"},
 		"interop-client": {"interop-client", "stray"}, "version": {"version", "stray"},
-		"conformance": {"conformance", "a", "b"},
+		"conformance": {"conformance", "a", "b"}, "link": {"link", "stray"},
 	}
 	for _, name := range names {
 		args, ok := stray[name]

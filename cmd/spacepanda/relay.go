@@ -12,5 +12,6 @@ import (
 func cmdRelay(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer startProfile(stderr)()
 	return relayMain(ctx, args, stdout, stderr)
 }

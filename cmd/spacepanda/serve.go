@@ -29,6 +29,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	passFile := fs.String("passphrase-file", "", "unlock the store with this passphrase instead of DIR/store.key")
 	verbose := fs.Bool("v", false, "log refused requests too")
 	relayURL := fs.String("relay", "", "relay base URL: deliver and fetch through this relay (relay/API.md)")
+	link := fs.Bool("link", false, "on first start, make this node a new device of an existing user, waiting to be linked (spacepanda link --code CODE) rather than a new user; needs --relay")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -70,7 +71,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := client.Config{DataDir: *data, RelayURL: *relayURL, DisplayName: *name, Logger: log}
+	if *link && *relayURL == "" {
+		fmt.Fprintln(stderr, "spacepanda serve: --link needs --relay (the relay carries the link exchange)")
+		return 2
+	}
+	defer startProfile(stderr)()
+	cfg := client.Config{DataDir: *data, RelayURL: *relayURL, DisplayName: *name, Logger: log, Link: *link}
 	if *passFile != "" {
 		b, err := os.ReadFile(*passFile)
 		if err != nil {
@@ -100,7 +106,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	// The first line on stdout says where the node listens (tests and the
 	// demo read it when --listen has port 0); the second who it is.
 	fmt.Fprintf(stdout, "spacepanda: %s serving on http://%s\n", p.DisplayName(), ln.Addr())
-	fmt.Fprintf(stdout, "spacepanda: user id %s, device %s\n", p.UserID(), p.DeviceID())
+	uid := string(p.UserID())
+	if uid == "" {
+		uid = "(none yet: link this device with spacepanda link --code)"
+	}
+	fmt.Fprintf(stdout, "spacepanda: user id %s, device %s\n", uid, p.DeviceID())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

@@ -39,6 +39,9 @@ type Config struct {
 	Exe string
 	// Dir holds the run's data (a temporary directory if empty).
 	Dir string
+	// ProfileDir (end to end) receives CPU profiles of the relay and of
+	// node n0 (relay.pprof, n0.pprof), written at their shutdown.
+	ProfileDir string
 	// Progress receives a progress line every second (nil: none).
 	Progress io.Writer
 }
@@ -63,6 +66,10 @@ type Result struct {
 	Max        float64 `json:"max_ms"`
 	PostP50    float64 `json:"post_p50_ms"`
 	PostP99    float64 `json:"post_p99_ms"`
+	// RateLimited (end to end) is how many 429 answers of the relay the
+	// nodes waited out; OutboxLeft what their outboxes held at the end.
+	RateLimited int64 `json:"rate_limited,omitempty"`
+	OutboxLeft  int64 `json:"outbox_left,omitempty"`
 	// Samples are (seconds since start, delivery latency ms), for plots.
 	Samples []Sample `json:"-"`
 }

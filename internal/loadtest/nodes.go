@@ -11,13 +11,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/spacepanda/spacepanda/internal/childproc"
 )
 
 // runNodes starts a relay and cfg.Clients nodes as processes, sets up
@@ -48,6 +48,11 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 		dir, rm = d, func() { os.RemoveAll(d) }
 	}
 	defer rm()
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o700); err != nil {
+			return nil, fmt.Errorf("loadtest: profile directory: %w", err)
+		}
+	}
 	backend := "sqlite"
 	// Every node is a new identity from loopback.
 	args := []string{"relay", "--listen", "127.0.0.1:0", "--new-identities-per-hour", strconv.Itoa(cfg.Clients + 20)}
@@ -56,7 +61,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	} else {
 		args = append(args, "--data", filepath.Join(dir, "relay"))
 	}
-	relayURL, stopRelay, err := startProc(ctx, cfg.Exe, args, "spacepanda relay serving on ")
+	relayURL, stopRelay, err := childproc.Start(ctx, cfg.Exe, args, "spacepanda relay serving on ", nil, cfg.profileEnv("relay"))
 	if err != nil {
 		return nil, err
 	}
@@ -64,8 +69,8 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	nodes := make([]*nodeProc, cfg.Clients)
 	for i := range nodes {
 		name := fmt.Sprintf("n%d", i)
-		base, stop, err := startProc(ctx, cfg.Exe, []string{"serve", "--data", filepath.Join(dir, name), "--listen", "127.0.0.1:0",
-			"--name", name, "--relay", relayURL}, " serving on ")
+		base, stop, err := childproc.Start(ctx, cfg.Exe, []string{"serve", "--data", filepath.Join(dir, name), "--listen", "127.0.0.1:0",
+			"--name", name, "--relay", relayURL}, " serving on ", nil, cfg.profileEnv(name))
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +102,9 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	chans := make([]channel, cfg.Channels)
 	for c := range chans {
-		owner := c % len(nodes)
+		// Consecutive members, so that channels cover every node when
+		// Channels*Members >= Clients (each node then sends).
+		owner := c * cfg.Members % len(nodes)
 		var ch struct {
 			ChannelID string `json:"channel_id"`
 		}
@@ -134,22 +141,46 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	defer stopReaders()
 	var wg, readers sync.WaitGroup
 	wg.Go(func() { progress(runCtx, cfg.Progress, rec, cfg.Duration) })
+	senders := 0 // the offered rate is shared by the nodes that send
+	for _, n := range nodes {
+		if len(n.chans) > 0 {
+			senders++
+		}
+	}
 	for i, n := range nodes {
 		if len(n.chans) == 0 {
 			continue
 		}
 		readers.Go(func() { n.readHistories(readCtx, i, rec) })
 		wg.Go(func() {
-			pace := pacer(cfg.Rate, len(nodes))
+			// With a rate the load is offered open loop: a send starts on
+			// time whether or not the node answered the last ones (up to
+			// maxInFlight at once per node), so that a slow node shows as
+			// latency rather than as a lower offered rate.
+			inflight := make(chan struct{}, maxInFlight)
+			if cfg.Rate <= 0 {
+				inflight = make(chan struct{}, 1)
+			}
+			var posts sync.WaitGroup
+			defer posts.Wait()
+			pace := pacer(cfg.Rate, senders)
 			for k := 0; pace(runCtx); k++ {
+				select {
+				case inflight <- struct{}{}:
+				case <-runCtx.Done():
+					return
+				}
 				ch := n.chans[k%len(n.chans)]
 				sent := time.Now()
 				text := fmt.Sprintf("lt %d %d %d", sent.UnixNano(), i, k)
-				err := n.call(runCtx, "POST", "/v1/channels/"+url.PathEscape(ch)+"/messages", map[string]any{"text": text}, nil)
-				if runCtx.Err() != nil {
-					return
-				}
-				rec.posted(sent, err)
+				posts.Go(func() {
+					defer func() { <-inflight }()
+					// Not runCtx: a send in flight at the end completes.
+					pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+					defer cancel()
+					err := n.call(pctx, "POST", "/v1/channels/"+url.PathEscape(ch)+"/messages", map[string]any{"text": text}, nil)
+					rec.posted(sent, err)
+				})
 			}
 		})
 	}
@@ -164,6 +195,18 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	stopReaders()
 	readers.Wait()
 	res := rec.result("end-to-end", backend, cfg, elapsed)
+	// What throttled the nodes: the relay's 429s they waited out, and
+	// what was still queued at the end.
+	for _, n := range nodes {
+		var st struct {
+			RateLimited int64 `json:"rate_limited"`
+			OutboxDepth int64 `json:"outbox_depth"`
+		}
+		if n.call(ctx, "GET", "/v1/relay", nil, &st) == nil {
+			res.RateLimited += st.RateLimited
+			res.OutboxLeft += st.OutboxDepth
+		}
+	}
 	return res, nil
 }
 
@@ -209,36 +252,115 @@ func (n *nodeProc) call(ctx context.Context, method, path string, body, out any)
 	return nil
 }
 
-// readHistories polls the node's channels for new messages from others.
+// readHistories reads the node's channels for new messages from others
+// as a client of the node would: it follows the node's event stream (GET
+// /v1/events) and reads a channel's history after each "message" event
+// of it (and every second, in case the stream broke).
 func (n *nodeProc) readHistories(ctx context.Context, self int, rec *recorder) {
 	after := make([]uint64, len(n.chans))
-	for ctx.Err() == nil {
-		for i, ch := range n.chans {
-			var page struct {
-				Messages []struct {
-					Seq  uint64 `json:"seq"`
-					Text string `json:"text"`
-				} `json:"messages"`
-			}
-			q := "?limit=1000&after=" + strconv.FormatUint(after[i], 10)
-			if err := n.call(ctx, "GET", "/v1/channels/"+url.PathEscape(ch)+"/messages"+q, nil, &page); err != nil {
+	index := map[string]int{}
+	for i, ch := range n.chans {
+		index[ch] = i
+	}
+	dirty := make(chan int, 1024)
+	go n.followEvents(ctx, index, dirty)
+	read := func(i int) {
+		var page struct {
+			Messages []struct {
+				Seq  uint64 `json:"seq"`
+				Text string `json:"text"`
+			} `json:"messages"`
+		}
+		q := "?limit=1000&after=" + strconv.FormatUint(after[i], 10)
+		if err := n.call(ctx, "GET", "/v1/channels/"+url.PathEscape(n.chans[i])+"/messages"+q, nil, &page); err != nil {
+			return
+		}
+		for _, m := range page.Messages {
+			after[i] = max(after[i], m.Seq)
+			f := strings.Fields(m.Text)
+			if len(f) != 4 || f[0] != "lt" || f[2] == strconv.Itoa(self) {
 				continue
 			}
-			for _, m := range page.Messages {
-				after[i] = max(after[i], m.Seq)
-				f := strings.Fields(m.Text)
-				if len(f) != 4 || f[0] != "lt" || f[2] == strconv.Itoa(self) {
-					continue
+			if ns, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				rec.delivered(time.Unix(0, ns))
+			}
+		}
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case i := <-dirty:
+			// Events that came meanwhile are served by the same read.
+			seen := map[int]bool{i: true}
+		drain:
+			for {
+				select {
+				case j := <-dirty:
+					seen[j] = true
+				default:
+					break drain
 				}
-				if ns, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-					rec.delivered(time.Unix(0, ns))
+			}
+			for j := range seen {
+				read(j)
+			}
+		case <-tick.C:
+			for i := range n.chans {
+				read(i)
+			}
+		}
+	}
+}
+
+// followEvents sends the index of a channel with a new message to dirty,
+// reconnecting (from the last event id) until ctx ends.
+func (n *nodeProc) followEvents(ctx context.Context, index map[string]int, dirty chan<- int) {
+	last := ""
+	for ctx.Err() == nil {
+		req, err := http.NewRequestWithContext(ctx, "GET", n.base+"/v1/events?after="+last, nil)
+		if err != nil {
+			return
+		}
+		resp, err := (&http.Client{}).Do(req) // no timeout: a stream
+		if err != nil {
+			sleep(ctx, 100*time.Millisecond)
+			continue
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		event := ""
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				last = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "event: "):
+				event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: ") && event == "message":
+				var d struct {
+					ChannelID string `json:"channel_id"`
+				}
+				if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &d) == nil {
+					if i, ok := index[d.ChannelID]; ok {
+						select {
+						case dirty <- i:
+						default: // full: reads are due anyway
+						}
+					}
 				}
 			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(10 * time.Millisecond):
-		}
+		resp.Body.Close()
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
 	}
 }
 
@@ -258,67 +380,17 @@ func poll(ctx context.Context, d time.Duration, cond func() bool) error {
 	return nil
 }
 
-// startProc starts exe args and returns the URL its first stdout line
-// gives after marker, and a stop function (SIGTERM, then kill after 5 s).
-func startProc(ctx context.Context, exe string, args []string, marker string) (string, func(), error) {
-	cmd := exec.Command(exe, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &limitedBuffer{b: &stderr, max: 64 << 10}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case l := <-line:
-		if _, u, ok := strings.Cut(l, marker); ok {
-			return strings.TrimSpace(u), stop, nil
-		}
-		stop()
-		return "", nil, fmt.Errorf("loadtest: %s did not start (first line %q)", args[0], l)
-	case <-time.After(30 * time.Second):
-	case <-ctx.Done():
-	}
-	stop()
-	return "", nil, fmt.Errorf("loadtest: %s did not start within 30s", args[0])
-}
+// maxInFlight bounds the sends a node has outstanding (end to end, with a
+// rate).
+const maxInFlight = 32
 
-// limitedBuffer keeps the first max bytes written to it.
-type limitedBuffer struct {
-	mu  sync.Mutex
-	b   *bytes.Buffer
-	max int
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := l.max - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(len(p), room)])
+// profileEnv is the environment that has process name (the relay and
+// node n0 only) write a CPU profile into cfg.ProfileDir.
+func (cfg *Config) profileEnv(name string) []string {
+	if cfg.ProfileDir == "" || (name != "relay" && name != "n0") {
+		return nil
 	}
-	return len(p), nil
+	return []string{"SPACEPANDA_CPUPROFILE=" + filepath.Join(cfg.ProfileDir, name+".pprof")}
 }
 
 // ChannelName is the name of the run's channel c (tests look for it on

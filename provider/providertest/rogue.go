@@ -30,6 +30,9 @@ type Rogue struct {
 	Caps tree.Capabilities
 	// Group is its state once it joined.
 	Group *mls.Group
+	// Public sends its proposals and commits as PublicMessage (what a
+	// relay that verifies handshakes takes), from its next Join on.
+	Public bool
 	// LastWelcome and LastTree are the Welcome (nil if none) and the new
 	// tree of its last commit.
 	LastWelcome *mls.Welcome
@@ -129,6 +132,12 @@ func (r *Rogue) KeyPackage(tb testing.TB, identityText string, exts ...tree.Exte
 // Config is the rogue's engine configuration: everything goes.
 func Config() mls.Config { return mls.Config{Credentials: anything{}} }
 
+func (r *Rogue) config() mls.Config {
+	c := Config()
+	c.HandshakeAsPublic = r.Public
+	return c
+}
+
 type anything struct{}
 
 func (anything) ValidateCredential(*mls.CredentialCheck) error     { return nil }
@@ -156,7 +165,7 @@ func (r *Rogue) Join(tb testing.TB, welcome, ratchetTree []byte) {
 		}
 		return nil, mls.ErrKeyPackageNotFound
 	}
-	j, err := mls.JoinFromWelcome(m.Welcome, rt, find, Config())
+	j, err := mls.JoinFromWelcome(m.Welcome, rt, find, r.config())
 	if err != nil {
 		tb.Fatalf("rogue join: %v", err)
 	}
@@ -256,7 +265,7 @@ func (r *Rogue) TamperOwnLeaf(tb testing.TB, pairs ...[2][]byte) {
 		}
 		es = bytes.ReplaceAll(es, p[0], p[1])
 	}
-	g, err := mls.LoadGroup(es, rs, r.Signer, Config())
+	g, err := mls.LoadGroup(es, rs, r.Signer, r.config())
 	if err != nil {
 		tb.Fatalf("tamper: reload: %v", err)
 	}

@@ -82,6 +82,9 @@ const (
 	// "limit" of a log page.
 	DefaultPageEntries = 100
 	MaxPageEntries     = 1000
+	// MaxBatchMessages bounds the application messages of one POST
+	// /v1/groups/{gid}/messages/batch.
+	MaxBatchMessages = 64
 	// MaxWelcomesPerPage bounds the entries of a Welcome page.
 	MaxWelcomesPerPage = 100
 	// MaxDevicesPerUser bounds a user's devices in the directory (revoked

@@ -227,6 +227,14 @@ func TestClient(t *testing.T) {
 	if err != nil || gs.Epoch != 1 || len(gs.Members) != 2 || !bytes.Equal(gs.TreeHash, ctxt.TreeHash) || gs.LastSeq != 6 {
 		t.Fatalf("group: %+v %v", gs, err)
 	}
+	// A batch: each message's outcome in its place, a future epoch as an
+	// *EpochError.
+	rs, err := b.c.PostMessages(ctx, gid, [][]byte{privMsg(t, gid, 1, mls.ContentTypeApplication, 100),
+		privMsg(t, gid, 9, mls.ContentTypeApplication, 100), privMsg(t, gid, 1, mls.ContentTypeApplication, 100)})
+	if err != nil || len(rs) != 3 || rs[0].Err != nil || rs[0].Seq != 7 || !errors.As(rs[1].Err, &ee) || ee.CurrentEpoch != 1 ||
+		rs[2].Err != nil || rs[2].Seq != 8 {
+		t.Fatalf("batch: %+v %v", rs, err)
+	}
 	es1, err := b.c.EpochState(ctx, gid, 1)
 	if err != nil || es1.Epoch != 1 || !bytes.Equal(es1.TreeHash, ctxt.TreeHash) || !bytes.Equal(es1.ConfirmedTranscriptHash, ctxt.ConfirmedTranscriptHash) {
 		t.Fatalf("epoch state: %+v %v", es1, err)

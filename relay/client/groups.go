@@ -3,8 +3,11 @@ package relayclient
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spacepanda/spacepanda/relay/api"
@@ -88,6 +91,75 @@ func (c *Client) PostMessage(ctx context.Context, groupID []byte, p Post) (uint6
 	}
 	err := c.do(ctx, "POST", "/v1/groups/"+GroupPath(groupID)+"/messages", req, &out, smallAnswer)
 	return out.Seq, err
+}
+
+// PostResult is one message's outcome of PostMessages: its seq, or the
+// error a PostMessage of it alone would have returned (an *EpochError
+// for a future epoch).
+type PostResult struct {
+	Seq uint64
+	Err error
+}
+
+// PostMessages appends application messages of the group in order, in one
+// request (at most api.MaxBatchMessages; relay/API.md). The error is the
+// request's; each message's outcome is in its result.
+func (c *Client) PostMessages(ctx context.Context, groupID []byte, msgs [][]byte) ([]PostResult, error) {
+	req := struct {
+		Messages []b64 `json:"messages"`
+	}{Messages: make([]b64, len(msgs))}
+	for i, m := range msgs {
+		req.Messages[i] = m
+	}
+	var out struct {
+		Results []struct {
+			Seq   uint64 `json:"seq"`
+			Error *struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+			CurrentEpoch *uint64 `json:"current_epoch"`
+		} `json:"results"`
+	}
+	if err := c.do(ctx, "POST", "/v1/groups/"+GroupPath(groupID)+"/messages/batch", req, &out, smallAnswer*int64(len(msgs)+1)); err != nil {
+		return nil, err
+	}
+	if len(out.Results) != len(msgs) {
+		return nil, fmt.Errorf("relayclient: batch: %d results for %d messages", len(out.Results), len(msgs))
+	}
+	rs := make([]PostResult, len(msgs))
+	for i, r := range out.Results {
+		if r.Error == nil {
+			rs[i].Seq = r.Seq
+			continue
+		}
+		e := &Error{Status: batchStatus(r.Error.Code), Code: r.Error.Code, Message: strings.ToValidUTF8(r.Error.Message, "?")}
+		if r.Error.Code == "future_epoch" {
+			var cur uint64
+			if r.CurrentEpoch != nil {
+				cur = *r.CurrentEpoch
+			}
+			rs[i].Err = &EpochError{Err: e, CurrentEpoch: cur}
+		} else {
+			rs[i].Err = e
+		}
+	}
+	return rs, nil
+}
+
+// batchStatus is the status a refused batch entry would have had alone.
+func batchStatus(code string) int {
+	switch code {
+	case "forbidden":
+		return http.StatusForbidden
+	case "not_found":
+		return http.StatusNotFound
+	case "future_epoch", "commit_conflict", "group_full", "limit":
+		return http.StatusConflict
+	case "internal":
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
 }
 
 // Entry is one entry of a group's log.

@@ -346,6 +346,7 @@ func downgradeToV1(t *testing.T, path string) {
 		`DROP TABLE revocations`,
 		`ALTER TABLE channels DROP COLUMN name_sealed`,
 		`ALTER TABLE messages DROP COLUMN meta`,
+		`ALTER TABLE channels DROP COLUMN extra_sealed`,
 		`DROP TABLE client_records`,
 		`DELETE FROM schema_migrations WHERE version > 1`,
 	} {

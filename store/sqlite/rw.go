@@ -314,14 +314,23 @@ func (r reader) ResumptionPSK(ctx context.Context, groupID []byte, epoch uint64)
 	return r.open("resumption psk", adResPSK(groupID, epoch), sealed)
 }
 
-const channelCols = `channel_id, group_id, name, public, created_at, extra, name_sealed`
+const channelCols = `channel_id, group_id, name, public, created_at, extra, name_sealed, extra_sealed`
+
+func adExtra(channelID string) seal.AD { return seal.Bind("channels", "extra", []byte(channelID)) }
 
 func (r reader) scanChannel(sc interface{ Scan(...any) error }) (store.Channel, error) {
 	var c store.Channel
 	var created int64
-	var extra, sealedName []byte
-	if err := sc.Scan(&c.ID, &c.GroupID, &c.Name, &c.Public, &created, &extra, &sealedName); err != nil {
+	var extra, sealedName, sealedExtra []byte
+	if err := sc.Scan(&c.ID, &c.GroupID, &c.Name, &c.Public, &created, &extra, &sealedName, &sealedExtra); err != nil {
 		return store.Channel{}, err
+	}
+	if sealedExtra != nil {
+		x, err := r.open("channel extra", adExtra(c.ID), sealedExtra)
+		if err != nil {
+			return store.Channel{}, err
+		}
+		extra = x
 	}
 	if sealedName != nil {
 		name, err := r.open("channel name", adName(c.ID), sealedName)
@@ -727,15 +736,15 @@ func (t *tx) PutChannel(ctx context.Context, c store.Channel) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	var extra any // NULL when empty
+	var extra any // sealed (migration 5: the channel's state names who removed us); NULL when empty
 	if len(c.Extra) > 0 {
-		extra = []byte(c.Extra)
+		extra = t.box.Seal(adExtra(c.ID), c.Extra)
 	}
 	// Upsert, never INSERT OR REPLACE (which would cascade to the history).
-	_, err := t.exec(ctx, `INSERT INTO channels (`+channelCols+`) VALUES (?, ?, '', ?, ?, ?, ?)
+	_, err := t.exec(ctx, `INSERT INTO channels (`+channelCols+`) VALUES (?, ?, '', ?, ?, NULL, ?, ?)
 		ON CONFLICT (channel_id) DO UPDATE SET group_id = excluded.group_id, name = '', name_sealed = excluded.name_sealed,
-			public = excluded.public, created_at = excluded.created_at, extra = excluded.extra`,
-		c.ID, c.GroupID, c.Public, t.stamp(c.CreatedAt), extra, t.box.Seal(adName(c.ID), []byte(c.Name)))
+			public = excluded.public, created_at = excluded.created_at, extra = NULL, extra_sealed = excluded.extra_sealed`,
+		c.ID, c.GroupID, c.Public, t.stamp(c.CreatedAt), t.box.Seal(adName(c.ID), []byte(c.Name)), extra)
 	return wrap(err)
 }
 

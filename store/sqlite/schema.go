@@ -144,6 +144,18 @@ CREATE TABLE client_records (
 ALTER TABLE channels ADD COLUMN name_sealed BLOB;
 ALTER TABLE messages ADD COLUMN meta BLOB;
 `,
+	// 5: client_records ids sealed at rest (message ids, user ids, channel
+	// ids are the engine's record ids). id holds a keyed tag of the id
+	// (the lookup key: UNIQUE (kind, id) still holds) and the id itself
+	// travels inside the sealed value; id_sealed is 0 on rows written
+	// before, sealed at open (sealRecords), the data key being needed.
+	// kind stays in the clear: a small fixed set of the engine's names.
+	// channels.extra (the engine's channel state: who removed us) moves
+	// sealed to extra_sealed, likewise at open.
+	`
+ALTER TABLE client_records ADD COLUMN id_sealed INTEGER NOT NULL DEFAULT 0 CHECK (id_sealed IN (0, 1));
+ALTER TABLE channels ADD COLUMN extra_sealed BLOB;
+`,
 }
 
 // migrate brings the schema to the newest version in one transaction, or
@@ -207,4 +219,4 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 }
 
 // SchemaVersion is the schema version this program writes.
-const SchemaVersion = 4
+const SchemaVersion = 5

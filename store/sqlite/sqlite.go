@@ -79,6 +79,7 @@ func DefaultArgon2() Argon2Params { return Argon2Params{Time: 2, MemoryKiB: 64 *
 type Store struct {
 	reader
 	w, r      *sql.DB
+	stmts     *stmtCache // the read pool's prepared statements
 	box       *seal.Box
 	lock      *os.File // flock on path+".lock"; nil where unsupported
 	closed    atomic.Bool
@@ -171,6 +172,9 @@ func (s *Store) init(ctx context.Context, path string, opts Options) error {
 	if err := sealLegacy(ctx, s.w, box); err != nil {
 		return err
 	}
+	if err := sealRecords(ctx, s.w, box); err != nil {
+		return err
+	}
 	s.r, err = sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return fmt.Errorf("store: open: %w", err)
@@ -181,7 +185,8 @@ func (s *Store) init(ctx context.Context, path string, opts Options) error {
 	}
 	s.r.SetMaxOpenConns(n)
 	s.r.SetMaxIdleConns(n)
-	s.reader = reader{q: s.r, box: box, check: s.check}
+	s.stmts = newStmtCache(s.r)
+	s.reader = reader{q: s.stmts, box: box, check: s.check}
 	return nil
 }
 
@@ -351,6 +356,7 @@ func (s *Store) check(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		s.stmts.close()
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
 		if s.lock != nil {
 			s.lock.Close() // releases the flock, after the database is closed
