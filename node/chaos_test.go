@@ -240,6 +240,20 @@ func TestChaos(t *testing.T) {
 	for _, n := range ns {
 		ps = append(ps, n.p)
 	}
+	// State changes queued during the chaos (the outbox keeps them until
+	// the relay takes them) land first: a removal still queued would
+	// undo the settling below.
+	rlEventually(t, 60*time.Second, "outboxes drained", func() (bool, string) {
+		var depths []string
+		ok := true
+		for _, p := range ps {
+			var st node.RelayStatus
+			err := p.c.Do(context.Background(), "GET", "/v1/relay", nil, &st)
+			depths = append(depths, fmt.Sprintf("%s: %d %v", p.name, st.OutboxDepth, err))
+			ok = ok && err == nil && st.OutboxDepth == 0
+		}
+		return ok, strings.Join(depths, "; ")
+	})
 	// Settle: the never-removed members agree (commits still in flight are
 	// processed first), then n4 is invited back if it is out.
 	for attempt := 0; ; attempt++ {
