@@ -37,11 +37,6 @@ func (c *Client) handle(ctx context.Context, ev *channel.Event) bool {
 	case channel.EventRemoved:
 		c.log.Info("removed from the channel", "channel", ev.ChannelID, "by", ev.Sender.Identity)
 		c.emit(EventMembership, ev.ChannelID, map[string]any{"removed": []string{c.mgr.Identity()}, "by": ev.Sender.Identity})
-		// Serialised with joins (joinMu, then the state lock, the joins'
-		// order): a join storing the group between the check and the
-		// state change left a held group in a channel marked removed,
-		// every later Welcome refused as a duplicate (TestChaos, n4).
-		c.joinMu.Lock()
 		unlock := c.stateLock(ev.ChannelID)
 		// A Welcome may have brought us back already (the group exists
 		// again): then the removal is history.
@@ -49,7 +44,6 @@ func (c *Client) handle(ctx context.Context, ev *channel.Event) bool {
 			_ = c.setState(ctx, ev.ChannelID, ChannelState{State: StateRemoved, RemovedBy: ev.Sender.Identity})
 		}
 		unlock()
-		c.joinMu.Unlock()
 		return true
 	default:
 		c.afterCommit(ctx, ev.ChannelID, ev.Joined, ev.Removed, ev.Sender.Identity)
