@@ -63,10 +63,16 @@ type Progress struct {
 
 // Progress lists the followed channels.
 func (c *Client) Progress() []Progress {
+	// Not f.mu under c.mu: a follower takes c.mu under f.mu (stats,
+	// follow), and /v1/relay hung for good in TestChaos.
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []Progress
+	fs := make(map[string]*follower, len(c.followers))
 	for id, f := range c.followers {
+		fs[id] = f
+	}
+	c.mu.Unlock()
+	var out []Progress
+	for id, f := range fs {
 		f.mu.Lock()
 		out = append(out, Progress{ChannelID: id, Cursor: f.cursor, Held: len(f.held), Done: f.done})
 		f.mu.Unlock()
