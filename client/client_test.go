@@ -64,6 +64,22 @@ func texts(t *testing.T, m *member, ch string) []string {
 	return out
 }
 
+// chat is texts without the engine's notes.
+func chat(t *testing.T, m *member, ch string) []string {
+	t.Helper()
+	h, err := m.History(ctx, ch, 0, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, x := range h {
+		if x.Sender != client.SystemSender {
+			out = append(out, string(x.Body))
+		}
+	}
+	return out
+}
+
 // pair is alice's channel with bob joined (bob knows alice).
 func pair(t *testing.T, f *fakeRelay, lim client.Limits) (alice, bob *member, ch string, gid []byte) {
 	t.Helper()
@@ -187,7 +203,11 @@ func TestUnprocessableEntrySkipped(t *testing.T) {
 	if _, err := alice.Send(ctx, ch, "still here", ""); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "bob reads past the garbage", func() bool { return len(texts(t, bob, ch)) == 1 })
+	eventually(t, "bob reads past the garbage", func() bool { return len(chat(t, bob, ch)) == 1 })
+	// The garbage application message is reported in the history.
+	if n := unreadNotes(t, bob, ch); len(n) != 1 {
+		t.Fatalf("notes %q", n)
+	}
 	if n := bob.Stats().EntriesSkipped; n != 2 {
 		t.Fatalf("skipped %d entries, want 2", n)
 	}

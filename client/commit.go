@@ -74,6 +74,9 @@ func (c *Client) commit(ctx context.Context, channelID string, op func(ctx conte
 		return nil, err
 	}
 	defer c.opLock(channelID)()
+	if c.relay != nil {
+		c.readLog(ctx, d)
+	}
 	for attempt := 0; ; attempt++ {
 		c.takePosted(channelID)
 		err := op(ctx)
@@ -124,6 +127,23 @@ func (c *Client) afterCommit(ctx context.Context, channelID string, joined, remo
 	for u, r := range rs {
 		if o, ok := old[u]; ok && o != r {
 			c.emit(EventRole, channelID, map[string]any{"user_id": u, "role": RoleName(r), "previous": RoleName(o), "by": by})
+		}
+	}
+}
+
+// readLog processes what the log holds now, before a commit of ours: our
+// commit moves our epoch at once, ahead of the follower, and a member
+// keeps only a few past epochs (mls.DefaultMaxPastEpochs) to open late
+// messages (RFC 9420 §12.4.2: the old secret tree kept "for a short time
+// to decrypt late messages"). A message ordered before a few quick commits
+// of ours, read by a lagging follower after them, was lost to us. Bounded;
+// an unreachable relay leaves it to the commit to fail.
+func (c *Client) readLog(ctx context.Context, d *channel.Descriptor) {
+	f := c.follow(d)
+	for range 20 {
+		n, err := f.pull(ctx)
+		if err != nil || n == 0 {
+			return
 		}
 	}
 }

@@ -3,12 +3,14 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
 	"github.com/spacepanda/spacepanda/client"
 	"github.com/spacepanda/spacepanda/identity"
+	"github.com/spacepanda/spacepanda/mls"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
 )
 
@@ -30,6 +32,24 @@ type fakeRelay struct {
 	downAfterCommit bool
 	// epochState answers EpochState (nil: errors.ErrUnsupported).
 	epochState func(gid []byte, epoch uint64) (*client.EpochState, error)
+	// paused: readers whose long-polled log pages stay empty (as if
+	// nothing came yet); reads that do not wait are answered.
+	paused map[string]bool
+	// cut: users for whom the relay is down.
+	cut map[string]bool
+	// dropCommit: users whose next commit is lost on its way (not stored,
+	// answered with a connection error).
+	dropCommit map[string]bool
+	// welcomesPosted counts the Welcomes posted, by recipient.
+	welcomesPosted map[string]int
+	// loseCommitAnswer: users whose next accepted commit is answered with
+	// a connection error (the relay took it and died before answering).
+	loseCommitAnswer map[string]bool
+	// cursorGate: users whose cursor reads wait until the channel closes.
+	cursorGate map[string]chan struct{}
+	// onGroupInfo runs (without the lock) after a GroupInfo is read,
+	// before it is answered.
+	onGroupInfo func(user string)
 }
 
 type fakeGroup struct {
@@ -38,13 +58,31 @@ type fakeGroup struct {
 	members map[string]bool
 	until   map[string]uint64 // removed reader -> last seq it may read
 	gi      []byte            // latest GroupInfo
+	gis     map[uint64][]byte // GroupInfo by epoch
 	// corrupt: reader -> seq of an entry that reader gets damaged.
 	corrupt map[string]uint64
 }
 
 func newFakeRelay() *fakeRelay {
 	return &fakeRelay{changed: make(chan struct{}), groups: map[string]*fakeGroup{},
-		welcomes: map[string][]relayclient.Welcome{}, cursors: map[string]uint64{}}
+		welcomes: map[string][]relayclient.Welcome{}, cursors: map[string]uint64{}, paused: map[string]bool{}, cut: map[string]bool{},
+		cursorGate: map[string]chan struct{}{}, loseCommitAnswer: map[string]bool{},
+		dropCommit: map[string]bool{}, welcomesPosted: map[string]int{}}
+}
+
+// pause holds back reader's long-polled log pages (its follower's).
+func (f *fakeRelay) pause(reader string, paused bool) {
+	f.mu.Lock()
+	f.paused[reader] = paused
+	f.bumpLocked()
+	f.mu.Unlock()
+}
+
+// logLen is the length of the group's log.
+func (f *fakeRelay) logLen(gid []byte) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.groups[string(gid)].log)
 }
 
 var errDown = errors.New("fake relay: connection refused")
@@ -86,9 +124,31 @@ func (c *fakeConn) wait(ctx context.Context, ch chan struct{}, d time.Duration) 
 	}
 }
 
+// holdCursor makes user's cursor reads wait until the returned release.
+func (f *fakeRelay) holdCursor(user string) (release func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	f.cursorGate[user] = ch
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		delete(f.cursorGate, user)
+		f.mu.Unlock()
+		close(ch)
+	}
+}
+
+// setCut makes the relay unreachable for user alone (or reachable again).
+func (f *fakeRelay) setCut(user string, cut bool) {
+	f.mu.Lock()
+	f.cut[user] = cut
+	f.bumpLocked()
+	f.mu.Unlock()
+}
+
 func (c *fakeConn) lock() (func(), error) {
 	c.f.mu.Lock()
-	if c.f.down {
+	if c.f.down || c.f.cut[c.user] {
 		c.f.mu.Unlock()
 		return nil, errDown
 	}
@@ -132,6 +192,10 @@ func (c *fakeConn) PostCommit(_ context.Context, oc *channel.OutgoingCommit) (ui
 	if g == nil || !g.members[c.user] {
 		return 0, forbidden()
 	}
+	if c.f.dropCommit[c.user] {
+		delete(c.f.dropCommit, c.user)
+		return 0, errors.New("fake relay: connection reset before the commit arrived")
+	}
 	if oc.Epoch != g.epoch {
 		return 0, &relayclient.CommitConflictError{Err: &relayclient.Error{Status: 409, Code: "commit_conflict"}, CurrentEpoch: g.epoch}
 	}
@@ -139,6 +203,10 @@ func (c *fakeConn) PostCommit(_ context.Context, oc *channel.OutgoingCommit) (ui
 		Epoch: oc.Epoch, Sender: c.user, ReceivedAt: time.Now()})
 	g.epoch++
 	g.gi = oc.GroupInfo
+	if g.gis == nil {
+		g.gis = map[uint64][]byte{}
+	}
+	g.gis[g.epoch] = oc.GroupInfo
 	for _, m := range oc.Added {
 		g.members[m.Identity] = true
 		delete(g.until, m.Identity)
@@ -148,6 +216,10 @@ func (c *fakeConn) PostCommit(_ context.Context, oc *channel.OutgoingCommit) (ui
 		g.until[m.Identity] = uint64(len(g.log))
 	}
 	c.f.bumpLocked()
+	if c.f.loseCommitAnswer[c.user] {
+		delete(c.f.loseCommitAnswer, c.user)
+		return 0, errors.New("fake relay: connection reset after the commit was stored")
+	}
 	if c.f.loseAnswer {
 		c.f.loseAnswer, c.f.down = false, true
 		return 0, errDown
@@ -180,6 +252,7 @@ func (c *fakeConn) PostWelcome(_ context.Context, w relayclient.Welcome) error {
 	}
 	defer unlock()
 	for _, r := range w.Recipients {
+		c.f.welcomesPosted[r]++
 		c.f.nextWID++
 		q := w
 		q.ID, q.From = c.f.nextWID, c.user
@@ -190,6 +263,7 @@ func (c *fakeConn) PostWelcome(_ context.Context, w relayclient.Welcome) error {
 }
 
 func (c *fakeConn) Messages(ctx context.Context, gid []byte, p relayclient.Page) ([]relayclient.Entry, uint64, error) {
+	waiting := p.Wait > 0
 	for {
 		unlock, err := c.lock()
 		if err != nil {
@@ -206,6 +280,9 @@ func (c *fakeConn) Messages(ctx context.Context, gid []byte, p relayclient.Page)
 		}
 		var out []relayclient.Entry
 		for _, e := range g.log {
+			if c.f.paused[c.user] && waiting {
+				break
+			}
 			if e.Seq > p.After && e.Seq <= until && len(out) < 100 {
 				if g.corrupt[c.user] == e.Seq {
 					e.Message = append([]byte(nil), e.Message...)
@@ -228,7 +305,17 @@ func (c *fakeConn) Messages(ctx context.Context, gid []byte, p relayclient.Page)
 	}
 }
 
-func (c *fakeConn) Cursor(_ context.Context, gid []byte) (uint64, error) {
+func (c *fakeConn) Cursor(ctx context.Context, gid []byte) (uint64, error) {
+	c.f.mu.Lock()
+	gate := c.f.cursorGate[c.user]
+	c.f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
 	unlock, err := c.lock()
 	if err != nil {
 		return 0, err
@@ -307,12 +394,49 @@ func (c *fakeConn) GroupInfo(_ context.Context, gid []byte) ([]byte, uint64, err
 	if err != nil {
 		return nil, 0, err
 	}
-	defer unlock()
 	g := c.f.groups[string(gid)]
 	if g == nil || g.gi == nil {
+		unlock()
 		return nil, 0, relayclient.ErrNotFound
 	}
-	return g.gi, g.epoch, nil
+	gi, ep, hook := g.gi, g.epoch, c.f.onGroupInfo
+	unlock()
+	if hook != nil {
+		hook(c.user) // after the answer is read: it may be stale now
+	}
+	return gi, ep, nil
+}
+
+// setOnGroupInfo sets the hook run after a GroupInfo is read.
+func (f *fakeRelay) setOnGroupInfo(hook func(user string)) {
+	f.mu.Lock()
+	f.onGroupInfo = hook
+	f.mu.Unlock()
+}
+
+// publicEpochs makes EpochState answer from the GroupInfos posted with
+// the commits (what the real relay tracks).
+func (f *fakeRelay) publicEpochs() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.epochState = func(gid []byte, epoch uint64) (*client.EpochState, error) {
+		f.mu.Lock()
+		g := f.groups[string(gid)]
+		var raw []byte
+		if g != nil {
+			raw = g.gis[epoch]
+		}
+		f.mu.Unlock()
+		if raw == nil {
+			return nil, relayclient.ErrNotFound
+		}
+		m, err := mls.UnmarshalMessage(raw)
+		if err != nil || m.GroupInfo == nil {
+			return nil, fmt.Errorf("fake relay: group info: %v", err)
+		}
+		gc := m.GroupInfo.GroupContext
+		return &client.EpochState{Epoch: gc.Epoch, TreeHash: gc.TreeHash, ConfirmedTranscriptHash: gc.ConfirmedTranscriptHash}, nil
+	}
 }
 
 // corruptNext damages, for reader, the next entry of the group's log.

@@ -3,12 +3,15 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
+	"github.com/spacepanda/spacepanda/mls/schedule"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
 )
 
@@ -16,11 +19,15 @@ import (
 type follower struct {
 	c    *Client
 	d    *channel.Descriptor
+	ctx  context.Context // ends when the follower is stopped
 	stop context.CancelFunc
 
 	mu     sync.Mutex // serialises processing; never held while waiting
 	cursor uint64     // last processed (or held) seq
 	saved  uint64     // cursor last saved at the relay
+	local  uint64     // read position last stored locally (recCursor)
+	// hasLocal: a stored read position was found when following began.
+	hasLocal bool
 	// start is the epoch we were in when following began: entries of
 	// older epochs predate us and are skipped without a report.
 	start     uint64
@@ -46,16 +53,6 @@ type follower struct {
 	doneFlag atomic.Bool
 }
 
-// synced reports whether the channel's log has been read to its end since
-// the engine started (a channel not followed — no relay, or not active —
-// counts as synced: nothing to wait for).
-func (c *Client) synced(channelID string) bool {
-	c.mu.Lock()
-	f := c.followers[channelID]
-	c.mu.Unlock()
-	return f == nil || f.synced.Load()
-}
-
 // Progress is how far a channel's log has been read.
 type Progress struct {
 	ChannelID string
@@ -66,10 +63,16 @@ type Progress struct {
 
 // Progress lists the followed channels.
 func (c *Client) Progress() []Progress {
+	// Not f.mu under c.mu: a follower takes c.mu under f.mu (stats,
+	// follow), and /v1/relay hung for good in TestChaos.
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []Progress
+	fs := make(map[string]*follower, len(c.followers))
 	for id, f := range c.followers {
+		fs[id] = f
+	}
+	c.mu.Unlock()
+	var out []Progress
+	for id, f := range fs {
 		f.mu.Lock()
 		out = append(out, Progress{ChannelID: id, Cursor: f.cursor, Held: len(f.held), Done: f.done})
 		f.mu.Unlock()
@@ -87,15 +90,23 @@ func (c *Client) follow(d *channel.Descriptor) *follower { return c.followFrom(d
 func (c *Client) followFrom(d *channel.Descriptor, joined bool) *follower {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if f, ok := c.followers[d.ID]; ok && !f.doneFlag.Load() {
+	if f, ok := c.followers[d.ID]; ok && !f.doneFlag.Load() && !joined {
 		return f
 	} else if ok {
-		f.stop() // finished (we were removed); a rejoin needs a new one
+		// Finished (we were removed), or following the group we held
+		// before this join: the joined group needs its own follower.
+		f.stop()
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
-	f := &follower{c: c, d: d, stop: cancel}
+	f := &follower{c: c, d: d, ctx: ctx, stop: cancel}
 	if joined {
 		f.start, _ = c.mgr.Epoch(ctx, d.ID)
+	}
+	// Our stored read position is known at once: a pull (a commit of ours
+	// reads the log first) may come before run has asked the relay, and
+	// read from the log's start.
+	if cur, ok := c.localCursor(ctx, d.ID); ok {
+		f.cursor, f.local, f.hasLocal = cur, cur, true
 	}
 	c.followers[d.ID] = f
 	c.wg.Add(1)
@@ -122,7 +133,14 @@ func (f *follower) run(ctx context.Context) {
 		c.noteRelay(ctx, err)
 		if err == nil {
 			f.mu.Lock()
-			f.cursor, f.saved = max(f.cursor, cur), cur
+			f.saved = cur
+			if !f.hasLocal {
+				// Ours (f.cursor already), when stored, is the position
+				// our durable state is at: the relay's lags (saved at
+				// most once a second), or is ahead of a store restored
+				// from a backup.
+				f.cursor = max(f.cursor, cur)
+			}
 			f.mu.Unlock()
 			break
 		}
@@ -155,6 +173,11 @@ func (f *follower) run(ctx context.Context) {
 				f.lostAccess(ctx)
 				return
 			}
+			// The group may move on while we cannot read: our messages
+			// wait until the log has been read again (and are encrypted
+			// again in the epoch it is in), or they would go out in an
+			// epoch the others may no longer keep.
+			f.synced.Store(false)
 			c.log.Warn("reading the log failed", "channel", f.d.ID, "err", err)
 			sleepCtx(ctx, time.Second)
 			continue
@@ -164,10 +187,16 @@ func (f *follower) run(ctx context.Context) {
 		if !f.done {
 			f.cursor = max(f.cursor, next)
 		}
+		f.storeCursor(ctx)
 		stuck, by := f.stuck, f.stuckBy
 		f.stuck, f.stuckBy = nil, ""
 		f.mu.Unlock()
-		if len(es) < 50 && !f.synced.Load() {
+		if stuck != nil {
+			// A message of ours encrypted now would be in an epoch the
+			// group has left: the outbox waits for the rejoin, then
+			// encrypts it again in the new epoch (refresh).
+			f.synced.Store(false)
+		} else if len(es) < 50 && !f.synced.Load() {
 			f.synced.Store(true)
 			c.kickOutbox()
 		}
@@ -183,8 +212,23 @@ func (f *follower) run(ctx context.Context) {
 
 // lostAccess handles a 403 on the log: the relay no longer counts us a
 // member. The channel is removed; a new Welcome starts a new follower.
+//
+// It is serialised with joins (joinMu, then the channel's state lock, the
+// joins' order): a Welcome joined meanwhile replaced this follower, and
+// its group must not be forgotten, nor the channel marked removed — that
+// left a node holding a group in a channel marked removed, refusing every
+// later Welcome as a duplicate (TestChaos: n4 never came back).
 func (f *follower) lostAccess(ctx context.Context) {
 	c := f.c
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	defer c.stateLock(f.d.ID)()
+	c.mu.Lock()
+	replaced := c.followers[f.d.ID] != f
+	c.mu.Unlock()
+	if replaced || ctx.Err() != nil {
+		return
+	}
 	c.log.Info("no longer a reader of the channel's log", "channel", f.d.ID)
 	if st, err := c.channelState(ctx, f.d.ID); err == nil && st.State == StateActive {
 		_ = c.p.ForgetGroup(ctx, f.d.GroupID)
@@ -209,10 +253,15 @@ func (f *follower) recover(ctx context.Context, why error, by string) {
 		f.c.log.Warn("recovery failed", "channel", f.d.ID, "err", err)
 		return
 	}
+	// The messages of the epochs we rejoined past — held ones, and those
+	// still ahead in the log up to our external commit, some sent after it
+	// in an older epoch — cannot be read by the new leaf. They are not
+	// "before we joined" (we were a member all along): each goes through
+	// receive, which fails and reports it (history note, event). Held
+	// entries of the new epoch or later stay held.
 	f.causedBy, f.cause = "", nil
 	f.mu.Lock()
-	f.start, _ = f.c.mgr.Epoch(ctx, f.d.ID)
-	f.held, f.heldBytes = nil, 0
+	f.release(ctx)
 	f.mu.Unlock()
 }
 
@@ -224,7 +273,11 @@ func (f *follower) pull(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	f.process(ctx, es)
+	// Entries read are processed to the end in the follower's context, not
+	// the caller's: a request given up halfway must not leave entries
+	// behind the cursor unprocessed.
+	f.process(f.ctx, es)
+	f.storeCursor(f.ctx)
 	return len(es), nil
 }
 
@@ -241,6 +294,7 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 		}
 		f.cursor = e.Seq
 		if f.c.ownEntry(e) && e.Kind != relayclient.KindCommit {
+			c.log.Debug("log entry: ours", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "epoch", e.Epoch)
 			continue // our own message, already in our history
 		}
 		ep, err := c.mgr.Epoch(ctx, f.d.ID)
@@ -252,9 +306,11 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 			return
 		}
 		if e.Epoch < f.start {
+			c.log.Debug("log entry: before we joined", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "epoch", e.Epoch, "start", f.start)
 			continue // before we joined
 		}
 		if e.Kind != relayclient.KindCommit && e.Epoch > ep {
+			c.log.Debug("log entry: held", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "epoch", e.Epoch, "ours", ep)
 			f.hold(e)
 			continue
 		}
@@ -264,6 +320,8 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 				err := errf(ErrUnprocessable, "commit for epoch %d, we are in %d", e.Epoch, ep)
 				f.skipped(ctx, e, err)
 				f.stuck, f.stuckBy = err, ""
+			} else {
+				c.log.Debug("log entry: commit of a past epoch", "channel", f.d.ID, "seq", e.Seq, "epoch", e.Epoch, "ours", ep)
 			}
 			continue
 		}
@@ -316,7 +374,16 @@ func (f *follower) skipped(ctx context.Context, e relayclient.Entry, err error) 
 	c.mu.Unlock()
 	c.log.Log(ctx, slog.LevelWarn, "skipping a log entry", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "sender", e.Sender, "err", err)
 	c.emit(EventDelivery, f.d.ID, map[string]any{"status": "skipped", "seq": e.Seq, "kind": e.Kind, "sender": e.Sender, "error": err.Error()})
+	if e.Kind == relayclient.KindApplication && !errors.Is(err, ErrHeldOverflow) {
+		// (Not for held entries dropped over the bounds: a flood for a far
+		// epoch must not flood the history; the event and log report it.)
+		// The history says a message is missing, and whose.
+		c.note(ctx, f.d.ID, fmt.Sprintf("%s %s (log seq %d, epoch %d) could not be read: %s", unreadPrefix, e.Sender, e.Seq, e.Epoch, oneLine(err)))
+	}
 }
+
+// unreadPrefix starts the history note of a message that could not be read.
+const unreadPrefix = "a message from"
 
 // release processes the held messages whose epoch has come.
 func (f *follower) release(ctx context.Context) {
@@ -345,8 +412,8 @@ func (f *follower) release(ctx context.Context) {
 
 // receive receives entries in order, in one batch.
 func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
-	if len(es) == 0 || f.done {
-		return
+	if len(es) == 0 || f.done || ctx.Err() != nil {
+		return // (stopped: a newer follower reads them)
 	}
 	c := f.c
 	msgs := make([][]byte, len(es))
@@ -355,6 +422,11 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 	}
 	for i, res := range c.mgr.ReceiveBatchFor(ctx, f.d.ID, msgs) {
 		e := es[i]
+		if res.Err != nil && ctx.Err() != nil {
+			// Stopped (Close) while processing: not an entry that does
+			// not process. Our stored position is before it: read again.
+			return
+		}
 		if res.Err != nil {
 			if c.ownEntry(e) {
 				// Our own commit, merged while we read it — unless we
@@ -366,12 +438,24 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 				}
 				continue
 			}
+			if errors.Is(res.Err, schedule.ErrKeyConsumed) || errors.Is(res.Err, channel.ErrDuplicateMessage) {
+				// A message we have read (the page was read again after
+				// a crash, or a waiting message was posted twice, the
+				// second time encrypted again with the same id), or a
+				// replay: nothing is missing.
+				c.log.Debug("log entry: read before", "channel", f.d.ID, "seq", e.Seq, "err", res.Err)
+				continue
+			}
 			err := errors.Join(ErrUnprocessable, res.Err)
 			f.skipped(ctx, e, err)
 			if e.Kind == relayclient.KindCommit {
 				f.stuck, f.stuckBy = err, e.Sender // the group moved on without us
 			}
 			continue
+		}
+		c.log.Debug("log entry: processed", "channel", f.d.ID, "seq", e.Seq, "kind", e.Kind, "epoch", e.Epoch, "sender", e.Sender)
+		if e.Kind == relayclient.KindCommit {
+			c.kickOutbox() // a held Welcome of ours may be due
 		}
 		if c.handle(ctx, res.Event) {
 			f.done = true
@@ -380,14 +464,55 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 	}
 }
 
-// saveCursor stores the read position at the relay: the last processed
-// entry, or just before the oldest held one.
-func (f *follower) saveCursor(ctx context.Context) {
-	f.mu.Lock()
+// readPosition is the last processed entry, or just before the oldest
+// held one (f.mu held).
+func (f *follower) readPosition() uint64 {
 	cur := f.cursor
 	for _, e := range f.held {
 		cur = min(cur, e.Seq-1)
 	}
+	return cur
+}
+
+// recCursor is the record kind of the read positions (by channel id).
+const recCursor = "cursor"
+
+// storeCursor stores the read position locally after each processed page
+// (f.mu held): a restarted engine reads on from there and does not take
+// the messages it read for unreadable ones (their keys are used up). A
+// crash between processing and this write re-reads that page: its
+// messages are then replays (ErrKeyConsumed), ignored.
+func (f *follower) storeCursor(ctx context.Context) {
+	cur := f.readPosition()
+	if cur == f.local || f.done || ctx.Err() != nil {
+		return
+	}
+	if err := f.c.recs.PutRecord(ctx, recCursor, f.d.ID, strconv.AppendUint(nil, cur, 10)); err != nil {
+		f.c.log.Warn("storing the read position", "channel", f.d.ID, "err", err)
+		return
+	}
+	f.local = cur
+}
+
+// localCursor is the stored read position of a channel.
+func (c *Client) localCursor(ctx context.Context, channelID string) (uint64, bool) {
+	recs, err := c.recs.Records(ctx, recCursor)
+	if err != nil {
+		return 0, false
+	}
+	for _, r := range recs {
+		if r.ID == channelID {
+			n, err := strconv.ParseUint(string(r.Value), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// saveCursor stores the read position at the relay.
+func (f *follower) saveCursor(ctx context.Context) {
+	f.mu.Lock()
+	cur := f.readPosition()
 	saved := f.saved
 	f.mu.Unlock()
 	if cur == saved {

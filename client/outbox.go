@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spacepanda/spacepanda/channel"
@@ -192,9 +193,12 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 			// found ordered again (changes.go).
 			c.delivered(it, "sent", nil)
 			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
+		// The outcome is known before the item goes: a waiter reads it
+		// once the item is gone (a drop reported as "sent" was a lost
+		// accepted message in TestChaos).
 		case err == nil:
-			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 			c.delivered(it, "sent", nil)
+			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 		case ctx.Err() != nil:
 			return false
 		case unreachable(ctx, err):
@@ -212,12 +216,28 @@ func (c *Client) outboxRound(ctx context.Context) bool {
 				_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 				continue
 			}
-			c.log.Warn("the relay refused an outgoing item; dropped", "kind", it.Kind, "channel", it.ChannelID, "err", err)
-			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
+			c.log.Warn("the relay refused an outgoing item; dropped", "kind", it.Kind, "channel", it.ChannelID, "message_id", it.MessageID, "err", err)
 			c.delivered(it, "dropped", err)
+			_ = c.recs.DeleteRecord(ctx, recOutbox, it.ID)
 		}
 	}
 	return ok
+}
+
+// following reports whether a message of the channel may go out now: the
+// channel's log is followed and has been read to its end. Not while a
+// join is being checked (the group joined may be a look-alike: a message
+// encrypted in it reached nobody) or no follower runs; a channel that is
+// not active lets it through (the relay refuses it, and it is dropped).
+func (c *Client) following(ctx context.Context, channelID string) bool {
+	c.mu.Lock()
+	f := c.followers[channelID]
+	c.mu.Unlock()
+	if f == nil || f.doneFlag.Load() {
+		st, err := c.channelState(ctx, channelID)
+		return err != nil || st.State != StateActive
+	}
+	return f.synced.Load()
 }
 
 func retryable(err error) bool {
@@ -282,7 +302,10 @@ func (c *Client) deliver(ctx context.Context, it *item) error {
 		if err := c.refresh(ctx, it); err != nil {
 			return err
 		}
-		_, err := c.relay.PostMessage(ctx, it.GroupID, relayclient.KindApplication, it.Epoch, it.Data)
+		seq, err := c.relay.PostMessage(ctx, it.GroupID, relayclient.KindApplication, it.Epoch, it.Data)
+		if err == nil {
+			c.log.Debug("message posted", "channel", it.ChannelID, "message_id", it.MessageID, "seq", seq, "epoch", it.Epoch)
+		}
 		return err
 	case itemProposal:
 		_, err := c.relay.PostMessage(ctx, it.GroupID, relayclient.KindProposal, it.Epoch, it.Data)
@@ -307,7 +330,14 @@ func (c *Client) refresh(ctx context.Context, it *item) error {
 	if err != nil {
 		return err
 	}
-	it.Data, it.Epoch = ct, ep
+	// The epoch it is encrypted in, not ep: a commit merged meanwhile
+	// makes them differ, and the relay refuses (for good) a message whose
+	// stated epoch is not its own.
+	m, err := mls.UnmarshalMessage(ct)
+	if err != nil || m.PrivateMessage == nil {
+		return fmt.Errorf("client: own ciphertext does not decode: %v", err)
+	}
+	it.Data, it.Epoch = ct, m.PrivateMessage.Epoch
 	b, err := json.Marshal(it)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"github.com/spacepanda/spacepanda/channel"
 	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/mls/wire"
+	relayclient "github.com/spacepanda/spacepanda/relay/client"
 	"github.com/spacepanda/spacepanda/store"
 )
 
@@ -27,10 +28,32 @@ var ErrRecovery = errors.New("client: recovery by external commit failed")
 // not keep us rejoining).
 const maxRecoveries = 3
 
+// maxRejoinRaces bounds the external commits of one recovery that lose
+// the epoch to another commit.
+const maxRejoinRaces = 4
+
 // recover rejoins d's group from the relay's latest GroupInfo; by is the
-// user whose commit we could not process ("" if none).
+// user whose commit we could not process ("" if none). An external
+// commit that loses the race for its epoch (another member rejoining at
+// the same time, or any commit) is made again from the winner's
+// GroupInfo: the winner's commit is one we cannot process, and waiting
+// for the follower to find that out costs a recovery and loses the
+// messages of the winner's epoch too.
 func (c *Client) recover(ctx context.Context, d *channel.Descriptor, why error, by string) error {
 	defer c.opLock(d.ID)()
+	for race := 0; ; race++ {
+		err := c.rejoin(ctx, d, why, by)
+		var ce *relayclient.CommitConflictError
+		if !errors.As(err, &ce) || race == maxRejoinRaces {
+			return err
+		}
+		c.log.Info("external commit lost its epoch, rejoining from the new GroupInfo", "channel", d.ID, "relay_epoch", ce.CurrentEpoch)
+	}
+}
+
+// rejoin is one external commit from the relay's latest GroupInfo (under
+// the channel's op lock).
+func (c *Client) rejoin(ctx context.Context, d *channel.Descriptor, why error, by string) error {
 	raw, _, err := c.relay.GroupInfo(ctx, d.GroupID)
 	c.noteRelay(ctx, err)
 	if err != nil {
@@ -63,6 +86,9 @@ func (c *Client) recover(ctx context.Context, d *channel.Descriptor, why error, 
 		c.noteRelay(ctx, err)
 		return fmt.Errorf("%w: post: %w", ErrRecovery, err)
 	}
+	// Accepted: merge even if the caller gave up meanwhile, or we would
+	// stay in the state our own external commit removed.
+	ctx = context.WithoutCancel(ctx)
 	if err := c.p.MergeExternalJoin(ctx, ej); err != nil {
 		return fmt.Errorf("%w: merge: %w", ErrRecovery, err)
 	}

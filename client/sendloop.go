@@ -331,7 +331,7 @@ func (c *Client) sendRound(ctx context.Context, channelID string, cq *chanQueue)
 	// Post in the epoch the group is in: wait until the log has been read
 	// once since we started (the follower kicks us), and after what the
 	// general outbox holds for the channel from before.
-	if !c.synced(channelID) || c.outboxBefore(ctx, channelID, batch[0].QueuedAt) {
+	if !c.following(ctx, channelID) || c.outboxBefore(ctx, channelID, batch[0].QueuedAt) {
 		return 0, false
 	}
 	var done []outcome

@@ -154,7 +154,9 @@ func (p *proc) start() {
 	}
 	ctx := context.Background()
 	for i := 0; ; i++ {
-		err := p.c.Do(ctx, "GET", "/healthz", nil, nil)
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second) // a hung node fails, not the test
+		err := p.c.Do(hctx, "GET", "/healthz", nil, nil)
+		cancel()
 		var ne *node.Error
 		if err == nil || errors.As(err, &ne) { // an answer, even a 401, means up
 			return

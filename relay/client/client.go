@@ -366,11 +366,16 @@ func (c *Client) dropToken(tok string) {
 }
 
 // do sends an authenticated request: it logs in when needed, once more on
-// 401, and retries 429 after Retry-After. Answers over limit bytes are
+// 401, and retries 429 after a short Retry-After. Answers over limit bytes are
 // refused.
 func (c *Client) do(ctx context.Context, method, path string, body, out any, limit int64) error {
 	return c.exchange(ctx, method, path, true, body, out, limit)
 }
+
+// maxRetryWait is the longest Retry-After a call waits out; a longer one
+// (a spent hourly quota) is returned at once, RetryAfter set: a call that
+// sleeps for minutes only holds up its caller.
+const maxRetryWait = 5 * time.Second
 
 // exchange is do, or (authed false) an unauthenticated request with the
 // same 429 handling.
@@ -391,7 +396,7 @@ func (c *Client) exchange(ctx context.Context, method, path string, authed bool,
 			relogged = true
 			c.dropToken(tok)
 			continue
-		case errors.As(err, &e) && e.Status == http.StatusTooManyRequests && tries < c.max:
+		case errors.As(err, &e) && e.Status == http.StatusTooManyRequests && tries < c.max && e.RetryAfter <= maxRetryWait:
 			c.limited.Add(1)
 			d := e.RetryAfter
 			if d <= 0 {

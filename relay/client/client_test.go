@@ -360,3 +360,35 @@ func TestBoundedAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestLongRetryAfterReturned: a 429 whose Retry-After is long (an hourly
+// quota spent) is returned to the caller at once, with the wait, rather
+// than slept out inside the call (an invite hung until its caller gave
+// up, minutes before the quota would refill).
+func TestLongRetryAfterReturned(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := relay.OpenSQLite(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := relay.New(st, relay.Options{Rate: 1e6, Burst: 1e6, ClaimsPerPair: 1})
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); srv.Close(); st.Close() })
+	alice := newUser(t)
+	a, b := newDevice(t, hs.URL, alice), newDevice(t, hs.URL, newUser(t))
+	if _, err := a.c.PublishKeyPackages(ctx, [][]byte{a.keyPackage(t, false), a.keyPackage(t, false)}, a.keyPackage(t, true)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.c.ClaimKeyPackages(ctx, alice.UserID()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.c.ClaimKeyPackages(ctx, alice.UserID())
+	var e *relayclient.Error
+	if !errors.As(err, &e) || e.Status != http.StatusTooManyRequests || e.RetryAfter < time.Minute {
+		t.Fatalf("second claim: %v", err)
+	}
+	if n := b.c.RateLimited(); n != 0 {
+		t.Fatalf("waited out %d 429s", n)
+	}
+}
