@@ -401,6 +401,12 @@ func (c *Client) settle(ctx context.Context, channelID string, it *item, err err
 		return &outcome{it, "sent", nil}, true
 	case ctx.Err() != nil || unreachable(ctx, err):
 		return nil, false
+	case errors.Is(err, relayclient.ErrStaleEpoch):
+		// The group is epochs ahead of our copy of it: the message waits
+		// for our follower to bring the channel on, then is encrypted
+		// again in the new epoch (refresh). Not the message's fault: no
+		// attempt is counted.
+		return nil, false
 	case retryable(err) && it.Attempts < maxAttempts:
 		it.Attempts++
 		if b, err := json.Marshal(it); err == nil {

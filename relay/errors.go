@@ -92,6 +92,8 @@ func (s *Server) apiErr(err error) *apiError {
 		ae = errf(http.StatusForbidden, "device_revoked", "%v", err)
 	case errors.Is(err, ErrFutureEpoch):
 		ae = errf(http.StatusConflict, "future_epoch", "%v", err)
+	case errors.Is(err, ErrStaleEpoch):
+		ae = errf(http.StatusConflict, "stale_epoch", "%v", err)
 	case errors.Is(err, ErrExists):
 		ae = errf(http.StatusConflict, "exists", "%v", err)
 	case errors.Is(err, ErrLimit):

@@ -162,6 +162,10 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 		ae := errf(http.StatusConflict, "future_epoch", "%v", err)
 		ae.epoch = &cur
 		return ae
+	case errors.Is(err, ErrStaleEpoch):
+		ae := errf(http.StatusConflict, "stale_epoch", "%v", err)
+		ae.epoch = &cur
+		return ae
 	case errors.Is(err, ErrLimit):
 		return errf(http.StatusConflict, "group_full", "%v", err)
 	case err != nil:
@@ -226,7 +230,7 @@ func (s *Server) handlePostBatch(w http.ResponseWriter, r *http.Request, sess Se
 			}
 			s.m.refused.WithLabelValues(ae.code).Inc()
 			out[i] = result{Epoch: ms[i].Epoch, Error: map[string]string{"code": ae.code, "message": publicMessage(ae.msg)}}
-			if errors.Is(res.Err, ErrFutureEpoch) {
+			if errors.Is(res.Err, ErrFutureEpoch) || errors.Is(res.Err, ErrStaleEpoch) {
 				cur := res.CurrentEpoch
 				out[i].CurrentEpoch = &cur
 			}

@@ -225,7 +225,7 @@ func (s *sqlStore) settle(groups []*groupTx) {
 // refusal reports whether err is an entry's refusal (decided before it
 // wrote, or rolled back to its savepoint) rather than a database failure.
 func refusal(err error) bool {
-	for _, e := range []error{ErrNotFound, ErrForbidden, ErrCommitConflict, ErrFutureEpoch, ErrLimit} {
+	for _, e := range []error{ErrNotFound, ErrForbidden, ErrCommitConflict, ErrFutureEpoch, ErrStaleEpoch, ErrLimit} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -269,6 +269,8 @@ func (s *sqlStore) appendOne(ctx context.Context, tx *sql.Tx, g *groupTx, m Mess
 		return 0, current, fmt.Errorf("%w: commit for epoch %d, the group is at epoch %d", ErrCommitConflict, m.Epoch, current)
 	case m.Kind != "commit" && m.Epoch > current:
 		return 0, current, fmt.Errorf("%w: %s for epoch %d, the group is at epoch %d", ErrFutureEpoch, m.Kind, m.Epoch, current)
+	case m.Kind == api.KindApplication && m.Epoch+api.MaxStaleEpochs < current:
+		return 0, current, fmt.Errorf("%w: application message of epoch %d, the group is at epoch %d", ErrStaleEpoch, m.Epoch, current)
 	}
 	seq := g.last + 1
 	if m.Kind != "commit" {

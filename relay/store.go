@@ -20,6 +20,10 @@ var (
 	// ErrFutureEpoch: an application message or proposal for an epoch the
 	// group has not reached at the relay.
 	ErrFutureEpoch = errors.New("relay: epoch not reached")
+	// ErrStaleEpoch: an application message for an epoch so far behind
+	// the group's that its members no longer keep its keys
+	// (api.MaxStaleEpochs).
+	ErrStaleEpoch = errors.New("relay: epoch too old for the members to read")
 	// ErrForbidden: the caller is not (or no longer) a reader of the group,
 	// or does not own the link mailbox.
 	ErrForbidden = errors.New("relay: forbidden")

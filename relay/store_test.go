@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spacepanda/spacepanda/relay/api"
 )
 
 // TestStore is the storage suite, run on every backend. The store trusts
@@ -557,5 +559,40 @@ func TestStore(t *testing.T) {
 				}
 			}
 		})
+	})
+}
+
+// TestStaleApplicationEpoch: an application message of an epoch more than
+// api.MaxStaleEpochs behind the group's is refused (its members no longer
+// keep that epoch's keys), one within them is ordered; proposals and the
+// future keep their own rules.
+func TestStaleApplicationEpoch(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, st Store) {
+		ctx := context.Background()
+		now := time.Now()
+		gid := []byte("stale")
+		if err := st.CreateGroup(ctx, gid, "alice", 0, now); err != nil {
+			t.Fatal(err)
+		}
+		for e := range uint64(5) {
+			if _, _, err := st.Append(ctx, Message{GroupID: gid, Kind: "commit", Epoch: e, Sender: "alice", Data: []byte("c"), ReceivedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		app := func(epoch uint64) error {
+			_, _, err := st.Append(ctx, Message{GroupID: gid, Kind: "application", Epoch: epoch, Sender: "alice", Data: []byte("m"), ReceivedAt: now})
+			return err
+		}
+		if _, ep, err := st.Append(ctx, Message{GroupID: gid, Kind: "application", Epoch: 5 - api.MaxStaleEpochs - 1, Sender: "alice", Data: []byte("m"), ReceivedAt: now}); !errors.Is(err, ErrStaleEpoch) || ep != 5 {
+			t.Fatalf("an application message %d epochs behind: %v (epoch %d)", api.MaxStaleEpochs+1, err, ep)
+		}
+		for _, e := range []uint64{5 - api.MaxStaleEpochs, 5} {
+			if err := app(e); err != nil {
+				t.Fatalf("an application message of epoch %d at epoch 5: %v", e, err)
+			}
+		}
+		if err := app(6); !errors.Is(err, ErrFutureEpoch) {
+			t.Fatalf("future: %v", err)
+		}
 	})
 }

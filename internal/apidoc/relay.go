@@ -70,7 +70,7 @@ func Relay() *API {
 				"epoch?", Int(""), "group_info?", B64("the new epoch's GroupInfo with ratchet_tree (commits only)")),
 			Status: 200, Resp: Obj("seq", Int(""), "epoch", Int(""), "kind", Enum("", "commit", "proposal", "application")),
 			Errs: Errs{400: {"invalid_message", "private_handshake", "invalid_commit", "invalid_proposal"}, 403: {"forbidden"}, 404: {"not_found"},
-				409: {"commit_conflict", "future_epoch", "group_full", "state_changed"}, 413: {"message_too_large"}}},
+				409: {"commit_conflict", "future_epoch", "stale_epoch", "group_full", "state_changed"}, 413: {"message_too_large"}}},
 		{Method: "POST", Path: "/v1/groups/{gid}/messages/batch", ID: "postMessages", Tag: "groups",
 			Summary: "Append up to 64 application messages to the group's log, in order, in one request",
 			Desc: "Each message is accepted or refused as POST /v1/groups/{gid}/messages would (its result says which); " +
@@ -79,7 +79,7 @@ func Relay() *API {
 			Body:   Obj("messages", Arr(B64("MLSMessage: PrivateMessage (application) of this group"), "1 to 64")),
 			Status: 200, Resp: Obj("results", Arr(Obj("seq?", Int("the entry's seq, when accepted"), "epoch", Int(""),
 				"error?", Obj("code", Str("as the single post's error code: forbidden, not_found, future_epoch, ..."), "message", Str("")),
-				"current_epoch?", Int("with future_epoch")), "one per message, in order")),
+				"current_epoch?", Int("with future_epoch and stale_epoch")), "one per message, in order")),
 			Errs: Errs{400: {"bad_request", "invalid_message"}, 403: {"forbidden"}, 413: {"message_too_large", "too_large"}}},
 		{Method: "GET", Path: "/v1/groups/{gid}/messages", ID: "readMessages", Tag: "groups",
 			Summary: "A page of the log after a seq, bounded in entries and bytes, with long-poll",
@@ -164,7 +164,7 @@ func Relay() *API {
 			"mailbox": withDesc(S{"type": "string"}, "the public part of a link code (4 characters of 0-9A-HJKMNP-TV-Z)"),
 			"epoch":   Str("an epoch number"),
 		},
-		ErrorExtra: []any{"current_epoch?", Int("the group's epoch at the relay (commit_conflict, future_epoch)")},
+		ErrorExtra: []any{"current_epoch?", Int("the group's epoch at the relay (commit_conflict, future_epoch, stale_epoch)")},
 		Common:     relayCommon,
 	}
 }

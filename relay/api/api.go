@@ -71,6 +71,12 @@ const (
 	// larger than the page's max_bytes comes alone, so that a reader always
 	// progresses.
 	MaxPageBytes = 4 << 20
+	// MaxStaleEpochs is how far behind the group's epoch an application
+	// message may be and still be ordered: members keep the keys of a few
+	// past epochs (mls.DefaultMaxPastEpochs, 3) to open late messages, so
+	// an older one would reach nobody. The relay refuses it (409
+	// stale_epoch with the current epoch) and the sender encrypts it again.
+	MaxStaleEpochs = 2
 	// MaxRequestBody bounds a request body (a MaxCommitSize commit in
 	// base64 JSON fits).
 	MaxRequestBody = 8 << 20

@@ -47,6 +47,10 @@ var (
 	// ErrFutureEpoch: a message for an epoch the group has not reached
 	// at the relay (errors.As to *EpochError for the relay's epoch).
 	ErrFutureEpoch = errors.New("relayclient: epoch not reached at the relay")
+	// ErrStaleEpoch: an application message for an epoch the members no
+	// longer keep (errors.As to *EpochError for the relay's epoch, in which
+	// to encrypt it again).
+	ErrStaleEpoch = errors.New("relayclient: epoch too old at the relay")
 	// ErrNotFound: the relay answered 404.
 	ErrNotFound = errors.New("relayclient: not found")
 	// ErrForbidden: the relay answered 403.
@@ -148,18 +152,27 @@ func (e *CommitConflictError) Is(target error) bool {
 }
 
 // EpochError is the relay's refusal of a message for an epoch above the
-// group's current one.
+// group's current one (future_epoch), or for one too far below it
+// (stale_epoch).
 type EpochError struct {
 	Err          *Error
 	CurrentEpoch uint64
 }
 
 func (e *EpochError) Error() string {
+	if e.Err != nil && e.Err.Code == "stale_epoch" {
+		return fmt.Sprintf("relay: epoch too old (group in epoch %d): %s", e.CurrentEpoch, e.Err.Message)
+	}
 	return fmt.Sprintf("relay: epoch not reached (group in epoch %d): %s", e.CurrentEpoch, e.Err.Message)
 }
 
-// Is reports ErrFutureEpoch.
-func (e *EpochError) Is(target error) bool { return target == ErrFutureEpoch }
+// Is reports ErrFutureEpoch or ErrStaleEpoch, as the relay's code says.
+func (e *EpochError) Is(target error) bool {
+	if e.Err != nil && e.Err.Code == "stale_epoch" {
+		return target == ErrStaleEpoch
+	}
+	return target == ErrFutureEpoch
+}
 
 // Options configure a Client.
 type Options struct {
@@ -488,7 +501,7 @@ func decodeError(resp *http.Response, data []byte) error {
 	switch {
 	case e.Status == http.StatusConflict && e.Code == "commit_conflict":
 		return &CommitConflictError{Err: e, CurrentEpoch: epoch}
-	case e.Code == "future_epoch":
+	case e.Code == "future_epoch", e.Code == "stale_epoch":
 		return &EpochError{Err: e, CurrentEpoch: epoch}
 	}
 	return e

@@ -134,7 +134,7 @@ func (c *Client) PostMessages(ctx context.Context, groupID []byte, msgs [][]byte
 			continue
 		}
 		e := &Error{Status: batchStatus(r.Error.Code), Code: r.Error.Code, Message: strings.ToValidUTF8(r.Error.Message, "?")}
-		if r.Error.Code == "future_epoch" {
+		if r.Error.Code == "future_epoch" || r.Error.Code == "stale_epoch" {
 			var cur uint64
 			if r.CurrentEpoch != nil {
 				cur = *r.CurrentEpoch
@@ -154,7 +154,7 @@ func batchStatus(code string) int {
 		return http.StatusForbidden
 	case "not_found":
 		return http.StatusNotFound
-	case "future_epoch", "commit_conflict", "group_full", "limit":
+	case "future_epoch", "stale_epoch", "commit_conflict", "group_full", "limit":
 		return http.StatusConflict
 	case "internal":
 		return http.StatusInternalServerError
