@@ -38,6 +38,14 @@ func (n *chaosNode) do(method, path string, body, out any) error {
 	return n.p.c.Do(ctx, method, path, body, out)
 }
 
+// uid is the node's user id (the same across restarts, but start writes
+// it: read it under mu).
+func (n *chaosNode) uid() string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.p.uid
+}
+
 // restart SIGKILLs the node and starts it again on its data directory.
 func (n *chaosNode) restart() {
 	n.mu.Lock()
@@ -135,7 +143,7 @@ func TestChaos(t *testing.T) {
 	for _, a := range ns {
 		for _, b := range ns {
 			if a != b {
-				if err := a.do("PUT", "/v1/contacts/"+url.PathEscape(b.p.uid), map[string]any{}, nil); err != nil {
+				if err := a.do("PUT", "/v1/contacts/"+url.PathEscape(b.uid()), map[string]any{}, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -148,7 +156,7 @@ func TestChaos(t *testing.T) {
 		}
 		rlWaitJoined(t, n.p, ch)
 	}
-	if err := ns[0].do("PUT", rlPath(ch, "/members/", url.PathEscape(ns[1].p.uid), "/role"), map[string]string{"role": "admin"}, nil); err != nil {
+	if err := ns[0].do("PUT", rlPath(ch, "/members/", url.PathEscape(ns[1].uid()), "/role"), map[string]string{"role": "admin"}, nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -193,7 +201,7 @@ func TestChaos(t *testing.T) {
 					// (the sender removed, made read-only meanwhile).
 					if err == nil && sr.Status == "sent" {
 						mu.Lock()
-						accepts = append(accepts, accepted{id: sr.MessageID, sender: n.p.uid, text: text})
+						accepts = append(accepts, accepted{id: sr.MessageID, sender: n.uid(), text: text})
 						mu.Unlock()
 					}
 					if err == nil && sr.Status == "queued" {
@@ -205,9 +213,9 @@ func TestChaos(t *testing.T) {
 				case op < 8:
 					target := ns[2+r.IntN(2)]
 					role := []string{"member", "read_only", "admin"}[r.IntN(3)]
-					count("role", admin.do("PUT", rlPath(ch, "/members/", url.PathEscape(target.p.uid), "/role"), map[string]string{"role": role}, nil))
+					count("role", admin.do("PUT", rlPath(ch, "/members/", url.PathEscape(target.uid()), "/role"), map[string]string{"role": role}, nil))
 				case op < 9:
-					count("remove", admin.do("DELETE", rlPath(ch, "/members/", url.PathEscape(ns[4].p.uid)), nil, nil))
+					count("remove", admin.do("DELETE", rlPath(ch, "/members/", url.PathEscape(ns[4].uid())), nil, nil))
 				default:
 					count("invite", ns[4].inviteBy(admin, ch))
 				}
