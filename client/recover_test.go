@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/spacepanda/spacepanda/client"
 )
@@ -161,20 +160,7 @@ func TestRestartDoesNotReportReadMessages(t *testing.T) {
 	f := newFakeRelay()
 	alice := open(t, f, "alice", client.Limits{})
 	dir := filepath.Join(t.TempDir(), "bob")
-	c0, err := client.Open(ctx, client.Config{DataDir: dir, DisplayName: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid := c0.Manager().Identity()
-	c0.Close()
-	start := func() *member {
-		c, err := client.Open(ctx, client.Config{DataDir: dir, DisplayName: "bob", Relay: f.conn(uid),
-			Wait: 2 * time.Second, Retry: 20 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &member{Client: c, uid: uid}
-	}
+	start := func() *member { return openDir(t, f, dir, "bob") }
 	bob := start()
 	d, err := alice.CreateChannel(ctx, "general", false, true)
 	if err != nil {
@@ -312,20 +298,7 @@ func TestCommitRightAfterRestart(t *testing.T) {
 	f := newFakeRelay()
 	alice := open(t, f, "alice", client.Limits{})
 	dir := filepath.Join(t.TempDir(), "bob")
-	c0, err := client.Open(ctx, client.Config{DataDir: dir, DisplayName: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid := c0.Manager().Identity()
-	c0.Close()
-	start := func() *member {
-		c, err := client.Open(ctx, client.Config{DataDir: dir, DisplayName: "bob", Relay: f.conn(uid),
-			Wait: 2 * time.Second, Retry: 20 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &member{Client: c, uid: uid}
-	}
+	start := func() *member { return openDir(t, f, dir, "bob") }
 	bob := start()
 	d, err := alice.CreateChannel(ctx, "general", false, true)
 	if err != nil {
@@ -342,7 +315,7 @@ func TestCommitRightAfterRestart(t *testing.T) {
 	}
 	eventually(t, "bob reads", func() bool { return len(chat(t, bob, d.ID)) == 5 })
 	bob.Close()
-	release := f.holdCursor(uid)
+	release := f.holdCursor(bob.uid)
 	bob = start()
 	defer bob.Close()
 	if _, err := bob.SelfUpdate(ctx, d.ID); err != nil {

@@ -22,20 +22,7 @@ import (
 func TestQueuedMessagesSurviveRestart(t *testing.T) {
 	f := newFakeRelay()
 	dir := filepath.Join(t.TempDir(), "alice")
-	c0, err := client.Open(ctx, client.Config{DataDir: dir, DisplayName: "alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid := c0.Manager().Identity()
-	c0.Close()
-	openAlice := func() *member {
-		c, err := client.Open(ctx, client.Config{DataDir: dir, DisplayName: "alice", Relay: f.conn(uid),
-			Wait: 2 * time.Second, Retry: 20 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &member{Client: c, uid: uid}
-	}
+	openAlice := func() *member { return openDir(t, f, dir, "alice") }
 	alice, bob := openAlice(), open(t, f, "bob", client.Limits{})
 	d, err := alice.CreateChannel(ctx, "general", false, true)
 	if err != nil {
