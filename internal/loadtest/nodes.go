@@ -385,12 +385,14 @@ func poll(ctx context.Context, d time.Duration, cond func() bool) error {
 const maxInFlight = 32
 
 // profileEnv is the environment that has process name (the relay and
-// node n0 only) write a CPU profile into cfg.ProfileDir.
+// node n0 only) write a CPU profile and an execution trace into
+// cfg.ProfileDir.
 func (cfg *Config) profileEnv(name string) []string {
 	if cfg.ProfileDir == "" || (name != "relay" && name != "n0") {
 		return nil
 	}
-	return []string{"SPACEPANDA_CPUPROFILE=" + filepath.Join(cfg.ProfileDir, name+".pprof")}
+	base := filepath.Join(cfg.ProfileDir, name)
+	return []string{"SPACEPANDA_CPUPROFILE=" + base + ".pprof", "SPACEPANDA_TRACE=" + base + ".trace"}
 }
 
 // ChannelName is the name of the run's channel c (tests look for it on
