@@ -66,7 +66,7 @@ func (s *Store) PutRecord(ctx context.Context, kind, id string, value []byte) er
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	return putRecord(ctx, s.w, s.box, kind, id, value)
+	return putRecord(ctx, s.ws, s.box, kind, id, value)
 }
 
 // DeleteRecord deletes the record kind/id (absent: nil).
@@ -74,7 +74,7 @@ func (s *Store) DeleteRecord(ctx context.Context, kind, id string) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	return deleteRecord(ctx, s.w, s.box, kind, id)
+	return deleteRecord(ctx, s.ws, s.box, kind, id)
 }
 
 // PutRecord is Store.PutRecord in the transaction.
@@ -82,7 +82,7 @@ func (t *tx) PutRecord(ctx context.Context, kind, id string, value []byte) error
 	if err := t.checkCtx(ctx); err != nil {
 		return err
 	}
-	return putRecord(ctx, t.tx, t.box, kind, id, value)
+	return putRecord(ctx, t.q, t.box, kind, id, value)
 }
 
 // DeleteRecord is Store.DeleteRecord in the transaction.
@@ -90,7 +90,7 @@ func (t *tx) DeleteRecord(ctx context.Context, kind, id string) error {
 	if err := t.checkCtx(ctx); err != nil {
 		return err
 	}
-	return deleteRecord(ctx, t.tx, t.box, kind, id)
+	return deleteRecord(ctx, t.q, t.box, kind, id)
 }
 
 func putRecord(ctx context.Context, db execer, box *seal.Box, kind, id string, value []byte) error {

@@ -436,6 +436,7 @@ func (r reader) MessagesBefore(ctx context.Context, channelID string, before uin
 type tx struct {
 	reader
 	tx   *sql.Tx
+	q    txStmts // tx through the writer's prepared statements
 	done atomic.Bool
 	now  func() time.Time
 }
@@ -459,7 +460,7 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) (int, error) {
 	if err := t.checkCtx(ctx); err != nil {
 		return 0, err
 	}
-	res, err := t.tx.ExecContext(ctx, query, args...)
+	res, err := t.q.ExecContext(ctx, query, args...)
 	if err != nil {
 		return 0, err
 	}

@@ -79,7 +79,8 @@ func DefaultArgon2() Argon2Params { return Argon2Params{Time: 2, MemoryKiB: 64 *
 type Store struct {
 	reader
 	w, r      *sql.DB
-	stmts     *stmtCache // the read pool's prepared statements
+	stmts     *stmtCache   // the read pool's prepared statements
+	ws        *writerStmts // the writer's
 	box       *seal.Box
 	lock      *os.File // flock on path+".lock"; nil where unsupported
 	closed    atomic.Bool
@@ -133,7 +134,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, lock: lock}
+	s := &Store{w: w, ws: newWriterStmts(w), lock: lock}
 	err = s.init(ctx, path, opts)
 	if err == nil {
 		err = sqlitefile.Secure(path) // WAL and shared memory exist now
@@ -357,6 +358,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.stmts.close()
+		s.ws.close()
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
 		if s.lock != nil {
 			s.lock.Close() // releases the flock, after the database is closed
@@ -379,14 +381,15 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (err error)
 		}
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	t := &tx{tx: sqlTx, now: time.Now}
-	t.reader = reader{q: sqlTx, box: s.box, check: t.checkCtx}
+	t := &tx{tx: sqlTx, q: txStmts{tx: sqlTx, w: s.ws}, now: time.Now}
+	t.reader = reader{q: t.q, box: s.box, check: t.checkCtx}
 	committed := false
 	defer func() {
 		t.done.Store(true)
 		if !committed {
 			sqlTx.Rollback()
 		}
+		s.ws.prepareNew(context.WithoutCancel(ctx)) // the connection is free again
 	}()
 	if err := fn(t); err != nil {
 		return err

@@ -71,3 +71,107 @@ func (c *stmtCache) close() {
 		delete(c.m, q)
 	}
 }
+
+// writerStmts are the writer connection's prepared statements. The writer
+// pool has one connection, which a transaction holds while it runs: a query
+// first run inside a transaction runs unprepared and is prepared after the
+// transaction (prepareNew); later transactions run it through
+// Tx.StmtContext, which reuses a statement prepared on the transaction's
+// connection instead of parsing the SQL again.
+type writerStmts struct {
+	db    *sql.DB
+	mu    sync.Mutex
+	m     map[string]*sql.Stmt
+	fresh map[string]bool // run unprepared, to prepare after the transaction
+}
+
+func newWriterStmts(db *sql.DB) *writerStmts {
+	return &writerStmts{db: db, m: map[string]*sql.Stmt{}, fresh: map[string]bool{}}
+}
+
+// get is query's prepared statement, or nil after noting it for
+// prepareNew.
+func (w *writerStmts) get(query string) *sql.Stmt {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := w.m[query]
+	if st == nil && len(w.m)+len(w.fresh) < maxCachedStmts {
+		w.fresh[query] = true
+	}
+	return st
+}
+
+// prepareNew prepares the queries get noted; it is called outside any
+// transaction (it needs the writer connection).
+func (w *writerStmts) prepareNew(ctx context.Context) {
+	w.mu.Lock()
+	qs := make([]string, 0, len(w.fresh))
+	for q := range w.fresh {
+		qs = append(qs, q)
+	}
+	clear(w.fresh)
+	w.mu.Unlock()
+	for _, q := range qs {
+		st, err := w.db.PrepareContext(ctx, q)
+		if err != nil {
+			continue // it runs unprepared, and reports its error there
+		}
+		w.mu.Lock()
+		if w.m[q] == nil {
+			w.m[q], st = st, nil
+		}
+		w.mu.Unlock()
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+func (w *writerStmts) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for q, st := range w.m {
+		st.Close()
+		delete(w.m, q)
+	}
+}
+
+// ExecContext runs query on the writer outside a transaction.
+func (w *writerStmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := w.get(query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	res, err := w.db.ExecContext(ctx, query, args...)
+	w.prepareNew(ctx)
+	return res, err
+}
+
+// txStmts is a writer transaction that runs its queries through the
+// writer's prepared statements.
+type txStmts struct {
+	tx *sql.Tx
+	w  *writerStmts
+}
+
+var _ querier = txStmts{}
+
+func (t txStmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.w.get(query); st != nil {
+		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, query, args...)
+}
+
+func (t txStmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.w.get(query); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, query, args...)
+}
+
+func (t txStmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.w.get(query); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
+}
