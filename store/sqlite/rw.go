@@ -435,10 +435,12 @@ func (r reader) MessagesBefore(ctx context.Context, channelID string, before uin
 // tx implements store.Tx on the writer's transaction.
 type tx struct {
 	reader
-	tx   *sql.Tx
-	q    txStmts // tx through the writer's prepared statements
-	done atomic.Bool
-	now  func() time.Time
+	tx *sql.Tx
+	q  txStmts // tx through the writer's prepared statements
+	// wroteChannels: the Store's channel cache is dropped at commit.
+	wroteChannels bool
+	done          atomic.Bool
+	now           func() time.Time
 }
 
 func (t *tx) checkCtx(ctx context.Context) error {
@@ -742,6 +744,7 @@ func (t *tx) PutChannel(ctx context.Context, c store.Channel) error {
 		extra = t.box.Seal(adExtra(c.ID), c.Extra)
 	}
 	// Upsert, never INSERT OR REPLACE (which would cascade to the history).
+	t.wroteChannels = true
 	_, err := t.exec(ctx, `INSERT INTO channels (`+channelCols+`) VALUES (?, ?, '', ?, ?, NULL, ?, ?)
 		ON CONFLICT (channel_id) DO UPDATE SET group_id = excluded.group_id, name = '', name_sealed = excluded.name_sealed,
 			public = excluded.public, created_at = excluded.created_at, extra = NULL, extra_sealed = excluded.extra_sealed`,
@@ -753,6 +756,7 @@ func (t *tx) DeleteChannel(ctx context.Context, channelID string) error {
 	if err := codec.CheckString("channel id", channelID); err != nil {
 		return err
 	}
+	t.wroteChannels = true
 	return deleted(t.exec(ctx, `DELETE FROM channels WHERE channel_id = ?`, channelID))(store.ErrChannelNotFound)
 }
 

@@ -81,6 +81,7 @@ type Store struct {
 	w, r      *sql.DB
 	stmts     *stmtCache   // the read pool's prepared statements
 	ws        *writerStmts // the writer's
+	chans     chanCache    // channel rows read outside transactions
 	box       *seal.Box
 	lock      *os.File // flock on path+".lock"; nil where unsupported
 	closed    atomic.Bool
@@ -388,6 +389,9 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (err error)
 		t.done.Store(true)
 		if !committed {
 			sqlTx.Rollback()
+		}
+		if t.wroteChannels {
+			s.chans.drop() // committed or not: the next read asks the database
 		}
 		s.ws.prepareNew(context.WithoutCancel(ctx)) // the connection is free again
 	}()
