@@ -92,9 +92,11 @@ type Client struct {
 	mgr   *channel.Manager
 	relay Relay // nil: no relay
 	recs  store.Records
-	log   *slog.Logger
-	hub   *hub
-	own   bool // Close closes p
+	// contacts caches the contact records (written only through it).
+	contacts recordCache
+	log      *slog.Logger
+	hub      *hub
+	own      bool // Close closes p
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -163,7 +165,7 @@ func New(ctx context.Context, p *provider.Provider, cfg Config) (*Client, error)
 		followers: map[string]*follower{}, posted: map[string]*channel.OutgoingCommit{},
 		inflight: map[string]*item{}, waiters: map[string]*changeWaiter{},
 		roles: map[string]map[string]channel.Role{}, outcomes: map[string]string{},
-		retried: map[uint64]int{}}
+		retried: map[uint64]int{}, contacts: recordCache{kind: recContact}}
 	if r, ok := p.Store().(store.Records); ok {
 		c.recs = r
 	} else {

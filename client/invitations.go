@@ -162,7 +162,7 @@ func (c *Client) DeclineInvitation(ctx context.Context, id string) error {
 
 // Contacts lists the contacts in the order added.
 func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
-	recs, err := c.recs.Records(ctx, recContact)
+	recs, err := c.contacts.list(ctx, c.recs)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
 // Contact returns one contact (only its key and name are looked up in
 // our channels: a history page asks for the sender of every message).
 func (c *Client) Contact(ctx context.Context, userID string) (*Contact, error) {
-	recs, err := c.recs.Records(ctx, recContact)
+	recs, err := c.contacts.list(ctx, c.recs)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,7 @@ func (c *Client) saveContact(ctx context.Context, ct *Contact) error {
 	if err != nil {
 		return err
 	}
-	return c.recs.PutRecord(ctx, recContact, ct.UserID, b)
+	return c.contacts.put(ctx, c.recs, ct.UserID, b)
 }
 
 // DeleteContact forgets a contact.
@@ -230,7 +230,7 @@ func (c *Client) DeleteContact(ctx context.Context, userID string) error {
 	if _, err := c.Contact(ctx, userID); err != nil {
 		return err
 	}
-	return c.recs.DeleteRecord(ctx, recContact, userID)
+	return c.contacts.del(ctx, c.recs, userID)
 }
 
 // refreshContact fills in the key and name seen in our channels and flags

@@ -56,3 +56,56 @@ func (m *memRecords) Records(_ context.Context, kind string) ([]store.Record, er
 	}
 	return out, nil
 }
+
+// recordCache keeps the records of one kind in memory, for a kind this
+// Client alone writes, and writes only through the cache (put, del):
+// contacts are looked up for the sender of every message of a history
+// page. gen orders a load against a write: a load that began before a
+// write does not fill the cache after it.
+type recordCache struct {
+	kind string
+	mu   sync.Mutex
+	gen  uint64
+	recs []store.Record // nil: not loaded
+}
+
+// list is the records of the kind, in the order first stored. The caller
+// must not change them.
+func (rc *recordCache) list(ctx context.Context, recs store.Records) ([]store.Record, error) {
+	rc.mu.Lock()
+	out, gen := rc.recs, rc.gen
+	rc.mu.Unlock()
+	if out != nil {
+		return out, nil
+	}
+	out, err := recs.Records(ctx, rc.kind)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []store.Record{}
+	}
+	rc.mu.Lock()
+	if rc.gen == gen {
+		rc.recs = out
+	}
+	rc.mu.Unlock()
+	return out, nil
+}
+
+func (rc *recordCache) forget() {
+	rc.mu.Lock()
+	rc.gen++
+	rc.recs = nil
+	rc.mu.Unlock()
+}
+
+func (rc *recordCache) put(ctx context.Context, recs store.Records, id string, value []byte) error {
+	defer rc.forget() // after the write, whether or not it went through
+	return recs.PutRecord(ctx, rc.kind, id, value)
+}
+
+func (rc *recordCache) del(ctx context.Context, recs store.Records, id string) error {
+	defer rc.forget()
+	return recs.DeleteRecord(ctx, rc.kind, id)
+}
