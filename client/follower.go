@@ -26,6 +26,10 @@ type follower struct {
 	cursor uint64     // last processed (or held) seq
 	saved  uint64     // cursor last saved at the relay
 	local  uint64     // read position last stored locally (recCursor)
+	// localAt is when local was stored; noted: a history note was written
+	// for an entry after it (storeCursor stores at once).
+	localAt time.Time
+	noted   bool
 	// hasLocal: a stored read position was found when following began.
 	hasLocal bool
 	// start is the epoch we were in when following began: entries of
@@ -128,6 +132,11 @@ func (f *follower) run(ctx context.Context) {
 	defer c.wg.Done()
 	defer f.stop()
 	defer c.unfollow(f)
+	defer func() { // the read position as we stop (the store closes after us)
+		f.mu.Lock()
+		f.storeCursor(context.WithoutCancel(ctx), true)
+		f.mu.Unlock()
+	}()
 	for ctx.Err() == nil {
 		cur, err := c.relay.Cursor(ctx, f.d.GroupID)
 		c.noteRelay(ctx, err)
@@ -187,7 +196,7 @@ func (f *follower) run(ctx context.Context) {
 		if !f.done {
 			f.cursor = max(f.cursor, next)
 		}
-		f.storeCursor(ctx)
+		f.storeCursor(ctx, !onlyApplication(es))
 		stuck, by := f.stuck, f.stuckBy
 		f.stuck, f.stuckBy = nil, ""
 		f.mu.Unlock()
@@ -277,7 +286,7 @@ func (f *follower) pull(ctx context.Context) (int, error) {
 	// the caller's: a request given up halfway must not leave entries
 	// behind the cursor unprocessed.
 	f.process(f.ctx, es)
-	f.storeCursor(f.ctx)
+	f.storeCursor(f.ctx, !onlyApplication(es))
 	return len(es), nil
 }
 
@@ -379,6 +388,7 @@ func (f *follower) skipped(ctx context.Context, e relayclient.Entry, err error) 
 		// epoch must not flood the history; the event and log report it.)
 		// The history says a message is missing, and whose.
 		c.note(ctx, f.d.ID, fmt.Sprintf("%s %s (log seq %d, epoch %d) could not be read: %s", unreadPrefix, e.Sender, e.Seq, e.Epoch, oneLine(err)))
+		f.noted = true
 	}
 }
 
@@ -477,21 +487,45 @@ func (f *follower) readPosition() uint64 {
 // recCursor is the record kind of the read positions (by channel id).
 const recCursor = "cursor"
 
-// storeCursor stores the read position locally after each processed page
-// (f.mu held): a restarted engine reads on from there and does not take
-// the messages it read for unreadable ones (their keys are used up). A
-// crash between processing and this write re-reads that page: its
-// messages are then replays (ErrKeyConsumed), ignored.
-func (f *follower) storeCursor(ctx context.Context) {
+// storeCursor stores the read position locally (f.mu held): a restarted
+// engine reads on from there and does not take the messages it read for
+// unreadable ones (their keys are used up). It is stored at most every
+// cursorEvery while pages of application messages keep coming (one write,
+// and fsync, per page was a fifth of a busy node's transactions), at once
+// after a proposal or commit (force) or a history note (f.noted), and when
+// the follower stops. A crash re-reads what
+// came after the stored position: its messages are replays
+// (ErrKeyConsumed, ErrDuplicateMessage) and its commits predate the epoch
+// we restart in (f.start), both passed over without a report; a skipped
+// entry is re-read only if the crash came before the forced write.
+func (f *follower) storeCursor(ctx context.Context, force bool) {
 	cur := f.readPosition()
 	if cur == f.local || f.done || ctx.Err() != nil {
+		return
+	}
+	if !force && !f.noted && time.Since(f.localAt) < cursorEvery {
 		return
 	}
 	if err := f.c.recs.PutRecord(ctx, recCursor, f.d.ID, strconv.AppendUint(nil, cur, 10)); err != nil {
 		f.c.log.Warn("storing the read position", "channel", f.d.ID, "err", err)
 		return
 	}
-	f.local = cur
+	f.local, f.localAt, f.noted = cur, time.Now(), false
+}
+
+// cursorEvery is how often a busy follower stores its read position.
+const cursorEvery = time.Second
+
+// onlyApplication: es holds no proposal or commit (after one, the read
+// position is stored at once, so that a crash does not read a proposal
+// twice).
+func onlyApplication(es []relayclient.Entry) bool {
+	for _, e := range es {
+		if e.Kind != relayclient.KindApplication {
+			return false
+		}
+	}
+	return true
 }
 
 // localCursor is the stored read position of a channel.
