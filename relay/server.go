@@ -36,7 +36,10 @@ type Options struct {
 	// MaxBody is the request body limit (0: api.MaxRequestBody).
 	MaxBody int64
 	// Rate and Burst are the per-token (and, for unauthenticated
-	// requests, per-IP) token bucket (0: 50 per second, burst 200).
+	// requests, per-IP) token bucket (0: 200 per second, burst 400: a
+	// node reads each busy channel's log about once per message it
+	// receives there, besides its posts; at 50 per second a node sending
+	// 30 messages a second in two channels was throttled).
 	Rate  float64
 	Burst int
 	// LinkRate and LinkBurst are the per-IP token bucket of the
@@ -108,10 +111,10 @@ func New(st Store, opts Options) *Server {
 		opts.MaxBody = api.MaxRequestBody
 	}
 	if opts.Rate <= 0 {
-		opts.Rate = 50
+		opts.Rate = 200
 	}
 	if opts.Burst <= 0 {
-		opts.Burst = 200
+		opts.Burst = 400
 	}
 	if opts.LinkRate <= 0 {
 		opts.LinkRate = 1

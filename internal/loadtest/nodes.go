@@ -75,7 +75,11 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		defer stop()
-		n := &nodeProc{base: base, hc: &http.Client{Timeout: 30 * time.Second}}
+		// Connections kept for every send in flight: with the default two
+		// idle ones per host the driver dialled each node again for most
+		// sends, which the node paid for too.
+		n := &nodeProc{base: base, hc: &http.Client{Timeout: 30 * time.Second,
+			Transport: &http.Transport{MaxIdleConnsPerHost: maxInFlight + 4}}}
 		var id struct {
 			UserID string `json:"user_id"`
 		}

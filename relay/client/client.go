@@ -205,6 +205,9 @@ type Client struct {
 	limited atomic.Int64 // 429 answers seen
 }
 
+// maxIdleConns bounds the idle connections a Client keeps to its relay.
+const maxIdleConns = 64
+
 // RateLimited is how many 429 answers the client has waited out.
 func (c *Client) RateLimited() int64 { return c.limited.Load() }
 
@@ -214,7 +217,12 @@ func (c *Client) RateLimited() int64 { return c.limited.Load() }
 func New(baseURL string, id Identity, o Options) *Client {
 	hc := o.HTTP
 	if hc == nil {
-		hc = &http.Client{}
+		// One engine keeps a long poll open per channel besides its posts:
+		// with the default two idle connections per host, a busy node
+		// dialled the relay again for most requests.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = maxIdleConns
+		hc = &http.Client{Transport: t}
 	}
 	max := o.MaxRetries429
 	if max == 0 {
