@@ -194,6 +194,50 @@ func (c *Client) Contact(ctx context.Context, userID string) (*Contact, error) {
 	return nil, errf(ErrContactNotFound, "%s", userID)
 }
 
+// ContactsIn returns the contacts among users (the senders of a page of
+// channelID's history), keyed by user id. Their keys and names are looked
+// up in that channel's group, once; only a user who is no longer in it is
+// looked up in our other channels (Contact looks in every channel, and
+// waits for each channel's lock).
+func (c *Client) ContactsIn(ctx context.Context, channelID string, users []string) (map[string]*Contact, error) {
+	recs, err := c.contacts.list(ctx, c.recs)
+	if err != nil {
+		return nil, err
+	}
+	want := make(map[string]bool, len(users))
+	for _, u := range users {
+		want[u] = true
+	}
+	out := map[string]*Contact{}
+	for _, r := range recs {
+		var ct Contact
+		if want[r.ID] && json.Unmarshal(r.Value, &ct) == nil {
+			out[r.ID] = &ct
+		}
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	here := map[string]channel.Member{}
+	if ls, err := c.mgr.Leaves(ctx, channelID); err == nil {
+		for _, l := range ls {
+			if l.Verified {
+				if _, dup := here[l.Identity]; !dup {
+					here[l.Identity] = l
+				}
+			}
+		}
+	}
+	for id, ct := range out {
+		if l, ok := here[id]; ok {
+			applySeen(ct, l.IdentityKey, l.DisplayName)
+		} else {
+			c.refreshContact(ctx, ct)
+		}
+	}
+	return out, nil
+}
+
 // PutContact adds a contact, or sets whether it is verified (verified
 // nil: unchanged). Verifying pins the identity key seen now.
 func (c *Client) PutContact(ctx context.Context, userID string, verified *bool) (*Contact, error) {
@@ -240,6 +284,11 @@ func (c *Client) refreshContact(ctx context.Context, ct *Contact) {
 	if !ok {
 		return
 	}
+	applySeen(ct, k, name)
+}
+
+// applySeen fills in the key and name a contact shows in a channel.
+func applySeen(ct *Contact, k identity.IdentityKey, name string) {
 	if name != "" {
 		ct.DisplayName = name
 	}

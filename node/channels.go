@@ -318,7 +318,19 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	queued := s.c.Queued(r.Context(), id)
-	senders := map[string]*client.Contact{} // each sender looked up once per page
+	var users []string
+	for i := range msgs {
+		users = append(users, msgs[i].Sender)
+	}
+	senders, err := s.c.ContactsIn(r.Context(), id, users) // once per page
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if _, ok := senders[u]; !ok {
+			senders[u] = nil // no contact: not looked up again
+		}
+	}
 	for i := range msgs {
 		resp.Messages = append(resp.Messages, *s.chatOf(r.Context(), &msgs[i], queued, senders))
 	}

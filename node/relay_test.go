@@ -336,3 +336,42 @@ func rlRelayProc(t *testing.T, extra []string) string {
 	}
 	return startRelayProcWith(t, extra).url()
 }
+
+// TestHistoryShowsSenders: a history page names each sender as the
+// reader's contacts and the channel's group know them: a verified contact
+// is shown verified with the name of its leaf, an unverified contact by
+// name only, a stranger by user id alone.
+func TestHistoryShowsSenders(t *testing.T) {
+	u, _ := rlStartRelay(t)
+	alice, bob, carol := rlNode(t, "alice", u), rlNode(t, "bob", u), rlNode(t, "carol", u)
+	ch := rlCreate(t, alice, "general")
+	rlInvite(t, alice, ch, bob) // bob: alice is a contact
+	rlWaitJoined(t, bob, ch)
+	rlInvite(t, alice, ch, carol)
+	rlWaitJoined(t, carol, ch)
+	rlWaitConverged(t, ch, "alice,bob,carol", alice, bob, carol)
+	yes := true
+	if err := bob.c.Do(context.Background(), "PUT", "/v1/contacts/"+url.PathEscape(alice.uid), map[string]any{"verified": yes}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rlSend(t, alice, ch, "from alice")
+	rlSend(t, carol, ch, "from carol")
+	check := func(want map[string]node.SenderInfo) {
+		t.Helper()
+		for _, m := range rlWaitHistory(t, bob, ch, 2) {
+			w, ok := want[m.Sender.UserID]
+			if !ok {
+				t.Fatalf("unexpected sender %+v", m.Sender)
+			}
+			w.UserID = m.Sender.UserID
+			if m.Sender != w {
+				t.Errorf("%q: sender %+v, want %+v", m.Text, m.Sender, w)
+			}
+		}
+	}
+	check(map[string]node.SenderInfo{alice.uid: {DisplayName: "alice", Verified: true}, carol.uid: {}})
+	if err := bob.c.Do(context.Background(), "PUT", "/v1/contacts/"+url.PathEscape(carol.uid), map[string]any{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(map[string]node.SenderInfo{alice.uid: {DisplayName: "alice", Verified: true}, carol.uid: {DisplayName: "carol"}})
+}
