@@ -324,7 +324,8 @@ func (c *Client) startRelay(online bool) {
 		}
 	}
 	c.startSenders()
-	c.wg.Add(4)
+	c.wg.Add(5)
+	go c.deleter() // deletions.go
 	go c.poolLoop()
 	go c.welcomeLoop()
 	go c.outboxLoop()

@@ -311,9 +311,11 @@ func (c *Client) Send(ctx context.Context, channelID, text, replyTo string) (*Se
 	if err != nil {
 		return nil, err
 	}
-	var it *item // the outbox entry, stored with the message (sendloop.go)
-	cm, ct, err := c.mgr.SendChatWith(ctx, channelID, text, replyTo, c.messageTx(ctx, d, &it))
+	var it *item     // the outbox entry, stored with the message (sendloop.go)
+	var took []*item // posted entries deleted in the message's transaction
+	cm, ct, err := c.mgr.SendChatWith(ctx, channelID, text, replyTo, c.messageTx(ctx, d, &it, &took))
 	if err != nil {
+		c.sendq.untake(took)
 		return nil, err
 	}
 	mid := cm.ID

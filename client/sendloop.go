@@ -52,6 +52,11 @@ type sendQueue struct {
 	// emptyAt is the Client.obGen at which the general outbox was last
 	// read without items (0: not yet).
 	emptyAt atomic.Uint64
+	// posted are entries whose outcome is known, still in the store: the
+	// next message's transaction deletes them, or deleter after
+	// deleteDelay (deletions.go).
+	posted    []*item
+	postedNew chan struct{}
 }
 
 type chanQueue struct {
@@ -60,7 +65,8 @@ type chanQueue struct {
 }
 
 func newSendQueue() *sendQueue {
-	return &sendQueue{chans: map[string]*chanQueue{}, ids: map[string]bool{}, waiters: map[string]chan struct{}{}}
+	return &sendQueue{chans: map[string]*chanQueue{}, ids: map[string]bool{}, waiters: map[string]chan struct{}{},
+		postedNew: make(chan struct{}, 1)}
 }
 
 // batchPoster is a Relay that posts application messages of a group in
@@ -79,12 +85,23 @@ func (c *Client) recordsTx(tx store.Tx) store.RecordsTx {
 }
 
 // messageTx returns the hook that writes a message's outbox entry in the
-// transaction of its history row; *out is the entry (nil without a relay).
-func (c *Client) messageTx(ctx context.Context, d *channel.Descriptor, out **item) func(store.Tx, *channel.ChatMessage, []byte) error {
+// transaction of its history row, and deletes there the entries of
+// messages posted since the last one (*took: the caller gives them back
+// with untake if the transaction fails); *out is the entry (nil without a
+// relay).
+func (c *Client) messageTx(ctx context.Context, d *channel.Descriptor, out **item, took *[]*item) func(store.Tx, *channel.ChatMessage, []byte) error {
 	if c.relay == nil {
 		return nil
 	}
 	return func(tx store.Tx, cm *channel.ChatMessage, ct []byte) error {
+		if rt := c.recordsTx(tx); rt != nil {
+			*took = append(*took, c.sendq.takePosted()...)
+			for _, it := range *took {
+				if err := rt.DeleteRecord(ctx, it.rec, it.ID); err != nil {
+					return err
+				}
+			}
+		}
 		m, err := mls.UnmarshalMessage(ct)
 		if err != nil || m.PrivateMessage == nil {
 			return errf(channel.ErrInvalidEncoding, "own ciphertext does not decode")
@@ -357,7 +374,7 @@ func (c *Client) sendRound(ctx context.Context, channelID string, cq *chanQueue)
 			}
 			q.mu.Unlock()
 		}
-		c.deleteQueued(ctx, its)
+		q.addPosted(its) // deleted later, with other entries (deletions.go)
 		q.mu.Lock()
 		cq.items = slices.DeleteFunc(cq.items, func(it *item) bool { return gone[it.ID] })
 		for _, it := range its {
