@@ -30,10 +30,13 @@ func (s *Server) describe(ctx context.Context, d *channel.Descriptor) (ChannelRe
 		return resp, nil
 	}
 	ep, err := s.mgr.Epoch(ctx, d.ID)
-	if err != nil {
+	if errors.Is(err, channel.ErrNotMember) {
 		// No group any more (removed while we were away): say so.
 		resp.State = client.StateRemoved
 		return resp, nil
+	}
+	if err != nil {
+		return resp, err // a store failure is not a removal
 	}
 	resp.Epoch = ep
 	_, rerr := s.mgr.Roles(ctx, d.ID)
