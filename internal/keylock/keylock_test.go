@@ -23,3 +23,19 @@ func TestSet(t *testing.T) {
 		t.Fatalf("n = %d", n)
 	}
 }
+
+// TestSetForgets: a key nobody holds or waits for takes no room.
+func TestSetForgets(t *testing.T) {
+	var s Set
+	for i := range 100 {
+		s.Lock(string(rune('a' + i%26)))()
+	}
+	unlock := s.Lock("held")
+	if n := s.len(); n != 1 {
+		t.Fatalf("%d keys kept, want 1 (the one held)", n)
+	}
+	unlock()
+	if n := s.len(); n != 0 {
+		t.Fatalf("%d keys kept after the last unlock", n)
+	}
+}
