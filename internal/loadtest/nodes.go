@@ -2,12 +2,10 @@ package loadtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spacepanda/spacepanda/internal/childproc"
+	"github.com/spacepanda/spacepanda/node"
 )
 
 // runNodes starts a relay and cfg.Clients nodes as processes, sets up
@@ -78,12 +77,12 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 		// Connections kept for every send in flight: with the default two
 		// idle ones per host the driver dialled each node again for most
 		// sends, which the node paid for too.
-		n := &nodeProc{base: base, hc: &http.Client{Timeout: 30 * time.Second,
-			Transport: &http.Transport{MaxIdleConnsPerHost: maxInFlight + 4}}}
+		n := &nodeProc{base: base, c: &node.Client{BaseURL: base, HTTP: &http.Client{Timeout: 30 * time.Second,
+			Transport: &http.Transport{MaxIdleConnsPerHost: maxInFlight + 4}}}}
 		var id struct {
 			UserID string `json:"user_id"`
 		}
-		if err := n.call(ctx, "GET", "/v1/identity", nil, &id); err != nil {
+		if err := n.c.Do(ctx, "GET", "/v1/identity", nil, &id); err != nil {
 			return nil, err
 		}
 		n.user = id.UserID
@@ -94,7 +93,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	for _, n := range nodes {
 		for _, o := range nodes {
 			if o != n {
-				if err := n.call(ctx, "PUT", "/v1/contacts/"+url.PathEscape(o.user), map[string]any{}, nil); err != nil {
+				if err := n.c.Do(ctx, "PUT", "/v1/contacts/"+url.PathEscape(o.user), map[string]any{}, nil); err != nil {
 					return nil, fmt.Errorf("loadtest: contact: %w", err)
 				}
 			}
@@ -112,17 +111,17 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 		var ch struct {
 			ChannelID string `json:"channel_id"`
 		}
-		if err := nodes[owner].call(ctx, "POST", "/v1/channels", map[string]any{"name": ChannelName(c)}, &ch); err != nil {
+		if err := nodes[owner].c.Do(ctx, "POST", "/v1/channels", map[string]any{"name": ChannelName(c)}, &ch); err != nil {
 			return nil, fmt.Errorf("loadtest: create channel: %w", err)
 		}
 		chans[c] = channel{id: ch.ChannelID, members: []int{owner}}
 		for k := 1; k < cfg.Members; k++ {
 			m := (owner + k) % len(nodes)
 			p := "/v1/channels/" + url.PathEscape(ch.ChannelID)
-			if err := nodes[owner].call(ctx, "POST", p+"/invites", map[string]any{"user_id": nodes[m].user}, nil); err != nil {
+			if err := nodes[owner].c.Do(ctx, "POST", p+"/invites", map[string]any{"user_id": nodes[m].user}, nil); err != nil {
 				return nil, fmt.Errorf("loadtest: invite: %w", err)
 			}
-			if err := poll(ctx, 60*time.Second, func() bool { return nodes[m].call(ctx, "GET", p, nil, nil) == nil }); err != nil {
+			if err := poll(ctx, 60*time.Second, func() bool { return nodes[m].c.Do(ctx, "GET", p, nil, nil) == nil }); err != nil {
 				return nil, fmt.Errorf("loadtest: node %d did not join channel %d: %w", m, c, err)
 			}
 			chans[c].members = append(chans[c].members, m)
@@ -182,7 +181,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 					// Not runCtx: a send in flight at the end completes.
 					pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 					defer cancel()
-					err := n.call(pctx, "POST", "/v1/channels/"+url.PathEscape(ch)+"/messages", map[string]any{"text": text}, nil)
+					err := n.c.Do(pctx, "POST", "/v1/channels/"+url.PathEscape(ch)+"/messages", map[string]any{"text": text}, nil)
 					rec.posted(sent, err)
 				})
 			}
@@ -206,7 +205,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 			RateLimited int64 `json:"rate_limited"`
 			OutboxDepth int64 `json:"outbox_depth"`
 		}
-		if n.call(ctx, "GET", "/v1/relay", nil, &st) == nil {
+		if n.c.Do(ctx, "GET", "/v1/relay", nil, &st) == nil {
 			res.RateLimited += st.RateLimited
 			res.OutboxLeft += st.OutboxDepth
 		}
@@ -217,43 +216,8 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 type nodeProc struct {
 	base  string
 	user  string
-	hc    *http.Client
+	c     *node.Client
 	chans []string
-}
-
-// call sends a JSON request; any 2xx is success.
-func (n *nodeProc) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, n.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := n.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(data[:min(len(data), 200)])))
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
 }
 
 // readHistories reads the node's channels for new messages from others
@@ -276,7 +240,7 @@ func (n *nodeProc) readHistories(ctx context.Context, self int, rec *recorder) {
 			} `json:"messages"`
 		}
 		q := "?limit=1000&after=" + strconv.FormatUint(after[i], 10)
-		if err := n.call(ctx, "GET", "/v1/channels/"+url.PathEscape(n.chans[i])+"/messages"+q, nil, &page); err != nil {
+		if err := n.c.Do(ctx, "GET", "/v1/channels/"+url.PathEscape(n.chans[i])+"/messages"+q, nil, &page); err != nil {
 			return
 		}
 		for _, m := range page.Messages {
