@@ -456,7 +456,8 @@ function onEvent(type, data) {
     case 'invitation': refresh('invitations', 'channels'); break;
     case 'relay_status':
       if (typeof data.reachable === 'boolean') app.setRelayReachable(data.reachable);
-      else refresh('identity');
+      // What needed the relay (the devices list) loads again.
+      if (data.reachable !== false) refresh('identity');
       break;
     default:
       refresh('channels');
