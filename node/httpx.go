@@ -156,9 +156,13 @@ func (s *Server) authorize(r *http.Request) error {
 // errors name what was wrong, not key material.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	ae := classify(err)
-	if ae.status >= 500 {
+	switch {
+	case ae.status == http.StatusInternalServerError:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	} else {
+	case ae.status >= 500:
+		// The relay away or failing: the node's log says so, not as its own failure.
+		s.log.Warn("request failed on the relay", "method", r.Method, "path", r.URL.Path, "code", ae.code, "err", err)
+	default:
 		s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "code", ae.code, "err", err)
 	}
 	if ae.retryAfter > 0 || ae.status == http.StatusTooManyRequests {
