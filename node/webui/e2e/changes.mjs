@@ -91,7 +91,7 @@ async function run(ctx) {
 }
 
 async function devices(ctx, alice, aliceUid) {
-  await step('devices: alice sees her one device', async () => {
+  await step('devices: alice sees her one device (listed again after the relay was down)', async () => {
     await alice.locator('#devices').waitFor({ timeout: T });
     await alice.locator('#device-list li').first().waitFor({ timeout: T });
     const n = await alice.locator('#device-list li').count();

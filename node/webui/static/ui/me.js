@@ -56,6 +56,7 @@ async function refreshDevices(app) {
     show($('link-accept-form'), unlinked);
     show($('link-start'), false);
     $('device-list').replaceChildren();
+    delete $('device-list').dataset.sig; // drawn again once it loads
     if (!unlinked && !linking) { setText('link-error', words(e)); loadFailed = true; }
     return;
   }
