@@ -12,7 +12,9 @@ export async function refresh(app) {
   setText('me-name', id.display_name || id.name || '(no name)');
   setText('me-uid', id.user_id || '(none yet: link this device below)');
   show($('me-copy'), !!id.user_id);
-  const fp = id.fingerprint || '';
+  // An unlinked device has no identity key yet: the node's fingerprint
+  // then is of no key (the same on every such device), not one to compare.
+  const fp = id.user_id ? id.fingerprint || '' : '';
   setText('me-fp', groups(fp));
   show($('me-fp'), !!fp);
   show($('me-fp-t'), !!fp);
@@ -23,7 +25,9 @@ export async function refresh(app) {
     // The contract's identity says where the relay is and if it answers.
     app.relay.mode = !!id.relay;
     app.relay.url = id.relay ? id.relay.url : '';
-    if (id.relay && typeof id.relay.reachable === 'boolean') app.setRelayReachable(id.relay.reachable);
+    // A device waiting to be linked has not talked to the relay yet: its
+    // "not reachable" means "not tried".
+    if (id.relay && typeof id.relay.reachable === 'boolean' && (id.user_id || id.relay.reachable)) app.setRelayReachable(id.relay.reachable);
     else app.setRelayReachable(null);
   } else if (!relayProbed) {
     // Today's node: GET /v1/relay exists only in relay mode.
