@@ -168,6 +168,11 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request) error {
 	resp := IdentityResponse{UserID: string(s.p.UserID()), Name: s.p.DisplayName(), DisplayName: s.p.DisplayName(),
 		DeviceID: s.p.DeviceID().String(), Fingerprint: identity.Fingerprint(s.p.IdentityKey()),
 		SignatureKey: enc64(s.p.SignaturePublicKey()), Ciphersuite: uint16(s.p.Suite().ID())}
+	if resp.UserID == "" {
+		// A device waiting to be linked has no identity key yet: a
+		// fingerprint of the zero key would be the same on every such device.
+		resp.Fingerprint = ""
+	}
 	if s.c.HasRelay() {
 		resp.Relay = &RelayInfo{URL: s.c.RelayURL(), Reachable: s.c.Reachable()}
 	}
