@@ -3,7 +3,8 @@
 // them on "@@ctl stop|start NAME"): a removal and a role change made
 // while the relay is down show as pending in the Members view, survive a
 // reload, and clear when they land or show as failed with the reason;
-// then alice's devices, a link code, and a second device linked with it.
+// then alice's devices, a link code, a second device linked with it, and
+// that device revoked.
 
 import {
   T, allowed, cfg, ctl, down, membersOpen, openChannel, removed, shot, step, uid, watch, withBrowser, finish,
@@ -124,6 +125,15 @@ async function devices(ctx, alice, aliceUid) {
     await alice.locator('#device-list li').nth(1).waitFor({ timeout: T });
     await shot(alice, 'desktop-devices-linked');
     await phone.close();
+  });
+  await step('devices: alice revokes the new device; the list says so', async () => {
+    const other = alice.locator('#device-list li', { hasNotText: 'this device' });
+    const id = await other.getAttribute('data-device');
+    await other.locator('button', { hasText: 'Revoke' }).click();
+    await other.locator('button', { hasText: 'Confirm revoke' }).click();
+    await alice.locator('#link-status', { hasText: `Revoked device ${id}` }).waitFor({ timeout: 60_000 });
+    await alice.locator(`#device-list li[data-device="${id}"]`, { hasText: '(revoked)' }).waitFor({ timeout: T });
+    if (await alice.locator(`#device-list li[data-device="${id}"] button`).count()) throw new Error('Revoke still offered on a revoked device');
   });
 }
 

@@ -74,9 +74,35 @@ async function refreshDevices(app) {
   if ($('device-list').dataset.sig !== sig) {
     $('device-list').dataset.sig = sig;
     $('device-list').replaceChildren(...app.devices.map((d) => h('li', { 'data-device': d.device_id },
-      h('code', { class: 'uid' }, d.device_id), d.current ? ' (this device)' : '', d.revoked ? ' (revoked)' : '')));
+      h('code', { class: 'uid' }, d.device_id), d.current ? ' (this device)' : '', d.revoked ? ' (revoked)' : '',
+      !d.current && !d.revoked ? revokeButton(app, d.device_id) : null)));
   }
   if (offer) watchOffer(app);
+}
+
+// revokeButton revokes another device of the user (a lost phone), after
+// a second click: the relay refuses it from then on and it is removed
+// from every channel.
+function revokeButton(app, id) {
+  const b = h('button', { type: 'button', class: 'small danger', 'aria-label': `Revoke device ${id}` }, 'Revoke');
+  let armed = null;
+  b.addEventListener('click', async () => {
+    if (!armed) {
+      b.textContent = 'Confirm revoke';
+      armed = setTimeout(() => { armed = null; b.textContent = 'Revoke'; }, 6000);
+      return;
+    }
+    clearTimeout(armed);
+    armed = null;
+    setText('link-error', '');
+    try {
+      const r = await busy(b, () => app.api.del(`/v1/devices/${encodeURIComponent(id)}`));
+      const n = r.data.channels || 0;
+      setText('link-status', `Revoked device ${id}; removed from ${n === 1 ? '1 channel' : n + ' channels'}.`);
+      app.refresh('identity', 'current');
+    } catch (e) { b.textContent = 'Revoke'; setText('link-error', words(e)); }
+  });
+  return h('div', { class: 'actions' }, b);
 }
 
 // offer is the link code on screen: the devices known when it was drawn
