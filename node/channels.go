@@ -398,7 +398,8 @@ func (s *Server) listChanges(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp := ChangesResponse{Changes: make([]ChangeResponse, 0, len(cs))}
 	for _, c := range cs {
-		cr := ChangeResponse{ID: c.ID, Op: c.Op, UserID: c.UserID, Role: c.Role, Status: c.Status, Error: c.Error,
+		// The refusal in the one-line form of the API's errors.
+		cr := ChangeResponse{ID: c.ID, Op: c.Op, UserID: c.UserID, Role: c.Role, Status: c.Status, Error: publicMessage(c.Error),
 			Epoch: c.Epoch, QueuedAt: rfc3339(c.QueuedAt)}
 		if !c.DoneAt.IsZero() {
 			cr.DoneAt = rfc3339(c.DoneAt)

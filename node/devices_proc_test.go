@@ -270,6 +270,11 @@ func TestLinkCLI(t *testing.T) {
 		}
 		return string(out)
 	}
+	// Before it is linked the new device has no identity key: no
+	// fingerprint (one of the zero key would be every such device's).
+	if id, err := a2.c.Identity(context.Background()); err != nil || id.UserID != "" || id.Fingerprint != "" {
+		t.Fatalf("the device waiting to be linked: %+v %v, want no user id and no fingerprint", id, err)
+	}
 	out := run("--node", a1.c.BaseURL, "--no-wait")
 	code := regexp.MustCompile(`link code: ([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})`).FindStringSubmatch(out)
 	if code == nil {

@@ -23,6 +23,9 @@ type apiError struct {
 	code   string
 	msg    string
 	err    error
+	// retryAfter, when set, is sent as Retry-After (whole seconds, at
+	// least 1): a 429 or 503 the caller should retry.
+	retryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -153,10 +156,17 @@ func (s *Server) authorize(r *http.Request) error {
 // errors name what was wrong, not key material.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	ae := classify(err)
-	if ae.status >= 500 {
+	switch {
+	case ae.status == http.StatusInternalServerError:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	} else {
+	case ae.status >= 500:
+		// The relay away or failing: the node's log says so, not as its own failure.
+		s.log.Warn("request failed on the relay", "method", r.Method, "path", r.URL.Path, "code", ae.code, "err", err)
+	default:
 		s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "code", ae.code, "err", err)
+	}
+	if ae.retryAfter > 0 || ae.status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", retryAfterSeconds(ae.retryAfter))
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = ae.code, publicMessage(ae.msg)
@@ -184,4 +194,14 @@ func publicMessage(msg string) string {
 		out = append(out, p)
 	}
 	return strings.Join(out, ": ")
+}
+
+// retryAfterSeconds is d as a Retry-After value: whole seconds, rounded
+// up, at least 1 (a 429 without the relay's hint still says when).
+func retryAfterSeconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return fmt.Sprint(s)
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 
@@ -167,6 +168,11 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request) error {
 	resp := IdentityResponse{UserID: string(s.p.UserID()), Name: s.p.DisplayName(), DisplayName: s.p.DisplayName(),
 		DeviceID: s.p.DeviceID().String(), Fingerprint: identity.Fingerprint(s.p.IdentityKey()),
 		SignatureKey: enc64(s.p.SignaturePublicKey()), Ciphersuite: uint16(s.p.Suite().ID())}
+	if resp.UserID == "" {
+		// A device waiting to be linked has no identity key yet: a
+		// fingerprint of the zero key would be the same on every such device.
+		resp.Fingerprint = ""
+	}
 	if s.c.HasRelay() {
 		resp.Relay = &RelayInfo{URL: s.c.RelayURL(), Reachable: s.c.Reachable()}
 	}
@@ -213,6 +219,20 @@ func classify(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
+	// The relay's rate limit first: the engine reports a 429 it could not
+	// wait out as ErrRelayUnreachable too, but the caller should learn when
+	// to try again.
+	var re *relayclient.Error
+	if errors.As(err, &re) && re.Status == http.StatusTooManyRequests {
+		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", err: err, retryAfter: re.RetryAfter,
+			msg: fmt.Sprintf("the relay is rate limiting this node (%s): retry after %s s", re.Code, retryAfterSeconds(re.RetryAfter))}
+	}
+	// A 403 the relay gives for another reason than our removal from the
+	// channel (below): passed on as the relay's refusal.
+	if errors.As(err, &re) && re.Status == http.StatusForbidden &&
+		re.Code != "forbidden" && re.Code != "device_revoked" && re.Code != "recipient_not_member" {
+		return &apiError{status: http.StatusForbidden, code: "relay_forbidden", msg: err.Error(), err: err}
+	}
 	type rule struct {
 		target error
 		status int
@@ -238,8 +258,22 @@ func classify(err error) *apiError {
 		{client.ErrDeliveryRefused, http.StatusConflict, "channel_not_active"},
 		// Our user revoked this device: the relay refuses it.
 		{relayclient.ErrRevoked, http.StatusConflict, "device_revoked"},
+		// A Welcome posted before its commit reached the relay.
+		{relayclient.ErrNotMember, http.StatusConflict, "recipient_not_member"},
 		// The relay no longer counts us a member (our removal is on its way).
 		{relayclient.ErrForbidden, http.StatusConflict, "channel_not_active"},
+		// The relay's other refusals a caller can act on.
+		{relayclient.ErrCommitConflict, http.StatusConflict, "commit_conflict"},
+		{relayclient.ErrStaleEpoch, http.StatusConflict, "stale_epoch"},
+		{relayclient.ErrFutureEpoch, http.StatusConflict, "future_epoch"},
+		{relayclient.ErrInvalidCommit, http.StatusConflict, "commit_refused"},
+		{relayclient.ErrNoDevice, http.StatusConflict, "not_linked"},
+		{relayclient.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+		{relayclient.ErrNotFound, http.StatusNotFound, "not_found"},
+		{relayclient.ErrConflict, http.StatusConflict, "relay_conflict"},
+		// An answer over the relay's own documented bounds: the relay
+		// misbehaves, not this node.
+		{relayclient.ErrResponseTooLarge, http.StatusBadGateway, "bad_relay_answer"},
 		{client.ErrInvitationNotFound, http.StatusNotFound, "not_found"},
 		{client.ErrContactNotFound, http.StatusNotFound, "not_found"},
 		{channel.ErrChannelNotFound, http.StatusNotFound, "not_found"},
@@ -320,5 +354,32 @@ func classify(err error) *apiError {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return &apiError{status: http.StatusServiceUnavailable, code: "cancelled", msg: "request cancelled", err: err}
 	}
+	if errors.As(err, &re) {
+		return classifyRelay(re, err)
+	}
+	// A relay call that failed on the network without the engine naming it
+	// (connection refused, reset, DNS): the relay is away, not a bug.
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return &apiError{status: http.StatusServiceUnavailable, code: "relay_unreachable", msg: err.Error(), err: err}
+	}
 	return &apiError{status: http.StatusInternalServerError, code: "internal", msg: "internal error", err: err}
+}
+
+// classifyRelay maps a relay answer no sentinel rule named, by its status:
+// a relay that fails or is overloaded is "try again later" (503), one that
+// refuses our login or our request is the relay's answer passed on (502),
+// never an internal error of this node.
+func classifyRelay(re *relayclient.Error, err error) *apiError {
+	ae := &apiError{msg: err.Error(), err: err}
+	switch {
+	case re.Status >= 500:
+		ae.status, ae.code = http.StatusServiceUnavailable, "relay_unreachable"
+		ae.retryAfter = re.RetryAfter
+	case re.Status == http.StatusUnauthorized:
+		ae.status, ae.code = http.StatusBadGateway, "relay_unauthorized"
+	default:
+		ae.status, ae.code = http.StatusBadGateway, "relay_refused"
+	}
+	return ae
 }

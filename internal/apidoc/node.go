@@ -183,5 +183,22 @@ func nodeCommon(op *Op) Errs {
 	if len(pathParam.FindAllString(op.Path, -1)) > 0 {
 		e[404] = []string{"not_found"}
 	}
+	if relayOps[op.ID] {
+		// The relay's answers, passed on as what the caller can act on
+		// (node/server.go classify): never a 500.
+		e[403] = append(e[403], "relay_forbidden")
+		e[409] = append(e[409], "commit_conflict", "stale_epoch", "future_epoch", "relay_conflict")
+		e[429] = []string{"rate_limited"}
+		e[502] = []string{"relay_refused", "relay_unauthorized", "bad_relay_answer"}
+		e[503] = append(e[503], "relay_unreachable")
+	}
 	return e
+}
+
+// relayOps are the operations that call the relay while they run (with a
+// relay): its failures can be their answers.
+var relayOps = map[string]bool{
+	"devices": true, "linkOffer": true, "linkAccept": true, "revokeDevice": true, "createKeyPackages": true,
+	"createChannel": true, "invite": true, "acceptInvitation": true, "putContact": true, "safetyNumber": true,
+	"send": true, "removeMember": true, "leave": true, "setRole": true, "update": true,
 }

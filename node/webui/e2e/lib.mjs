@@ -30,7 +30,7 @@ export async function ctl(cmd, name) {
 // for answers the page expects and shows in place: 404/405 on the
 // feature probes, 409 for a channel we were removed from (today's node),
 // 502/503 and refused connections while a process is down on purpose.
-const PROBES = /\/v1\/(events|invitations|contacts|devices|relay)(\?|$)/;
+const PROBES = /\/v1\/(events|invitations|contacts|devices|relay)(\?|$)|\/v1\/channels\/[^/]+\/changes$/;
 export const problems = [];
 export const down = new Set(); // processes stopped on purpose
 export function watch(page, who) {

@@ -5,11 +5,12 @@
 const TOKEN_KEY = 'spacepanda.token';
 
 export class ApiError extends Error {
-  constructor(status, code, message, path) {
+  constructor(status, code, message, path, retryAfter) {
     super(message || code);
     this.status = status;
     this.code = code;
     this.path = path;
+    this.retryAfter = retryAfter || 0; // seconds, from Retry-After (429, 503)
   }
   get unsupported() { return this.status === 404 && (this.code === 'no_route' || this.code === 'not_found' || this.code === 'http_404') || this.status === 405; }
 }
@@ -35,6 +36,13 @@ const WORDS = {
   commit_conflict: 'Others changed the channel at the same moment. Try again.',
   relay_required: 'This needs a relay, and this node runs without one.',
   relay_unreachable: 'The relay cannot be reached right now.',
+  relay_forbidden: 'The relay refused that.',
+  stale_epoch: 'The channel moved on meanwhile. Try again.',
+  future_epoch: 'The channel changed meanwhile. Try again.',
+  link_failed: 'Linking did not complete: check the code, or draw a new one on your first device.',
+  bad_link_code: 'That is not a link code: type it as your other device shows it.',
+  already_linked: 'This device belongs to a user already.',
+  no_identity_key: 'Link new devices from your first device.',
   too_large: 'That is too large.',
   text_too_large: 'That message is too long (64 KiB at most).',
   body_too_large: 'That is too large for the node.',
@@ -59,6 +67,10 @@ const WORDS = {
 
 export function words(err) {
   if (!(err instanceof ApiError)) return 'Something went wrong in the page: ' + (err && err.message || err);
+  if (err.code === 'rate_limited') {
+    const s = err.retryAfter;
+    return `The relay is busy (too many requests). Try again ${s ? `in ${s < 120 ? s + ' s' : Math.ceil(s / 60) + ' min'}` : 'in a moment'}.`;
+  }
   if (WORDS[err.code]) return WORDS[err.code];
   if (err.code && err.code.startsWith('relay_')) return 'The relay could not be used: ' + err.message;
   if (err.status >= 500) return 'The node failed to do that (' + err.message + ').';
@@ -107,7 +119,8 @@ export function createApi({ askToken }) {
       if (text) { try { data = JSON.parse(text); } catch { data = null; } }
       if (!res.ok) {
         const e = (data && data.error) || {};
-        throw new ApiError(res.status, e.code || 'http_' + res.status, e.message || res.statusText, path);
+        throw new ApiError(res.status, e.code || 'http_' + res.status, e.message || res.statusText, path,
+          parseInt(res.headers.get('Retry-After') || '0', 10) || 0);
       }
       return { status: res.status, data: data || {} };
     }

@@ -24,6 +24,7 @@ const app = {
   known: JSON.parse(sessionStorage.getItem(KNOWN_KEY) || '{}'),
   current: null,
   members: [],
+  changes: [], // the open channel's queued (and recently failed) state changes
   myRole: '',
   contacts: new Map(),
   names: new Map(),
@@ -193,6 +194,7 @@ function select(id) {
   if (app.current !== id) {
     app.current = id;
     app.members = [];
+    app.changes = [];
     app.myRole = '';
     cancelReply();
     setText('ch-error', '');
@@ -447,13 +449,15 @@ function onEvent(type, data) {
   const ch = data && data.channel_id;
   switch (type) {
     case 'delivery':
-      timeline.delivery(app, ch, data.message_id, data.status);
+      // A state change queued, sent or failed: the members panel shows it.
+      if (data.kind !== 'change') timeline.delivery(app, ch, data.message_id, data.status);
       refresh('current');
       break;
     case 'invitation': refresh('invitations', 'channels'); break;
     case 'relay_status':
       if (typeof data.reachable === 'boolean') app.setRelayReachable(data.reachable);
-      else refresh('identity');
+      // What needed the relay (the devices list) loads again.
+      if (data.reachable !== false) refresh('identity');
       break;
     default:
       refresh('channels');

@@ -1,5 +1,7 @@
 // The members panel: who is in the open channel, their roles and
-// fingerprints; promote, demote, remove; invite; safety numbers.
+// fingerprints; promote, demote, remove; invite; safety numbers; and the
+// state changes the node queued (relay away or busy) until they land or
+// fail (GET /v1/channels/{id}/changes, refreshed on "delivery" events).
 
 import { $, h, show, setText, shortId, groups, busy } from './dom.js';
 import { enc, words } from './api.js';
@@ -26,16 +28,90 @@ export async function refresh(app, id) {
   const ch = app.channels.get(id);
   if (!ch || (ch.state && ch.state !== 'active')) {
     app.members = [];
+    app.changes = [];
     render(app);
     return;
   }
   const r = await app.api.get(`/v1/channels/${enc(id)}/members`);
+  const changes = await fetchChanges(app, id);
   if (id !== app.current) return;
+  app.changes = changes;
   app.members = group(r.members || []);
   for (const m of app.members) if (m.uid && m.name) app.names.set(m.uid, m.name);
   const mine = app.members.find((m) => app.me && m.uid === app.me.user_id);
   app.myRole = mine ? mine.role : '';
   render(app);
+}
+
+// --- queued state changes ---------------------------------------------
+
+const FAILED_SHOWN_MS = 24 * 3600 * 1000; // older failures are history
+const DISMISSED_KEY = 'spacepanda.dismissed-changes';
+const dismissed = new Set(JSON.parse(sessionStorage.getItem(DISMISSED_KEY) || '[]'));
+
+// fetchChanges is the channel's queued changes and its recent failures
+// ([] where the node has no such route: no relay, or an older node).
+async function fetchChanges(app, id) {
+  if (!app.relay.mode || app.caps.changes === false) return [];
+  try {
+    const r = await app.api.get(`/v1/channels/${enc(id)}/changes`);
+    app.caps.changes = true;
+    const now = Date.now();
+    return (r.changes || []).filter((c) => c.status === 'queued'
+      || (c.status === 'failed' && !dismissed.has(c.id) && now - Date.parse(c.done_at || c.queued_at) < FAILED_SHOWN_MS));
+  } catch (e) {
+    if (e.unsupported) { app.caps.changes = false; return []; }
+    throw e;
+  }
+}
+
+const PENDING_WORDS = { remove: 'removal', role: 'role change', invite: 'invitation', update: 'key rotation' };
+
+// changeWords says what a change does, for a person.
+function changeWords(app, c) {
+  const who = c.user_id ? (app.names.get(c.user_id) || shortId(c.user_id)) : '';
+  switch (c.op) {
+    case 'remove': return `Removal of ${who}`;
+    case 'role': return `Making ${who} ${ROLE_WORDS[normRole(c.role)] || c.role}`;
+    case 'invite': return `Invitation of ${who}`;
+    case 'update': return 'Rotating your keys';
+    default: return `Change ${c.op}`;
+  }
+}
+
+// reason is the node's one-line refusal with user ids as names and long
+// hex ids (a group's) shortened: it is for a person.
+function reason(app, err) {
+  if (!err) return 'no reason given';
+  return err.replace(/"?(sp1[a-z0-9]{20,})"?/g, (_, u) => app.names.get(u) || shortId(u))
+    .replace(/ in [0-9a-f]{16,}$/, ' in this channel').replace(/\b[0-9a-f]{24,}\b/g, (x) => x.slice(0, 8) + '…');
+}
+
+const WHEN_RELAY = 'will be sent when the relay is reachable';
+
+// pendingFor is the queued changes that concern member uid.
+function pendingFor(app, uid) { return (app.changes || []).filter((c) => c.status === 'queued' && c.user_id === uid); }
+
+function changeItem(app, c) {
+  const failed = c.status === 'failed';
+  const li = h('li', { 'data-change': c.id, 'data-op': c.op, 'data-status': c.status, class: failed ? 'failed' : 'queued' },
+    h('div', { class: 'row' },
+      h('span', { class: 'badge ' + (failed ? 'failed' : 'queued') }, failed ? 'failed' : 'pending'),
+      h('strong', {}, changeWords(app, c))),
+    failed
+      ? h('div', { class: 'reason' }, 'Refused: ', reason(app, c.error))
+      : h('div', { class: 'muted' }, `${PENDING_WORDS[c.op] || 'change'} pending — ${WHEN_RELAY}`));
+  if (failed) {
+    const b = h('button', { type: 'button', class: 'small secondary', 'aria-label': `Dismiss: ${changeWords(app, c)} failed` }, 'Dismiss');
+    b.addEventListener('click', () => {
+      dismissed.add(c.id);
+      sessionStorage.setItem(DISMISSED_KEY, JSON.stringify([...dismissed]));
+      app.changes = app.changes.filter((x) => x.id !== c.id);
+      render(app);
+    });
+    li.append(h('div', { class: 'actions' }, b));
+  }
+  return li;
 }
 
 function hasRoles(app) {
@@ -51,7 +127,12 @@ function rolesEditable(app) { return app.caps.v2 || !app.relay.mode; }
 async function act(app, button, fn) {
   setText('members-error', '');
   try {
-    await busy(button, fn);
+    const r = await busy(button, fn);
+    if (r && r.data && r.data.status === 'queued' && r.data.id && !(app.changes || []).some((c) => c.id === r.data.id)) {
+      // Shown at once; the node's list (refreshed below) has the details.
+      app.changes = [...(app.changes || []), { id: r.data.id, status: 'queued', ...r.change }];
+      render(app);
+    }
     app.refresh('current', 'channels');
   } catch (e) {
     setText('members-error', words(e));
@@ -67,15 +148,18 @@ function memberItem(app, m) {
   const label = (m.name || shortId(m.uid)) + (me ? ' (you)' : '');
   const base = `/v1/channels/${enc(app.current)}/members/${enc(m.uid)}`;
   const actions = h('div', { class: 'actions' });
+  const pending = m.uid ? pendingFor(app, m.uid) : [];
+  const removing = pending.some((c) => c.op === 'remove');
   if (!me && active && m.uid) {
-    if (roles && admin && rolesEditable(app)) {
+    if (roles && admin && rolesEditable(app) && !pending.some((c) => c.op === 'role')) {
       const to = m.role === 'admin' ? 'member' : 'admin';
       const b = h('button', { type: 'button', class: 'small secondary', 'aria-label': `${to === 'admin' ? 'Make admin' : 'Make member'}: ${label}` },
         to === 'admin' ? 'Make admin' : 'Make member');
-      b.addEventListener('click', () => act(app, b, () => app.api.put(`${base}/role`, { role: to })));
+      b.addEventListener('click', () => act(app, b, () => app.api.put(`${base}/role`, { role: to })
+        .then((r) => ({ ...r, change: { op: 'role', user_id: m.uid, role: to } }))));
       actions.append(b);
     }
-    if (!roles || admin) {
+    if ((!roles || admin) && !removing) {
       const b = h('button', { type: 'button', class: 'small danger', 'aria-label': `Remove ${label}` }, 'Remove');
       let armed = null;
       b.addEventListener('click', () => {
@@ -86,7 +170,7 @@ function memberItem(app, m) {
         }
         clearTimeout(armed);
         armed = null;
-        act(app, b, () => app.api.del(base));
+        act(app, b, () => app.api.del(base).then((r) => ({ ...r, change: { op: 'remove', user_id: m.uid } })));
       });
       actions.append(b);
     }
@@ -103,7 +187,11 @@ function memberItem(app, m) {
       m.role ? h('span', { class: 'badge' + (m.role === 'admin' ? ' admin' : ''), 'data-role': m.role }, ROLE_WORDS[m.role] || m.role) : null,
       (c ? c.verified && !c.key_changed : m.verified) ? h('span', { class: 'badge verified' }, 'verified') : null,
       c && c.key_changed ? h('span', { class: 'badge removed' }, 'key changed') : null,
-      m.unverified ? h('span', { class: 'badge' }, 'unverified (plain client)') : null),
+      m.unverified ? h('span', { class: 'badge' }, 'unverified (plain client)') : null,
+      pending.map((c) => h('span', { class: 'badge queued', 'data-pending': c.op },
+        c.op === 'role' ? `${ROLE_WORDS[normRole(c.role)] || c.role} pending` : `${PENDING_WORDS[c.op] || c.op} pending`))),
+    pending.map((c) => h('div', { class: 'pending-note', role: 'status' },
+      `${PENDING_WORDS[c.op] || 'change'} pending — ${WHEN_RELAY}`)),
     m.uid ? h('div', { class: 'uid' }, m.uid) : null,
     m.fingerprint ? h('div', { class: 'fp digits' }, 'Fingerprint ', groups(m.fingerprint)) : null,
     h('div', { class: 'muted' }, m.devices.length === 1 ? '1 device' : `${m.devices.length} devices`),
@@ -116,10 +204,16 @@ export function render(app) {
   // Re-render only on a change: a poll must not take focus (or a half
   // confirmed "Remove") away from the person.
   const sig = JSON.stringify([app.current, ch && ch.state, app.myRole, app.members, app.caps, app.relay.mode,
-    [...app.contacts.values()], app.me && app.me.user_id]);
+    [...app.contacts.values()], app.me && app.me.user_id, app.changes]);
   if (list.dataset.sig === sig) return;
   list.dataset.sig = sig;
   list.replaceChildren(...app.members.map((m) => memberItem(app, m)));
+  // A change about a listed member shows on its row; the others (an
+  // invitation, a key rotation) and every failure show here.
+  const listed = new Set(app.members.map((m) => m.uid));
+  const changes = (app.changes || []).filter((c) => c.status === 'failed' || !listed.has(c.user_id));
+  $('change-list').replaceChildren(...changes.map((c) => changeItem(app, c)));
+  show($('changes'), changes.length > 0);
   const active = ch && (!ch.state || ch.state === 'active');
   const canInvite = active && (!hasRoles(app) || app.myRole === 'admin');
   show($('invite-form'), !!canInvite);
