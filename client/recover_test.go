@@ -57,6 +57,15 @@ func TestRecoveryReportsUnreadable(t *testing.T) {
 	})
 	f.pause(bob.uid, false)
 	eventually(t, "bob recovers", func() bool { return bob.Stats().Recoveries == 1 })
+	// "after" is sent once alice has read bob's external commit: sent
+	// before, it is in the epoch bob rejoined past, unreadable for him
+	// (and reported: a third note, and "bob reads what follows" waited in
+	// vain: 5 runs in 30 with GOMAXPROCS=1).
+	eventually(t, "alice reads bob's rejoin", func() bool {
+		a, _ := alice.Manager().Epoch(ctx, ch)
+		b, _ := bob.Manager().Epoch(ctx, ch)
+		return a == b
+	})
 	if _, err := alice.Send(ctx, ch, "after", ""); err != nil {
 		t.Fatal(err)
 	}
