@@ -184,6 +184,15 @@ func (f *follower) run(ctx context.Context) {
 		}
 		f.mu.Lock()
 		f.process(ctx, es)
+		if ctx.Err() != nil {
+			// Stopped (Close, or a join replaced us) with the page read
+			// but not all processed: f.cursor may be past entries left
+			// unprocessed. No position is kept or saved at the relay —
+			// not trusting the adapter to refuse a cancelled context (the
+			// fake relay does not): the next follower reads them.
+			f.mu.Unlock()
+			return
+		}
 		if !f.done {
 			f.cursor = max(f.cursor, next)
 		}
