@@ -204,7 +204,15 @@ func TestUnprocessableEntrySkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "bob reads past the garbage", func() bool { return len(chat(t, bob, ch)) == 1 })
-	// The garbage application message is reported in the history.
+	// The garbage application message is reported in the history. Not
+	// necessarily by now: the three entries are read in one page and
+	// received in one batch, and "still here" is in the history as the
+	// batch returns, before its results are gone through in log order —
+	// the note of the garbage, then the skipped proposal. Asserting the
+	// note as soon as "still here" showed failed about one run in 30 with
+	// GOMAXPROCS=1. Wait for the last of them (the proposal counted), then
+	// check the counts.
+	eventually(t, "bob reports the garbage", func() bool { return bob.Stats().EntriesSkipped >= 2 })
 	if n := unreadNotes(t, bob, ch); len(n) != 1 {
 		t.Fatalf("notes %q", n)
 	}

@@ -193,6 +193,15 @@ func (f *follower) run(ctx context.Context) {
 		}
 		f.mu.Lock()
 		f.process(ctx, es)
+		if ctx.Err() != nil {
+			// Stopped (Close, or a join replaced us) with the page read
+			// but not all processed: f.cursor may be past entries left
+			// unprocessed. No position is kept or saved at the relay —
+			// not trusting the adapter to refuse a cancelled context (the
+			// fake relay does not): the next follower reads them.
+			f.mu.Unlock()
+			return
+		}
 		if !f.done {
 			f.cursor = max(f.cursor, next)
 		}
@@ -324,7 +333,16 @@ func (f *follower) process(ctx context.Context, es []relayclient.Entry) {
 			continue
 		}
 		if e.Kind == relayclient.KindCommit && e.Epoch != ep {
-			if e.Epoch > ep {
+			if e.Epoch > ep && f.stuck != nil {
+				// A commit after the one we could not process, in the
+				// same page (another member's rejoin from it, say): not a
+				// missing commit. The rejoin due passes it, as it passes
+				// it when it comes in a later page; reporting it skipped
+				// also put its "commit is missing" in place of the cause
+				// of the rejoin (who posted the commit we could not
+				// process), depending on where the page ended.
+				c.log.Debug("log entry: commit after the one we could not process", "channel", f.d.ID, "seq", e.Seq, "epoch", e.Epoch, "ours", ep)
+			} else if e.Epoch > ep {
 				c.log.Warn("commit for a future epoch: a commit is missing", "channel", f.d.ID, "seq", e.Seq, "epoch", e.Epoch, "ours", ep)
 				err := errf(ErrUnprocessable, "commit for epoch %d, we are in %d", e.Epoch, ep)
 				f.skipped(ctx, e, err)
