@@ -30,6 +30,9 @@ type follower struct {
 	// for an entry after it (storeCursor stores at once).
 	localAt time.Time
 	noted   bool
+	// midPage: stopped with a page not all processed (f.cursor may be
+	// past entries left unprocessed): no position is stored as we stop.
+	midPage bool
 	// hasLocal: a stored read position was found when following began.
 	hasLocal bool
 	// start is the epoch we were in when following began: entries of
@@ -134,7 +137,9 @@ func (f *follower) run(ctx context.Context) {
 	defer c.unfollow(f)
 	defer func() { // the read position as we stop (the store closes after us)
 		f.mu.Lock()
-		f.storeCursor(context.WithoutCancel(ctx), true)
+		if !f.midPage {
+			f.storeCursor(context.WithoutCancel(ctx), true)
+		}
 		f.mu.Unlock()
 	}()
 	for ctx.Err() == nil {
@@ -199,6 +204,7 @@ func (f *follower) run(ctx context.Context) {
 			// unprocessed. No position is kept or saved at the relay —
 			// not trusting the adapter to refuse a cancelled context (the
 			// fake relay does not): the next follower reads them.
+			f.midPage = true
 			f.mu.Unlock()
 			return
 		}
