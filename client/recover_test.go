@@ -12,6 +12,23 @@ import (
 
 // unreadNotes are the history's reports of log entries that could not be
 // read.
+// settled waits until m has processed the channel's log to its end. A
+// follower holds its lock while it processes a page and Progress takes
+// it: a cursor at the end means the reports of that page are written (a
+// check for no reports right after a message could pass before a report
+// of the same page).
+func settled(t *testing.T, f *fakeRelay, m *member, ch string, gid []byte) {
+	t.Helper()
+	eventually(t, m.uid+" reads the log to its end", func() bool {
+		for _, p := range m.Progress() {
+			if p.ChannelID == ch {
+				return p.Cursor >= uint64(f.logLen(gid))
+			}
+		}
+		return false
+	})
+}
+
 func unreadNotes(t *testing.T, m *member, ch string) []string {
 	t.Helper()
 	h, err := m.History(ctx, ch, 0, 0, 1000)
@@ -254,6 +271,7 @@ func TestRestartDoesNotReportReadMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "bob reads after the restart", func() bool { return len(chat(t, bob, d.ID)) == 6 })
+	settled(t, f, bob, d.ID, d.GroupID)
 	if n := unreadNotes(t, bob, d.ID); len(n) != 0 {
 		t.Fatalf("bob reports read messages as unreadable: %q", n)
 	}
@@ -270,7 +288,7 @@ func TestRestartDoesNotReportReadMessages(t *testing.T) {
 // current epoch.
 func TestOutboxWaitsForTheLogAfterAnOutage(t *testing.T) {
 	f := newFakeRelay()
-	alice, bob, ch, _ := pair(t, f, client.Limits{})
+	alice, bob, ch, gid := pair(t, f, client.Limits{})
 	f.setCut(bob.uid, true)
 	for range 5 {
 		if _, err := alice.SelfUpdate(ctx, ch); err != nil {
@@ -285,6 +303,7 @@ func TestOutboxWaitsForTheLogAfterAnOutage(t *testing.T) {
 	eventually(t, "alice reads bob's message, or reports it", func() bool {
 		return len(chat(t, alice, ch)) == 1 || len(unreadNotes(t, alice, ch)) > 0
 	})
+	settled(t, f, alice, ch, gid)
 	if n := unreadNotes(t, alice, ch); len(n) != 0 {
 		t.Fatalf("alice could not read bob's message: %q", n)
 	}
@@ -319,6 +338,7 @@ func TestNoSendWhileStuck(t *testing.T) {
 	eventually(t, "alice reads bob's message, or reports it", func() bool {
 		return len(chat(t, alice, ch)) == 1 || len(unreadNotes(t, alice, ch)) > 0
 	})
+	settled(t, f, alice, ch, gid)
 	if n := unreadNotes(t, alice, ch); len(n) != 0 {
 		t.Fatalf("alice could not read bob's message: %q", n)
 	}
@@ -390,6 +410,7 @@ func TestCommitRightAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "bob reads after the restart", func() bool { return len(chat(t, bob, d.ID)) == 6 })
+	settled(t, f, bob, d.ID, d.GroupID)
 	if n := unreadNotes(t, bob, d.ID); len(n) != 0 {
 		t.Fatalf("bob read the log again from its start: %q", n)
 	}
