@@ -70,13 +70,28 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// The statements of the append and read paths (prepared: sql_stmts.go).
+const (
+	accessQuery        = `SELECT from_seq, to_seq FROM readers WHERE group_id = ? AND user_id = ?`
+	groupExistsQuery   = `SELECT 1 FROM groups WHERE group_id = ?`
+	insertMessageQuery = `INSERT INTO messages (group_id, seq, kind, epoch, sender, sender_device, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	updateGroupQuery   = `UPDATE groups SET epoch = ?, last_seq = ?, log_entries = log_entries + ?, log_bytes = log_bytes + ? WHERE group_id = ?`
+	pageEndQuery       = `SELECT seq, LENGTH(data) FROM messages WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`
+	messagesQuery      = `SELECT seq, kind, epoch, sender, sender_device, data, received_at FROM messages
+		WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq`
+)
+
+func (s *sqlStore) lockGroupQuery() string {
+	return `SELECT epoch, last_seq FROM groups WHERE group_id = ?` + s.d.forUpdate
+}
+
 func (s *sqlStore) access(ctx context.Context, q querier, groupID []byte, userID string) (Access, error) {
 	var a Access
 	var to sql.NullInt64
-	err := q.QueryRowContext(ctx, s.q(`SELECT from_seq, to_seq FROM readers WHERE group_id = ? AND user_id = ?`), groupID, userID).Scan(&a.FromSeq, &to)
+	err := q.QueryRowContext(ctx, s.q(accessQuery), groupID, userID).Scan(&a.FromSeq, &to)
 	if errors.Is(err, sql.ErrNoRows) {
 		var one int
-		err := q.QueryRowContext(ctx, s.q(`SELECT 1 FROM groups WHERE group_id = ?`), groupID).Scan(&one)
+		err := q.QueryRowContext(ctx, s.q(groupExistsQuery), groupID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return Access{}, fmt.Errorf("%w: group", ErrNotFound)
 		}
@@ -95,7 +110,7 @@ func (s *sqlStore) access(ctx context.Context, q querier, groupID []byte, userID
 }
 
 func (s *sqlStore) Access(ctx context.Context, groupID []byte, userID string) (Access, error) {
-	return s.access(ctx, s.r, groupID, userID)
+	return s.access(ctx, s.rq(), groupID, userID)
 }
 
 func (s *sqlStore) Append(ctx context.Context, m Message) (seq int64, current uint64, err error) {
@@ -156,6 +171,7 @@ type groupTx struct {
 	id          []byte
 	epoch, last int64
 	first       int64             // last_seq when locked
+	lockedEpoch int64             // epoch when locked
 	bytes       int64             // data bytes appended (last-first entries)
 	access      map[string]Access // senders' windows, until a commit changes them
 }
@@ -167,6 +183,9 @@ type groupTx struct {
 // the commit is not yet durable: the caller answers after a flush and
 // then calls settle(groups).
 func (s *sqlStore) appendTx(ctx context.Context, entries []appendReq) ([]appendRes, []*groupTx, error) {
+	if s.bulkable(entries) {
+		return s.appendBulk(ctx, entries) // pg_append.go
+	}
 	res := make([]appendRes, len(entries))
 	var groups []*groupTx
 	err := s.txNoSync(ctx, func(tx *sql.Tx) error {
@@ -194,7 +213,7 @@ func (s *sqlStore) appendTx(ctx context.Context, entries []appendReq) ([]appendR
 			if g.last == g.first {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET epoch = ?, last_seq = ?, log_entries = log_entries + ?, log_bytes = log_bytes + ? WHERE group_id = ?`),
+			if _, err := s.wq(tx).ExecContext(ctx, s.q(updateGroupQuery),
 				g.epoch, g.last, g.last-g.first, g.bytes, g.id); err != nil {
 				return s.dbErr("append", err)
 			}
@@ -238,14 +257,14 @@ func refusal(err error) bool {
 // strongly consistent delivery).
 func (s *sqlStore) lockGroup(ctx context.Context, tx *sql.Tx, gid []byte) (*groupTx, error) {
 	g := &groupTx{id: gid, access: map[string]Access{}}
-	err := tx.QueryRowContext(ctx, s.q(`SELECT epoch, last_seq FROM groups WHERE group_id = ?`+s.d.forUpdate), gid).Scan(&g.epoch, &g.last)
+	err := s.wq(tx).QueryRowContext(ctx, s.q(s.lockGroupQuery()), gid).Scan(&g.epoch, &g.last)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: group", ErrNotFound)
 	}
 	if err != nil {
 		return nil, s.dbErr("append", err)
 	}
-	g.first = g.last
+	g.first, g.lockedEpoch = g.last, g.epoch
 	return g, nil
 }
 
@@ -254,23 +273,21 @@ func (s *sqlStore) lockGroup(ctx context.Context, tx *sql.Tx, gid []byte) (*grou
 func (s *sqlStore) appendOne(ctx context.Context, tx *sql.Tx, g *groupTx, m Message, hook func(tx *sql.Tx, seq int64) error) (int64, uint64, error) {
 	current := uint64(g.epoch)
 	a, ok := g.access[m.Sender]
+	if !ok && g.epoch == g.lockedEpoch {
+		a, ok = s.members.get(m.GroupID, m.Sender, g.epoch)
+	}
 	if !ok {
 		var err error
-		if a, err = s.access(ctx, tx, m.GroupID, m.Sender); err != nil {
+		if a, err = s.access(ctx, s.wq(tx), m.GroupID, m.Sender); err != nil {
 			return 0, current, err
 		}
 		g.access[m.Sender] = a
+		if g.epoch == g.lockedEpoch {
+			s.members.put(m.GroupID, m.Sender, g.epoch, a)
+		}
 	}
-	if a.Removed {
-		return 0, current, fmt.Errorf("%w: removed from the group", ErrForbidden)
-	}
-	switch {
-	case m.Kind == "commit" && m.Epoch != current:
-		return 0, current, fmt.Errorf("%w: commit for epoch %d, the group is at epoch %d", ErrCommitConflict, m.Epoch, current)
-	case m.Kind != "commit" && m.Epoch > current:
-		return 0, current, fmt.Errorf("%w: %s for epoch %d, the group is at epoch %d", ErrFutureEpoch, m.Kind, m.Epoch, current)
-	case m.Kind == api.KindApplication && m.Epoch+api.MaxStaleEpochs < current:
-		return 0, current, fmt.Errorf("%w: application message of epoch %d, the group is at epoch %d", ErrStaleEpoch, m.Epoch, current)
+	if err := checkEntry(a, m, current); err != nil {
+		return 0, current, err
 	}
 	seq := g.last + 1
 	if m.Kind != "commit" {
@@ -308,6 +325,23 @@ func (s *sqlStore) appendOne(ctx context.Context, tx *sql.Tx, g *groupTx, m Mess
 	return seq, current + 1, nil
 }
 
+// checkEntry decides whether m may be appended to a group at epoch
+// current by a sender whose window is a.
+func checkEntry(a Access, m Message, current uint64) error {
+	if a.Removed {
+		return fmt.Errorf("%w: removed from the group", ErrForbidden)
+	}
+	switch {
+	case m.Kind == "commit" && m.Epoch != current:
+		return fmt.Errorf("%w: commit for epoch %d, the group is at epoch %d", ErrCommitConflict, m.Epoch, current)
+	case m.Kind != "commit" && m.Epoch > current:
+		return fmt.Errorf("%w: %s for epoch %d, the group is at epoch %d", ErrFutureEpoch, m.Kind, m.Epoch, current)
+	case m.Kind == api.KindApplication && m.Epoch+api.MaxStaleEpochs < current:
+		return fmt.Errorf("%w: application message of epoch %d, the group is at epoch %d", ErrStaleEpoch, m.Epoch, current)
+	}
+	return nil
+}
+
 // runHook runs an entry's hook. Its error is never a refusal: the
 // transaction must not commit the entry without what the hook writes.
 func runHook(hook func(tx *sql.Tx, seq int64) error, tx *sql.Tx, seq int64) error {
@@ -324,7 +358,7 @@ func runHook(hook func(tx *sql.Tx, seq int64) error, tx *sql.Tx, seq int64) erro
 }
 
 func (s *sqlStore) insertMessage(ctx context.Context, tx *sql.Tx, m Message, seq int64) error {
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO messages (group_id, seq, kind, epoch, sender, sender_device, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+	if _, err := s.wq(tx).ExecContext(ctx, s.q(insertMessageQuery),
 		m.GroupID, seq, m.Kind, int64(m.Epoch), m.Sender, m.SenderDevice, m.Data, nanos(m.ReceivedAt)); err != nil {
 		return s.dbErr("append", err)
 	}
@@ -369,7 +403,7 @@ func (s *sqlStore) writeCommit(ctx context.Context, tx *sql.Tx, m Message, seq i
 }
 
 func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, after int64, limit, maxBytes int) ([]Message, error) {
-	a, err := s.access(ctx, s.r, groupID, userID)
+	a, err := s.access(ctx, s.rq(), groupID, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -383,13 +417,12 @@ func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, 
 	// First the sizes, to find where the page ends without reading the
 	// data of entries that will not fit; then the page. Entries never
 	// change once written, so the two reads agree.
-	hi, err = s.pageEnd(ctx, s.q(`SELECT seq, LENGTH(data) FROM messages WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`),
+	hi, err = s.pageEnd(ctx, s.q(pageEndQuery),
 		maxBytes, groupID, lo, hi, limit)
 	if err != nil || hi <= lo {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT seq, kind, epoch, sender, sender_device, data, received_at FROM messages
-		WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq`), groupID, lo, hi)
+	rows, err := s.rq().QueryContext(ctx, s.q(messagesQuery), groupID, lo, hi)
 	if err != nil {
 		return nil, s.dbErr("messages", err)
 	}
@@ -415,7 +448,7 @@ func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, 
 // maxBytes, or of the first row alone when it is larger; 0 when there are
 // no rows (keys are positive).
 func (s *sqlStore) pageEnd(ctx context.Context, query string, maxBytes int, args ...any) (int64, error) {
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	rows, err := s.rq().QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, s.dbErr("page", err)
 	}
