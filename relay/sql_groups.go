@@ -76,7 +76,11 @@ const (
 	groupExistsQuery   = `SELECT 1 FROM groups WHERE group_id = ?`
 	insertMessageQuery = `INSERT INTO messages (group_id, seq, kind, epoch, sender, sender_device, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	updateGroupQuery   = `UPDATE groups SET epoch = ?, last_seq = ?, log_entries = log_entries + ?, log_bytes = log_bytes + ? WHERE group_id = ?`
-	pageEndQuery       = `SELECT seq, LENGTH(data) FROM messages WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`
+	// pageQuery reads the sizes of the entries after ? in the reader's
+	// window, checking the window in the same statement.
+	pageQuery = `SELECT m.seq, LENGTH(m.data) FROM readers r JOIN messages m ON m.group_id = r.group_id
+		WHERE r.group_id = ? AND r.user_id = ? AND m.seq > ? AND m.seq >= r.from_seq AND (r.to_seq IS NULL OR m.seq <= r.to_seq) AND m.seq <= ?
+		ORDER BY m.seq LIMIT ?`
 	messagesQuery      = `SELECT seq, kind, epoch, sender, sender_device, data, received_at FROM messages
 		WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq`
 )
@@ -403,26 +407,22 @@ func (s *sqlStore) writeCommit(ctx context.Context, tx *sql.Tx, m Message, seq i
 }
 
 func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, after int64, limit, maxBytes int) ([]Message, error) {
-	a, err := s.access(ctx, s.rq(), groupID, userID)
+	// Entries committed but not yet flushed stay invisible (walsync.go).
+	hi := s.unsynced.limit(groupID, math.MaxInt64)
+	// First the sizes (and the reader's window: from its adding commit
+	// to its removing one), to find where the page ends without reading
+	// the data of entries that will not fit; then the page. Entries never
+	// change once written, so the two reads agree.
+	lo, hi, err := s.pageRange(ctx, s.q(pageQuery), maxBytes, groupID, userID, after, hi, limit)
 	if err != nil {
 		return nil, err
 	}
-	lo := max(after, a.FromSeq-1)
-	hi := int64(math.MaxInt64)
-	if a.Removed {
-		hi = a.ToSeq
-	}
-	// Entries committed but not yet flushed stay invisible (walsync.go).
-	hi = s.unsynced.limit(groupID, hi)
-	// First the sizes, to find where the page ends without reading the
-	// data of entries that will not fit; then the page. Entries never
-	// change once written, so the two reads agree.
-	hi, err = s.pageEnd(ctx, s.q(pageEndQuery),
-		maxBytes, groupID, lo, hi, limit)
-	if err != nil || hi <= lo {
+	if hi == 0 {
+		// Nothing readable: no entry yet, or no window (the error).
+		_, err := s.access(ctx, s.rq(), groupID, userID)
 		return nil, err
 	}
-	rows, err := s.rq().QueryContext(ctx, s.q(messagesQuery), groupID, lo, hi)
+	rows, err := s.rq().QueryContext(ctx, s.q(messagesQuery), groupID, lo-1, hi)
 	if err != nil {
 		return nil, s.dbErr("messages", err)
 	}
@@ -448,26 +448,35 @@ func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, 
 // maxBytes, or of the first row alone when it is larger; 0 when there are
 // no rows (keys are positive).
 func (s *sqlStore) pageEnd(ctx context.Context, query string, maxBytes int, args ...any) (int64, error) {
+	_, end, err := s.pageRange(ctx, query, maxBytes, args...)
+	return end, err
+}
+
+// pageRange is pageEnd that also returns the page's first key.
+func (s *sqlStore) pageRange(ctx context.Context, query string, maxBytes int, args ...any) (first, end int64, err error) {
 	rows, err := s.rq().QueryContext(ctx, query, args...)
 	if err != nil {
-		return 0, s.dbErr("page", err)
+		return 0, 0, s.dbErr("page", err)
 	}
 	defer rows.Close()
-	var end, total int64
+	var total int64
 	for n := 0; rows.Next(); n++ {
 		var key, size int64
 		if err := rows.Scan(&key, &size); err != nil {
-			return 0, s.dbErr("page", err)
+			return 0, 0, s.dbErr("page", err)
 		}
 		if n > 0 && total+size > int64(maxBytes) {
 			break
 		}
+		if n == 0 {
+			first = key
+		}
 		end, total = key, total+size
 	}
 	if err := rows.Err(); err != nil {
-		return 0, s.dbErr("page", err)
+		return 0, 0, s.dbErr("page", err)
 	}
-	return end, nil
+	return first, end, nil
 }
 
 func (s *sqlStore) Cursor(ctx context.Context, groupID []byte, userID, deviceID string) (int64, error) {

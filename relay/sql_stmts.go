@@ -41,7 +41,7 @@ func (s *sqlStore) prepareHot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := prep(s.r, []string{accessQuery, groupExistsQuery, pageEndQuery, messagesQuery, sessionQuery})
+	r, err := prep(s.r, []string{accessQuery, groupExistsQuery, pageQuery, messagesQuery, sessionQuery})
 	if err != nil {
 		w.close()
 		return err
