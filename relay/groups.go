@@ -287,7 +287,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, sess Ses
 		return errf(http.StatusForbidden, "forbidden", "removed from the group")
 	}
 	var msgs []Message
-	err = s.longPoll(r.Context(), groupKey(gid), wait, func() (bool, error) {
+	err = s.longPollAfter(r.Context(), groupKey(gid), wait, after, func() (bool, error) {
 		var err error
 		msgs, err = s.st.Messages(r.Context(), gid, user, after, int(limit), int(maxBytes))
 		return len(msgs) > 0, err

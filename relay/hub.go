@@ -1,6 +1,9 @@
 package relay
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // hub wakes waiting requests. A long-poll takes a channel for its key
 // (group or welcome recipient) before it reads the store, then blocks on
@@ -10,7 +13,14 @@ type hub struct {
 	mu   sync.Mutex
 	keys map[string]*waitKey
 	subs map[chan Event]struct{}
+	// last is, per group, the highest seq published since the last reset
+	// (see published); untilTrusted ends the distrust that follows one.
+	last         map[string]int64
+	untilTrusted time.Time
 }
+
+// hubLastMax bounds hub.last; past it, it starts again empty.
+const hubLastMax = 1 << 16
 
 type waitKey struct {
 	ch   chan struct{}
@@ -18,7 +28,7 @@ type waitKey struct {
 }
 
 func newHub() *hub {
-	return &hub{keys: map[string]*waitKey{}, subs: map[chan Event]struct{}{}}
+	return &hub{keys: map[string]*waitKey{}, subs: map[chan Event]struct{}{}, last: map[string]int64{}}
 }
 
 func groupKey(gid []byte) string    { return "g" + string(gid) }
@@ -58,7 +68,12 @@ func (h *hub) publish(ev Event) {
 	defer h.mu.Unlock()
 	switch {
 	case ev.GroupID != nil:
-		h.fire(groupKey(ev.GroupID))
+		k := groupKey(ev.GroupID)
+		if len(h.last) >= hubLastMax {
+			h.resetLast()
+		}
+		h.last[k] = max(h.last[k], ev.Seq)
+		h.fire(k)
 	case ev.Recipient != "":
 		h.fire(welcomeKey(ev.Recipient))
 	case ev.Mailbox != "":
@@ -66,6 +81,9 @@ func (h *hub) publish(ev Event) {
 	case ev.Revoked != nil:
 		// No waiter sleeps on a device; streams see it below.
 	default:
+		// Events may have been lost: what was published is no longer
+		// known.
+		h.resetLast()
 		for k := range h.keys {
 			h.fire(k)
 		}
@@ -86,6 +104,32 @@ func (h *hub) publish(ev Event) {
 			}
 		}
 	}
+}
+
+// hubDistrust is how long after a reset of hub.last it is not used: a
+// publish made by a handler that appended before the reset (a lower seq
+// than one forgotten) must not teach a too low last seq.
+const hubDistrust = 5 * time.Second
+
+func (h *hub) resetLast() {
+	clear(h.last)
+	h.untilTrusted = time.Now().Add(hubDistrust)
+}
+
+// published reports whether a publish for the group of key has been seen
+// and every one seen was of a seq at most after. Every new log entry is
+// published once readable (by the handler that appended it, and on
+// PostgreSQL by the notification of every process's append), so a waiter
+// that registered (wait) before asking, and is told true, would find
+// nothing after `after` in the store, and is woken by the publish of the
+// next entry: it may wait without reading the store first. The cost of
+// a wrong true would be a wait for the next entry or the end of the wait,
+// never a wrong answer: a waiter always reads the store before answering.
+func (h *hub) published(key string, after int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last, ok := h.last[key]
+	return ok && last <= after && !time.Now().Before(h.untilTrusted)
 }
 
 func (h *hub) fire(key string) {

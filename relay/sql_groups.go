@@ -81,7 +81,7 @@ const (
 	pageQuery = `SELECT m.seq, LENGTH(m.data) FROM readers r JOIN messages m ON m.group_id = r.group_id
 		WHERE r.group_id = ? AND r.user_id = ? AND m.seq > ? AND m.seq >= r.from_seq AND (r.to_seq IS NULL OR m.seq <= r.to_seq) AND m.seq <= ?
 		ORDER BY m.seq LIMIT ?`
-	messagesQuery      = `SELECT seq, kind, epoch, sender, sender_device, data, received_at FROM messages
+	messagesQuery = `SELECT seq, kind, epoch, sender, sender_device, data, received_at FROM messages
 		WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq`
 )
 
