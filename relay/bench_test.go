@@ -59,4 +59,3 @@ func benchPost(b *testing.B, be backend, posters int) {
 	// message: steadier than msgs/s on a machine shared with other work.
 	b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/msg")
 }
-
