@@ -209,3 +209,32 @@ func (s *sqlStore) bulkAccess(ctx context.Context, tx *sql.Tx, entries []appendR
 	}
 	return nil
 }
+
+// pgMessagesQuery is a page of the log in one statement (a round trip):
+// the reader's window as in pageQuery, and the longest prefix of at most
+// maxBytes ($6) of data, or the first entry alone when it is larger, from
+// a running sum of the sizes (octet_length reads a stored value's size
+// without its data).
+const pgMessagesQuery = `SELECT seq, kind, epoch, sender, sender_device, data, received_at FROM (
+	SELECT m.seq, m.kind, m.epoch, m.sender, m.sender_device, m.data, m.received_at,
+		SUM(LENGTH(m.data)) OVER (ORDER BY m.seq) AS total, ROW_NUMBER() OVER (ORDER BY m.seq) AS n
+	FROM readers r JOIN messages m ON m.group_id = r.group_id
+	WHERE r.group_id = $1 AND r.user_id = $2 AND m.seq > $3 AND m.seq >= r.from_seq AND (r.to_seq IS NULL OR m.seq <= r.to_seq) AND m.seq <= $4
+	ORDER BY m.seq LIMIT $5) p
+WHERE n = 1 OR total <= $6
+ORDER BY seq`
+
+// pgMessages is Messages on PostgreSQL: the page in one statement, and
+// the reader's window alone only when it is empty (for 403 or 404).
+func (s *sqlStore) pgMessages(ctx context.Context, groupID []byte, userID string, after, hi int64, limit, maxBytes int) ([]Message, error) {
+	rows, err := s.r.QueryContext(ctx, pgMessagesQuery, groupID, userID, after, hi, limit, maxBytes)
+	if err != nil {
+		return nil, s.dbErr("messages", err)
+	}
+	out, err := s.scanMessages(groupID, rows)
+	if err != nil || len(out) > 0 {
+		return out, err
+	}
+	_, err = s.access(ctx, s.r, groupID, userID)
+	return nil, err
+}

@@ -409,6 +409,9 @@ func (s *sqlStore) writeCommit(ctx context.Context, tx *sql.Tx, m Message, seq i
 func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, after int64, limit, maxBytes int) ([]Message, error) {
 	// Entries committed but not yet flushed stay invisible (walsync.go).
 	hi := s.unsynced.limit(groupID, math.MaxInt64)
+	if s.d.bulk {
+		return s.pgMessages(ctx, groupID, userID, after, hi, limit, maxBytes) // pg_append.go
+	}
 	// First the sizes (and the reader's window: from its adding commit
 	// to its removing one), to find where the page ends without reading
 	// the data of entries that will not fit; then the page. Entries never
@@ -426,6 +429,11 @@ func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, 
 	if err != nil {
 		return nil, s.dbErr("messages", err)
 	}
+	return s.scanMessages(groupID, rows)
+}
+
+// scanMessages reads (and closes) rows of messagesQuery's columns.
+func (s *sqlStore) scanMessages(groupID []byte, rows *sql.Rows) ([]Message, error) {
 	defer rows.Close()
 	var out []Message
 	for rows.Next() {
