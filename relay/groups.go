@@ -279,18 +279,53 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, sess Ses
 	if err != nil {
 		return err
 	}
-	a, err := s.st.Access(r.Context(), gid, user)
-	if err != nil {
-		return err
+	// The reader's window is checked before any wait (403 for a
+	// non-reader, or a removed one past its last entry; 404): by the
+	// first page read itself when the store can (a page it finds is in
+	// the window; an empty one comes with the window), else apart.
+	windowChecked := false
+	checkWindow := func(a Access) error {
+		windowChecked = true
+		if a.Removed && after >= a.ToSeq {
+			return errf(http.StatusForbidden, "forbidden", "removed from the group")
+		}
+		return nil
 	}
-	if a.Removed && after >= a.ToSeq {
-		return errf(http.StatusForbidden, "forbidden", "removed from the group")
+	ma, firstPage := s.st.(interface {
+		messagesAccess(ctx context.Context, groupID []byte, userID string, after int64, limit, maxBytes int) ([]Message, Access, error)
+	})
+	access := func() error {
+		a, err := s.st.Access(r.Context(), gid, user)
+		if err != nil {
+			return err
+		}
+		return checkWindow(a)
+	}
+	if !firstPage {
+		if err := access(); err != nil {
+			return err
+		}
 	}
 	var msgs []Message
-	err = s.longPollAfter(r.Context(), groupKey(gid), wait, after, func() (bool, error) {
+	skipped := func() error { // the first read skipped: check the window alone
+		if windowChecked {
+			return nil
+		}
+		return access()
+	}
+	err = s.longPollAfter(r.Context(), groupKey(gid), wait, after, skipped, func() (bool, error) {
 		var err error
-		msgs, err = s.st.Messages(r.Context(), gid, user, after, int(limit), int(maxBytes))
-		return len(msgs) > 0, err
+		if windowChecked {
+			msgs, err = s.st.Messages(r.Context(), gid, user, after, int(limit), int(maxBytes))
+			return len(msgs) > 0, err
+		}
+		var a Access
+		msgs, a, err = ma.messagesAccess(r.Context(), gid, user, after, int(limit), int(maxBytes))
+		if err != nil || len(msgs) > 0 {
+			windowChecked = true
+			return len(msgs) > 0, err
+		}
+		return false, checkWindow(a)
 	})
 	if err != nil {
 		return err

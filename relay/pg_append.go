@@ -226,15 +226,15 @@ ORDER BY seq`
 
 // pgMessages is Messages on PostgreSQL: the page in one statement, and
 // the reader's window alone only when it is empty (for 403 or 404).
-func (s *sqlStore) pgMessages(ctx context.Context, groupID []byte, userID string, after, hi int64, limit, maxBytes int) ([]Message, error) {
+func (s *sqlStore) pgMessages(ctx context.Context, groupID []byte, userID string, after, hi int64, limit, maxBytes int) ([]Message, Access, error) {
 	rows, err := s.r.QueryContext(ctx, pgMessagesQuery, groupID, userID, after, hi, limit, maxBytes)
 	if err != nil {
-		return nil, s.dbErr("messages", err)
+		return nil, Access{}, s.dbErr("messages", err)
 	}
 	out, err := s.scanMessages(groupID, rows)
 	if err != nil || len(out) > 0 {
-		return out, err
+		return out, Access{}, err
 	}
-	_, err = s.access(ctx, s.r, groupID, userID)
-	return nil, err
+	a, err := s.access(ctx, s.r, groupID, userID)
+	return nil, a, err
 }

@@ -407,6 +407,13 @@ func (s *sqlStore) writeCommit(ctx context.Context, tx *sql.Tx, m Message, seq i
 }
 
 func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, after int64, limit, maxBytes int) ([]Message, error) {
+	ms, _, err := s.messagesAccess(ctx, groupID, userID, after, limit, maxBytes)
+	return ms, err
+}
+
+// messagesAccess is Messages that also returns the reader's window when
+// the page is empty (it had to read it, for the error of a non-reader).
+func (s *sqlStore) messagesAccess(ctx context.Context, groupID []byte, userID string, after int64, limit, maxBytes int) ([]Message, Access, error) {
 	// Entries committed but not yet flushed stay invisible (walsync.go).
 	hi := s.unsynced.limit(groupID, math.MaxInt64)
 	if s.d.bulk {
@@ -418,18 +425,19 @@ func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, 
 	// change once written, so the two reads agree.
 	lo, hi, err := s.pageRange(ctx, s.q(pageQuery), maxBytes, groupID, userID, after, hi, limit)
 	if err != nil {
-		return nil, err
+		return nil, Access{}, err
 	}
 	if hi == 0 {
 		// Nothing readable: no entry yet, or no window (the error).
-		_, err := s.access(ctx, s.rq(), groupID, userID)
-		return nil, err
+		a, err := s.access(ctx, s.rq(), groupID, userID)
+		return nil, a, err
 	}
 	rows, err := s.rq().QueryContext(ctx, s.q(messagesQuery), groupID, lo-1, hi)
 	if err != nil {
-		return nil, s.dbErr("messages", err)
+		return nil, Access{}, s.dbErr("messages", err)
 	}
-	return s.scanMessages(groupID, rows)
+	ms, err := s.scanMessages(groupID, rows)
+	return ms, Access{}, err
 }
 
 // scanMessages reads (and closes) rows of messagesQuery's columns.
