@@ -149,6 +149,7 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 		ReceivedAt: s.o.Now()}
 	var seq int64
 	var cur uint64
+	gen := s.hub.generation()
 	err = s.m.timed("append", func() (err error) {
 		seq, cur, err = s.appendVerified(r.Context(), sess, &m, f.wireFormat, q.GroupInfo) // verify.go
 		return err
@@ -172,7 +173,7 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 		return err
 	}
 	s.m.posts.WithLabelValues(f.kind).Inc()
-	s.hub.publish(Event{GroupID: gid, Seq: seq})
+	s.hub.publishAppended(Event{GroupID: gid, Seq: seq}, gen)
 	writeJSON(w, http.StatusOK, map[string]any{"seq": seq, "epoch": f.epoch, "kind": f.kind})
 	return nil
 }
@@ -210,6 +211,7 @@ func (s *Server) handlePostBatch(w http.ResponseWriter, r *http.Request, sess Se
 		ms[i] = Message{GroupID: gid, Kind: f.kind, Epoch: f.epoch, Sender: sess.UserID, SenderDevice: sess.DeviceID, Data: data, ReceivedAt: now}
 	}
 	var rs []AppendResult
+	gen := s.hub.generation()
 	s.m.timed("append", func() error {
 		rs = s.st.AppendAll(r.Context(), ms)
 		return nil
@@ -241,7 +243,7 @@ func (s *Server) handlePostBatch(w http.ResponseWriter, r *http.Request, sess Se
 		last = max(last, res.Seq)
 	}
 	if last > 0 {
-		s.hub.publish(Event{GroupID: gid, Seq: last})
+		s.hub.publishAppended(Event{GroupID: gid, Seq: last}, gen)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"results": out})
 	return nil

@@ -1,9 +1,6 @@
 package relay
 
-import (
-	"sync"
-	"time"
-)
+import "sync"
 
 // hub wakes waiting requests. A long-poll takes a channel for its key
 // (group or welcome recipient) before it reads the store, then blocks on
@@ -14,12 +11,13 @@ type hub struct {
 	keys map[string]*waitKey
 	subs map[chan Event]struct{}
 	// last is, per group, the highest seq published since the last reset
-	// (see published); untilTrusted ends the distrust that follows one.
-	last         map[string]int64
-	untilTrusted time.Time
+	// (see published); gen counts the resets.
+	last map[string]int64
+	gen  uint64
 }
 
-// hubLastMax bounds hub.last; past it, it starts again empty.
+// hubLastMax bounds hub.last; past it, groups not in it are not learnt
+// (their readers always read the store first).
 const hubLastMax = 1 << 16
 
 type waitKey struct {
@@ -62,18 +60,49 @@ func (h *hub) wait(key string) (<-chan struct{}, func()) {
 }
 
 // publish wakes the waiters of ev's key and sends ev to subscribers (a
-// zero Event wakes everyone).
+// zero Event wakes everyone). It is for events that come in commit order
+// (PostgreSQL notifications) or that are not log entries; an append's
+// handler uses publishAppended.
 func (h *hub) publish(ev Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.publishLocked(ev, true)
+}
+
+// generation is the reset count, taken by a handler before it appends.
+func (h *hub) generation() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gen
+}
+
+// publishAppended is publish for the entry of an append that started at
+// generation gen: handlers publish in any order, so an append that started
+// before a reset (its entry committed before it, perhaps below a seq the
+// reset forgot) teaches nothing. An append started after a reset committed
+// after it, above every entry published before it.
+func (h *hub) publishAppended(ev Event, gen uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.publishLocked(ev, gen == h.gen)
+}
+
+func (h *hub) publishLocked(ev Event, learn bool) {
 	switch {
 	case ev.GroupID != nil:
 		k := groupKey(ev.GroupID)
-		if len(h.last) >= hubLastMax {
-			h.resetLast()
+		prev, known := h.last[k]
+		if learn && (known || len(h.last) < hubLastMax) {
+			h.last[k] = max(prev, ev.Seq)
 		}
-		h.last[k] = max(h.last[k], ev.Seq)
-		h.fire(k)
+		// An entry published again (on PostgreSQL the appending handler
+		// and the process's own notification both publish it) wakes
+		// nobody: its first publish woke every waiter of that time, and
+		// every later one read the store after it (or skipped while it
+		// waits for a later seq).
+		if !known || ev.Seq <= 0 || ev.Seq > prev {
+			h.fire(k)
+		}
 	case ev.Recipient != "":
 		h.fire(welcomeKey(ev.Recipient))
 	case ev.Mailbox != "":
@@ -83,7 +112,8 @@ func (h *hub) publish(ev Event) {
 	default:
 		// Events may have been lost: what was published is no longer
 		// known.
-		h.resetLast()
+		clear(h.last)
+		h.gen++
 		for k := range h.keys {
 			h.fire(k)
 		}
@@ -106,16 +136,6 @@ func (h *hub) publish(ev Event) {
 	}
 }
 
-// hubDistrust is how long after a reset of hub.last it is not used: a
-// publish made by a handler that appended before the reset (a lower seq
-// than one forgotten) must not teach a too low last seq.
-const hubDistrust = 5 * time.Second
-
-func (h *hub) resetLast() {
-	clear(h.last)
-	h.untilTrusted = time.Now().Add(hubDistrust)
-}
-
 // published reports whether a publish for the group of key has been seen
 // and every one seen was of a seq at most after. Every new log entry is
 // published once readable (by the handler that appended it, and on
@@ -129,7 +149,7 @@ func (h *hub) published(key string, after int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	last, ok := h.last[key]
-	return ok && last <= after && !time.Now().Before(h.untilTrusted)
+	return ok && last <= after
 }
 
 func (h *hub) fire(key string) {
