@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/spacepanda/spacepanda/mls"
@@ -310,7 +311,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, sess Ses
 	}
 	var msgs []Message
 	skipped := func() error { // the first read skipped: check the window alone
-		if windowChecked {
+		if windowChecked || s.read.continues(gid, user, after) {
 			return nil
 		}
 		return access()
@@ -333,6 +334,9 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, sess Ses
 		return err
 	}
 	s.m.delivered.Add(float64(len(msgs)))
+	if n := len(msgs); n > 0 {
+		s.read.ended(gid, user, msgs[n-1])
+	}
 	out := make([]messageJSON, len(msgs))
 	next := after
 	for i, m := range msgs {
@@ -440,4 +444,41 @@ func (s *Server) handleGetGroupInfo(w http.ResponseWriter, r *http.Request, sess
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"group_info": gi, "epoch": epoch})
 	return nil
+}
+
+// readPositions lets a reader that comes back for the entries after its
+// last page, when the hub has seen none published past it, wait without
+// reading its window again: a page whose last entry is not a commit
+// proves the window went on past that entry (a removal is the commit that
+// ends a window, and a window ends at it), and a window changes only by
+// a commit, a later entry, whose publish wakes the waiter: it reads the
+// store, in its window, before anything is answered. So the waiter learns
+// nothing it could not read. A removed user's last page ends at the
+// removing commit, so it is never taken for a continuing window.
+type readPositions struct {
+	mu sync.Mutex
+	m  map[memberKey]int64
+}
+
+func (p *readPositions) ended(gid []byte, user string, last Message) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := memberKey{string(gid), user}
+	if last.Kind == api.KindCommit {
+		delete(p.m, k)
+		return
+	}
+	if p.m == nil || len(p.m) >= memberCacheMax {
+		p.m = map[memberKey]int64{}
+	}
+	p.m[k] = last.Seq
+}
+
+// continues reports whether the user's last page ended at after, its
+// window going on.
+func (p *readPositions) continues(gid []byte, user string, after int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	end, ok := p.m[memberKey{string(gid), user}]
+	return ok && end == after
 }

@@ -65,3 +65,22 @@ func TestHubRepublishWakesNobody(t *testing.T) {
 		t.Fatal("not woken by a reset")
 	}
 }
+
+// TestReadPositions: a page ending in an application message or proposal
+// lets the next read after it skip the window check; one ending in a
+// commit (which may be the reader's removal) does not.
+func TestReadPositions(t *testing.T) {
+	var p readPositions
+	g := []byte("g")
+	if p.continues(g, "bob", 0) {
+		t.Fatal("no page read yet")
+	}
+	p.ended(g, "bob", Message{Seq: 4, Kind: "application"})
+	if !p.continues(g, "bob", 4) || p.continues(g, "bob", 3) || p.continues(g, "carol", 4) {
+		t.Fatal("continues after an application message")
+	}
+	p.ended(g, "bob", Message{Seq: 5, Kind: "commit"})
+	if p.continues(g, "bob", 5) || p.continues(g, "bob", 4) {
+		t.Fatal("a page ending in a commit proves nothing")
+	}
+}
