@@ -20,10 +20,12 @@ import (
 // Ordering is unchanged: inside the batch transaction each group's row is
 // locked (SELECT ... FOR UPDATE on PostgreSQL) before its first entry and
 // held to the commit, so the one-commit-per-epoch decision is still taken
-// in the database and holds across relay processes. Entries are applied in
-// group id order (stable: a group's entries keep their arrival order), so
-// every batch of every process takes its row locks in the same order and
-// two batches cannot deadlock. A refused entry (commit conflict, future
+// in the database and holds across relay processes (on PostgreSQL a batch
+// of application messages and proposals locks all its groups in one
+// statement, in the same order, and writes them in one: pg_append.go).
+// Entries are applied in group id order (stable: a group's entries keep
+// their arrival order), so every batch of every process takes its row
+// locks in the same order and two batches cannot deadlock. A refused entry (commit conflict, future
 // epoch, not a member) is refused before it writes anything, or inside a
 // savepoint rolled back on refusal; it fails only itself. A database
 // failure inside a batch makes the batcher retry each entry of the batch

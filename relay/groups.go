@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/spacepanda/spacepanda/mls"
@@ -149,6 +150,7 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 		ReceivedAt: s.o.Now()}
 	var seq int64
 	var cur uint64
+	gen := s.hub.generation()
 	err = s.m.timed("append", func() (err error) {
 		seq, cur, err = s.appendVerified(r.Context(), sess, &m, f.wireFormat, q.GroupInfo) // verify.go
 		return err
@@ -172,7 +174,7 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, sess Session
 		return err
 	}
 	s.m.posts.WithLabelValues(f.kind).Inc()
-	s.hub.publish(Event{GroupID: gid, Seq: seq})
+	s.hub.publishAppended(Event{GroupID: gid, Seq: seq}, gen)
 	writeJSON(w, http.StatusOK, map[string]any{"seq": seq, "epoch": f.epoch, "kind": f.kind})
 	return nil
 }
@@ -210,6 +212,7 @@ func (s *Server) handlePostBatch(w http.ResponseWriter, r *http.Request, sess Se
 		ms[i] = Message{GroupID: gid, Kind: f.kind, Epoch: f.epoch, Sender: sess.UserID, SenderDevice: sess.DeviceID, Data: data, ReceivedAt: now}
 	}
 	var rs []AppendResult
+	gen := s.hub.generation()
 	s.m.timed("append", func() error {
 		rs = s.st.AppendAll(r.Context(), ms)
 		return nil
@@ -241,7 +244,7 @@ func (s *Server) handlePostBatch(w http.ResponseWriter, r *http.Request, sess Se
 		last = max(last, res.Seq)
 	}
 	if last > 0 {
-		s.hub.publish(Event{GroupID: gid, Seq: last})
+		s.hub.publishAppended(Event{GroupID: gid, Seq: last}, gen)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"results": out})
 	return nil
@@ -279,23 +282,61 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, sess Ses
 	if err != nil {
 		return err
 	}
-	a, err := s.st.Access(r.Context(), gid, user)
-	if err != nil {
-		return err
+	// The reader's window is checked before any wait (403 for a
+	// non-reader, or a removed one past its last entry; 404): by the
+	// first page read itself when the store can (a page it finds is in
+	// the window; an empty one comes with the window), else apart.
+	windowChecked := false
+	checkWindow := func(a Access) error {
+		windowChecked = true
+		if a.Removed && after >= a.ToSeq {
+			return errf(http.StatusForbidden, "forbidden", "removed from the group")
+		}
+		return nil
 	}
-	if a.Removed && after >= a.ToSeq {
-		return errf(http.StatusForbidden, "forbidden", "removed from the group")
+	ma, firstPage := s.st.(interface {
+		messagesAccess(ctx context.Context, groupID []byte, userID string, after int64, limit, maxBytes int) ([]Message, Access, error)
+	})
+	access := func() error {
+		a, err := s.st.Access(r.Context(), gid, user)
+		if err != nil {
+			return err
+		}
+		return checkWindow(a)
+	}
+	if !firstPage {
+		if err := access(); err != nil {
+			return err
+		}
 	}
 	var msgs []Message
-	err = s.longPoll(r.Context(), groupKey(gid), wait, func() (bool, error) {
+	skipped := func() error { // the first read skipped: check the window alone
+		if windowChecked || s.read.continues(gid, user, after) {
+			return nil
+		}
+		return access()
+	}
+	err = s.longPollAfter(r.Context(), groupKey(gid), wait, after, skipped, func() (bool, error) {
 		var err error
-		msgs, err = s.st.Messages(r.Context(), gid, user, after, int(limit), int(maxBytes))
-		return len(msgs) > 0, err
+		if windowChecked {
+			msgs, err = s.st.Messages(r.Context(), gid, user, after, int(limit), int(maxBytes))
+			return len(msgs) > 0, err
+		}
+		var a Access
+		msgs, a, err = ma.messagesAccess(r.Context(), gid, user, after, int(limit), int(maxBytes))
+		if err != nil || len(msgs) > 0 {
+			windowChecked = true
+			return len(msgs) > 0, err
+		}
+		return false, checkWindow(a)
 	})
 	if err != nil {
 		return err
 	}
 	s.m.delivered.Add(float64(len(msgs)))
+	if n := len(msgs); n > 0 {
+		s.read.ended(gid, user, msgs[n-1])
+	}
 	out := make([]messageJSON, len(msgs))
 	next := after
 	for i, m := range msgs {
@@ -403,4 +444,41 @@ func (s *Server) handleGetGroupInfo(w http.ResponseWriter, r *http.Request, sess
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"group_info": gi, "epoch": epoch})
 	return nil
+}
+
+// readPositions lets a reader that comes back for the entries after its
+// last page, when the hub has seen none published past it, wait without
+// reading its window again: a page whose last entry is not a commit
+// proves the window went on past that entry (a removal is the commit that
+// ends a window, and a window ends at it), and a window changes only by
+// a commit, a later entry, whose publish wakes the waiter: it reads the
+// store, in its window, before anything is answered. So the waiter learns
+// nothing it could not read. A removed user's last page ends at the
+// removing commit, so it is never taken for a continuing window.
+type readPositions struct {
+	mu sync.Mutex
+	m  map[memberKey]int64
+}
+
+func (p *readPositions) ended(gid []byte, user string, last Message) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := memberKey{string(gid), user}
+	if last.Kind == api.KindCommit {
+		delete(p.m, k)
+		return
+	}
+	if p.m == nil || len(p.m) >= memberCacheMax {
+		p.m = map[memberKey]int64{}
+	}
+	p.m[k] = last.Seq
+}
+
+// continues reports whether the user's last page ended at after, its
+// window going on.
+func (p *readPositions) continues(gid []byte, user string, after int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	end, ok := p.m[memberKey{string(gid), user}]
+	return ok && end == after
 }

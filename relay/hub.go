@@ -10,7 +10,15 @@ type hub struct {
 	mu   sync.Mutex
 	keys map[string]*waitKey
 	subs map[chan Event]struct{}
+	// last is, per group, the highest seq published since the last reset
+	// (see published); gen counts the resets.
+	last map[string]int64
+	gen  uint64
 }
+
+// hubLastMax bounds hub.last; past it, groups not in it are not learnt
+// (their readers always read the store first).
+const hubLastMax = 1 << 16
 
 type waitKey struct {
 	ch   chan struct{}
@@ -18,7 +26,7 @@ type waitKey struct {
 }
 
 func newHub() *hub {
-	return &hub{keys: map[string]*waitKey{}, subs: map[chan Event]struct{}{}}
+	return &hub{keys: map[string]*waitKey{}, subs: map[chan Event]struct{}{}, last: map[string]int64{}}
 }
 
 func groupKey(gid []byte) string    { return "g" + string(gid) }
@@ -52,13 +60,49 @@ func (h *hub) wait(key string) (<-chan struct{}, func()) {
 }
 
 // publish wakes the waiters of ev's key and sends ev to subscribers (a
-// zero Event wakes everyone).
+// zero Event wakes everyone). It is for events that come in commit order
+// (PostgreSQL notifications) or that are not log entries; an append's
+// handler uses publishAppended.
 func (h *hub) publish(ev Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.publishLocked(ev, true)
+}
+
+// generation is the reset count, taken by a handler before it appends.
+func (h *hub) generation() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gen
+}
+
+// publishAppended is publish for the entry of an append that started at
+// generation gen: handlers publish in any order, so an append that started
+// before a reset (its entry committed before it, perhaps below a seq the
+// reset forgot) teaches nothing. An append started after a reset committed
+// after it, above every entry published before it.
+func (h *hub) publishAppended(ev Event, gen uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.publishLocked(ev, gen == h.gen)
+}
+
+func (h *hub) publishLocked(ev Event, learn bool) {
 	switch {
 	case ev.GroupID != nil:
-		h.fire(groupKey(ev.GroupID))
+		k := groupKey(ev.GroupID)
+		prev, known := h.last[k]
+		if learn && (known || len(h.last) < hubLastMax) {
+			h.last[k] = max(prev, ev.Seq)
+		}
+		// An entry published again (on PostgreSQL the appending handler
+		// and the process's own notification both publish it) wakes
+		// nobody: its first publish woke every waiter of that time, and
+		// every later one read the store after it (or skipped while it
+		// waits for a later seq).
+		if !known || ev.Seq <= 0 || ev.Seq > prev {
+			h.fire(k)
+		}
 	case ev.Recipient != "":
 		h.fire(welcomeKey(ev.Recipient))
 	case ev.Mailbox != "":
@@ -66,6 +110,10 @@ func (h *hub) publish(ev Event) {
 	case ev.Revoked != nil:
 		// No waiter sleeps on a device; streams see it below.
 	default:
+		// Events may have been lost: what was published is no longer
+		// known.
+		clear(h.last)
+		h.gen++
 		for k := range h.keys {
 			h.fire(k)
 		}
@@ -86,6 +134,22 @@ func (h *hub) publish(ev Event) {
 			}
 		}
 	}
+}
+
+// published reports whether a publish for the group of key has been seen
+// and every one seen was of a seq at most after. Every new log entry is
+// published once readable (by the handler that appended it, and on
+// PostgreSQL by the notification of every process's append), so a waiter
+// that registered (wait) before asking, and is told true, would find
+// nothing after `after` in the store, and is woken by the publish of the
+// next entry: it may wait without reading the store first. The cost of
+// a wrong true would be a wait for the next entry or the end of the wait,
+// never a wrong answer: a waiter always reads the store before answering.
+func (h *hub) published(key string, after int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last, ok := h.last[key]
+	return ok && last <= after
 }
 
 func (h *hub) fire(key string) {

@@ -69,6 +69,7 @@ func postgresDialect() dialect {
 		rebind:     questionToDollar,
 		forUpdate:  " FOR UPDATE",
 		skipLocked: " FOR UPDATE SKIP LOCKED",
+		bulk:       true,
 		isUnique: func(err error) bool {
 			var pe *pgconn.PgError
 			return errors.As(err, &pe) && pe.Code == "23505"

@@ -102,6 +102,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[[32]byte]Session // cache of valid tokens, dropped on revocation
+	// read holds, per (group, user), where the user's last page ended
+	// when that page proved its window goes on past it (groups.go).
+	read readPositions
 }
 
 // New returns a Server over st. If st is a Notifier (PostgreSQL), the

@@ -554,6 +554,9 @@ func TestGroups(t *testing.T) {
 			t.Fatalf("alice reads her removal: %s", r.raw)
 		}
 		ca.must(403, "GET", gp+"/messages?after=5", nil)
+		// Also with a wait, when the first read may be skipped (the hub
+		// saw every entry up to 5 published): refused, not left waiting.
+		ca.must(403, "GET", gp+"/messages?after=5&wait=5", nil)
 		if r := post(ca, "application", mls.ContentTypeApplication, 2); r.status != 403 {
 			t.Fatalf("removed member posts: %d", r.status)
 		}

@@ -126,10 +126,12 @@ func (s *sqlStore) Login(ctx context.Context, d Device, tokenHash []byte, sess S
 	})
 }
 
+const sessionQuery = `SELECT user_id, device_id, signature_key, expires_at FROM tokens WHERE token_hash = ?`
+
 func (s *sqlStore) Session(ctx context.Context, tokenHash []byte, now time.Time) (Session, error) {
 	var sess Session
 	var exp int64
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT user_id, device_id, signature_key, expires_at FROM tokens WHERE token_hash = ?`), tokenHash).
+	err := s.rq().QueryRowContext(ctx, s.q(sessionQuery), tokenHash).
 		Scan(&sess.UserID, &sess.DeviceID, &sess.SignatureKey, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, ErrNotFound

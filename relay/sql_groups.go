@@ -70,13 +70,32 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// The statements of the append and read paths (prepared: sql_stmts.go).
+const (
+	accessQuery        = `SELECT from_seq, to_seq FROM readers WHERE group_id = ? AND user_id = ?`
+	groupExistsQuery   = `SELECT 1 FROM groups WHERE group_id = ?`
+	insertMessageQuery = `INSERT INTO messages (group_id, seq, kind, epoch, sender, sender_device, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	updateGroupQuery   = `UPDATE groups SET epoch = ?, last_seq = ?, log_entries = log_entries + ?, log_bytes = log_bytes + ? WHERE group_id = ?`
+	// pageQuery reads the sizes of the entries after ? in the reader's
+	// window, checking the window in the same statement.
+	pageQuery = `SELECT m.seq, LENGTH(m.data) FROM readers r JOIN messages m ON m.group_id = r.group_id
+		WHERE r.group_id = ? AND r.user_id = ? AND m.seq > ? AND m.seq >= r.from_seq AND (r.to_seq IS NULL OR m.seq <= r.to_seq) AND m.seq <= ?
+		ORDER BY m.seq LIMIT ?`
+	messagesQuery = `SELECT seq, kind, epoch, sender, sender_device, data, received_at FROM messages
+		WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq`
+)
+
+func (s *sqlStore) lockGroupQuery() string {
+	return `SELECT epoch, last_seq FROM groups WHERE group_id = ?` + s.d.forUpdate
+}
+
 func (s *sqlStore) access(ctx context.Context, q querier, groupID []byte, userID string) (Access, error) {
 	var a Access
 	var to sql.NullInt64
-	err := q.QueryRowContext(ctx, s.q(`SELECT from_seq, to_seq FROM readers WHERE group_id = ? AND user_id = ?`), groupID, userID).Scan(&a.FromSeq, &to)
+	err := q.QueryRowContext(ctx, s.q(accessQuery), groupID, userID).Scan(&a.FromSeq, &to)
 	if errors.Is(err, sql.ErrNoRows) {
 		var one int
-		err := q.QueryRowContext(ctx, s.q(`SELECT 1 FROM groups WHERE group_id = ?`), groupID).Scan(&one)
+		err := q.QueryRowContext(ctx, s.q(groupExistsQuery), groupID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return Access{}, fmt.Errorf("%w: group", ErrNotFound)
 		}
@@ -95,7 +114,7 @@ func (s *sqlStore) access(ctx context.Context, q querier, groupID []byte, userID
 }
 
 func (s *sqlStore) Access(ctx context.Context, groupID []byte, userID string) (Access, error) {
-	return s.access(ctx, s.r, groupID, userID)
+	return s.access(ctx, s.rq(), groupID, userID)
 }
 
 func (s *sqlStore) Append(ctx context.Context, m Message) (seq int64, current uint64, err error) {
@@ -156,6 +175,7 @@ type groupTx struct {
 	id          []byte
 	epoch, last int64
 	first       int64             // last_seq when locked
+	lockedEpoch int64             // epoch when locked
 	bytes       int64             // data bytes appended (last-first entries)
 	access      map[string]Access // senders' windows, until a commit changes them
 }
@@ -167,6 +187,9 @@ type groupTx struct {
 // the commit is not yet durable: the caller answers after a flush and
 // then calls settle(groups).
 func (s *sqlStore) appendTx(ctx context.Context, entries []appendReq) ([]appendRes, []*groupTx, error) {
+	if s.bulkable(entries) {
+		return s.appendBulk(ctx, entries) // pg_append.go
+	}
 	res := make([]appendRes, len(entries))
 	var groups []*groupTx
 	err := s.txNoSync(ctx, func(tx *sql.Tx) error {
@@ -194,7 +217,7 @@ func (s *sqlStore) appendTx(ctx context.Context, entries []appendReq) ([]appendR
 			if g.last == g.first {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE groups SET epoch = ?, last_seq = ?, log_entries = log_entries + ?, log_bytes = log_bytes + ? WHERE group_id = ?`),
+			if _, err := s.wq(tx).ExecContext(ctx, s.q(updateGroupQuery),
 				g.epoch, g.last, g.last-g.first, g.bytes, g.id); err != nil {
 				return s.dbErr("append", err)
 			}
@@ -238,14 +261,14 @@ func refusal(err error) bool {
 // strongly consistent delivery).
 func (s *sqlStore) lockGroup(ctx context.Context, tx *sql.Tx, gid []byte) (*groupTx, error) {
 	g := &groupTx{id: gid, access: map[string]Access{}}
-	err := tx.QueryRowContext(ctx, s.q(`SELECT epoch, last_seq FROM groups WHERE group_id = ?`+s.d.forUpdate), gid).Scan(&g.epoch, &g.last)
+	err := s.wq(tx).QueryRowContext(ctx, s.q(s.lockGroupQuery()), gid).Scan(&g.epoch, &g.last)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: group", ErrNotFound)
 	}
 	if err != nil {
 		return nil, s.dbErr("append", err)
 	}
-	g.first = g.last
+	g.first, g.lockedEpoch = g.last, g.epoch
 	return g, nil
 }
 
@@ -254,23 +277,21 @@ func (s *sqlStore) lockGroup(ctx context.Context, tx *sql.Tx, gid []byte) (*grou
 func (s *sqlStore) appendOne(ctx context.Context, tx *sql.Tx, g *groupTx, m Message, hook func(tx *sql.Tx, seq int64) error) (int64, uint64, error) {
 	current := uint64(g.epoch)
 	a, ok := g.access[m.Sender]
+	if !ok && g.epoch == g.lockedEpoch {
+		a, ok = s.members.get(m.GroupID, m.Sender, g.epoch)
+	}
 	if !ok {
 		var err error
-		if a, err = s.access(ctx, tx, m.GroupID, m.Sender); err != nil {
+		if a, err = s.access(ctx, s.wq(tx), m.GroupID, m.Sender); err != nil {
 			return 0, current, err
 		}
 		g.access[m.Sender] = a
+		if g.epoch == g.lockedEpoch {
+			s.members.put(m.GroupID, m.Sender, g.epoch, a)
+		}
 	}
-	if a.Removed {
-		return 0, current, fmt.Errorf("%w: removed from the group", ErrForbidden)
-	}
-	switch {
-	case m.Kind == "commit" && m.Epoch != current:
-		return 0, current, fmt.Errorf("%w: commit for epoch %d, the group is at epoch %d", ErrCommitConflict, m.Epoch, current)
-	case m.Kind != "commit" && m.Epoch > current:
-		return 0, current, fmt.Errorf("%w: %s for epoch %d, the group is at epoch %d", ErrFutureEpoch, m.Kind, m.Epoch, current)
-	case m.Kind == api.KindApplication && m.Epoch+api.MaxStaleEpochs < current:
-		return 0, current, fmt.Errorf("%w: application message of epoch %d, the group is at epoch %d", ErrStaleEpoch, m.Epoch, current)
+	if err := checkEntry(a, m, current); err != nil {
+		return 0, current, err
 	}
 	seq := g.last + 1
 	if m.Kind != "commit" {
@@ -308,6 +329,23 @@ func (s *sqlStore) appendOne(ctx context.Context, tx *sql.Tx, g *groupTx, m Mess
 	return seq, current + 1, nil
 }
 
+// checkEntry decides whether m may be appended to a group at epoch
+// current by a sender whose window is a.
+func checkEntry(a Access, m Message, current uint64) error {
+	if a.Removed {
+		return fmt.Errorf("%w: removed from the group", ErrForbidden)
+	}
+	switch {
+	case m.Kind == "commit" && m.Epoch != current:
+		return fmt.Errorf("%w: commit for epoch %d, the group is at epoch %d", ErrCommitConflict, m.Epoch, current)
+	case m.Kind != "commit" && m.Epoch > current:
+		return fmt.Errorf("%w: %s for epoch %d, the group is at epoch %d", ErrFutureEpoch, m.Kind, m.Epoch, current)
+	case m.Kind == api.KindApplication && m.Epoch+api.MaxStaleEpochs < current:
+		return fmt.Errorf("%w: application message of epoch %d, the group is at epoch %d", ErrStaleEpoch, m.Epoch, current)
+	}
+	return nil
+}
+
 // runHook runs an entry's hook. Its error is never a refusal: the
 // transaction must not commit the entry without what the hook writes.
 func runHook(hook func(tx *sql.Tx, seq int64) error, tx *sql.Tx, seq int64) error {
@@ -324,7 +362,7 @@ func runHook(hook func(tx *sql.Tx, seq int64) error, tx *sql.Tx, seq int64) erro
 }
 
 func (s *sqlStore) insertMessage(ctx context.Context, tx *sql.Tx, m Message, seq int64) error {
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO messages (group_id, seq, kind, epoch, sender, sender_device, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+	if _, err := s.wq(tx).ExecContext(ctx, s.q(insertMessageQuery),
 		m.GroupID, seq, m.Kind, int64(m.Epoch), m.Sender, m.SenderDevice, m.Data, nanos(m.ReceivedAt)); err != nil {
 		return s.dbErr("append", err)
 	}
@@ -369,30 +407,41 @@ func (s *sqlStore) writeCommit(ctx context.Context, tx *sql.Tx, m Message, seq i
 }
 
 func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, after int64, limit, maxBytes int) ([]Message, error) {
-	a, err := s.access(ctx, s.r, groupID, userID)
-	if err != nil {
-		return nil, err
-	}
-	lo := max(after, a.FromSeq-1)
-	hi := int64(math.MaxInt64)
-	if a.Removed {
-		hi = a.ToSeq
-	}
+	ms, _, err := s.messagesAccess(ctx, groupID, userID, after, limit, maxBytes)
+	return ms, err
+}
+
+// messagesAccess is Messages that also returns the reader's window when
+// the page is empty (it had to read it, for the error of a non-reader).
+func (s *sqlStore) messagesAccess(ctx context.Context, groupID []byte, userID string, after int64, limit, maxBytes int) ([]Message, Access, error) {
 	// Entries committed but not yet flushed stay invisible (walsync.go).
-	hi = s.unsynced.limit(groupID, hi)
-	// First the sizes, to find where the page ends without reading the
-	// data of entries that will not fit; then the page. Entries never
+	hi := s.unsynced.limit(groupID, math.MaxInt64)
+	if s.d.bulk {
+		return s.pgMessages(ctx, groupID, userID, after, hi, limit, maxBytes) // pg_append.go
+	}
+	// First the sizes (and the reader's window: from its adding commit
+	// to its removing one), to find where the page ends without reading
+	// the data of entries that will not fit; then the page. Entries never
 	// change once written, so the two reads agree.
-	hi, err = s.pageEnd(ctx, s.q(`SELECT seq, LENGTH(data) FROM messages WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`),
-		maxBytes, groupID, lo, hi, limit)
-	if err != nil || hi <= lo {
-		return nil, err
-	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT seq, kind, epoch, sender, sender_device, data, received_at FROM messages
-		WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq`), groupID, lo, hi)
+	lo, hi, err := s.pageRange(ctx, s.q(pageQuery), maxBytes, groupID, userID, after, hi, limit)
 	if err != nil {
-		return nil, s.dbErr("messages", err)
+		return nil, Access{}, err
 	}
+	if hi == 0 {
+		// Nothing readable: no entry yet, or no window (the error).
+		a, err := s.access(ctx, s.rq(), groupID, userID)
+		return nil, a, err
+	}
+	rows, err := s.rq().QueryContext(ctx, s.q(messagesQuery), groupID, lo-1, hi)
+	if err != nil {
+		return nil, Access{}, s.dbErr("messages", err)
+	}
+	ms, err := s.scanMessages(groupID, rows)
+	return ms, Access{}, err
+}
+
+// scanMessages reads (and closes) rows of messagesQuery's columns.
+func (s *sqlStore) scanMessages(groupID []byte, rows *sql.Rows) ([]Message, error) {
 	defer rows.Close()
 	var out []Message
 	for rows.Next() {
@@ -415,26 +464,35 @@ func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, 
 // maxBytes, or of the first row alone when it is larger; 0 when there are
 // no rows (keys are positive).
 func (s *sqlStore) pageEnd(ctx context.Context, query string, maxBytes int, args ...any) (int64, error) {
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	_, end, err := s.pageRange(ctx, query, maxBytes, args...)
+	return end, err
+}
+
+// pageRange is pageEnd that also returns the page's first key.
+func (s *sqlStore) pageRange(ctx context.Context, query string, maxBytes int, args ...any) (first, end int64, err error) {
+	rows, err := s.rq().QueryContext(ctx, query, args...)
 	if err != nil {
-		return 0, s.dbErr("page", err)
+		return 0, 0, s.dbErr("page", err)
 	}
 	defer rows.Close()
-	var end, total int64
+	var total int64
 	for n := 0; rows.Next(); n++ {
 		var key, size int64
 		if err := rows.Scan(&key, &size); err != nil {
-			return 0, s.dbErr("page", err)
+			return 0, 0, s.dbErr("page", err)
 		}
 		if n > 0 && total+size > int64(maxBytes) {
 			break
 		}
+		if n == 0 {
+			first = key
+		}
 		end, total = key, total+size
 	}
 	if err := rows.Err(); err != nil {
-		return 0, s.dbErr("page", err)
+		return 0, 0, s.dbErr("page", err)
 	}
-	return end, nil
+	return first, end, nil
 }
 
 func (s *sqlStore) Cursor(ctx context.Context, groupID []byte, userID, deviceID string) (int64, error) {

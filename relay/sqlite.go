@@ -78,6 +78,9 @@ func OpenSQLite(ctx context.Context, dir string) (Store, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	s.r = r
+	if err := s.prepareHot(ctx); err != nil {
+		return fail(err)
+	}
 	// One lane: SQLite has one writer connection.
 	s.batch = newBatcher(s, 1)
 	return s, nil

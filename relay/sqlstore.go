@@ -37,6 +37,11 @@ type sqlStore struct {
 	flush *walFlusher
 	// unsynced holds the log ends that are committed but not yet durable.
 	unsynced unsynced
+	// members caches senders' windows by group epoch (sql_members.go).
+	members memberCache
+	// wst and rst are the hot statements prepared on w and r (SQLite;
+	// nil on PostgreSQL): sql_stmts.go.
+	wst, rst stmtCache
 }
 
 // durable returns once every commit made so far is durable.
@@ -60,6 +65,9 @@ type dialect struct {
 	// another transaction holds (one-time key package claims).
 	skipLocked string
 	isUnique   func(error) bool
+	// bulk: appends of application messages and proposals take
+	// appendBulk (PostgreSQL: arrays and unnest).
+	bulk bool
 	// notify publishes an event to other processes inside tx (delivered at
 	// commit); nil for a single-process backend.
 	notify func(ctx context.Context, tx *sql.Tx, ev Event) error
@@ -431,6 +439,8 @@ func (s *sqlStore) Close() error {
 	if s.batch != nil {
 		s.batch.close()
 	}
+	s.wst.close()
+	s.rst.close()
 	var errs []error
 	if s.r != s.w {
 		errs = append(errs, s.r.Close())

@@ -39,8 +39,9 @@ type Config struct {
 	Exe string
 	// Dir holds the run's data (a temporary directory if empty).
 	Dir string
-	// ProfileDir (end to end) receives CPU profiles of the relay and of
-	// node n0 (relay.pprof, n0.pprof), written at their shutdown.
+	// ProfileDir receives CPU profiles: end to end of the relay and of
+	// node n0 (relay.pprof, n0.pprof), written at their shutdown;
+	// relay-only of this process (relay.pprof).
 	ProfileDir string
 	// Progress receives a progress line every second (nil: none).
 	Progress io.Writer

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -31,6 +33,13 @@ func runRelayOnly(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer cleanup()
+	if cfg.ProfileDir != "" {
+		stopProf, err := profileProcess(cfg.ProfileDir)
+		if err != nil {
+			return nil, err
+		}
+		defer stopProf()
+	}
 	srv := relay.New(st, relay.Options{Rate: 1e9, Burst: 1 << 30, NewIdentitiesPerIP: 1 << 30, Logger: slog.New(slog.DiscardHandler)})
 	defer srv.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -114,6 +123,24 @@ func runRelayOnly(ctx context.Context, cfg Config) (*Result, error) {
 	stopReaders()
 	readers.Wait()
 	return rec.result("relay-only", backend, cfg, elapsed), nil
+}
+
+// profileProcess writes a CPU profile of this process (relay and load
+// clients alike: relay-only runs both in one process) to dir/relay.pprof
+// until the returned function is called.
+func profileProcess(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(dir, "relay.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // drain waits until deliveries catch up with posts, at most d.

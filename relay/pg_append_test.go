@@ -1,0 +1,147 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestBulkAppendAcrossInstances: two relay instances on one PostgreSQL
+// database take concurrent application messages (the one-statement batch
+// path, several groups a batch) and commits (the row-by-row path) for the
+// same groups. Every group's log ends gapless, each accepted post is in it
+// once at the seq it was answered, and every epoch has exactly one commit.
+func TestBulkAppendAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	url := freshPG(t)
+	var sts [2]Store
+	for i := range sts {
+		st, err := OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		sts[i] = st
+	}
+	now := time.Now()
+	const groups, posters, posts = 6, 16, 40
+	gid := func(g int) []byte { return fmt.Appendf(nil, "bulk-%d", g) }
+	for g := range groups {
+		if err := sts[0].CreateGroup(ctx, gid(g), "alice", 0, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type key struct {
+		g   int
+		seq int64
+	}
+	var mu sync.Mutex
+	accepted := map[key]string{} // what each answered seq holds
+	var commits atomic.Int64
+	record := func(g int, seq int64, data string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if prev, ok := accepted[key{g, seq}]; ok {
+			t.Errorf("group %d seq %d answered twice: %q and %q", g, seq, prev, data)
+		}
+		accepted[key{g, seq}] = data
+	}
+	var wg sync.WaitGroup
+	for p := range posters {
+		wg.Go(func() {
+			st := sts[p%2]
+			for i := range posts {
+				g := (p + i) % groups
+				data := fmt.Sprintf("app %d/%d", p, i)
+				// The epoch may move under us: post for the current one.
+				cur, err := st.Group(ctx, gid(g))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				seq, _, err := st.Append(ctx, Message{GroupID: gid(g), Kind: "application", Epoch: cur.Epoch, Sender: "alice", Data: []byte(data), ReceivedAt: now})
+				if errors.Is(err, ErrFutureEpoch) || errors.Is(err, ErrStaleEpoch) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				record(g, seq, data)
+			}
+		})
+	}
+	for c := range 4 {
+		wg.Go(func() {
+			st := sts[c%2]
+			for i := range 30 {
+				g := i % groups
+				cur, err := st.Group(ctx, gid(g))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				data := fmt.Sprintf("commit %d/%d of epoch %d", c, i, cur.Epoch)
+				seq, _, err := st.Append(ctx, Message{GroupID: gid(g), Kind: "commit", Epoch: cur.Epoch, Sender: "alice", Data: []byte(data), ReceivedAt: now})
+				if errors.Is(err, ErrCommitConflict) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				commits.Add(1)
+				record(g, seq, data)
+			}
+		})
+	}
+	wg.Wait()
+	var total int64
+	for g := range groups {
+		var all []Message
+		for after := int64(0); ; {
+			ms, err := sts[1].Messages(ctx, gid(g), "alice", after, 1000, 1<<22)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ms) == 0 {
+				break
+			}
+			all = append(all, ms...)
+			after = ms[len(ms)-1].Seq
+		}
+		epochs := map[uint64]int{}
+		for i, m := range all {
+			if m.Seq != int64(i+1) {
+				t.Fatalf("group %d: entry %d has seq %d (a gap)", g, i, m.Seq)
+			}
+			if want := accepted[key{g, m.Seq}]; want != string(m.Data) {
+				t.Fatalf("group %d seq %d holds %q, answered for %q", g, m.Seq, m.Data, want)
+			}
+			if m.Kind == "commit" {
+				epochs[m.Epoch]++
+			}
+		}
+		st, err := sts[0].Group(ctx, gid(g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for e := range st.Epoch {
+			if epochs[e] != 1 {
+				t.Fatalf("group %d epoch %d has %d commits", g, e, epochs[e])
+			}
+		}
+		if st.LastSeq != int64(len(all)) {
+			t.Fatalf("group %d: last_seq %d, %d entries", g, st.LastSeq, len(all))
+		}
+		total += int64(len(all))
+	}
+	if total != int64(len(accepted)) {
+		t.Fatalf("%d entries in the logs, %d answered", total, len(accepted))
+	}
+	t.Logf("%d entries (%d commits) over %d groups", total, commits.Load(), groups)
+}
