@@ -27,11 +27,29 @@ var (
 	ErrLookalikeGroup = errors.New("client: the Welcome's group does not match the relay's")
 )
 
+// maxEventText bounds the text a message event carries (the events kept
+// for resuming hold it): a longer one is read from the history.
+const maxEventText = 4096
+
+// messageEvent is the data of the event of a stored message: its id,
+// sequence number and sender, and, when short enough, its text, so that
+// a client following the events need not read the history for each one.
+func messageEvent(m *store.Message) map[string]any {
+	data := map[string]any{"message_id": m.ID, "seq": m.Seq, "sender": m.Sender}
+	if len(m.Body) <= maxEventText {
+		data["text"], data["sent_at"] = string(m.Body), m.Timestamp
+		if m.ReplyTo != "" {
+			data["reply_to"] = m.ReplyTo
+		}
+	}
+	return data
+}
+
 // handle reports a processed message's event; true: we are out.
 func (c *Client) handle(ctx context.Context, ev *channel.Event) bool {
 	switch ev.Kind {
 	case channel.EventChatMessage:
-		c.emit(EventMessage, ev.ChannelID, map[string]any{"message_id": ev.Message.ID, "seq": ev.Message.Seq, "sender": ev.Message.Sender})
+		c.emit(EventMessage, ev.ChannelID, messageEvent(ev.Message))
 	case channel.EventProposal:
 		c.commitLeaves(ctx, ev)
 	case channel.EventRemoved:

@@ -170,6 +170,12 @@ func TestEventsStream(t *testing.T) {
 	if last.data["channel_id"] != chn.id || last.data["message_id"] == nil {
 		t.Fatalf("message event %+v", last)
 	}
+	// The message itself comes with its event (no history read needed).
+	m, _ := last.data["message"].(map[string]any)
+	if m == nil || m["text"] != "hello" || m["message_id"] != last.data["message_id"] || m["sent_at"] == nil ||
+		m["sender"].(map[string]any)["user_id"] != uidOf(t, alice.c) {
+		t.Fatalf("message event without its message: %+v", last.data)
+	}
 	kinds := map[string]bool{}
 	for i, e := range evs {
 		kinds[e.event] = true

@@ -47,6 +47,22 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		if ev.ChannelID != "" {
 			data["channel_id"] = ev.ChannelID
 		}
+		if text, ok := data["text"].(string); ok && ev.Kind == client.EventMessage {
+			// The message as a history page has it, but for the sender's
+			// name and verification (looked up with the history).
+			m := map[string]any{"seq": data["seq"], "message_id": data["message_id"],
+				"sender": map[string]any{"user_id": data["sender"]}, "text": text}
+			if t, ok := data["sent_at"].(time.Time); ok {
+				m["sent_at"] = rfc3339(t)
+			}
+			if r, ok := data["reply_to"]; ok {
+				m["reply_to"] = r
+			}
+			delete(data, "text")
+			delete(data, "sent_at")
+			delete(data, "reply_to")
+			data["message"] = m
+		}
 		data["at"] = rfc3339(ev.At)
 		b, err := json.Marshal(data)
 		if err != nil {
@@ -78,6 +94,22 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 			}
 			if err := write(ev); err != nil {
 				return nil
+			}
+			// The events already waiting go in the same write: one
+			// flush (a write to the socket) per burst, not per event.
+			for more := true; more; {
+				select {
+				case ev, ok := <-ch:
+					if !ok {
+						fl.Flush()
+						return nil
+					}
+					if err := write(ev); err != nil {
+						return nil
+					}
+				default:
+					more = false
+				}
 			}
 			fl.Flush()
 		}

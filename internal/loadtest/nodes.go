@@ -225,13 +225,29 @@ type nodeProc struct {
 // /v1/events) and reads a channel's history after each "message" event
 // of it (and every second, in case the stream broke).
 func (n *nodeProc) readHistories(ctx context.Context, self int, rec *recorder) {
-	after := make([]uint64, len(n.chans))
+	after := make([]uint64, len(n.chans))         // every message up to it is counted
+	seen := make([]map[uint64]bool, len(n.chans)) // counted, past after
 	index := map[string]int{}
 	for i, ch := range n.chans {
 		index[ch] = i
+		seen[i] = map[uint64]bool{}
 	}
 	dirty := make(chan int, 1024)
-	go n.followEvents(ctx, index, dirty)
+	live := make(chan liveMsg, 4096)
+	go n.followEvents(ctx, index, dirty, live)
+	got := func(i int, seq uint64, text string) {
+		if seq <= after[i] || seen[i][seq] {
+			return
+		}
+		seen[i][seq] = true
+		f := strings.Fields(text)
+		if len(f) != 4 || f[0] != "lt" || f[2] == strconv.Itoa(self) {
+			return
+		}
+		if ns, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+			rec.delivered(time.Unix(0, ns))
+		}
+	}
 	read := func(i int) {
 		var page struct {
 			Messages []struct {
@@ -244,13 +260,14 @@ func (n *nodeProc) readHistories(ctx context.Context, self int, rec *recorder) {
 			return
 		}
 		for _, m := range page.Messages {
+			got(i, m.Seq, m.Text)
+		}
+		for _, m := range page.Messages {
 			after[i] = max(after[i], m.Seq)
-			f := strings.Fields(m.Text)
-			if len(f) != 4 || f[0] != "lt" || f[2] == strconv.Itoa(self) {
-				continue
-			}
-			if ns, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-				rec.delivered(time.Unix(0, ns))
+		}
+		for seq := range seen[i] {
+			if seq <= after[i] {
+				delete(seen[i], seq)
 			}
 		}
 	}
@@ -259,32 +276,42 @@ func (n *nodeProc) readHistories(ctx context.Context, self int, rec *recorder) {
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
+		case m := <-live:
+			got(m.ch, m.seq, m.text)
 		case i := <-dirty:
 			// Events that came meanwhile are served by the same read.
-			seen := map[int]bool{i: true}
+			due := map[int]bool{i: true}
 		drain:
 			for {
 				select {
 				case j := <-dirty:
-					seen[j] = true
+					due[j] = true
 				default:
 					break drain
 				}
 			}
-			for j := range seen {
+			for j := range due {
 				read(j)
 			}
 		case <-tick.C:
 			for i := range n.chans {
-				read(i)
+				read(i) // what an event did not carry, or a broken stream lost
 			}
 		}
 	}
 }
 
-// followEvents sends the index of a channel with a new message to dirty,
-// reconnecting (from the last event id) until ctx ends.
-func (n *nodeProc) followEvents(ctx context.Context, index map[string]int, dirty chan<- int) {
+// liveMsg is a message as its event carried it.
+type liveMsg struct {
+	ch   int
+	seq  uint64
+	text string
+}
+
+// followEvents follows the node's events, reconnecting (from the last
+// event id) until ctx ends: a message its event carries goes to live, the
+// index of a channel with a message it does not carry to dirty.
+func (n *nodeProc) followEvents(ctx context.Context, index map[string]int, dirty chan<- int, live chan<- liveMsg) {
 	last := ""
 	for ctx.Err() == nil {
 		req, err := http.NewRequestWithContext(ctx, "GET", n.base+"/v1/events?after="+last, nil)
@@ -309,13 +336,28 @@ func (n *nodeProc) followEvents(ctx context.Context, index map[string]int, dirty
 			case strings.HasPrefix(line, "data: ") && event == "message":
 				var d struct {
 					ChannelID string `json:"channel_id"`
+					Sender    string `json:"sender"`
+					Message   *struct {
+						Seq  uint64 `json:"seq"`
+						Text string `json:"text"`
+					} `json:"message"`
 				}
-				if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &d) == nil {
-					if i, ok := index[d.ChannelID]; ok {
-						select {
-						case dirty <- i:
-						default: // full: reads are due anyway
-						}
+				if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &d) != nil {
+					break
+				}
+				i, ok := index[d.ChannelID]
+				switch {
+				case !ok || d.Sender == n.user: // ours: not a delivery
+				case d.Message != nil:
+					select {
+					case live <- liveMsg{i, d.Message.Seq, d.Message.Text}:
+					case <-ctx.Done():
+						return
+					}
+				default:
+					select {
+					case dirty <- i:
+					default: // full: reads are due anyway
 					}
 				}
 			}
