@@ -211,17 +211,32 @@ func (c *Client) runOffer(lr linkRelay, offer *identity.LinkOffer, mb string, ex
 	defer c.wg.Done()
 	ctx, cancel := context.WithDeadline(c.ctx, exp)
 	defer cancel()
-	defer c.closeMailbox(lr, mb)
 	cert, name, err := c.certifyAnswer(ctx, lr, offer, mb)
 	if err != nil {
+		c.closeMailbox(lr, mb)
 		if ctx.Err() == nil {
 			c.log.Warn("device link failed", "mailbox", mb, "err", err)
 		}
 		return
 	}
 	c.log.Info("linked a device", "device", cert.Device.ID, "name", name)
+	// The new device may not have read its certificate yet: closed at
+	// once, the mailbox was gone when the new device's long poll woke to
+	// read it, and the link failed there (TestLinkCLI, 1 run in 20).
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		gctx, gcancel := context.WithDeadline(c.ctx, exp)
+		defer gcancel()
+		sleepCtx(gctx, linkGrace)
+		c.closeMailbox(lr, mb)
+	}()
 	c.addLinkedDevice(ctx, cert.Device.ID)
 }
+
+// linkGrace is how long a mailbox stays open after the offering device
+// posted the new device's certificate (it expires anyway, api.LinkMailboxTTL).
+const linkGrace = 30 * time.Second
 
 // certifyAnswer waits for the new device's request, checks it and posts
 // its certificate. A message that does not decode costs no guess.
