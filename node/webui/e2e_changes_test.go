@@ -2,8 +2,6 @@ package webui_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -23,45 +21,13 @@ func TestBrowserChangesAndDevices(t *testing.T) {
 	browserPrereqs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	root := t.TempDir()
-	exe := filepath.Join(root, "spacepanda")
-	build := exec.CommandContext(ctx, "go", "build", "-o", exe, "github.com/spacepanda/spacepanda/cmd/spacepanda")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	relay := &proc{t: t, name: "relay", exe: exe, port: freePort(t), logDir: root}
-	relay.args = []string{"relay", "--data", filepath.Join(root, "relay"), "--listen", relay.addr()}
-	relay.ready = "spacepanda relay serving on "
-	procs := map[string]*proc{"relay": relay}
-	defer func() {
-		for _, p := range procs {
-			p.stop()
-		}
-		if t.Failed() {
-			for _, p := range procs {
-				if b, err := os.ReadFile(p.logPath()); err == nil {
-					t.Logf("--- %s log (last 3000 bytes) ---\n%s", p.name, tail(b, 3000))
-				}
-			}
-		}
-	}()
-	if err := relay.start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := startCluster(t, ctx)
+	defer c.stop()
 	nodes := map[string]string{}
-	for _, name := range []string{"alice", "bob", "carol", "phone"} {
-		p := &proc{t: t, name: name, exe: exe, port: freePort(t), logDir: root, ready: "spacepanda: ", health: "/healthz"}
-		p.args = []string{"serve", "--data", filepath.Join(root, name), "--listen", p.addr(), "--name", name,
-			"--relay", "http://" + relay.addr()}
-		if name == "phone" {
-			p.args = append(p.args, "--link")
-		}
-		procs[name] = p
-		if err := p.start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		nodes[name] = "http://" + p.addr() + "/"
+	for _, name := range []string{"alice", "bob", "carol"} {
+		nodes[name] = c.serve(name, "--relay", c.relayURL())
 	}
-	runDriver(t, ctx, "changes.mjs", map[string]any{"nodes": nodes, "profile": filepath.Join(root, "chromium-profile")},
-		func(args []string) error { return control(ctx, procs, args) })
+	nodes["phone"] = c.serve("phone", "--relay", c.relayURL(), "--link")
+	runDriver(t, ctx, "changes.mjs", map[string]any{"nodes": nodes, "profile": filepath.Join(c.root, "chromium-profile")},
+		func(args []string) error { return control(ctx, c.procs, args) })
 }

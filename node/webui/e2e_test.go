@@ -50,66 +50,95 @@ func TestBrowserE2E(t *testing.T) {
 	browserPrereqs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	root := t.TempDir()
-	exe := filepath.Join(root, "spacepanda")
-	build := exec.CommandContext(ctx, "go", "build", "-o", exe, "github.com/spacepanda/spacepanda/cmd/spacepanda")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-
-	relay := &proc{t: t, name: "relay", exe: exe, port: freePort(t), logDir: root}
-	relay.args = []string{"relay", "--data", filepath.Join(root, "relay"), "--listen", relay.addr()}
-	relay.ready = "spacepanda relay serving on "
-	procs := map[string]*proc{"relay": relay}
-	if err := relay.start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := startCluster(t, ctx)
+	defer c.stop()
 	nodes := map[string]string{}
 	for _, name := range []string{"alice", "bob", "carol"} {
-		p := &proc{t: t, name: name, exe: exe, port: freePort(t), logDir: root, ready: "spacepanda: ", health: "/healthz"}
-		p.args = []string{"serve", "--data", filepath.Join(root, name), "--listen", p.addr(), "--name", name,
-			"--relay", "http://" + relay.addr()}
-		if err := p.start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		procs[name] = p
-		nodes[name] = "http://" + p.addr() + "/"
+		nodes[name] = c.serve(name, "--relay", c.relayURL())
 	}
-	defer func() {
-		for _, p := range procs {
-			p.stop()
-		}
-		if t.Failed() {
-			for _, p := range procs {
-				if b, err := os.ReadFile(p.logPath()); err == nil {
-					t.Logf("--- %s log (last 3000 bytes) ---\n%s", p.name, tail(b, 3000))
-				}
-			}
-		}
-	}()
 
 	// Two nodes without a relay: dave needs a bearer token (the page asks
 	// for it), erin joins dave's channel by key package and invite code.
 	token := "e2e-token-0123456789abcdef"
-	tokenFile := filepath.Join(root, "token")
+	tokenFile := filepath.Join(c.root, "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"dave", "erin"} {
-		p := &proc{t: t, name: name, exe: exe, port: freePort(t), logDir: root, ready: "spacepanda: ", health: "/healthz"}
-		p.args = []string{"serve", "--data", filepath.Join(root, name), "--listen", p.addr(), "--name", name}
-		if name == "dave" {
-			p.args, p.token = append(p.args, "--token-file", tokenFile), token
-		}
-		if err := p.start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		procs[name] = p
-		nodes[name] = "http://" + p.addr() + "/"
-	}
+	nodes["dave"] = c.serveWithToken("dave", token, "--token-file", tokenFile)
+	nodes["erin"] = c.serve("erin")
 
-	runDriver(t, ctx, "driver.mjs", map[string]any{"nodes": nodes, "token": token, "profile": filepath.Join(root, "chromium-profile")},
-		func(args []string) error { return control(ctx, procs, args) })
+	runDriver(t, ctx, "driver.mjs", map[string]any{"nodes": nodes, "token": token, "profile": filepath.Join(c.root, "chromium-profile")},
+		func(args []string) error { return control(ctx, c.procs, args) })
+}
+
+// cluster is the processes of a browser test: the spacepanda binary
+// built for it, a relay, and the nodes started with serve; at the end of
+// the test they are stopped, and on a failure their logs are shown.
+type cluster struct {
+	t         *testing.T
+	ctx       context.Context
+	root, exe string
+	relay     *proc
+	procs     map[string]*proc
+	stopOnce  sync.Once
+}
+
+// startCluster builds the binary and starts a relay.
+func startCluster(t *testing.T, ctx context.Context) *cluster {
+	t.Helper()
+	root := t.TempDir()
+	c := &cluster{t: t, ctx: ctx, root: root, exe: filepath.Join(root, "spacepanda"), procs: map[string]*proc{}}
+	build := exec.CommandContext(ctx, "go", "build", "-o", c.exe, "github.com/spacepanda/spacepanda/cmd/spacepanda")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	t.Cleanup(c.stop) // after a t.Fatal here; tests defer stop before ctx ends
+	c.relay = &proc{t: t, name: "relay", exe: c.exe, port: freePort(t), logDir: root}
+	c.relay.args = []string{"relay", "--data", filepath.Join(root, "relay"), "--listen", c.relay.addr()}
+	c.relay.ready = "spacepanda relay serving on "
+	c.procs["relay"] = c.relay
+	if err := c.relay.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// stop stops the processes with SIGTERM (the test defers it, to run
+// before its context ends and kills them) and, on a failure, shows their
+// logs; once.
+func (c *cluster) stop() {
+	c.stopOnce.Do(func() {
+		for _, p := range c.procs {
+			p.stop()
+		}
+		if c.t.Failed() {
+			for _, p := range c.procs {
+				if b, err := os.ReadFile(p.logPath()); err == nil {
+					c.t.Logf("--- %s log (last 3000 bytes) ---\n%s", p.name, tail(b, 3000))
+				}
+			}
+		}
+	})
+}
+
+func (c *cluster) relayURL() string { return "http://" + c.relay.addr() }
+
+// serve starts a node named name with the extra flags and returns its
+// page's URL.
+func (c *cluster) serve(name string, extra ...string) string {
+	return c.serveWithToken(name, "", extra...)
+}
+
+// serveWithToken is serve for a node that requires the bearer token.
+func (c *cluster) serveWithToken(name, token string, extra ...string) string {
+	c.t.Helper()
+	p := &proc{t: c.t, name: name, exe: c.exe, port: freePort(c.t), logDir: c.root, ready: "spacepanda: ", health: "/healthz", token: token}
+	p.args = append([]string{"serve", "--data", filepath.Join(c.root, name), "--listen", p.addr(), "--name", name}, extra...)
+	c.procs[name] = p
+	if err := p.start(c.ctx); err != nil {
+		c.t.Fatal(err)
+	}
+	return "http://" + p.addr() + "/"
 }
 
 // TestBrowserContract drives the page against a fake of the contract's
