@@ -7,23 +7,16 @@
 // that device revoked.
 
 import {
-  T, allowed, cfg, ctl, down, membersOpen, openChannel, removed, shot, step, uid, watch, withBrowser, finish,
+  T, allowed, cfg, ctl, down, membersOpen, openChannel, openPages, removed, shot, step, uid, watch, withBrowser, finish,
 } from './lib.mjs';
 
 const pages = {};
 
 async function run(ctx) {
-  const uids = {};
+  let uids = {};
   await step('three pages load', async () => {
-    for (const who of ['alice', 'bob', 'carol']) {
-      const page = ctx.pages().length && !pages.alice ? ctx.pages()[0] : await ctx.newPage();
-      pages[who] = page;
-      watch(page, who);
-      await page.goto(cfg.nodes[who]);
-      await page.locator('#me-uid', { hasText: 'sp1' }).waitFor({ timeout: T });
-      await page.locator('#relay', { hasText: 'reachable' }).waitFor({ timeout: T });
-      uids[who] = await uid(page);
-    }
+    uids = await openPages(ctx, pages, ['alice', 'bob', 'carol'],
+      (page) => page.locator('#relay', { hasText: 'reachable' }).waitFor({ timeout: T }));
   });
   const { alice, carol } = pages;
 

@@ -6,25 +6,19 @@
 // step or console error exits non-zero.
 
 import {
-  T, DESKTOP, PHONE, allowed, askedToken, cfg, ctl, down, membersOpen, msgText, openChannel, removed,
+  T, DESKTOP, PHONE, allowed, askedToken, cfg, ctl, down, membersOpen, msgText, openChannel, openPages, removed,
   seeMessage, send, shot, skipped, step, uid, v2, watch, withBrowser, finish,
 } from './lib.mjs';
 
 const pages = {};
 
 async function run(ctx) {
-  const uids = {};
+  let uids = {};
   await step('three pages load, each shows its own identity', async () => {
-    for (const who of ['alice', 'bob', 'carol']) {
-      const page = ctx.pages().length && !pages.alice ? ctx.pages()[0] : await ctx.newPage();
-      pages[who] = page;
-      watch(page, who);
-      await page.goto(cfg.nodes[who]);
-      await page.locator('#me-uid', { hasText: 'sp1' }).waitFor({ timeout: T });
+    uids = await openPages(ctx, pages, ['alice', 'bob', 'carol'], async (page, who) => {
       await page.locator('#me-name', { hasText: who }).waitFor({ timeout: T });
       await page.locator('#relay', { hasText: 'Relay' }).waitFor({ timeout: T });
-      uids[who] = await uid(page);
-    }
+    });
   });
   const { alice, bob, carol } = pages;
   const contract = await v2(alice);

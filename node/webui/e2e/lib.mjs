@@ -81,6 +81,22 @@ export async function send(page, text) {
   await page.locator('#send-text').press('Enter');
 }
 export async function uid(page) { return (await page.locator('#me-uid').textContent()).trim(); }
+// openPages opens one page per name (the first in the context's own
+// tab) on that name's node, watched, into pages; it waits until each shows
+// a user id and ready(page, who) holds, and returns the user ids by name.
+export async function openPages(ctx, pages, names, ready) {
+  const uids = {};
+  for (const who of names) {
+    const page = ctx.pages().length && !Object.keys(pages).length ? ctx.pages()[0] : await ctx.newPage();
+    pages[who] = page;
+    watch(page, who);
+    await page.goto(cfg.nodes[who]);
+    await page.locator('#me-uid', { hasText: 'sp1' }).waitFor({ timeout: T });
+    await ready(page, who);
+    uids[who] = await uid(page);
+  }
+  return uids;
+}
 export async function openChannel(page, name) {
   await page.locator('#channel-list button', { hasText: name }).first().click({ timeout: T });
   await page.locator('#ch-name', { hasText: name }).waitFor({ timeout: T });
