@@ -89,8 +89,13 @@ func openSQLiteT(t testing.TB) Store {
 	return st
 }
 
-func openPostgresT(t testing.TB) Store {
-	st, err := OpenPostgres(context.Background(), freshPG(t))
+func openPostgresT(t testing.TB) Store { return openPostgresAt(t, freshPG(t)) }
+
+// openPostgresAt opens a store on url (one more relay instance on the
+// same database), closed at the end of the test.
+func openPostgresAt(t testing.TB, url string) Store {
+	t.Helper()
+	st, err := OpenPostgres(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,12 +94,7 @@ func TestRemovedMemberRefusedAtOnce(t *testing.T) {
 		url := freshPG(t)
 		var sts [2]Store
 		for i := range sts {
-			st, err := OpenPostgres(ctx, url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			sts[i] = st
+			sts[i] = openPostgresAt(t, url)
 		}
 		run(t, sts[0], sts[1])
 	})

@@ -112,14 +112,7 @@ func TestMigrateFromNames(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { db.Close() })
-			return &sqlStore{w: db, r: db, d: postgresDialect()}, func() Store {
-				st, err := OpenPostgres(context.Background(), url)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { st.Close() })
-				return st
-			}
+			return &sqlStore{w: db, r: db, d: postgresDialect()}, func() Store { return openPostgresAt(t, url) }
 		}},
 	} {
 		t.Run(b.name, func(t *testing.T) {

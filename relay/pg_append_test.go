@@ -20,12 +20,7 @@ func TestBulkAppendAcrossInstances(t *testing.T) {
 	url := freshPG(t)
 	var sts [2]Store
 	for i := range sts {
-		st, err := OpenPostgres(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		sts[i] = st
+		sts[i] = openPostgresAt(t, url)
 	}
 	now := time.Now()
 	const groups, posters, posts = 6, 16, 40

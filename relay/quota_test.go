@@ -106,12 +106,7 @@ func TestClaimQuotaAcrossInstances(t *testing.T) {
 	url := freshPG(t)
 	var bases []string
 	for range 2 {
-		st, err := OpenPostgres(context.Background(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		_, base := newTestServer(t, st, Options{ClaimsPerClaimer: 2})
+		_, base := newTestServer(t, openPostgresAt(t, url), Options{ClaimsPerClaimer: 2})
 		bases = append(bases, base)
 	}
 	victim, mallory := newIdent(t, "victim"), newIdent(t, "mallory")
