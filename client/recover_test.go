@@ -29,6 +29,20 @@ func settled(t *testing.T, f *fakeRelay, m *member, ch string, gid []byte) {
 	})
 }
 
+// oneEpoch waits until the members are in one epoch of the channel.
+func oneEpoch(t *testing.T, ch string, ms ...*member) {
+	t.Helper()
+	eventually(t, "one epoch", func() bool {
+		first, _ := ms[0].Manager().Epoch(ctx, ch)
+		for _, m := range ms[1:] {
+			if e, _ := m.Manager().Epoch(ctx, ch); e != first {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func unreadNotes(t *testing.T, m *member, ch string) []string {
 	t.Helper()
 	h, err := m.History(ctx, ch, 0, 0, 1000)
@@ -142,12 +156,7 @@ func TestSimultaneousRecoveries(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "carol recovers", func() bool { return carol.Stats().Recoveries == 1 })
-	eventually(t, "one epoch", func() bool {
-		a, _ := alice.Manager().Epoch(ctx, ch)
-		b, _ := bob.Manager().Epoch(ctx, ch)
-		c, _ := carol.Manager().Epoch(ctx, ch)
-		return a == b && b == c
-	})
+	oneEpoch(t, ch, alice, bob, carol)
 	if _, err := alice.Send(ctx, ch, "all here", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -207,12 +216,7 @@ func TestRecoveryCauseKeptPastRejoinInPage(t *testing.T) {
 	if n := carol.Stats().EntriesSkipped; n != 1 {
 		t.Fatalf("carol skipped %d entries, want 1 (alice's commit)", n)
 	}
-	eventually(t, "one epoch", func() bool {
-		a, _ := alice.Manager().Epoch(ctx, ch)
-		b, _ := bob.Manager().Epoch(ctx, ch)
-		c, _ := carol.Manager().Epoch(ctx, ch)
-		return a == b && b == c
-	})
+	oneEpoch(t, ch, alice, bob, carol)
 	if _, err := alice.Send(ctx, ch, "all here", ""); err != nil {
 		t.Fatal(err)
 	}
