@@ -29,6 +29,8 @@ func cloneChannel(c store.Channel) store.Channel {
 	return c
 }
 
+// get is the cached row of id and the generation it was looked up at (a
+// miss is filled with put at that generation).
 func (cc *chanCache) get(id string) (store.Channel, uint64, bool) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
@@ -62,13 +64,13 @@ func (cc *chanCache) drop() {
 
 // Channel implements store.Reader, through the cache.
 func (s *Store) Channel(ctx context.Context, channelID string) (store.Channel, error) {
-	if c, _, ok := s.chans.get(channelID); ok {
+	c, gen, ok := s.chans.get(channelID)
+	if ok {
 		if err := s.check(ctx); err != nil {
 			return store.Channel{}, err
 		}
 		return c, nil
 	}
-	_, gen, _ := s.chans.get("")
 	c, err := s.reader.Channel(ctx, channelID)
 	if err != nil {
 		return store.Channel{}, err
