@@ -11,14 +11,15 @@ import (
 // chanCache holds the channel rows read through the Store (not inside a
 // transaction): a node reads a channel's row several times for every
 // message it sends or receives, and each read is a query and two AEAD
-// opens. A transaction that wrote a channel row drops the whole cache
-// when it commits (channel rows change rarely: joins, leaves, renames).
-// gen orders the two: a read that began before a drop does not fill the
-// cache after it.
+// opens. Channel rows change rarely (joins, leaves, renames): from a
+// transaction's first channel write until it ends, the cache is not used
+// at all, and it starts again empty. gen orders a fill against that: a
+// read that began before a write does not fill the cache after it.
 type chanCache struct {
-	mu  sync.Mutex
-	gen uint64
-	m   map[string]store.Channel
+	mu      sync.Mutex
+	gen     uint64
+	writers int // transactions between their first channel write and their end
+	m       map[string]store.Channel
 }
 
 const maxCachedChannels = 4096
@@ -35,7 +36,7 @@ func (cc *chanCache) get(id string) (store.Channel, uint64, bool) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	c, ok := cc.m[id]
-	if !ok {
+	if !ok || cc.writers > 0 {
 		return store.Channel{}, cc.gen, false
 	}
 	return cloneChannel(c), cc.gen, true
@@ -45,8 +46,8 @@ func (cc *chanCache) get(id string) (store.Channel, uint64, bool) {
 func (cc *chanCache) put(c store.Channel, gen uint64) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if gen != cc.gen {
-		return // a write committed since the read began
+	if gen != cc.gen || cc.writers > 0 {
+		return // a write began since the read did, or is under way
 	}
 	if cc.m == nil || len(cc.m) >= maxCachedChannels {
 		cc.m = map[string]store.Channel{}
@@ -54,10 +55,21 @@ func (cc *chanCache) put(c store.Channel, gen uint64) {
 	cc.m[c.ID] = cloneChannel(c)
 }
 
-// drop forgets every row: called after a commit that wrote channels.
-func (cc *chanCache) drop() {
+// beginWrite sets the cache aside: a transaction wrote a channel row.
+func (cc *chanCache) beginWrite() {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
+	cc.writers++
+	cc.gen++
+	clear(cc.m)
+}
+
+// endWrite ends beginWrite, after the commit or rollback: the cache starts
+// again empty.
+func (cc *chanCache) endWrite() {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.writers--
 	cc.gen++
 	clear(cc.m)
 }

@@ -437,7 +437,9 @@ type tx struct {
 	reader
 	tx *sql.Tx
 	q  txStmts // tx through the writer's prepared statements
-	// wroteChannels: the Store's channel cache is dropped at commit.
+	// chans is the Store's channel cache, set aside from the first
+	// channel write (writeChannels) until the transaction ends.
+	chans         *chanCache
 	wroteChannels bool
 	done          atomic.Bool
 	now           func() time.Time
@@ -455,6 +457,16 @@ func (t *tx) stamp(tm time.Time) int64 {
 		tm = t.now()
 	}
 	return codec.Time(tm)
+}
+
+// writeChannels sets the Store's channel cache aside until the end of the
+// transaction (Update ends it): a read racing the commit must neither
+// fill it with the row as it was nor find a row filled so.
+func (t *tx) writeChannels() {
+	if !t.wroteChannels {
+		t.wroteChannels = true
+		t.chans.beginWrite()
+	}
 }
 
 // exec runs one statement and returns the number of rows it changed.
@@ -744,7 +756,7 @@ func (t *tx) PutChannel(ctx context.Context, c store.Channel) error {
 		extra = t.box.Seal(adExtra(c.ID), c.Extra)
 	}
 	// Upsert, never INSERT OR REPLACE (which would cascade to the history).
-	t.wroteChannels = true
+	t.writeChannels()
 	_, err := t.exec(ctx, `INSERT INTO channels (`+channelCols+`) VALUES (?, ?, '', ?, ?, NULL, ?, ?)
 		ON CONFLICT (channel_id) DO UPDATE SET group_id = excluded.group_id, name = '', name_sealed = excluded.name_sealed,
 			public = excluded.public, created_at = excluded.created_at, extra = NULL, extra_sealed = excluded.extra_sealed`,
@@ -756,7 +768,7 @@ func (t *tx) DeleteChannel(ctx context.Context, channelID string) error {
 	if err := codec.CheckString("channel id", channelID); err != nil {
 		return err
 	}
-	t.wroteChannels = true
+	t.writeChannels()
 	return deleted(t.exec(ctx, `DELETE FROM channels WHERE channel_id = ?`, channelID))(store.ErrChannelNotFound)
 }
 

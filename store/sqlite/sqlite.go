@@ -382,7 +382,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (err error)
 		}
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	t := &tx{tx: sqlTx, q: txStmts{tx: sqlTx, w: s.ws}, now: time.Now}
+	t := &tx{tx: sqlTx, q: txStmts{tx: sqlTx, w: s.ws}, chans: &s.chans, now: time.Now}
 	t.reader = reader{q: t.q, box: s.box, check: t.checkCtx}
 	committed := false
 	defer func() {
@@ -391,7 +391,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (err error)
 			sqlTx.Rollback()
 		}
 		if t.wroteChannels {
-			s.chans.drop() // committed or not: the next read asks the database
+			s.chans.endWrite() // committed or not: the next read asks the database
 		}
 		s.ws.prepareNew(context.WithoutCancel(ctx)) // the connection is free again
 	}()
