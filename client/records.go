@@ -60,22 +60,24 @@ func (m *memRecords) Records(_ context.Context, kind string) ([]store.Record, er
 // recordCache keeps the records of one kind in memory, for a kind this
 // Client alone writes, and writes only through the cache (put, del):
 // contacts are looked up for the sender of every message of a history
-// page. gen orders a load against a write: a load that began before a
-// write does not fill the cache after it.
+// page. While a write is under way the cache is not used, and it starts
+// again empty after it; gen orders a load against a write: a load that
+// began before a write does not fill the cache after it.
 type recordCache struct {
-	kind string
-	mu   sync.Mutex
-	gen  uint64
-	recs []store.Record // nil: not loaded
+	kind    string
+	mu      sync.Mutex
+	gen     uint64
+	writers int
+	recs    []store.Record // nil: not loaded
 }
 
 // list is the records of the kind, in the order first stored. The caller
 // must not change them.
 func (rc *recordCache) list(ctx context.Context, recs store.Records) ([]store.Record, error) {
 	rc.mu.Lock()
-	out, gen := rc.recs, rc.gen
+	out, gen, busy := rc.recs, rc.gen, rc.writers > 0
 	rc.mu.Unlock()
-	if out != nil {
+	if out != nil && !busy {
 		return out, nil
 	}
 	out, err := recs.Records(ctx, rc.kind)
@@ -86,26 +88,34 @@ func (rc *recordCache) list(ctx context.Context, recs store.Records) ([]store.Re
 		out = []store.Record{}
 	}
 	rc.mu.Lock()
-	if rc.gen == gen {
+	if rc.gen == gen && rc.writers == 0 {
 		rc.recs = out
 	}
 	rc.mu.Unlock()
 	return out, nil
 }
 
-func (rc *recordCache) forget() {
+// write runs w with the cache set aside.
+func (rc *recordCache) write(w func() error) error {
 	rc.mu.Lock()
+	rc.writers++
 	rc.gen++
 	rc.recs = nil
 	rc.mu.Unlock()
+	defer func() { // whether or not the write went through
+		rc.mu.Lock()
+		rc.writers--
+		rc.gen++
+		rc.recs = nil
+		rc.mu.Unlock()
+	}()
+	return w()
 }
 
 func (rc *recordCache) put(ctx context.Context, recs store.Records, id string, value []byte) error {
-	defer rc.forget() // after the write, whether or not it went through
-	return recs.PutRecord(ctx, rc.kind, id, value)
+	return rc.write(func() error { return recs.PutRecord(ctx, rc.kind, id, value) })
 }
 
 func (rc *recordCache) del(ctx context.Context, recs store.Records, id string) error {
-	defer rc.forget()
-	return recs.DeleteRecord(ctx, rc.kind, id)
+	return rc.write(func() error { return recs.DeleteRecord(ctx, rc.kind, id) })
 }
