@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -194,15 +195,21 @@ func progress(ctx context.Context, w io.Writer, rec *recorder, total time.Durati
 }
 
 // pacer returns a function that waits until a client's next send (nil
-// when the load is closed-loop).
+// when the load is closed-loop). With a rate, each client's sends are a
+// Poisson process of rate/clients (exponential gaps, a random first
+// one), so that together they offer rate messages per second with the
+// bursts of independent users, not all clients at the same instant: with
+// equal gaps from a common start every client fired together, and the
+// latency measured was that of draining a burst of one message per
+// client.
 func pacer(rate float64, clients int) func(ctx context.Context) bool {
 	if rate <= 0 {
 		return func(ctx context.Context) bool { return ctx.Err() == nil }
 	}
-	every := time.Duration(float64(time.Second) * float64(clients) / rate)
+	mean := float64(time.Second) * float64(clients) / rate
 	next := time.Now()
 	return func(ctx context.Context) bool {
-		next = next.Add(every)
+		next = next.Add(time.Duration(rand.ExpFloat64() * mean))
 		if d := time.Until(next); d > 0 {
 			t := time.NewTimer(d)
 			defer t.Stop()
