@@ -38,7 +38,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -82,6 +81,7 @@ type Store struct {
 	stmts     *stmtCache   // the read pool's prepared statements
 	ws        *writerStmts // the writer's
 	chans     chanCache    // channel rows read outside transactions
+	commit    committer    // Update calls waiting for the writer (groupcommit.go)
 	box       *seal.Box
 	lock      *os.File // flock on path+".lock"; nil where unsupported
 	closed    atomic.Bool
@@ -366,47 +366,4 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
-}
-
-// Update implements store.Store: fn runs in one BEGIN IMMEDIATE transaction
-// on the single writer connection, committed with a WAL fsync before Update
-// returns.
-func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (err error) {
-	if err := s.check(ctx); err != nil {
-		return err
-	}
-	sqlTx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		if s.closed.Load() {
-			return store.ErrClosed
-		}
-		return fmt.Errorf("store: begin: %w", err)
-	}
-	t := &tx{tx: sqlTx, q: txStmts{tx: sqlTx, w: s.ws}, chans: &s.chans, now: time.Now}
-	t.reader = reader{q: t.q, box: s.box, check: t.checkCtx}
-	committed := false
-	defer func() {
-		t.done.Store(true)
-		if !committed {
-			sqlTx.Rollback()
-		}
-		if t.wroteChannels {
-			s.chans.endWrite() // committed or not: the next read asks the database
-		}
-		s.ws.prepareNew(context.WithoutCancel(ctx)) // the connection is free again
-	}()
-	if err := fn(t); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := sqlTx.Commit(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("store: commit: %w", err)
-	}
-	committed = true
-	return nil
 }

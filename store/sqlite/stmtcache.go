@@ -156,6 +156,10 @@ type txStmts struct {
 var _ querier = txStmts{}
 
 func (t txStmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctx = context.WithoutCancel(ctx) // the transaction is shared (groupcommit.go)
 	if st := t.w.get(query); st != nil {
 		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
@@ -163,6 +167,10 @@ func (t txStmts) ExecContext(ctx context.Context, query string, args ...any) (sq
 }
 
 func (t txStmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctx = context.WithoutCancel(ctx)
 	if st := t.w.get(query); st != nil {
 		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
@@ -170,6 +178,9 @@ func (t txStmts) QueryContext(ctx context.Context, query string, args ...any) (*
 }
 
 func (t txStmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if ctx.Err() == nil { // else the row reports it, without running
+		ctx = context.WithoutCancel(ctx)
+	}
 	if st := t.w.get(query); st != nil {
 		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
