@@ -449,7 +449,7 @@ func (t *tx) checkCtx(ctx context.Context) error {
 	if t.done.Load() {
 		return store.ErrTxDone
 	}
-	return ctx.Err()
+	return t.q.check(ctx) // and the transaction is still there
 }
 
 func (t *tx) stamp(tm time.Time) int64 {
@@ -572,14 +572,19 @@ func (t *tx) PutKeyPackages(ctx context.Context, kps ...store.KeyPackage) (err e
 	}
 	// A savepoint makes the batch all-or-nothing even if the caller ignores
 	// the error and commits.
-	if _, err := t.tx.ExecContext(ctx, `SAVEPOINT put_key_packages`); err != nil {
+	if _, err := t.q.ExecContext(ctx, `SAVEPOINT put_key_packages`); err != nil {
 		return constraint(err, nil)
 	}
+	// Past the check above, statements run without ctx's cancellation, as
+	// txStmts runs them: interrupting an INSERT makes SQLite roll back the
+	// whole transaction, which other Update calls share (groupcommit.go).
+	octx := ctx
+	ctx = context.WithoutCancel(ctx)
 	defer func() {
 		if err != nil {
-			t.tx.ExecContext(context.WithoutCancel(ctx), `ROLLBACK TO put_key_packages`)
+			t.tx.ExecContext(ctx, `ROLLBACK TO put_key_packages`)
 		}
-		t.tx.ExecContext(context.WithoutCancel(ctx), `RELEASE put_key_packages`)
+		t.tx.ExecContext(ctx, `RELEASE put_key_packages`)
 	}()
 	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO key_packages (ref, key_package, init_private_key, leaf_private_key, not_after, last_resort, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`)
@@ -588,6 +593,9 @@ func (t *tx) PutKeyPackages(ctx context.Context, kps ...store.KeyPackage) (err e
 	}
 	defer stmt.Close()
 	for _, kp := range kps {
+		if err := octx.Err(); err != nil {
+			return err
+		}
 		_, err := stmt.ExecContext(ctx, kp.Ref, kp.KeyPackage,
 			t.box.Seal(adKP("init_private_key", kp.Ref), kp.InitPrivateKey),
 			t.box.Seal(adKP("leaf_private_key", kp.Ref), kp.LeafPrivateKey),

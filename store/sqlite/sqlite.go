@@ -39,7 +39,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite "modernc.org/sqlite" // also registers the "sqlite" driver
 
 	"github.com/spacepanda/spacepanda/internal/sqlitefile"
 	"github.com/spacepanda/spacepanda/store"
@@ -82,6 +82,7 @@ type Store struct {
 	ws        *writerStmts // the writer's
 	chans     chanCache    // channel rows read outside transactions
 	commit    committer    // Update calls waiting for the writer (groupcommit.go)
+	txGone    atomic.Bool  // set by the writer's rollback hook (groupcommit.go)
 	box       *seal.Box
 	lock      *os.File // flock on path+".lock"; nil where unsupported
 	closed    atomic.Bool
@@ -126,16 +127,18 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	w, err := sql.Open("sqlite", dsn(path, true))
+	s := &Store{lock: lock}
+	wc, err := sqlite.NewConnector(dsn(path, true))
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
+	w := sql.OpenDB(writerConnector{Connector: wc, onRollback: func() { s.txGone.Store(true) }})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, ws: newWriterStmts(w), lock: lock}
+	s.w, s.ws = w, newWriterStmts(w)
 	err = s.init(ctx, path, opts)
 	if err == nil {
 		err = sqlitefile.Secure(path) // WAL and shared memory exist now

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"sync/atomic"
 )
 
 // stmtCache is the read pool with each query prepared once (per
@@ -151,12 +152,24 @@ func (w *writerStmts) ExecContext(ctx context.Context, query string, args ...any
 type txStmts struct {
 	tx *sql.Tx
 	w  *writerStmts
+	// gone is set when SQLite has rolled the transaction back on its own
+	// (groupcommit.go): a statement run after that would run, and
+	// commit, outside any transaction.
+	gone *atomic.Bool
 }
 
 var _ querier = txStmts{}
 
+// check is the test each statement passes before it runs.
+func (t txStmts) check(ctx context.Context) error {
+	if t.gone != nil && t.gone.Load() {
+		return errTxGone
+	}
+	return ctx.Err()
+}
+
 func (t txStmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if err := ctx.Err(); err != nil {
+	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx) // the transaction is shared (groupcommit.go)
@@ -167,7 +180,7 @@ func (t txStmts) ExecContext(ctx context.Context, query string, args ...any) (sq
 }
 
 func (t txStmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if err := ctx.Err(); err != nil {
+	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -178,6 +191,9 @@ func (t txStmts) QueryContext(ctx context.Context, query string, args ...any) (*
 }
 
 func (t txStmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	// A read after the transaction is gone is harmless (it reads what is
+	// committed, and runBatch fails the call): not checked here, where an
+	// error could only be reported as a cancelled context.
 	if ctx.Err() == nil { // else the row reports it, without running
 		ctx = context.WithoutCancel(ctx)
 	}
