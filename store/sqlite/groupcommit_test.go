@@ -1,0 +1,586 @@
+package sqlite_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spacepanda/spacepanda/store"
+	"github.com/spacepanda/spacepanda/store/sqlite"
+)
+
+// openAt opens (or reopens) the store in dir.
+func openAt(tb testing.TB, dir string) *sqlite.Store {
+	tb.Helper()
+	s, err := sqlite.Open(ctx, filepath.Join(dir, "store.db"), sqlite.Options{KeyFile: filepath.Join(dir, "store.key")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+func pskID(i int) []byte { return fmt.Appendf(nil, "psk-%04d", i) }
+
+func putPSK(i int) func(store.Tx) error {
+	return func(t store.Tx) error { return t.PutExternalPSK(ctx, pskID(i), []byte("secret")) }
+}
+
+// hasPSK reports whether psk i is committed (read outside a transaction).
+func hasPSK(tb testing.TB, s store.Reader, i int) bool {
+	tb.Helper()
+	_, err := s.ExternalPSK(ctx, pskID(i))
+	if errors.Is(err, store.ErrPSKNotFound) {
+		return false
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return true
+}
+
+// holdWriter starts an Update whose fn blocks until release is called, so
+// that the Updates started meanwhile queue behind it and run as one batch.
+func holdWriter(tb testing.TB, s *sqlite.Store) (release func()) {
+	tb.Helper()
+	in, out := make(chan struct{}), make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.Update(ctx, func(store.Tx) error {
+			close(in)
+			<-out
+			return nil
+		})
+	}()
+	<-in
+	return func() {
+		close(out)
+		if err := <-errc; err != nil {
+			tb.Error("holding update:", err)
+		}
+	}
+}
+
+// queue starts fns in order, each an Update of its own goroutine, and
+// waits until each has queued, so that the batch runs them in that order;
+// the results come back on the returned channels, by index.
+type outcome struct {
+	err      error
+	panicked any
+	returned bool // false: the goroutine exited (runtime.Goexit)
+}
+
+func queue(tb testing.TB, s *sqlite.Store, ctxs []context.Context, fns []func(store.Tx) error) []chan outcome {
+	tb.Helper()
+	outs := make([]chan outcome, len(fns))
+	base := sqlite.Queued(s)
+	for i, fn := range fns {
+		outs[i] = make(chan outcome, 1)
+		c := ctx
+		if ctxs != nil && ctxs[i] != nil {
+			c = ctxs[i]
+		}
+		go func() {
+			var o outcome
+			defer func() {
+				o.panicked = recover()
+				outs[i] <- o
+			}()
+			o.err = s.Update(c, fn)
+			o.returned = true
+		}()
+		waitFor(tb, func() bool { return sqlite.Queued(s) == base+i+1 })
+	}
+	return outs
+}
+
+func waitFor(tb testing.TB, cond func() bool) {
+	tb.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			tb.Fatal("timed out")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// TestGroupCommitConcurrent: concurrent Updates share transactions, and
+// every one that returned nil is on disk after Close and reopen.
+func TestGroupCommitConcurrent(t *testing.T) {
+	for _, n := range []int{16, 64} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			dir := t.TempDir()
+			s := openAt(t, dir)
+			const per = 8
+			var wg sync.WaitGroup
+			errs := make([]error, n*per)
+			for g := range n {
+				wg.Go(func() {
+					for k := range per {
+						i := g*per + k
+						errs[i] = s.Update(ctx, putPSK(i))
+					}
+				})
+			}
+			wg.Wait()
+			commits, calls, largest := sqlite.CommitStats(s)
+			t.Logf("%d updates: %d commits, %d calls, largest batch %d", n*per, commits, calls, largest)
+			if calls != int64(n*per) {
+				t.Errorf("calls committed = %d, want %d", calls, n*per)
+			}
+			if commits >= calls || largest < 2 {
+				t.Errorf("no batching: %d commits for %d calls, largest %d", commits, calls, largest)
+			}
+			if largest > 32 {
+				t.Errorf("largest batch %d > maxBatch", largest)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openAt(t, dir)
+			defer s.Close()
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("update %d: %v", i, err)
+				}
+				if !hasPSK(t, s, i) {
+					t.Errorf("psk %d missing after reopen", i)
+				}
+			}
+		})
+	}
+}
+
+var errMine = errors.New("mine")
+
+// TestGroupCommitPartial: in one batch, the calls that fail (an error, a
+// panic, a context cancelled before or during their turn) leave nothing,
+// get their own outcome, and the others commit.
+func TestGroupCommitPartial(t *testing.T) {
+	type call struct {
+		fn      func(ctx context.Context, cancel func()) func(store.Tx) error
+		ctx     bool // the call gets a context of its own (cancel cancels it)
+		cancel  bool // cancelled while queued
+		wantErr error
+		panic   any
+	}
+	write := func(i int) func(context.Context, func()) func(store.Tx) error {
+		return func(context.Context, func()) func(store.Tx) error { return putPSK(i) }
+	}
+	failAfterWrite := func(i int) func(context.Context, func()) func(store.Tx) error {
+		return func(context.Context, func()) func(store.Tx) error {
+			return func(t store.Tx) error {
+				if err := putPSK(i)(t); err != nil {
+					return err
+				}
+				return fmt.Errorf("fn: %w", errMine)
+			}
+		}
+	}
+	panicAfterWrite := func(i int) func(context.Context, func()) func(store.Tx) error {
+		return func(context.Context, func()) func(store.Tx) error {
+			return func(t store.Tx) error {
+				if err := putPSK(i)(t); err != nil {
+					return err
+				}
+				panic("boom")
+			}
+		}
+	}
+	// cancelMidFn writes, has its context cancelled, and returns nil:
+	// Update must fail it and keep none of its writes.
+	cancelMidFn := func(i int) func(context.Context, func()) func(store.Tx) error {
+		return func(c context.Context, cancel func()) func(store.Tx) error {
+			return func(t store.Tx) error {
+				if err := t.PutExternalPSK(c, pskID(i), []byte("x")); err != nil {
+					return err
+				}
+				cancel()
+				if err := t.PutExternalPSK(c, pskID(i+1000), []byte("x")); !errors.Is(err, context.Canceled) {
+					return fmt.Errorf("write after cancel: %v", err)
+				}
+				return nil
+			}
+		}
+	}
+	tests := []struct {
+		name  string
+		calls []call
+	}{
+		{"error first", []call{{fn: failAfterWrite(0), wantErr: errMine}, {fn: write(1)}, {fn: write(2)}}},
+		{"error middle", []call{{fn: write(0)}, {fn: failAfterWrite(1), wantErr: errMine}, {fn: write(2)}}},
+		{"error last", []call{{fn: write(0)}, {fn: write(1)}, {fn: failAfterWrite(2), wantErr: errMine}}},
+		{"all fail", []call{{fn: failAfterWrite(0), wantErr: errMine}, {fn: failAfterWrite(1), wantErr: errMine}}},
+		{"panic leader", []call{{fn: panicAfterWrite(0), panic: "boom"}, {fn: write(1)}, {fn: write(2)}}},
+		{"panic follower", []call{{fn: write(0)}, {fn: panicAfterWrite(1), panic: "boom"}, {fn: write(2)}}},
+		{"cancelled while queued", []call{{fn: write(0)}, {fn: write(1), ctx: true, cancel: true, wantErr: context.Canceled}, {fn: write(2)}}},
+		{"cancelled leader", []call{{fn: write(0), ctx: true, cancel: true, wantErr: context.Canceled}, {fn: write(1)}}},
+		{"cancelled mid fn", []call{{fn: write(0)}, {fn: cancelMidFn(1), ctx: true, wantErr: context.Canceled}, {fn: write(2)}}},
+		{"mixed", []call{
+			{fn: panicAfterWrite(0), panic: "boom"},
+			{fn: failAfterWrite(1), wantErr: errMine},
+			{fn: write(2)},
+			{fn: cancelMidFn(3), ctx: true, wantErr: context.Canceled},
+			{fn: write(4), ctx: true, cancel: true, wantErr: context.Canceled},
+			{fn: write(5)},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openAt(t, dir)
+			defer func() { s.Close() }()
+			c0, _, _ := sqlite.CommitStats(s)
+			release := holdWriter(t, s)
+			ctxs := make([]context.Context, len(tt.calls))
+			cancels := make([]func(), len(tt.calls))
+			fns := make([]func(store.Tx) error, len(tt.calls))
+			for i, c := range tt.calls {
+				ctxs[i], cancels[i] = ctx, func() {}
+				if c.ctx {
+					ctxs[i], cancels[i] = context.WithCancel(ctx)
+				}
+				fns[i] = c.fn(ctxs[i], cancels[i])
+			}
+			outs := queue(t, s, ctxs, fns)
+			for i, c := range tt.calls {
+				if c.cancel {
+					cancels[i]()
+				}
+			}
+			release()
+			for i, c := range tt.calls {
+				o := <-outs[i]
+				if o.panicked != c.panic {
+					t.Errorf("call %d: panic %v, want %v", i, o.panicked, c.panic)
+				}
+				if c.wantErr == nil && o.err != nil {
+					t.Errorf("call %d: %v", i, o.err)
+				}
+				if c.wantErr != nil && !errors.Is(o.err, c.wantErr) {
+					t.Errorf("call %d: error %v, want %v", i, o.err, c.wantErr)
+				}
+				ok := c.wantErr == nil && c.panic == nil
+				if got := hasPSK(t, s, i); got != ok {
+					t.Errorf("call %d: written = %v, want %v", i, got, ok)
+				}
+				if hasPSK(t, s, i+1000) {
+					t.Errorf("call %d: write after cancel committed", i)
+				}
+			}
+			// One transaction for the holder, at most one for the batch.
+			if c1, _, _ := sqlite.CommitStats(s); c1-c0 > 2 {
+				t.Errorf("%d commits, want at most 2 (not batched)", c1-c0)
+			}
+			// The store goes on working, and what committed is durable.
+			if err := s.Update(ctx, putPSK(99)); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			s = openAt(t, dir)
+			for i, c := range tt.calls {
+				if got, ok := hasPSK(t, s, i), c.wantErr == nil && c.panic == nil; got != ok {
+					t.Errorf("after reopen: call %d written = %v, want %v", i, got, ok)
+				}
+			}
+			if !hasPSK(t, s, 99) {
+				t.Error("after reopen: update after the batch missing")
+			}
+		})
+	}
+}
+
+// TestGroupCommitTxRolledBack: a statement error that makes SQLite roll
+// back the whole transaction (here a TEMP trigger's RAISE(ROLLBACK) on
+// the writer connection; SQLITE_FULL and SQLITE_IOERR may do the same)
+// takes the writes of the calls before it with it: every call of the
+// batch must fail and none of its writes be committed, even a call that
+// ignores the error and writes on (its statements must not run in
+// autocommit mode), and the store must work afterwards.
+func TestGroupCommitTxRolledBack(t *testing.T) {
+	big := bytes.Repeat([]byte{1}, 20000)
+	breakTx := func(i int, ignore bool) func(store.Tx) error {
+		return func(t store.Tx) error {
+			err := t.PutExternalPSK(ctx, pskID(i), big)
+			if err == nil {
+				return errors.New("trigger did not fire")
+			}
+			if !ignore {
+				return err
+			}
+			t.PutExternalPSK(ctx, pskID(i+1000), []byte("after"))
+			return nil
+		}
+	}
+	tests := []struct {
+		name string
+		fns  []func(store.Tx) error
+	}{
+		{"alone", []func(store.Tx) error{breakTx(0, false)}},
+		{"alone, ignored", []func(store.Tx) error{breakTx(0, true)}},
+		{"first", []func(store.Tx) error{breakTx(0, false), putPSK(1), putPSK(2)}},
+		{"middle", []func(store.Tx) error{putPSK(0), breakTx(1, false), putPSK(2)}},
+		{"last", []func(store.Tx) error{putPSK(0), putPSK(1), breakTx(2, false)}},
+		{"middle, ignored", []func(store.Tx) error{putPSK(0), breakTx(1, true), putPSK(2)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openAt(t, dir)
+			defer func() { s.Close() }()
+			if err := sqlite.ExecWriter(s, `CREATE TEMP TRIGGER big_psk BEFORE INSERT ON main.external_psks
+				WHEN length(NEW.secret) > 10000 BEGIN SELECT RAISE(ROLLBACK, 'too big'); END`); err != nil {
+				t.Fatal(err)
+			}
+			release := holdWriter(t, s)
+			outs := queue(t, s, nil, tt.fns)
+			release()
+			for i := range tt.fns {
+				o := <-outs[i]
+				if o.err == nil || o.panicked != nil {
+					t.Errorf("call %d: err %v, panic %v; want an error", i, o.err, o.panicked)
+				}
+				if hasPSK(t, s, i) || hasPSK(t, s, i+1000) {
+					t.Errorf("call %d: committed", i)
+				}
+			}
+			if err := s.Update(ctx, putPSK(99)); err != nil {
+				t.Fatal("after:", err)
+			}
+			s.Close()
+			s = openAt(t, dir)
+			for i := range tt.fns {
+				if hasPSK(t, s, i) || hasPSK(t, s, i+1000) {
+					t.Errorf("after reopen: call %d committed", i)
+				}
+			}
+			if !hasPSK(t, s, 99) {
+				t.Error("after reopen: update after the batch missing")
+			}
+		})
+	}
+}
+
+// TestGroupCommitFull: an insert that needs a page beyond max_page_count
+// fails with SQLITE_FULL. SQLite may undo just that statement or the
+// whole transaction; either way the call fails, and no call of the batch
+// may be both reported committed and missing, or reported failed and
+// present.
+func TestGroupCommitFull(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir)
+	defer func() { s.Close() }()
+	// Fill the free space, then cap the file at its size.
+	if err := s.Update(ctx, putPSK(500)); err != nil {
+		t.Fatal(err)
+	}
+	pages, err := sqlite.WriterInt(s, `PRAGMA page_count`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlite.ExecWriter(s, fmt.Sprintf(`PRAGMA max_page_count = %d`, pages)); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte{1}, 64<<10)
+	release := holdWriter(t, s)
+	fns := []func(store.Tx) error{
+		putPSK(0),
+		func(t store.Tx) error { return t.PutExternalPSK(ctx, pskID(1), big) },
+		putPSK(2),
+	}
+	outs := queue(t, s, nil, fns)
+	release()
+	var errs []error
+	for i := range fns {
+		o := <-outs[i]
+		errs = append(errs, o.err)
+		t.Logf("call %d: %v", i, o.err)
+		if got := hasPSK(t, s, i); got != (o.err == nil) {
+			t.Errorf("call %d: err %v but written = %v", i, o.err, got)
+		}
+	}
+	if errs[1] == nil {
+		t.Error("the insert beyond max_page_count succeeded")
+	}
+	if err := sqlite.ExecWriter(s, `PRAGMA max_page_count = 1073741823`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, putPSK(99)); err != nil {
+		t.Fatal("after:", err)
+	}
+	s.Close()
+	s = openAt(t, dir)
+	for i := range fns {
+		if got := hasPSK(t, s, i); got != (errs[i] == nil) {
+			t.Errorf("after reopen: call %d: err %v but written = %v", i, errs[i], got)
+		}
+	}
+}
+
+// TestGroupCommitVisibility: a call sees what the calls before it in its
+// batch wrote (and not what a failed one wrote), and a read outside
+// transactions sees none of it before the batch commits.
+func TestGroupCommitVisibility(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir)
+	defer s.Close()
+	release := holdWriter(t, s)
+	sawOutside := make(chan bool, 1)
+	fns := []func(store.Tx) error{
+		putPSK(0),
+		func(t store.Tx) error {
+			if err := putPSK(1)(t); err != nil {
+				return err
+			}
+			return errMine
+		},
+		func(tx store.Tx) error {
+			if _, err := tx.ExternalPSK(ctx, pskID(0)); err != nil {
+				return fmt.Errorf("earlier member's write not visible: %w", err)
+			}
+			if _, err := tx.ExternalPSK(ctx, pskID(1)); !errors.Is(err, store.ErrPSKNotFound) {
+				return fmt.Errorf("failed member's write: %v", err)
+			}
+			// psk 0 is written but not committed: the read pool must not see it.
+			_, err := s.ExternalPSK(ctx, pskID(0))
+			sawOutside <- err == nil
+			return putPSK(2)(tx)
+		},
+	}
+	outs := queue(t, s, nil, fns)
+	release()
+	for i, want := range []error{nil, errMine, nil} {
+		if o := <-outs[i]; !errors.Is(o.err, want) || o.panicked != nil {
+			t.Errorf("call %d: %v %v, want %v", i, o.err, o.panicked, want)
+		}
+	}
+	if <-sawOutside {
+		t.Error("a read outside transactions saw an uncommitted write")
+	}
+	for i, want := range []bool{true, false, true} {
+		if hasPSK(t, s, i) != want {
+			t.Errorf("psk %d written = %v, want %v", i, !want, want)
+		}
+	}
+}
+
+// TestGroupCommitCancelWhileQueued: a caller whose context ends while it
+// waits behind a long transaction returns then, not when the batch runs.
+func TestGroupCommitCancelWhileQueued(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	release := holdWriter(t, s)
+	c, cancel := context.WithCancel(ctx)
+	outs := queue(t, s, []context.Context{nil, c, nil}, []func(store.Tx) error{putPSK(0), putPSK(1), putPSK(2)})
+	cancel()
+	select {
+	case o := <-outs[1]:
+		if !errors.Is(o.err, context.Canceled) {
+			t.Errorf("cancelled call: %v", o.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("cancelled call still waiting for the writer")
+	}
+	release()
+	for _, i := range []int{0, 2} {
+		if o := <-outs[i]; o.err != nil || o.panicked != nil {
+			t.Errorf("call %d: %v %v", i, o.err, o.panicked)
+		}
+	}
+	for i, want := range []bool{true, false, true} {
+		if hasPSK(t, s, i) != want {
+			t.Errorf("psk %d written = %v, want %v", i, !want, want)
+		}
+	}
+}
+
+// BenchmarkUpdateParallel is durable Updates from many goroutines, each
+// writing one small row: commits/s is Updates returned per second, each
+// durable (synchronous=FULL) when it returns. It uses only the public API
+// so that it builds against the code before group commit too.
+func BenchmarkUpdateParallel(b *testing.B) {
+	s := openAt(b, b.TempDir())
+	defer s.Close()
+	var mu sync.Mutex
+	next := 0
+	b.SetParallelism(8) // 8×GOMAXPROCS writers
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			mu.Lock()
+			i := next
+			next++
+			mu.Unlock()
+			if err := s.Update(ctx, func(t store.Tx) error {
+				return t.PutExternalPSK(ctx, fmt.Appendf(nil, "bench-%d", i), []byte("secret"))
+			}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "commits/s")
+}
+
+// TestGroupCommitGoexit: a fn that calls runtime.Goexit (t.FailNow in a
+// test) ends the goroutine running the batch, its leader's: the calls of
+// that batch must fail, nothing of it be committed, and later Updates
+// must not wait forever for a leader that is gone.
+func TestGroupCommitGoexit(t *testing.T) {
+	goexit := func(t store.Tx) error {
+		putPSK(7)(t)
+		runtime.Goexit()
+		return nil
+	}
+	tests := []struct {
+		name string
+		fns  []func(store.Tx) error
+		exit int // the call whose goroutine runs the batch
+	}{
+		{"alone", []func(store.Tx) error{goexit}, 0},
+		{"leader", []func(store.Tx) error{goexit, putPSK(1)}, 0},
+		{"follower", []func(store.Tx) error{putPSK(0), goexit, putPSK(2)}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openAt(t, t.TempDir())
+			defer s.Close()
+			release := holdWriter(t, s)
+			outs := queue(t, s, nil, tt.fns)
+			release()
+			for i := range tt.fns {
+				o := <-outs[i]
+				if i == tt.exit {
+					if o.returned {
+						t.Errorf("call %d: returned %v, want runtime.Goexit", i, o.err)
+					}
+					continue
+				}
+				if o.err == nil {
+					t.Errorf("call %d: no error", i)
+				}
+			}
+			for i := range tt.fns {
+				if hasPSK(t, s, i) || hasPSK(t, s, 7) {
+					t.Errorf("call %d: committed", i)
+				}
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.Update(ctx, putPSK(99)) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal("after:", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Update after the batch waits forever")
+			}
+		})
+	}
+}
