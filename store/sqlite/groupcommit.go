@@ -196,7 +196,7 @@ func (s *Store) runBatch(batch []*update) {
 	var broken error // the transaction is gone (SQLite rolled it back)
 	for _, u := range batch {
 		if broken != nil {
-			answer(u, result{err: broken})
+			answer(u, result{err: fmt.Errorf("store: a call batched with this one: %w", broken)})
 			continue
 		}
 		if err := u.ctx.Err(); err != nil {
@@ -246,7 +246,7 @@ func (s *Store) runBatch(batch []*update) {
 			if _, err := sqlTx.Exec(`ROLLBACK TO u`); err != nil {
 				broken = fmt.Errorf("store: rollback to savepoint: %w", err)
 			} else if _, err := sqlTx.Exec(`RELEASE u`); err != nil {
-				broken = fmt.Errorf("store: rollback to savepoint: %w", err)
+				broken = fmt.Errorf("store: release savepoint: %w", err)
 			}
 			answer(u, r)
 		default:
