@@ -636,3 +636,50 @@ func TestGroupCommitDeadlines(t *testing.T) {
 	}
 	t.Logf("%d of %d updates failed with their deadline", failed, len(errs))
 }
+
+// TestGroupCommitCommitFails: a COMMIT that fails (here on a deferred
+// foreign key, which a TEMP trigger on the writer violates when psk 1 is
+// written) fails every call of the batch, and none of it is on disk.
+func TestGroupCommitCommitFails(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			dir := t.TempDir()
+			s := openAt(t, dir)
+			defer func() { s.Close() }()
+			for _, q := range []string{
+				`CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)`,
+				`CREATE TEMP TABLE child (pid INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)`,
+				`CREATE TEMP TRIGGER orphan AFTER INSERT ON main.external_psks
+					WHEN NEW.psk_id = CAST('psk-0001' AS BLOB) BEGIN INSERT INTO child VALUES (1); END`,
+			} {
+				if err := sqlite.ExecWriter(s, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			release := holdWriter(t, s)
+			fns := []func(store.Tx) error{putPSK(1), putPSK(0), putPSK(2)}[:n]
+			outs := queue(t, s, nil, fns)
+			release()
+			for i := range fns {
+				o := <-outs[i]
+				t.Logf("call %d: %v", i, o.err)
+				if o.err == nil {
+					t.Errorf("call %d: no error", i)
+				}
+			}
+			if err := s.Update(ctx, putPSK(99)); err != nil {
+				t.Fatal("after:", err)
+			}
+			s.Close()
+			s = openAt(t, dir)
+			for i := range fns {
+				if hasPSK(t, s, i) {
+					t.Errorf("psk %d committed", i)
+				}
+			}
+			if !hasPSK(t, s, 99) {
+				t.Error("update after the batch missing")
+			}
+		})
+	}
+}
