@@ -36,7 +36,15 @@ import (
 // transaction: SQLite rolls a whole transaction back when a write in it is
 // interrupted); each statement checks the caller's context first
 // (txStmts), and a call whose context is done when its turn comes fails
-// without running.
+// without running; one whose context ends while it waits in the queue
+// leaves it and returns at once.
+//
+// SQLite may answer a statement error (SQLITE_FULL, SQLITE_IOERR, an
+// interrupt, RAISE(ROLLBACK)) by rolling back the whole transaction, and
+// every savepoint with it; the connection is then in autocommit mode, in
+// which any further statement would commit on its own. The writer's
+// rollback hook (writerConnector) records that it happened: from then on
+// no statement of the batch runs, and every call of the batch fails.
 
 // maxBatch bounds the calls of one transaction, which bounds how long the
 // first of them waits for the commit.

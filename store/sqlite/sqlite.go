@@ -7,7 +7,9 @@
 //
 // Durability: WAL journal with synchronous=FULL, so a transaction is on disk
 // when Update returns (and before anything derived from it leaves the
-// process). Every Update is one SQLite transaction.
+// process). An Update is one SQLite transaction, or one savepoint of a
+// transaction shared with the Updates queued with it (group commit,
+// groupcommit.go), which commit or fail together at its end.
 //
 // Secrets at rest: every private value (signature private key, key package
 // private keys, group state and blobs, PSKs, epoch secrets, message bodies)
