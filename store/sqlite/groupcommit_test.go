@@ -13,6 +13,7 @@ import (
 
 	"github.com/spacepanda/spacepanda/store"
 	"github.com/spacepanda/spacepanda/store/sqlite"
+	"github.com/spacepanda/spacepanda/store/storetest"
 )
 
 // openAt opens (or reopens) the store in dir.
@@ -681,5 +682,49 @@ func TestGroupCommitCommitFails(t *testing.T) {
 				t.Error("update after the batch missing")
 			}
 		})
+	}
+}
+
+// TestGroupCommitConstraint: a constraint error undoes only its statement
+// (SQLite does not roll back the transaction, and the rollback hook must
+// not take it for a rollback): a call that ignores it commits, one that
+// returns it fails alone.
+func TestGroupCommitConstraint(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.PutIdentity(ctx, storetest.NewIdentity("alice")) }); err != nil {
+		t.Fatal(err)
+	}
+	kp := storetest.NewKeyPackage("kp", time.Now().Add(time.Hour), false)
+	release := holdWriter(t, s)
+	fns := []func(store.Tx) error{
+		putPSK(0),
+		func(tx store.Tx) error {
+			if err := tx.PutIdentity(ctx, storetest.NewIdentity("bob")); !errors.Is(err, store.ErrExists) {
+				return fmt.Errorf("second identity: %v, want ErrExists", err)
+			}
+			return putPSK(1)(tx) // ignoring the error
+		},
+		func(tx store.Tx) error {
+			if err := putPSK(2)(tx); err != nil {
+				return err
+			}
+			return tx.PutKeyPackages(ctx, kp, kp)
+		},
+		putPSK(3),
+	}
+	outs := queue(t, s, nil, fns)
+	release()
+	for i, want := range []error{nil, nil, store.ErrExists, nil} {
+		o := <-outs[i]
+		if !errors.Is(o.err, want) || (want == nil && o.err != nil) {
+			t.Errorf("call %d: %v, want %v", i, o.err, want)
+		}
+		if got := hasPSK(t, s, i); got != (want == nil) {
+			t.Errorf("call %d: written = %v, want %v", i, got, want == nil)
+		}
+	}
+	if _, err := s.KeyPackage(ctx, kp.Ref); !errors.Is(err, store.ErrKeyPackageNotFound) {
+		t.Errorf("key package of the failed call: %v", err)
 	}
 }
