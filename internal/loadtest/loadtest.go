@@ -206,10 +206,10 @@ func pacer(rate float64, clients int) func(ctx context.Context) bool {
 	if rate <= 0 {
 		return func(ctx context.Context) bool { return ctx.Err() == nil }
 	}
-	mean := float64(time.Second) * float64(clients) / rate
+	gap := poissonGaps(rate, clients, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
 	next := time.Now()
 	return func(ctx context.Context) bool {
-		next = next.Add(time.Duration(rand.ExpFloat64() * mean))
+		next = next.Add(gap())
 		if d := time.Until(next); d > 0 {
 			t := time.NewTimer(d)
 			defer t.Stop()
@@ -223,4 +223,11 @@ func pacer(rate float64, clients int) func(ctx context.Context) bool {
 		}
 		return ctx.Err() == nil
 	}
+}
+
+// poissonGaps returns the gaps between one client's sends: exponential,
+// with mean clients/rate seconds.
+func poissonGaps(rate float64, clients int, r *rand.Rand) func() time.Duration {
+	mean := float64(time.Second) * float64(clients) / rate
+	return func() time.Duration { return time.Duration(r.ExpFloat64() * mean) }
 }

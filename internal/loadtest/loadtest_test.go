@@ -2,6 +2,8 @@ package loadtest
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,6 +73,37 @@ func TestConfigRefused(t *testing.T) {
 	} {
 		if _, err := Run(context.Background(), c); err == nil {
 			t.Errorf("%+v accepted", c)
+		}
+	}
+}
+
+// TestPoissonGaps: one client's gaps average clients/rate and vary as an
+// exponential's do (standard deviation ≈ mean), so that clients do not
+// send in step; the old equal gaps fail the second check.
+func TestPoissonGaps(t *testing.T) {
+	for _, tc := range []struct {
+		rate    float64
+		clients int
+	}{{600, 20}, {60, 20}, {5000, 64}, {1, 1}} {
+		gap := poissonGaps(tc.rate, tc.clients, rand.New(rand.NewPCG(1, 2)))
+		const n = 20000
+		var sum, sq float64
+		for range n {
+			g := float64(gap())
+			if g < 0 {
+				t.Fatalf("rate %v: negative gap", tc.rate)
+			}
+			sum += g
+			sq += g * g
+		}
+		mean := sum / n
+		sd := math.Sqrt(sq/n - mean*mean)
+		want := float64(time.Second) * float64(tc.clients) / tc.rate
+		if math.Abs(mean-want) > 0.05*want {
+			t.Errorf("rate %v, %d clients: mean gap %v, want %v", tc.rate, tc.clients, time.Duration(mean), time.Duration(want))
+		}
+		if !(sd >= 0.8*mean && sd <= 1.2*mean) { // (NaN fails too)
+			t.Errorf("rate %v, %d clients: gaps' standard deviation %v for a mean of %v: not exponential", tc.rate, tc.clients, time.Duration(sd), time.Duration(mean))
 		}
 	}
 }
