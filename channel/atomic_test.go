@@ -121,8 +121,43 @@ func evString(r channel.Received) string {
 
 // A batch mixing chat messages, refused messages, a proposal and a commit
 // gives bob (batch) the same events, errors and history as dave (one by
-// one), in fewer transactions.
+// one), in fewer transactions; so does a batch passed again after each
+// refused message (ReceiveUntilRefused, which ends at each of them).
 func TestReceiveBatchSameAsOneByOne(t *testing.T) {
+	for _, mode := range []string{"batch", "until refused"} {
+		t.Run(mode, func(t *testing.T) { testReceiveBatch(t, mode) })
+	}
+}
+
+// receiveAll passes batch to m's ReceiveBatchFor, or to ReceiveUntilRefused
+// again after each refusal, checking that it ends there.
+func receiveAll(t *testing.T, m *peer, ch string, batch [][]byte, mode string) []channel.Received {
+	t.Helper()
+	ctx := context.Background()
+	if mode == "batch" {
+		return m.ReceiveBatchFor(ctx, ch, batch)
+	}
+	var out []channel.Received
+	for len(batch) > 0 {
+		rs := m.ReceiveUntilRefused(ctx, ch, batch)
+		if len(rs) == 0 || len(rs) > len(batch) {
+			t.Fatalf("%d outcomes for %d messages", len(rs), len(batch))
+		}
+		for i, r := range rs[:len(rs)-1] {
+			if r.Err != nil {
+				t.Fatalf("went on past refused message %d: %v", len(out)+i, r.Err)
+			}
+		}
+		if last := rs[len(rs)-1]; last.Err == nil && len(rs) < len(batch) {
+			t.Fatalf("stopped at message %d, which it accepted", len(out)+len(rs)-1)
+		}
+		out = append(out, rs...)
+		batch = batch[len(rs):]
+	}
+	return out
+}
+
+func testReceiveBatch(t *testing.T, mode string) {
 	ctx := context.Background()
 	alice, _, carol, ch := threeParty(t)
 	bst, dst := &flakyStore{Store: memory.New()}, &flakyStore{Store: memory.New()}
@@ -151,7 +186,7 @@ func TestReceiveBatchSameAsOneByOne(t *testing.T) {
 	}
 	before := bst.commits.Load()
 	var got []string
-	for _, r := range bob.ReceiveBatchFor(ctx, ch, batch) {
+	for _, r := range receiveAll(t, bob, ch, batch, mode) {
 		got = append(got, evString(r))
 	}
 	txs := bst.commits.Load() - before
@@ -177,7 +212,7 @@ func TestReceiveBatchSameAsOneByOne(t *testing.T) {
 		t.Fatalf("bob's history %s, dave's %s", hb, hd)
 	}
 	// Replaying the batch changes nothing.
-	for i, r := range bob.ReceiveBatchFor(ctx, ch, batch) {
+	for i, r := range receiveAll(t, bob, ch, batch, mode) {
 		if r.Err == nil {
 			t.Fatalf("replayed message %d accepted", i)
 		}
@@ -264,5 +299,29 @@ func TestSendChatWithHookInTransaction(t *testing.T) {
 	}
 	if h := historyOf(t, bob, ch); h != "[1:kept]" {
 		t.Fatalf("history %s", h)
+	}
+}
+
+// ReceiveUntilRefused with a GroupProvider outside the store (the fake)
+// ends at the first refused message too.
+func TestReceiveUntilRefusedFake(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newFake("alice"), newFake("bob")
+	ch := must[*channel.Descriptor](t)(alice.CreateChannel(ctx, "c", false)).ID
+	fakeInvite(t, alice, bob, ch)
+	_, m0, err := alice.SendMessage(ctx, ch, "m0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m1, err := alice.SendMessage(ctx, ch, "m1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := bob.ReceiveUntilRefused(ctx, ch, [][]byte{m0, []byte("garbage"), m1})
+	if len(rs) != 2 || rs[0].Err != nil || rs[1].Err == nil {
+		t.Fatalf("%d outcomes: %v", len(rs), rs)
+	}
+	if rs := bob.ReceiveUntilRefused(ctx, ch, [][]byte{m1}); len(rs) != 1 || rs[0].Err != nil || string(rs[0].Event.Message.Body) != "m1" {
+		t.Fatalf("then: %v", rs)
 	}
 }

@@ -631,6 +631,19 @@ type Received struct {
 // proposal or commit, which is stored on its own) ends a run; the next
 // message starts another.
 func (m *Manager) ReceiveBatchFor(ctx context.Context, channelID string, messages [][]byte) []Received {
+	return m.receiveBatch(ctx, channelID, messages, false)
+}
+
+// ReceiveUntilRefused is ReceiveBatchFor up to the first refused message:
+// its outcomes are those of messages[:len(result)], the last one refused
+// if any was; the messages after it are not looked at. A caller that
+// records something for a refused message (a history note) does so
+// before the later messages reach the history, and passes them again.
+func (m *Manager) ReceiveUntilRefused(ctx context.Context, channelID string, messages [][]byte) []Received {
+	return m.receiveBatch(ctx, channelID, messages, true)
+}
+
+func (m *Manager) receiveBatch(ctx context.Context, channelID string, messages [][]byte, stop bool) []Received {
 	out := make([]Received, len(messages))
 	ok := make([]bool, len(messages))
 	for i, msg := range messages {
@@ -643,11 +656,18 @@ func (m *Manager) ReceiveBatchFor(ctx context.Context, channelID string, message
 		default:
 			ok[i] = true
 		}
+		if stop && !ok[i] {
+			messages, out, ok = messages[:i+1], out[:i+1], ok[:i+1]
+			break
+		}
 	}
 	if m.tx == nil {
 		for i, msg := range messages {
 			if ok[i] {
 				out[i].Event, out[i].Err = m.receive(ctx, channelID, msg)
+			}
+			if stop && out[i].Err != nil {
+				return out[:i+1]
 			}
 		}
 		return out
@@ -661,6 +681,9 @@ func (m *Manager) ReceiveBatchFor(ctx context.Context, channelID string, message
 		}
 		if err != nil {
 			out[i].Err = err
+			if stop {
+				return out[:i+1]
+			}
 			i++
 			continue
 		}
@@ -687,6 +710,9 @@ func (m *Manager) ReceiveBatchFor(ctx context.Context, channelID string, message
 			n++
 		}
 		i += n
+		if stop && out[i-1].Err != nil {
+			return out[:i]
+		}
 	}
 	return out
 }

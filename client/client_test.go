@@ -204,20 +204,55 @@ func TestUnprocessableEntrySkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "bob reads past the garbage", func() bool { return len(chat(t, bob, ch)) == 1 })
-	// The garbage application message is reported in the history. Not
-	// necessarily by now: the three entries are read in one page and
-	// received in one batch, and "still here" is in the history as the
-	// batch returns, before its results are gone through in log order —
-	// the note of the garbage, then the skipped proposal. Asserting the
-	// note as soon as "still here" showed failed about one run in 30 with
-	// GOMAXPROCS=1. Wait for the last of them (the proposal counted), then
-	// check the counts.
+	// The garbage application message is reported in the history, before
+	// "still here" (TestUnreadableNoteInLogOrder). The skipped proposal
+	// is counted only after the note, and the entries may come in more
+	// than one page: wait for the count, then check.
 	eventually(t, "bob reports the garbage", func() bool { return bob.Stats().EntriesSkipped >= 2 })
 	if n := unreadNotes(t, bob, ch); len(n) != 1 {
 		t.Fatalf("notes %q", n)
 	}
 	if n := bob.Stats().EntriesSkipped; n != 2 {
 		t.Fatalf("skipped %d entries, want 2", n)
+	}
+}
+
+// TestUnreadableNoteInLogOrder: the history note of an entry that could
+// not be read stands where the entry stood in the log, before the
+// message after it in the same page (it used to land after the page's
+// later messages: they were stored as the page was received, the note as
+// its outcomes were gone through).
+func TestUnreadableNoteInLogOrder(t *testing.T) {
+	f := newFakeRelay()
+	alice, bob, ch, gid := pair(t, f, client.Limits{})
+	ep, _ := bob.Manager().Epoch(ctx, ch)
+	// Alice's two messages and a garbage entry between them reach the
+	// log while nobody can read it, so that bob reads the three in one
+	// page. (Alice's outbox posts her two again when the relay is back:
+	// bob passes those copies over as read.)
+	f.setDown(true)
+	var cts [][]byte
+	for _, text := range []string{"before", "after"} {
+		res, err := alice.Send(ctx, ch, text, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cts = append(cts, res.Ciphertext)
+	}
+	f.inject(gid, alice.uid, relayclient.KindApplication, ep, cts[0])
+	f.inject(gid, alice.uid, relayclient.KindApplication, ep, []byte("garbage, not an MLSMessage"))
+	f.inject(gid, alice.uid, relayclient.KindApplication, ep, cts[1])
+	f.setDown(false)
+	eventually(t, "bob reads the page and reports the garbage", func() bool {
+		return len(chat(t, bob, ch)) == 2 && len(unreadNotes(t, bob, ch)) == 1
+	})
+	h := texts(t, bob, ch)
+	if len(h) != 3 || h[0] != "before" || !strings.Contains(h[1], "could not be read") || h[2] != "after" {
+		t.Fatalf("bob's history %q: want before, the note, after", h)
+	}
+	eventually(t, "alice's outbox drains", func() bool { return alice.OutboxDepth(ctx) == 0 })
+	if h := texts(t, bob, ch); len(h) != 3 {
+		t.Fatalf("bob's history after alice's copies %q", h)
 	}
 }
 

@@ -454,12 +454,27 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 	for i, e := range es {
 		msgs[i] = e.Message
 	}
-	for i, res := range c.mgr.ReceiveBatchFor(ctx, f.d.ID, msgs) {
+	// Up to the first refused entry at a time: the note that an entry
+	// could not be read goes to the history before the entries after it.
+	for len(msgs) > 0 {
+		rs := c.mgr.ReceiveUntilRefused(ctx, f.d.ID, msgs)
+		if !f.settleReceived(ctx, es[:len(rs)], rs) {
+			return
+		}
+		es, msgs = es[len(rs):], msgs[len(rs):]
+	}
+}
+
+// settleReceived acts on the outcomes rs of the entries es; false: the
+// follower stops (closed while processing).
+func (f *follower) settleReceived(ctx context.Context, es []relayclient.Entry, rs []channel.Received) bool {
+	c := f.c
+	for i, res := range rs {
 		e := es[i]
 		if res.Err != nil && ctx.Err() != nil {
 			// Stopped (Close) while processing: not an entry that does
 			// not process. Our stored position is before it: read again.
-			return
+			return false
 		}
 		if res.Err != nil {
 			if c.ownEntry(e) {
@@ -496,6 +511,7 @@ func (f *follower) receive(ctx context.Context, es []relayclient.Entry) {
 			f.doneFlag.Store(true)
 		}
 	}
+	return true
 }
 
 // readPosition is the last processed entry, or just before the oldest

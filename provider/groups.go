@@ -297,7 +297,7 @@ const (
 func (p *Provider) processBatch(ctx context.Context, s *groupSlot, msgs []*mls.Message, each func(tx store.Tx, i int, res *mls.Processed) error) (n, eachAt int, err error) {
 	// The pending commit is read once: only this batch could change it,
 	// and only by a commit, after which it is void.
-	pend, err := p.storedPending(ctx, s.g.GroupID())
+	pend, err := p.slotPending(ctx, s)
 	if err != nil {
 		return 0, -1, err
 	}
@@ -404,6 +404,7 @@ func (p *Provider) Commit(ctx context.Context, groupID []byte, o mls.CommitOptio
 		if err != nil {
 			return err
 		}
+		s.noPending = false // whether or not the write below lands
 		err = p.st.Update(ctx, func(tx store.Tx) error {
 			if err := tx.PutGroupBlob(ctx, groupID, ratchetBlob, rs); err != nil {
 				return err
@@ -619,6 +620,19 @@ func (p *Provider) storedPending(ctx context.Context, groupID []byte) (*pendingR
 		return nil, fmt.Errorf("provider: stored pending commit of group %x: %w", groupID, err)
 	}
 	return &r, nil
+}
+
+// slotPending is storedPending for the group of s (s.mu held), without
+// a read when the store is known to hold none.
+func (p *Provider) slotPending(ctx context.Context, s *groupSlot) (*pendingRecord, error) {
+	if s.noPending {
+		return nil, nil
+	}
+	pend, err := p.storedPending(ctx, s.g.GroupID())
+	if err == nil && pend == nil {
+		s.noPending = true
+	}
+	return pend, err
 }
 
 // putGroupDropPending stores g and deletes the group's pending commit.

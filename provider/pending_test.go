@@ -100,3 +100,34 @@ func TestPendingCommitEchoAndDiscard(t *testing.T) {
 		t.Fatal("epochs differ")
 	}
 }
+
+// TestPendingCommitSeenAfterReceiving: a received message lets the
+// provider remember that no commit is pending; a commit made after it is
+// still found when the delivery service echoes it (the remembered "none"
+// must not outlive the commit).
+func TestPendingCommitSeenAfterReceiving(t *testing.T) {
+	alice, bob, _, gid := twoMembers(t)
+	if got := receive(t, bob, gid, encrypt(t, alice, gid, "before")); got != "before" {
+		t.Fatalf("bob got %q", got)
+	}
+	pc, err := bob.Commit(ctx, gid, mls.CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, bob, gid, encrypt(t, alice, gid, "meanwhile")); got != "meanwhile" {
+		t.Fatalf("bob got %q", got)
+	}
+	sent := marshal(t, pc.Result.Commit)
+	receive(t, alice, gid, sent)
+	m, _ := mls.UnmarshalMessage(mustDec(t, sent))
+	res, err := bob.Process(ctx, gid, m)
+	if err != nil {
+		t.Fatalf("own commit echoed after receiving: %v", err)
+	}
+	if res.ContentType != mls.ContentTypeCommit || res.State.Epoch() != epochOf(t, alice, gid) {
+		t.Fatalf("echo: %v at epoch %d", res.ContentType, res.State.Epoch())
+	}
+	if got := receive(t, alice, gid, encrypt(t, bob, gid, "after")); got != "after" {
+		t.Fatalf("alice got %q", got)
+	}
+}

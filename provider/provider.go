@@ -155,6 +155,10 @@ type Provider struct {
 type groupSlot struct {
 	mu sync.Mutex
 	g  *mls.Group // nil until loaded
+	// noPending: the store holds no pending commit for the group, as
+	// read under mu since the last time this provider stored one (Commit
+	// is the only writer): a received batch need not read it again.
+	noPending bool
 }
 
 // New returns the provider of the device whose store is st, creating the
