@@ -140,3 +140,42 @@ func TestBulkAppendAcrossInstances(t *testing.T) {
 	}
 	t.Logf("%d entries (%d commits) over %d groups", total, commits.Load(), groups)
 }
+
+// TestBulkAppendWriteFails: a batch whose write statement fails on the
+// server (a sender device that is not UTF-8, which PostgreSQL's text
+// refuses) leaves nothing of itself: the transaction is rolled back, the
+// connection goes back clean, the batcher passes each entry alone, the
+// good ones land gapless and the store keeps working.
+func TestBulkAppendWriteFails(t *testing.T) {
+	ctx := context.Background()
+	st := openPostgresAt(t, freshPG(t))
+	now := time.Now()
+	gid := []byte("bulk-fail")
+	if err := st.CreateGroup(ctx, gid, "alice", 0, now); err != nil {
+		t.Fatal(err)
+	}
+	msg := func(data, device string) Message {
+		return Message{GroupID: gid, Kind: "application", Epoch: 0, Sender: "alice", SenderDevice: device, Data: []byte(data), ReceivedAt: now}
+	}
+	rs := st.AppendAll(ctx, []Message{msg("a", "d1"), msg("bad", "\xff\xfe"), msg("b", "d1")})
+	if rs[0].Err != nil || rs[1].Err == nil || rs[2].Err != nil {
+		t.Fatalf("outcomes %v / %v / %v", rs[0].Err, rs[1].Err, rs[2].Err)
+	}
+	for range 20 { // more than the pool's connections: none is left broken
+		if _, _, err := st.Append(ctx, msg("c", "d1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, err := st.Messages(ctx, gid, "alice", 0, 1000, 1<<22)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 22 || string(ms[0].Data) != "a" || string(ms[1].Data) != "b" {
+		t.Fatalf("%d entries, first %q", len(ms), ms[0].Data)
+	}
+	for i, m := range ms {
+		if m.Seq != int64(i+1) {
+			t.Fatalf("entry %d has seq %d: a gap", i, m.Seq)
+		}
+	}
+}
