@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,8 +32,18 @@ import (
 // failure inside a batch makes the batcher retry each entry of the batch
 // alone, so one entry's failure never fails the others.
 
-// Batching defaults: a batch closes when it holds batchMax entries or
-// batchWindow after its first entry, whichever comes first.
+// When a batch closes. The entries already queued behind the first are
+// always taken, without waiting: under load they piled up while the lane
+// wrote the previous batch, and that alone makes batches. The batch then
+// stays open for more, until it holds batchMax entries or batchWindow has
+// passed, only when there is evidence of concurrency: the queue held more
+// than the first entry, or the previous batch of the lane held more than
+// one. A lone request is written at once: at low load a window is pure
+// latency, and more than the window itself, since the timer of an idle
+// process fires late (with the netpoller, often by a millisecond). The
+// cost is one window for the first request after a burst (its previous
+// batch held several); under load the window still gathers the posters
+// that are about to send, which saves transactions.
 const (
 	batchMax    = 256
 	batchWindow = 300 * time.Microsecond
@@ -64,6 +75,8 @@ type batcher struct {
 	closed bool
 	max    int
 	win    time.Duration
+	// batches counts the batches written (tests: that batches form).
+	batches atomic.Int64
 }
 
 func newBatcher(s *sqlStore, lanes int) *batcher {
@@ -166,7 +179,12 @@ func (b *batcher) close() {
 func (b *batcher) run(ch chan appendReq) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	window := func() <-chan time.Time {
+		timer.Reset(b.win)
+		return timer.C
+	}
 	batch := make([]appendReq, 0, b.max)
+	prev := 0 // entries in the previous batch
 	for {
 		batch = batch[:0]
 		select {
@@ -182,21 +200,52 @@ func (b *batcher) run(ch chan appendReq) {
 				}
 			}
 		}
-		timer.Reset(b.win)
-	collect:
-		for len(batch) < b.max {
-			select {
-			case r := <-ch:
-				batch = append(batch, r)
-			case <-timer.C:
-				break collect
-			case <-b.quit:
-				break collect
-			}
-		}
-		timer.Stop()
+		batch = b.collect(ch, batch, prev, window)
+		timer.Stop() // since Go 1.23 no stale tick is received after Stop
+		prev = len(batch)
+		b.batches.Add(1)
 		b.s.appendBatch(batch)
 	}
+}
+
+// collect completes batch, which holds the first entry: it takes what is
+// queued on ch without blocking, then, if stayOpen says so, waits for
+// more until the batch is full, the channel returned by window fires, or
+// quit. window is called at most once, only when the batch stays open (a
+// parameter so that tests see the decision without a clock).
+func (b *batcher) collect(ch <-chan appendReq, batch []appendReq, prev int, window func() <-chan time.Time) []appendReq {
+drain:
+	for len(batch) < b.max {
+		select {
+		case r := <-ch:
+			batch = append(batch, r)
+		default:
+			break drain
+		}
+	}
+	if !stayOpen(len(batch), prev, b.max) {
+		return batch
+	}
+	w := window()
+	for len(batch) < b.max {
+		select {
+		case r := <-ch:
+			batch = append(batch, r)
+		case <-w:
+			return batch
+		case <-b.quit:
+			return batch
+		}
+	}
+	return batch
+}
+
+// stayOpen reports whether a batch holding n entries once the queue is
+// drained, after a previous batch of prev entries, waits for more: only
+// when it is not full and there is evidence of concurrency (see
+// batchWindow).
+func stayOpen(n, prev, limit int) bool {
+	return n < limit && (n > 1 || prev > 1)
 }
 
 // appendBatch writes batch in one transaction and answers each entry
