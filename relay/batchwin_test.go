@@ -15,23 +15,24 @@ import (
 // and there is evidence of concurrency.
 func TestStayOpen(t *testing.T) {
 	cases := []struct {
-		name        string
-		n, prev     int
-		limit       int
-		wantStaying bool
+		name            string
+		n, prev, others int
+		limit           int
+		wantStaying     bool
 	}{
-		{"first ever, alone", 1, 0, 8, false},
-		{"alone after a lone one", 1, 1, 8, false},
-		{"alone after a batch", 1, 2, 8, true},
-		{"queue held more", 2, 1, 8, true},
-		{"queue held more, first ever", 3, 0, 8, true},
-		{"full", 8, 8, 8, false},
-		{"full after a lone one", 8, 1, 8, false},
-		{"limit of one", 1, 5, 1, false},
+		{"first ever, alone", 1, 0, 0, 8, false},
+		{"alone after a lone one", 1, 1, 0, 8, false},
+		{"alone after a batch", 1, 2, 0, 8, true},
+		{"alone, a batch awaits its flush", 1, 1, 1, 8, true},
+		{"queue held more", 2, 1, 0, 8, true},
+		{"queue held more, first ever", 3, 0, 0, 8, true},
+		{"full", 8, 8, 0, 8, false},
+		{"full after a lone one", 8, 1, 5, 8, false},
+		{"limit of one", 1, 5, 5, 1, false},
 	}
 	for _, c := range cases {
-		if got := stayOpen(c.n, c.prev, c.limit); got != c.wantStaying {
-			t.Errorf("%s: stayOpen(%d, %d, %d) = %v", c.name, c.n, c.prev, c.limit, got)
+		if got := stayOpen(c.n, c.prev, c.others, c.limit); got != c.wantStaying {
+			t.Errorf("%s: stayOpen(%d, %d, %d, %d) = %v", c.name, c.n, c.prev, c.others, c.limit, got)
 		}
 	}
 }
@@ -48,18 +49,20 @@ func TestCollect(t *testing.T) {
 		name     string
 		queued   int // behind the first entry, before collect
 		prev     int
+		others   int // entries of the lane unanswered besides the batch
 		duringW  int // sent into the queue when the window is asked for
 		max      int
 		wantWait bool
 		wantLen  int
 	}{
-		{"lone, first batch", 0, 0, 0, 8, false, 1},
-		{"lone after a lone batch", 0, 1, 0, 8, false, 1},
-		{"lone after a batch of several", 0, 4, 0, 8, true, 1},
-		{"queue taken whole", 3, 1, 0, 8, true, 4},
-		{"queue fills the batch", 7, 1, 0, 8, false, 8},
-		{"more than a batch queued", 9, 0, 0, 8, false, 8},
-		{"entries during the window join", 2, 0, 5, 8, true, 8},
+		{"lone, first batch", 0, 0, 0, 0, 8, false, 1},
+		{"lone after a lone batch", 0, 1, 0, 0, 8, false, 1},
+		{"lone after a batch of several", 0, 4, 0, 0, 8, true, 1},
+		{"lone while others are unanswered", 0, 1, 3, 0, 8, true, 1},
+		{"queue taken whole", 3, 1, 0, 0, 8, true, 4},
+		{"queue fills the batch", 7, 1, 0, 0, 8, false, 8},
+		{"more than a batch queued", 9, 0, 0, 0, 8, false, 8},
+		{"entries during the window join", 2, 0, 0, 5, 8, true, 8},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -81,7 +84,9 @@ func TestCollect(t *testing.T) {
 				}
 				return fired
 			}
-			batch := b.collect(ch, []appendReq{req(0)}, c.prev, window)
+			// In flight: the first entry, the queue and the others.
+			inflight := func() int { return 1 + c.queued + c.others }
+			batch := b.collect(ch, []appendReq{req(0)}, c.prev, inflight, window)
 			if (waited > 0) != c.wantWait || waited > 1 {
 				t.Errorf("window asked for %d times, want wait %v", waited, c.wantWait)
 			}
@@ -101,7 +106,7 @@ func TestCollect(t *testing.T) {
 func TestCollectQuit(t *testing.T) {
 	b := &batcher{quit: make(chan struct{}), max: 8}
 	close(b.quit)
-	batch := b.collect(make(chan appendReq), []appendReq{{}}, 2, func() <-chan time.Time { return nil })
+	batch := b.collect(make(chan appendReq), []appendReq{{}}, 2, func() int { return 1 }, func() <-chan time.Time { return nil })
 	if len(batch) != 1 {
 		t.Fatalf("batch of %d", len(batch))
 	}
