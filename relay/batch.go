@@ -44,9 +44,9 @@ import (
 // the timer of an idle process fires late (with the netpoller, often by a
 // millisecond). The cost is one window for the first request after a
 // burst (its previous batch held several). Under load the window still
-// gathers the posters that are about to send: without it, on a saturated
-// CPU the posts arrive one by one between transactions, every batch holds
-// one and the CPU goes to per-transaction work (with the queue and the
+// gathers the posters that are about to send: without it a saturated CPU
+// can let posts arrive one by one between transactions, batches of one
+// keep the window shut and the CPU goes to per-transaction work (with the
 // previous batch as the only evidence, 64 closed-loop posters were slower
 // than with the fixed window in 6 of 7 same-window runs, often by a tenth;
 // the unanswered entries keep the window open for them).
