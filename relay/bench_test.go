@@ -44,6 +44,7 @@ func benchPost(b *testing.B, be backend, posters int) {
 	var n atomic.Int64
 	b.SetParallelism(max(1, posters/runtime.GOMAXPROCS(0)))
 	cpu0 := processCPU()
+	batches0 := sqlOf(b, st).batch.batches.Load()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		c := &client{t: b, base: base, hc: hc, token: ca.token}
@@ -58,4 +59,6 @@ func benchPost(b *testing.B, be backend, posters int) {
 	// CPU of this process (relay and posters, not a PostgreSQL server) per
 	// message: steadier than msgs/s on a machine shared with other work.
 	b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/msg")
+	// Entries per transaction: how well the group commit batches.
+	b.ReportMetric(float64(b.N)/float64(sqlOf(b, st).batch.batches.Load()-batches0), "msgs/batch")
 }
