@@ -25,7 +25,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) int {
 	channels := fs.Int("channels", 0, "channels, end to end (default: nodes/2)")
 	members := fs.Int("members", 3, "nodes per channel, end to end")
 	duration := fs.Duration("duration", 10*time.Second, "length of the measured phase")
-	rate := fs.Float64("rate", 0, "offered messages per second over all clients (0: as fast as answered)")
+	rate := fs.Float64("rate", 0, "offered messages per second over all clients, each client sending at Poisson-spaced times (0: as fast as answered)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	plot := fs.String("plot", "", "draw latency over time and its distribution to FILE.svg or FILE.png")
 	profile := fs.String("profile", "", "end to end: write CPU profiles and execution traces of the relay and node n0 to DIR/{relay,n0}.{pprof,trace}; relay-only: a CPU profile of the process (relay and clients) to DIR/relay.pprof")
