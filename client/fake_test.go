@@ -18,13 +18,17 @@ import (
 // orders commits per epoch, keeps members (from the committer's
 // statement, like today's relay), queues Welcomes and long-polls.
 type fakeRelay struct {
-	mu       sync.Mutex
-	changed  chan struct{}
-	down     bool
-	groups   map[string]*fakeGroup
-	welcomes map[string][]relayclient.Welcome
-	nextWID  uint64
-	cursors  map[string]uint64
+	mu      sync.Mutex
+	changed chan struct{}
+	down    bool
+	// holdGroups: group registrations fail as if the relay were down;
+	// forbids counts the 403s answered.
+	holdGroups bool
+	forbids    int
+	groups     map[string]*fakeGroup
+	welcomes   map[string][]relayclient.Welcome
+	nextWID    uint64
+	cursors    map[string]uint64
 	// loseAnswer: the next commit is ordered, then the relay goes down
 	// before it answers (the committer cannot tell).
 	loseAnswer bool
@@ -89,6 +93,18 @@ var errDown = errors.New("fake relay: connection refused")
 
 // conn is one user's view of the relay.
 func (f *fakeRelay) conn(user string) client.Relay { return &fakeConn{f: f, user: user} }
+
+func (f *fakeRelay) setHoldGroups(hold bool) {
+	f.mu.Lock()
+	f.holdGroups = hold
+	f.mu.Unlock()
+}
+
+func (f *fakeRelay) forbidden403s() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.forbids
+}
 
 func (f *fakeRelay) setDown(down bool) {
 	f.mu.Lock()
@@ -172,6 +188,9 @@ func (c *fakeConn) CreateGroup(_ context.Context, gid, _ []byte) error {
 		return err
 	}
 	defer unlock()
+	if c.f.holdGroups {
+		return errDown
+	}
 	if _, ok := c.f.groups[string(gid)]; !ok {
 		c.f.groups[string(gid)] = &fakeGroup{members: map[string]bool{c.user: true}, until: map[string]uint64{}, corrupt: map[string]uint64{}}
 	}
@@ -182,6 +201,12 @@ func forbidden() error {
 	return &relayclient.Error{Status: 403, Code: "forbidden", Message: "not a member"}
 }
 
+// forbid is forbidden, counted (f.mu held).
+func (f *fakeRelay) forbid() error {
+	f.forbids++
+	return forbidden()
+}
+
 func (c *fakeConn) PostCommit(_ context.Context, oc *channel.OutgoingCommit) (uint64, error) {
 	unlock, err := c.lock()
 	if err != nil {
@@ -190,7 +215,7 @@ func (c *fakeConn) PostCommit(_ context.Context, oc *channel.OutgoingCommit) (ui
 	defer unlock()
 	g := c.f.groups[string(oc.GroupID)]
 	if g == nil || !g.members[c.user] {
-		return 0, forbidden()
+		return 0, c.f.forbid()
 	}
 	if c.f.dropCommit[c.user] {
 		delete(c.f.dropCommit, c.user)
@@ -238,7 +263,7 @@ func (c *fakeConn) PostMessage(_ context.Context, gid []byte, kind string, epoch
 	defer unlock()
 	g := c.f.groups[string(gid)]
 	if g == nil || !g.members[c.user] {
-		return 0, forbidden()
+		return 0, c.f.forbid()
 	}
 	g.log = append(g.log, relayclient.Entry{Seq: uint64(len(g.log) + 1), Message: msg, Kind: kind, Epoch: epoch, Sender: c.user, ReceivedAt: time.Now()})
 	c.f.bumpLocked()
@@ -276,7 +301,7 @@ func (c *fakeConn) Messages(ctx context.Context, gid []byte, p relayclient.Page)
 		}
 		if g == nil || (!g.members[c.user] && (!removed || p.After >= until)) {
 			unlock()
-			return nil, 0, forbidden()
+			return nil, 0, c.f.forbid()
 		}
 		var out []relayclient.Entry
 		for _, e := range g.log {
@@ -323,10 +348,10 @@ func (c *fakeConn) Cursor(ctx context.Context, gid []byte) (uint64, error) {
 	defer unlock()
 	g := c.f.groups[string(gid)]
 	if g == nil {
-		return 0, forbidden()
+		return 0, c.f.forbid()
 	}
 	if _, removed := g.until[c.user]; !g.members[c.user] && !removed {
-		return 0, forbidden()
+		return 0, c.f.forbid()
 	}
 	return c.f.cursors[c.user+string(gid)], nil
 }

@@ -159,8 +159,10 @@ func (f *follower) run(ctx context.Context) {
 			break
 		}
 		if errors.Is(err, relayclient.ErrForbidden) {
-			f.lostAccess(ctx)
-			return
+			if f.forbidden(ctx) {
+				return
+			}
+			continue
 		}
 		if errors.Is(err, relayclient.ErrNotFound) {
 			c.log.Warn("channel unknown to the relay", "channel", f.d.ID)
@@ -184,8 +186,10 @@ func (f *follower) run(ctx context.Context) {
 				return
 			}
 			if errors.Is(err, relayclient.ErrForbidden) {
-				f.lostAccess(ctx)
-				return
+				if f.forbidden(ctx) {
+					return
+				}
+				continue
 			}
 			// The group may move on while we cannot read: our messages
 			// wait until the log has been read again (and are encrypted
@@ -232,6 +236,26 @@ func (f *follower) run(ctx context.Context) {
 			f.savedAt = time.Now()
 		}
 	}
+}
+
+// forbidden handles a 403 on the group's log; true: access is lost and
+// the follower stops. A 403 is not yet a removal: our own registration of
+// the group may still be queued (a channel created while the engine was
+// starting, which started a follower for every channel it found before
+// the channel's group reached the relay), and then the follower waits for
+// it; or it may have landed just after the refused read, which a second
+// read tells. Without this a new channel was marked removed at once.
+func (f *follower) forbidden(ctx context.Context) bool {
+	c := f.c
+	if c.registrationQueued(ctx, f.d.ID) {
+		sleepCtx(ctx, 100*time.Millisecond)
+		return false
+	}
+	if _, err := c.relay.Cursor(ctx, f.d.GroupID); !errors.Is(err, relayclient.ErrForbidden) {
+		return false // readable after all, or another failure: retried as such
+	}
+	f.lostAccess(ctx)
+	return true
 }
 
 // lostAccess handles a 403 on the log: the relay no longer counts us a

@@ -122,6 +122,21 @@ func (c *Client) outboxItems(ctx context.Context) ([]*item, error) {
 	return out, nil
 }
 
+// registrationQueued reports whether the outbox still holds the
+// registration of the channel's group with the relay.
+func (c *Client) registrationQueued(ctx context.Context, channelID string) bool {
+	its, err := c.outboxItems(ctx)
+	if err != nil {
+		return false
+	}
+	for _, it := range its {
+		if it.Kind == itemGroup && it.ChannelID == channelID {
+			return true
+		}
+	}
+	return false
+}
+
 // OutboxDepth is how many items wait for the relay.
 func (c *Client) OutboxDepth(ctx context.Context) int {
 	its, _ := c.outboxItems(ctx)
