@@ -67,9 +67,14 @@ func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...a
 func (c *stmtCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for q, st := range c.m {
+	closeStmts(c.m)
+}
+
+// closeStmts closes and forgets the prepared statements of m.
+func closeStmts(m map[string]*sql.Stmt) {
+	for q, st := range m {
 		st.Close()
-		delete(c.m, q)
+		delete(m, q)
 	}
 }
 
@@ -131,10 +136,7 @@ func (w *writerStmts) prepareNew(ctx context.Context) {
 func (w *writerStmts) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for q, st := range w.m {
-		st.Close()
-		delete(w.m, q)
-	}
+	closeStmts(w.m)
 }
 
 // ExecContext runs query on the writer outside a transaction.
