@@ -27,11 +27,11 @@ type demoNode struct {
 // data directory and waits until it answers.
 func startNode(ctx context.Context, exe, name, dir string, stderr io.Writer, extra ...string) (*demoNode, error) {
 	args := append([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--name", name}, extra...)
-	addr, stop, err := childproc.Start(ctx, exe, args, "serving on ", stderr, nil)
+	p, err := childproc.Start(ctx, exe, args, "serving on ", stderr, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	n := &demoNode{name: name, stop: stop, c: &node.Client{BaseURL: addr}}
+	n := &demoNode{name: name, stop: p.Stop, c: &node.Client{BaseURL: p.Addr}}
 	for i := 0; ; i++ {
 		if err := n.c.Do(ctx, "GET", "/healthz", nil, nil); err == nil {
 			return n, nil

@@ -16,7 +16,11 @@ import (
 
 // startRelay starts `spacepanda relay` on a free loopback port.
 func startRelay(ctx context.Context, exe, dir string, stderr io.Writer) (string, func(), error) {
-	return childproc.Start(ctx, exe, []string{"relay", "--data", dir, "--listen", "127.0.0.1:0"}, "spacepanda relay serving on ", stderr, nil)
+	p, err := childproc.Start(ctx, exe, []string{"relay", "--data", dir, "--listen", "127.0.0.1:0"}, "spacepanda relay serving on ", stderr, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	return p.Addr, p.Stop, nil
 }
 
 // waitFor polls the nodes' HTTP API (the demo driver, not the nodes) until

@@ -28,7 +28,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) int {
 	rate := fs.Float64("rate", 0, "offered messages per second over all clients, each client sending at Poisson-spaced times (0: as fast as answered)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	plot := fs.String("plot", "", "draw latency over time and its distribution to FILE.svg or FILE.png")
-	profile := fs.String("profile", "", "end to end: write CPU profiles and execution traces of the relay and node n0 to DIR/{relay,n0}.{pprof,trace}; relay-only: a CPU profile of the process (relay and clients) to DIR/relay.pprof")
+	profile := fs.String("profile", "", "end to end: write CPU profiles of the relay and of every node to DIR/{relay,n0,n1,...}.pprof, and execution traces of the relay and n0 to DIR/{relay,n0}.trace; relay-only: a CPU profile of the process (relay and clients) to DIR/relay.pprof")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0

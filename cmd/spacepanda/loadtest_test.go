@@ -53,10 +53,17 @@ func TestLoadtest(t *testing.T) {
 			if st, err := os.Stat(plot); err != nil || st.Size() == 0 {
 				t.Fatalf("plot: %v", err)
 			}
-			if c.mode == "end-to-end" { // --profile: the relay's and node n0's CPU profiles
-				for _, f := range []string{"relay.pprof", "n0.pprof"} {
+			if c.mode == "end-to-end" { // --profile: the relay's and every node's CPU profiles
+				for _, f := range []string{"relay.pprof", "n0.pprof", "n1.pprof", "n2.pprof", "relay.trace", "n0.trace"} {
 					if st, err := os.Stat(filepath.Join(prof, f)); err != nil || st.Size() == 0 {
 						t.Errorf("profile %s: %v", f, err)
+					}
+				}
+				// What a message cost the nodes: nodes that encrypt, store
+				// and deliver spend CPU, read from /proc where there is one.
+				if _, err := os.Stat("/proc/self/stat"); err == nil {
+					if v, _ := r["node_cpu_ms_per_post"].(float64); v <= 0 {
+						t.Errorf("node_cpu_ms_per_post = %v in %s", r["node_cpu_ms_per_post"], out)
 					}
 				}
 			}

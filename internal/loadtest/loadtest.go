@@ -41,8 +41,9 @@ type Config struct {
 	// Dir holds the run's data (a temporary directory if empty).
 	Dir string
 	// ProfileDir receives CPU profiles: end to end of the relay and of
-	// node n0 (relay.pprof, n0.pprof), written at their shutdown;
-	// relay-only of this process (relay.pprof).
+	// every node (relay.pprof, n0.pprof, ...), written at their shutdown,
+	// with execution traces of the relay and n0; relay-only of this
+	// process (relay.pprof).
 	ProfileDir string
 	// Progress receives a progress line every second (nil: none).
 	Progress io.Writer
@@ -72,6 +73,12 @@ type Result struct {
 	// nodes waited out; OutboxLeft what their outboxes held at the end.
 	RateLimited int64 `json:"rate_limited,omitempty"`
 	OutboxLeft  int64 `json:"outbox_left,omitempty"`
+	// NodeCPUPerPost and RelayCPUPerPost (end to end, on Linux) are the
+	// CPU time the nodes (all of them) and the relay used in the measured
+	// phase, per post: what a message costs, steadier than its latency on
+	// a machine whose speed varies.
+	NodeCPUPerPost  float64 `json:"node_cpu_ms_per_post,omitempty"`
+	RelayCPUPerPost float64 `json:"relay_cpu_ms_per_post,omitempty"`
 	// Samples are (seconds since start, delivery latency ms), for plots.
 	Samples []Sample `json:"-"`
 }

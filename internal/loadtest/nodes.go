@@ -60,24 +60,26 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	} else {
 		args = append(args, "--data", filepath.Join(dir, "relay"))
 	}
-	relayURL, stopRelay, err := childproc.Start(ctx, cfg.Exe, args, "spacepanda relay serving on ", nil, cfg.profileEnv("relay"))
+	relay, err := childproc.Start(ctx, cfg.Exe, args, "spacepanda relay serving on ", nil, cfg.profileEnv("relay"))
 	if err != nil {
 		return nil, err
 	}
-	defer stopRelay()
+	defer relay.Stop()
+	relayURL := relay.Addr
 	nodes := make([]*nodeProc, cfg.Clients)
 	for i := range nodes {
 		name := fmt.Sprintf("n%d", i)
-		base, stop, err := childproc.Start(ctx, cfg.Exe, []string{"serve", "--data", filepath.Join(dir, name), "--listen", "127.0.0.1:0",
+		proc, err := childproc.Start(ctx, cfg.Exe, []string{"serve", "--data", filepath.Join(dir, name), "--listen", "127.0.0.1:0",
 			"--name", name, "--relay", relayURL}, " serving on ", nil, cfg.profileEnv(name))
 		if err != nil {
 			return nil, err
 		}
-		defer stop()
+		defer proc.Stop()
+		base := proc.Addr
 		// Connections kept for every send in flight: with the default two
 		// idle ones per host the driver dialled each node again for most
 		// sends, which the node paid for too.
-		n := &nodeProc{base: base, c: &node.Client{BaseURL: base, HTTP: &http.Client{Timeout: 30 * time.Second,
+		n := &nodeProc{proc: proc, base: base, c: &node.Client{BaseURL: base, HTTP: &http.Client{Timeout: 30 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: maxInFlight + 4}}}}
 		var id struct {
 			UserID string `json:"user_id"`
@@ -137,6 +139,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
+	cpu := startCPU(relay, nodes)
 	rec := newRecorder()
 	runCtx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
@@ -189,6 +192,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(rec.start)
+	nodeCPU, relayCPU, cpuOK := cpu()
 	// Every post reaches Members-1 others.
 	want := func() bool {
 		p, _, d := rec.counts()
@@ -198,6 +202,10 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	stopReaders()
 	readers.Wait()
 	res := rec.result("end-to-end", backend, cfg, elapsed)
+	if cpuOK && res.Posts > 0 {
+		res.NodeCPUPerPost = round(ms(nodeCPU) / float64(res.Posts))
+		res.RelayCPUPerPost = round(ms(relayCPU) / float64(res.Posts))
+	}
 	// What throttled the nodes: the relay's 429s they waited out, and
 	// what was still queued at the end.
 	for _, n := range nodes {
@@ -214,6 +222,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 type nodeProc struct {
+	proc  *childproc.Proc
 	base  string
 	user  string
 	c     *node.Client
@@ -390,19 +399,49 @@ func poll(ctx context.Context, d time.Duration, cond func() bool) error {
 	return nil
 }
 
+// startCPU reads the CPU time the relay and the nodes have used so far;
+// the function it returns tells how much more they used since, over all
+// nodes and for the relay (ok false where the system does not tell).
+func startCPU(relay *childproc.Proc, nodes []*nodeProc) func() (nodeCPU, relayCPU time.Duration, ok bool) {
+	total := func() (n, r time.Duration, err error) {
+		if r, err = relay.CPU(); err != nil {
+			return 0, 0, err
+		}
+		for _, x := range nodes {
+			c, err := x.proc.CPU()
+			if err != nil {
+				return 0, 0, err
+			}
+			n += c
+		}
+		return n, r, nil
+	}
+	n0, r0, err0 := total()
+	return func() (time.Duration, time.Duration, bool) {
+		n1, r1, err := total()
+		return n1 - n0, r1 - r0, err0 == nil && err == nil
+	}
+}
+
 // maxInFlight bounds the sends a node has outstanding (end to end, with a
 // rate).
 const maxInFlight = 32
 
-// profileEnv is the environment that has process name (the relay and
-// node n0 only) write a CPU profile and an execution trace into
-// cfg.ProfileDir.
+// profileEnv is the environment that has process name write a CPU
+// profile into cfg.ProfileDir, and an execution trace too for the relay
+// and node n0 (a trace of every node would be larger than the run). One
+// node's profile holds too few samples to rank anything at a few dozen
+// messages a second; `go tool pprof DIR/n*.pprof` merges them all.
 func (cfg *Config) profileEnv(name string) []string {
-	if cfg.ProfileDir == "" || (name != "relay" && name != "n0") {
+	if cfg.ProfileDir == "" {
 		return nil
 	}
 	base := filepath.Join(cfg.ProfileDir, name)
-	return []string{"SPACEPANDA_CPUPROFILE=" + base + ".pprof", "SPACEPANDA_TRACE=" + base + ".trace"}
+	env := []string{"SPACEPANDA_CPUPROFILE=" + base + ".pprof"}
+	if name == "relay" || name == "n0" {
+		env = append(env, "SPACEPANDA_TRACE="+base+".trace")
+	}
+	return env
 }
 
 // ChannelName is the name of the run's channel c (tests look for it on
