@@ -24,6 +24,46 @@ func BenchmarkPost(b *testing.B) {
 	}
 }
 
+// BenchmarkReadTail measures a reader's read of the newest entry of a
+// group's log (what every long poll does when a message arrives), with
+// the log holding 100 or 10,000 entries before it: the read must seek to
+// the reader's position, not walk the log from the start of its window.
+func BenchmarkReadTail(b *testing.B) {
+	for _, be := range backends {
+		for _, n := range []int{100, 10_000} {
+			b.Run(fmt.Sprintf("%s/entries=%d", be.name, n), func(b *testing.B) { benchReadTail(b, be, n) })
+		}
+	}
+}
+
+func benchReadTail(b *testing.B, be backend, n int) {
+	ctx := b.Context()
+	st := be.open(b)
+	gid := []byte("g")
+	if err := st.CreateGroup(ctx, gid, "alice", 0, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 500
+	for done := 0; done < n; done += batch {
+		ms := make([]Message, min(batch, n-done))
+		for i := range ms {
+			ms[i] = Message{GroupID: gid, Kind: "application", Sender: "alice", Data: []byte("x"), ReceivedAt: time.Now()}
+		}
+		for _, r := range st.AppendAll(ctx, ms) {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		ms, err := st.Messages(ctx, gid, "alice", int64(n-1), 100, 1<<20)
+		if err != nil || len(ms) != 1 || ms[0].Seq != int64(n) {
+			b.Fatalf("read of the tail: %d entries, %v", len(ms), err)
+		}
+	}
+}
+
 func benchPost(b *testing.B, be backend, posters int) {
 	st := be.open(b)
 	_, base := newTestServer(b, st, Options{Rate: 1e9, Burst: 1 << 30})

@@ -301,7 +301,9 @@ func TestStore(t *testing.T) {
 				user  string
 				after int64
 				want  string
-			}{{"alice", 0, "[1 2 3 4]"}, {"bob", 0, "[2 3 4 5]"}, {"carol", 0, "[4 5]"}, {"carol", 4, "[5]"}, {"bob", 5, "[]"}} {
+			}{{"alice", 0, "[1 2 3 4]"}, {"bob", 0, "[2 3 4 5]"}, {"carol", 0, "[4 5]"}, {"carol", 4, "[5]"}, {"bob", 5, "[]"},
+				// Reads from inside and beyond the window's ends.
+				{"alice", 3, "[4]"}, {"alice", 4, "[]"}, {"alice", 9, "[]"}, {"carol", 2, "[4 5]"}, {"carol", 3, "[4 5]"}, {"bob", 1, "[2 3 4 5]"}, {"bob", 3, "[4 5]"}} {
 				if got := fmt.Sprint(seqs(c.user, c.after)); got != c.want {
 					t.Errorf("%s after %d sees %s, want %s", c.user, c.after, got, c.want)
 				}
