@@ -58,6 +58,7 @@ type Manager struct {
 	tx txGroupProvider
 
 	locks keylock.Set // one per channel
+	sends sendQueues  // sends waiting to be combined (sendbatch.go)
 }
 
 // NewManager returns the manager of gp's identity, keeping channels and
@@ -96,6 +97,10 @@ type txGroupProvider interface {
 	// must store it). If fn fails, no ciphertext is returned.
 	// fn is given the ciphertext.
 	EncryptTx(ctx context.Context, groupID, plaintext []byte, fn func(tx store.Tx, ct []byte) error) ([]byte, error)
+	// EncryptAllTx is EncryptTx for several messages at once, in order:
+	// fn runs for each, all in one transaction; if it fails for any, no
+	// ciphertext is returned.
+	EncryptAllTx(ctx context.Context, groupID []byte, plaintexts [][]byte, fn func(tx store.Tx, i int, ct []byte) error) ([][]byte, error)
 	// ProcessMessageTx is ProcessMessage where fn runs in the transaction
 	// that stores the state the message leads to; if fn fails, nothing is
 	// stored and the message counts as not processed. fn must not call
@@ -448,36 +453,16 @@ func (m *Manager) sendMessage(ctx context.Context, channelID, body, replyTo stri
 	if err != nil {
 		return nil, nil, err
 	}
+	if m.tx != nil {
+		return m.combineSend(&sendReq{ctx: ctx, channelID: channelID, cm: cm, pt: pt, fn: fn})
+	}
 	defer m.lock(channelID)()
-	d, err := m.Channel(ctx, channelID)
+	d, err := m.sendable(ctx, channelID)
 	if err != nil {
 		return nil, nil, err
 	}
-	if rp, ok := m.gp.(RoleProvider); ok {
-		rs, err := rp.Roles(ctx, d.GroupID)
-		if err != nil {
-			return nil, nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
-		}
-		if rs.Of(m.Identity()) == RoleReadOnly {
-			return nil, nil, fmt.Errorf("channel %s: send: %w: we are read-only", channelID, ErrPermission)
-		}
-	}
 	msg := store.Message{ChannelID: channelID, ID: cm.ID, Sender: m.Identity(), Timestamp: cm.Timestamp,
 		Body: cm.Body, ReplyTo: replyTo, ReceivedAt: cm.Timestamp}
-	// The ciphertext leaves only once its history row is durable (with
-	// the ratchet, when this send stores it).
-	if m.tx != nil {
-		ct, err := m.tx.EncryptTx(ctx, d.GroupID, pt, func(tx store.Tx, ct []byte) error {
-			if err := appendTx(ctx, tx, &msg); err != nil || fn == nil {
-				return err
-			}
-			return fn(tx, cm, ct)
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
-		}
-		return cm, ct, nil
-	}
 	ct, err := m.gp.Encrypt(ctx, d.GroupID, pt)
 	if err != nil {
 		return nil, nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
@@ -491,6 +476,24 @@ func (m *Manager) sendMessage(ctx context.Context, channelID, body, replyTo stri
 		return nil, nil, err
 	}
 	return cm, ct, nil
+}
+
+// sendable returns the channel if we may send to it (channel lock held).
+func (m *Manager) sendable(ctx context.Context, channelID string) (*Descriptor, error) {
+	d, err := m.Channel(ctx, channelID)
+	if err != nil {
+		return nil, err
+	}
+	if rp, ok := m.gp.(RoleProvider); ok {
+		rs, err := rp.Roles(ctx, d.GroupID)
+		if err != nil {
+			return nil, fmt.Errorf("channel %s: send: %w", channelID, m.mapErr(err))
+		}
+		if rs.Of(m.Identity()) == RoleReadOnly {
+			return nil, fmt.Errorf("channel %s: send: %w: we are read-only", channelID, ErrPermission)
+		}
+	}
+	return d, nil
 }
 
 // appendTx appends msg to its channel's history in tx and sets its Seq.

@@ -167,14 +167,26 @@ func (a *mlsGroupProvider) Encrypt(ctx context.Context, groupID, plaintext []byt
 func (a *mlsGroupProvider) Store() store.Store { return a.p.Store() }
 
 func (a *mlsGroupProvider) EncryptTx(ctx context.Context, groupID, plaintext []byte, fn func(tx store.Tx, ct []byte) error) ([]byte, error) {
-	var out []byte
-	_, err := a.p.EncryptWith(ctx, groupID, plaintext, nil, func(tx store.Tx, m *mls.Message) error {
+	var each func(store.Tx, int, []byte) error
+	if fn != nil {
+		each = func(tx store.Tx, _ int, ct []byte) error { return fn(tx, ct) }
+	}
+	cts, err := a.EncryptAllTx(ctx, groupID, [][]byte{plaintext}, each)
+	if err != nil {
+		return nil, err
+	}
+	return cts[0], nil
+}
+
+func (a *mlsGroupProvider) EncryptAllTx(ctx context.Context, groupID []byte, plaintexts [][]byte, fn func(tx store.Tx, i int, ct []byte) error) ([][]byte, error) {
+	out := make([][]byte, len(plaintexts))
+	_, err := a.p.EncryptAllWith(ctx, groupID, plaintexts, nil, func(tx store.Tx, i int, m *mls.Message) error {
 		var err error
-		if out, err = wire.Marshal(m); err != nil {
+		if out[i], err = wire.Marshal(m); err != nil {
 			return err
 		}
 		if fn != nil {
-			return fn(tx, out)
+			return fn(tx, i, out[i])
 		}
 		return nil
 	})

@@ -175,20 +175,48 @@ func (p *Provider) Encrypt(ctx context.Context, groupID, data, authenticatedData
 // used may be used again: its ciphertext never left). fn must only use tx
 // and must not call the provider.
 func (p *Provider) EncryptWith(ctx context.Context, groupID, data, authenticatedData []byte, fn func(tx store.Tx, m *mls.Message) error) (*mls.Message, error) {
-	var out *mls.Message
+	var each func(store.Tx, int, *mls.Message) error
+	if fn != nil {
+		each = func(tx store.Tx, _ int, m *mls.Message) error { return fn(tx, m) }
+	}
+	ms, err := p.EncryptAllWith(ctx, groupID, [][]byte{data}, authenticatedData, each)
+	if err != nil {
+		return nil, err
+	}
+	return ms[0], nil
+}
+
+// EncryptAllWith is EncryptWith for several messages of the group at
+// once, encrypted in the order of datas: fn (when not nil) runs for each
+// message in that order, all in one transaction, which also stores the
+// ratchet when any of the sends needs it saved; the messages are returned
+// once it is committed. If fn fails for any of them, or the transaction
+// does, nothing is stored and no message is returned.
+func (p *Provider) EncryptAllWith(ctx context.Context, groupID []byte, datas [][]byte, authenticatedData []byte, fn func(tx store.Tx, i int, m *mls.Message) error) ([]*mls.Message, error) {
+	var out []*mls.Message
 	err := p.withGroup(ctx, groupID, func(s *groupSlot) error {
-		m, err := s.g.Encrypt(data, authenticatedData)
-		if err != nil {
-			return err
+		ms := make([]*mls.Message, len(datas))
+		for i, data := range datas {
+			m, err := s.g.Encrypt(data, authenticatedData)
+			if err != nil {
+				// The generations of the ones before are burnt in memory;
+				// SendNeedsSave stays set until a save, so none of them
+				// can leave uncovered later.
+				return err
+			}
+			ms[i] = m
 		}
 		// The saved ratchet stands SendReservation generations ahead; only
-		// when this message used the last reserved one must it move on.
+		// when one of these messages used the last reserved one must it
+		// move on (SendNeedsSave holds until the state is saved).
 		switch save := s.g.SendNeedsSave(); {
 		case save || fn != nil:
 			err := p.st.Update(ctx, func(tx store.Tx) error {
 				if fn != nil {
-					if err := fn(tx, m); err != nil {
-						return err
+					for i, m := range ms {
+						if err := fn(tx, i, m); err != nil {
+							return err
+						}
 					}
 				}
 				if save {
@@ -203,7 +231,7 @@ func (p *Provider) EncryptWith(ctx context.Context, groupID, data, authenticated
 				return err
 			}
 		}
-		out = m
+		out = ms
 		return nil
 	})
 	return out, err
