@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -726,5 +727,77 @@ func TestGroupCommitConstraint(t *testing.T) {
 	}
 	if _, err := s.KeyPackage(ctx, kp.Ref); !errors.Is(err, store.ErrKeyPackageNotFound) {
 		t.Errorf("key package of the failed call: %v", err)
+	}
+}
+
+// cancelAfter is a context that is cancelled by the n-th call of its Err:
+// the caller gives up in the middle of what it asked for.
+type cancelAfter struct {
+	context.Context
+	cancel context.CancelFunc
+	n      atomic.Int32
+}
+
+func newCancelAfter(n int) *cancelAfter {
+	c := &cancelAfter{}
+	c.Context, c.cancel = context.WithCancel(context.Background())
+	c.n.Store(int32(n))
+	return c
+}
+
+func (c *cancelAfter) Err() error {
+	if c.n.Add(-1) < 0 {
+		c.cancel()
+	}
+	return c.Context.Err()
+}
+
+// A caller giving up in the middle of PutKeyPackages, at any point of it,
+// gets its context's error and stores none of its key packages — or, done
+// before, all of them — and the transaction it shares goes on: what was
+// written before it and after it in the same Update is committed. An
+// INSERT interrupted by the cancellation would have had SQLite roll the
+// whole transaction back, the writes of the calls batched with it too.
+func TestPutKeyPackagesCancelled(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	cancelled, done := 0, 0
+	for n := 0; n < 12; n++ {
+		var kps []store.KeyPackage
+		for i := range 5 {
+			kps = append(kps, storetest.NewKeyPackage(fmt.Sprint("kp-", n, "-", i), time.Now().Add(time.Hour), false))
+		}
+		cctx := newCancelAfter(n)
+		var putErr error
+		err := s.Update(ctx, func(tx store.Tx) error {
+			if err := putPSK(2 * n)(tx); err != nil {
+				return err
+			}
+			putErr = tx.PutKeyPackages(cctx, kps...)
+			return putPSK(2*n + 1)(tx)
+		})
+		if err != nil {
+			t.Fatalf("cancel at check %d: the Update failed: %v", n, err)
+		}
+		if !hasPSK(t, s, 2*n) || !hasPSK(t, s, 2*n+1) {
+			t.Fatalf("cancel at check %d: the writes around PutKeyPackages are lost", n)
+		}
+		stored := 0
+		for _, kp := range kps {
+			if _, err := s.KeyPackage(ctx, kp.Ref); err == nil {
+				stored++
+			}
+		}
+		switch {
+		case errors.Is(putErr, context.Canceled) && stored == 0:
+			cancelled++
+		case putErr == nil && stored == len(kps):
+			done++
+		default:
+			t.Fatalf("cancel at check %d: PutKeyPackages returned %v with %d of %d stored", n, putErr, stored, len(kps))
+		}
+	}
+	if cancelled < 5 || done == 0 {
+		t.Fatalf("%d rounds cancelled, %d done: the cancellation did not land inside the call", cancelled, done)
 	}
 }
