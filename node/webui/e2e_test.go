@@ -43,19 +43,29 @@ func need(t *testing.T, ok bool, what string) {
 	t.Skipf("SKIP browser e2e: %s (apt-get install chromium; cd node/webui/e2e && npm ci)", what)
 }
 
-func TestBrowserE2E(t *testing.T) {
+// relayTrio starts what every browser test starts (skipping without a
+// browser, or in -short mode): a cluster bounded by 4 minutes, stopped at
+// the end of the test, with alice, bob and carol on its relay; nodes maps
+// their names to their base URLs, for the test to add its own.
+func relayTrio(t *testing.T) (ctx context.Context, c *cluster, nodes map[string]string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("browser e2e skipped in -short mode")
 	}
 	browserPrereqs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	c := startCluster(t, ctx)
-	defer c.stop()
-	nodes := map[string]string{}
+	t.Cleanup(cancel)
+	c = startCluster(t, ctx)
+	t.Cleanup(c.stop) // before cancel: cleanups run last first
+	nodes = map[string]string{}
 	for _, name := range []string{"alice", "bob", "carol"} {
 		nodes[name] = c.serve(name, "--relay", c.relayURL())
 	}
+	return ctx, c, nodes
+}
+
+func TestBrowserE2E(t *testing.T) {
+	ctx, c, nodes := relayTrio(t)
 
 	// Two nodes without a relay: dave needs a bearer token (the page asks
 	// for it), erin joins dave's channel by key package and invite code.
