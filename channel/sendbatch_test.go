@@ -29,6 +29,27 @@ func openSQLPeerAt(t *testing.T, dir, name string) *peer {
 	return &peer{Manager: channel.NewManager(channel.NewMLSGroupProvider(p), p.Store(), channel.Options{}), p: p, st: p.Store()}
 }
 
+// sqlPair is alice and bob on SQLite stores, members of alice's new
+// channel named name.
+func sqlPair(t *testing.T, name string) (alice, bob *peer, ch string) {
+	t.Helper()
+	alice = newSQLPeer(t, "alice", channel.Options{}, false)
+	bob = newSQLPeer(t, "bob", channel.Options{}, false)
+	ch = must[*channel.Descriptor](t)(alice.CreateChannel(context.Background(), name, false)).ID
+	invite(t, alice, bob, ch)
+	return alice, bob, ch
+}
+
+// historyBodies is the bodies of p's history of ch, in order.
+func historyBodies(t *testing.T, p *peer, ch string) string {
+	t.Helper()
+	var bodies []string
+	for _, m := range must[[]store.Message](t)(p.History(context.Background(), ch, 0, 100)) {
+		bodies = append(bodies, string(m.Body))
+	}
+	return fmt.Sprint(bodies)
+}
+
 // blockedSend starts a send of ch whose transaction waits until the
 // returned release is called; it returns once that send holds the
 // channel, with a function that waits for its outcome.
@@ -135,10 +156,7 @@ func TestSendsCombined(t *testing.T) {
 // batched with it are stored and sent all the same.
 func TestSendBatchOneFails(t *testing.T) {
 	ctx := context.Background()
-	alice := newSQLPeer(t, "alice", channel.Options{}, false)
-	bob := newSQLPeer(t, "bob", channel.Options{}, false)
-	ch := must[*channel.Descriptor](t)(alice.CreateChannel(ctx, "one fails", false)).ID
-	invite(t, alice, bob, ch)
+	alice, bob, ch := sqlPair(t, "one fails")
 
 	release, first := blockedSend(t, alice, ch, "first")
 	errBoom := errors.New("boom")
@@ -172,12 +190,8 @@ func TestSendBatchOneFails(t *testing.T) {
 		}
 		deliver(t, bob, outs[i].ct, "alice", fmt.Sprint("m", i))
 	}
-	var bodies []string
-	for _, m := range must[[]store.Message](t)(alice.History(ctx, ch, 0, 10)) {
-		bodies = append(bodies, string(m.Body))
-	}
-	if fmt.Sprint(bodies) != "[first m0 m2]" {
-		t.Fatalf("history %v", bodies)
+	if got := historyBodies(t, alice, ch); got != "[first m0 m2]" {
+		t.Fatalf("history %s", got)
 	}
 }
 
@@ -185,10 +199,7 @@ func TestSendBatchOneFails(t *testing.T) {
 // once and leaves nothing behind; the sends after it are unaffected.
 func TestQueuedSendCancelled(t *testing.T) {
 	ctx := context.Background()
-	alice := newSQLPeer(t, "alice", channel.Options{}, false)
-	bob := newSQLPeer(t, "bob", channel.Options{}, false)
-	ch := must[*channel.Descriptor](t)(alice.CreateChannel(ctx, "cancelled", false)).ID
-	invite(t, alice, bob, ch)
+	alice, bob, ch := sqlPair(t, "cancelled")
 
 	release, first := blockedSend(t, alice, ch, "first")
 	cctx, cancel := context.WithCancel(ctx)
@@ -208,11 +219,7 @@ func TestQueuedSendCancelled(t *testing.T) {
 	release()
 	deliver(t, bob, first(), "alice", "first")
 	deliver(t, bob, send(t, alice, ch, "next"), "alice", "next")
-	var bodies []string
-	for _, m := range must[[]store.Message](t)(alice.History(ctx, ch, 0, 10)) {
-		bodies = append(bodies, string(m.Body))
-	}
-	if fmt.Sprint(bodies) != "[first next]" {
-		t.Fatalf("history %v", bodies)
+	if got := historyBodies(t, alice, ch); got != "[first next]" {
+		t.Fatalf("history %s", got)
 	}
 }
