@@ -79,6 +79,9 @@ type Result struct {
 	// a machine whose speed varies.
 	NodeCPUPerPost  float64 `json:"node_cpu_ms_per_post,omitempty"`
 	RelayCPUPerPost float64 `json:"relay_cpu_ms_per_post,omitempty"`
+	// BusyPct (on Linux) is how busy the machine's CPUs were in the
+	// measured phase, every process counted (startBusy).
+	BusyPct float64 `json:"busy_pct,omitempty"`
 	// Samples are (seconds since start, delivery latency ms), for plots.
 	Samples []Sample `json:"-"`
 }

@@ -107,3 +107,24 @@ func TestPoissonGaps(t *testing.T) {
 		}
 	}
 }
+
+func TestParseProcStat(t *testing.T) {
+	for _, tc := range []struct {
+		stat        string
+		busy, total uint64
+		ok          bool
+	}{
+		// user nice system idle iowait irq softirq steal guest guest_nice
+		{stat: "cpu  100 5 50 800 20 1 4 30 0 0\ncpu0 50 2 25 400 10 0 2 15 0 0\n", busy: 160, total: 980, ok: true},
+		{stat: "cpu 10 0 10 80 0\n", busy: 20, total: 100, ok: true}, // an old kernel's five fields
+		{stat: "cpu 10 0 10\n", ok: false},
+		{stat: "intr 1 2 3\n", ok: false},
+		{stat: "cpu 10 x 10 80 0\n", ok: false},
+		{stat: "", ok: false},
+	} {
+		busy, total, err := parseProcStat([]byte(tc.stat))
+		if (err == nil) != tc.ok || busy != tc.busy || total != tc.total {
+			t.Errorf("parseProcStat(%q) = %d, %d, %v; want %d, %d, ok %v", tc.stat, busy, total, err, tc.busy, tc.total, tc.ok)
+		}
+	}
+}

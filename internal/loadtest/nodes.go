@@ -139,7 +139,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
-	cpu := startCPU(relay, nodes)
+	cpu, busy := startCPU(relay, nodes), startBusy()
 	rec := newRecorder()
 	runCtx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
@@ -193,6 +193,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	wg.Wait()
 	elapsed := time.Since(rec.start)
 	nodeCPU, relayCPU, cpuOK := cpu()
+	busyPct, _ := busy()
 	// Every post reaches Members-1 others.
 	want := func() bool {
 		p, _, d := rec.counts()
@@ -202,6 +203,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	stopReaders()
 	readers.Wait()
 	res := rec.result("end-to-end", backend, cfg, elapsed)
+	res.BusyPct = busyPct
 	if cpuOK && res.Posts > 0 {
 		res.NodeCPUPerPost = round(ms(nodeCPU) / float64(res.Posts))
 		res.RelayCPUPerPost = round(ms(relayCPU) / float64(res.Posts))

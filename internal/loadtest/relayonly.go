@@ -88,6 +88,7 @@ func runRelayOnly(ctx context.Context, cfg Config) (*Result, error) {
 		pairs[i] = p
 	}
 
+	busy := startBusy()
 	rec := newRecorder()
 	runCtx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
@@ -117,12 +118,15 @@ func runRelayOnly(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(rec.start)
+	busyPct, _ := busy()
 	// Deliveries of posts made in time may still arrive: give them a
 	// moment (bounded), then stop the readers.
 	drain(ctx, rec, 5*time.Second)
 	stopReaders()
 	readers.Wait()
-	return rec.result("relay-only", backend, cfg, elapsed), nil
+	res := rec.result("relay-only", backend, cfg, elapsed)
+	res.BusyPct = busyPct
+	return res, nil
 }
 
 // profileProcess writes a CPU profile of this process (relay and load
