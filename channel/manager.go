@@ -176,6 +176,11 @@ type CreateOptions struct {
 	// NoRoles makes this channel a plain RFC 9420 group (see
 	// Options.NoRoles), whatever the Manager's default.
 	NoRoles bool
+	// Tx (when not nil) runs in the transaction that stores the channel:
+	// what it writes (the channel's registration in an outbox, say) is
+	// stored with the channel or not at all. If it fails, the channel is
+	// not created. It must only use tx.
+	Tx func(tx store.Tx, d *Descriptor) error
 }
 
 // CreateChannelWith creates a channel whose only member is us, with or
@@ -198,7 +203,12 @@ func (m *Manager) CreateChannelWith(ctx context.Context, o CreateOptions) (*Desc
 	if err := create(ctx, gid); err != nil {
 		return nil, fmt.Errorf("channel: create: %w", err)
 	}
-	if err := m.st.Update(ctx, func(tx store.Tx) error { return tx.PutChannel(ctx, toStore(d)) }); err != nil {
+	if err := m.st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.PutChannel(ctx, toStore(d)); err != nil || o.Tx == nil {
+			return err
+		}
+		return o.Tx(tx, d)
+	}); err != nil {
 		return nil, errors.Join(fmt.Errorf("channel: create: %w", err), m.gp.ForgetGroup(ctx, gid))
 	}
 	return d, nil

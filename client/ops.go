@@ -110,13 +110,31 @@ func (c *Client) commitLeaves(ctx context.Context, ev *channel.Event) {
 // API; false: a plain RFC 9420 group). With a relay the group is
 // registered there (queued while it is unreachable).
 func (c *Client) CreateChannel(ctx context.Context, name string, public, roles bool) (*channel.Descriptor, error) {
-	d, err := c.mgr.CreateChannelWith(ctx, channel.CreateOptions{Name: name, Public: public, NoRoles: !roles})
+	o := channel.CreateOptions{Name: name, Public: public, NoRoles: !roles}
+	var reg *item // the group's registration at the relay
+	if c.relay != nil {
+		// Queued in the channel's own transaction: a channel is never on
+		// disk without its registration queued, or a crash between the two
+		// would leave a channel the relay never hears of (its log answers
+		// 403, which the follower takes for a removal once nothing is
+		// queued).
+		o.Tx = func(tx store.Tx, d *channel.Descriptor) error {
+			reg = &item{Kind: itemGroup, ChannelID: d.ID, GroupID: d.GroupID}
+			if rt := c.recordsTx(tx); rt != nil {
+				return c.enqueueTx(ctx, rt, reg)
+			}
+			return nil
+		}
+	}
+	d, err := c.mgr.CreateChannelWith(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	c.emit(EventChannelState, d.ID, map[string]any{"state": StateActive})
 	if c.relay != nil {
-		if err := c.enqueue(ctx, &item{Kind: itemGroup, ChannelID: d.ID, GroupID: d.GroupID}); err != nil {
+		if reg.stored {
+			c.queued()
+		} else if err := c.enqueue(ctx, reg); err != nil { // records outside the store (tests' memory store)
 			return nil, err
 		}
 		c.waitOutbox(ctx, d.ID, 5*time.Second)

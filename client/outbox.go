@@ -13,6 +13,7 @@ import (
 	"github.com/spacepanda/spacepanda/mls"
 	"github.com/spacepanda/spacepanda/mls/wire"
 	relayclient "github.com/spacepanda/spacepanda/relay/client"
+	"github.com/spacepanda/spacepanda/store"
 )
 
 // The outbox: what must reach the relay is stored (store.Records, kind
@@ -78,22 +79,48 @@ func newID() string {
 
 // enqueue stores it durably and wakes the outbox.
 func (c *Client) enqueue(ctx context.Context, it *item) error {
-	if it.ID == "" {
-		it.ID = newID()
-	}
-	if it.QueuedAt.IsZero() {
-		it.QueuedAt = time.Now().UTC()
-	}
-	b, err := json.Marshal(it)
+	b, err := c.outboxEntry(it)
 	if err != nil {
 		return err
 	}
 	if err := c.recs.PutRecord(ctx, recOutbox, it.ID, b); err != nil {
 		return err
 	}
-	c.obGen.Add(1) // after the write: invalidates an "empty" a sender read before it (sendloop.go)
-	c.kickOutbox()
+	c.queued()
 	return nil
+}
+
+// enqueueTx writes it to the outbox in tx (it.stored is set); once tx is
+// committed the caller calls queued.
+func (c *Client) enqueueTx(ctx context.Context, tx store.RecordsTx, it *item) error {
+	b, err := c.outboxEntry(it)
+	if err != nil {
+		return err
+	}
+	if err := tx.PutRecord(ctx, recOutbox, it.ID, b); err != nil {
+		return err
+	}
+	it.stored = true
+	return nil
+}
+
+// outboxEntry gives it an id and a queue time if it has none and encodes
+// it for the outbox.
+func (c *Client) outboxEntry(it *item) ([]byte, error) {
+	if it.ID == "" {
+		it.ID = newID()
+	}
+	if it.QueuedAt.IsZero() {
+		it.QueuedAt = time.Now().UTC()
+	}
+	return json.Marshal(it)
+}
+
+// queued tells the senders that the outbox has a new entry (after the
+// write: it invalidates an "empty" a sender read before it, sendloop.go).
+func (c *Client) queued() {
+	c.obGen.Add(1)
+	c.kickOutbox()
 }
 
 func (c *Client) kickOutbox() {
