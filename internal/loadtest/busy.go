@@ -1,11 +1,11 @@
 package loadtest
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // startBusy reads the machine's CPU counters; the function it returns is
@@ -36,29 +36,19 @@ var errProcStat = errors.New("loadtest: /proc/stat: no cpu line")
 
 // parseProcStat reads the first line, "cpu user nice system idle iowait
 // irq softirq steal ...": idle and iowait are not busy; steal (time the
-// hypervisor gave to others) counts in neither.
+// hypervisor gave to others) and the guest times (inside user already)
+// are not counted.
 func parseProcStat(b []byte) (busy, total uint64, err error) {
 	line, _, _ := bytes.Cut(b, []byte("\n"))
-	sc := bufio.NewScanner(bytes.NewReader(line))
-	sc.Split(bufio.ScanWords)
-	if !sc.Scan() || sc.Text() != "cpu" {
+	f := strings.Fields(string(line))
+	if len(f) < 6 || f[0] != "cpu" {
 		return 0, 0, errProcStat
 	}
-	var f []uint64
-	for sc.Scan() && len(f) < 8 {
-		n, err := strconv.ParseUint(sc.Text(), 10, 64)
+	for i, s := range f[1:min(len(f), 8)] { // user .. softirq
+		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			return 0, 0, errors.Join(errProcStat, err)
 		}
-		f = append(f, n)
-	}
-	if len(f) < 5 {
-		return 0, 0, errProcStat
-	}
-	if len(f) == 8 {
-		f = f[:7] // steal is not ours to count
-	}
-	for i, n := range f {
 		total += n
 		if i != 3 && i != 4 {
 			busy += n

@@ -75,11 +75,10 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		defer proc.Stop()
-		base := proc.Addr
 		// Connections kept for every send in flight: with the default two
 		// idle ones per host the driver dialled each node again for most
 		// sends, which the node paid for too.
-		n := &nodeProc{proc: proc, base: base, c: &node.Client{BaseURL: base, HTTP: &http.Client{Timeout: 30 * time.Second,
+		n := &nodeProc{proc: proc, c: &node.Client{BaseURL: proc.Addr, HTTP: &http.Client{Timeout: 30 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: maxInFlight + 4}}}}
 		var id struct {
 			UserID string `json:"user_id"`
@@ -225,7 +224,6 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 
 type nodeProc struct {
 	proc  *childproc.Proc
-	base  string
 	user  string
 	c     *node.Client
 	chans []string
@@ -325,7 +323,7 @@ type liveMsg struct {
 func (n *nodeProc) followEvents(ctx context.Context, index map[string]int, dirty chan<- int, live chan<- liveMsg) {
 	last := ""
 	for ctx.Err() == nil {
-		req, err := http.NewRequestWithContext(ctx, "GET", n.base+"/v1/events?after="+last, nil)
+		req, err := http.NewRequestWithContext(ctx, "GET", n.proc.Addr+"/v1/events?after="+last, nil)
 		if err != nil {
 			return
 		}
