@@ -300,6 +300,9 @@ func (s *sqlStore) appendBatch(batch []appendReq) {
 	}
 	answer := func(ferr error) {
 		s.settle(groups)
+		if err == nil && ferr == nil {
+			s.tail.appended(live, res, groups, time.Now())
+		}
 		for i, r := range live {
 			switch {
 			case err != nil:

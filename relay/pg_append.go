@@ -2,10 +2,12 @@ package relay
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -271,9 +273,13 @@ func (s *sqlStore) bulkAccess(ctx context.Context, pc *pgx.Conn, entries []appen
 // the reader's window as in pageQuery, and the longest prefix of at most
 // maxBytes ($6) of data, or the first entry alone when it is larger, from
 // a running sum of the sizes (octet_length reads a stored value's size
-// without its data).
-const pgMessagesQuery = `SELECT seq, kind, epoch, sender, sender_device, data, received_at FROM (
-	SELECT m.seq, m.kind, m.epoch, m.sender, m.sender_device, m.data, m.received_at,
+// without its data). Each row also carries the reader's window and the
+// group's epoch, read in the statement's one snapshot: the window as of
+// that epoch, for memberCache (which lets tailCache answer the reader's
+// next pages).
+const pgMessagesQuery = `SELECT seq, kind, epoch, sender, sender_device, data, received_at, from_seq, to_seq, group_epoch FROM (
+	SELECT m.seq, m.kind, m.epoch, m.sender, m.sender_device, m.data, m.received_at, r.from_seq, r.to_seq,
+		(SELECT g.epoch FROM groups g WHERE g.group_id = $1) AS group_epoch,
 		SUM(LENGTH(m.data)) OVER (ORDER BY m.seq) AS total, ROW_NUMBER() OVER (ORDER BY m.seq) AS n
 	FROM readers r JOIN messages m ON m.group_id = r.group_id
 	WHERE r.group_id = $1 AND r.user_id = $2 AND m.seq > $3 AND m.seq >= r.from_seq AND (r.to_seq IS NULL OR m.seq <= r.to_seq) AND m.seq <= $4
@@ -288,10 +294,28 @@ func (s *sqlStore) pgMessages(ctx context.Context, groupID []byte, userID string
 	if err != nil {
 		return nil, Access{}, s.dbErr("messages", err)
 	}
-	out, err := s.scanMessages(groupID, rows)
-	if err != nil || len(out) > 0 {
-		return out, Access{}, err
+	defer rows.Close()
+	var out []Message
+	var a Access
+	var to sql.NullInt64
+	var epoch int64
+	for rows.Next() {
+		m := Message{GroupID: groupID}
+		var msgEpoch, at int64
+		if err := rows.Scan(&m.Seq, &m.Kind, &msgEpoch, &m.Sender, &m.SenderDevice, &m.Data, &at, &a.FromSeq, &to, &epoch); err != nil {
+			return nil, Access{}, s.dbErr("messages", err)
+		}
+		m.Epoch, m.ReceivedAt = uint64(msgEpoch), time.Unix(0, at)
+		out = append(out, m)
 	}
-	a, err := s.access(ctx, s.r, groupID, userID)
+	if err := rows.Err(); err != nil {
+		return nil, Access{}, s.dbErr("messages", err)
+	}
+	if len(out) > 0 {
+		a.Removed, a.ToSeq = to.Valid, to.Int64
+		s.members.put(groupID, userID, epoch, a)
+		return out, Access{}, nil
+	}
+	a, err = s.access(ctx, s.r, groupID, userID)
 	return nil, a, err
 }

@@ -427,6 +427,15 @@ func (s *sqlStore) Messages(ctx context.Context, groupID []byte, userID string, 
 func (s *sqlStore) messagesAccess(ctx context.Context, groupID []byte, userID string, after int64, limit, maxBytes int) ([]Message, Access, error) {
 	// Entries committed but not yet flushed stay invisible (walsync.go).
 	hi := s.unsynced.limit(groupID, math.MaxInt64)
+	window := func(epoch int64) (Access, bool) { return s.members.get(groupID, userID, epoch) }
+	if ms, ok := s.tail.page(groupID, after, hi, limit, maxBytes, time.Now(), window); ok {
+		return ms, Access{}, nil
+	}
+	return s.storeMessages(ctx, groupID, userID, after, hi, limit, maxBytes)
+}
+
+// storeMessages is messagesAccess from the database, for entries up to hi.
+func (s *sqlStore) storeMessages(ctx context.Context, groupID []byte, userID string, after, hi int64, limit, maxBytes int) ([]Message, Access, error) {
 	if s.d.bulk {
 		return s.pgMessages(ctx, groupID, userID, after, hi, limit, maxBytes) // pg_append.go
 	}

@@ -2,7 +2,7 @@ package relay
 
 import "sync"
 
-// memberCache holds senders' windows on group logs (the readers rows the
+// memberCache holds users' windows on group logs (the readers rows the
 // append path checks on every post) as of a group epoch, so that a post
 // does not read them again while the group stays at that epoch.
 //
@@ -15,7 +15,11 @@ import "sync"
 // the group: an entry of an older epoch never matches, so a removal (or a
 // re-add) by any process is seen by the very next append after its
 // commit. Entries are stored only from what a transaction read before it
-// changed the group's readers, i.e. committed rows.
+// changed the group's readers, i.e. committed rows, or (PostgreSQL's page
+// read, pgMessages) a reader's row and the group's epoch read in one
+// statement's snapshot, which a commit changes together. tailCache asks
+// it for readers' windows at the epoch of the entries it holds.
+
 type memberCache struct {
 	mu sync.Mutex
 	m  map[memberKey]memberEntry

@@ -121,6 +121,7 @@ func (s *sqlStore) Retain(ctx context.Context, p RetentionPolicy, now time.Time)
 		}
 		return nil
 	})
+	s.tail.reset() // entries it holds may be gone
 	return total, err
 }
 

@@ -39,6 +39,9 @@ type sqlStore struct {
 	unsynced unsynced
 	// members caches senders' windows by group epoch (sql_members.go).
 	members memberCache
+	// tail holds the newest entries this process appended, for the long
+	// polls they wake (sql_tail.go).
+	tail tailCache
 	// wst and rst are the hot statements prepared on w and r (SQLite;
 	// nil on PostgreSQL): sql_stmts.go.
 	wst, rst stmtCache
