@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"fmt"
+	"html"
 	"image"
 	"image/color"
 	"image/png"
@@ -10,6 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
 )
 
 // Plot writes res's deliveries to path as an SVG or a PNG (by extension):
@@ -75,23 +80,59 @@ func (l layout) bar(i int) (x, y, w, h float64) {
 	return x0 + float64(i)*w, plotH - margin - h, w - 1, h
 }
 
+// label is a text of the plot: at (x, y), the baseline's left end (or its
+// right end: end), in red when mark.
+type label struct {
+	x, y      int
+	text      string
+	end, mark bool
+}
+
+// labels are the plot's texts, for both formats: the run, the panels'
+// titles, the axes' ranges, p50 and p99.
+func (l layout) labels(res *Result) []label {
+	ls := []label{
+		{x: margin, y: 20, text: fmt.Sprintf("%s, %s, %d clients: %.0f posts/s, %.0f delivered/s, p50 %.1f ms, p99 %.1f ms",
+			res.Mode, res.Backend, res.Clients, res.PostsPS, res.DeliverPS, res.P50, res.P99)},
+		{x: margin, y: margin - 8, text: "latency (ms) over time (s)"},
+		{x: 2*margin + panelW, y: margin - 8, text: "distribution of latency (ms)"},
+		{x: margin - 4, y: margin + 4, text: fmt.Sprintf("%.0f", l.yMax), end: true},
+		{x: margin - 4, y: plotH - margin, text: "0", end: true},
+		{x: margin + panelW, y: plotH - margin + 16, text: fmt.Sprintf("%.0f", l.tMax), end: true},
+		{x: 2*margin + 2*panelW, y: plotH - margin + 16, text: fmt.Sprintf("%.0f", l.yMax), end: true},
+	}
+	for _, p := range l.marks(res) {
+		ls = append(ls, label{x: p.x + 3, y: margin + 12, text: p.name, mark: true})
+	}
+	return ls
+}
+
+type mark struct {
+	name string
+	x    int
+}
+
+// marks are the right panel's p50 and p99 lines.
+func (l layout) marks(res *Result) []mark {
+	var out []mark
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{{"p50", res.P50}, {"p99", res.P99}} {
+		out = append(out, mark{p.name, 2*margin + panelW + int(math.Min(p.v/l.yMax, 1)*panelW)})
+	}
+	return out
+}
+
 func plotSVG(res *Result) []byte {
 	l := newLayout(res)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", plotW, plotH)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="20">%s, %s, %d clients: %.0f posts/s, %.0f delivered/s, p50 %.1f ms, p99 %.1f ms</text>`+"\n",
-		margin, res.Mode, res.Backend, res.Clients, res.PostsPS, res.DeliverPS, res.P50, res.P99)
 	// Axes.
 	for _, x0 := range []int{margin, 2*margin + panelW} {
 		fmt.Fprintf(&b, `<path d="M%d %d V%d H%d" stroke="black" fill="none"/>`+"\n", x0, margin, plotH-margin, x0+panelW)
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d">latency (ms) over time (s)</text>`+"\n", margin, margin-8)
-	fmt.Fprintf(&b, `<text x="%d" y="%d">distribution of latency (ms)</text>`+"\n", 2*margin+panelW, margin-8)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%.0f</text>`+"\n", margin-4, margin+4, l.yMax)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">0</text>`+"\n", margin-4, plotH-margin)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%.0f</text>`+"\n", margin+panelW, plotH-margin+16, l.tMax)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%.0f</text>`+"\n", 2*margin+2*panelW, plotH-margin+16, l.yMax)
 	b.WriteString(`<g fill="steelblue" fill-opacity="0.5">` + "\n")
 	for _, s := range thin(res.Samples, 20000) {
 		x, y := l.dot(s)
@@ -103,13 +144,18 @@ func plotSVG(res *Result) []byte {
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f"/>`+"\n", x, y, w, h)
 	}
 	b.WriteString("</g>\n")
-	for _, p := range []struct {
-		name string
-		v    float64
-	}{{"p50", res.P50}, {"p99", res.P99}} {
-		x := float64(2*margin+panelW) + math.Min(p.v/l.yMax, 1)*panelW
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="crimson"/><text x="%.1f" y="%d" fill="crimson">%s</text>`+"\n",
-			x, margin, x, plotH-margin, x+3, margin+12, p.name)
+	for _, m := range l.marks(res) {
+		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="crimson"/>`+"\n", m.x, margin, m.x, plotH-margin)
+	}
+	for _, t := range l.labels(res) {
+		attrs := ""
+		if t.end {
+			attrs += ` text-anchor="end"`
+		}
+		if t.mark {
+			attrs += ` fill="crimson"`
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="%d"%s>%s</text>`+"\n", t.x, t.y, attrs, html.EscapeString(t.text))
 	}
 	b.WriteString("</svg>\n")
 	return b.Bytes()
@@ -146,9 +192,21 @@ func plotPNG(res *Result) ([]byte, error) {
 		x, y, w, h := l.bar(i)
 		fill(img, image.Rect(int(x), int(y), int(x+w), int(y+h)), blue)
 	}
-	for _, v := range []float64{res.P50, res.P99} {
-		x := 2*margin + panelW + int(math.Min(v/l.yMax, 1)*panelW)
-		fill(img, image.Rect(x, margin, x+1, plotH-margin), red)
+	for _, m := range l.marks(res) {
+		fill(img, image.Rect(m.x, margin, m.x+1, plotH-margin), red)
+	}
+	face := basicfont.Face7x13
+	for _, t := range l.labels(res) {
+		d := &font.Drawer{Dst: img, Src: image.NewUniform(black), Face: face}
+		if t.mark {
+			d.Src = image.NewUniform(red)
+		}
+		x := fixed.I(t.x)
+		if t.end {
+			x -= d.MeasureString(t.text)
+		}
+		d.Dot = fixed.Point26_6{X: x, Y: fixed.I(t.y)}
+		d.DrawString(t.text)
 	}
 	var b bytes.Buffer
 	if err := png.Encode(&b, img); err != nil {
