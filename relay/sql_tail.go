@@ -104,7 +104,7 @@ func (c *tailCache) addLocked(gid []byte, epoch int64, run []Message, now time.T
 	t := c.m[string(gid)]
 	if t == nil || t.epoch != epoch || t.entries[len(t.entries)-1].Seq+1 != run[0].Seq {
 		c.dropLocked(gid)
-		if c.m == nil || len(c.m) >= tailGroups || c.bytes >= tailBytes {
+		if c.m == nil || len(c.m) >= tailGroups {
 			c.m, c.bytes = map[string]*tailRun{}, 0
 		}
 		t = &tailRun{epoch: epoch}
@@ -122,6 +122,9 @@ func (c *tailCache) addLocked(gid []byte, epoch int64, run []Message, now time.T
 		t.entries = t.entries[1:]
 	}
 	t.at = now
+	if c.bytes > tailBytes {
+		c.m, c.bytes = nil, 0
+	}
 }
 
 func (c *tailCache) dropLocked(gid []byte) {

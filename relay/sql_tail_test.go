@@ -261,3 +261,32 @@ func TestTailReadsMatchStore(t *testing.T) {
 		run(t, sts[0], sts[1])
 	})
 }
+
+// TestTailBounded: however many groups post however large entries, the
+// cache holds at most tailBytes of data and tailGroups groups: also when
+// the runs of many groups, each started small, all grow.
+func TestTailBounded(t *testing.T) {
+	var c tailCache
+	now := time.Now()
+	check := func(g int) {
+		t.Helper()
+		if c.bytes > tailBytes || len(c.m) > tailGroups {
+			t.Fatalf("group %d: %d bytes in %d groups", g, c.bytes, len(c.m))
+		}
+	}
+	for g := range 2 * tailGroups {
+		feedTail(&c, fmt.Sprint("g", g), 1, 0, 1, 1, false, now)
+		check(g)
+	}
+	for g := tailGroups; g < 2*tailGroups; g++ {
+		feedTail(&c, fmt.Sprint("g", g), 1, 1, 4, 64<<10, false, now)
+		check(g)
+	}
+	held := 0
+	for _, r := range c.m {
+		held += r.bytes
+	}
+	if held != c.bytes {
+		t.Fatalf("runs hold %d bytes, counted %d", held, c.bytes)
+	}
+}
