@@ -249,6 +249,13 @@ func (n *nodeProc) readHistories(ctx context.Context, self int, rec *recorder) {
 			return
 		}
 		seen[i][seq] = true
+		// The history's seqs have no gaps: past a run of seen ones, the
+		// next read starts after it, so the reads once a second fetch
+		// what no event carried, not the whole second's messages.
+		for seen[i][after[i]+1] {
+			delete(seen[i], after[i]+1)
+			after[i]++
+		}
 		f := strings.Fields(text)
 		if len(f) != 4 || f[0] != "lt" || f[2] == strconv.Itoa(self) {
 			return
@@ -356,13 +363,14 @@ func (n *nodeProc) followEvents(ctx context.Context, index map[string]int, dirty
 				}
 				i, ok := index[d.ChannelID]
 				switch {
-				case !ok || d.Sender == n.user: // ours: not a delivery
-				case d.Message != nil:
+				case !ok:
+				case d.Message != nil: // ours too: it fills the seqs read (got)
 					select {
 					case live <- liveMsg{i, d.Message.Seq, d.Message.Text}:
 					case <-ctx.Done():
 						return
 					}
+				case d.Sender == n.user: // ours, not carried: not a delivery
 				default:
 					select {
 					case dirty <- i:
