@@ -201,6 +201,10 @@ func (s *Store) runBatch(batch []*update) {
 		return
 	}
 	savepoints := len(batch) > 1
+	if s.seqs == nil {
+		s.seqs = map[string]uint64{}
+	}
+	seqs := &seqBatch{committed: s.seqs, pending: map[string]uint64{}}
 	var broken error // the transaction is gone (SQLite rolled it back)
 	for _, u := range batch {
 		if broken != nil {
@@ -218,7 +222,7 @@ func (s *Store) runBatch(batch []*update) {
 				continue
 			}
 		}
-		t := &tx{tx: sqlTx, q: txStmts{tx: sqlTx, w: s.ws, gone: &s.txGone}, chans: &s.chans, now: time.Now}
+		t := &tx{tx: sqlTx, q: txStmts{tx: sqlTx, w: s.ws, gone: &s.txGone}, chans: &s.chans, seqs: seqs, now: time.Now}
 		t.reader = reader{q: t.q, box: s.box, check: t.checkCtx}
 		ts = append(ts, t)
 		r := runOne(u, t)
@@ -249,6 +253,7 @@ func (s *Store) runBatch(batch []*update) {
 			answer(u, r)
 			return
 		case !savepoints:
+			seqs.released(t)
 			ready = append(ready, u)
 		case failed:
 			if _, err := sqlTx.Exec(`ROLLBACK TO u`); err != nil {
@@ -263,6 +268,7 @@ func (s *Store) runBatch(batch []*update) {
 				answer(u, result{err: broken})
 				continue
 			}
+			seqs.released(t)
 			ready = append(ready, u)
 		}
 	}
@@ -290,6 +296,7 @@ func (s *Store) runBatch(batch []*update) {
 		}
 		return
 	}
+	s.seqsCommitted(seqs)
 	c := &s.commit
 	c.commits.Add(1)
 	c.calls.Add(int64(len(ready)))

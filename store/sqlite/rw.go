@@ -441,8 +441,12 @@ type tx struct {
 	// channel write (writeChannels) until the transaction ends.
 	chans         *chanCache
 	wroteChannels bool
-	done          atomic.Bool
-	now           func() time.Time
+	// seqs is the batch's part of the history seqs, assigned this call's
+	// (seqcache.go).
+	seqs     *seqBatch
+	assigned map[string]uint64
+	done     atomic.Bool
+	now      func() time.Time
 }
 
 func (t *tx) checkCtx(ctx context.Context) error {
@@ -463,6 +467,7 @@ func (t *tx) stamp(tm time.Time) int64 {
 // transaction (Update ends it): a read racing the commit must neither
 // fill it with the row as it was nor find a row filled so.
 func (t *tx) writeChannels() {
+	t.channelsWrite()
 	if !t.wroteChannels {
 		t.wroteChannels = true
 		t.chans.beginWrite()
@@ -784,8 +789,7 @@ func (t *tx) AppendMessage(ctx context.Context, m store.Message) (uint64, error)
 	if err := m.Validate(); err != nil {
 		return 0, err
 	}
-	var seq uint64
-	err := t.row(ctx, nil, `SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE channel_id = ?`, []any{m.ChannelID}, &seq)
+	seq, err := t.nextSeq(ctx, m.ChannelID)
 	if err != nil {
 		return 0, err
 	}
@@ -802,6 +806,7 @@ func (t *tx) AppendMessage(ctx context.Context, m store.Message) (uint64, error)
 		}
 		return 0, err
 	}
+	t.appended(m.ChannelID, seq)
 	return seq, nil
 }
 

@@ -80,11 +80,12 @@ func DefaultArgon2() Argon2Params { return Argon2Params{Time: 2, MemoryKiB: 64 *
 type Store struct {
 	reader
 	w, r      *sql.DB
-	stmts     *stmtCache   // the read pool's prepared statements
-	ws        *writerStmts // the writer's
-	chans     chanCache    // channel rows read outside transactions
-	commit    committer    // Update calls waiting for the writer (groupcommit.go)
-	txGone    atomic.Bool  // set by the writer's rollback hook (groupcommit.go)
+	stmts     *stmtCache        // the read pool's prepared statements
+	ws        *writerStmts      // the writer's
+	chans     chanCache         // channel rows read outside transactions
+	seqs      map[string]uint64 // channels' last history seqs, committed (seqcache.go)
+	commit    committer         // Update calls waiting for the writer (groupcommit.go)
+	txGone    atomic.Bool       // set by the writer's rollback hook (groupcommit.go)
 	box       *seal.Box
 	lock      *os.File // flock on path+".lock"; nil where unsupported
 	closed    atomic.Bool
