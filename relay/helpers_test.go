@@ -105,6 +105,29 @@ func openPostgresAt(t testing.TB, url string) Store {
 
 var backends = []backend{{"sqlite", openSQLiteT}, {"postgres", openPostgresT}}
 
+// forEachInstancePair runs f on a store st and the store other through
+// which the test writes what "another relay" would: on SQLite and on
+// PostgreSQL the same store, and on PostgreSQL two instances on one
+// database (other's writes reach st only through the database).
+func forEachInstancePair(t *testing.T, f func(t *testing.T, st, other Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		st := openSQLiteT(t)
+		f(t, st, st)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		st := openPostgresT(t)
+		f(t, st, st)
+	})
+	t.Run("postgres/two instances", func(t *testing.T) {
+		url := freshPG(t)
+		var sts [2]Store
+		for i := range sts {
+			sts[i] = openPostgresAt(t, url)
+		}
+		f(t, sts[0], sts[1])
+	})
+}
+
 // forEachBackend runs f as a subtest per backend.
 func forEachBackend(t *testing.T, f func(t *testing.T, st Store)) {
 	for _, b := range backends {

@@ -82,22 +82,7 @@ func TestRemovedMemberRefusedAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Run("sqlite", func(t *testing.T) {
-		st := openSQLiteT(t)
-		run(t, st, st)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		st := openPostgresT(t)
-		run(t, st, st)
-	})
-	t.Run("postgres/two instances", func(t *testing.T) {
-		url := freshPG(t)
-		var sts [2]Store
-		for i := range sts {
-			sts[i] = openPostgresAt(t, url)
-		}
-		run(t, sts[0], sts[1])
-	})
+	forEachInstancePair(t, run)
 }
 
 // TestMemberCacheBounded: the cache starts again empty past its bound and

@@ -244,22 +244,7 @@ func TestTailReadsMatchStore(t *testing.T) {
 			t.Fatalf("mallory read %v, alice %d entries", read["mallory"], len(read["alice"]))
 		}
 	}
-	t.Run("sqlite", func(t *testing.T) {
-		st := openSQLiteT(t)
-		run(t, st, st)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		st := openPostgresT(t)
-		run(t, st, st)
-	})
-	t.Run("postgres/two instances", func(t *testing.T) {
-		url := freshPG(t)
-		var sts [2]Store
-		for i := range sts {
-			sts[i] = openPostgresAt(t, url)
-		}
-		run(t, sts[0], sts[1])
-	})
+	forEachInstancePair(t, run)
 }
 
 // TestTailBounded: however many groups post however large entries, the
