@@ -42,9 +42,9 @@ type tailCache struct {
 
 type tailRun struct {
 	epoch   int64
-	entries []Message // consecutive seqs
+	entries []Message   // consecutive seqs
+	added   []time.Time // when each entry was added
 	bytes   int
-	at      time.Time // when the newest entry was added
 }
 
 // Bounds. A long poll woken by an append reads right after it, so a short
@@ -111,17 +111,16 @@ func (c *tailCache) addLocked(gid []byte, epoch int64, run []Message, now time.T
 		c.m[string(gid)] = t
 	}
 	for _, m := range run {
-		t.entries = append(t.entries, m)
+		t.entries, t.added = append(t.entries, m), append(t.added, now)
 		t.bytes += len(m.Data)
 		c.bytes += len(m.Data)
 	}
-	for len(t.entries) > 1 && (len(t.entries) > tailEntries || t.bytes > tailRunBytes) {
+	for len(t.entries) > 1 && (len(t.entries) > tailEntries || t.bytes > tailRunBytes || now.Sub(t.added[0]) > tailMaxAge) {
 		t.bytes -= len(t.entries[0].Data)
 		c.bytes -= len(t.entries[0].Data)
 		t.entries[0] = Message{}
-		t.entries = t.entries[1:]
+		t.entries, t.added = t.entries[1:], t.added[1:]
 	}
-	t.at = now
 	if c.bytes > tailBytes {
 		c.m, c.bytes = nil, 0
 	}
@@ -149,11 +148,14 @@ func (c *tailCache) page(gid []byte, after, hi int64, limit, maxBytes int, now t
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.m[string(gid)]
-	if t == nil || now.Sub(t.at) > tailMaxAge {
+	if t == nil {
 		return nil, false
 	}
 	first := t.entries[0].Seq
 	if after+1 < first || after+1 > t.entries[len(t.entries)-1].Seq || after+1 > hi {
+		return nil, false
+	}
+	if now.Sub(t.added[after+1-first]) > tailMaxAge { // and those before it
 		return nil, false
 	}
 	a, ok := window(t.epoch)

@@ -84,6 +84,12 @@ func TestTailPage(t *testing.T) {
 		{name: "old epoch gone", feed: func(c *tailCache) { feedTail(c, "g", 4, 20, 5, 10, false, t0) }, after: 15, epoch: 4},
 		{name: "bounded", feed: func(c *tailCache) { feedTail(c, "g", 3, 20, 2*tailEntries, 10, false, t0) }, after: 20 + tailEntries, want: seqRange(21+tailEntries, 20+2*tailEntries)},
 		{name: "bounded, older gone", feed: func(c *tailCache) { feedTail(c, "g", 3, 20, 2*tailEntries, 10, false, t0) }, after: 20 + tailEntries - 1},
+		{name: "older entries of a run still going on", feed: func(c *tailCache) { feedTail(c, "g", 3, 20, 5, 10, false, t0.Add(8*time.Second)) },
+			after: 10, now: tailMaxAge + 2*time.Second},
+		{name: "its newer entries", feed: func(c *tailCache) { feedTail(c, "g", 3, 20, 5, 10, false, t0.Add(8*time.Second)) },
+			after: 20, now: tailMaxAge + 2*time.Second, want: seqRange(21, 25)},
+		{name: "old entries leave the run", feed: func(c *tailCache) { feedTail(c, "g", 3, 20, 5, 10, false, t0.Add(tailMaxAge+time.Second)) },
+			after: 19, now: tailMaxAge + time.Second},
 		{name: "another group", feed: func(c *tailCache) { feedTail(c, "h", 3, 0, 5, 10, false, t0) }, after: 15, want: seqRange(16, 20)},
 	}
 	for _, tc := range cases {
