@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -294,22 +293,12 @@ func (s *sqlStore) pgMessages(ctx context.Context, groupID []byte, userID string
 	if err != nil {
 		return nil, Access{}, s.dbErr("messages", err)
 	}
-	defer rows.Close()
-	var out []Message
 	var a Access
 	var to sql.NullInt64
 	var epoch int64
-	for rows.Next() {
-		m := Message{GroupID: groupID}
-		var msgEpoch, at int64
-		if err := rows.Scan(&m.Seq, &m.Kind, &msgEpoch, &m.Sender, &m.SenderDevice, &m.Data, &at, &a.FromSeq, &to, &epoch); err != nil {
-			return nil, Access{}, s.dbErr("messages", err)
-		}
-		m.Epoch, m.ReceivedAt = uint64(msgEpoch), time.Unix(0, at)
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, Access{}, s.dbErr("messages", err)
+	out, err := s.scanMessages(groupID, rows, &a.FromSeq, &to, &epoch)
+	if err != nil {
+		return nil, Access{}, err
 	}
 	if len(out) > 0 {
 		a.Removed, a.ToSeq = to.Valid, to.Int64

@@ -460,14 +460,15 @@ func (s *sqlStore) storeMessages(ctx context.Context, groupID []byte, userID str
 	return ms, Access{}, err
 }
 
-// scanMessages reads (and closes) rows of messagesQuery's columns.
-func (s *sqlStore) scanMessages(groupID []byte, rows *sql.Rows) ([]Message, error) {
+// scanMessages reads (and closes) rows of messagesQuery's columns, then
+// extra's (each row's into the same destinations: the last row's stay).
+func (s *sqlStore) scanMessages(groupID []byte, rows *sql.Rows, extra ...any) ([]Message, error) {
 	defer rows.Close()
 	var out []Message
 	for rows.Next() {
 		m := Message{GroupID: groupID}
 		var epoch, at int64
-		if err := rows.Scan(&m.Seq, &m.Kind, &epoch, &m.Sender, &m.SenderDevice, &m.Data, &at); err != nil {
+		if err := rows.Scan(append([]any{&m.Seq, &m.Kind, &epoch, &m.Sender, &m.SenderDevice, &m.Data, &at}, extra...)...); err != nil {
 			return nil, s.dbErr("messages", err)
 		}
 		m.Epoch, m.ReceivedAt = uint64(epoch), time.Unix(0, at)
