@@ -26,6 +26,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) int {
 	members := fs.Int("members", 3, "nodes per channel, end to end")
 	duration := fs.Duration("duration", 10*time.Second, "length of the measured phase")
 	rate := fs.Float64("rate", 0, "offered messages per second over all clients, each client sending at Poisson-spaced times (0: as fast as answered)")
+	nodeProcs := fs.Int("node-procs", 1, "end to end: GOMAXPROCS of every node process (0: one per CPU); the nodes stand for devices of their own, and twenty of them with a P per CPU crowd the relay's scheduler")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	plot := fs.String("plot", "", "draw latency over time and its distribution to FILE.svg or FILE.png")
 	profile := fs.String("profile", "", "end to end: write CPU profiles of the relay and of every node to DIR/{relay,n0,n1,...}.pprof, and execution traces of the relay and n0 to DIR/{relay,n0}.trace; relay-only: a CPU profile of the process (relay and clients) to DIR/relay.pprof")
@@ -53,6 +54,10 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "spacepanda loadtest: --clients must be 1 to 10000")
 		return 2
 	}
+	if *nodeProcs < 0 || *nodeProcs > 1024 {
+		fmt.Fprintln(stderr, "spacepanda loadtest: --node-procs must be 0 to 1024")
+		return 2
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(stderr, "spacepanda loadtest: %v\n", err)
@@ -61,7 +66,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := loadtest.Run(ctx, loadtest.Config{RelayOnly: *relayOnly, Postgres: *pg, Clients: *clients, Channels: *channels,
-		Members: *members, Duration: *duration, Rate: *rate, Exe: exe, ProfileDir: *profile, Progress: stderr})
+		Members: *members, Duration: *duration, Rate: *rate, Exe: exe, ProfileDir: *profile, NodeProcs: *nodeProcs, Progress: stderr})
 	if err != nil {
 		fmt.Fprintf(stderr, "spacepanda loadtest: %v\n", err)
 		return 1

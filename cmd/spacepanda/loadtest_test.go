@@ -21,7 +21,7 @@ func TestLoadtest(t *testing.T) {
 		perPost int64
 	}{
 		{"relay-only", []string{"--relay-only", "--clients", "4"}, "relay-only", 1},
-		{"end-to-end", []string{"--clients", "3", "--channels", "1", "--members", "3", "--rate", "20", "--profile", "PROF"}, "end-to-end", 2},
+		{"end-to-end", []string{"--clients", "3", "--channels", "1", "--members", "3", "--rate", "20", "--profile", "PROF", "--node-procs", "3"}, "end-to-end", 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -58,6 +58,10 @@ func TestLoadtest(t *testing.T) {
 					if st, err := os.Stat(filepath.Join(prof, f)); err != nil || st.Size() == 0 {
 						t.Errorf("profile %s: %v", f, err)
 					}
+				}
+				// The nodes ran with the GOMAXPROCS asked for.
+				if r["node_procs"] != 3.0 {
+					t.Errorf("node_procs = %v in %s", r["node_procs"], out)
 				}
 				// What a message cost the nodes: nodes that encrypt, store
 				// and deliver spend CPU, read from /proc where there is one.

@@ -45,6 +45,14 @@ type Config struct {
 	// with execution traces of the relay and n0; relay-only of this
 	// process (relay.pprof).
 	ProfileDir string
+	// NodeProcs (end to end) is the GOMAXPROCS of every node process (0:
+	// Go's default, one per CPU). The nodes stand for devices, each on a
+	// machine of its own in life; here twenty of them share the relay's
+	// CPUs, and with a P per CPU each wakes threads on every core for a
+	// message's few milliseconds of work, so that the scheduler, not the
+	// relay, sets the latency. The relay keeps Go's default: it is the
+	// service under test.
+	NodeProcs int
 	// Progress receives a progress line every second (nil: none).
 	Progress io.Writer
 }
@@ -82,6 +90,9 @@ type Result struct {
 	// BusyPct (on Linux) is how busy the machine's CPUs were in the
 	// measured phase, every process counted (startBusy).
 	BusyPct float64 `json:"busy_pct,omitempty"`
+	// NodeProcs (end to end) is the GOMAXPROCS node n0 reported in its
+	// metrics (Config.NodeProcs, or Go's default for 0).
+	NodeProcs int `json:"node_procs,omitempty"`
 	// Samples are (seconds since start, delivery latency ms), for plots.
 	Samples []Sample `json:"-"`
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -70,7 +71,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	for i := range nodes {
 		name := fmt.Sprintf("n%d", i)
 		proc, err := childproc.Start(ctx, cfg.Exe, []string{"serve", "--data", filepath.Join(dir, name), "--listen", "127.0.0.1:0",
-			"--name", name, "--relay", relayURL}, " serving on ", nil, cfg.profileEnv(name))
+			"--name", name, "--relay", relayURL}, " serving on ", nil, cfg.nodeEnv(name))
 		if err != nil {
 			return nil, err
 		}
@@ -203,6 +204,7 @@ func runNodes(ctx context.Context, cfg Config) (*Result, error) {
 	readers.Wait()
 	res := rec.result("end-to-end", backend, cfg, elapsed)
 	res.BusyPct = busyPct
+	res.NodeProcs = gomaxprocs(ctx, nodes[0])
 	if cpuOK && res.Posts > 0 {
 		res.NodeCPUPerPost = round(ms(nodeCPU) / float64(res.Posts))
 		res.RelayCPUPerPost = round(ms(relayCPU) / float64(res.Posts))
@@ -450,6 +452,38 @@ func (cfg *Config) profileEnv(name string) []string {
 		env = append(env, "SPACEPANDA_TRACE="+base+".trace")
 	}
 	return env
+}
+
+// nodeEnv is the environment of node process name: its profiles and its
+// GOMAXPROCS (Config.NodeProcs).
+func (cfg *Config) nodeEnv(name string) []string {
+	env := cfg.profileEnv(name)
+	if cfg.NodeProcs > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(cfg.NodeProcs))
+	}
+	return env
+}
+
+// gomaxprocs is the GOMAXPROCS node n reports in its metrics (0 if it
+// does not say).
+func gomaxprocs(ctx context.Context, n *nodeProc) int {
+	req, err := http.NewRequestWithContext(ctx, "GET", n.c.BaseURL+"/metrics", nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := n.c.HTTP.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 1<<20))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_sched_gomaxprocs_threads "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return int(f)
+		}
+	}
+	return 0
 }
 
 // ChannelName is the name of the run's channel c (tests look for it on
