@@ -35,7 +35,7 @@ commands:
         [--ops ...] [--time D] [-q]
                       measure commit, process, join, send and receive beside
                       the crypto floor measured in the same run
-  loadtest [--relay-only] [--postgres URL] [--clients N] [--channels N]
+  loadtest [--relay-only] [--postgres URL] [--clients N] [--channels N] [--node-procs N]
         [--members N] [--duration D] [--rate R] [--json] [--plot FILE.svg|.png]
         [--profile DIR]
                       load a relay (or nodes end to end) on loopback and
