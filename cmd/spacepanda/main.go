@@ -35,9 +35,9 @@ commands:
         [--ops ...] [--time D] [-q]
                       measure commit, process, join, send and receive beside
                       the crypto floor measured in the same run
-  loadtest [--relay-only] [--postgres URL] [--clients N] [--channels N] [--node-procs N]
+  loadtest [--relay-only] [--postgres URL] [--clients N] [--channels N]
         [--members N] [--duration D] [--rate R] [--json] [--plot FILE.svg|.png]
-        [--profile DIR]
+        [--profile DIR] [--node-procs N]
                       load a relay (or nodes end to end) on loopback and
                       measure posts/s, deliveries/s and latency
   interop-client [--port N] [--host 127.0.0.1] [--max-lifetime D]
